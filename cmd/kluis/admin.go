@@ -1,0 +1,271 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/kluis/kluis"
+	"github.com/kluis/kluis/internal/sqlstore"
+)
+
+// flagSet reports whether a flag was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	found := false
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == name {
+			found = true
+		}
+	})
+	return found
+}
+
+// prepare parses a command's flags, checks the DSN rule and opens the app.
+func prepare(ctx context.Context, c *config, fs *flag.FlagSet, args []string, migrate bool, stderr io.Writer) (*app, []string, error) {
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := checkDSN(flagSet(fs, "db"), c.DB); err != nil {
+		return nil, nil, err
+	}
+	a, err := open(ctx, c, migrate, stderr)
+	return a, pos, err
+}
+
+// clientError turns a *kluis.Error into a message for the terminal.
+func clientError(err error) error {
+	var ke *kluis.Error
+	if !errors.As(err, &ke) {
+		return err
+	}
+	msg := ke.Message
+	if len(ke.Fields) > 0 {
+		var parts []string
+		for f, p := range ke.Fields {
+			parts = append(parts, f+" "+p)
+		}
+		msg += ": " + strings.Join(parts, "; ")
+	}
+	return &cliError{code: 1, msg: msg}
+}
+
+func cmdOperator(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "create" {
+		return usageError("usage: kluis operator create --email E [--name N] --password-stdin")
+	}
+	c, err := newConfig(getenv)
+	if err != nil {
+		return err
+	}
+	fs := c.flags("operator create", stderr)
+	email := fs.String("email", "", "the operator's e-mail address")
+	name := fs.String("name", "", "the operator's name")
+	pwStdin := fs.Bool("password-stdin", false, "read the password from the first line of standard input")
+	pos, err := parseFlags(fs, args[1:])
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 || *email == "" {
+		return usageError("usage: kluis operator create --email E [--name N] --password-stdin")
+	}
+	if !*pwStdin {
+		return &cliError{code: 2, msg: "the password is read from standard input", hint: "add --password-stdin and pipe the password in"}
+	}
+	pw, err := readSecretLine(stdin)
+	if err != nil {
+		return err
+	}
+	a, _, err := prepare(ctx, c, fs, nil, false, stderr)
+	if err != nil {
+		return err
+	}
+	op, err := a.store.CreateOperator(ctx, kluis.CLIActor, *email, *name, pw)
+	if err != nil {
+		a.close()
+		return clientError(err)
+	}
+	fmt.Fprintf(stdout, "operator %s created\n", op.ID)
+	return a.finish(ctx)
+}
+
+// readSecretLine reads one line; the trailing newline (and a CR before it)
+// is not part of the secret.
+func readSecretLine(r io.Reader) (string, error) {
+	line, err := bufio.NewReader(io.LimitReader(r, 4096)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("read password: %w", err)
+	}
+	line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
+	if line == "" {
+		return "", &cliError{code: 2, msg: "no password on standard input"}
+	}
+	return line, nil
+}
+
+func cmdOrg(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return usageError("usage: kluis org create|delete|list …")
+	}
+	c, err := newConfig(getenv)
+	if err != nil {
+		return err
+	}
+	switch args[0] {
+	case "create":
+		fs := c.flags("org create", stderr)
+		name := fs.String("name", "", "the organisation's name")
+		managerEmail := fs.String("manager-email", "", "e-mail address of the first manager, who is invited")
+		managerName := fs.String("manager-name", "", "name of the first manager (optional)")
+		lang := fs.String("language", "en", "language of the organisation's mail: en or nl")
+		fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "base URL of the invitation link (default: the one recorded by serve)")
+		a, pos, err := prepare(ctx, c, fs, args[1:], false, stderr)
+		if err != nil {
+			return err
+		}
+		if len(pos) != 1 || *name == "" || *managerEmail == "" {
+			a.close()
+			return usageError("usage: kluis org create SLUG --name NAME --manager-email E [--manager-name N]")
+		}
+		org, link, err := a.store.CreateOrg(ctx, kluis.CLIActor, sqlstore.NewOrg{
+			Slug: pos[0], Name: *name, Language: *lang, ManagerEmail: *managerEmail, ManagerName: *managerName,
+		})
+		if err != nil {
+			a.close()
+			return clientError(err)
+		}
+		fmt.Fprintln(stdout, link)
+		fmt.Fprintf(stderr, "organisation %s created (%s); the invitation was mailed to the manager\n", org.Slug, org.ID)
+		return a.finish(ctx)
+	case "delete":
+		fs := c.flags("org delete", stderr)
+		confirm := fs.Bool("confirm", false, "confirm that the organisation, its users and data are deleted")
+		a, pos, err := prepare(ctx, c, fs, args[1:], false, stderr)
+		if err != nil {
+			return err
+		}
+		if len(pos) != 1 {
+			a.close()
+			return usageError("usage: kluis org delete SLUG --confirm")
+		}
+		if !*confirm {
+			a.close()
+			return &cliError{code: 2, msg: "deleting an organisation cannot be undone", hint: "add --confirm to delete " + pos[0]}
+		}
+		if err := a.store.DeleteOrg(ctx, kluis.CLIActor, pos[0]); err != nil {
+			a.close()
+			if kluis.ErrorCode(err) == kluis.ENotFound {
+				return &cliError{code: 1, msg: "no organisation " + pos[0]}
+			}
+			return clientError(err)
+		}
+		fmt.Fprintf(stdout, "organisation %s deleted\n", pos[0])
+		return a.finish(ctx)
+	case "list":
+		fs := c.flags("org list", stderr)
+		a, pos, err := prepare(ctx, c, fs, args[1:], false, stderr)
+		if err != nil {
+			return err
+		}
+		defer a.close()
+		if len(pos) != 0 {
+			return usageError("usage: kluis org list")
+		}
+		orgs, err := a.store.FindOrgs(ctx, kluis.CLIActor)
+		if err != nil {
+			return clientError(err)
+		}
+		for _, o := range orgs {
+			fmt.Fprintf(stdout, "%s\t%s\t%s\n", o.Slug, o.ID, o.Name)
+		}
+		return nil
+	}
+	return usageError("unknown org command %q", args[0])
+}
+
+// cmdAudit verifies the audit chains: exit 0 intact, 1 broken (naming the
+// chain and first broken sequence), 2 when it could not check.
+func cmdAudit(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "verify" {
+		return usageError("usage: kluis audit verify [--org SLUG]")
+	}
+	c, err := newConfig(getenv)
+	if err != nil {
+		return err
+	}
+	fs := c.flags("audit verify", stderr)
+	slug := fs.String("org", "", "verify only this organisation's chain")
+	a, pos, err := prepare(ctx, c, fs, args[1:], false, stderr)
+	if err != nil {
+		return &cliError{code: 2, msg: "could not check: " + err.Error()}
+	}
+	defer a.close()
+	if len(pos) != 0 {
+		return usageError("usage: kluis audit verify [--org SLUG]")
+	}
+	var chains []string
+	if *slug != "" {
+		org, err := a.store.FindOrgBySlug(ctx, *slug)
+		if err != nil {
+			return &cliError{code: 2, msg: "could not check: no organisation " + *slug}
+		}
+		chains = []string{sqlstore.OrgChain(org.ID)}
+	}
+	results, err := a.store.VerifyChains(ctx, chains...)
+	if err != nil {
+		return &cliError{code: 2, msg: "could not check: " + err.Error()}
+	}
+	broken := 0
+	for _, r := range results {
+		if r.OK {
+			fmt.Fprintf(stdout, "%s: ok, %d events\n", r.Chain, r.Checked)
+			continue
+		}
+		broken++
+		fmt.Fprintf(stdout, "%s: BROKEN at sequence %d: %s\n", r.Chain, r.FirstBrokenSeq, r.Problem)
+	}
+	if broken > 0 {
+		first := results[0]
+		for _, r := range results {
+			if !r.OK {
+				first = r
+				break
+			}
+		}
+		return &cliError{code: 1, msg: fmt.Sprintf("audit chain %s is broken at sequence %d (%s)", first.Chain, first.FirstBrokenSeq, first.Problem)}
+	}
+	return nil
+}
+
+func cmdMigrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	c, err := newConfig(getenv)
+	if err != nil {
+		return err
+	}
+	fs := c.flags("migrate", stderr)
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return usageError("migrate takes no arguments")
+	}
+	if err := checkDSN(flagSet(fs, "db"), c.DB); err != nil {
+		return err
+	}
+	db, err := sqlstore.Open(ctx, c.DataDir, c.DB)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	n, err := db.Migrate(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%d migrations applied; the %s database is up to date\n", n, db.Engine)
+	return nil
+}

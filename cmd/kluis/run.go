@@ -1,0 +1,362 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/kluis/kluis/internal/audit"
+	"github.com/kluis/kluis/internal/mail"
+	"github.com/kluis/kluis/internal/password"
+	"github.com/kluis/kluis/internal/sqlstore"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+const usage = `kluis — a self-hosted, multi-tenant platform that keeps GDPR promises in software
+
+Usage:
+  kluis serve [--addr 127.0.0.1:8080] [--data ./kluis-data] [--db DSN] [--public-url URL] [--metrics-addr ADDR]
+  kluis operator create --email E [--name N] --password-stdin
+  kluis org create SLUG --name NAME --manager-email E [--manager-name N] [--language en|nl]
+  kluis org delete SLUG --confirm
+  kluis org list
+  kluis audit verify [--org SLUG]
+  kluis migrate
+  kluis version
+
+Every command takes --data and --db; KLUIS_DATA, KLUIS_DB, KLUIS_ADDR and
+KLUIS_PUBLIC_URL stand in for the flags. Secrets never come from flags.
+`
+
+// cliError is an error with an exit code and an optional hint for the person
+// at the terminal.
+type cliError struct {
+	code int
+	msg  string
+	hint string
+}
+
+func (e *cliError) Error() string { return e.msg }
+
+func usageError(format string, args ...any) error {
+	return &cliError{code: 2, msg: fmt.Sprintf(format, args...), hint: "run 'kluis help' for the commands and their flags"}
+}
+
+// exitCode prints err the contract's way ("kluis: message", lower-case, then
+// an optional "hint:" line) and returns the process exit code.
+func exitCode(err error, stderr io.Writer) int {
+	if err == nil {
+		return 0
+	}
+	code, hint := 1, ""
+	var ce *cliError
+	if errors.As(err, &ce) {
+		code, hint = ce.code, ce.hint
+	}
+	if !errors.Is(err, errSilent) {
+		fmt.Fprintf(stderr, "kluis: %s\n", err.Error())
+		if hint != "" {
+			fmt.Fprintf(stderr, "hint: %s\n", hint)
+		}
+	}
+	return code
+}
+
+// errSilent marks an error whose report was already printed.
+var errSilent = errors.New("silent")
+
+// run is the whole program, callable in-process by tests.
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) < 2 {
+		fmt.Fprint(stderr, usage)
+		return &cliError{code: 2, msg: "no command given"}
+	}
+	cmd, rest := args[1], args[2:]
+	switch cmd {
+	case "serve":
+		return cmdServe(ctx, rest, getenv, stdout, stderr)
+	case "operator":
+		return cmdOperator(ctx, rest, getenv, stdin, stdout, stderr)
+	case "org":
+		return cmdOrg(ctx, rest, getenv, stdout, stderr)
+	case "audit":
+		return cmdAudit(ctx, rest, getenv, stdout, stderr)
+	case "migrate":
+		return cmdMigrate(ctx, rest, getenv, stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "kluis", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	return usageError("unknown command %q", cmd)
+}
+
+// config is everything the commands are configured with, parsed once from
+// flags, the environment and an optional KEY=VALUE file (KLUIS_CONFIG), in
+// that order of precedence.
+type config struct {
+	Addr           string
+	DataDir        string
+	DB             string
+	PublicURL      string
+	MetricsAddr    string
+	SMTPURL        string
+	MailFrom       string
+	TrustedProxies []netip.Prefix
+	Argon2         password.Params
+	LogLevel       slog.Level
+}
+
+// newConfig reads the environment (and the file KLUIS_CONFIG names) into the
+// defaults; flags parsed later override it.
+func newConfig(getenv func(string) string) (*config, error) {
+	env := getenv
+	if path := getenv("KLUIS_CONFIG"); path != "" {
+		file, err := readConfigFile(path)
+		if err != nil {
+			return nil, err
+		}
+		env = func(k string) string {
+			if v := getenv(k); v != "" {
+				return v
+			}
+			return file[k]
+		}
+	}
+	c := &config{
+		Addr:        or(env("KLUIS_ADDR"), "127.0.0.1:8080"),
+		DataDir:     or(env("KLUIS_DATA"), "./kluis-data"),
+		DB:          env("KLUIS_DB"),
+		PublicURL:   env("KLUIS_PUBLIC_URL"),
+		MetricsAddr: env("KLUIS_METRICS_ADDR"),
+		SMTPURL:     env("KLUIS_SMTP_URL"),
+		MailFrom:    env("KLUIS_MAIL_FROM"),
+		Argon2:      password.DefaultParams,
+	}
+	for _, p := range strings.FieldsFunc(env("KLUIS_TRUSTED_PROXIES"), func(r rune) bool { return r == ',' || r == ' ' }) {
+		pfx, err := netip.ParsePrefix(p)
+		if err != nil {
+			a, aerr := netip.ParseAddr(p)
+			if aerr != nil {
+				return nil, &cliError{code: 2, msg: fmt.Sprintf("KLUIS_TRUSTED_PROXIES: %q is not an address or prefix", p)}
+			}
+			pfx = netip.PrefixFrom(a, a.BitLen())
+		}
+		c.TrustedProxies = append(c.TrustedProxies, pfx)
+	}
+	for name, dst := range map[string]*uint32{"KLUIS_ARGON2_MEMORY_KIB": &c.Argon2.Memory, "KLUIS_ARGON2_TIME": &c.Argon2.Time} {
+		if v := env(name); v != "" {
+			n, err := strconv.ParseUint(v, 10, 32)
+			if err != nil {
+				return nil, &cliError{code: 2, msg: name + " must be a whole number"}
+			}
+			*dst = uint32(n)
+		}
+	}
+	if v := env("KLUIS_ARGON2_THREADS"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 8)
+		if err != nil {
+			return nil, &cliError{code: 2, msg: "KLUIS_ARGON2_THREADS must be a whole number"}
+		}
+		c.Argon2.Threads = uint8(n)
+	}
+	if err := c.Argon2.Validate(); err != nil {
+		return nil, &cliError{code: 2, msg: "argon2 parameters: " + err.Error()}
+	}
+	switch strings.ToLower(env("KLUIS_LOG_LEVEL")) {
+	case "debug":
+		c.LogLevel = slog.LevelDebug
+	case "warn":
+		c.LogLevel = slog.LevelWarn
+	case "error":
+		c.LogLevel = slog.LevelError
+	}
+	return c, nil
+}
+
+func or(v, def string) string {
+	if v != "" {
+		return v
+	}
+	return def
+}
+
+// readConfigFile reads KEY=VALUE lines; '#' starts a comment line.
+func readConfigFile(path string) (map[string]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, &cliError{code: 2, msg: "cannot read the configuration file named by KLUIS_CONFIG"}
+	}
+	defer f.Close()
+	out := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok || !strings.HasPrefix(strings.TrimSpace(k), "KLUIS_") {
+			return nil, &cliError{code: 2, msg: fmt.Sprintf("configuration file line %d: want KLUIS_NAME=value", n)}
+		}
+		out[strings.TrimSpace(k)] = strings.Trim(strings.TrimSpace(v), `"`)
+	}
+	return out, sc.Err()
+}
+
+// flags makes a flag set with the flags every command takes.
+func (c *config) flags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("kluis "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.DataDir, "data", c.DataDir, "data folder (embedded database, keys, outbox)")
+	fs.StringVar(&c.DB, "db", c.DB, "database DSN: postgres://… (no password here: use KLUIS_DB or a pgpass file)")
+	return fs
+}
+
+// parseFlags parses flags that may stand before or after positional
+// arguments, and returns the positional ones.
+func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, &cliError{code: 2, msg: "help requested"}
+			}
+			return nil, &cliError{code: 2, msg: err.Error()}
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+// checkDSN refuses a --db flag that carries a password: secrets never come
+// from the command line, where other users of the machine can read them.
+func checkDSN(fromFlag bool, dsn string) error {
+	if !fromFlag || dsn == "" {
+		return nil
+	}
+	if u, err := url.Parse(dsn); err == nil {
+		if _, has := u.User.Password(); has || u.Query().Has("password") {
+			return &cliError{code: 2, msg: "--db must not contain a password",
+				hint: "put the DSN with its password in KLUIS_DB, or the password in a pgpass file"}
+		}
+	}
+	return nil
+}
+
+// app is an opened instance: database, store and the audit keys.
+type app struct {
+	cfg     *config
+	db      *sqlstore.DB
+	store   *sqlstore.Store
+	witness *audit.Witness
+	sender  mail.Sender
+	log     *slog.Logger
+}
+
+// open opens the database and the store. Only serve and migrate migrate;
+// other commands refuse an unmigrated database with a hint.
+func open(ctx context.Context, c *config, migrate bool, stderr io.Writer) (*app, error) {
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: c.LogLevel}))
+	db, err := sqlstore.Open(ctx, c.DataDir, c.DB)
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	if migrate {
+		n, err := db.Migrate(ctx)
+		if err != nil {
+			db.Close()
+			return nil, err
+		}
+		if n > 0 {
+			log.Info("database migrated", "migrations", n, "engine", db.Engine)
+		}
+	} else if err := db.CheckMigrated(ctx); err != nil {
+		db.Close()
+		if errors.Is(err, sqlstore.ErrNotMigrated) {
+			return nil, &cliError{code: 1, msg: "the database is not migrated", hint: "run 'kluis migrate' (or start 'kluis serve') first"}
+		}
+		return nil, err
+	}
+	a := &app{cfg: c, db: db, log: log}
+	if err := a.init(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+func (a *app) init(ctx context.Context) error {
+	c := a.cfg
+	signer, err := audit.LoadOrCreateSigner(filepath.Join(c.DataDir, "keys", "audit-signing.key"))
+	if err != nil {
+		return fmt.Errorf("audit signing key: %w", err)
+	}
+	if a.witness, err = audit.OpenWitness(filepath.Join(c.DataDir, "audit", "witness.log")); err != nil {
+		return fmt.Errorf("audit witness: %w", err)
+	}
+	hasher, err := password.NewHasher(c.Argon2, 0)
+	if err != nil {
+		return err
+	}
+	publicURL := c.PublicURL
+	if publicURL == "" {
+		if publicURL, err = a.db.Setting(ctx, "public_url"); err != nil {
+			return err
+		}
+	}
+	if publicURL == "" {
+		publicURL = "http://127.0.0.1:8080"
+	}
+	publicURL = strings.TrimRight(publicURL, "/")
+	from := c.MailFrom
+	if from == "" {
+		host := "localhost"
+		if u, err := url.Parse(publicURL); err == nil && u.Hostname() != "" && strings.Contains(u.Hostname(), ".") {
+			host = u.Hostname()
+		}
+		from = "kluis@" + host
+	}
+	if c.SMTPURL != "" {
+		if a.sender, err = mail.NewSMTP(c.SMTPURL, a.log); err != nil {
+			return &cliError{code: 2, msg: "KLUIS_SMTP_URL: " + err.Error()}
+		}
+	} else {
+		a.sender = &mail.Outbox{Dir: filepath.Join(c.DataDir, "outbox"), Logger: a.log}
+	}
+	a.store, err = sqlstore.NewStore(a.db, sqlstore.Options{
+		Hasher: hasher, Signer: signer, Witness: a.witness, PublicURL: publicURL, MailFrom: from,
+	})
+	return err
+}
+
+// finish delivers the mail this command queued and checkpoints the chains it
+// wrote, then closes everything.
+func (a *app) finish(ctx context.Context) error {
+	w := mail.NewWorker(a.store, a.sender, a.log, nil)
+	_, merr := w.DeliverDue(ctx)
+	_, cerr := a.store.Checkpoint(ctx, sqlstore.DefaultCheckpointPolicy, true)
+	return errors.Join(merr, cerr, a.close())
+}
+
+func (a *app) close() error {
+	return errors.Join(a.witness.Close(), a.db.Close())
+}

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/kluis/kluis/internal/httpserver"
+	"github.com/kluis/kluis/internal/mail"
+	"github.com/kluis/kluis/internal/sqlstore"
+)
+
+// cmdServe runs the server until SIGINT or SIGTERM (or ctx ends), then shuts
+// down gracefully: in-flight requests finish, queued mail gets a last
+// delivery attempt and every chain gets a final checkpoint.
+func cmdServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	c, err := newConfig(getenv)
+	if err != nil {
+		return err
+	}
+	fs := c.flags("serve", stderr)
+	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address")
+	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "base URL of every link (default http:// + the listen address)")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "listen address of the Prometheus metrics (off when empty)")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usageError("serve takes no arguments")
+	}
+	if err := checkDSN(flagSet(fs, "db"), c.DB); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	ln, err := net.Listen("tcp", c.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", c.Addr, err)
+	}
+	defer ln.Close()
+	if c.PublicURL == "" {
+		c.PublicURL = "http://" + ln.Addr().String()
+	}
+	a, err := open(ctx, c, true, stderr)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	if err := a.db.SetSetting(ctx, "public_url", c.PublicURL); err != nil {
+		return err
+	}
+	metrics := httpserver.NewMetrics()
+	worker := mail.NewWorker(a.store, a.sender, a.log, nil)
+	a.store.SetHooks(worker.Notify, metrics)
+
+	srv := &http.Server{
+		Handler: httpserver.NewServer(httpserver.Config{
+			Store: a.store, Logger: a.log, Metrics: metrics, TrustedProxies: c.TrustedProxies,
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      5 * time.Minute, // audit exports stream
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
+	var wg sync.WaitGroup
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBG()
+	wg.Add(2)
+	go func() { defer wg.Done(); worker.Run(bg) }()
+	go func() { defer wg.Done(); a.checkpointLoop(bg) }()
+
+	var metricsSrv *http.Server
+	if c.MetricsAddr != "" {
+		mln, err := net.Listen("tcp", c.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("listen on %s for metrics: %w", c.MetricsAddr, err)
+		}
+		metricsSrv = &http.Server{Handler: metrics.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		go metricsSrv.Serve(mln)
+		a.log.Info("metrics listening", "addr", mln.Addr().String())
+	}
+
+	a.log.Info("kluis listening", "addr", ln.Addr().String(), "public_url", c.PublicURL, "engine", a.db.Engine, "version", version)
+	fmt.Fprintf(stdout, "kluis %s listening on http://%s\n", version, ln.Addr())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+	case <-ctx.Done():
+	}
+	a.log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+	defer cancel()
+	err = srv.Shutdown(shutdownCtx)
+	if metricsSrv != nil {
+		metricsSrv.Shutdown(shutdownCtx)
+	}
+	stopBG()
+	wg.Wait()
+	if _, derr := worker.DeliverDue(shutdownCtx); derr != nil {
+		a.log.Warn("mail left in the queue for the next start", "err", derr.Error())
+	}
+	if _, cerr := a.store.Checkpoint(shutdownCtx, sqlstore.DefaultCheckpointPolicy, true); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("final audit checkpoint: %w", cerr))
+	}
+	return err
+}
+
+// checkpointLoop signs audit checkpoints when they are due (DESIGN §3).
+func (a *app) checkpointLoop(ctx context.Context) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := a.store.Checkpoint(ctx, sqlstore.DefaultCheckpointPolicy, false); err != nil && ctx.Err() == nil {
+				a.log.Error("audit checkpoint failed", "err", err.Error())
+			}
+		}
+	}
+}

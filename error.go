@@ -1,0 +1,66 @@
+package kluis
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Error codes of the HTTP contract (shared/CONTRACT.md, "Errors"). Each maps to
+// one HTTP status in internal/httpserver.
+const (
+	EInvalid          = "invalid_input"
+	EUnauthenticated  = "unauthenticated"
+	EForbidden        = "forbidden"
+	ENotFound         = "not_found"
+	EMethodNotAllowed = "method_not_allowed"
+	EConflict         = "conflict"
+	ETooLarge         = "too_large"
+	ETooManyRequests  = "too_many_requests"
+	EInternal         = "internal"
+)
+
+// Error is the only error type whose content reaches a client. Message is safe
+// to show: it never holds personal data, SQL text, paths or secrets. Fields
+// names the problem per input field and is only set for EInvalid.
+type Error struct {
+	Code    string
+	Message string
+	Fields  map[string]string
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// Errorf returns an *Error with the given code and a formatted message. The
+// message is shown to clients: never put personal data in it.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Invalid returns an EInvalid error naming the problem of each field.
+func Invalid(fields map[string]string) *Error {
+	return &Error{Code: EInvalid, Message: "the input is not valid", Fields: fields}
+}
+
+// ErrorCode returns the code of err if it is (or wraps) an *Error, and
+// EInternal otherwise.
+func ErrorCode(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return EInternal
+}
+
+// Common errors.
+var (
+	// ErrNotFound is the one answer for objects that do not exist and for
+	// objects of another organisation (R1: don't reveal what exists elsewhere).
+	ErrNotFound = &Error{Code: ENotFound, Message: "not found"}
+	// ErrUnauthenticated is the one answer for every failed login and every
+	// missing, expired or wrong credential.
+	ErrUnauthenticated = &Error{Code: EUnauthenticated, Message: "the credentials are not valid"}
+	// ErrForbidden answers an actor who may know the object exists but lacks the right.
+	ErrForbidden = &Error{Code: EForbidden, Message: "you are not allowed to do this"}
+	// ErrLastManager refuses to remove, demote or disable the last active manager.
+	ErrLastManager = &Error{Code: EConflict, Message: "an organisation needs at least one active manager"}
+)

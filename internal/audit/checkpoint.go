@@ -1,0 +1,218 @@
+package audit
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"encoding/binary"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+)
+
+// Checkpoint is a signed statement that event Seq of Chain had hash Hash at
+// time At. Checkpoints are stored in the database and in the [Witness], so
+// that deleting the newest events is detected even when their database
+// checkpoints are deleted with them.
+type Checkpoint struct {
+	// Chain is the chain id.
+	Chain string
+	// Seq is the sequence number of the event the checkpoint covers.
+	Seq int64
+	// Hash is that event's Hash.
+	Hash Hash
+	// At is when the checkpoint was taken; only microseconds are signed.
+	At time.Time
+	// Signature is the Ed25519 signature set by Signer.Sign.
+	Signature []byte
+}
+
+// signedBytes returns what a checkpoint signature covers:
+// CheckpointLabel ‖ uint32 length ‖ Chain ‖ Seq ‖ Hash ‖ At.UnixMicro(), with
+// integers as 8-byte big-endian. Only the chain id varies in length, so only
+// it needs a length prefix.
+func (c *Checkpoint) signedBytes() []byte {
+	b := make([]byte, 0, len(CheckpointLabel)+4+len(c.Chain)+8+len(c.Hash)+8)
+	b = append(b, CheckpointLabel...)
+	b = appendField(b, c.Chain)
+	b = binary.BigEndian.AppendUint64(b, uint64(c.Seq))
+	b = append(b, c.Hash[:]...)
+	b = binary.BigEndian.AppendUint64(b, uint64(c.At.UnixMicro()))
+	return b
+}
+
+// Signer signs checkpoints with an Ed25519 key. Build one with
+// [GenerateSigner] or [LoadOrCreateSigner]; the zero Signer is not usable.
+type Signer struct {
+	key ed25519.PrivateKey
+}
+
+// GenerateSigner returns a Signer with a fresh random key from crypto/rand.
+// It is meant for tests and for [LoadOrCreateSigner]; a key that is not saved
+// cannot verify anything after the process ends.
+func GenerateSigner() (*Signer, error) {
+	_, key, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		return nil, fmt.Errorf("audit: generating signing key: %w", err)
+	}
+	return &Signer{key: key}, nil
+}
+
+// signingKeyPEMType is the PEM block type of a signing key file; the block
+// holds the 32-byte Ed25519 seed (RFC 8032's private key).
+const signingKeyPEMType = "KLUIS AUDIT SIGNING KEY"
+
+// ErrInsecureKeyFile is returned (wrapped, with the path and mode) by
+// [LoadOrCreateSigner] when the key file is accessible by its group or by
+// others. kluis refuses to use such a key rather than silently fixing the mode:
+// the key may already have been read.
+var ErrInsecureKeyFile = errors.New("audit: signing key file is accessible by group or others")
+
+// LoadOrCreateSigner reads the signing key at path, or creates it if there is
+// no file there.
+//
+// The file holds one PEM block of type "KLUIS AUDIT SIGNING KEY" whose bytes
+// are the 32-byte Ed25519 seed. A missing file is created with mode 0600, and
+// its directory with mode 0700 if that is missing too. An existing file that
+// its group or others may access is refused with [ErrInsecureKeyFile]; a file
+// that does not hold exactly one such key is an error.
+//
+// Several processes may call LoadOrCreateSigner on one path at once: each
+// writes a candidate key to a temporary file of its own and hard-links it to
+// path, which never replaces an existing file, and all of them then use
+// whatever key path holds. The file system must support hard links.
+func LoadOrCreateSigner(path string) (*Signer, error) {
+	s, err := loadSigner(path)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return s, err
+	}
+
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("audit: creating signing key directory: %w", err)
+	}
+	candidate, err := GenerateSigner()
+	if err != nil {
+		return nil, err
+	}
+	if err := createKeyFile(path, candidate); err != nil {
+		return nil, err
+	}
+	return loadSigner(path)
+}
+
+// createKeyFile writes s's key to a temporary file next to path and links it
+// to path. It succeeds, without changing anything, when another process
+// created path first.
+func createKeyFile(path string, s *Signer) error {
+	dir := filepath.Dir(path)
+	// os.CreateTemp opens with O_EXCL and mode 0600.
+	tmp, err := os.CreateTemp(dir, ".audit-signing-key-*")
+	if err != nil {
+		return fmt.Errorf("audit: creating signing key: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	block := &pem.Block{Type: signingKeyPEMType, Bytes: s.key.Seed()}
+	if err := pem.Encode(tmp, block); err != nil {
+		tmp.Close()
+		return fmt.Errorf("audit: writing signing key: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("audit: writing signing key: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("audit: writing signing key: %w", err)
+	}
+	// Link, unlike Rename, fails when path exists: the first creator wins.
+	if err := os.Link(tmp.Name(), path); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("audit: creating signing key: %w", err)
+	}
+	return syncDir(dir)
+}
+
+// loadSigner reads the key file at path. A missing file gets an error wrapping
+// fs.ErrNotExist.
+func loadSigner(path string) (*Signer, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("audit: reading signing key: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("audit: reading signing key: %w", err)
+	}
+	// Windows has no such mode bits; its ACLs are the operator's business.
+	if mode := fi.Mode().Perm(); mode&0o077 != 0 && runtime.GOOS != "windows" {
+		return nil, fmt.Errorf("%w: %s has mode %04o; make it 0600 (chmod 600) if no one else can have read it, else replace the key", ErrInsecureKeyFile, path, mode)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, 4096))
+	if err != nil {
+		return nil, fmt.Errorf("audit: reading signing key: %w", err)
+	}
+	block, rest := pem.Decode(data)
+	if block == nil || block.Type != signingKeyPEMType || len(block.Headers) != 0 ||
+		len(block.Bytes) != ed25519.SeedSize || len(bytes.TrimSpace(rest)) != 0 {
+		return nil, fmt.Errorf("audit: %s does not hold one %q PEM block of %d bytes", path, signingKeyPEMType, ed25519.SeedSize)
+	}
+	return &Signer{key: ed25519.NewKeyFromSeed(block.Bytes)}, nil
+}
+
+// syncDir makes a new directory entry in dir durable.
+func syncDir(dir string) error {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("audit: syncing %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("audit: syncing %s: %w", dir, err)
+	}
+	return nil
+}
+
+// Sign sets c.Signature to the signature of c's chain, sequence number, hash
+// and time (in microseconds) under CheckpointLabel.
+func (s *Signer) Sign(c *Checkpoint) {
+	c.Signature = ed25519.Sign(s.key, c.signedBytes())
+}
+
+// PublicKey returns the key that verifies s's signatures, for
+// [VerifyCheckpoint], [NewVerifier] and [VerifyChain].
+func (s *Signer) PublicKey() ed25519.PublicKey {
+	return s.key.Public().(ed25519.PublicKey)
+}
+
+// VerifyCheckpoint reports whether c.Signature is pub's signature of c. It
+// returns false, never panics, for a public key of the wrong size.
+func VerifyCheckpoint(pub ed25519.PublicKey, c Checkpoint) bool {
+	if len(pub) != ed25519.PublicKeySize {
+		return false
+	}
+	return ed25519.Verify(pub, c.signedBytes(), c.Signature)
+}
+
+// CheckpointDue reports whether the scheduler should take a checkpoint of a
+// chain whose head is at headSeq, when its last checkpoint covered
+// lastCheckpointSeq and was taken at lastCheckpointAt (zero when the chain has
+// none): only if the head moved past the last checkpoint, and either at least
+// every events were added since or at least interval passed. A non-positive
+// every or interval turns that trigger off.
+func CheckpointDue(lastCheckpointSeq int64, lastCheckpointAt time.Time, headSeq int64, now time.Time, every int64, interval time.Duration) bool {
+	if headSeq <= lastCheckpointSeq {
+		return false
+	}
+	if every > 0 && headSeq-lastCheckpointSeq >= every {
+		return true
+	}
+	return interval > 0 && now.Sub(lastCheckpointAt) >= interval
+}

@@ -1,0 +1,162 @@
+package httpserver
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/kluis/kluis"
+	"github.com/kluis/kluis/internal/sqlstore"
+)
+
+// Request and answer bodies are explicit structs, never storage rows, so no
+// field leaks through a forgotten tag.
+
+type userJSON struct {
+	ID                string     `json:"id"`
+	Name              string     `json:"name"`
+	Email             string     `json:"email"`
+	Phone             string     `json:"phone"`
+	MaintenanceEmails bool       `json:"maintenance_emails"`
+	Role              string     `json:"role"`
+	Status            string     `json:"status"`
+	CreatedAt         time.Time  `json:"created_at"`
+	LastLoginAt       *time.Time `json:"last_login_at"`
+}
+
+func toUserJSON(u kluis.User) userJSON {
+	j := userJSON{
+		ID: string(u.ID), Name: u.Name, Email: u.Email, Phone: u.Phone, MaintenanceEmails: u.MaintenanceEmails,
+		Role: string(u.Role), Status: string(u.Status), CreatedAt: u.CreatedAt,
+	}
+	if !u.LastLoginAt.IsZero() {
+		t := u.LastLoginAt
+		j.LastLoginAt = &t
+	}
+	return j
+}
+
+type loginRequest struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+}
+
+type loginAnswer struct {
+	Token     string    `json:"token"`
+	ExpiresAt time.Time `json:"expires_at"`
+	User      *userJSON `json:"user,omitempty"`
+}
+
+// sessionCookieFor returns the browser cookie of a new session: Secure,
+// HttpOnly, SameSite=Lax, host-only (__Host- prefix).
+func sessionCookieFor(name string, sess sqlstore.Session) *http.Cookie {
+	return &http.Cookie{
+		Name: name, Value: sess.Token, Path: "/", Expires: sess.ExpiresAt,
+		Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode,
+	}
+}
+
+func clearCookie(name string) *http.Cookie {
+	return &http.Cookie{Name: name, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode}
+}
+
+// handleLogin opens a session for an organisation user (R14). Every failure
+// gets the same 401 body.
+func handleLogin(store *sqlstore.Store) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		var in loginRequest
+		if err := decode(r, &in); err != nil {
+			return err
+		}
+		sess, u, err := store.Login(r.Context(), state(r).org.ID, in.Email, in.Password)
+		if err != nil {
+			return err
+		}
+		http.SetCookie(w, sessionCookieFor(sessionCookie, sess))
+		uj := toUserJSON(u)
+		writeJSON(w, http.StatusOK, loginAnswer{Token: sess.Token, ExpiresAt: sess.ExpiresAt, User: &uj})
+		return nil
+	}
+}
+
+func handleLogout(store *sqlstore.Store) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		st := state(r)
+		if err := store.Logout(r.Context(), st.org.ID, st.actor); err != nil {
+			return err
+		}
+		http.SetCookie(w, clearCookie(sessionCookie))
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+}
+
+func handleOperatorLogin(store *sqlstore.Store) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		var in loginRequest
+		if err := decode(r, &in); err != nil {
+			return err
+		}
+		sess, err := store.OperatorLogin(r.Context(), in.Email, in.Password)
+		if err != nil {
+			return err
+		}
+		http.SetCookie(w, sessionCookieFor(operatorCookie, sess))
+		writeJSON(w, http.StatusOK, loginAnswer{Token: sess.Token, ExpiresAt: sess.ExpiresAt})
+		return nil
+	}
+}
+
+func handleOperatorLogout(store *sqlstore.Store) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if err := store.OperatorLogout(r.Context(), state(r).actor); err != nil {
+			return err
+		}
+		http.SetCookie(w, clearCookie(operatorCookie))
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+}
+
+type acceptRequest struct {
+	Token    string `json:"token"`
+	Name     string `json:"name"`
+	Password string `json:"password"`
+}
+
+type userAnswer struct {
+	User userJSON `json:"user"`
+}
+
+func handleAcceptInvitation(store *sqlstore.Store) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		var in acceptRequest
+		if err := decode(r, &in); err != nil {
+			return err
+		}
+		u, err := store.AcceptInvitation(r.Context(), state(r).org.ID, in.Token, in.Name, in.Password)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, userAnswer{User: toUserJSON(u)})
+		return nil
+	}
+}
+
+func handleHealth() handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		return nil
+	}
+}
+
+func handleReady(store *sqlstore.Store) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if err := store.DB().Ping(r.Context()); err != nil {
+			state(r).log.Warn("not ready", "err", err.Error())
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "database unreachable"})
+			return nil
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+		return nil
+	}
+}

@@ -1,0 +1,225 @@
+package httpserver
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/kluis/kluis"
+	"github.com/kluis/kluis/internal/sqlstore"
+)
+
+type orgJSON struct {
+	ID   string `json:"id"`
+	Slug string `json:"slug"`
+	Name string `json:"name"`
+}
+
+type createOrgRequest struct {
+	Slug     string `json:"slug"`
+	Name     string `json:"name"`
+	Language string `json:"language"`
+	Manager  struct {
+		Email string `json:"email"`
+		Name  string `json:"name"`
+	} `json:"manager"`
+}
+
+type orgAnswer struct {
+	Org orgJSON `json:"org"`
+}
+
+// handleCreateOrg creates an organisation and mails its first manager an
+// invitation. The link is not in the answer: it reaches the manager only.
+func handleCreateOrg(store *sqlstore.Store) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		var in createOrgRequest
+		if err := decode(r, &in); err != nil {
+			return err
+		}
+		org, _, err := store.CreateOrg(r.Context(), state(r).actor, sqlstore.NewOrg{
+			Slug: in.Slug, Name: in.Name, Language: in.Language, ManagerEmail: in.Manager.Email, ManagerName: in.Manager.Name,
+		})
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusCreated, orgAnswer{Org: orgJSON{ID: string(org.ID), Slug: org.Slug, Name: org.Name}})
+		return nil
+	}
+}
+
+type orgsAnswer struct {
+	Orgs []orgJSON `json:"orgs"`
+}
+
+func handleListOrgs(store *sqlstore.Store) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		orgs, err := store.FindOrgs(r.Context(), state(r).actor)
+		if err != nil {
+			return err
+		}
+		out := orgsAnswer{Orgs: make([]orgJSON, 0, len(orgs))}
+		for _, o := range orgs {
+			out.Orgs = append(out.Orgs, orgJSON{ID: string(o.ID), Slug: o.Slug, Name: o.Name})
+		}
+		writeJSON(w, http.StatusOK, out)
+		return nil
+	}
+}
+
+func handleDeleteOrg(store *sqlstore.Store) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if err := store.DeleteOrg(r.Context(), state(r).actor, r.PathValue("org")); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+}
+
+type auditEventJSON struct {
+	Seq     int64           `json:"seq"`
+	At      time.Time       `json:"at"`
+	Actor   string          `json:"actor"`
+	Action  string          `json:"action"`
+	Target  string          `json:"target"`
+	Outcome string          `json:"outcome"`
+	Details json.RawMessage `json:"details"`
+	Hash    string          `json:"hash"`
+}
+
+func toAuditJSON(e sqlstore.AuditEvent) auditEventJSON {
+	d := e.Details
+	if !json.Valid(d) {
+		d = json.RawMessage(`{}`)
+	}
+	return auditEventJSON{Seq: e.Seq, At: e.At, Actor: e.Actor, Action: e.Action, Target: e.Target, Outcome: e.Outcome, Details: d, Hash: e.Hash.String()}
+}
+
+type auditPage struct {
+	Events []auditEventJSON `json:"events"`
+	Next   *int64           `json:"next"`
+}
+
+// auditFilter reads the query of the audit routes; bad values are
+// invalid_input naming the parameter.
+func auditFilter(r *http.Request) (sqlstore.AuditFilter, error) {
+	q := r.URL.Query()
+	var f sqlstore.AuditFilter
+	bad := map[string]string{}
+	num := func(name string, dst *int64, lo, hi int64) {
+		if v := q.Get(name); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < lo || n > hi {
+				bad[name] = "must be a whole number from " + strconv.FormatInt(lo, 10) + " to " + strconv.FormatInt(hi, 10)
+				return
+			}
+			*dst = n
+		}
+	}
+	var limit int64
+	num("after", &f.After, 0, 1<<62)
+	num("limit", &limit, 1, sqlstore.MaxAuditPage)
+	f.Limit = int(limit)
+	tm := func(name string, dst *time.Time) {
+		if v := q.Get(name); v != "" {
+			t, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				bad[name] = "must be an RFC 3339 time"
+				return
+			}
+			*dst = t
+		}
+	}
+	tm("since", &f.Since)
+	tm("until", &f.Until)
+	f.Action, f.Actor = q.Get("action"), q.Get("actor")
+	if len(f.Action) > 100 {
+		bad["action"] = "is too long"
+	}
+	if len(f.Actor) > 100 {
+		bad["actor"] = "is too long"
+	}
+	if len(bad) > 0 {
+		return f, kluis.Invalid(bad)
+	}
+	return f, nil
+}
+
+func handleListAudit(store *sqlstore.Store) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		f, err := auditFilter(r)
+		if err != nil {
+			return err
+		}
+		st := state(r)
+		events, next, err := store.FindAuditEvents(r.Context(), st.org.ID, st.actor, f)
+		if err != nil {
+			return err
+		}
+		page := auditPage{Events: make([]auditEventJSON, 0, len(events))}
+		for _, e := range events {
+			page.Events = append(page.Events, toAuditJSON(e))
+		}
+		if next > 0 {
+			page.Next = &next
+		}
+		writeJSON(w, http.StatusOK, page)
+		return nil
+	}
+}
+
+// handleExportAudit streams the filtered log as JSON lines (R25).
+func handleExportAudit(store *sqlstore.Store) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		f, err := auditFilter(r)
+		if err != nil {
+			return err
+		}
+		st := state(r)
+		enc := json.NewEncoder(w)
+		started := false
+		err = store.ExportAudit(r.Context(), st.org.ID, st.actor, f, func(e sqlstore.AuditEvent) error {
+			if !started {
+				w.Header().Set("Content-Type", "application/x-ndjson")
+				w.Header().Set("Content-Disposition", `attachment; filename="audit.jsonl"`)
+				started = true
+			}
+			return enc.Encode(toAuditJSON(e))
+		})
+		if err != nil && started {
+			// The answer has begun: the error can only be logged.
+			st.log.Error("audit export interrupted", "err", err.Error())
+			return nil
+		}
+		if err == nil && !started {
+			w.Header().Set("Content-Type", "application/x-ndjson")
+			w.WriteHeader(http.StatusOK)
+		}
+		return err
+	}
+}
+
+type verifyAnswer struct {
+	OK             bool   `json:"ok"`
+	Checked        int64  `json:"checked"`
+	FirstBrokenSeq *int64 `json:"first_broken_seq"`
+	Problem        string `json:"problem,omitempty"`
+}
+
+func handleVerifyAudit(store *sqlstore.Store) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		st := state(r)
+		res, err := store.VerifyOrgAudit(r.Context(), st.org.ID, st.actor)
+		if err != nil {
+			return err
+		}
+		out := verifyAnswer{OK: res.OK, Checked: res.Checked, Problem: res.Problem}
+		if !res.OK {
+			out.FirstBrokenSeq = &res.FirstBrokenSeq
+		}
+		writeJSON(w, http.StatusOK, out)
+		return nil
+	}
+}

@@ -1,0 +1,234 @@
+package httpserver
+
+import (
+	"net/http"
+
+	"github.com/kluis/kluis"
+	"github.com/kluis/kluis/internal/sqlstore"
+)
+
+// handleGetMe answers the signed-in user as authentication loaded them in
+// this request: a user reading their own data is not recorded (DESIGN §3).
+func handleGetMe() handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		writeJSON(w, http.StatusOK, toUserJSON(state(r).user))
+		return nil
+	}
+}
+
+type updateMeRequest struct {
+	Name              *string `json:"name"`
+	Phone             *string `json:"phone"`
+	MaintenanceEmails *bool   `json:"maintenance_emails"`
+}
+
+func handleUpdateMe(store *sqlstore.Store) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		var in updateMeRequest
+		if err := decode(r, &in); err != nil {
+			return err
+		}
+		st := state(r)
+		u, err := store.UpdateMe(r.Context(), st.org.ID, st.actor, kluis.UserInput{Name: in.Name, Phone: in.Phone, MaintenanceEmails: in.MaintenanceEmails})
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, toUserJSON(u))
+		return nil
+	}
+}
+
+type changePasswordRequest struct {
+	CurrentPassword string `json:"current_password"`
+	NewPassword     string `json:"new_password"`
+}
+
+func handleChangePassword(store *sqlstore.Store) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		var in changePasswordRequest
+		if err := decode(r, &in); err != nil {
+			return err
+		}
+		st := state(r)
+		if err := store.ChangePassword(r.Context(), st.org.ID, st.actor, in.CurrentPassword, in.NewPassword); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+}
+
+type usersAnswer struct {
+	Users []userJSON `json:"users"`
+}
+
+func handleListUsers(store *sqlstore.Store) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		st := state(r)
+		users, err := store.FindUsers(r.Context(), st.org.ID, st.actor)
+		if err != nil {
+			return err
+		}
+		out := usersAnswer{Users: make([]userJSON, 0, len(users))}
+		for _, u := range users {
+			out.Users = append(out.Users, toUserJSON(u))
+		}
+		writeJSON(w, http.StatusOK, out)
+		return nil
+	}
+}
+
+type inviteRequest struct {
+	Email string      `json:"email"`
+	Name  string      `json:"name"`
+	Role  *kluis.Role `json:"role"`
+}
+
+func handleInviteUser(store *sqlstore.Store) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		var in inviteRequest
+		if err := decode(r, &in); err != nil {
+			return err
+		}
+		st := state(r)
+		u, err := store.InviteUser(r.Context(), st.org.ID, st.actor, kluis.UserInput{Email: &in.Email, Name: &in.Name, Role: in.Role})
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusCreated, userAnswer{User: toUserJSON(u)})
+		return nil
+	}
+}
+
+func userID(r *http.Request) kluis.UserID { return kluis.UserID(r.PathValue("id")) }
+
+func handleGetUser(store *sqlstore.Store) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		st := state(r)
+		u, err := store.FindUserByID(r.Context(), st.org.ID, st.actor, userID(r))
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, toUserJSON(u))
+		return nil
+	}
+}
+
+type updateUserRequest struct {
+	Name     *string     `json:"name"`
+	Role     *kluis.Role `json:"role"`
+	Disabled *bool       `json:"disabled"`
+}
+
+func handleUpdateUser(store *sqlstore.Store) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		var in updateUserRequest
+		if err := decode(r, &in); err != nil {
+			return err
+		}
+		st := state(r)
+		u, err := store.UpdateUser(r.Context(), st.org.ID, st.actor, userID(r), kluis.UserInput{Name: in.Name, Role: in.Role, Disabled: in.Disabled})
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, toUserJSON(u))
+		return nil
+	}
+}
+
+func handleDeleteUser(store *sqlstore.Store) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		st := state(r)
+		if err := store.DeleteUser(r.Context(), st.org.ID, st.actor, userID(r)); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+}
+
+func handleResendInvitation(store *sqlstore.Store) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		st := state(r)
+		if err := store.ResendInvitation(r.Context(), st.org.ID, st.actor, userID(r)); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+}
+
+func handleRevokeInvitation(store *sqlstore.Store) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		st := state(r)
+		if err := store.RevokeInvitation(r.Context(), st.org.ID, st.actor, userID(r)); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+}
+
+func handleGetPolicy(store *sqlstore.Store) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		st := state(r)
+		p, err := store.FindPolicy(r.Context(), st.org.ID, st.actor)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, toPolicyJSON(p))
+		return nil
+	}
+}
+
+type policyJSON struct {
+	PasswordMinLength    *int  `json:"password_min_length"`
+	PasswordRequireDigit *bool `json:"password_require_digit"`
+	PasswordRequireUpper *bool `json:"password_require_upper"`
+	SessionIdleMinutes   *int  `json:"session_idle_minutes"`
+	SessionMaxHours      *int  `json:"session_max_hours"`
+}
+
+func toPolicyJSON(p kluis.Policy) policyJSON {
+	return policyJSON{&p.PasswordMinLength, &p.PasswordRequireDigit, &p.PasswordRequireUpper, &p.SessionIdleMinutes, &p.SessionMaxHours}
+}
+
+// handleUpdatePolicy replaces the policy: PUT takes every field, so a
+// forgotten one is an error rather than a silent reset.
+func handleUpdatePolicy(store *sqlstore.Store) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		var in policyJSON
+		if err := decode(r, &in); err != nil {
+			return err
+		}
+		missing := map[string]string{}
+		if in.PasswordMinLength == nil {
+			missing["password_min_length"] = "is required"
+		}
+		if in.PasswordRequireDigit == nil {
+			missing["password_require_digit"] = "is required"
+		}
+		if in.PasswordRequireUpper == nil {
+			missing["password_require_upper"] = "is required"
+		}
+		if in.SessionIdleMinutes == nil {
+			missing["session_idle_minutes"] = "is required"
+		}
+		if in.SessionMaxHours == nil {
+			missing["session_max_hours"] = "is required"
+		}
+		if len(missing) > 0 {
+			return kluis.Invalid(missing)
+		}
+		st := state(r)
+		p, err := store.UpdatePolicy(r.Context(), st.org.ID, st.actor, kluis.Policy{
+			PasswordMinLength: *in.PasswordMinLength, PasswordRequireDigit: *in.PasswordRequireDigit,
+			PasswordRequireUpper: *in.PasswordRequireUpper, SessionIdleMinutes: *in.SessionIdleMinutes, SessionMaxHours: *in.SessionMaxHours,
+		})
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, toPolicyJSON(p))
+		return nil
+	}
+}

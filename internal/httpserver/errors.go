@@ -1,0 +1,137 @@
+package httpserver
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/kluis/kluis"
+)
+
+// handlerFunc is a handler that returns its error; ServeHTTP maps it.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+func (h handlerFunc) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := h(w, r); err != nil {
+		writeError(w, r, err)
+	}
+}
+
+var statusOf = map[string]int{
+	kluis.EInvalid:          http.StatusBadRequest,
+	kluis.EUnauthenticated:  http.StatusUnauthorized,
+	kluis.EForbidden:        http.StatusForbidden,
+	kluis.ENotFound:         http.StatusNotFound,
+	kluis.EMethodNotAllowed: http.StatusMethodNotAllowed,
+	kluis.EConflict:         http.StatusConflict,
+	kluis.ETooLarge:         http.StatusRequestEntityTooLarge,
+	kluis.ETooManyRequests:  http.StatusTooManyRequests,
+	kluis.EInternal:         http.StatusInternalServerError,
+}
+
+type errorBody struct {
+	Error struct {
+		Code    string            `json:"code"`
+		Message string            `json:"message"`
+		Fields  map[string]string `json:"fields,omitempty"`
+	} `json:"error"`
+}
+
+// writeError is the one error mapper: a *kluis.Error is shown as it is;
+// anything else is logged with the request id and answered with a neutral
+// internal error. A client that went away gets nothing.
+func writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var ke *kluis.Error
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &ke):
+	case errors.As(err, &tooBig):
+		ke = kluis.Errorf(kluis.ETooLarge, "the request body is too large")
+	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+		state(r).log.Info("client went away", "route", state(r).route)
+		return
+	default:
+		state(r).log.Error("internal error", "route", state(r).route, "err", err.Error())
+		ke = kluis.Errorf(kluis.EInternal, "something went wrong; the error was logged with the request id")
+	}
+	var body errorBody
+	body.Error.Code, body.Error.Message = ke.Code, ke.Message
+	if ke.Code == kluis.EInvalid {
+		body.Error.Fields = ke.Fields
+	}
+	status, ok := statusOf[ke.Code]
+	if !ok {
+		status = http.StatusInternalServerError
+	}
+	if ke.Code == kluis.EUnauthenticated {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="kluis"`)
+	}
+	writeJSON(w, status, body)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(true)
+	if err := enc.Encode(v); err != nil {
+		http.Error(w, `{"error":{"code":"internal","message":"encoding failed"}}`, http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
+}
+
+// decode reads exactly one JSON object into v: the body limit is enforced by
+// the middleware, unknown fields and trailing data are refused, and every
+// problem is an invalid_input (or too_large) error that names no internals.
+func decode(r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+			return kluis.Errorf(kluis.EInvalid, "the body must be JSON (Content-Type: application/json)")
+		}
+	}
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil {
+		if _, extra := dec.Token(); extra != io.EOF {
+			err = errors.New("trailing data")
+			var tooBig *http.MaxBytesError
+			if errors.As(extra, &tooBig) {
+				err = extra
+			}
+		}
+	}
+	if err == nil {
+		return nil
+	}
+	var tooBig *http.MaxBytesError
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &tooBig):
+		return kluis.Errorf(kluis.ETooLarge, "the request body is too large")
+	case errors.Is(err, io.EOF):
+		return kluis.Errorf(kluis.EInvalid, "a JSON body is required")
+	case errors.As(err, &typ) && typ.Field != "":
+		return kluis.Invalid(map[string]string{typ.Field: "has the wrong type"})
+	case errors.As(err, &typ):
+		return kluis.Errorf(kluis.EInvalid, "the body must be a JSON object")
+	case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF):
+		return kluis.Errorf(kluis.EInvalid, "the body is not valid JSON")
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		if len(name) > 64 {
+			name = name[:64]
+		}
+		return kluis.Invalid(map[string]string{name: "is not a known field"})
+	}
+	return kluis.Errorf(kluis.EInvalid, "the body is not valid JSON")
+}

@@ -1,0 +1,66 @@
+package httpserver
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/kluis/kluis"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics are kluis's Prometheus metrics, on a registry of their own and
+// served on a separate listen address. Labels never hold personal data: the
+// route is the pattern, not the path.
+type Metrics struct {
+	registry *prometheus.Registry
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	logins   *prometheus.CounterVec
+	appends  *prometheus.CounterVec
+}
+
+// NewMetrics creates the metrics with Go and process collectors.
+func NewMetrics() *Metrics {
+	m := &Metrics{
+		registry: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kluis_http_requests_total", Help: "HTTP requests by method, route pattern and status.",
+		}, []string{"method", "route", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "kluis_http_request_duration_seconds", Help: "HTTP request latency by route pattern.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"route"}),
+		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kluis_logins_total", Help: "Login attempts by realm and outcome.",
+		}, []string{"realm", "outcome"}),
+		appends: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kluis_audit_appends_total", Help: "Audit events appended, by chain kind (platform, org).",
+		}, []string{"chain"}),
+	}
+	m.registry.MustRegister(m.requests, m.latency, m.logins, m.appends,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves the metrics in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
+}
+
+func (m *Metrics) observeRequest(method, route string, status int, d time.Duration) {
+	m.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
+	m.latency.WithLabelValues(route).Observe(d.Seconds())
+}
+
+// AuditAppended counts appended audit events (sqlstore.Observer).
+func (m *Metrics) AuditAppended(chainKind string, n int) {
+	m.appends.WithLabelValues(chainKind).Add(float64(n))
+}
+
+// Login counts a login attempt (sqlstore.Observer).
+func (m *Metrics) Login(realm kluis.Realm, outcome string) {
+	m.logins.WithLabelValues(string(realm), outcome).Inc()
+}

@@ -1,0 +1,228 @@
+package httpserver
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/kluis/kluis"
+)
+
+// Cookie names. The __Host- prefix pins a cookie to this host and path "/";
+// browsers accept Secure cookies on http://localhost.
+const (
+	sessionCookie  = "__Host-kluis_session"
+	operatorCookie = "__Host-kluis_operator"
+)
+
+// statusWriter remembers the status for the request log and metrics.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// begin is the outermost middleware: request id, panic recovery, body limit,
+// client address, response headers, and one log line and metrics per request.
+func (s *server) begin(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		st := &reqState{id: newRequestID(), client: s.clientAddr(r)}
+		_, st.route = s.mux.Handler(r)
+		if st.route == "" {
+			st.route = "unmatched"
+		}
+		st.log = s.log.With("request_id", st.id)
+		sw := &statusWriter{ResponseWriter: w}
+		h := w.Header()
+		h.Set("X-Request-Id", st.id)
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Cache-Control", "no-store")
+		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+		r.Body = http.MaxBytesReader(sw, r.Body, s.maxBody)
+		r = r.WithContext(withState(r.Context(), st))
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				st.log.Error("panic", "route", st.route, "panic", fmt.Sprint(p))
+				if sw.status == 0 {
+					writeError(sw, r, errors.New("panic"))
+				}
+			}
+			d := time.Since(start)
+			if sw.status == 0 {
+				sw.status = http.StatusOK
+			}
+			// Never bodies, tokens, query strings or personal data.
+			st.log.Info("request", "method", r.Method, "route", st.route, "status", sw.status, "duration_ms", float64(d.Microseconds())/1000)
+			if s.metrics != nil {
+				s.metrics.observeRequest(r.Method, st.route, sw.status, d)
+			}
+		}()
+		next.ServeHTTP(sw, r)
+	})
+}
+
+func newRequestID() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// clientAddr is the peer's address, or the first address in X-Forwarded-For
+// counted from the right that is not a trusted proxy, when the peer is one.
+func (s *server) clientAddr(r *http.Request) netip.Addr {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	peer, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.Addr{}
+	}
+	peer = peer.Unmap()
+	if !s.trusted(peer) {
+		return peer
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			return peer
+		}
+		a = a.Unmap()
+		if !s.trusted(a) {
+			return a
+		}
+	}
+	return peer
+}
+
+func (s *server) trusted(a netip.Addr) bool {
+	for _, p := range s.proxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// dispatch serves a matched route, and answers unknown paths and wrong
+// methods in the contract's error shape instead of the mux's plain text.
+func (s *server) dispatch(w http.ResponseWriter, r *http.Request) {
+	h, pattern := s.mux.Handler(r)
+	if pattern != "" {
+		s.mux.ServeHTTP(w, r)
+		return
+	}
+	probe := &probeWriter{header: http.Header{}}
+	h.ServeHTTP(probe, r)
+	if probe.status == http.StatusMethodNotAllowed {
+		w.Header().Set("Allow", probe.header.Get("Allow"))
+		writeError(w, r, kluis.Errorf(kluis.EMethodNotAllowed, "this method is not allowed here"))
+		return
+	}
+	writeError(w, r, kluis.ErrNotFound)
+}
+
+// probeWriter captures what the mux's own 404/405 handler would answer.
+type probeWriter struct {
+	header http.Header
+	status int
+}
+
+func (p *probeWriter) Header() http.Header         { return p.header }
+func (p *probeWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (p *probeWriter) WriteHeader(code int)        { p.status = code }
+
+// bearerOrCookie returns the credential a request carries: the bearer token,
+// else the named cookie.
+func bearerOrCookie(r *http.Request, cookie string) string {
+	if a := r.Header.Get("Authorization"); a != "" {
+		if t, ok := strings.CutPrefix(a, "Bearer "); ok {
+			return strings.TrimSpace(t)
+		}
+		return ""
+	}
+	if c, err := r.Cookie(cookie); err == nil {
+		return c.Value
+	}
+	return ""
+}
+
+// org resolves the organisation of the URL once. A credential of this realm
+// is authenticated; a session of another organisation gets not_found before
+// any handler runs (R1). Credentials of the operator realm are worthless here.
+func (s *server) org(next handlerFunc) http.Handler {
+	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		st := state(r)
+		org, err := s.store.FindOrgBySlug(r.Context(), r.PathValue("org"))
+		if err != nil {
+			return err
+		}
+		st.org = org
+		if token := bearerOrCookie(r, sessionCookie); token != "" {
+			actor, user, err := s.store.Authenticate(r.Context(), token)
+			switch {
+			case err == nil && actor.OrgID != org.ID:
+				return kluis.ErrNotFound
+			case err == nil:
+				st.actor, st.user = actor, user
+			case kluis.ErrorCode(err) != kluis.EUnauthenticated:
+				return err
+			}
+		}
+		return next(w, r)
+	})
+}
+
+// orgUser is org for routes that need a signed-in user of the organisation.
+func (s *server) orgUser(next handlerFunc) http.Handler {
+	return s.org(func(w http.ResponseWriter, r *http.Request) error {
+		if !state(r).actor.IsOrgUser(state(r).org.ID) {
+			return kluis.ErrUnauthenticated
+		}
+		return next(w, r)
+	})
+}
+
+// operator authenticates an operator session; organisation credentials are
+// not found in this realm (R22).
+func (s *server) operator(next handlerFunc) http.Handler {
+	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		token := bearerOrCookie(r, operatorCookie)
+		if token == "" {
+			return kluis.ErrUnauthenticated
+		}
+		actor, err := s.store.AuthenticateOperator(r.Context(), token)
+		if err != nil {
+			return err
+		}
+		state(r).actor = actor
+		return next(w, r)
+	})
+}

@@ -1,0 +1,84 @@
+// Package httpserver is kluis's HTTP surface (shared/CONTRACT.md). Every
+// request passes one middleware chain (request id, panic recovery, limits,
+// client address, authentication, tenant resolution) before a handler decodes
+// its input and calls one store method, where rights and audit are enforced
+// (DESIGN §1). Handlers return errors; one mapper turns them into the
+// contract's error shape.
+package httpserver
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/netip"
+
+	"github.com/kluis/kluis"
+	"github.com/kluis/kluis/internal/sqlstore"
+)
+
+// Config holds the server's dependencies.
+type Config struct {
+	Store   *sqlstore.Store
+	Logger  *slog.Logger
+	Metrics *Metrics // may be nil
+	// MaxBodyBytes caps every request body; 0 means 1 MiB.
+	MaxBodyBytes int64
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For is
+	// believed; from anyone else the header is ignored.
+	TrustedProxies []netip.Prefix
+}
+
+// server carries the dependencies shared by the middleware; handlers get only
+// what they need from their maker functions.
+type server struct {
+	store   *sqlstore.Store
+	log     *slog.Logger
+	metrics *Metrics
+	maxBody int64
+	proxies []netip.Prefix
+	mux     *http.ServeMux
+}
+
+// NewServer returns the kluis HTTP handler.
+func NewServer(c Config) http.Handler {
+	s := &server{store: c.Store, log: c.Logger, metrics: c.Metrics, maxBody: c.MaxBodyBytes, proxies: c.TrustedProxies, mux: http.NewServeMux()}
+	if s.maxBody <= 0 {
+		s.maxBody = 1 << 20
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	for _, rt := range s.routes() {
+		s.mux.Handle(rt.Method+" "+rt.Pattern, rt.Handler)
+	}
+	csrf := http.NewCrossOriginProtection()
+	csrf.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, r, kluis.Errorf(kluis.EForbidden, "cross-origin request refused"))
+	}))
+	return s.begin(csrf.Handler(http.HandlerFunc(s.dispatch)))
+}
+
+// reqState is the request's own record, filled in by the middleware as the
+// request goes down the chain and read by the request log at the end.
+type reqState struct {
+	id     string
+	route  string
+	client netip.Addr
+	org    kluis.Org
+	actor  kluis.Actor
+	user   kluis.User // the signed-in organisation user, as loaded by authentication
+	log    *slog.Logger
+}
+
+type stateKey struct{}
+
+func state(r *http.Request) *reqState {
+	if st, ok := r.Context().Value(stateKey{}).(*reqState); ok {
+		return st
+	}
+	return &reqState{log: slog.New(slog.DiscardHandler)}
+}
+
+func withState(ctx context.Context, st *reqState) context.Context {
+	return context.WithValue(ctx, stateKey{}, st)
+}

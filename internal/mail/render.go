@@ -1,0 +1,97 @@
+package mail
+
+import (
+	"bytes"
+	"embed"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"text/template"
+	"unicode"
+)
+
+// Kind names a notice template.
+type Kind string
+
+// The notices kluis sends.
+const (
+	// Invitation invites someone to join an organisation; Data.Link is the
+	// invitation link and is required.
+	Invitation Kind = "invitation"
+	// PasswordChanged tells an account holder that their password was
+	// changed; Data.Link, a link to sign in, is optional.
+	PasswordChanged Kind = "password_changed"
+)
+
+// Data is what a notice may contain: deliberately no names and no addresses
+// (R3, R40, R45).
+type Data struct {
+	OrgName string // the organisation's display name
+	Link    string // absolute http(s) URL; may be empty for PasswordChanged
+}
+
+//go:embed templates
+var templateFS embed.FS
+
+// Render returns the subject and plain-text body of notice k in language
+// lang ("nl" or "en"; a region such as "nl-BE" is ignored, and any other
+// language falls back to "en"). Each link stands on a line of its own.
+//
+// It returns an error for an unknown kind, an empty organisation name, an
+// organisation name with control characters (line breaks could forge
+// content), a link that is not an absolute http(s) URL without spaces, and a
+// missing link for an Invitation. Errors never contain the link, which may
+// carry a secret token.
+func Render(k Kind, lang string, d Data) (subject, body string, err error) {
+	switch k {
+	case Invitation:
+		if d.Link == "" {
+			return "", "", errors.New("mail: an invitation needs a link")
+		}
+	case PasswordChanged:
+	default:
+		return "", "", fmt.Errorf("mail: unknown notice kind %q", string(k))
+	}
+	if strings.TrimSpace(d.OrgName) == "" || strings.IndexFunc(d.OrgName, unicode.IsControl) >= 0 {
+		return "", "", errors.New("mail: organisation name is empty or contains control characters")
+	}
+	if d.Link != "" && !isHTTPURL(d.Link) {
+		return "", "", errors.New("mail: link is not an absolute http(s) URL")
+	}
+
+	name := "templates/" + language(lang) + "/" + string(k) + ".txt"
+	tmpl, err := template.New(string(k)+".txt").Option("missingkey=error").ParseFS(templateFS, name)
+	if err != nil {
+		return "", "", fmt.Errorf("mail: template %s: %w", name, err)
+	}
+	var buf bytes.Buffer
+	if err := tmpl.Execute(&buf, d); err != nil {
+		return "", "", fmt.Errorf("mail: template %s: %w", name, err)
+	}
+	first, rest, _ := strings.Cut(buf.String(), "\n")
+	subject, ok := strings.CutPrefix(first, "Subject: ")
+	if !ok || strings.TrimSpace(subject) == "" {
+		return "", "", fmt.Errorf("mail: template %s does not start with a subject line", name)
+	}
+	body = strings.TrimSpace(rest) + "\n"
+	return strings.TrimSpace(subject), body, nil
+}
+
+// language maps a language tag to one of the template languages.
+func language(lang string) string {
+	base, _, _ := strings.Cut(strings.ToLower(lang), "-")
+	base, _, _ = strings.Cut(base, "_")
+	if base == "nl" {
+		return "nl"
+	}
+	return "en"
+}
+
+func isHTTPURL(s string) bool {
+	if strings.IndexFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0 {
+		return false
+	}
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" && u.User == nil
+}

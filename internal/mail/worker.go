@@ -1,0 +1,176 @@
+package mail
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Queued is a message waiting in the mail queue.
+type Queued struct {
+	ID       string // queue id; the only name log lines use
+	From     string // envelope sender
+	To       []string
+	Message  []byte // as built by Compose
+	Attempts int    // failed delivery attempts so far
+}
+
+// Queue is the persistent mail queue, shared by every node (implemented by
+// the storage package). Messages stay in it until a Sender took them.
+type Queue interface {
+	// ClaimDue returns up to limit messages that are due at now and not
+	// leased, and leases them until now+lease, so that no other worker,
+	// on this node or another, sends them meanwhile.
+	ClaimDue(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]Queued, error)
+	// MarkSent deletes a delivered message.
+	MarkSent(ctx context.Context, id string) error
+	// MarkFailed records a failed attempt (Attempts+1), ends the lease and
+	// makes the message due again at nextAttempt.
+	MarkFailed(ctx context.Context, id string, nextAttempt time.Time) error
+}
+
+// Delivery batches: claimed together, leased together.
+const (
+	batchSize = 20
+	lease     = 2 * time.Minute
+	// leaseMargin is the lease time a send may need at most (smtpTimeout
+	// plus slack): no send starts with less than this left, so no message
+	// is sent after its lease could have passed to another worker.
+	leaseMargin = smtpTimeout + 5*time.Second
+)
+
+// Worker delivers queued messages with retries: a message that cannot be
+// sent is rescheduled with a growing delay (see Backoff) and never dropped.
+// Several workers, on one node or many, may serve the same Queue.
+type Worker struct {
+	Queue  Queue
+	Sender Sender
+	Logger *slog.Logger     // nil discards log lines
+	Now    func() time.Time // nil means time.Now
+	Poll   time.Duration    // how often Run looks for due messages; default 1s
+
+	wake chan struct{}
+}
+
+// NewWorker returns a Worker that moves messages from q to s. logger and now
+// may be nil (no logging, time.Now).
+func NewWorker(q Queue, s Sender, logger *slog.Logger, now func() time.Time) *Worker {
+	return &Worker{
+		Queue:  q,
+		Sender: s,
+		Logger: logger,
+		Now:    now,
+		Poll:   time.Second,
+		wake:   make(chan struct{}, 1),
+	}
+}
+
+// Backoff returns how long to wait before the next attempt after a message
+// failed attempts+1 times: 30 s·2^attempts, capped at one hour.
+func Backoff(attempts int) time.Duration {
+	const (
+		first = 30 * time.Second
+		limit = time.Hour
+	)
+	if attempts < 0 {
+		attempts = 0
+	}
+	if attempts >= 7 { // 30 s·2^7 > 1 h
+		return limit
+	}
+	return min(first<<attempts, limit)
+}
+
+// DeliverDue sends the messages that are due until none is left, in leased
+// batches of 20, and returns how many it sent. A message the Sender refuses
+// is rescheduled with Backoff and does not make DeliverDue fail; log lines
+// name only the queue id and the attempt. The error is a queue error, or the
+// context's error when ctx ends; a message whose send ctx interrupted keeps
+// its attempt count and becomes due again when its lease runs out.
+func (w *Worker) DeliverDue(ctx context.Context) (sent int, err error) {
+	log := logger(w.Logger)
+	seen := make(map[string]bool)
+	for {
+		if err := ctx.Err(); err != nil {
+			return sent, err
+		}
+		claimed := w.now()
+		batch, err := w.Queue.ClaimDue(ctx, claimed, batchSize, lease)
+		if err != nil {
+			return sent, fmt.Errorf("mail: claiming due messages: %w", err)
+		}
+		fresh := 0
+		for _, q := range batch {
+			if seen[q.ID] {
+				continue // a queue that hands out a message twice in one pass
+			}
+			seen[q.ID] = true
+			fresh++
+			if w.now().Sub(claimed) > lease-leaseMargin {
+				// The rest is claimed again once the lease runs out.
+				break
+			}
+			attempt := q.Attempts + 1
+			sendErr := w.Sender.Send(ctx, q.From, q.To, q.Message)
+			if sendErr != nil && ctx.Err() != nil {
+				return sent, ctx.Err()
+			}
+			if sendErr != nil {
+				next := w.now().Add(Backoff(q.Attempts))
+				log.WarnContext(ctx, "mail delivery failed", "id", q.ID, "attempt", attempt, "next_attempt", next, "error", sendErr)
+				if err := w.Queue.MarkFailed(ctx, q.ID, next); err != nil {
+					return sent, fmt.Errorf("mail: rescheduling message %s: %w", q.ID, err)
+				}
+				continue
+			}
+			sent++
+			log.InfoContext(ctx, "mail delivered", "id", q.ID, "attempt", attempt)
+			if err := w.Queue.MarkSent(ctx, q.ID); err != nil {
+				return sent, fmt.Errorf("mail: marking message %s sent: %w", q.ID, err)
+			}
+		}
+		if fresh == 0 {
+			return sent, nil
+		}
+	}
+}
+
+// Notify wakes a running Run to deliver now, typically right after a
+// message was queued. It never blocks.
+func (w *Worker) Notify() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run delivers due messages when notified and every Poll until ctx ends,
+// then returns nil. Errors of a pass are logged, and the next pass retries.
+func (w *Worker) Run(ctx context.Context) error {
+	poll := w.Poll
+	if poll <= 0 {
+		poll = time.Second
+	}
+	timer := time.NewTimer(poll)
+	defer timer.Stop()
+	for {
+		if _, err := w.DeliverDue(ctx); err != nil && ctx.Err() == nil {
+			logger(w.Logger).ErrorContext(ctx, "mail queue pass failed", "error", err)
+		}
+		timer.Reset(poll)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-w.wake:
+		case <-timer.C:
+		}
+	}
+}
+
+func (w *Worker) now() time.Time {
+	if w.Now == nil {
+		return time.Now()
+	}
+	return w.Now()
+}

@@ -1,0 +1,369 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"iter"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/kluis/kluis"
+	"github.com/kluis/kluis/internal/audit"
+)
+
+// AuditFilter selects events of one organisation's log (R25).
+type AuditFilter struct {
+	After  int64     // only events with a greater sequence number
+	Limit  int       // 1…1000; 0 means 100
+	Action string    // exact action, or a prefix ending in "." ("user.")
+	Actor  string    // "user:ID", "operator:ID", "cli", "anonymous"
+	Since  time.Time // inclusive
+	Until  time.Time // exclusive
+}
+
+// MaxAuditPage is the largest page of FindAuditEvents.
+const MaxAuditPage = 1000
+
+// AuditEvent is an event as a manager reads it.
+type AuditEvent struct {
+	Seq     int64
+	At      time.Time
+	Actor   string
+	Action  string
+	Target  string
+	Outcome string
+	Details json.RawMessage
+	Hash    audit.Hash
+}
+
+func (f AuditFilter) where(db *DB, chain string) (string, []any) {
+	var b strings.Builder
+	args := []any{chain, f.After}
+	b.WriteString(` WHERE chain = ? AND seq > ?`)
+	if f.Action != "" {
+		if strings.HasSuffix(f.Action, ".") {
+			b.WriteString(` AND action >= ? AND action < ?`)
+			args = append(args, f.Action, f.Action[:len(f.Action)-1]+"/") // '/' follows '.'
+		} else {
+			b.WriteString(` AND action = ?`)
+			args = append(args, f.Action)
+		}
+	}
+	if f.Actor != "" {
+		b.WriteString(` AND actor = ?`)
+		args = append(args, f.Actor)
+	}
+	if !f.Since.IsZero() {
+		b.WriteString(` AND at >= ?`)
+		args = append(args, micros(f.Since))
+	}
+	if !f.Until.IsZero() {
+		b.WriteString(` AND at < ?`)
+		args = append(args, micros(f.Until))
+	}
+	return b.String(), args
+}
+
+func (s *Store) auditEvents(ctx context.Context, chain string, f AuditFilter, limit int) iter.Seq2[AuditEvent, error] {
+	return func(yield func(AuditEvent, error) bool) {
+		where, args := f.where(s.db, chain)
+		query := `SELECT seq, at, actor, action, target, outcome, details, hash FROM audit_events` + where + ` ORDER BY seq`
+		if limit > 0 {
+			query += ` LIMIT ?`
+			args = append(args, limit)
+		}
+		rows, err := s.db.reader.QueryContext(ctx, s.db.q(query), args...)
+		if err != nil {
+			yield(AuditEvent{}, err)
+			return
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var e AuditEvent
+			var at int64
+			var details, hash []byte
+			if err := rows.Scan(&e.Seq, &at, &e.Actor, &e.Action, &e.Target, &e.Outcome, &details, &hash); err != nil {
+				yield(AuditEvent{}, err)
+				return
+			}
+			e.At = fromMicros(at)
+			e.Details = json.RawMessage(details)
+			copy(e.Hash[:], hash)
+			if !yield(e, nil) {
+				return
+			}
+		}
+		if err := rows.Err(); err != nil {
+			yield(AuditEvent{}, err)
+		}
+	}
+}
+
+// FindAuditEvents returns a page of the organisation's log and the sequence
+// number to pass as After for the next page (0 when there is none). Reading
+// the log is not itself recorded: paging would never end. Managers only.
+// Errors: forbidden.
+func (s *Store) FindAuditEvents(ctx context.Context, org kluis.OrgID, actor kluis.Actor, f AuditFilter) ([]AuditEvent, int64, error) {
+	if !kluis.CanReadAudit(actor, org) {
+		return nil, 0, s.refuse(ctx, orgChain(org), actor, "audit.read", "")
+	}
+	if f.Limit <= 0 {
+		f.Limit = 100
+	}
+	f.Limit = min(f.Limit, MaxAuditPage)
+	var out []AuditEvent
+	for e, err := range s.auditEvents(ctx, orgChain(org), f, f.Limit+1) {
+		if err != nil {
+			return nil, 0, err
+		}
+		out = append(out, e)
+	}
+	var next int64
+	if len(out) > f.Limit {
+		out = out[:f.Limit]
+		next = out[len(out)-1].Seq
+	}
+	return out, next, nil
+}
+
+// ExportAudit streams every event of the organisation's log that matches the
+// filter (Limit is ignored) to emit, then records the export as audit.export
+// (R24, R25). Managers only. Errors: forbidden.
+func (s *Store) ExportAudit(ctx context.Context, org kluis.OrgID, actor kluis.Actor, f AuditFilter, emit func(AuditEvent) error) error {
+	if !kluis.CanReadAudit(actor, org) {
+		return s.refuse(ctx, orgChain(org), actor, "audit.export", "")
+	}
+	n := 0
+	for e, err := range s.auditEvents(ctx, orgChain(org), f, 0) {
+		if err != nil {
+			return err
+		}
+		if err := emit(e); err != nil {
+			return err
+		}
+		n++
+	}
+	return s.write(ctx, orgChain(org), func(t *Tx) error {
+		return t.appendEvent(ctx, orgChain(org), actor, "audit.export", "", "success", map[string]any{"count": n})
+	})
+}
+
+// VerifyOrgAudit checks the organisation's chain and its checkpoints (R25).
+// Managers only. Errors: forbidden; other errors mean it could not check.
+func (s *Store) VerifyOrgAudit(ctx context.Context, org kluis.OrgID, actor kluis.Actor) (audit.Result, error) {
+	if !kluis.CanReadAudit(actor, org) {
+		return audit.Result{}, s.refuse(ctx, orgChain(org), actor, "audit.verify", "")
+	}
+	cps, err := s.witness.Checkpoints()
+	if err != nil {
+		return audit.Result{}, fmt.Errorf("read witness: %w", err)
+	}
+	return s.verifyChain(ctx, orgChain(org), cps)
+}
+
+// OrgChain returns the audit chain id of an organisation.
+func OrgChain(org kluis.OrgID) string { return orgChain(org) }
+
+// AuditChains lists every chain known to the database or the witness,
+// platform first: a chain whose rows were all deleted still shows up through
+// its head or its witnessed checkpoints.
+func (s *Store) AuditChains(ctx context.Context) ([]string, error) {
+	seen := map[string]bool{audit.PlatformChain: true}
+	for _, q := range []string{`SELECT chain FROM audit_heads`, `SELECT DISTINCT chain FROM audit_events`, `SELECT DISTINCT chain FROM audit_checkpoints`} {
+		rows, err := s.db.reader.QueryContext(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var c string
+			if err := rows.Scan(&c); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			seen[c] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	cps, err := s.witness.Checkpoints()
+	if err != nil {
+		return nil, fmt.Errorf("read witness: %w", err)
+	}
+	for _, c := range cps {
+		seen[c.Chain] = true
+	}
+	chains := make([]string, 0, len(seen))
+	for c := range seen {
+		if c != audit.PlatformChain {
+			chains = append(chains, c)
+		}
+	}
+	sort.Strings(chains)
+	return append([]string{audit.PlatformChain}, chains...), nil
+}
+
+// VerifyChains checks the given chains (all when none are given), for the
+// command line. An error means the check could not be made.
+func (s *Store) VerifyChains(ctx context.Context, chains ...string) ([]audit.Result, error) {
+	if len(chains) == 0 {
+		var err error
+		if chains, err = s.AuditChains(ctx); err != nil {
+			return nil, err
+		}
+	}
+	cps, err := s.witness.Checkpoints()
+	if err != nil {
+		return nil, fmt.Errorf("read witness: %w", err)
+	}
+	var out []audit.Result
+	for _, c := range chains {
+		r, err := s.verifyChain(ctx, c, cps)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func (s *Store) verifyChain(ctx context.Context, chain string, witnessed []audit.Checkpoint) (audit.Result, error) {
+	var cps []audit.Checkpoint
+	for _, c := range witnessed {
+		if c.Chain == chain {
+			cps = append(cps, c)
+		}
+	}
+	stored, err := s.checkpoints(ctx, chain)
+	if err != nil {
+		return audit.Result{}, err
+	}
+	cps = append(cps, stored...)
+	var head *audit.Head
+	var seq int64
+	var h []byte
+	err = s.db.reader.QueryRowContext(ctx, s.db.q(`SELECT seq, hash FROM audit_heads WHERE chain = ?`), chain).Scan(&seq, &h)
+	switch {
+	case err == nil:
+		head = &audit.Head{Seq: seq}
+		copy(head.Hash[:], h)
+	case !errors.Is(err, sql.ErrNoRows):
+		return audit.Result{}, err
+	}
+	events := func(yield func(audit.Event, error) bool) {
+		rows, err := s.db.reader.QueryContext(ctx, s.db.q(`SELECT seq, id, at, actor, action, target, outcome, details, client, prev_hash, hash
+			FROM audit_events WHERE chain = ? ORDER BY seq`), chain)
+		if err != nil {
+			yield(audit.Event{}, err)
+			return
+		}
+		defer rows.Close()
+		for rows.Next() {
+			e := audit.Event{Chain: chain}
+			var at int64
+			var prev, hash []byte
+			if err := rows.Scan(&e.Seq, &e.ID, &at, &e.Actor, &e.Action, &e.Target, &e.Outcome, &e.Details, &e.Client, &prev, &hash); err != nil {
+				yield(audit.Event{}, err)
+				return
+			}
+			e.At = fromMicros(at)
+			copy(e.PrevHash[:], prev)
+			copy(e.Hash[:], hash)
+			if !yield(e, nil) {
+				return
+			}
+		}
+		if err := rows.Err(); err != nil {
+			yield(audit.Event{}, err)
+		}
+	}
+	return audit.VerifyChain(chain, events, head, s.signer.PublicKey(), cps)
+}
+
+func (s *Store) checkpoints(ctx context.Context, chain string) ([]audit.Checkpoint, error) {
+	rows, err := s.db.reader.QueryContext(ctx, s.db.q(`SELECT seq, hash, at, signature FROM audit_checkpoints WHERE chain = ? ORDER BY seq`), chain)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []audit.Checkpoint
+	for rows.Next() {
+		c := audit.Checkpoint{Chain: chain}
+		var h []byte
+		var at int64
+		if err := rows.Scan(&c.Seq, &h, &at, &c.Signature); err != nil {
+			return nil, err
+		}
+		copy(c.Hash[:], h)
+		c.At = fromMicros(at)
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// CheckpointPolicy says when a chain gets a signed checkpoint.
+type CheckpointPolicy struct {
+	Every    int64         // after this many new events
+	Interval time.Duration // or this long after the last checkpoint, if anything was appended
+}
+
+// DefaultCheckpointPolicy checkpoints every 1000 events or 30 seconds.
+var DefaultCheckpointPolicy = CheckpointPolicy{Every: 1000, Interval: 30 * time.Second}
+
+// Checkpoint signs a checkpoint for every chain that is due by the policy
+// (or, with force, that has any event after its last checkpoint), writes it to
+// the witness outside the database and then to the database (DESIGN §3). It
+// returns how many checkpoints it made.
+func (s *Store) Checkpoint(ctx context.Context, p CheckpointPolicy, force bool) (int, error) {
+	rows, err := s.db.reader.QueryContext(ctx, `SELECT h.chain, h.seq, h.hash, COALESCE(c.seq, 0), COALESCE(c.at, 0)
+		FROM audit_heads h LEFT JOIN audit_checkpoints c ON c.chain = h.chain
+		AND c.seq = (SELECT MAX(seq) FROM audit_checkpoints WHERE chain = h.chain) WHERE h.seq > 0`)
+	if err != nil {
+		return 0, err
+	}
+	type due struct {
+		chain string
+		seq   int64
+		hash  audit.Hash
+	}
+	var todo []due
+	now := s.now().UTC().Truncate(time.Microsecond)
+	for rows.Next() {
+		var d due
+		var h []byte
+		var cpSeq, cpAt int64
+		if err := rows.Scan(&d.chain, &d.seq, &h, &cpSeq, &cpAt); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		copy(d.hash[:], h)
+		last := fromMicros(cpAt)
+		if cpSeq == 0 {
+			last = time.Time{}
+		}
+		if force && d.seq > cpSeq || audit.CheckpointDue(cpSeq, last, d.seq, now, p.Every, p.Interval) {
+			todo = append(todo, d)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	for i, d := range todo {
+		c := audit.Checkpoint{Chain: d.chain, Seq: d.seq, Hash: d.hash, At: now}
+		s.signer.Sign(&c)
+		if err := s.witness.Append(c); err != nil {
+			return i, fmt.Errorf("witness checkpoint: %w", err)
+		}
+		if _, err := s.db.writer.ExecContext(ctx, s.db.q(`INSERT INTO audit_checkpoints (chain, seq, hash, at, signature) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (chain, seq) DO NOTHING`), c.Chain, c.Seq, c.Hash[:], micros(c.At), c.Signature); err != nil {
+			return i, fmt.Errorf("store checkpoint: %w", err)
+		}
+	}
+	return len(todo), nil
+}

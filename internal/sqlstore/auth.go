@@ -1,0 +1,238 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+
+	"github.com/kluis/kluis"
+	"github.com/kluis/kluis/internal/mail"
+)
+
+// lastSeenGranularity is how stale a session's last-seen time may get before
+// a request writes it again. It keeps authenticated reads free of writes;
+// the idle timeout is enforced to within this margin.
+const lastSeenGranularity = time.Minute
+
+// Session is a newly opened session: its secret token, shown once, and its
+// absolute end. The idle timeout may end it earlier.
+type Session struct {
+	ID        kluis.SessionID
+	Token     string
+	ExpiresAt time.Time
+}
+
+// Login checks an organisation user's e-mail and password and opens a
+// session (R14). A wrong password, an unknown address, a disabled or invited
+// account all get kluis.ErrUnauthenticated after the same amount of hashing
+// work (DESIGN §5), and each failure is recorded. Weaker stored hashes are
+// upgraded. Errors: unauthenticated.
+func (s *Store) Login(ctx context.Context, org kluis.OrgID, email, pw string) (Session, kluis.User, error) {
+	lookup := kluis.NormalizeEmail(email)
+	pw = kluis.NormalizePassword(pw)
+	var u kluis.User
+	var hash sql.NullString
+	u, err := scanUser(s.db.reader.QueryRowContext(ctx, s.db.q(`SELECT `+userColumns+`, password_hash FROM users WHERE org_id = ? AND email_lookup = ?`), org, lookup), &hash)
+	if err != nil && !errors.Is(err, kluis.ErrNotFound) {
+		return Session{}, u, err
+	}
+	found := err == nil
+	ok, rehash := false, false
+	if found && hash.Valid && u.Status == kluis.StatusActive {
+		if ok, rehash, err = s.hasher.Verify(ctx, pw, hash.String); err != nil {
+			return Session{}, u, err
+		}
+	} else {
+		s.hasher.VerifyDummy(ctx, pw)
+	}
+	if !ok {
+		target, reason := "", "unknown"
+		if found {
+			target, reason = "user:"+string(u.ID), "password"
+			if u.Status != kluis.StatusActive {
+				reason = string(u.Status)
+			}
+		}
+		s.countLogin(kluis.RealmOrg, "failure")
+		if err := s.recordRefusal(ctx, orgChain(org), kluis.Actor{}, "auth.login_failed", target, "failure", map[string]any{"reason": reason}); err != nil {
+			return Session{}, kluis.User{}, err
+		}
+		return Session{}, kluis.User{}, kluis.ErrUnauthenticated
+	}
+	newHash := ""
+	if rehash {
+		if newHash, err = s.hasher.Hash(ctx, pw); err != nil {
+			return Session{}, u, err
+		}
+	}
+	var sess Session
+	err = s.write(ctx, orgChain(org), func(t *Tx) error {
+		policy, err := t.s.policy(ctx, t.tx, org)
+		if err != nil {
+			return err
+		}
+		// The account may have changed since the read above.
+		var status kluis.UserStatus
+		if err := t.queryRow(ctx, `SELECT status FROM users WHERE org_id = ? AND id = ?`, org, u.ID).Scan(&status); err != nil || status != kluis.StatusActive {
+			return kluis.ErrUnauthenticated
+		}
+		if sess, err = t.openSession(ctx, `sessions`, org, string(u.ID), policy.MaxLifetime()); err != nil {
+			return err
+		}
+		if newHash != "" {
+			if _, err := t.exec(ctx, `UPDATE users SET password_hash = ? WHERE id = ?`, newHash, u.ID); err != nil {
+				return err
+			}
+		}
+		if _, err := t.exec(ctx, `UPDATE users SET last_login_at = ? WHERE id = ?`, micros(t.now), u.ID); err != nil {
+			return err
+		}
+		u.LastLoginAt = t.now
+		actor := kluis.Actor{Realm: kluis.RealmOrg, OrgID: org, UserID: u.ID, Role: u.Role, SessionID: sess.ID}
+		return t.appendEvent(ctx, orgChain(org), actor, "auth.login", "user:"+string(u.ID), "success",
+			map[string]any{"session": string(sess.ID)})
+	})
+	if err != nil {
+		return Session{}, kluis.User{}, err
+	}
+	s.countLogin(kluis.RealmOrg, "success")
+	return sess, u, nil
+}
+
+func (s *Store) countLogin(realm kluis.Realm, outcome string) {
+	if s.observe != nil {
+		s.observe.Login(realm, outcome)
+	}
+}
+
+// openSession stores a new session of the given table (sessions or
+// operator_sessions) and returns its token.
+func (t *Tx) openSession(ctx context.Context, table string, org kluis.OrgID, subject string, lifetime time.Duration) (Session, error) {
+	token, hash := newToken()
+	sess := Session{ID: kluis.SessionID(kluis.NewID(t.now)), Token: token, ExpiresAt: t.now.Add(lifetime)}
+	var err error
+	if table == "sessions" {
+		_, err = t.exec(ctx, `INSERT INTO sessions (id, org_id, user_id, token_hash, created_at, last_seen_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			sess.ID, org, subject, hash, micros(t.now), micros(t.now), micros(sess.ExpiresAt))
+	} else {
+		_, err = t.exec(ctx, `INSERT INTO operator_sessions (id, operator_id, token_hash, created_at, last_seen_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)`,
+			sess.ID, subject, hash, micros(t.now), micros(t.now), micros(sess.ExpiresAt))
+	}
+	return sess, err
+}
+
+// sessionAlive applies the idle timeout and the absolute lifetime (R21).
+// The policy's current lifetime applies to sessions opened under an older,
+// longer one.
+func sessionAlive(now, created, lastSeen, expires time.Time, idle, maxLife time.Duration) bool {
+	return now.Before(expires) && now.Before(created.Add(maxLife)) && now.Before(lastSeen.Add(idle))
+}
+
+// Authenticate resolves an organisation session token into its actor and
+// user (R14). Expired sessions are deleted. Reads of a live session write
+// nothing unless its last-seen time is over a minute old.
+// Errors: unauthenticated.
+func (s *Store) Authenticate(ctx context.Context, token string) (kluis.Actor, kluis.User, error) {
+	if !validTokenShape(token) {
+		return kluis.Actor{}, kluis.User{}, kluis.ErrUnauthenticated
+	}
+	var sid kluis.SessionID
+	var created, lastSeen, expires int64
+	var idleMin, maxHours int
+	row := s.db.reader.QueryRowContext(ctx, s.db.q(`SELECT u.id, u.org_id, u.email, u.name, u.phone, u.maintenance_emails, u.role, u.status,
+		u.created_at, u.last_login_at, s.id, s.created_at, s.last_seen_at, s.expires_at, o.session_idle_minutes, o.session_max_hours
+		FROM sessions s JOIN users u ON u.id = s.user_id AND u.org_id = s.org_id JOIN orgs o ON o.id = s.org_id
+		WHERE s.token_hash = ?`), tokenHash(token))
+	u, err := scanUser(row, &sid, &created, &lastSeen, &expires, &idleMin, &maxHours)
+	if errors.Is(err, kluis.ErrNotFound) {
+		return kluis.Actor{}, kluis.User{}, kluis.ErrUnauthenticated
+	}
+	if err != nil {
+		return kluis.Actor{}, kluis.User{}, err
+	}
+	now := s.now()
+	idle, maxLife := time.Duration(idleMin)*time.Minute, time.Duration(maxHours)*time.Hour
+	if u.Status != kluis.StatusActive || !sessionAlive(now, fromMicros(created), fromMicros(lastSeen), fromMicros(expires), idle, maxLife) {
+		_, err := s.db.writer.ExecContext(ctx, s.db.q(`DELETE FROM sessions WHERE id = ?`), sid)
+		if err != nil {
+			return kluis.Actor{}, kluis.User{}, err
+		}
+		return kluis.Actor{}, kluis.User{}, kluis.ErrUnauthenticated
+	}
+	if now.Sub(fromMicros(lastSeen)) >= lastSeenGranularity {
+		if _, err := s.db.writer.ExecContext(ctx, s.db.q(`UPDATE sessions SET last_seen_at = ? WHERE id = ?`), micros(now), sid); err != nil {
+			return kluis.Actor{}, kluis.User{}, err
+		}
+	}
+	return kluis.Actor{Realm: kluis.RealmOrg, OrgID: u.OrgID, UserID: u.ID, Role: u.Role, SessionID: sid}, u, nil
+}
+
+// Logout ends the actor's session. Errors: unauthenticated.
+func (s *Store) Logout(ctx context.Context, org kluis.OrgID, actor kluis.Actor) error {
+	return s.write(ctx, orgChain(org), func(t *Tx) error {
+		if !actor.IsOrgUser(org) {
+			return kluis.ErrUnauthenticated
+		}
+		if _, err := t.exec(ctx, `DELETE FROM sessions WHERE org_id = ? AND id = ?`, org, actor.SessionID); err != nil {
+			return err
+		}
+		return t.appendEvent(ctx, orgChain(org), actor, "auth.logout", "user:"+string(actor.UserID), "success",
+			map[string]any{"session": string(actor.SessionID)})
+	})
+}
+
+// ChangePassword replaces the signed-in user's password after checking the
+// current one against the policy (R16). Every other session of the user ends,
+// and the user gets a notice by mail. Errors: invalid_input, unauthenticated.
+func (s *Store) ChangePassword(ctx context.Context, org kluis.OrgID, actor kluis.Actor, current, next string) error {
+	if !actor.IsOrgUser(org) {
+		return kluis.ErrUnauthenticated
+	}
+	current, next = kluis.NormalizePassword(current), kluis.NormalizePassword(next)
+	policy, err := s.policy(ctx, s.db.reader, org)
+	if err != nil {
+		return err
+	}
+	if err := policy.CheckPassword(next); err != nil {
+		return kluis.Invalid(map[string]string{"new_password": err.Error()})
+	}
+	var hash sql.NullString
+	if err := s.db.reader.QueryRowContext(ctx, s.db.q(`SELECT password_hash FROM users WHERE org_id = ? AND id = ?`), org, actor.UserID).Scan(&hash); err != nil {
+		return kluis.ErrUnauthenticated
+	}
+	ok, _, err := s.hasher.Verify(ctx, current, hash.String)
+	if err != nil || !ok {
+		if rerr := s.recordRefusal(ctx, orgChain(org), actor, "user.password_change", "user:"+string(actor.UserID), "failure", nil); rerr != nil {
+			return rerr
+		}
+		return kluis.Invalid(map[string]string{"current_password": "is not correct"})
+	}
+	newHash, err := s.hasher.Hash(ctx, next)
+	if err != nil {
+		return err
+	}
+	return s.write(ctx, orgChain(org), func(t *Tx) error {
+		if _, err := t.exec(ctx, `UPDATE users SET password_hash = ?, updated_at = ? WHERE org_id = ? AND id = ?`, newHash, micros(t.now), org, actor.UserID); err != nil {
+			return err
+		}
+		res, err := t.exec(ctx, `DELETE FROM sessions WHERE org_id = ? AND user_id = ? AND id <> ?`, org, actor.UserID, actor.SessionID)
+		if err != nil {
+			return err
+		}
+		ended, _ := res.RowsAffected()
+		o, err := t.findOrg(ctx, org)
+		if err != nil {
+			return err
+		}
+		var email string
+		if err := t.queryRow(ctx, `SELECT email FROM users WHERE id = ?`, actor.UserID).Scan(&email); err != nil {
+			return err
+		}
+		if err := t.queueMail(ctx, org, o.Language, email, mail.PasswordChanged, mail.Data{OrgName: o.Name}); err != nil {
+			return err
+		}
+		return t.appendEvent(ctx, orgChain(org), actor, "user.password_change", "user:"+string(actor.UserID), "success",
+			map[string]any{"sessions_ended": ended})
+	})
+}

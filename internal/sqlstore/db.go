@@ -1,0 +1,300 @@
+// Package sqlstore is kluis's storage and its enforcement point: every service
+// method is one transaction that loads by organisation id, authorises with a
+// pure rule of package kluis, changes, appends the audit event and commits
+// (DESIGN §1). The same code runs on SQLite (embedded, one node) and
+// PostgreSQL (scale-out); the differences live in a small dialect and in
+// per-engine error translation (DESIGN §7).
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// Engine names.
+const (
+	SQLite   = "sqlite"
+	Postgres = "postgres"
+)
+
+// DB is an open database: one writer and a pool of readers. On SQLite the
+// writer is a single connection whose transactions begin IMMEDIATE, so another
+// process (the CLI) waits for the write lock instead of failing mid-way; on
+// PostgreSQL both are the same pool.
+type DB struct {
+	Engine string
+	writer *sql.DB
+	reader *sql.DB
+	// queries caches statements rewritten for the engine's placeholders.
+	queries sync.Map
+}
+
+// Open opens the database: PostgreSQL when dsn starts with postgres:// or
+// postgresql://, otherwise SQLite in dataDir/kluis.db (dsn empty) or at the
+// sqlite:// path given. It does not migrate.
+func Open(ctx context.Context, dataDir, dsn string) (*DB, error) {
+	switch {
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		return openPostgres(ctx, dsn)
+	case dsn == "":
+		if err := os.MkdirAll(dataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("create data folder: %w", err)
+		}
+		return openSQLite(ctx, filepath.Join(dataDir, "kluis.db"))
+	case strings.HasPrefix(dsn, "sqlite://"):
+		return openSQLite(ctx, strings.TrimPrefix(dsn, "sqlite://"))
+	}
+	return nil, errors.New("unsupported database: use a postgres:// DSN, or none for the embedded SQLite database")
+}
+
+func openSQLite(ctx context.Context, path string) (*DB, error) {
+	// busy_timeout comes first so that the other settings wait for a lock
+	// held by another process instead of failing.
+	base := "file:" + (&url.URL{Path: path}).EscapedPath() +
+		"?_busy_timeout=15000&_journal_mode=WAL&_synchronous=NORMAL&_foreign_keys=1"
+	writer, err := sql.Open("sqlite", base+"&_txlock=immediate")
+	if err != nil {
+		return nil, err
+	}
+	writer.SetMaxOpenConns(1)
+	writer.SetMaxIdleConns(1)
+	writer.SetConnMaxLifetime(0)
+	if err := writer.PingContext(ctx); err != nil {
+		writer.Close()
+		return nil, fmt.Errorf("open sqlite database: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		writer.Close()
+		return nil, err
+	}
+	reader, err := sql.Open("sqlite", base+"&_query_only=1")
+	if err != nil {
+		writer.Close()
+		return nil, err
+	}
+	n := max(4, 2*runtime.NumCPU())
+	reader.SetMaxOpenConns(n)
+	reader.SetMaxIdleConns(n)
+	reader.SetConnMaxLifetime(0)
+	return &DB{Engine: SQLite, writer: writer, reader: reader}, nil
+}
+
+func openPostgres(ctx context.Context, dsn string) (*DB, error) {
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres database: %w", redactDSNError(err))
+	}
+	db.SetMaxOpenConns(max(16, 8*runtime.NumCPU()))
+	db.SetMaxIdleConns(max(16, 8*runtime.NumCPU()))
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("connect to postgres: %w", redactDSNError(err))
+	}
+	return &DB{Engine: Postgres, writer: db, reader: db}, nil
+}
+
+// redactDSNError keeps a connection error but never a password that a DSN
+// might have carried.
+func redactDSNError(err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s (SQLSTATE %s)", pe.Message, pe.Code)
+	}
+	return err
+}
+
+// Close closes both pools.
+func (db *DB) Close() error {
+	err := db.writer.Close()
+	if db.reader != db.writer {
+		err = errors.Join(err, db.reader.Close())
+	}
+	return err
+}
+
+// Ping checks that the database answers (readiness).
+func (db *DB) Ping(ctx context.Context) error { return db.reader.PingContext(ctx) }
+
+// q rewrites a query written with '?' placeholders for the engine. Queries
+// are constants of this package; none holds a '?' inside a literal.
+func (db *DB) q(query string) string {
+	if db.Engine != Postgres {
+		return query
+	}
+	if v, ok := db.queries.Load(query); ok {
+		return v.(string)
+	}
+	var b strings.Builder
+	n := 0
+	for i := 0; i < len(query); i++ {
+		if query[i] == '?' {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(query[i])
+	}
+	db.queries.Store(query, b.String())
+	return b.String()
+}
+
+// forUpdate is the row-locking suffix: PostgreSQL locks the rows; SQLite
+// needs none because its write transactions hold the database's one write lock.
+func (db *DB) forUpdate() string {
+	if db.Engine == Postgres {
+		return " FOR UPDATE"
+	}
+	return ""
+}
+
+// Engine error translation, by error code, never by message text.
+
+func isUniqueViolation(err error) bool {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	}
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505"
+}
+
+func isForeignKeyViolation(err error) bool {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code() == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY
+	}
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23503"
+}
+
+//go:embed migrations
+var migrations embed.FS
+
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+func (db *DB) migrations() ([]migration, error) {
+	dir := "migrations/" + db.Engine
+	entries, err := fs.ReadDir(migrations, dir)
+	if err != nil {
+		return nil, err
+	}
+	var ms []migration
+	for _, e := range entries {
+		num, _, ok := strings.Cut(e.Name(), "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil || !strings.HasSuffix(e.Name(), ".sql") {
+			return nil, fmt.Errorf("bad migration file name %q", e.Name())
+		}
+		b, err := fs.ReadFile(migrations, dir+"/"+e.Name())
+		if err != nil {
+			return nil, err
+		}
+		ms = append(ms, migration{version: v, name: e.Name(), sql: string(b)})
+	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
+	return ms, nil
+}
+
+// ErrNotMigrated is returned by CheckMigrated when the schema is older than
+// this binary.
+var ErrNotMigrated = errors.New("the database is not migrated")
+
+// ErrSchemaNewer is returned when the database was migrated by a newer kluis.
+var ErrSchemaNewer = errors.New("the database was migrated by a newer kluis")
+
+// Migrate applies the missing migrations, each in its own transaction. Two
+// processes migrating at once wait for each other (SQLite's write lock, a
+// PostgreSQL advisory lock).
+func (db *DB) Migrate(ctx context.Context) (applied int, err error) {
+	ms, err := db.migrations()
+	if err != nil {
+		return 0, err
+	}
+	if _, err := db.writer.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
+		return 0, fmt.Errorf("migrate: %w", err)
+	}
+	for _, m := range ms {
+		done, err := db.applyMigration(ctx, m)
+		if err != nil {
+			return applied, fmt.Errorf("migration %s: %w", m.name, err)
+		}
+		if done {
+			applied++
+		}
+	}
+	return applied, db.CheckMigrated(ctx)
+}
+
+func (db *DB) applyMigration(ctx context.Context, m migration) (bool, error) {
+	tx, err := db.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return false, err
+	}
+	defer tx.Rollback()
+	if db.Engine == Postgres {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7283541)`); err != nil {
+			return false, err
+		}
+	}
+	var n int
+	if err := tx.QueryRowContext(ctx, db.q(`SELECT COUNT(*) FROM schema_migrations WHERE version = ?`), m.version).Scan(&n); err != nil {
+		return false, err
+	}
+	if n > 0 {
+		return false, nil
+	}
+	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+		return false, err
+	}
+	if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`), m.version, time.Now().UnixMicro()); err != nil {
+		return false, err
+	}
+	return true, tx.Commit()
+}
+
+// CheckMigrated returns ErrNotMigrated when migrations are missing and
+// ErrSchemaNewer when the database is ahead of this binary.
+func (db *DB) CheckMigrated(ctx context.Context) error {
+	ms, err := db.migrations()
+	if err != nil {
+		return err
+	}
+	want := ms[len(ms)-1].version
+	var have sql.NullInt64
+	err = db.reader.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&have)
+	if err != nil {
+		// A database without the table has never been migrated.
+		return ErrNotMigrated
+	}
+	switch {
+	case !have.Valid || have.Int64 < int64(want):
+		return ErrNotMigrated
+	case have.Int64 > int64(want):
+		return ErrSchemaNewer
+	}
+	return nil
+}

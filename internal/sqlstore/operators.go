@@ -1,0 +1,188 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/kluis/kluis"
+	"github.com/kluis/kluis/internal/audit"
+)
+
+// OperatorPolicy is the password and session policy of operator accounts:
+// staff accounts get a longer minimum than the organisations' default.
+var OperatorPolicy = kluis.Policy{PasswordMinLength: 12, SessionIdleMinutes: 30, SessionMaxHours: 12}
+
+// CreateOperator creates an operator admin. The first one is created from the
+// command line and bootstraps the instance; later ones by the CLI or an
+// operator. Errors: invalid_input, conflict, forbidden.
+func (s *Store) CreateOperator(ctx context.Context, actor kluis.Actor, email, name, pw string) (kluis.Operator, error) {
+	email, name, pw = kluis.NormalizeEmail(email), kluis.NormalizeName(name), kluis.NormalizePassword(pw)
+	f := map[string]string{}
+	if err := kluis.ValidateEmail(email); err != nil {
+		f["email"] = err.Error()
+	}
+	if name != "" {
+		if err := kluis.ValidateName(name); err != nil {
+			f["name"] = err.Error()
+		}
+	}
+	if err := OperatorPolicy.CheckPassword(pw); err != nil {
+		f["password"] = err.Error()
+	}
+	if len(f) > 0 {
+		return kluis.Operator{}, kluis.Invalid(f)
+	}
+	hash, err := s.hasher.Hash(ctx, pw)
+	if err != nil {
+		return kluis.Operator{}, err
+	}
+	var op kluis.Operator
+	err = s.write(ctx, audit.PlatformChain, func(t *Tx) error {
+		if !actor.IsOperator() {
+			return deny(audit.PlatformChain, actor, "operator.create", "", kluis.ErrForbidden)
+		}
+		op = kluis.Operator{ID: kluis.OperatorID(kluis.NewID(t.now)), Email: email, Name: name, CreatedAt: t.now}
+		_, err := t.exec(ctx, `INSERT INTO operators (id, email, name, password_hash, disabled, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+			op.ID, op.Email, op.Name, hash, false, micros(t.now))
+		if isUniqueViolation(err) {
+			return kluis.Errorf(kluis.EConflict, "an operator with this e-mail address exists")
+		}
+		if err != nil {
+			return fmt.Errorf("create operator: %w", err)
+		}
+		return t.appendEvent(ctx, audit.PlatformChain, actor, "operator.create", "operator:"+string(op.ID), "success", nil)
+	})
+	return op, err
+}
+
+// OperatorLogin checks an operator's e-mail and password and opens an
+// operator session, a realm apart from every organisation (R22). Failures are
+// recorded in the platform chain. Errors: unauthenticated.
+func (s *Store) OperatorLogin(ctx context.Context, email, pw string) (Session, error) {
+	email, pw = kluis.NormalizeEmail(email), kluis.NormalizePassword(pw)
+	var id kluis.OperatorID
+	var hash string
+	var disabled bool
+	err := s.db.reader.QueryRowContext(ctx, s.db.q(`SELECT id, password_hash, disabled FROM operators WHERE email = ?`), email).Scan(&id, &hash, &disabled)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return Session{}, err
+	}
+	found := err == nil
+	ok, rehash := false, false
+	if found && !disabled {
+		if ok, rehash, err = s.hasher.Verify(ctx, pw, hash); err != nil {
+			return Session{}, err
+		}
+	} else {
+		s.hasher.VerifyDummy(ctx, pw)
+	}
+	if !ok {
+		target := ""
+		if found {
+			target = "operator:" + string(id)
+		}
+		s.countLogin(kluis.RealmOperator, "failure")
+		if err := s.recordRefusal(ctx, audit.PlatformChain, kluis.Actor{}, "operator.login_failed", target, "failure", nil); err != nil {
+			return Session{}, err
+		}
+		return Session{}, kluis.ErrUnauthenticated
+	}
+	newHash := ""
+	if rehash {
+		if newHash, err = s.hasher.Hash(ctx, pw); err != nil {
+			return Session{}, err
+		}
+	}
+	var sess Session
+	err = s.write(ctx, audit.PlatformChain, func(t *Tx) error {
+		var err error
+		if sess, err = t.openSession(ctx, "operator_sessions", "", string(id), OperatorPolicy.MaxLifetime()); err != nil {
+			return err
+		}
+		if newHash != "" {
+			if _, err := t.exec(ctx, `UPDATE operators SET password_hash = ? WHERE id = ?`, newHash, id); err != nil {
+				return err
+			}
+		}
+		if _, err := t.exec(ctx, `UPDATE operators SET last_login_at = ? WHERE id = ?`, micros(t.now), id); err != nil {
+			return err
+		}
+		actor := kluis.Actor{Realm: kluis.RealmOperator, OperatorID: id, SessionID: sess.ID}
+		return t.appendEvent(ctx, audit.PlatformChain, actor, "operator.login", "operator:"+string(id), "success",
+			map[string]any{"session": string(sess.ID)})
+	})
+	if err != nil {
+		return Session{}, err
+	}
+	s.countLogin(kluis.RealmOperator, "success")
+	return sess, nil
+}
+
+// AuthenticateOperator resolves an operator session token. An organisation
+// user's token is not found here. Errors: unauthenticated.
+func (s *Store) AuthenticateOperator(ctx context.Context, token string) (kluis.Actor, error) {
+	if !validTokenShape(token) {
+		return kluis.Actor{}, kluis.ErrUnauthenticated
+	}
+	var sid kluis.SessionID
+	var id kluis.OperatorID
+	var created, lastSeen, expires int64
+	var disabled bool
+	err := s.db.reader.QueryRowContext(ctx, s.db.q(`SELECT s.id, s.operator_id, s.created_at, s.last_seen_at, s.expires_at, o.disabled
+		FROM operator_sessions s JOIN operators o ON o.id = s.operator_id WHERE s.token_hash = ?`), tokenHash(token)).
+		Scan(&sid, &id, &created, &lastSeen, &expires, &disabled)
+	if errors.Is(err, sql.ErrNoRows) {
+		return kluis.Actor{}, kluis.ErrUnauthenticated
+	}
+	if err != nil {
+		return kluis.Actor{}, err
+	}
+	now := s.now()
+	if disabled || !sessionAlive(now, fromMicros(created), fromMicros(lastSeen), fromMicros(expires), OperatorPolicy.IdleTimeout(), OperatorPolicy.MaxLifetime()) {
+		if _, err := s.db.writer.ExecContext(ctx, s.db.q(`DELETE FROM operator_sessions WHERE id = ?`), sid); err != nil {
+			return kluis.Actor{}, err
+		}
+		return kluis.Actor{}, kluis.ErrUnauthenticated
+	}
+	if now.Sub(fromMicros(lastSeen)) >= lastSeenGranularity {
+		if _, err := s.db.writer.ExecContext(ctx, s.db.q(`UPDATE operator_sessions SET last_seen_at = ? WHERE id = ?`), micros(now), sid); err != nil {
+			return kluis.Actor{}, err
+		}
+	}
+	return kluis.Actor{Realm: kluis.RealmOperator, OperatorID: id, SessionID: sid}, nil
+}
+
+// OperatorLogout ends the operator's session. Errors: unauthenticated.
+func (s *Store) OperatorLogout(ctx context.Context, actor kluis.Actor) error {
+	return s.write(ctx, audit.PlatformChain, func(t *Tx) error {
+		if actor.Realm != kluis.RealmOperator {
+			return kluis.ErrUnauthenticated
+		}
+		if _, err := t.exec(ctx, `DELETE FROM operator_sessions WHERE id = ?`, actor.SessionID); err != nil {
+			return err
+		}
+		return t.appendEvent(ctx, audit.PlatformChain, actor, "operator.logout", "operator:"+string(actor.OperatorID), "success", nil)
+	})
+}
+
+// PublicURL returns the base URL recorded by the last `kluis serve`, or "".
+func (s *Store) PublicURL(ctx context.Context) (string, error) { return s.db.Setting(ctx, "public_url") }
+
+// Setting returns a recorded setting, or "" when unset.
+func (db *DB) Setting(ctx context.Context, key string) (string, error) {
+	var v string
+	err := db.reader.QueryRowContext(ctx, db.q(`SELECT value FROM settings WHERE key = ?`), key).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	return v, err
+}
+
+// SetSetting records a setting.
+func (db *DB) SetSetting(ctx context.Context, key, value string) error {
+	_, err := db.writer.ExecContext(ctx, db.q(`INSERT INTO settings (key, value) VALUES (?, ?)
+		ON CONFLICT (key) DO UPDATE SET value = excluded.value`), key, value)
+	return err
+}

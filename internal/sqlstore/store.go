@@ -1,0 +1,281 @@
+package sqlstore
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/kluis/kluis"
+	"github.com/kluis/kluis/internal/audit"
+	"github.com/kluis/kluis/internal/password"
+)
+
+// Store is kluis's service layer on a database. Each exported method that
+// changes state is one transaction with its audit event. Methods return
+// *kluis.Error for everything a client may see; any other error is internal.
+type Store struct {
+	db      *DB
+	now     func() time.Time
+	hasher  *password.Hasher
+	signer  *audit.Signer
+	witness *audit.Witness
+
+	publicURL string
+	mailFrom  string
+	// mailQueued is called after a transaction that queued mail commits, to
+	// wake the mail worker. It may be nil.
+	mailQueued func()
+	// observe receives counters for metrics; it may be nil.
+	observe Observer
+}
+
+// Observer receives events worth counting (metrics). Implementations must be
+// fast and must not block.
+type Observer interface {
+	AuditAppended(chainKind string, n int)
+	Login(realm kluis.Realm, outcome string)
+}
+
+// Options configures a Store.
+type Options struct {
+	Now       func() time.Time // defaults to time.Now
+	Hasher    *password.Hasher // required
+	Signer    *audit.Signer    // required: signs audit checkpoints
+	Witness   *audit.Witness   // required: the checkpoint copy outside the database
+	PublicURL string           // base of every link in mail
+	MailFrom  string           // From address of outgoing mail
+	// MailQueued wakes the mail worker after mail was queued.
+	MailQueued func()
+	Observer   Observer
+}
+
+// NewStore returns a Store on a migrated database.
+func NewStore(db *DB, o Options) (*Store, error) {
+	if o.Hasher == nil || o.Signer == nil || o.Witness == nil {
+		return nil, errors.New("sqlstore: hasher, signer and witness are required")
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.PublicURL == "" {
+		o.PublicURL = "http://127.0.0.1:8080"
+	}
+	if o.MailFrom == "" {
+		o.MailFrom = "kluis@localhost"
+	}
+	return &Store{
+		db: db, now: o.Now, hasher: o.Hasher, signer: o.Signer, witness: o.Witness,
+		publicURL: o.PublicURL, mailFrom: o.MailFrom, mailQueued: o.MailQueued, observe: o.Observer,
+	}, nil
+}
+
+// DB returns the store's database.
+func (s *Store) DB() *DB { return s.db }
+
+// Tx is one write transaction. Every timestamp written in it comes from one
+// reading of the clock (DESIGN §2).
+type Tx struct {
+	tx     *sql.Tx
+	db     *DB
+	s      *Store
+	now    time.Time
+	events []string // chain kinds of appended events, counted after commit
+	mailed bool
+}
+
+func (t *Tx) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return t.tx.ExecContext(ctx, t.db.q(query), args...)
+}
+
+func (t *Tx) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	return t.tx.QueryRowContext(ctx, t.db.q(query), args...)
+}
+
+func (t *Tx) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return t.tx.QueryContext(ctx, t.db.q(query), args...)
+}
+
+// denial is returned by a transaction body when a rights rule refused the
+// actor. write records it in the chain in a transaction of its own, since
+// nothing else changes, and answers forbidden.
+type denial struct {
+	chain, action, target string
+	actor                 kluis.Actor
+	answer                *kluis.Error
+}
+
+func (d *denial) Error() string { return "denied: " + d.action }
+
+// deny returns the error a transaction body gives when the actor lacks the
+// right. answer is what the client sees (forbidden, or not_found where even the
+// existence of the object must not be confirmed).
+func deny(chain string, actor kluis.Actor, action, target string, answer *kluis.Error) error {
+	return &denial{chain: chain, actor: actor, action: action, target: target, answer: answer}
+}
+
+// write runs fn in one write transaction. lockChain, when not empty, is the
+// audit chain whose head is locked first: it serialises the organisation's
+// writes, so rules such as "the last active manager stays" hold on PostgreSQL
+// too. A denial is rolled back and recorded on its own.
+func (s *Store) write(ctx context.Context, lockChain string, fn func(*Tx) error) error {
+	sqlTx, err := s.db.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	t := &Tx{tx: sqlTx, db: s.db, s: s, now: s.now().UTC().Truncate(time.Microsecond)}
+	if lockChain != "" {
+		if _, _, err := t.lockHead(ctx, lockChain); err != nil {
+			sqlTx.Rollback()
+			return err
+		}
+	}
+	if err := fn(t); err != nil {
+		sqlTx.Rollback()
+		var d *denial
+		if errors.As(err, &d) {
+			if rerr := s.recordRefusal(ctx, d.chain, d.actor, d.action, d.target, "denied", nil); rerr != nil {
+				return rerr
+			}
+			return d.answer
+		}
+		return err
+	}
+	if err := sqlTx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	if s.observe != nil {
+		for _, kind := range t.events {
+			s.observe.AuditAppended(kind, 1)
+		}
+	}
+	if t.mailed && s.mailQueued != nil {
+		s.mailQueued()
+	}
+	return nil
+}
+
+// recordRefusal appends one refused request (a rights denial, a failed login)
+// to a chain, in a transaction of its own.
+func (s *Store) recordRefusal(ctx context.Context, chain string, actor kluis.Actor, action, target, outcome string, details map[string]any) error {
+	return s.write(ctx, "", func(t *Tx) error {
+		return t.appendEvent(ctx, chain, actor, action, target, outcome, details)
+	})
+}
+
+// Chain ids (DESIGN §3).
+func orgChain(org kluis.OrgID) string { return "org:" + string(org) }
+
+func chainKind(chain string) string {
+	if chain == audit.PlatformChain {
+		return "platform"
+	}
+	return "org"
+}
+
+// lockHead reads a chain head, locking it on PostgreSQL. A missing head is
+// created (a new organisation's chain starts in the transaction that creates
+// the organisation).
+func (t *Tx) lockHead(ctx context.Context, chain string) (int64, audit.Hash, error) {
+	var seq int64
+	var h []byte
+	err := t.queryRow(ctx, `SELECT seq, hash FROM audit_heads WHERE chain = ?`+t.db.forUpdate(), chain).Scan(&seq, &h)
+	if errors.Is(err, sql.ErrNoRows) {
+		var zero audit.Hash
+		if _, err := t.exec(ctx, `INSERT INTO audit_heads (chain, seq, hash) VALUES (?, 0, ?)`, chain, zero[:]); err != nil {
+			return 0, zero, fmt.Errorf("create chain head: %w", err)
+		}
+		return 0, zero, nil
+	}
+	if err != nil {
+		return 0, audit.Hash{}, fmt.Errorf("lock chain head: %w", err)
+	}
+	var hash audit.Hash
+	if len(h) != len(hash) {
+		return 0, hash, fmt.Errorf("chain head %s: bad hash length", chain)
+	}
+	copy(hash[:], h)
+	return seq, hash, nil
+}
+
+// appendEvent appends one event to a chain in this transaction: the change
+// and its record commit together or not at all (R23, R25). details must hold
+// no personal values (ids and field names only).
+func (t *Tx) appendEvent(ctx context.Context, chain string, actor kluis.Actor, action, target, outcome string, details map[string]any) error {
+	seq, prev, err := t.lockHead(ctx, chain)
+	if err != nil {
+		return err
+	}
+	d := []byte("{}")
+	if len(details) > 0 {
+		if d, err = json.Marshal(details); err != nil {
+			return err
+		}
+	}
+	e := audit.Event{
+		Chain: chain, Seq: seq + 1, ID: kluis.NewID(t.now), At: t.now,
+		Actor: actor.AuditName(), Action: action, Target: target, Outcome: outcome,
+		Details: d, Client: []byte{},
+	}
+	e.Seal(prev)
+	if _, err := t.exec(ctx, `INSERT INTO audit_events (chain, seq, id, at, actor, action, target, outcome, details, client, prev_hash, hash)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		e.Chain, e.Seq, e.ID, micros(e.At), e.Actor, e.Action, e.Target, e.Outcome, e.Details, e.Client, e.PrevHash[:], e.Hash[:]); err != nil {
+		return fmt.Errorf("append audit event: %w", err)
+	}
+	if _, err := t.exec(ctx, `UPDATE audit_heads SET seq = ?, hash = ? WHERE chain = ?`, e.Seq, e.Hash[:], chain); err != nil {
+		return fmt.Errorf("advance chain head: %w", err)
+	}
+	t.events = append(t.events, chainKind(chain))
+	return nil
+}
+
+// Time is stored as Unix microseconds in UTC on both engines.
+func micros(t time.Time) int64 { return t.UnixMicro() }
+
+func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
+
+func nullMicros(n sql.NullInt64) time.Time {
+	if !n.Valid {
+		return time.Time{}
+	}
+	return fromMicros(n.Int64)
+}
+
+// newToken returns a secret token (32 random bytes, unpadded base64url) and
+// the SHA-256 under which it is stored and looked up (DESIGN §5).
+func newToken() (token string, hash []byte) {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("sqlstore: crypto/rand failed: " + err.Error())
+	}
+	token = base64.RawURLEncoding.EncodeToString(b[:])
+	return token, tokenHash(token)
+}
+
+func tokenHash(token string) []byte {
+	h := sha256.Sum256([]byte(token))
+	return h[:]
+}
+
+// validTokenShape reports whether a presented token can be one of ours, so
+// that garbage is refused without a database lookup.
+func validTokenShape(token string) bool {
+	if len(token) != 43 {
+		return false
+	}
+	_, err := base64.RawURLEncoding.DecodeString(token)
+	return err == nil
+}
+
+// SetHooks sets the mail wake-up and the metrics observer after
+// construction, for wiring where those are built from the store. Call it
+// before serving requests.
+func (s *Store) SetHooks(mailQueued func(), o Observer) {
+	s.mailQueued, s.observe = mailQueued, o
+}

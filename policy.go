@@ -1,0 +1,91 @@
+package kluis
+
+import (
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
+)
+
+// Password limits that no organisation policy can move (R16).
+const (
+	MinPasswordLength = 8   // the floor; managers may raise it, never lower it
+	MaxPasswordLength = 256 // characters after NFKC normalisation
+)
+
+// Policy is an organisation's password and session policy (R16, R21).
+type Policy struct {
+	PasswordMinLength    int  `json:"password_min_length"`
+	PasswordRequireDigit bool `json:"password_require_digit"`
+	PasswordRequireUpper bool `json:"password_require_upper"`
+	SessionIdleMinutes   int  `json:"session_idle_minutes"`
+	SessionMaxHours      int  `json:"session_max_hours"`
+}
+
+// DefaultPolicy is the policy of a new organisation.
+var DefaultPolicy = Policy{
+	PasswordMinLength:  8,
+	SessionIdleMinutes: 30,
+	SessionMaxHours:    12,
+}
+
+// Validate checks the policy's bounds and names each problem per field.
+func (p Policy) Validate() error {
+	f := map[string]string{}
+	if p.PasswordMinLength < MinPasswordLength || p.PasswordMinLength > 128 {
+		f["password_min_length"] = fmt.Sprintf("must be between %d and 128", MinPasswordLength)
+	}
+	if p.SessionIdleMinutes < 1 || p.SessionIdleMinutes > 24*60 {
+		f["session_idle_minutes"] = "must be between 1 and 1440"
+	}
+	if p.SessionMaxHours < 1 || p.SessionMaxHours > 30*24 {
+		f["session_max_hours"] = "must be between 1 and 720"
+	}
+	if len(f) > 0 {
+		return Invalid(f)
+	}
+	return nil
+}
+
+// IdleTimeout is how long a session may go unused.
+func (p Policy) IdleTimeout() time.Duration {
+	return time.Duration(p.SessionIdleMinutes) * time.Minute
+}
+
+// MaxLifetime is the absolute lifetime of a session.
+func (p Policy) MaxLifetime() time.Duration {
+	return time.Duration(p.SessionMaxHours) * time.Hour
+}
+
+// NormalizePassword returns the NFKC form of a password, so that the same
+// password typed on different keyboards or systems gives the same hash.
+func NormalizePassword(pw string) string { return norm.NFKC.String(pw) }
+
+// CheckPassword tells whether a new password (already normalised) satisfies
+// the policy. The returned message is meant for the person choosing it.
+func (p Policy) CheckPassword(pw string) error {
+	if !utf8.ValidString(pw) {
+		return fmt.Errorf("must be valid text")
+	}
+	n := utf8.RuneCountInString(pw)
+	min := max(p.PasswordMinLength, MinPasswordLength)
+	if n < min {
+		return fmt.Errorf("must be at least %d characters", min)
+	}
+	if n > MaxPasswordLength {
+		return fmt.Errorf("must be at most %d characters", MaxPasswordLength)
+	}
+	if strings.TrimSpace(pw) == "" {
+		return fmt.Errorf("must not be only spaces")
+	}
+	if p.PasswordRequireDigit && !strings.ContainsFunc(pw, unicode.IsDigit) {
+		return fmt.Errorf("must contain a digit")
+	}
+	if p.PasswordRequireUpper && !strings.ContainsFunc(pw, unicode.IsUpper) {
+		return fmt.Errorf("must contain an upper-case letter")
+	}
+	return nil
+}

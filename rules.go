@@ -1,0 +1,77 @@
+package kluis
+
+// Realm separates organisation users from operator staff: a credential of one
+// realm is worthless in the other (R22).
+type Realm string
+
+// The realms.
+const (
+	RealmOrg      Realm = "org"
+	RealmOperator Realm = "operator"
+)
+
+// Actor is who makes a request, as established by authentication. The zero
+// Actor is anonymous.
+type Actor struct {
+	Realm      Realm
+	OrgID      OrgID      // RealmOrg only
+	UserID     UserID     // RealmOrg only
+	Role       Role       // RealmOrg only
+	OperatorID OperatorID // RealmOperator only
+	SessionID  SessionID
+	// CLI marks the command line: a person with access to the server's data
+	// folder and database, recorded as "cli" in the audit chain.
+	CLI bool
+}
+
+// CLIActor is the actor of the kluis command line.
+var CLIActor = Actor{CLI: true}
+
+// AuditName is how the actor appears in audit events: "user:ID",
+// "operator:ID", "cli" or "anonymous". Never a name or an address.
+func (a Actor) AuditName() string {
+	switch {
+	case a.CLI:
+		return "cli"
+	case a.Realm == RealmOrg && a.UserID != "":
+		return "user:" + string(a.UserID)
+	case a.Realm == RealmOperator && a.OperatorID != "":
+		return "operator:" + string(a.OperatorID)
+	}
+	return "anonymous"
+}
+
+// IsOrgUser reports whether a is a signed-in user of organisation org.
+func (a Actor) IsOrgUser(org OrgID) bool {
+	return a.Realm == RealmOrg && a.OrgID == org && a.UserID != ""
+}
+
+// IsManager reports whether a is a signed-in manager of organisation org.
+func (a Actor) IsManager(org OrgID) bool { return a.IsOrgUser(org) && a.Role == RoleManager }
+
+// IsOperator reports whether a is an operator admin or the command line.
+func (a Actor) IsOperator() bool {
+	return a.CLI || (a.Realm == RealmOperator && a.OperatorID != "")
+}
+
+// The rights of the foundation, one pure rule each (R2, R6, R8). The store
+// calls them inside the transaction that acts, after loading by org id.
+
+// CanManageUsers: managers invite, list, read, change, disable and delete the
+// users of their own organisation.
+func CanManageUsers(a Actor, org OrgID) bool { return a.IsManager(org) }
+
+// CanReadPolicy: every user of the organisation may read its policy, so they
+// know what a new password must look like.
+func CanReadPolicy(a Actor, org OrgID) bool { return a.IsOrgUser(org) }
+
+// CanUpdatePolicy: managers only.
+func CanUpdatePolicy(a Actor, org OrgID) bool { return a.IsManager(org) }
+
+// CanReadAudit: managers read, filter, export and verify their
+// organisation's log (R25).
+func CanReadAudit(a Actor, org OrgID) bool { return a.IsManager(org) }
+
+// CanManageOrgs: operator admins and the command line create and delete
+// organisations. They never read an organisation's users (R22).
+func CanManageOrgs(a Actor) bool { return a.IsOperator() }
