@@ -201,7 +201,13 @@ func cmdAudit(ctx context.Context, args []string, getenv func(string) string, st
 	slug := fs.String("org", "", "verify only this organisation's chain")
 	a, pos, err := prepare(ctx, c, fs, args[1:], false, stderr)
 	if err != nil {
-		return &cliError{code: 2, msg: "could not check: " + err.Error()}
+		// Exit 2 whatever the cause, keeping the hint (run migrate, …).
+		ce := &cliError{code: 2, msg: "could not check: " + err.Error()}
+		var inner *cliError
+		if errors.As(err, &inner) {
+			ce.hint = inner.hint
+		}
+		return ce
 	}
 	defer a.close()
 	if len(pos) != 0 {

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/netip"
 	"net/url"
@@ -223,9 +224,16 @@ func (c *config) flags(name string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("kluis "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.DataDir, "data", c.DataDir, "data folder (embedded database, keys, outbox)")
-	fs.StringVar(&c.DB, "db", c.DB, "database DSN: postgres://… (no password here: use KLUIS_DB or a pgpass file)")
+	fs.Var((*dsnFlag)(&c.DB), "db", "database `DSN`: postgres://… (no password here: use KLUIS_DB or a pgpass file)")
 	return fs
 }
+
+// dsnFlag is the --db flag. Its value may come from KLUIS_DB and carry a
+// password, so it never shows in the usage text that a flag error prints.
+type dsnFlag string
+
+func (f *dsnFlag) String() string     { return "" }
+func (f *dsnFlag) Set(s string) error { *f = dsnFlag(s); return nil }
 
 // parseFlags parses flags that may stand before or after positional
 // arguments, and returns the positional ones.
@@ -276,6 +284,13 @@ type app struct {
 // other commands refuse an unmigrated database with a hint.
 func open(ctx context.Context, c *config, migrate bool, stderr io.Writer) (*app, error) {
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: c.LogLevel}))
+	if !migrate && c.DB == "" {
+		// Opening would create an empty database (and the folder): a
+		// mistyped --data must not leave one behind.
+		if _, err := os.Stat(filepath.Join(c.DataDir, "kluis.db")); errors.Is(err, fs.ErrNotExist) {
+			return nil, &cliError{code: 1, msg: "no database in the data folder " + c.DataDir, hint: "run 'kluis migrate' (or start 'kluis serve') first, or check --data"}
+		}
+	}
 	db, err := sqlstore.Open(ctx, c.DataDir, c.DB)
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)

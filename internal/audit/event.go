@@ -32,13 +32,13 @@ func (h Hash) String() string {
 	return hex.EncodeToString(h[:])
 }
 
-// ErrMalformedHash is returned (wrapped) by [ParseHash] for anything other than
+// ErrMalformedHash is returned by [ParseHash] for anything other than
 // 64 lower-case hexadecimal digits.
 var ErrMalformedHash = errors.New("audit: malformed hash")
 
 // ParseHash parses the form [Hash.String] returns: exactly 64 lower-case
-// hexadecimal digits. Any other input gets an error wrapping
-// [ErrMalformedHash]; upper case is refused so that a hash has one spelling.
+// hexadecimal digits. Any other input gets [ErrMalformedHash]; upper case is
+// refused so that a hash has one spelling.
 func ParseHash(s string) (Hash, error) {
 	var h Hash
 	if len(s) != 2*len(h) {

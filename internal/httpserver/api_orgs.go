@@ -4,7 +4,10 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/kluis/kluis"
 	"github.com/kluis/kluis/internal/sqlstore"
@@ -135,12 +138,18 @@ func auditFilter(r *http.Request) (sqlstore.AuditFilter, error) {
 	tm("since", &f.Since)
 	tm("until", &f.Until)
 	f.Action, f.Actor = q.Get("action"), q.Get("actor")
-	if len(f.Action) > 100 {
-		bad["action"] = "is too long"
+	// Names and actors are short printable text; anything else matches no
+	// event, and a NUL or invalid UTF-8 would make PostgreSQL fail the query.
+	text := func(name, v string) {
+		switch {
+		case len(v) > 100:
+			bad[name] = "is too long"
+		case !utf8.ValidString(v) || strings.ContainsFunc(v, unicode.IsControl):
+			bad[name] = "must be printable text"
+		}
 	}
-	if len(f.Actor) > 100 {
-		bad["actor"] = "is too long"
-	}
+	text("action", f.Action)
+	text("actor", f.Actor)
 	if len(bad) > 0 {
 		return f, kluis.Invalid(bad)
 	}

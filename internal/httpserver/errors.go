@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/kluis/kluis"
 )
@@ -90,6 +91,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // decode reads exactly one JSON object into v: the body limit is enforced by
 // the middleware, unknown fields and trailing data are refused, and every
 // problem is an invalid_input (or too_large) error that names no internals.
+// The body must be UTF-8 (RFC 8259): encoding/json would silently replace
+// invalid bytes, so they are refused before, and so is anything but an
+// object (a bare null would otherwise decode as {}).
 func decode(r *http.Request, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
@@ -97,9 +101,9 @@ func decode(r *http.Request, v any) error {
 			return kluis.Errorf(kluis.EInvalid, "the body must be JSON (Content-Type: application/json)")
 		}
 	}
+	var raw json.RawMessage
 	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
+	err := dec.Decode(&raw)
 	if err == nil {
 		if _, extra := dec.Token(); extra != io.EOF {
 			err = errors.New("trailing data")
@@ -108,6 +112,18 @@ func decode(r *http.Request, v any) error {
 				err = extra
 			}
 		}
+	}
+	if err == nil {
+		raw = bytes.TrimLeft(raw, " \t\r\n")
+		switch {
+		case !utf8.Valid(raw):
+			return kluis.Errorf(kluis.EInvalid, "the body must be UTF-8 text")
+		case len(raw) == 0 || raw[0] != '{':
+			return kluis.Errorf(kluis.EInvalid, "the body must be a JSON object")
+		}
+		strict := json.NewDecoder(bytes.NewReader(raw))
+		strict.DisallowUnknownFields()
+		err = strict.Decode(v)
 	}
 	if err == nil {
 		return nil

@@ -177,25 +177,29 @@ func bearerOrCookie(r *http.Request, cookie string) string {
 // org resolves the organisation of the URL once. A credential of this realm
 // is authenticated; a session of another organisation gets not_found before
 // any handler runs (R1). Credentials of the operator realm are worthless here.
+// A valid session resolves its organisation in the same query; without one,
+// the slug is looked up on its own.
 func (s *server) org(next handlerFunc) http.Handler {
 	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		st := state(r)
-		org, err := s.store.FindOrgBySlug(r.Context(), r.PathValue("org"))
-		if err != nil {
-			return err
-		}
-		st.org = org
+		slug := r.PathValue("org")
 		if token := bearerOrCookie(r, sessionCookie); token != "" {
-			actor, user, err := s.store.Authenticate(r.Context(), token)
+			actor, user, org, err := s.store.AuthenticateOrg(r.Context(), token)
 			switch {
-			case err == nil && actor.OrgID != org.ID:
+			case err == nil && org.Slug != slug:
 				return kluis.ErrNotFound
 			case err == nil:
-				st.actor, st.user = actor, user
+				st.org, st.actor, st.user = org, actor, user
+				return next(w, r)
 			case kluis.ErrorCode(err) != kluis.EUnauthenticated:
 				return err
 			}
 		}
+		org, err := s.store.FindOrgBySlug(r.Context(), slug)
+		if err != nil {
+			return err
+		}
+		st.org = org
 		return next(w, r)
 	})
 }

@@ -19,8 +19,10 @@ const maxSubjectLen = 250
 
 // Compose builds an RFC 5322 message with CRLF line endings from a sender
 // address (a display name is allowed), a recipient address, a subject and a
-// plain-text UTF-8 body, dated now. The body is sent as quoted-printable
-// text/plain in UTF-8; a non-ASCII subject is encoded per RFC 2047. The To
+// plain-text UTF-8 body, dated now. The body is text/plain in UTF-8, sent as
+// 7bit (ASCII) or 8bit text when every line fits RFC 5322's 998-byte limit,
+// so that links stay whole and copyable even in the raw message, and as
+// quoted-printable otherwise; a non-ASCII subject is encoded per RFC 2047. The To
 // header carries the bare address, without any display name (R3, R40).
 //
 // messageID is the value of the Message-ID header, "<random hex@domain of
@@ -68,6 +70,16 @@ func Compose(from, to, subject, body string, now time.Time) (msg []byte, message
 	header("Auto-Submitted", "auto-generated")
 	header("MIME-Version", "1.0")
 	header("Content-Type", "text/plain; charset=utf-8")
+	lines := strings.Split(strings.TrimSuffix(strings.ReplaceAll(body, "\r\n", "\n"), "\n"), "\n")
+	if cte := plainEncoding(lines); cte != "" {
+		header("Content-Transfer-Encoding", cte)
+		buf.WriteString("\r\n")
+		for _, l := range lines {
+			buf.WriteString(l)
+			buf.WriteString("\r\n")
+		}
+		return buf.Bytes(), messageID, nil
+	}
 	header("Content-Transfer-Encoding", "quoted-printable")
 	buf.WriteString("\r\n")
 
@@ -79,6 +91,25 @@ func Compose(from, to, subject, body string, now time.Time) (msg []byte, message
 	qp.Write([]byte(body))
 	qp.Close()
 	return buf.Bytes(), messageID, nil
+}
+
+// plainEncoding returns "7bit" or "8bit" when the lines can be sent as they
+// are (no line over 998 bytes, no bare CR or NUL), and "" when they need
+// quoted-printable.
+func plainEncoding(lines []string) string {
+	cte := "7bit"
+	for _, l := range lines {
+		if len(l) > 998 || strings.ContainsAny(l, "\r\x00") {
+			return ""
+		}
+		for i := 0; i < len(l); i++ {
+			if l[i] >= 0x80 {
+				cte = "8bit"
+				break
+			}
+		}
+	}
+	return cte
 }
 
 // messageIDOf returns the Message-ID header of msg, or "" if there is none;

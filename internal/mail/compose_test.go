@@ -23,12 +23,18 @@ func parseComposed(t *testing.T, msg []byte) (netmail.Header, string) {
 	if err != nil {
 		t.Fatalf("net/mail.ReadMessage: got error %v, want nil", err)
 	}
-	if got := m.Header.Get("Content-Transfer-Encoding"); got != "quoted-printable" {
-		t.Fatalf("Content-Transfer-Encoding: got %q, want quoted-printable", got)
+	var r io.Reader
+	switch cte := m.Header.Get("Content-Transfer-Encoding"); cte {
+	case "quoted-printable":
+		r = quotedprintable.NewReader(m.Body)
+	case "7bit", "8bit":
+		r = m.Body
+	default:
+		t.Fatalf("Content-Transfer-Encoding: got %q, want 7bit, 8bit or quoted-printable", cte)
 	}
-	body, err := io.ReadAll(quotedprintable.NewReader(m.Body))
+	body, err := io.ReadAll(r)
 	if err != nil {
-		t.Fatalf("quoted-printable body: got error %v, want nil", err)
+		t.Fatalf("body: got error %v, want nil", err)
 	}
 	return m.Header, string(body)
 }
@@ -68,6 +74,9 @@ func TestComposeRoundTrips(t *testing.T) {
 			}
 			if !regexp.MustCompile(`^<[0-9a-f]{32}@kluis\.example\.org>$`).MatchString(id) {
 				t.Errorf("message id: got %q, want <32 hex@kluis.example.org>", id)
+			}
+			if strings.Contains(tt.body, testLink+"\n") && !bytes.Contains(msg, []byte("\r\n"+testLink+"\r\n")) {
+				t.Errorf("raw message: the link is not whole on a line of its own")
 			}
 			h, body := parseComposed(t, msg)
 			wantBody := strings.ReplaceAll(tt.body, "\n", "\r\n")

@@ -12,21 +12,11 @@ import (
 	"time"
 )
 
-// Sender delivers a composed message to the recipients of its envelope.
-//
-// Implementations must keep recipient addresses, message content and
-// credentials out of their errors and log lines: the Worker logs the errors.
-type Sender interface {
-	// Send delivers msg from the envelope sender from to the envelope
-	// recipients to. It returns once the message is handed over for good,
-	// or an error; it honours ctx.
-	Send(ctx context.Context, from string, to []string, msg []byte) error
-}
-
 // Outbox is a Sender for development and for installations without an SMTP
 // server: it writes every message as an RFC 5322 file Dir/NAME.eml, where
-// NAME is a UTC time stamp and a random part (20261123T101500.123456Z-
-// 0a1b2c3d), never an address (CONTRACT "Links and mail"). Files appear
+// NAME is a UTC time stamp and a random part, such as
+// 20261123T101500.123456Z-0a1b2c3d, never an address (CONTRACT "Links and
+// mail"). Files appear
 // whole: they are written under a temporary name starting with "." and then
 // renamed. The folder is created with mode 0700 and files with mode 0600.
 //

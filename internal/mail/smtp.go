@@ -172,10 +172,8 @@ func (s *SMTP) Send(ctx context.Context, from string, to []string, msg []byte) e
 		recipients[i] = a.Address
 	}
 
+	// The connection's own deadline; ctx can end the dialogue sooner.
 	deadline := time.Now().Add(s.timeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
 	fail := func(stage string, err error) error {
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return fmt.Errorf("mail: smtp %s: %w", stage, ctxErr)
@@ -188,6 +186,8 @@ func (s *SMTP) Send(ctx context.Context, from string, to []string, msg []byte) e
 	}
 
 	dialer := net.Dialer{Deadline: deadline}
+	// When ctx ends, the AfterFunc below cuts the connection, and ctx.Err()
+	// is set by then, so fail reports it.
 	conn, err := dialer.DialContext(ctx, "tcp", s.addr)
 	if err != nil {
 		return fail("dial", err)

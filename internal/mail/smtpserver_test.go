@@ -97,7 +97,9 @@ from aiosmtpd.smtp import AuthResult
 port, maildir, user, password = int(sys.argv[1]), sys.argv[2], sys.argv[3].encode(), sys.argv[4].encode()
 
 def authenticate(server, session, envelope, mechanism, data):
-    return AuthResult(success=(mechanism == "PLAIN" and data.login == user and data.password == password))
+    ok = mechanism == "PLAIN" and data.login == user and data.password == password
+    # handled=False: aiosmtpd itself answers 235 or 535.
+    return AuthResult(success=ok, handled=False)
 
 controller = Controller(Mailbox(maildir), hostname="127.0.0.1", port=port,
                         authenticator=authenticate, auth_required=True, auth_require_tls=False)

@@ -7,6 +7,23 @@ import (
 	"time"
 )
 
+// Sender delivers a composed message to the recipients of its envelope.
+//
+// Implementations must keep recipient addresses, message content and
+// credentials out of their errors and log lines: the Worker logs the errors.
+type Sender interface {
+	// Send delivers msg from the envelope sender from to the envelope
+	// recipients to. It returns once the message is handed over for good,
+	// or an error; it honours ctx.
+	Send(ctx context.Context, from string, to []string, msg []byte) error
+}
+
+// Both senders of this package fit.
+var (
+	_ Sender = (*Outbox)(nil)
+	_ Sender = (*SMTP)(nil)
+)
+
 // Queued is a message waiting in the mail queue.
 type Queued struct {
 	ID       string // queue id; the only name log lines use
@@ -42,7 +59,8 @@ const (
 
 // Worker delivers queued messages with retries: a message that cannot be
 // sent is rescheduled with a growing delay (see Backoff) and never dropped.
-// Several workers, on one node or many, may serve the same Queue.
+// Several workers, on one node or many, may serve the same Queue. Build it
+// with NewWorker: a Worker made otherwise ignores Notify.
 type Worker struct {
 	Queue  Queue
 	Sender Sender
@@ -102,15 +120,15 @@ func (w *Worker) DeliverDue(ctx context.Context) (sent int, err error) {
 		}
 		fresh := 0
 		for _, q := range batch {
+			if w.now().Sub(claimed) > lease-leaseMargin {
+				// The rest is claimed again once the lease runs out.
+				break
+			}
 			if seen[q.ID] {
 				continue // a queue that hands out a message twice in one pass
 			}
 			seen[q.ID] = true
 			fresh++
-			if w.now().Sub(claimed) > lease-leaseMargin {
-				// The rest is claimed again once the lease runs out.
-				break
-			}
 			attempt := q.Attempts + 1
 			sendErr := w.Sender.Send(ctx, q.From, q.To, q.Message)
 			if sendErr != nil && ctx.Err() != nil {

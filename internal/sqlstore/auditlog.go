@@ -247,7 +247,7 @@ func (s *Store) verifyChain(ctx context.Context, chain string, witnessed []audit
 	var head *audit.Head
 	var seq int64
 	var h []byte
-	err = s.db.reader.QueryRowContext(ctx, s.db.q(`SELECT seq, hash FROM audit_heads WHERE chain = ?`), chain).Scan(&seq, &h)
+	err = s.db.readRow(ctx, `SELECT seq, hash FROM audit_heads WHERE chain = ?`, chain).Scan(&seq, &h)
 	switch {
 	case err == nil:
 		head = &audit.Head{Seq: seq}
@@ -360,8 +360,8 @@ func (s *Store) Checkpoint(ctx context.Context, p CheckpointPolicy, force bool) 
 		if err := s.witness.Append(c); err != nil {
 			return i, fmt.Errorf("witness checkpoint: %w", err)
 		}
-		if _, err := s.db.writer.ExecContext(ctx, s.db.q(`INSERT INTO audit_checkpoints (chain, seq, hash, at, signature) VALUES (?, ?, ?, ?, ?)
-			ON CONFLICT (chain, seq) DO NOTHING`), c.Chain, c.Seq, c.Hash[:], micros(c.At), c.Signature); err != nil {
+		if _, err := s.db.writeExec(ctx, `INSERT INTO audit_checkpoints (chain, seq, hash, at, signature) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (chain, seq) DO NOTHING`, c.Chain, c.Seq, c.Hash[:], micros(c.At), c.Signature); err != nil {
 			return i, fmt.Errorf("store checkpoint: %w", err)
 		}
 	}

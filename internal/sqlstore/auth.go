@@ -33,7 +33,7 @@ func (s *Store) Login(ctx context.Context, org kluis.OrgID, email, pw string) (S
 	pw = kluis.NormalizePassword(pw)
 	var u kluis.User
 	var hash sql.NullString
-	u, err := scanUser(s.db.reader.QueryRowContext(ctx, s.db.q(`SELECT `+userColumns+`, password_hash FROM users WHERE org_id = ? AND email_lookup = ?`), org, lookup), &hash)
+	u, err := scanUser(s.db.readRow(ctx, `SELECT `+userColumns+`, password_hash FROM users WHERE org_id = ? AND email_lookup = ?`, org, lookup), &hash)
 	if err != nil && !errors.Is(err, kluis.ErrNotFound) {
 		return Session{}, u, err
 	}
@@ -130,42 +130,51 @@ func sessionAlive(now, created, lastSeen, expires time.Time, idle, maxLife time.
 }
 
 // Authenticate resolves an organisation session token into its actor and
-// user (R14). Expired sessions are deleted. Reads of a live session write
-// nothing unless its last-seen time is over a minute old.
-// Errors: unauthenticated.
+// user (R14). See AuthenticateOrg. Errors: unauthenticated.
 func (s *Store) Authenticate(ctx context.Context, token string) (kluis.Actor, kluis.User, error) {
+	a, u, _, err := s.AuthenticateOrg(ctx, token)
+	return a, u, err
+}
+
+// AuthenticateOrg resolves an organisation session token into its actor,
+// user and organisation with one query (R14). Expired sessions are deleted.
+// Reads of a live session write nothing unless its last-seen time is over a
+// minute old. Errors: unauthenticated.
+func (s *Store) AuthenticateOrg(ctx context.Context, token string) (kluis.Actor, kluis.User, kluis.Org, error) {
+	var o kluis.Org
 	if !validTokenShape(token) {
-		return kluis.Actor{}, kluis.User{}, kluis.ErrUnauthenticated
+		return kluis.Actor{}, kluis.User{}, o, kluis.ErrUnauthenticated
 	}
 	var sid kluis.SessionID
-	var created, lastSeen, expires int64
+	var created, lastSeen, expires, orgCreated int64
 	var idleMin, maxHours int
-	row := s.db.reader.QueryRowContext(ctx, s.db.q(`SELECT u.id, u.org_id, u.email, u.name, u.phone, u.maintenance_emails, u.role, u.status,
-		u.created_at, u.last_login_at, s.id, s.created_at, s.last_seen_at, s.expires_at, o.session_idle_minutes, o.session_max_hours
+	row := s.db.readRow(ctx, `SELECT u.id, u.org_id, u.email, u.name, u.phone, u.maintenance_emails, u.role, u.status,
+		u.created_at, u.last_login_at, s.id, s.created_at, s.last_seen_at, s.expires_at, o.session_idle_minutes, o.session_max_hours,
+		o.slug, o.name, o.language, o.created_at
 		FROM sessions s JOIN users u ON u.id = s.user_id AND u.org_id = s.org_id JOIN orgs o ON o.id = s.org_id
-		WHERE s.token_hash = ?`), tokenHash(token))
-	u, err := scanUser(row, &sid, &created, &lastSeen, &expires, &idleMin, &maxHours)
+		WHERE s.token_hash = ?`, tokenHash(token))
+	u, err := scanUser(row, &sid, &created, &lastSeen, &expires, &idleMin, &maxHours, &o.Slug, &o.Name, &o.Language, &orgCreated)
 	if errors.Is(err, kluis.ErrNotFound) {
-		return kluis.Actor{}, kluis.User{}, kluis.ErrUnauthenticated
+		return kluis.Actor{}, kluis.User{}, o, kluis.ErrUnauthenticated
 	}
 	if err != nil {
-		return kluis.Actor{}, kluis.User{}, err
+		return kluis.Actor{}, kluis.User{}, o, err
 	}
+	o.ID, o.CreatedAt = u.OrgID, fromMicros(orgCreated)
 	now := s.now()
 	idle, maxLife := time.Duration(idleMin)*time.Minute, time.Duration(maxHours)*time.Hour
 	if u.Status != kluis.StatusActive || !sessionAlive(now, fromMicros(created), fromMicros(lastSeen), fromMicros(expires), idle, maxLife) {
-		_, err := s.db.writer.ExecContext(ctx, s.db.q(`DELETE FROM sessions WHERE id = ?`), sid)
-		if err != nil {
-			return kluis.Actor{}, kluis.User{}, err
+		if _, err := s.db.writeExec(ctx, `DELETE FROM sessions WHERE id = ?`, sid); err != nil {
+			return kluis.Actor{}, kluis.User{}, o, err
 		}
-		return kluis.Actor{}, kluis.User{}, kluis.ErrUnauthenticated
+		return kluis.Actor{}, kluis.User{}, o, kluis.ErrUnauthenticated
 	}
 	if now.Sub(fromMicros(lastSeen)) >= lastSeenGranularity {
-		if _, err := s.db.writer.ExecContext(ctx, s.db.q(`UPDATE sessions SET last_seen_at = ? WHERE id = ?`), micros(now), sid); err != nil {
-			return kluis.Actor{}, kluis.User{}, err
+		if _, err := s.db.writeExec(ctx, `UPDATE sessions SET last_seen_at = ? WHERE id = ?`, micros(now), sid); err != nil {
+			return kluis.Actor{}, kluis.User{}, o, err
 		}
 	}
-	return kluis.Actor{Realm: kluis.RealmOrg, OrgID: u.OrgID, UserID: u.ID, Role: u.Role, SessionID: sid}, u, nil
+	return kluis.Actor{Realm: kluis.RealmOrg, OrgID: u.OrgID, UserID: u.ID, Role: u.Role, SessionID: sid}, u, o, nil
 }
 
 // Logout ends the actor's session. Errors: unauthenticated.
@@ -198,7 +207,7 @@ func (s *Store) ChangePassword(ctx context.Context, org kluis.OrgID, actor kluis
 		return kluis.Invalid(map[string]string{"new_password": err.Error()})
 	}
 	var hash sql.NullString
-	if err := s.db.reader.QueryRowContext(ctx, s.db.q(`SELECT password_hash FROM users WHERE org_id = ? AND id = ?`), org, actor.UserID).Scan(&hash); err != nil {
+	if err := s.db.readRow(ctx, `SELECT password_hash FROM users WHERE org_id = ? AND id = ?`, org, actor.UserID).Scan(&hash); err != nil {
 		return kluis.ErrUnauthenticated
 	}
 	ok, _, err := s.hasher.Verify(ctx, current, hash.String)

@@ -43,8 +43,12 @@ type DB struct {
 	Engine string
 	writer *sql.DB
 	reader *sql.DB
-	// queries caches statements rewritten for the engine's placeholders.
-	queries sync.Map
+	// queries caches statements rewritten for the engine's placeholders;
+	// readerStmts and writerStmts cache prepared statements, so the hot
+	// paths do not parse SQL on every request.
+	queries     sync.Map
+	readerStmts sync.Map
+	writerStmts sync.Map
 }
 
 // Open opens the database: PostgreSQL when dsn starts with postgres:// or
@@ -69,7 +73,7 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 	// busy_timeout comes first so that the other settings wait for a lock
 	// held by another process instead of failing.
 	base := "file:" + (&url.URL{Path: path}).EscapedPath() +
-		"?_busy_timeout=15000&_journal_mode=WAL&_synchronous=NORMAL&_foreign_keys=1"
+		"?_busy_timeout=15000&_journal_mode=WAL&_synchronous=NORMAL&_foreign_keys=1&_pragma=mmap_size(268435456)"
 	writer, err := sql.Open("sqlite", base+"&_txlock=immediate")
 	if err != nil {
 		return nil, err
@@ -124,6 +128,9 @@ func redactDSNError(err error) error {
 
 // Close closes both pools.
 func (db *DB) Close() error {
+	for _, cache := range []*sync.Map{&db.readerStmts, &db.writerStmts} {
+		cache.Range(func(_, v any) bool { v.(*sql.Stmt).Close(); return true })
+	}
 	err := db.writer.Close()
 	if db.reader != db.writer {
 		err = errors.Join(err, db.reader.Close())
@@ -156,6 +163,46 @@ func (db *DB) q(query string) string {
 	}
 	db.queries.Store(query, b.String())
 	return b.String()
+}
+
+// stmt returns a prepared statement for query on the given pool, preparing
+// it once. database/sql re-prepares it on each pooled connection as needed.
+func (db *DB) stmt(ctx context.Context, writer bool, query string) (*sql.Stmt, error) {
+	cache, pool := &db.readerStmts, db.reader
+	if writer {
+		cache, pool = &db.writerStmts, db.writer
+	}
+	if v, ok := cache.Load(query); ok {
+		return v.(*sql.Stmt), nil
+	}
+	st, err := pool.PrepareContext(ctx, db.q(query))
+	if err != nil {
+		return nil, err
+	}
+	if v, loaded := cache.LoadOrStore(query, st); loaded {
+		st.Close()
+		return v.(*sql.Stmt), nil
+	}
+	return st, nil
+}
+
+// readRow runs a one-row query on the reader pool with a cached statement.
+func (db *DB) readRow(ctx context.Context, query string, args ...any) *sql.Row {
+	st, err := db.stmt(ctx, false, query)
+	if err != nil {
+		// Let Scan report the error: the plain path prepares and fails the same way.
+		return db.reader.QueryRowContext(ctx, db.q(query), args...)
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+// writeExec runs a statement outside a transaction on the writer.
+func (db *DB) writeExec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	st, err := db.stmt(ctx, true, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
 }
 
 // forUpdate is the row-locking suffix: PostgreSQL locks the rows; SQLite

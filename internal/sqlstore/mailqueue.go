@@ -56,13 +56,13 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, limit int, lease ti
 
 // MarkSent deletes a delivered message: its addresses and text leave the database.
 func (s *Store) MarkSent(ctx context.Context, id string) error {
-	_, err := s.db.writer.ExecContext(ctx, s.db.q(`DELETE FROM mail_queue WHERE id = ?`), id)
+	_, err := s.db.writeExec(ctx, `DELETE FROM mail_queue WHERE id = ?`, id)
 	return err
 }
 
 // MarkFailed counts a failed attempt and schedules the next one.
 func (s *Store) MarkFailed(ctx context.Context, id string, next time.Time) error {
-	_, err := s.db.writer.ExecContext(ctx, s.db.q(`UPDATE mail_queue SET attempts = attempts + 1, next_attempt_at = ?, lease_until = 0 WHERE id = ?`),
+	_, err := s.db.writeExec(ctx, `UPDATE mail_queue SET attempts = attempts + 1, next_attempt_at = ?, lease_until = 0 WHERE id = ?`,
 		micros(next), id)
 	return err
 }

@@ -65,7 +65,7 @@ func (s *Store) OperatorLogin(ctx context.Context, email, pw string) (Session, e
 	var id kluis.OperatorID
 	var hash string
 	var disabled bool
-	err := s.db.reader.QueryRowContext(ctx, s.db.q(`SELECT id, password_hash, disabled FROM operators WHERE email = ?`), email).Scan(&id, &hash, &disabled)
+	err := s.db.readRow(ctx, `SELECT id, password_hash, disabled FROM operators WHERE email = ?`, email).Scan(&id, &hash, &disabled)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return Session{}, err
 	}
@@ -130,8 +130,8 @@ func (s *Store) AuthenticateOperator(ctx context.Context, token string) (kluis.A
 	var id kluis.OperatorID
 	var created, lastSeen, expires int64
 	var disabled bool
-	err := s.db.reader.QueryRowContext(ctx, s.db.q(`SELECT s.id, s.operator_id, s.created_at, s.last_seen_at, s.expires_at, o.disabled
-		FROM operator_sessions s JOIN operators o ON o.id = s.operator_id WHERE s.token_hash = ?`), tokenHash(token)).
+	err := s.db.readRow(ctx, `SELECT s.id, s.operator_id, s.created_at, s.last_seen_at, s.expires_at, o.disabled
+		FROM operator_sessions s JOIN operators o ON o.id = s.operator_id WHERE s.token_hash = ?`, tokenHash(token)).
 		Scan(&sid, &id, &created, &lastSeen, &expires, &disabled)
 	if errors.Is(err, sql.ErrNoRows) {
 		return kluis.Actor{}, kluis.ErrUnauthenticated
@@ -141,13 +141,13 @@ func (s *Store) AuthenticateOperator(ctx context.Context, token string) (kluis.A
 	}
 	now := s.now()
 	if disabled || !sessionAlive(now, fromMicros(created), fromMicros(lastSeen), fromMicros(expires), OperatorPolicy.IdleTimeout(), OperatorPolicy.MaxLifetime()) {
-		if _, err := s.db.writer.ExecContext(ctx, s.db.q(`DELETE FROM operator_sessions WHERE id = ?`), sid); err != nil {
+		if _, err := s.db.writeExec(ctx, `DELETE FROM operator_sessions WHERE id = ?`, sid); err != nil {
 			return kluis.Actor{}, err
 		}
 		return kluis.Actor{}, kluis.ErrUnauthenticated
 	}
 	if now.Sub(fromMicros(lastSeen)) >= lastSeenGranularity {
-		if _, err := s.db.writer.ExecContext(ctx, s.db.q(`UPDATE operator_sessions SET last_seen_at = ? WHERE id = ?`), micros(now), sid); err != nil {
+		if _, err := s.db.writeExec(ctx, `UPDATE operator_sessions SET last_seen_at = ? WHERE id = ?`, micros(now), sid); err != nil {
 			return kluis.Actor{}, err
 		}
 	}
@@ -168,12 +168,14 @@ func (s *Store) OperatorLogout(ctx context.Context, actor kluis.Actor) error {
 }
 
 // PublicURL returns the base URL recorded by the last `kluis serve`, or "".
-func (s *Store) PublicURL(ctx context.Context) (string, error) { return s.db.Setting(ctx, "public_url") }
+func (s *Store) PublicURL(ctx context.Context) (string, error) {
+	return s.db.Setting(ctx, "public_url")
+}
 
 // Setting returns a recorded setting, or "" when unset.
 func (db *DB) Setting(ctx context.Context, key string) (string, error) {
 	var v string
-	err := db.reader.QueryRowContext(ctx, db.q(`SELECT value FROM settings WHERE key = ?`), key).Scan(&v)
+	err := db.readRow(ctx, `SELECT value FROM settings WHERE key = ?`, key).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil
 	}
@@ -182,7 +184,7 @@ func (db *DB) Setting(ctx context.Context, key string) (string, error) {
 
 // SetSetting records a setting.
 func (db *DB) SetSetting(ctx context.Context, key, value string) error {
-	_, err := db.writer.ExecContext(ctx, db.q(`INSERT INTO settings (key, value) VALUES (?, ?)
-		ON CONFLICT (key) DO UPDATE SET value = excluded.value`), key, value)
+	_, err := db.writeExec(ctx, `INSERT INTO settings (key, value) VALUES (?, ?)
+		ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, value)
 	return err
 }

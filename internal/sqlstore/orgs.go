@@ -129,7 +129,7 @@ func (s *Store) FindOrgBySlug(ctx context.Context, slug string) (kluis.Org, erro
 	if kluis.ValidateSlug(slug) != nil {
 		return kluis.Org{}, kluis.ErrNotFound
 	}
-	return scanOrg(s.db.reader.QueryRowContext(ctx, s.db.q(`SELECT `+orgColumns+` FROM orgs WHERE slug = ?`), slug))
+	return scanOrg(s.db.readRow(ctx, `SELECT `+orgColumns+` FROM orgs WHERE slug = ?`, slug))
 }
 
 func (t *Tx) findOrgBySlug(ctx context.Context, slug string) (kluis.Org, error) {

@@ -87,18 +87,55 @@ type Tx struct {
 	now    time.Time
 	events []string // chain kinds of appended events, counted after commit
 	mailed bool
+	heads  map[string]chainHead // chain heads locked in this transaction
+
+	unprepared []string // queries to prepare after the transaction
+}
+
+type chainHead struct {
+	seq  int64
+	hash audit.Hash
+}
+
+// stmt returns the writer's cached prepared statement bound to this
+// transaction, or nil when the query has not been prepared yet. Preparing
+// needs a connection of the writer pool, which on SQLite is the one this
+// transaction holds, so new queries run unprepared now and are prepared
+// once the transaction has ended.
+func (t *Tx) stmt(ctx context.Context, query string) *sql.Stmt {
+	if v, ok := t.db.writerStmts.Load(query); ok {
+		return t.tx.StmtContext(ctx, v.(*sql.Stmt))
+	}
+	t.unprepared = append(t.unprepared, query)
+	return nil
 }
 
 func (t *Tx) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if st := t.stmt(ctx, query); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
 	return t.tx.ExecContext(ctx, t.db.q(query), args...)
 }
 
 func (t *Tx) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := t.stmt(ctx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
 	return t.tx.QueryRowContext(ctx, t.db.q(query), args...)
 }
 
 func (t *Tx) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st := t.stmt(ctx, query); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
 	return t.tx.QueryContext(ctx, t.db.q(query), args...)
+}
+
+// prepareLater prepares the statements a finished transaction ran unprepared.
+func (t *Tx) prepareLater(ctx context.Context) {
+	for _, q := range t.unprepared {
+		t.db.stmt(ctx, true, q) // a failure only means the next call runs unprepared again
+	}
 }
 
 // denial is returned by a transaction body when a rights rule refused the
@@ -129,6 +166,7 @@ func (s *Store) write(ctx context.Context, lockChain string, fn func(*Tx) error)
 		return fmt.Errorf("begin: %w", err)
 	}
 	t := &Tx{tx: sqlTx, db: s.db, s: s, now: s.now().UTC().Truncate(time.Microsecond)}
+	defer t.prepareLater(ctx)
 	if lockChain != "" {
 		if _, _, err := t.lockHead(ctx, lockChain); err != nil {
 			sqlTx.Rollback()
@@ -182,6 +220,20 @@ func chainKind(chain string) string {
 // created (a new organisation's chain starts in the transaction that creates
 // the organisation).
 func (t *Tx) lockHead(ctx context.Context, chain string) (int64, audit.Hash, error) {
+	if h, ok := t.heads[chain]; ok {
+		return h.seq, h.hash, nil
+	}
+	seq, hash, err := t.readHead(ctx, chain)
+	if err == nil {
+		if t.heads == nil {
+			t.heads = map[string]chainHead{}
+		}
+		t.heads[chain] = chainHead{seq, hash}
+	}
+	return seq, hash, err
+}
+
+func (t *Tx) readHead(ctx context.Context, chain string) (int64, audit.Hash, error) {
 	var seq int64
 	var h []byte
 	err := t.queryRow(ctx, `SELECT seq, hash FROM audit_heads WHERE chain = ?`+t.db.forUpdate(), chain).Scan(&seq, &h)
@@ -231,6 +283,7 @@ func (t *Tx) appendEvent(ctx context.Context, chain string, actor kluis.Actor, a
 	if _, err := t.exec(ctx, `UPDATE audit_heads SET seq = ?, hash = ? WHERE chain = ?`, e.Seq, e.Hash[:], chain); err != nil {
 		return fmt.Errorf("advance chain head: %w", err)
 	}
+	t.heads[chain] = chainHead{e.Seq, e.Hash}
 	t.events = append(t.events, chainKind(chain))
 	return nil
 }

@@ -100,7 +100,7 @@ CREATE TABLE audit_events (
     prev_hash BLOB NOT NULL,
     hash      BLOB NOT NULL,
     PRIMARY KEY (chain, seq)
-);
+) WITHOUT ROWID;
 CREATE INDEX audit_events_at ON audit_events (chain, at);
 
 CREATE TABLE audit_checkpoints (

@@ -1,0 +1,362 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"mime"
+	"mime/quotedprintable"
+	"net/http"
+	"net/mail"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kluis/kluis/internal/audit"
+	"github.com/kluis/kluis/internal/kluistest"
+	"github.com/kluis/kluis/internal/password"
+	"github.com/kluis/kluis/internal/sqlstore"
+)
+
+// TestMain removes the kluis binary that the end-to-end tests build once.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// fastArgon2 is the environment that keeps password hashing quick in tests
+// that are not about hashing.
+var fastArgon2 = map[string]string{"KLUIS_ARGON2_MEMORY_KIB": "1024", "KLUIS_ARGON2_TIME": "1"}
+
+// testEnv returns the fast-hashing environment plus the given KEY, VALUE
+// pairs.
+func testEnv(kv ...string) map[string]string {
+	env := map[string]string{}
+	for k, v := range fastArgon2 {
+		env[k] = v
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		env[kv[i]] = kv[i+1]
+	}
+	return env
+}
+
+// result is what one run of the command line left behind.
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+}
+
+// cli runs the command line in-process through run, with the environment
+// env (never the process environment) and stdin, and returns the exit code
+// main would give and both outputs.
+func cli(t testing.TB, env map[string]string, stdin string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	getenv := func(k string) string { return env[k] }
+	err := run(ctx, append([]string{"kluis"}, args...), getenv, strings.NewReader(stdin), &stdout, &stderr)
+	code := exitCode(err, &stderr)
+	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
+}
+
+// mustCLI is cli for a command that must succeed.
+func mustCLI(t testing.TB, env map[string]string, stdin string, args ...string) result {
+	t.Helper()
+	r := cli(t, env, stdin, args...)
+	if r.code != 0 {
+		t.Fatalf("kluis %s: %s", strings.Join(args, " "), r)
+	}
+	return r
+}
+
+// checkErrorShape checks the contract's error output: a first line
+// "kluis: message" starting lower-case, then at most a "hint:" line.
+func checkErrorShape(t testing.TB, stderr string) {
+	t.Helper()
+	lines := strings.Split(strings.TrimRight(stderr, "\n"), "\n")
+	first := -1
+	for i, l := range lines {
+		if strings.HasPrefix(l, "kluis: ") {
+			first = i
+			break
+		}
+	}
+	if first < 0 {
+		t.Fatalf("stderr has no line starting with %q:\n%s", "kluis: ", stderr)
+	}
+	msg := strings.TrimPrefix(lines[first], "kluis: ")
+	if msg == "" || strings.ToLower(msg[:1]) != msg[:1] {
+		t.Errorf("error message %q does not start lower-case", msg)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer goroutine and a reading
+// test.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// waitFor polls cond until it holds or the timeout passes.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+var listeningLine = regexp.MustCompile(`listening on http://(\S+)`)
+
+// server is a kluis serve running in-process.
+type server struct {
+	addr   string
+	stdout *syncBuffer
+	stderr *syncBuffer
+	stop   context.CancelFunc
+	done   chan error
+}
+
+// startServe runs `kluis serve args…` in-process until the test ends or
+// shutdown is called, and waits until it answers /readyz.
+func startServe(t testing.TB, env map[string]string, args ...string) *server {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &server{stdout: &syncBuffer{}, stderr: &syncBuffer{}, stop: cancel, done: make(chan error, 1)}
+	getenv := func(k string) string { return env[k] }
+	go func() {
+		s.done <- run(ctx, append([]string{"kluis", "serve"}, args...), getenv, strings.NewReader(""), s.stdout, s.stderr)
+	}()
+	t.Cleanup(func() { s.shutdown(t) })
+	waitFor(t, 20*time.Second, "serve to print its address", func() bool {
+		select {
+		case err := <-s.done:
+			s.done <- err
+			t.Fatalf("serve ended early: %v\nstderr:\n%s", err, s.stderr)
+		default:
+		}
+		m := listeningLine.FindStringSubmatch(s.stdout.String())
+		if m != nil {
+			s.addr = m[1]
+		}
+		return m != nil
+	})
+	waitReady(t, "http://"+s.addr)
+	return s
+}
+
+// shutdown cancels the server's context and returns run's error; it fails
+// the test if run does not return within 10 seconds.
+func (s *server) shutdown(t testing.TB) error {
+	t.Helper()
+	if s.stop == nil {
+		return nil
+	}
+	s.stop()
+	s.stop = nil
+	select {
+	case err := <-s.done:
+		return err
+	case <-time.After(10 * time.Second):
+		t.Fatalf("serve did not return within 10 s of its context ending")
+		return nil
+	}
+}
+
+// waitReady polls base/readyz until it answers 200.
+func waitReady(t testing.TB, base string) {
+	t.Helper()
+	waitFor(t, 20*time.Second, base+"/readyz", func() bool {
+		resp, err := http.Get(base + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+}
+
+// openStore opens the store of a data folder (and DSN) as kluis does, for
+// checks the command line cannot make, such as a login.
+func openStore(t testing.TB, dir, dsn string) *sqlstore.Store {
+	t.Helper()
+	ctx := context.Background()
+	db, err := sqlstore.Open(ctx, dir, dsn)
+	if err != nil {
+		t.Fatalf("open database: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	signer, err := audit.LoadOrCreateSigner(filepath.Join(dir, "keys", "audit-signing.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	witness, err := audit.OpenWitness(filepath.Join(dir, "audit", "witness.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { witness.Close() })
+	hasher, err := password.NewHasher(kluistest.FastArgon2, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlstore.NewStore(db, sqlstore.Options{Hasher: hasher, Signer: signer, Witness: witness})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// queryStrings runs a read-only query through a connection of its own and
+// returns the first column of every row as text.
+func queryStrings(t testing.TB, engine, dir, dsn, query string) []string {
+	t.Helper()
+	driver, source := "pgx", dsn
+	if engine != sqlstore.Postgres {
+		driver, source = "sqlite", "file:"+filepath.Join(dir, "kluis.db")+"?_busy_timeout=10000"
+	}
+	db, err := sql.Open(driver, source)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query(query)
+	if err != nil {
+		t.Fatalf("query %q: %v", query, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// outboxMail is one message in the development outbox.
+type outboxMail struct {
+	name   string      // file name
+	raw    string      // the file as written
+	header mail.Header // parsed header
+	body   string      // the decoded text body
+}
+
+// outboxNamePattern is the contract's NAME.eml: a time stamp and a random
+// part, never an address.
+var outboxNamePattern = regexp.MustCompile(`^[0-9]{8}T[0-9]{6}\.[0-9]{6}Z-[0-9a-f]{8}\.eml$`)
+
+// readOutbox returns the messages in DATA/outbox not in seen (which it
+// updates), oldest first.
+func readOutbox(t testing.TB, dataDir string, seen map[string]bool) []outboxMail {
+	t.Helper()
+	dir := filepath.Join(dataDir, "outbox")
+	entries, err := os.ReadDir(dir)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".eml") && !seen[e.Name()] {
+			names = append(names, e.Name())
+		}
+	}
+	sort.Strings(names)
+	var out []outboxMail
+	for _, n := range names {
+		b, err := os.ReadFile(filepath.Join(dir, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[n] = true
+		out = append(out, parseMail(t, n, b))
+	}
+	return out
+}
+
+// waitMail polls the outbox until a message not in seen arrives.
+func waitMail(t testing.TB, dataDir string, seen map[string]bool, timeout time.Duration) outboxMail {
+	t.Helper()
+	var got []outboxMail
+	waitFor(t, timeout, "a mail in the outbox", func() bool {
+		got = append(got, readOutbox(t, dataDir, seen)...)
+		return len(got) > 0
+	})
+	if len(got) != 1 {
+		t.Fatalf("got %d new mails in the outbox, want 1", len(got))
+	}
+	return got[0]
+}
+
+func parseMail(t testing.TB, name string, raw []byte) outboxMail {
+	t.Helper()
+	msg, err := mail.ReadMessage(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatalf("outbox file %s is not an RFC 5322 message: %v", name, err)
+	}
+	mediaType, params, err := mime.ParseMediaType(msg.Header.Get("Content-Type"))
+	if err != nil || mediaType != "text/plain" || !strings.EqualFold(params["charset"], "utf-8") {
+		t.Errorf("outbox file %s: Content-Type %q, want text/plain; charset=utf-8", name, msg.Header.Get("Content-Type"))
+	}
+	var body io.Reader = msg.Body
+	if strings.EqualFold(msg.Header.Get("Content-Transfer-Encoding"), "quoted-printable") {
+		body = quotedprintable.NewReader(body)
+	}
+	b, err := io.ReadAll(body)
+	if err != nil {
+		t.Fatalf("outbox file %s: body: %v", name, err)
+	}
+	return outboxMail{name: name, raw: string(raw), header: msg.Header, body: strings.ReplaceAll(string(b), "\r\n", "\n")}
+}
+
+// linkLines returns the lines of a mail body that are http(s) links.
+func linkLines(body string) []string {
+	var out []string
+	for _, l := range strings.Split(body, "\n") {
+		if strings.HasPrefix(l, "http://") || strings.HasPrefix(l, "https://") {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// tokenOf returns the token in a link's fragment.
+func tokenOf(link string) string {
+	_, tok, _ := strings.Cut(link, "#")
+	return tok
+}

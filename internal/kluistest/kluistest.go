@@ -1,0 +1,302 @@
+// Package kluistest holds test fixtures shared by kluis's packages: real
+// databases on both engines (a fresh SQLite file, a fresh PostgreSQL
+// database), a store wired with the real leaf libraries, a movable clock and
+// the development outbox. Nothing here mocks our own storage.
+package kluistest
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/kluis/kluis/internal/audit"
+	"github.com/kluis/kluis/internal/mail"
+	"github.com/kluis/kluis/internal/password"
+	"github.com/kluis/kluis/internal/sqlstore"
+)
+
+// Engines are the database engines every storage and API test runs on.
+var Engines = []string{sqlstore.SQLite, sqlstore.Postgres}
+
+// DefaultPostgres is where tests look for PostgreSQL when
+// KLUIS_TEST_POSTGRES is unset.
+const DefaultPostgres = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+
+// FastArgon2 are weak argon2id parameters that keep the bulk of the tests
+// quick. Tests about hashing itself use password.DefaultParams.
+var FastArgon2 = password.Params{Memory: 1024, Time: 1, Threads: 1}
+
+// PostgresDSN creates a uniquely named PostgreSQL database, drops it when the
+// test ends, and returns its DSN. Without KLUIS_TEST_POSTGRES and without a
+// server answering on the default address the test is skipped; with
+// KLUIS_TEST_POSTGRES set (as in CI) a missing server fails the test.
+func PostgresDSN(tb testing.TB) string {
+	tb.Helper()
+	admin := os.Getenv("KLUIS_TEST_POSTGRES")
+	required := admin != ""
+	if admin == "" {
+		admin = DefaultPostgres
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	db, err := sql.Open("pgx", admin)
+	if err == nil {
+		err = db.PingContext(ctx)
+	}
+	if err != nil {
+		if db != nil {
+			db.Close()
+		}
+		if required {
+			tb.Fatalf("KLUIS_TEST_POSTGRES is set but PostgreSQL does not answer: %v", err)
+		}
+		tb.Skipf("skipping PostgreSQL: no server at %s and KLUIS_TEST_POSTGRES is unset", DefaultPostgres)
+	}
+	var b [6]byte
+	rand.Read(b[:])
+	name := "kluis_test_" + hex.EncodeToString(b[:])
+	if _, err := db.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
+		db.Close()
+		tb.Fatalf("create test database: %v", err)
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := db.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			tb.Errorf("drop test database %s: %v", name, err)
+		}
+		db.Close()
+	})
+	u, err := url.Parse(admin)
+	if err != nil {
+		tb.Fatalf("KLUIS_TEST_POSTGRES: %v", err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+// DSN returns the --db value for an engine: "" (embedded SQLite in the data
+// folder) or a fresh PostgreSQL database.
+func DSN(tb testing.TB, engine string) string {
+	if engine == sqlstore.Postgres {
+		return PostgresDSN(tb)
+	}
+	return ""
+}
+
+// OpenDB opens and migrates a fresh database of the engine in a temporary
+// data folder, closed when the test ends.
+func OpenDB(tb testing.TB, engine, dataDir string) *sqlstore.DB {
+	tb.Helper()
+	return openDSN(tb, dataDir, DSN(tb, engine))
+}
+
+func openDSN(tb testing.TB, dataDir, dsn string) *sqlstore.DB {
+	tb.Helper()
+	ctx := context.Background()
+	db, err := sqlstore.Open(ctx, dataDir, dsn)
+	if err != nil {
+		tb.Fatalf("open database: %v", err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	if _, err := db.Migrate(ctx); err != nil {
+		tb.Fatalf("migrate %s: %v", db.Engine, err)
+	}
+	return db
+}
+
+// Clock is a movable clock for expiry tests (DESIGN §2: move the clock,
+// never sleep).
+type Clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+// NewClock returns a clock standing at the current time.
+func NewClock() *Clock { return &Clock{now: time.Now().UTC()} }
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Advance moves the clock forward.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// Env is a store on a real database with its data folder, clock and outbox.
+type Env struct {
+	Engine  string
+	Dir     string
+	DSN     string // "" for SQLite in Dir
+	DB      *sqlstore.DB
+	Store   *sqlstore.Store
+	Clock   *Clock
+	Signer  *audit.Signer
+	Witness *audit.Witness
+	Outbox  string
+	worker  *mail.Worker
+	seen    map[string]bool
+}
+
+// EnvOptions tunes NewEnv.
+type EnvOptions struct {
+	Argon2 password.Params // zero means FastArgon2
+}
+
+// NewEnv returns a store on a fresh database of the engine.
+func NewEnv(tb testing.TB, engine string, opts ...EnvOptions) *Env {
+	tb.Helper()
+	var o EnvOptions
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	if o.Argon2 == (password.Params{}) {
+		o.Argon2 = FastArgon2
+	}
+	dir := tb.TempDir()
+	e := &Env{Engine: engine, Dir: dir, Clock: NewClock(), Outbox: filepath.Join(dir, "outbox"), seen: map[string]bool{}}
+	e.DSN = DSN(tb, engine)
+	e.DB = openDSN(tb, dir, e.DSN)
+	var err error
+	if e.Signer, err = audit.LoadOrCreateSigner(filepath.Join(dir, "keys", "audit-signing.key")); err != nil {
+		tb.Fatal(err)
+	}
+	if e.Witness, err = audit.OpenWitness(filepath.Join(dir, "audit", "witness.log")); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { e.Witness.Close() })
+	hasher, err := password.NewHasher(o.Argon2, 0)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	e.Store, err = sqlstore.NewStore(e.DB, sqlstore.Options{
+		Now: e.Clock.Now, Hasher: hasher, Signer: e.Signer, Witness: e.Witness,
+		PublicURL: "http://kluis.test", MailFrom: "kluis@kluis.test",
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	e.worker = mail.NewWorker(e.Store, &mail.Outbox{Dir: e.Outbox}, nil, e.Clock.Now)
+	return e
+}
+
+// Mail delivers the queued mail to the outbox and returns the messages that
+// arrived since the last call, oldest first.
+func (e *Env) Mail(tb testing.TB) []string {
+	tb.Helper()
+	if _, err := e.worker.DeliverDue(context.Background()); err != nil {
+		tb.Fatalf("deliver mail: %v", err)
+	}
+	return NewMail(tb, e.Outbox, e.seen)
+}
+
+// NewMail returns the messages in an outbox folder not in seen (which it
+// updates), oldest first.
+func NewMail(tb testing.TB, dir string, seen map[string]bool) []string {
+	tb.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil && !os.IsNotExist(err) {
+		tb.Fatal(err)
+	}
+	var names []string
+	for _, en := range entries {
+		if strings.HasSuffix(en.Name(), ".eml") && !seen[en.Name()] {
+			names = append(names, en.Name())
+		}
+	}
+	sort.Strings(names)
+	var out []string
+	for _, n := range names {
+		b, err := os.ReadFile(filepath.Join(dir, n))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		seen[n] = true
+		out = append(out, string(b))
+	}
+	return out
+}
+
+var linkPattern = regexp.MustCompile(`https?://\S+/o/[a-z0-9-]+/(invite|reset)#[A-Za-z0-9_-]{43}`)
+
+// Link returns the one invitation or reset link in a mail, where it stands
+// whole on a line of its own (mail bodies are 7bit or 8bit text).
+func Link(tb testing.TB, msg string) string {
+	tb.Helper()
+	m := linkPattern.FindAllString(msg, -1)
+	if len(m) != 1 {
+		tb.Fatalf("want one link in the mail, found %d", len(m))
+	}
+	return m[0]
+}
+
+// Token returns the token in a link's fragment.
+func Token(link string) string {
+	_, t, _ := strings.Cut(link, "#")
+	return t
+}
+
+// LastToken delivers mail and returns the token of the newest link mailed.
+func (e *Env) LastToken(tb testing.TB) string {
+	tb.Helper()
+	msgs := e.Mail(tb)
+	if len(msgs) == 0 {
+		tb.Fatal("no mail was sent")
+	}
+	return Token(Link(tb, msgs[len(msgs)-1]))
+}
+
+// MustExec runs SQL on the env's database through a connection of its own,
+// the way an attacker with database access would tamper with rows. The query
+// takes no parameters and must be valid on both engines.
+func (e *Env) MustExec(tb testing.TB, query string) int64 {
+	tb.Helper()
+	return RawExec(tb, e.Engine, e.Dir, e.DSN, query)
+}
+
+// RawExec runs one parameterless statement on a database given as kluis is
+// given it (data folder and DSN) and returns the rows it affected.
+func RawExec(tb testing.TB, engine, dataDir, dsn, query string) int64 {
+	tb.Helper()
+	driver, source := "pgx", dsn
+	if engine != sqlstore.Postgres {
+		driver, source = "sqlite", "file:"+filepath.Join(dataDir, "kluis.db")+"?_busy_timeout=10000"
+	}
+	db, err := sql.Open(driver, source)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer db.Close()
+	res, err := db.Exec(query)
+	if err != nil {
+		tb.Fatalf("exec %q: %v", query, err)
+	}
+	n, _ := res.RowsAffected()
+	return n
+}
+
+// Name returns a unique name for test objects.
+func Name(prefix string) string {
+	var b [4]byte
+	rand.Read(b[:])
+	return fmt.Sprintf("%s-%s", prefix, hex.EncodeToString(b[:]))
+}

@@ -1,0 +1,227 @@
+package loadtest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kluis/kluis"
+	"github.com/kluis/kluis/internal/httpserver"
+	"github.com/kluis/kluis/internal/kluistest"
+	"github.com/kluis/kluis/internal/password"
+	"github.com/kluis/kluis/internal/sqlstore"
+)
+
+const pw = "bench-passw0rd"
+
+type fixture struct {
+	env    *kluistest.Env
+	srv    *httptest.Server
+	client *http.Client
+	org    kluis.Org
+	tokens []string // one session per user
+	emails []string
+}
+
+// setup starts a server with real argon2id parameters, an organisation and
+// n active users, each signed in once.
+func setup(b *testing.B, engine string, params password.Params, n int) *fixture {
+	b.Helper()
+	env := kluistest.NewEnv(b, engine, kluistest.EnvOptions{Argon2: params})
+	ctx := context.Background()
+	org, link, err := env.Store.CreateOrg(ctx, kluis.CLIActor, sqlstore.NewOrg{Slug: "bench", Name: "Bench", ManagerEmail: "u0@bench.example"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := env.Store.AcceptInvitation(ctx, org.ID, kluistest.Token(link), "User 0", pw); err != nil {
+		b.Fatal(err)
+	}
+	f := &fixture{env: env, org: org}
+	manager := kluis.Actor{}
+	for i := 0; i < n; i++ {
+		email := fmt.Sprintf("u%d@bench.example", i)
+		if i > 0 {
+			if _, err := env.Store.InviteUser(ctx, org.ID, manager, kluis.UserInput{Email: &email}); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := env.Store.AcceptInvitation(ctx, org.ID, env.LastToken(b), fmt.Sprintf("User %d", i), pw); err != nil {
+				b.Fatal(err)
+			}
+		}
+		sess, _, err := env.Store.Login(ctx, org.ID, email, pw)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if i == 0 {
+			if manager, _, err = env.Store.Authenticate(ctx, sess.Token); err != nil {
+				b.Fatal(err)
+			}
+		}
+		f.tokens = append(f.tokens, sess.Token)
+		f.emails = append(f.emails, email)
+	}
+	f.srv = httptest.NewServer(httpserver.NewServer(httpserver.Config{Store: env.Store}))
+	b.Cleanup(f.srv.Close)
+	f.client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256}}
+	return f
+}
+
+func (f *fixture) do(b *testing.B, method, path, token string, body []byte, want int) {
+	req, _ := http.NewRequest(method, f.srv.URL+path, bytes.NewReader(body))
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := f.client.Do(req)
+	if err != nil {
+		b.Error(err)
+		return
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != want {
+		b.Errorf("%s %s: got %d, want %d", method, path, resp.StatusCode, want)
+	}
+}
+
+func perSecond(b *testing.B, name string, n int64, start time.Time) {
+	b.ReportMetric(float64(n)/time.Since(start).Seconds(), name)
+}
+
+// BenchmarkArgon2idRaw is the raw hash rate of the default parameters on
+// all cores: the ceiling for login throughput (R15).
+func BenchmarkArgon2idRaw(b *testing.B) {
+	h, err := password.NewHasher(password.DefaultParams, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetParallelism(1)
+	start := time.Now()
+	var n atomic.Int64
+	b.RunParallel(func(p *testing.PB) {
+		for p.Next() {
+			if _, err := h.Hash(context.Background(), pw); err != nil {
+				b.Error(err)
+			}
+			n.Add(1)
+		}
+	})
+	perSecond(b, "hashes/s", n.Load(), start)
+}
+
+// BenchmarkLogin is successful logins over HTTP with the default argon2id
+// parameters; compare logins/s with BenchmarkArgon2idRaw's hashes/s.
+func BenchmarkLogin(b *testing.B) {
+	for _, engine := range kluistest.Engines {
+		b.Run(engine, func(b *testing.B) {
+			f := setup(b, engine, password.DefaultParams, 4)
+			bodies := make([][]byte, len(f.emails))
+			for i, e := range f.emails {
+				bodies[i], _ = json.Marshal(map[string]string{"email": e, "password": pw})
+			}
+			var i atomic.Int64
+			b.SetParallelism(2)
+			b.ResetTimer()
+			start := time.Now()
+			b.RunParallel(func(p *testing.PB) {
+				for p.Next() {
+					k := i.Add(1)
+					f.do(b, "POST", "/api/v1/orgs/bench/login", "", bodies[k%int64(len(bodies))], 200)
+				}
+			})
+			perSecond(b, "logins/s", i.Load(), start)
+		})
+	}
+}
+
+// BenchmarkLoginFailureTiming measures the median time of the three kinds of
+// failed login; they must not tell an attacker which one happened (DESIGN §5).
+func BenchmarkLoginFailureTiming(b *testing.B) {
+	f := setup(b, kluistest.Engines[0], password.DefaultParams, 3)
+	ctx := context.Background()
+	manager, _, err := f.env.Store.Authenticate(ctx, f.tokens[0])
+	if err != nil {
+		b.Fatal(err)
+	}
+	members, err := f.env.Store.FindUsers(ctx, f.org.ID, manager)
+	if err != nil {
+		b.Fatal(err)
+	}
+	yes := true
+	if _, err := f.env.Store.UpdateUser(ctx, f.org.ID, manager, members[2].ID, kluis.UserInput{Disabled: &yes}); err != nil {
+		b.Fatal(err)
+	}
+	cases := map[string][]byte{
+		"unknown-email":  []byte(`{"email":"nobody@bench.example","password":"wrong-passw0rd"}`),
+		"wrong-password": []byte(`{"email":"u1@bench.example","password":"wrong-passw0rd"}`),
+		"disabled-user":  []byte(`{"email":"u2@bench.example","password":"` + pw + `"}`),
+	}
+	for _, name := range []string{"unknown-email", "wrong-password", "disabled-user"} {
+		b.Run(name, func(b *testing.B) {
+			var times []time.Duration
+			for b.Loop() {
+				t0 := time.Now()
+				f.do(b, "POST", "/api/v1/orgs/bench/login", "", cases[name], 401)
+				times = append(times, time.Since(t0))
+			}
+			slices.Sort(times)
+			b.ReportMetric(float64(times[len(times)/2].Microseconds()), "median-µs")
+		})
+	}
+}
+
+// BenchmarkGetMe is authenticated reads: session lookup, user, JSON.
+func BenchmarkGetMe(b *testing.B) {
+	for _, engine := range kluistest.Engines {
+		b.Run(engine, func(b *testing.B) {
+			f := setup(b, engine, kluistest.FastArgon2, 16)
+			var i atomic.Int64
+			b.SetParallelism(8)
+			b.ResetTimer()
+			start := time.Now()
+			b.RunParallel(func(p *testing.PB) {
+				for p.Next() {
+					k := i.Add(1)
+					f.do(b, "GET", "/api/v1/orgs/bench/me", f.tokens[k%int64(len(f.tokens))], nil, 200)
+				}
+			})
+			perSecond(b, "req/s", i.Load(), start)
+		})
+	}
+}
+
+// BenchmarkPatchMe is audited writes: each request changes the user's name
+// and appends to the organisation's chain in the same transaction. All
+// users are in one organisation, so the chain head serialises them.
+func BenchmarkPatchMe(b *testing.B) {
+	for _, engine := range kluistest.Engines {
+		b.Run(engine, func(b *testing.B) {
+			f := setup(b, engine, kluistest.FastArgon2, 16)
+			var i atomic.Int64
+			b.SetParallelism(8)
+			b.ResetTimer()
+			start := time.Now()
+			b.RunParallel(func(p *testing.PB) {
+				for p.Next() {
+					k := i.Add(1)
+					body := []byte(fmt.Sprintf(`{"name":"Name %d"}`, k))
+					f.do(b, "PATCH", "/api/v1/orgs/bench/me", f.tokens[k%int64(len(f.tokens))], body, 200)
+				}
+			})
+			perSecond(b, "req/s", i.Load(), start)
+		})
+	}
+}
+
+var _ = runtime.NumCPU

@@ -1,0 +1,189 @@
+package kluis_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/kluis/kluis"
+)
+
+func TestNewIDIsTimeOrderedUUIDv7(t *testing.T) {
+	a := kluis.NewID(time.UnixMilli(1_700_000_000_000))
+	b := kluis.NewID(time.UnixMilli(1_700_000_000_001))
+	for _, id := range []string{a, b} {
+		if !kluis.ValidID(id) || id[14] != '7' || !strings.ContainsRune("89ab", rune(id[19])) {
+			t.Fatalf("got %q, want a UUIDv7", id)
+		}
+	}
+	if a >= b {
+		t.Fatalf("got %q >= %q, want ids ordered by time", a, b)
+	}
+	if kluis.NewID(time.Now()) == kluis.NewID(time.Now()) {
+		t.Fatal("two ids in the same millisecond are equal")
+	}
+}
+
+func TestValidateSlug(t *testing.T) {
+	for slug, ok := range map[string]bool{
+		"acme": true, "a1": true, "my-org-2": true, strings.Repeat("a", 40): true,
+		"a": false, "-acme": false, "acme-": false, "Acme": false, "ac me": false, "ac_me": false,
+		strings.Repeat("a", 41): false, "": false, "acmé": false, "../x": false,
+	} {
+		if got := kluis.ValidateSlug(slug) == nil; got != ok {
+			t.Errorf("ValidateSlug(%q): got valid=%v, want %v", slug, got, ok)
+		}
+	}
+}
+
+// DESIGN §4: NFKC, trim, lower-case the whole address; nothing cleverer.
+func TestNormalizeEmail(t *testing.T) {
+	for in, want := range map[string]string{
+		" Boss@Example.ORG ":    "boss@example.org",
+		"first.last+tag@x.org":  "first.last+tag@x.org",
+		"ｂｏｓｓ@example.org":     "boss@example.org",
+		"MÜLLER@example.org":    "müller@example.org",
+		"a@b.c\t":               "a@b.c",
+		"First.Last@Gmail.com":  "first.last@gmail.com",
+		"first.last@gmail.com ": "first.last@gmail.com",
+	} {
+		if got := kluis.NormalizeEmail(in); got != want {
+			t.Errorf("NormalizeEmail(%q): got %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestValidateEmailNeverEchoesTheAddress(t *testing.T) {
+	for _, in := range []string{"", "no-at-sign", "a@", "@b.org", "Name <a@b.org>", "a@b.org, c@d.org", "a\r\nBcc: x@y.org", strings.Repeat("a", 250) + "@b.org"} {
+		err := kluis.ValidateEmail(in)
+		if err == nil {
+			t.Errorf("ValidateEmail(%q): got valid, want an error", in)
+			continue
+		}
+		if in != "" && strings.Contains(err.Error(), in) {
+			t.Errorf("ValidateEmail(%q): the error repeats the address", in)
+		}
+	}
+	if err := kluis.ValidateEmail("boss@example.org"); err != nil {
+		t.Fatalf("got %v, want valid", err)
+	}
+}
+
+// R16: at least 8 characters always; digits and upper case by policy; up to
+// 256 characters of any Unicode after NFKC.
+func TestPolicyCheckPassword(t *testing.T) {
+	strict := kluis.Policy{PasswordMinLength: 10, PasswordRequireDigit: true, PasswordRequireUpper: true}
+	cases := []struct {
+		policy kluis.Policy
+		pw     string
+		ok     bool
+	}{
+		{kluis.DefaultPolicy, "12345678", true},
+		{kluis.DefaultPolicy, "1234567", false},
+		{kluis.Policy{PasswordMinLength: 4}, "1234567", false}, // the floor holds whatever the policy says
+		{kluis.DefaultPolicy, "wachtwoord-één", true},
+		{kluis.DefaultPolicy, "密码密码密码密码", true},
+		{kluis.DefaultPolicy, strings.Repeat("x", 256), true},
+		{kluis.DefaultPolicy, strings.Repeat("x", 257), false},
+		{kluis.DefaultPolicy, "        ", false},
+		{strict, "Abcdefghi1", true},
+		{strict, "abcdefghi1", false},
+		{strict, "Abcdefghij", false},
+		{strict, "Abcdefgh1", false},
+	}
+	for _, c := range cases {
+		err := c.policy.CheckPassword(kluis.NormalizePassword(c.pw))
+		if (err == nil) != c.ok {
+			t.Errorf("CheckPassword(%q) with %+v: got %v, want ok=%v", c.pw, c.policy, err, c.ok)
+		}
+	}
+	// NFKC: the full-width and the ASCII spelling are one password.
+	if kluis.NormalizePassword("ｐａｓｓｗｏｒｄ１") != "password1" {
+		t.Fatal("NormalizePassword does not apply NFKC")
+	}
+}
+
+func TestPolicyValidate(t *testing.T) {
+	if err := kluis.DefaultPolicy.Validate(); err != nil {
+		t.Fatalf("default policy: %v", err)
+	}
+	bad := kluis.Policy{PasswordMinLength: 7, SessionIdleMinutes: 0, SessionMaxHours: 10000}
+	err := bad.Validate()
+	var ke *kluis.Error
+	if e, ok := err.(*kluis.Error); ok {
+		ke = e
+	}
+	if ke == nil || ke.Code != kluis.EInvalid || len(ke.Fields) != 3 {
+		t.Fatalf("got %v, want invalid_input naming three fields", err)
+	}
+}
+
+// R6, R8, R22: the rights of the foundation as pure rules.
+func TestRights(t *testing.T) {
+	org, other := kluis.OrgID("o1"), kluis.OrgID("o2")
+	manager := kluis.Actor{Realm: kluis.RealmOrg, OrgID: org, UserID: "u1", Role: kluis.RoleManager}
+	member := kluis.Actor{Realm: kluis.RealmOrg, OrgID: org, UserID: "u2", Role: kluis.RoleMember}
+	foreignManager := kluis.Actor{Realm: kluis.RealmOrg, OrgID: other, UserID: "u3", Role: kluis.RoleManager}
+	operator := kluis.Actor{Realm: kluis.RealmOperator, OperatorID: "op"}
+	cases := []struct {
+		name string
+		rule func(kluis.Actor, kluis.OrgID) bool
+		want map[string]bool
+	}{
+		{"CanManageUsers", kluis.CanManageUsers, map[string]bool{"manager": true}},
+		{"CanReadPolicy", kluis.CanReadPolicy, map[string]bool{"manager": true, "member": true}},
+		{"CanUpdatePolicy", kluis.CanUpdatePolicy, map[string]bool{"manager": true}},
+		{"CanReadAudit", kluis.CanReadAudit, map[string]bool{"manager": true}},
+	}
+	actors := map[string]kluis.Actor{"manager": manager, "member": member, "foreign manager": foreignManager, "operator": operator, "anonymous": {}, "cli": kluis.CLIActor}
+	for _, c := range cases {
+		for name, a := range actors {
+			if got := c.rule(a, org); got != c.want[name] {
+				t.Errorf("%s(%s): got %v, want %v", c.name, name, got, c.want[name])
+			}
+		}
+	}
+	for name, a := range actors {
+		want := name == "operator" || name == "cli"
+		if got := kluis.CanManageOrgs(a); got != want {
+			t.Errorf("CanManageOrgs(%s): got %v, want %v", name, got, want)
+		}
+	}
+	if got := manager.AuditName(); got != "user:u1" {
+		t.Errorf("AuditName: got %q", got)
+	}
+}
+
+// Normalising and validating any input never panics, and what validates
+// is stable under normalisation.
+func FuzzUserInput(f *testing.F) {
+	for _, s := range []string{"Boss@Example.org", " a@b.c ", "<script>alert(1)</script>", "+31 (20) 123-4567", "\x00", "\xff\xfe", "ﬁ@ﬀ.org"} {
+		f.Add(s, s, s)
+	}
+	f.Fuzz(func(t *testing.T, email, name, phone string) {
+		in := kluis.UserInput{Email: &email, Name: &name, Phone: &phone}.Normalize()
+		if err := in.Validate(); err != nil {
+			return
+		}
+		if again := kluis.NormalizeEmail(*in.Email); again != *in.Email {
+			t.Fatalf("NormalizeEmail is not idempotent: %q → %q", *in.Email, again)
+		}
+		if !utf8.ValidString(*in.Name) || !utf8.ValidString(*in.Email) {
+			t.Fatal("invalid UTF-8 passed validation")
+		}
+	})
+}
+
+func FuzzCheckPassword(f *testing.F) {
+	for _, s := range []string{"12345678", "Abcdefgh1", "\xff\xff\xff\xff\xff\xff\xff\xff", strings.Repeat("é", 300)} {
+		f.Add(s, 8, true, true)
+	}
+	f.Fuzz(func(t *testing.T, pw string, min int, digit, upper bool) {
+		p := kluis.Policy{PasswordMinLength: min, PasswordRequireDigit: digit, PasswordRequireUpper: upper}
+		n := kluis.NormalizePassword(pw)
+		if p.CheckPassword(n) == nil && utf8.RuneCountInString(n) < kluis.MinPasswordLength {
+			t.Fatalf("a password of %d characters passed", utf8.RuneCountInString(n))
+		}
+	})
+}
