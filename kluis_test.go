@@ -42,7 +42,7 @@ func TestNormalizeEmail(t *testing.T) {
 	for in, want := range map[string]string{
 		" Boss@Example.ORG ":    "boss@example.org",
 		"first.last+tag@x.org":  "first.last+tag@x.org",
-		"ｂｏｓｓ@example.org":     "boss@example.org",
+		"ｂｏｓｓ@example.org":      "boss@example.org",
 		"MÜLLER@example.org":    "müller@example.org",
 		"a@b.c\t":               "a@b.c",
 		"First.Last@Gmail.com":  "first.last@gmail.com",
