@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -285,26 +284,9 @@ var outboxNamePattern = regexp.MustCompile(`^[0-9]{8}T[0-9]{6}\.[0-9]{6}Z-[0-9a-
 // updates), oldest first.
 func readOutbox(t testing.TB, dataDir string, seen map[string]bool) []outboxMail {
 	t.Helper()
-	dir := filepath.Join(dataDir, "outbox")
-	entries, err := os.ReadDir(dir)
-	if err != nil && !os.IsNotExist(err) {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range entries {
-		if strings.HasSuffix(e.Name(), ".eml") && !seen[e.Name()] {
-			names = append(names, e.Name())
-		}
-	}
-	sort.Strings(names)
 	var out []outboxMail
-	for _, n := range names {
-		b, err := os.ReadFile(filepath.Join(dir, n))
-		if err != nil {
-			t.Fatal(err)
-		}
-		seen[n] = true
-		out = append(out, parseMail(t, n, b))
+	for _, m := range kluistest.ReadOutbox(t, filepath.Join(dataDir, "outbox"), seen) {
+		out = append(out, parseMail(t, m.Name, []byte(m.Raw)))
 	}
 	return out
 }

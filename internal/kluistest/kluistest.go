@@ -209,9 +209,25 @@ func (e *Env) Mail(tb testing.TB) []string {
 	return NewMail(tb, e.Outbox, e.seen)
 }
 
+// OutboxMail is one message file of the development outbox.
+type OutboxMail struct {
+	Name string // the file name, NAME.eml
+	Raw  string // the RFC 5322 message
+}
+
 // NewMail returns the messages in an outbox folder not in seen (which it
 // updates), oldest first.
 func NewMail(tb testing.TB, dir string, seen map[string]bool) []string {
+	tb.Helper()
+	var out []string
+	for _, m := range ReadOutbox(tb, dir, seen) {
+		out = append(out, m.Raw)
+	}
+	return out
+}
+
+// ReadOutbox is NewMail with the file names.
+func ReadOutbox(tb testing.TB, dir string, seen map[string]bool) []OutboxMail {
 	tb.Helper()
 	entries, err := os.ReadDir(dir)
 	if err != nil && !os.IsNotExist(err) {
@@ -224,14 +240,14 @@ func NewMail(tb testing.TB, dir string, seen map[string]bool) []string {
 		}
 	}
 	sort.Strings(names)
-	var out []string
+	var out []OutboxMail
 	for _, n := range names {
 		b, err := os.ReadFile(filepath.Join(dir, n))
 		if err != nil {
 			tb.Fatal(err)
 		}
 		seen[n] = true
-		out = append(out, string(b))
+		out = append(out, OutboxMail{Name: n, Raw: string(b)})
 	}
 	return out
 }

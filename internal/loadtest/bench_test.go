@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -95,10 +94,6 @@ func (f *fixture) do(b *testing.B, method, path, token string, body []byte, want
 	}
 }
 
-func perSecond(b *testing.B, name string, n int64, start time.Time) {
-	b.ReportMetric(float64(n)/time.Since(start).Seconds(), name)
-}
-
 // BenchmarkArgon2idRaw is the raw hash rate of the default parameters on
 // all cores: the ceiling for login throughput (R15).
 func BenchmarkArgon2idRaw(b *testing.B) {
@@ -106,18 +101,11 @@ func BenchmarkArgon2idRaw(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.SetParallelism(1)
-	start := time.Now()
-	var n atomic.Int64
-	b.RunParallel(func(p *testing.PB) {
-		for p.Next() {
-			if _, err := h.Hash(context.Background(), pw); err != nil {
-				b.Error(err)
-			}
-			n.Add(1)
+	load(b, 1, "hashes/s", func(int64) {
+		if _, err := h.Hash(context.Background(), pw); err != nil {
+			b.Error(err)
 		}
 	})
-	perSecond(b, "hashes/s", n.Load(), start)
 }
 
 // BenchmarkLogin is successful logins over HTTP with the default argon2id
@@ -130,17 +118,9 @@ func BenchmarkLogin(b *testing.B) {
 			for i, e := range f.emails {
 				bodies[i], _ = json.Marshal(map[string]string{"email": e, "password": pw})
 			}
-			var i atomic.Int64
-			b.SetParallelism(2)
-			b.ResetTimer()
-			start := time.Now()
-			b.RunParallel(func(p *testing.PB) {
-				for p.Next() {
-					k := i.Add(1)
-					f.do(b, "POST", "/api/v1/orgs/bench/login", "", bodies[k%int64(len(bodies))], 200)
-				}
+			load(b, 2, "logins/s", func(k int64) {
+				f.do(b, "POST", "/api/v1/orgs/bench/login", "", bodies[k%int64(len(bodies))], 200)
 			})
-			perSecond(b, "logins/s", i.Load(), start)
 		})
 	}
 }
@@ -186,17 +166,9 @@ func BenchmarkGetMe(b *testing.B) {
 	for _, engine := range kluistest.Engines {
 		b.Run(engine, func(b *testing.B) {
 			f := setup(b, engine, kluistest.FastArgon2, 16)
-			var i atomic.Int64
-			b.SetParallelism(8)
-			b.ResetTimer()
-			start := time.Now()
-			b.RunParallel(func(p *testing.PB) {
-				for p.Next() {
-					k := i.Add(1)
-					f.do(b, "GET", "/api/v1/orgs/bench/me", f.tokens[k%int64(len(f.tokens))], nil, 200)
-				}
+			load(b, 8, "req/s", func(k int64) {
+				f.do(b, "GET", "/api/v1/orgs/bench/me", f.tokens[k%int64(len(f.tokens))], nil, 200)
 			})
-			perSecond(b, "req/s", i.Load(), start)
 		})
 	}
 }
@@ -208,20 +180,24 @@ func BenchmarkPatchMe(b *testing.B) {
 	for _, engine := range kluistest.Engines {
 		b.Run(engine, func(b *testing.B) {
 			f := setup(b, engine, kluistest.FastArgon2, 16)
-			var i atomic.Int64
-			b.SetParallelism(8)
-			b.ResetTimer()
-			start := time.Now()
-			b.RunParallel(func(p *testing.PB) {
-				for p.Next() {
-					k := i.Add(1)
-					body := []byte(fmt.Sprintf(`{"name":"Name %d"}`, k))
-					f.do(b, "PATCH", "/api/v1/orgs/bench/me", f.tokens[k%int64(len(f.tokens))], body, 200)
-				}
+			load(b, 8, "req/s", func(k int64) {
+				body := []byte(fmt.Sprintf(`{"name":"Name %d"}`, k))
+				f.do(b, "PATCH", "/api/v1/orgs/bench/me", f.tokens[k%int64(len(f.tokens))], body, 200)
 			})
-			perSecond(b, "req/s", i.Load(), start)
 		})
 	}
 }
 
-var _ = runtime.NumCPU
+// load runs op from parallelism×GOMAXPROCS goroutines and reports the rate.
+func load(b *testing.B, parallelism int, unit string, op func(k int64)) {
+	var i atomic.Int64
+	b.SetParallelism(parallelism)
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(p *testing.PB) {
+		for p.Next() {
+			op(i.Add(1))
+		}
+	})
+	b.ReportMetric(float64(i.Load())/time.Since(start).Seconds(), unit)
+}

@@ -33,7 +33,12 @@ func (s *Store) Login(ctx context.Context, org kluis.OrgID, email, pw string) (S
 	pw = kluis.NormalizePassword(pw)
 	var u kluis.User
 	var hash sql.NullString
-	u, err := scanUser(s.db.readRow(ctx, `SELECT `+userColumns+`, password_hash FROM users WHERE org_id = ? AND email_lookup = ?`, org, lookup), &hash)
+	var err error = kluis.ErrNotFound
+	// An address that cannot be valid is an unknown account: it never
+	// reaches the database, and it is answered like any other failure.
+	if kluis.ValidateEmail(lookup) == nil {
+		u, err = scanUser(s.db.readRow(ctx, `SELECT `+userColumns+`, password_hash FROM users WHERE org_id = ? AND email_lookup = ?`, org, lookup), &hash)
+	}
 	if err != nil && !errors.Is(err, kluis.ErrNotFound) {
 		return Session{}, u, err
 	}

@@ -65,7 +65,10 @@ func (s *Store) OperatorLogin(ctx context.Context, email, pw string) (Session, e
 	var id kluis.OperatorID
 	var hash string
 	var disabled bool
-	err := s.db.readRow(ctx, `SELECT id, password_hash, disabled FROM operators WHERE email = ?`, email).Scan(&id, &hash, &disabled)
+	err := sql.ErrNoRows
+	if kluis.ValidateEmail(email) == nil {
+		err = s.db.readRow(ctx, `SELECT id, password_hash, disabled FROM operators WHERE email = ?`, email).Scan(&id, &hash, &disabled)
+	}
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return Session{}, err
 	}
