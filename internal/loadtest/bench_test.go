@@ -118,7 +118,7 @@ func BenchmarkLogin(b *testing.B) {
 			for i, e := range f.emails {
 				bodies[i], _ = json.Marshal(map[string]string{"email": e, "password": pw})
 			}
-			load(b, 2, "logins/s", func(k int64) {
+			load(b, 4, "logins/s", func(k int64) {
 				f.do(b, "POST", "/api/v1/orgs/bench/login", "", bodies[k%int64(len(bodies))], 200)
 			})
 		})

@@ -112,15 +112,16 @@ type Hasher struct {
 }
 
 // NewHasher returns a Hasher for new hashes with parameters p, of which at
-// most maxConcurrent computations run at the same time (2 × the number of
-// CPUs when maxConcurrent ≤ 0). It refuses invalid parameters and computes
+// most maxConcurrent computations run at the same time (the number of CPUs
+// when maxConcurrent ≤ 0: argon2id is bound by CPU and memory bandwidth, so
+// more at once than there are cores only adds memory and cache misses). It refuses invalid parameters and computes
 // one hash before returning, the dummy that VerifyDummy checks against.
 func NewHasher(p Params, maxConcurrent int) (*Hasher, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
 	if maxConcurrent <= 0 {
-		maxConcurrent = 2 * runtime.NumCPU()
+		maxConcurrent = runtime.NumCPU()
 	}
 	h := &Hasher{params: p, sem: make(chan struct{}, maxConcurrent)}
 	secret := make([]byte, 32)

@@ -74,8 +74,8 @@ func TestNewHasherConcurrencyLimit(t *testing.T) {
 	}{
 		{1, 1},
 		{5, 5},
-		{0, 2 * runtime.NumCPU()},
-		{-1, 2 * runtime.NumCPU()},
+		{0, runtime.NumCPU()},
+		{-1, runtime.NumCPU()},
 	}
 	for _, tt := range tests {
 		h, err := NewHasher(Params{Memory: 1024, Time: 1, Threads: 1}, tt.maxConcurrent)

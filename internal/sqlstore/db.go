@@ -73,7 +73,7 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 	// busy_timeout comes first so that the other settings wait for a lock
 	// held by another process instead of failing.
 	base := "file:" + (&url.URL{Path: path}).EscapedPath() +
-		"?_busy_timeout=15000&_journal_mode=WAL&_synchronous=NORMAL&_foreign_keys=1&_pragma=mmap_size(268435456)"
+		"?_busy_timeout=15000&_journal_mode=WAL&_synchronous=NORMAL&_foreign_keys=1"
 	writer, err := sql.Open("sqlite", base+"&_txlock=immediate")
 	if err != nil {
 		return nil, err
