@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -321,9 +323,9 @@ func open(ctx context.Context, c *config, migrate bool, stderr io.Writer) (*app,
 
 func (a *app) init(ctx context.Context) error {
 	c := a.cfg
-	signer, err := audit.LoadOrCreateSigner(filepath.Join(c.DataDir, "keys", "audit-signing.key"))
+	signer, err := a.signer(ctx)
 	if err != nil {
-		return fmt.Errorf("audit signing key: %w", err)
+		return err
 	}
 	if a.witness, err = audit.OpenWitness(filepath.Join(c.DataDir, "audit", "witness.log")); err != nil {
 		return fmt.Errorf("audit witness: %w", err)
@@ -361,6 +363,35 @@ func (a *app) init(ctx context.Context) error {
 		Hasher: hasher, Signer: signer, Witness: a.witness, PublicURL: publicURL, MailFrom: from,
 	})
 	return err
+}
+
+// signer loads the key that signs audit checkpoints. The database records
+// the key's fingerprint: a command run with another data folder (or a node
+// without a copy of the key) refuses instead of signing checkpoints no one
+// else can verify. Only a database that has no key yet gets a new one.
+func (a *app) signer(ctx context.Context) (*audit.Signer, error) {
+	path := filepath.Join(a.cfg.DataDir, "keys", "audit-signing.key")
+	recorded, err := a.db.Setting(ctx, "audit_signing_key")
+	if err != nil {
+		return nil, err
+	}
+	const hint = "use the data folder holding this database's keys/audit-signing.key, or copy that file from another node"
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) && recorded != "" {
+		return nil, &cliError{code: 2, msg: "the audit signing key is missing from " + path, hint: hint}
+	}
+	signer, err := audit.LoadOrCreateSigner(path)
+	if err != nil {
+		return nil, fmt.Errorf("audit signing key: %w", err)
+	}
+	sum := sha256.Sum256(signer.PublicKey())
+	fingerprint := hex.EncodeToString(sum[:])
+	if recorded, err = a.db.SettingOnce(ctx, "audit_signing_key", fingerprint); err != nil {
+		return nil, err
+	}
+	if recorded != fingerprint {
+		return nil, &cliError{code: 2, msg: "the audit signing key in " + path + " is not the one this database's checkpoints are signed with", hint: hint}
+	}
+	return signer, nil
 }
 
 // finish delivers the mail this command queued and checkpoints the chains it

@@ -38,6 +38,9 @@ type inputTarget struct {
 	// failedLogin: a refused credential is answered 401 and recorded once
 	// as auth.login_failed; nothing else changes.
 	failedLogin bool
+	// failedAccept: an unknown invitation token is answered 404 and recorded
+	// once as a failed user.invitation_accept; nothing else changes.
+	failedAccept bool
 }
 
 // TestBadInputIsRefusedAndChangesNothing sends hostile and malformed bodies
@@ -181,7 +184,7 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 					},
 				},
 				{
-					name: "POST invitations/accept", method: "POST", path: orgPath(o.Slug, "/invitations/accept"),
+					name: "POST invitations/accept", method: "POST", path: orgPath(o.Slug, "/invitations/accept"), failedAccept: true,
 					change: valid(nil), stringField: "name",
 					typeBody: `{"token":1}`, typeField: "token",
 					cases: []inputCase{
@@ -263,8 +266,8 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 				if len(after.log) != want || !reflect.DeepEqual(after.log[:len(before.log)], before.log) {
 					t.Errorf("%s changed the audit chain: %v, want %v (+%d failed login)", what, seqs(after.log), seqs(before.log), want-len(before.log))
 				} else if failedLogin {
-					if e := after.log[want-1]; e.Action != "auth.login_failed" || e.Outcome != "failure" {
-						t.Errorf("%s recorded %s/%s, want auth.login_failed/failure", what, e.Action, e.Outcome)
+					if e := after.log[want-1]; (e.Action != "auth.login_failed" && e.Action != "user.invitation_accept") || e.Outcome != "failure" {
+						t.Errorf("%s recorded %s/%s, want a failed authentication (auth.login_failed or user.invitation_accept)", what, e.Action, e.Outcome)
 					}
 				}
 			}
@@ -326,7 +329,7 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 							continue
 						}
 						checkRefusal(t, what, r, c.status, c.field)
-						unchanged(t, what, before, tg.failedLogin && r.status == 401)
+						unchanged(t, what, before, tg.failedLogin && r.status == 401 || tg.failedAccept && r.status == 404)
 						before = snap(t)
 					}
 

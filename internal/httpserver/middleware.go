@@ -160,12 +160,17 @@ func (p *probeWriter) Write(b []byte) (int, error) { return len(b), nil }
 func (p *probeWriter) WriteHeader(code int)        { p.status = code }
 
 // bearerOrCookie returns the credential a request carries: the bearer token,
-// else the named cookie.
+// else the named cookie. A browser request that another site started (a
+// link, an image) does not use the cookie: SameSite=Lax would send it on a
+// top-level GET, and the API has nothing such a request should read or record.
 func bearerOrCookie(r *http.Request, cookie string) string {
 	if a := r.Header.Get("Authorization"); a != "" {
 		if t, ok := strings.CutPrefix(a, "Bearer "); ok {
 			return strings.TrimSpace(t)
 		}
+		return ""
+	}
+	if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
 		return ""
 	}
 	if c, err := r.Cookie(cookie); err == nil {

@@ -13,9 +13,9 @@ import (
 	"unicode/utf8"
 )
 
-// maxSubjectLen bounds the subject in bytes, keeping the encoded header well
-// below RFC 5322's 998-character line limit.
-const maxSubjectLen = 250
+// maxSubjectLen bounds the subject in bytes. An encoded subject is folded
+// between its encoded words, so no header line nears RFC 5322's limit.
+const maxSubjectLen = 900
 
 // Compose builds an RFC 5322 message with CRLF line endings from a sender
 // address (a display name is allowed), a recipient address, a subject and a
@@ -28,7 +28,7 @@ const maxSubjectLen = 250
 // messageID is the value of the Message-ID header, "<random hex@domain of
 // from>", for logging. Compose refuses line breaks in from, to or subject
 // (header injection), addresses net/mail cannot parse, a subject longer than
-// 250 bytes and text that is not valid UTF-8; its errors never contain an
+// 900 bytes and text that is not valid UTF-8; its errors never contain an
 // address.
 func Compose(from, to, subject, body string, now time.Time) (msg []byte, messageID string, err error) {
 	if strings.ContainsAny(from+to+subject, "\r\n") {
@@ -64,7 +64,9 @@ func Compose(from, to, subject, body string, now time.Time) (msg []byte, message
 	header("Date", now.UTC().Format(time.RFC1123Z))
 	header("From", sender.String())
 	header("To", (&mail.Address{Address: recipient.Address}).String())
-	header("Subject", mime.QEncoding.Encode("utf-8", subject))
+	// mime splits a long subject into encoded words of at most 75 characters,
+	// separated by spaces; folding there keeps every line short.
+	header("Subject", strings.ReplaceAll(mime.QEncoding.Encode("utf-8", subject), "?= =?", "?=\r\n =?"))
 	header("Message-ID", messageID)
 	// RFC 3834: a notice; autoresponders should not answer it.
 	header("Auto-Submitted", "auto-generated")

@@ -130,14 +130,29 @@ func (s *Store) FindAuditEvents(ctx context.Context, org kluis.OrgID, actor klui
 	return out, next, nil
 }
 
-// ExportAudit streams every event of the organisation's log that matches the
-// filter (Limit is ignored) to emit, then records the export as audit.export
-// (R24, R25). Managers only. Errors: forbidden.
+// ExportAudit records the export as audit.export and then streams every
+// event of the organisation's log that matches the filter (Limit is ignored)
+// to emit (R24, R25). Managers only. Errors: forbidden.
 func (s *Store) ExportAudit(ctx context.Context, org kluis.OrgID, actor kluis.Actor, f AuditFilter, emit func(AuditEvent) error) error {
 	if !kluis.CanReadAudit(actor, org) {
 		return s.refuse(ctx, orgChain(org), actor, "audit.export", "")
 	}
-	n := 0
+	// Recorded before the first byte leaves: a client that stops reading
+	// half-way has still received data.
+	// Which filters were used, not their values: query text never enters the chain.
+	var filters []string
+	for name, used := range map[string]bool{"after": f.After > 0, "action": f.Action != "", "actor": f.Actor != "", "since": !f.Since.IsZero(), "until": !f.Until.IsZero()} {
+		if used {
+			filters = append(filters, name)
+		}
+	}
+	sort.Strings(filters)
+	filter := map[string]any{"filters": filters}
+	if err := s.write(context.WithoutCancel(ctx), orgChain(org), func(t *Tx) error {
+		return t.appendEvent(ctx, orgChain(org), actor, "audit.export", "", "success", filter)
+	}); err != nil {
+		return err
+	}
 	for e, err := range s.auditEvents(ctx, orgChain(org), f, 0) {
 		if err != nil {
 			return err
@@ -145,11 +160,8 @@ func (s *Store) ExportAudit(ctx context.Context, org kluis.OrgID, actor kluis.Ac
 		if err := emit(e); err != nil {
 			return err
 		}
-		n++
 	}
-	return s.write(ctx, orgChain(org), func(t *Tx) error {
-		return t.appendEvent(ctx, orgChain(org), actor, "audit.export", "", "success", map[string]any{"count": n})
-	})
+	return nil
 }
 
 // VerifyOrgAudit checks the organisation's chain and its checkpoints (R25).
@@ -239,7 +251,19 @@ func (s *Store) verifyChain(ctx context.Context, chain string, witnessed []audit
 			cps = append(cps, c)
 		}
 	}
-	stored, err := s.checkpoints(ctx, chain)
+	// Head, checkpoints and events are read in one snapshot, so an event
+	// appended meanwhile is no false alarm. The witness was read before the
+	// snapshot began: every checkpoint in it lies on committed events.
+	opts := &sql.TxOptions{ReadOnly: true}
+	if s.db.Engine == Postgres {
+		opts.Isolation = sql.LevelRepeatableRead
+	}
+	tx, err := s.db.reader.BeginTx(ctx, opts)
+	if err != nil {
+		return audit.Result{}, err
+	}
+	defer tx.Rollback()
+	stored, err := s.checkpoints(ctx, tx, chain)
 	if err != nil {
 		return audit.Result{}, err
 	}
@@ -247,7 +271,7 @@ func (s *Store) verifyChain(ctx context.Context, chain string, witnessed []audit
 	var head *audit.Head
 	var seq int64
 	var h []byte
-	err = s.db.readRow(ctx, `SELECT seq, hash FROM audit_heads WHERE chain = ?`, chain).Scan(&seq, &h)
+	err = tx.QueryRowContext(ctx, s.db.q(`SELECT seq, hash FROM audit_heads WHERE chain = ?`), chain).Scan(&seq, &h)
 	switch {
 	case err == nil:
 		head = &audit.Head{Seq: seq}
@@ -256,7 +280,7 @@ func (s *Store) verifyChain(ctx context.Context, chain string, witnessed []audit
 		return audit.Result{}, err
 	}
 	events := func(yield func(audit.Event, error) bool) {
-		rows, err := s.db.reader.QueryContext(ctx, s.db.q(`SELECT seq, id, at, actor, action, target, outcome, details, client, prev_hash, hash
+		rows, err := tx.QueryContext(ctx, s.db.q(`SELECT seq, id, at, actor, action, target, outcome, details, client, prev_hash, hash
 			FROM audit_events WHERE chain = ? ORDER BY seq`), chain)
 		if err != nil {
 			yield(audit.Event{}, err)
@@ -285,8 +309,8 @@ func (s *Store) verifyChain(ctx context.Context, chain string, witnessed []audit
 	return audit.VerifyChain(chain, events, head, s.signer.PublicKey(), cps)
 }
 
-func (s *Store) checkpoints(ctx context.Context, chain string) ([]audit.Checkpoint, error) {
-	rows, err := s.db.reader.QueryContext(ctx, s.db.q(`SELECT seq, hash, at, signature FROM audit_checkpoints WHERE chain = ? ORDER BY seq`), chain)
+func (s *Store) checkpoints(ctx context.Context, tx *sql.Tx, chain string) ([]audit.Checkpoint, error) {
+	rows, err := tx.QueryContext(ctx, s.db.q(`SELECT seq, hash, at, signature FROM audit_checkpoints WHERE chain = ? ORDER BY seq`), chain)
 	if err != nil {
 		return nil, err
 	}
@@ -320,46 +344,53 @@ var DefaultCheckpointPolicy = CheckpointPolicy{Every: 1000, Interval: 30 * time.
 // the witness outside the database and then to the database (DESIGN §3). It
 // returns how many checkpoints it made.
 func (s *Store) Checkpoint(ctx context.Context, p CheckpointPolicy, force bool) (int, error) {
-	rows, err := s.db.reader.QueryContext(ctx, `SELECT h.chain, h.seq, h.hash, COALESCE(c.seq, 0), COALESCE(c.at, 0)
-		FROM audit_heads h LEFT JOIN audit_checkpoints c ON c.chain = h.chain
-		AND c.seq = (SELECT MAX(seq) FROM audit_checkpoints WHERE chain = h.chain) WHERE h.seq > 0`)
+	s.cpMu.Lock()
+	defer s.cpMu.Unlock()
+	// The last checkpoint of each chain comes from the witness, outside the
+	// database: a forged checkpoint row in the database must not be able to
+	// hold back new checkpoints.
+	if s.lastCP == nil {
+		cps, err := s.witness.Checkpoints()
+		if err != nil {
+			return 0, fmt.Errorf("read witness: %w", err)
+		}
+		s.lastCP = map[string]audit.Checkpoint{}
+		for _, c := range cps {
+			if last, ok := s.lastCP[c.Chain]; (!ok || c.Seq > last.Seq) && audit.VerifyCheckpoint(s.signer.PublicKey(), c) {
+				s.lastCP[c.Chain] = c
+			}
+		}
+	}
+	rows, err := s.db.reader.QueryContext(ctx, `SELECT chain, seq, hash FROM audit_heads WHERE seq > 0`)
 	if err != nil {
 		return 0, err
 	}
-	type due struct {
-		chain string
-		seq   int64
-		hash  audit.Hash
-	}
-	var todo []due
+	var todo []audit.Checkpoint
 	now := s.now().UTC().Truncate(time.Microsecond)
 	for rows.Next() {
-		var d due
+		c := audit.Checkpoint{At: now}
 		var h []byte
-		var cpSeq, cpAt int64
-		if err := rows.Scan(&d.chain, &d.seq, &h, &cpSeq, &cpAt); err != nil {
+		if err := rows.Scan(&c.Chain, &c.Seq, &h); err != nil {
 			rows.Close()
 			return 0, err
 		}
-		copy(d.hash[:], h)
-		last := fromMicros(cpAt)
-		if cpSeq == 0 {
-			last = time.Time{}
-		}
-		if force && d.seq > cpSeq || audit.CheckpointDue(cpSeq, last, d.seq, now, p.Every, p.Interval) {
-			todo = append(todo, d)
+		copy(c.Hash[:], h)
+		last := s.lastCP[c.Chain]
+		if force && c.Seq != last.Seq || audit.CheckpointDue(last.Seq, last.At, c.Seq, now, p.Every, p.Interval) {
+			todo = append(todo, c)
 		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return 0, err
 	}
-	for i, d := range todo {
-		c := audit.Checkpoint{Chain: d.chain, Seq: d.seq, Hash: d.hash, At: now}
-		s.signer.Sign(&c)
-		if err := s.witness.Append(c); err != nil {
+	for i := range todo {
+		c := &todo[i]
+		s.signer.Sign(c)
+		if err := s.witness.Append(*c); err != nil {
 			return i, fmt.Errorf("witness checkpoint: %w", err)
 		}
+		s.lastCP[c.Chain] = *c
 		if _, err := s.db.writeExec(ctx, `INSERT INTO audit_checkpoints (chain, seq, hash, at, signature) VALUES (?, ?, ?, ?, ?)
 			ON CONFLICT (chain, seq) DO NOTHING`, c.Chain, c.Seq, c.Hash[:], micros(c.At), c.Signature); err != nil {
 			return i, fmt.Errorf("store checkpoint: %w", err)

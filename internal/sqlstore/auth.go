@@ -86,11 +86,11 @@ func (s *Store) Login(ctx context.Context, org kluis.OrgID, email, pw string) (S
 			return err
 		}
 		if newHash != "" {
-			if _, err := t.exec(ctx, `UPDATE users SET password_hash = ? WHERE id = ?`, newHash, u.ID); err != nil {
+			if _, err := t.exec(ctx, `UPDATE users SET password_hash = ? WHERE org_id = ? AND id = ?`, newHash, org, u.ID); err != nil {
 				return err
 			}
 		}
-		if _, err := t.exec(ctx, `UPDATE users SET last_login_at = ? WHERE id = ?`, micros(t.now), u.ID); err != nil {
+		if _, err := t.exec(ctx, `UPDATE users SET last_login_at = ? WHERE org_id = ? AND id = ?`, micros(t.now), org, u.ID); err != nil {
 			return err
 		}
 		u.LastLoginAt = t.now
@@ -174,7 +174,7 @@ func (s *Store) AuthenticateOrg(ctx context.Context, token string) (kluis.Actor,
 		}
 		return kluis.Actor{}, kluis.User{}, o, kluis.ErrUnauthenticated
 	}
-	if now.Sub(fromMicros(lastSeen)) >= lastSeenGranularity {
+	if now.Sub(fromMicros(lastSeen)) >= min(lastSeenGranularity, idle/2) {
 		if _, err := s.db.writeExec(ctx, `UPDATE sessions SET last_seen_at = ? WHERE id = ?`, micros(now), sid); err != nil {
 			return kluis.Actor{}, kluis.User{}, o, err
 		}
@@ -240,10 +240,10 @@ func (s *Store) ChangePassword(ctx context.Context, org kluis.OrgID, actor kluis
 			return err
 		}
 		var email string
-		if err := t.queryRow(ctx, `SELECT email FROM users WHERE id = ?`, actor.UserID).Scan(&email); err != nil {
+		if err := t.queryRow(ctx, `SELECT email FROM users WHERE org_id = ? AND id = ?`, org, actor.UserID).Scan(&email); err != nil {
 			return err
 		}
-		if err := t.queueMail(ctx, org, o.Language, email, mail.PasswordChanged, mail.Data{OrgName: o.Name}); err != nil {
+		if err := t.queueMail(ctx, org, actor.UserID, o.Language, email, mail.PasswordChanged, mail.Data{OrgName: o.Name}); err != nil {
 			return err
 		}
 		return t.appendEvent(ctx, orgChain(org), actor, "user.password_change", "user:"+string(actor.UserID), "success",

@@ -19,6 +19,11 @@ var _ mail.Queue = (*Store)(nil)
 func (s *Store) ClaimDue(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]mail.Queued, error) {
 	var out []mail.Queued
 	err := s.write(ctx, "", func(t *Tx) error {
+		// An invitation mail that could not be delivered while its link
+		// worked is useless and carries a token: drop it.
+		if _, err := t.exec(ctx, `DELETE FROM mail_queue WHERE kind = ? AND created_at < ?`, string(mail.Invitation), micros(now.Add(-InvitationTTL))); err != nil {
+			return err
+		}
 		skip := ""
 		if s.db.Engine == Postgres {
 			skip = " FOR UPDATE SKIP LOCKED"

@@ -185,6 +185,15 @@ func (db *DB) Setting(ctx context.Context, key string) (string, error) {
 	return v, err
 }
 
+// SettingOnce records a setting unless one is recorded already, and returns
+// the value that is recorded (first writer wins, also across processes).
+func (db *DB) SettingOnce(ctx context.Context, key, value string) (string, error) {
+	if _, err := db.writeExec(ctx, `INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING`, key, value); err != nil {
+		return "", err
+	}
+	return db.Setting(ctx, key)
+}
+
 // SetSetting records a setting.
 func (db *DB) SetSetting(ctx context.Context, key, value string) error {
 	_, err := db.writeExec(ctx, `INSERT INTO settings (key, value) VALUES (?, ?)

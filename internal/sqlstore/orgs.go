@@ -196,6 +196,9 @@ func (s *Store) policy(ctx context.Context, db queryRower, org kluis.OrgID) (klu
 // UpdatePolicy replaces an organisation's policy (R16, R21). Managers only.
 // Errors: invalid_input, forbidden.
 func (s *Store) UpdatePolicy(ctx context.Context, org kluis.OrgID, actor kluis.Actor, p kluis.Policy) (kluis.Policy, error) {
+	if !kluis.CanUpdatePolicy(actor, org) {
+		return kluis.Policy{}, s.refuse(ctx, orgChain(org), actor, "policy.update", "")
+	}
 	if err := p.Validate(); err != nil {
 		return kluis.Policy{}, err
 	}
@@ -220,7 +223,7 @@ func (s *Store) UpdatePolicy(ctx context.Context, org kluis.OrgID, actor kluis.A
 
 // queueMail renders a notice, composes it and queues it in this
 // transaction; the worker delivers it after commit (R45: notices only).
-func (t *Tx) queueMail(ctx context.Context, org kluis.OrgID, lang, to string, kind mail.Kind, data mail.Data) error {
+func (t *Tx) queueMail(ctx context.Context, org kluis.OrgID, user kluis.UserID, lang, to string, kind mail.Kind, data mail.Data) error {
 	subject, body, err := mail.Render(kind, lang, data)
 	if err != nil {
 		return err
@@ -229,16 +232,14 @@ func (t *Tx) queueMail(ctx context.Context, org kluis.OrgID, lang, to string, ki
 	if err != nil {
 		return err
 	}
-	var orgID sql.NullString
-	if org != "" {
-		orgID = sql.NullString{String: string(org), Valid: true}
-	}
+	orgID := sql.NullString{String: string(org), Valid: org != ""}
+	userID := sql.NullString{String: string(user), Valid: user != ""}
 	rcpt, err := jsonList([]string{to})
 	if err != nil {
 		return err
 	}
-	if _, err := t.exec(ctx, `INSERT INTO mail_queue (id, org_id, created_at, next_attempt_at, lease_until, attempts, sender, recipients, message)
-		VALUES (?, ?, ?, ?, 0, 0, ?, ?, ?)`, kluis.NewID(t.now), orgID, micros(t.now), micros(t.now), t.s.mailFrom, rcpt, msg); err != nil {
+	if _, err := t.exec(ctx, `INSERT INTO mail_queue (id, org_id, user_id, kind, created_at, next_attempt_at, lease_until, attempts, sender, recipients, message)
+		VALUES (?, ?, ?, ?, ?, ?, 0, 0, ?, ?, ?)`, kluis.NewID(t.now), orgID, userID, string(kind), micros(t.now), micros(t.now), t.s.mailFrom, rcpt, msg); err != nil {
 		return fmt.Errorf("queue mail: %w", err)
 	}
 	t.mailed = true

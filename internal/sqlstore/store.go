@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/kluis/kluis"
@@ -33,6 +34,9 @@ type Store struct {
 	mailQueued func()
 	// observe receives counters for metrics; it may be nil.
 	observe Observer
+
+	cpMu   sync.Mutex
+	lastCP map[string]audit.Checkpoint // last witnessed checkpoint per chain
 }
 
 // Observer receives events worth counting (metrics). Implementations must be

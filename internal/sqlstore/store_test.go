@@ -556,3 +556,85 @@ func TestSameEmailInTwoOrganisations(t *testing.T) {
 		}
 	})
 }
+
+// R25, DESIGN §3: a checkpoint row forged in the database (far beyond the
+// head) does not hold back new checkpoints: the last one is taken from the
+// witness outside the database.
+func TestForgedCheckpointRowDoesNotStopCheckpoints(t *testing.T) {
+	forEngine(t, func(t *testing.T, env *kluistest.Env) {
+		ctx := context.Background()
+		o, manager := org(t, env, "xi")
+		if _, err := env.Store.Checkpoint(ctx, sqlstore.DefaultCheckpointPolicy, true); err != nil {
+			t.Fatal(err)
+		}
+		chain := sqlstore.OrgChain(o.ID)
+		env.MustExec(t, "INSERT INTO audit_checkpoints (chain, seq, hash, at, signature) SELECT chain, 999999999, hash, at, signature FROM audit_checkpoints WHERE chain = '"+chain+"'")
+		name := "After the forgery"
+		if _, err := env.Store.UpdateMe(ctx, o.ID, manager, kluis.UserInput{Name: &name}); err != nil {
+			t.Fatal(err)
+		}
+		n, err := env.Store.Checkpoint(ctx, sqlstore.DefaultCheckpointPolicy, true)
+		if err != nil || n == 0 {
+			t.Fatalf("got %d checkpoints (%v), want the chain checkpointed despite the forged row", n, err)
+		}
+		rs, err := env.Store.VerifyChains(ctx, chain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rs[0].OK {
+			t.Fatal("the forged checkpoint row was not reported")
+		}
+	})
+}
+
+// R45, DESIGN §5: a queued invitation mail carries its link; it goes with
+// the invitation when the link is re-sent, revoked or used.
+func TestQueuedInvitationMailGoesWithTheInvitation(t *testing.T) {
+	forEngine(t, func(t *testing.T, env *kluistest.Env) {
+		ctx := context.Background()
+		o, manager := org(t, env, "omicron")
+		env.Mail(t)
+		queued := func() int64 { return env.MustExec(t, "UPDATE mail_queue SET id = id") }
+		u, err := env.Store.InviteUser(ctx, o.ID, manager, kluis.UserInput{Email: ptr("new@omicron.example")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := env.Store.ResendInvitation(ctx, o.ID, manager, u.ID); err != nil {
+			t.Fatal(err)
+		}
+		if n := queued(); n != 1 {
+			t.Fatalf("after a re-send: %d queued mails, want only the new link's", n)
+		}
+		if err := env.Store.RevokeInvitation(ctx, o.ID, manager, u.ID); err != nil {
+			t.Fatal(err)
+		}
+		if n := queued(); n != 0 {
+			t.Fatalf("after a revoke: %d queued mails, want 0", n)
+		}
+	})
+}
+
+// R24: refused requests name only valid ids; a manager's empty update is a
+// recorded read, since the answer shows the user's data.
+func TestAuditTargetsAndReads(t *testing.T) {
+	forEngine(t, func(t *testing.T, env *kluistest.Env) {
+		ctx := context.Background()
+		o, manager := org(t, env, "pi")
+		m := member(t, env, o, manager, "m@pi.example", kluis.RoleMember)
+		_, err := env.Store.UpdateUser(ctx, o.ID, m, kluis.UserID("someone@else.example +31 6 1234"), kluis.UserInput{})
+		wantCode(t, err, kluis.EForbidden)
+		if _, err := env.Store.UpdateUser(ctx, o.ID, manager, m.UserID, kluis.UserInput{}); err != nil {
+			t.Fatal(err)
+		}
+		evs := events(t, env, o.ID, manager)
+		for _, e := range evs {
+			if strings.Contains(e.Target, "@") || strings.Contains(e.Target, "+31") {
+				t.Errorf("event %d (%s) has a target from the URL: %q", e.Seq, e.Action, e.Target)
+			}
+		}
+		last := evs[len(evs)-1]
+		if last.Action != "user.read" || last.Target != "user:"+string(m.UserID) {
+			t.Fatalf("an empty update recorded %s %s, want user.read of the member", last.Action, last.Target)
+		}
+	})
+}

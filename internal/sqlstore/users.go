@@ -12,6 +12,15 @@ import (
 	"github.com/kluis/kluis/internal/mail"
 )
 
+// userTarget names a user as an audit target. An id that cannot be one of
+// ours (it came from a URL) is not written into the chain.
+func userTarget(id kluis.UserID) string {
+	if !kluis.ValidID(string(id)) {
+		return ""
+	}
+	return "user:" + string(id)
+}
+
 // InvitationTTL is how long an invitation link works.
 const InvitationTTL = 72 * time.Hour
 
@@ -68,7 +77,7 @@ func (t *Tx) insertInvitedUser(ctx context.Context, org kluis.OrgID, email, name
 // and returns the link {public-url}/o/{org}/invite#TOKEN. The token lives
 // only in the link's fragment and as a hash in the database.
 func (t *Tx) invite(ctx context.Context, org kluis.Org, user kluis.UserID, email string) (string, error) {
-	if _, err := t.exec(ctx, `DELETE FROM invitations WHERE org_id = ? AND user_id = ?`, org.ID, user); err != nil {
+	if err := t.dropInvitation(ctx, org.ID, user); err != nil {
 		return "", err
 	}
 	token, hash := newToken()
@@ -77,15 +86,28 @@ func (t *Tx) invite(ctx context.Context, org kluis.Org, user kluis.UserID, email
 		return "", fmt.Errorf("create invitation: %w", err)
 	}
 	link := t.s.publicURL + "/o/" + org.Slug + "/invite#" + token
-	if err := t.queueMail(ctx, org.ID, org.Language, email, mail.Invitation, mail.Data{OrgName: org.Name, Link: link}); err != nil {
+	if err := t.queueMail(ctx, org.ID, user, org.Language, email, mail.Invitation, mail.Data{OrgName: org.Name, Link: link}); err != nil {
 		return "", err
 	}
 	return link, nil
 }
 
+// dropInvitation deletes a user's invitation and its undelivered mail, which
+// carries the link: no working token outlives its invitation anywhere.
+func (t *Tx) dropInvitation(ctx context.Context, org kluis.OrgID, user kluis.UserID) error {
+	if _, err := t.exec(ctx, `DELETE FROM invitations WHERE org_id = ? AND user_id = ?`, org, user); err != nil {
+		return err
+	}
+	_, err := t.exec(ctx, `DELETE FROM mail_queue WHERE org_id = ? AND user_id = ? AND kind = ?`, org, user, string(mail.Invitation))
+	return err
+}
+
 // InviteUser creates a user of the organisation and mails them an invitation
 // (R2). Managers only. Errors: invalid_input, conflict (e-mail taken), forbidden.
 func (s *Store) InviteUser(ctx context.Context, org kluis.OrgID, actor kluis.Actor, in kluis.UserInput) (kluis.User, error) {
+	if !kluis.CanManageUsers(actor, org) {
+		return kluis.User{}, s.refuse(ctx, orgChain(org), actor, "user.invite", "")
+	}
 	if in.Email == nil {
 		in.Email = new(string)
 	}
@@ -132,7 +154,7 @@ func (s *Store) InviteUser(ctx context.Context, org kluis.OrgID, actor kluis.Act
 func (s *Store) ResendInvitation(ctx context.Context, org kluis.OrgID, actor kluis.Actor, id kluis.UserID) error {
 	return s.write(ctx, orgChain(org), func(t *Tx) error {
 		if !kluis.CanManageUsers(actor, org) {
-			return deny(orgChain(org), actor, "user.invitation_resend", "user:"+string(id), kluis.ErrForbidden)
+			return deny(orgChain(org), actor, "user.invitation_resend", userTarget(id), kluis.ErrForbidden)
 		}
 		u, err := t.findUser(ctx, org, id)
 		if err != nil {
@@ -158,19 +180,22 @@ func (s *Store) ResendInvitation(ctx context.Context, org kluis.OrgID, actor klu
 func (s *Store) RevokeInvitation(ctx context.Context, org kluis.OrgID, actor kluis.Actor, id kluis.UserID) error {
 	return s.write(ctx, orgChain(org), func(t *Tx) error {
 		if !kluis.CanManageUsers(actor, org) {
-			return deny(orgChain(org), actor, "user.invitation_revoke", "user:"+string(id), kluis.ErrForbidden)
+			return deny(orgChain(org), actor, "user.invitation_revoke", userTarget(id), kluis.ErrForbidden)
 		}
 		if _, err := t.findUser(ctx, org, id); err != nil {
 			return err
 		}
-		res, err := t.exec(ctx, `DELETE FROM invitations WHERE org_id = ? AND user_id = ?`, org, id)
-		if err != nil {
+		var n int
+		if err := t.queryRow(ctx, `SELECT COUNT(*) FROM invitations WHERE org_id = ? AND user_id = ?`, org, id).Scan(&n); err != nil {
 			return err
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
+		if n == 0 {
 			return kluis.ErrNotFound
 		}
-		return t.appendEvent(ctx, orgChain(org), actor, "user.invitation_revoke", "user:"+string(id), "success", nil)
+		if err := t.dropInvitation(ctx, org, id); err != nil {
+			return err
+		}
+		return t.appendEvent(ctx, orgChain(org), actor, "user.invitation_revoke", userTarget(id), "success", nil)
 	})
 }
 
@@ -181,7 +206,7 @@ func (s *Store) AcceptInvitation(ctx context.Context, org kluis.OrgID, token, na
 	name = kluis.NormalizeName(name)
 	pw = kluis.NormalizePassword(pw)
 	if !validTokenShape(token) {
-		return kluis.User{}, kluis.ErrNotFound
+		token = "" // cannot match: recorded as a failed attempt below, after the same work
 	}
 	policy, err := s.policy(ctx, s.db.reader, org)
 	if err != nil {
@@ -202,8 +227,19 @@ func (s *Store) AcceptInvitation(ctx context.Context, org kluis.OrgID, token, na
 	if err != nil {
 		return kluis.User{}, err
 	}
+	u, err := s.acceptInvitation(ctx, org, token, name, hash)
+	if kluis.ErrorCode(err) == kluis.ENotFound {
+		// A failed attempt is an authentication event too (R24).
+		if rerr := s.recordRefusal(ctx, orgChain(org), kluis.Actor{}, "user.invitation_accept", "", "failure", nil); rerr != nil {
+			return kluis.User{}, rerr
+		}
+	}
+	return u, err
+}
+
+func (s *Store) acceptInvitation(ctx context.Context, org kluis.OrgID, token, name, hash string) (kluis.User, error) {
 	var u kluis.User
-	err = s.write(ctx, orgChain(org), func(t *Tx) error {
+	err := s.write(ctx, orgChain(org), func(t *Tx) error {
 		var userID kluis.UserID
 		var expires int64
 		err := t.queryRow(ctx, `SELECT user_id, expires_at FROM invitations WHERE org_id = ? AND token_hash = ?`, org, tokenHash(token)).Scan(&userID, &expires)
@@ -219,7 +255,7 @@ func (s *Store) AcceptInvitation(ctx context.Context, org kluis.OrgID, token, na
 		if u.Status != kluis.StatusInvited {
 			return kluis.ErrNotFound
 		}
-		if _, err := t.exec(ctx, `DELETE FROM invitations WHERE user_id = ?`, userID); err != nil {
+		if err := t.dropInvitation(ctx, org, userID); err != nil {
 			return err
 		}
 		if _, err := t.exec(ctx, `UPDATE users SET name = ?, password_hash = ?, status = ?, updated_at = ? WHERE org_id = ? AND id = ?`,
@@ -270,13 +306,13 @@ func (s *Store) FindUserByID(ctx context.Context, org kluis.OrgID, actor kluis.A
 	var u kluis.User
 	err := s.write(ctx, orgChain(org), func(t *Tx) error {
 		if !kluis.CanManageUsers(actor, org) {
-			return deny(orgChain(org), actor, "user.read", "user:"+string(id), kluis.ErrForbidden)
+			return deny(orgChain(org), actor, "user.read", userTarget(id), kluis.ErrForbidden)
 		}
 		var err error
 		if u, err = t.findUser(ctx, org, id); err != nil {
 			return err
 		}
-		return t.appendEvent(ctx, orgChain(org), actor, "user.read", "user:"+string(id), "success", nil)
+		return t.appendEvent(ctx, orgChain(org), actor, "user.read", userTarget(id), "success", nil)
 	})
 	return u, err
 }
@@ -294,6 +330,9 @@ func (t *Tx) countActiveManagers(ctx context.Context, org kluis.OrgID, except kl
 // nor disabled. Managers only. Errors: invalid_input, not_found, conflict,
 // forbidden.
 func (s *Store) UpdateUser(ctx context.Context, org kluis.OrgID, actor kluis.Actor, id kluis.UserID, in kluis.UserInput) (kluis.User, error) {
+	if !kluis.CanManageUsers(actor, org) {
+		return kluis.User{}, s.refuse(ctx, orgChain(org), actor, "user.update", userTarget(id))
+	}
 	in = kluis.UserInput{Name: in.Name, Role: in.Role, Disabled: in.Disabled}.Normalize()
 	if err := in.Validate(); err != nil {
 		return kluis.User{}, err
@@ -301,7 +340,7 @@ func (s *Store) UpdateUser(ctx context.Context, org kluis.OrgID, actor kluis.Act
 	var u kluis.User
 	err := s.write(ctx, orgChain(org), func(t *Tx) error {
 		if !kluis.CanManageUsers(actor, org) {
-			return deny(orgChain(org), actor, "user.update", "user:"+string(id), kluis.ErrForbidden)
+			return deny(orgChain(org), actor, "user.update", userTarget(id), kluis.ErrForbidden)
 		}
 		var err error
 		if u, err = t.findUser(ctx, org, id); err != nil {
@@ -326,7 +365,7 @@ func (s *Store) UpdateUser(ctx context.Context, org kluis.OrgID, actor kluis.Act
 				changed = append(changed, "disabled")
 			case !*in.Disabled && u.Status == kluis.StatusDisabled:
 				var hasPassword bool
-				if err := t.queryRow(ctx, `SELECT password_hash IS NOT NULL FROM users WHERE id = ?`, id).Scan(&hasPassword); err != nil {
+				if err := t.queryRow(ctx, `SELECT password_hash IS NOT NULL FROM users WHERE org_id = ? AND id = ?`, org, id).Scan(&hasPassword); err != nil {
 					return err
 				}
 				u.Status = kluis.StatusInvited
@@ -338,7 +377,8 @@ func (s *Store) UpdateUser(ctx context.Context, org kluis.OrgID, actor kluis.Act
 			}
 		}
 		if len(changed) == 0 {
-			return nil
+			// Nothing changed, but the answer shows the user's data: a read.
+			return t.appendEvent(ctx, orgChain(org), actor, "user.read", userTarget(u.ID), "success", nil)
 		}
 		if wasActiveManager && (u.Role != kluis.RoleManager || u.Status != kluis.StatusActive) {
 			n, err := t.countActiveManagers(ctx, org, u.ID)
@@ -357,7 +397,7 @@ func (s *Store) UpdateUser(ctx context.Context, org kluis.OrgID, actor kluis.Act
 			if _, err := t.exec(ctx, `DELETE FROM sessions WHERE org_id = ? AND user_id = ?`, org, u.ID); err != nil {
 				return err
 			}
-			if _, err := t.exec(ctx, `DELETE FROM invitations WHERE org_id = ? AND user_id = ?`, org, u.ID); err != nil {
+			if err := t.dropInvitation(ctx, org, u.ID); err != nil {
 				return err
 			}
 		}
@@ -372,7 +412,7 @@ func (s *Store) UpdateUser(ctx context.Context, org kluis.OrgID, actor kluis.Act
 func (s *Store) DeleteUser(ctx context.Context, org kluis.OrgID, actor kluis.Actor, id kluis.UserID) error {
 	return s.write(ctx, orgChain(org), func(t *Tx) error {
 		if !kluis.CanManageUsers(actor, org) {
-			return deny(orgChain(org), actor, "user.delete", "user:"+string(id), kluis.ErrForbidden)
+			return deny(orgChain(org), actor, "user.delete", userTarget(id), kluis.ErrForbidden)
 		}
 		u, err := t.findUser(ctx, org, id)
 		if err != nil {

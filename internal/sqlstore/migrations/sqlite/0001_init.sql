@@ -114,10 +114,14 @@ CREATE TABLE audit_checkpoints (
 
 INSERT INTO audit_heads (chain, seq, hash) VALUES ('platform', 0, zeroblob(32));
 
--- Outgoing mail waits here until delivered, then the row is deleted.
+-- Outgoing mail waits here until delivered, then the row is deleted. An
+-- invitation's mail holds its link: it goes with the invitation (accepted,
+-- re-sent, revoked, expired, user deleted), never outliving it.
 CREATE TABLE mail_queue (
     id              TEXT PRIMARY KEY,
     org_id          TEXT REFERENCES orgs (id) ON DELETE CASCADE,
+    user_id         TEXT REFERENCES users (id) ON DELETE CASCADE,
+    kind            TEXT NOT NULL,
     created_at      INTEGER NOT NULL,
     next_attempt_at INTEGER NOT NULL,
     lease_until     INTEGER NOT NULL,
@@ -127,3 +131,4 @@ CREATE TABLE mail_queue (
     message         BLOB NOT NULL
 );
 CREATE INDEX mail_queue_due ON mail_queue (next_attempt_at);
+CREATE INDEX mail_queue_user ON mail_queue (user_id);
