@@ -96,7 +96,7 @@ func runProcess(t testing.TB, env []string, stdin string, args ...string) result
 type serverProcess struct {
 	cmd            *exec.Cmd
 	addr           string
-	stdout, stderr *syncBuffer
+	stdout, stderr *kluistest.SyncBuffer
 	exited         chan struct{}
 	waitErr        error
 }
@@ -106,7 +106,7 @@ type serverProcess struct {
 // is killed when the test ends, if it still runs.
 func startServerProcess(t testing.TB, env []string, args ...string) *serverProcess {
 	t.Helper()
-	p := &serverProcess{stdout: &syncBuffer{}, stderr: &syncBuffer{}, exited: make(chan struct{})}
+	p := &serverProcess{stdout: &kluistest.SyncBuffer{}, stderr: &kluistest.SyncBuffer{}, exited: make(chan struct{})}
 	p.cmd = exec.Command(kluisBinary(t), append([]string{"serve"}, args...)...)
 	p.cmd.Env = env
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr

@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -105,25 +104,6 @@ func checkErrorShape(t testing.TB, stderr string) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for a writer goroutine and a reading
-// test.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // waitFor polls cond until it holds or the timeout passes.
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
@@ -141,8 +121,8 @@ var listeningLine = regexp.MustCompile(`listening on http://(\S+)`)
 // server is a kluis serve running in-process.
 type server struct {
 	addr   string
-	stdout *syncBuffer
-	stderr *syncBuffer
+	stdout *kluistest.SyncBuffer
+	stderr *kluistest.SyncBuffer
 	stop   context.CancelFunc
 	done   chan error
 }
@@ -152,7 +132,7 @@ type server struct {
 func startServe(t testing.TB, env map[string]string, args ...string) *server {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &server{stdout: &syncBuffer{}, stderr: &syncBuffer{}, stop: cancel, done: make(chan error, 1)}
+	s := &server{stdout: &kluistest.SyncBuffer{}, stderr: &kluistest.SyncBuffer{}, stop: cancel, done: make(chan error, 1)}
 	getenv := func(k string) string { return env[k] }
 	go func() {
 		s.done <- run(ctx, append([]string{"kluis", "serve"}, args...), getenv, strings.NewReader(""), s.stdout, s.stderr)

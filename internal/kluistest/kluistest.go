@@ -5,6 +5,7 @@
 package kluistest
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"database/sql"
@@ -127,6 +128,30 @@ type Clock struct {
 
 // NewClock returns a clock standing at the current time.
 func NewClock() *Clock { return &Clock{now: time.Now().UTC()} }
+
+// NewClockAt returns a clock standing at t.
+func NewClockAt(t time.Time) *Clock { return &Clock{now: t} }
+
+// SyncBuffer is a bytes.Buffer safe for a writing goroutine (a process's
+// output, a logger) and a reading test.
+type SyncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+// Write appends p.
+func (b *SyncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns everything written so far.
+func (b *SyncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
 
 // Now returns the clock's time.
 func (c *Clock) Now() time.Time {

@@ -1,7 +1,6 @@
 package mail_test
 
 import (
-	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -15,9 +14,10 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/kluis/kluis/internal/kluistest"
 )
 
 // The real SMTP server of these tests is aiosmtpd, from Debian's
@@ -48,24 +48,6 @@ func freePort(t *testing.T) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
-}
-
-// syncBuffer collects a process's output for failure messages.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // startAiosmtpd runs aiosmtpd on 127.0.0.1:port with its Mailbox handler,
@@ -125,7 +107,7 @@ func makeMaildir(t *testing.T, maildir string) {
 func startPython(t *testing.T, port int, args ...string) {
 	t.Helper()
 	cmd := exec.Command(systemPython, args...)
-	var output syncBuffer
+	var output kluistest.SyncBuffer
 	cmd.Stdout = &output
 	cmd.Stderr = &output
 	if err := cmd.Start(); err != nil {

@@ -11,28 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kluis/kluis/internal/kluistest"
 	"github.com/kluis/kluis/internal/mail"
 )
 
-// clock is a fake time source that only moves when told.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *clock { return &clock{now: testNow} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+func newClock() *kluistest.Clock { return kluistest.NewClockAt(testNow) }
 
 // memQueue is an in-memory Queue with the semantics the storage package
 // promises: due times, leases, attempt counts.
