@@ -120,6 +120,7 @@ type config struct {
 	SMTPURL        string
 	MailFrom       string
 	TrustedProxies []netip.Prefix
+	MaxBodyBytes   int64
 	Argon2         password.Params
 	LogLevel       slog.Level
 }
@@ -169,6 +170,14 @@ func newConfig(getenv func(string) string) (*config, error) {
 			}
 			*dst = uint32(n)
 		}
+	}
+	c.MaxBodyBytes = 1 << 20
+	if v := env("KLUIS_MAX_BODY_KIB"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 || n > 1<<20 {
+			return nil, &cliError{code: 2, msg: "KLUIS_MAX_BODY_KIB must be a whole number from 1 to 1048576"}
+		}
+		c.MaxBodyBytes = n << 10
 	}
 	if v := env("KLUIS_ARGON2_THREADS"); v != "" {
 		n, err := strconv.ParseUint(v, 10, 8)

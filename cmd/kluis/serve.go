@@ -64,7 +64,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 
 	srv := &http.Server{
 		Handler: httpserver.NewServer(httpserver.Config{
-			Store: a.store, Logger: a.log, Metrics: metrics, TrustedProxies: c.TrustedProxies,
+			Store: a.store, Logger: a.log, Metrics: metrics, TrustedProxies: c.TrustedProxies, MaxBodyBytes: c.MaxBodyBytes,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,

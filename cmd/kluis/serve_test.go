@@ -128,3 +128,19 @@ func TestServeMetricsListenOnTheirOwnAddress(t *testing.T) {
 		})
 	}
 }
+
+// The body cap is configurable (1 MiB by default): a larger body gets the
+// contract's 413 too_large.
+func TestServeBodyLimitIsConfigurable(t *testing.T) {
+	dir := t.TempDir()
+	s := startServe(t, testEnv("KLUIS_MAX_BODY_KIB", "1"), "--addr", "127.0.0.1:0", "--data", dir)
+	body := strings.NewReader(`{"email":"a@b.org","password":"` + strings.Repeat("x", 2000) + `"}`)
+	resp, err := http.Post("http://"+s.addr+"/api/v1/operator/login", "application/json", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("got %d, want 413 for a 2 KB body with a 1 KiB limit", resp.StatusCode)
+	}
+}
