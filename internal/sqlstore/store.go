@@ -54,9 +54,6 @@ type Options struct {
 	Witness   *audit.Witness   // required: the checkpoint copy outside the database
 	PublicURL string           // base of every link in mail
 	MailFrom  string           // From address of outgoing mail
-	// MailQueued wakes the mail worker after mail was queued.
-	MailQueued func()
-	Observer   Observer
 }
 
 // NewStore returns a Store on a migrated database.
@@ -75,7 +72,7 @@ func NewStore(db *DB, o Options) (*Store, error) {
 	}
 	return &Store{
 		db: db, now: o.Now, hasher: o.Hasher, signer: o.Signer, witness: o.Witness,
-		publicURL: o.PublicURL, mailFrom: o.MailFrom, mailQueued: o.MailQueued, observe: o.Observer,
+		publicURL: o.PublicURL, mailFrom: o.MailFrom,
 	}, nil
 }
 
@@ -330,8 +327,9 @@ func validTokenShape(token string) bool {
 	return err == nil
 }
 
-// SetHooks sets the mail wake-up and the metrics observer after
-// construction, for wiring where those are built from the store. Call it
+// SetHooks sets the mail worker's wake-up (called after a transaction that
+// queued mail commits) and the metrics observer; either may be nil. They are
+// set after construction because the worker is built on the store. Call it
 // before serving requests.
 func (s *Store) SetHooks(mailQueued func(), o Observer) {
 	s.mailQueued, s.observe = mailQueued, o
