@@ -6,11 +6,6 @@ import (
 	"errors"
 )
 
-// PublicURL returns the base URL recorded by the last `kluis serve`, or "".
-func (s *Store) PublicURL(ctx context.Context) (string, error) {
-	return s.db.Setting(ctx, "public_url")
-}
-
 // Setting returns a recorded setting, or "" when unset.
 func (db *DB) Setting(ctx context.Context, key string) (string, error) {
 	var v string
