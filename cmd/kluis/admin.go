@@ -33,6 +33,9 @@ func prepare(ctx context.Context, c *config, fs *flag.FlagSet, args []string, mi
 	if err := checkDSN(flagSet(fs, "db"), c.DB); err != nil {
 		return nil, nil, err
 	}
+	if err := checkDSN(flagSet(fs, "keys-db"), c.KeysDB); err != nil {
+		return nil, nil, err
+	}
 	a, err := open(ctx, c, migrate, stderr)
 	return a, pos, err
 }

@@ -19,6 +19,7 @@ import (
 	"strings"
 
 	"github.com/kluis/kluis/internal/audit"
+	"github.com/kluis/kluis/internal/keys"
 	"github.com/kluis/kluis/internal/mail"
 	"github.com/kluis/kluis/internal/password"
 	"github.com/kluis/kluis/internal/sqlstore"
@@ -36,6 +37,7 @@ Usage:
   kluis org delete SLUG --confirm
   kluis org list
   kluis audit verify [--org SLUG]
+  kluis keys status | rotate --root | export-root --age-recipient AGE1…
   kluis migrate
   kluis version
 
@@ -98,6 +100,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return cmdAudit(ctx, rest, getenv, stdout, stderr)
 	case "migrate":
 		return cmdMigrate(ctx, rest, getenv, stdout, stderr)
+	case "keys":
+		return cmdKeys(ctx, rest, getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "kluis", version)
 		return nil
@@ -117,6 +121,8 @@ type config struct {
 	DB             string
 	PublicURL      string
 	MetricsAddr    string
+	KeysDB         string // key store: DATA/keys/keys.db, or a postgres:// DSN of its own
+	RootKeyFile    string // the root key: DATA/keys/root unless KLUIS_ROOT_KEY_FILE says otherwise
 	SMTPURL        string
 	MailFrom       string
 	TrustedProxies []netip.Prefix
@@ -147,6 +153,8 @@ func newConfig(getenv func(string) string) (*config, error) {
 		DB:          env("KLUIS_DB"),
 		PublicURL:   env("KLUIS_PUBLIC_URL"),
 		MetricsAddr: env("KLUIS_METRICS_ADDR"),
+		KeysDB:      env("KLUIS_KEYS_DB"),
+		RootKeyFile: env("KLUIS_ROOT_KEY_FILE"),
 		SMTPURL:     env("KLUIS_SMTP_URL"),
 		MailFrom:    env("KLUIS_MAIL_FROM"),
 		Argon2:      password.DefaultParams,
@@ -236,6 +244,7 @@ func (c *config) flags(name string, stderr io.Writer) *flag.FlagSet {
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.DataDir, "data", c.DataDir, "data folder (embedded database, keys, outbox)")
 	fs.Var((*dsnFlag)(&c.DB), "db", "database `DSN`: postgres://… (no password here: use KLUIS_DB or a pgpass file)")
+	fs.Var((*dsnFlag)(&c.KeysDB), "keys-db", "key store `DSN` in scale-out mode: postgres://… of its own (no password here: use KLUIS_KEYS_DB)")
 	return fs
 }
 
@@ -285,6 +294,7 @@ func checkDSN(fromFlag bool, dsn string) error {
 type app struct {
 	cfg     *config
 	db      *sqlstore.DB
+	keys    *keys.Store
 	store   *sqlstore.Store
 	witness *audit.Witness
 	sender  mail.Sender
@@ -332,6 +342,10 @@ func open(ctx context.Context, c *config, migrate bool, stderr io.Writer) (*app,
 
 func (a *app) init(ctx context.Context) error {
 	c := a.cfg
+	var err error
+	if a.keys, err = a.openKeys(ctx); err != nil {
+		return err
+	}
 	signer, err := a.signer(ctx)
 	if err != nil {
 		return err
@@ -413,5 +427,67 @@ func (a *app) finish(ctx context.Context) error {
 }
 
 func (a *app) close() error {
-	return errors.Join(a.witness.Close(), a.db.Close())
+	err := a.db.Close()
+	if a.witness != nil {
+		err = errors.Join(a.witness.Close(), err)
+	}
+	if a.keys != nil {
+		err = errors.Join(a.keys.Close(), err)
+	}
+	return err
+}
+
+// rootKeyPath is where the root key lives: never in any database (DESIGN §4).
+func (c *config) rootKeyPath() string {
+	if c.RootKeyFile != "" {
+		return c.RootKeyFile
+	}
+	return filepath.Join(c.DataDir, "keys", "root")
+}
+
+// openKeys opens the key store apart from the data database and checks it
+// against the root key. A root key is created only together with a new key
+// store, and the person starting kluis is told plainly to back it up; a key
+// store made with another root key refuses to open and nothing changes.
+func (a *app) openKeys(ctx context.Context) (*keys.Store, error) {
+	c := a.cfg
+	path := c.rootKeyPath()
+	dsn := c.KeysDB
+	if dsn == "" {
+		dsn = filepath.Join(c.DataDir, "keys", "keys.db")
+	}
+	_, statErr := os.Stat(path)
+	var root *keys.Root
+	var err error
+	created := false
+	if errors.Is(statErr, fs.ErrNotExist) {
+		if !strings.HasPrefix(dsn, "postgres") {
+			if _, serr := os.Stat(dsn); serr == nil {
+				return nil, &cliError{code: 2, msg: "the root key is missing from " + path + " but the key store exists",
+					hint: "restore the root key from its backup (docs/KEYS.md); without it the data cannot be read"}
+			}
+		}
+		if root, err = keys.LoadOrCreateRoot(path); err != nil {
+			return nil, fmt.Errorf("root key: %w", err)
+		}
+		created = true
+	} else if root, err = keys.LoadRoot(path); err != nil {
+		return nil, fmt.Errorf("root key: %w", err)
+	}
+	store, err := keys.OpenStore(ctx, dsn, root, nil, keys.Options{
+		ReloadRoot: func() (*keys.Root, error) { return keys.LoadRoot(path) },
+	})
+	if created && err != nil {
+		os.Remove(path) // the refusal changes nothing, not even the key folder
+	} else if created {
+		a.log.Warn("a new root key was created: back it up now (kluis keys export-root); if it is lost, the data is lost", "path", path)
+	}
+	if errors.Is(err, keys.ErrRootMismatch) {
+		return nil, &cliError{code: 2, msg: "the root key in " + path + " is not the key the key store was made with; nothing was changed",
+			hint: "start kluis with the right root key (KLUIS_ROOT_KEY_FILE or the data folder that holds it)"}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("key store: %w", err)
+	}
+	return store, nil
 }

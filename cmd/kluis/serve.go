@@ -39,6 +39,9 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err := checkDSN(flagSet(fs, "db"), c.DB); err != nil {
 		return err
 	}
+	if err := checkDSN(flagSet(fs, "keys-db"), c.KeysDB); err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 

@@ -260,7 +260,7 @@ func ReadOutbox(tb testing.TB, dir string, seen map[string]bool) []OutboxMail {
 	}
 	var names []string
 	for _, en := range entries {
-		if strings.HasSuffix(en.Name(), ".eml") && !seen[en.Name()] {
+		if strings.HasSuffix(en.Name(), ".eml") && !strings.HasPrefix(en.Name(), ".") && !seen[en.Name()] {
 			names = append(names, en.Name())
 		}
 	}

@@ -57,7 +57,7 @@ func outboxName(now time.Time) string {
 // writeFileAtomic writes data to a hidden temporary file next to path,
 // syncs it and renames it to path, so readers never see a partial file.
 func writeFileAtomic(path string, data []byte) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*.eml")
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*") // not *.eml: readers of the outbox must never see a half-written message
 	if err != nil {
 		return err
 	}

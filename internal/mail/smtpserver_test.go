@@ -154,7 +154,16 @@ func readMaildir(t *testing.T, maildir string) [][]byte {
 	if err != nil {
 		t.Fatalf("ReadDir(%s): got error %v, want nil", dir, err)
 	}
-	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
+	// Python's maildir names do not zero-pad their microseconds, so the
+	// name is no arrival order: the modification time is.
+	mtime := func(e os.DirEntry) time.Time {
+		info, err := e.Info()
+		if err != nil {
+			t.Fatalf("stat %s: %v", e.Name(), err)
+		}
+		return info.ModTime()
+	}
+	sort.SliceStable(entries, func(i, j int) bool { return mtime(entries[i]).Before(mtime(entries[j])) })
 	var msgs [][]byte
 	for _, e := range entries {
 		b, err := os.ReadFile(filepath.Join(dir, e.Name()))

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kluis/kluis/internal/kluistest"
+)
+
+// R28, DESIGN §4: the key store lives apart from the data and opens only with
+// the root key it was made with; a wrong root key refuses with a clear message
+// and changes nothing.
+func TestWrongRootKeyRefusesAndChangesNothing(t *testing.T) {
+	for _, engine := range kluistest.Engines {
+		t.Run(engine, func(t *testing.T) {
+			dir := t.TempDir()
+			env := testEnv()
+			if engine == "postgres" {
+				env = testEnv("KLUIS_DB", kluistest.DSN(t, engine), "KLUIS_KEYS_DB", kluistest.DSN(t, engine))
+			}
+			mustCLI(t, env, "", "migrate", "--data", dir)
+			mustCLI(t, env, "", "org", "create", "acme", "--name", "Acme", "--manager-email", "boss@acme.example", "--data", dir)
+			status := mustCLI(t, env, "", "keys", "status", "--data", dir).stdout
+			if !strings.Contains(status, "root key: fingerprint ") {
+				t.Fatalf("keys status: got %q", status)
+			}
+
+			env2 := map[string]string{}
+			for k, v := range env {
+				env2[k] = v
+			}
+			// A root key that exists but is not the store's.
+			otherDir := t.TempDir()
+			mustCLI(t, testEnv(), "", "migrate", "--data", otherDir)
+			mustCLI(t, testEnv(), "", "org", "list", "--data", otherDir)
+			env2["KLUIS_ROOT_KEY_FILE"] = filepath.Join(otherDir, "keys", "root")
+			r := cli(t, env2, "", "org", "list", "--data", dir)
+			if r.code != 2 || !strings.Contains(r.stderr, "not the key the key store was made with") {
+				t.Fatalf("wrong root key: got %s, want exit 2 with a clear message", r)
+			}
+			if got := mustCLI(t, env, "", "keys", "status", "--data", dir).stdout; got != status {
+				t.Fatalf("the refused start changed the key store:\n got %s\nwant %s", got, status)
+			}
+		})
+	}
+}
+
+// R28: the root key rotates without touching data; afterwards only the new
+// key opens the key store, and an export to an age recipient decrypts (with
+// Debian's age, a tool nobody here wrote) to the new root key.
+func TestRootKeyRotationAndExport(t *testing.T) {
+	dir := t.TempDir()
+	env := testEnv()
+	mustCLI(t, env, "", "migrate", "--data", dir)
+	mustCLI(t, env, "", "org", "create", "acme", "--name", "Acme", "--manager-email", "boss@acme.example", "--data", dir)
+	rootPath := filepath.Join(dir, "keys", "root")
+	old, err := os.ReadFile(rootPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := mustCLI(t, env, "", "keys", "rotate", "--root", "--data", dir)
+	if !strings.Contains(r.stdout, "root key rotated") {
+		t.Fatalf("rotate: got %s", r)
+	}
+	rotated, err := os.ReadFile(rootPath)
+	if err != nil || bytes.Equal(rotated, old) {
+		t.Fatalf("the root key file was not replaced (%v)", err)
+	}
+	if _, err := os.Stat(rootPath + ".new"); err == nil {
+		t.Fatal("root.new left behind")
+	}
+	mustCLI(t, env, "", "audit", "verify", "--data", dir)
+	oldFile := filepath.Join(t.TempDir(), "old-root")
+	if err := os.WriteFile(oldFile, old, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := cli(t, testEnv("KLUIS_ROOT_KEY_FILE", oldFile), "", "org", "list", "--data", dir); r.code != 2 {
+		t.Fatalf("the old root key still opens the key store: %s", r)
+	}
+
+	ageBin, err := exec.LookPath("age")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("age is not installed")
+		}
+		t.Skip("age is not installed (Debian package age)")
+	}
+	identity := filepath.Join(t.TempDir(), "identity")
+	out, err := exec.Command(ageBin+"-keygen", "-o", identity).CombinedOutput()
+	if err != nil {
+		t.Fatalf("age-keygen: %v %s", err, out)
+	}
+	recipient := ""
+	for _, line := range strings.Split(string(out), "\n") {
+		if _, pub, ok := strings.Cut(line, "Public key: "); ok {
+			recipient = strings.TrimSpace(pub)
+		}
+	}
+	r = mustCLI(t, env, "", "keys", "export-root", "--age-recipient", recipient, "--data", dir)
+	if bytes.Contains([]byte(r.stdout), rotated) {
+		t.Fatal("the export holds the root key in clear")
+	}
+	cmd := exec.Command(ageBin, "-d", "-i", identity)
+	cmd.Stdin = strings.NewReader(r.stdout)
+	plain, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("age -d: %v", err)
+	}
+	if !bytes.Equal(plain, rotated) {
+		t.Fatal("the decrypted export is not the root key file")
+	}
+	if r := cli(t, env, "", "keys", "export-root", "--age-recipient", "not-a-key", "--data", dir); r.code != 2 {
+		t.Fatalf("bad recipient: got %s, want exit 2", r)
+	}
+}
