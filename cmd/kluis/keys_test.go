@@ -74,6 +74,12 @@ func TestRootKeyRotationAndExport(t *testing.T) {
 		t.Fatal("root.new left behind")
 	}
 	mustCLI(t, env, "", "audit", "verify", "--data", dir)
+	// The rotation is in the platform chain, with the fingerprints and
+	// without key material (R28: a log of key use).
+	rows := queryStrings(t, "sqlite", dir, "", "SELECT details FROM audit_events WHERE chain = 'platform' AND action = 'key.root_rotated'")
+	if len(rows) != 1 || !strings.Contains(rows[0], `"root_fingerprint"`) || strings.Contains(rows[0], string(rotated)) {
+		t.Fatalf("key.root_rotated events: got %q, want one with the fingerprints", rows)
+	}
 	oldFile := filepath.Join(t.TempDir(), "old-root")
 	if err := os.WriteFile(oldFile, old, 0o600); err != nil {
 		t.Fatal(err)

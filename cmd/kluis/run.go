@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/kluis/kluis"
 	"github.com/kluis/kluis/internal/audit"
 	"github.com/kluis/kluis/internal/keys"
 	"github.com/kluis/kluis/internal/mail"
@@ -292,13 +293,14 @@ func checkDSN(fromFlag bool, dsn string) error {
 
 // app is an opened instance: database, store and the audit keys.
 type app struct {
-	cfg     *config
-	db      *sqlstore.DB
-	keys    *keys.Store
-	store   *sqlstore.Store
-	witness *audit.Witness
-	sender  mail.Sender
-	log     *slog.Logger
+	cfg       *config
+	db        *sqlstore.DB
+	keys      *keys.Store
+	keyEvents keyEvents
+	store     *sqlstore.Store
+	witness   *audit.Witness
+	sender    mail.Sender
+	log       *slog.Logger
 }
 
 // open opens the database and the store. Only serve and migrate migrate;
@@ -385,8 +387,41 @@ func (a *app) init(ctx context.Context) error {
 	a.store, err = sqlstore.NewStore(a.db, sqlstore.Options{
 		Hasher: hasher, Signer: signer, Witness: a.witness, PublicURL: publicURL, MailFrom: from,
 	})
+	a.keyEvents = keyEvents{store: a.store, log: a.log}
 	return err
 }
+
+// keyEvents turns the key store's life-cycle events into audit events. The
+// key store is opened before the data store exists, so events before that
+// (none: opening creates no keys) would be dropped.
+type keyEvents struct {
+	store *sqlstore.Store
+	log   *slog.Logger
+}
+
+// KeyEvent records the event; the key store has committed, so a failure
+// here can only be logged (keys status reconciles). Only commands cause key
+// events so far, hence the CLI actor; with field encryption the request's
+// actor comes from the context.
+func (k *keyEvents) KeyEvent(ctx context.Context, e keys.Event) {
+	if k.store == nil {
+		return
+	}
+	ev := sqlstore.KeyEvent{
+		Action: strings.ReplaceAll(strings.TrimPrefix(string(e.Action), "key."), "-", "_"),
+		Kind:   string(e.Key.Kind), Org: kluis.OrgID(e.Key.Org), Version: e.Version, Rewrapped: e.Rewrapped,
+		Fingerprint: e.RootFingerprint, PreviousFingerprint: e.PreviousRootFingerprint,
+	}
+	if e.ID != (keys.KeyID{}) {
+		ev.KeyID = e.ID.String()
+	}
+	if err := k.store.RecordKeyEvent(context.WithoutCancel(ctx), kluis.CLIActor, ev); err != nil {
+		k.log.Error("key event not recorded in the audit log", "action", string(e.Action), "err", err.Error())
+	}
+}
+
+// KeyUnwrapped is counted in metrics once field encryption is wired.
+func (k *keyEvents) KeyUnwrapped(string, keys.Kind) {}
 
 // signer loads the key that signs audit checkpoints. The database records
 // the key's fingerprint: a command run with another data folder (or a node
@@ -476,6 +511,7 @@ func (a *app) openKeys(ctx context.Context) (*keys.Store, error) {
 	}
 	store, err := keys.OpenStore(ctx, dsn, root, nil, keys.Options{
 		ReloadRoot: func() (*keys.Root, error) { return keys.LoadRoot(path) },
+		Observer:   &a.keyEvents,
 	})
 	if created && err != nil {
 		os.Remove(path) // the refusal changes nothing, not even the key folder
