@@ -67,7 +67,11 @@ func keysStatus(ctx context.Context, store *keys.Store, stdout io.Writer) error 
 	}
 	fmt.Fprintf(stdout, "root key: fingerprint %s, generation %d", st.RootFingerprint, st.RootGeneration)
 	if !st.RootRotatedAt.IsZero() {
-		fmt.Fprintf(stdout, ", rotated %s", st.RootRotatedAt.UTC().Format(time.RFC3339))
+		verb := "rotated"
+		if st.RootGeneration == 1 {
+			verb = "in use since"
+		}
+		fmt.Fprintf(stdout, ", %s %s", verb, st.RootRotatedAt.UTC().Format(time.RFC3339))
 	}
 	fmt.Fprintln(stdout)
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
