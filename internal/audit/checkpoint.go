@@ -7,12 +7,10 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"os"
-	"path/filepath"
-	"runtime"
 	"time"
+
+	"github.com/kluis/kluis/internal/secretfile"
 )
 
 // Checkpoint is a signed statement that event Seq of Chain had hash Hash at
@@ -71,7 +69,7 @@ const signingKeyPEMType = "KLUIS AUDIT SIGNING KEY"
 // [LoadOrCreateSigner] when the key file is accessible by its group or by
 // others. kluis refuses to use such a key rather than silently fixing the mode:
 // the key may already have been read.
-var ErrInsecureKeyFile = errors.New("audit: signing key file is accessible by group or others")
+var ErrInsecureKeyFile = secretfile.ErrInsecure
 
 // LoadOrCreateSigner reads the signing key at path, or creates it if there is
 // no file there.
@@ -82,77 +80,31 @@ var ErrInsecureKeyFile = errors.New("audit: signing key file is accessible by gr
 // its group or others may access is refused with [ErrInsecureKeyFile]; a file
 // that does not hold exactly one such key is an error.
 //
-// Several processes may call LoadOrCreateSigner on one path at once: each
-// writes a candidate key to a temporary file of its own and hard-links it to
-// path, which never replaces an existing file, and all of them then use
-// whatever key path holds. The file system must support hard links.
+// Several processes may call LoadOrCreateSigner on one path at once: the
+// first to create the file wins and all use its key (package secretfile).
 func LoadOrCreateSigner(path string) (*Signer, error) {
 	s, err := loadSigner(path)
 	if !errors.Is(err, fs.ErrNotExist) {
 		return s, err
 	}
-
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("audit: creating signing key directory: %w", err)
-	}
 	candidate, err := GenerateSigner()
 	if err != nil {
 		return nil, err
 	}
-	if err := createKeyFile(path, candidate); err != nil {
-		return nil, err
+	data := pem.EncodeToMemory(&pem.Block{Type: signingKeyPEMType, Bytes: candidate.key.Seed()})
+	if err := secretfile.Create(path, data); err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("audit: creating signing key: %w", err)
 	}
 	return loadSigner(path)
-}
-
-// createKeyFile writes s's key to a temporary file next to path and links it
-// to path. It succeeds, without changing anything, when another process
-// created path first.
-func createKeyFile(path string, s *Signer) error {
-	dir := filepath.Dir(path)
-	// os.CreateTemp opens with O_EXCL and mode 0600.
-	tmp, err := os.CreateTemp(dir, ".audit-signing-key-*")
-	if err != nil {
-		return fmt.Errorf("audit: creating signing key: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	block := &pem.Block{Type: signingKeyPEMType, Bytes: s.key.Seed()}
-	if err := pem.Encode(tmp, block); err != nil {
-		tmp.Close()
-		return fmt.Errorf("audit: writing signing key: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("audit: writing signing key: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("audit: writing signing key: %w", err)
-	}
-	// Link, unlike Rename, fails when path exists: the first creator wins.
-	if err := os.Link(tmp.Name(), path); err != nil && !errors.Is(err, fs.ErrExist) {
-		return fmt.Errorf("audit: creating signing key: %w", err)
-	}
-	return syncDir(dir)
 }
 
 // loadSigner reads the key file at path. A missing file gets an error wrapping
 // fs.ErrNotExist.
 func loadSigner(path string) (*Signer, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("audit: reading signing key: %w", err)
+	data, err := secretfile.Read(path)
+	if errors.Is(err, ErrInsecureKeyFile) {
+		return nil, fmt.Errorf("audit: signing key: %w; make it 0600 (chmod 600) if no one else can have read it, else replace the key", err)
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("audit: reading signing key: %w", err)
-	}
-	// Windows has no such mode bits; its ACLs are the operator's business.
-	if mode := fi.Mode().Perm(); mode&0o077 != 0 && runtime.GOOS != "windows" {
-		return nil, fmt.Errorf("%w: %s has mode %04o; make it 0600 (chmod 600) if no one else can have read it, else replace the key", ErrInsecureKeyFile, path, mode)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, 4096))
 	if err != nil {
 		return nil, fmt.Errorf("audit: reading signing key: %w", err)
 	}
@@ -162,22 +114,6 @@ func loadSigner(path string) (*Signer, error) {
 		return nil, fmt.Errorf("audit: %s does not hold one %q PEM block of %d bytes", path, signingKeyPEMType, ed25519.SeedSize)
 	}
 	return &Signer{key: ed25519.NewKeyFromSeed(block.Bytes)}, nil
-}
-
-// syncDir makes a new directory entry in dir durable.
-func syncDir(dir string) error {
-	if runtime.GOOS == "windows" {
-		return nil
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("audit: syncing %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("audit: syncing %s: %w", dir, err)
-	}
-	return nil
 }
 
 // Sign sets c.Signature to the signature of c's chain, sequence number, hash

@@ -10,14 +10,12 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"os"
-	"path/filepath"
-	"runtime"
 
 	aeadsubtle "github.com/tink-crypto/tink-go/v2/aead/subtle"
 	"github.com/tink-crypto/tink-go/v2/tink"
+
+	"github.com/kluis/kluis/internal/secretfile"
 )
 
 // RootSize is the size in bytes of a root key.
@@ -62,7 +60,7 @@ type Root struct {
 // [LoadRoot] and [LoadOrCreateRoot] when the root key file is accessible by
 // its group or by others. kluis refuses such a key rather than silently
 // fixing the mode: the key may already have been read.
-var ErrInsecureKeyFile = errors.New("keys: root key file is accessible by group or others")
+var ErrInsecureKeyFile = secretfile.ErrInsecure
 
 // GenerateRoot returns a new root key from crypto/rand. A root key that is not
 // saved (see [SaveRoot]) makes everything wrapped by it unreadable once the
@@ -130,23 +128,10 @@ func ParseRoot(data []byte) (*Root, error) {
 // access is refused with [ErrInsecureKeyFile], and a file that does not hold
 // one root key is an error.
 func LoadRoot(path string) (*Root, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("keys: reading root key: %w", err)
+	data, err := secretfile.Read(path)
+	if errors.Is(err, ErrInsecureKeyFile) {
+		return nil, fmt.Errorf("keys: root key: %w; make it 0600 (chmod 600) if no one else can have read it, else rotate the root key", err)
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("keys: reading root key: %w", err)
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("keys: root key %s is not a regular file", path)
-	}
-	// Windows has no such mode bits; its ACLs are the operator's business.
-	if mode := fi.Mode().Perm(); mode&0o077 != 0 && runtime.GOOS != "windows" {
-		return nil, fmt.Errorf("%w: %s has mode %04o; make it 0600 (chmod 600) if no one else can have read it, else rotate the root key", ErrInsecureKeyFile, path, mode)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, 4096))
 	if err != nil {
 		return nil, fmt.Errorf("keys: reading root key: %w", err)
 	}
@@ -191,46 +176,8 @@ func SaveRoot(path string, r *Root) error {
 }
 
 func writeRootFile(path string, r *Root) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("keys: creating root key directory: %w", err)
-	}
-	// os.CreateTemp opens with O_EXCL and mode 0600.
-	tmp, err := os.CreateTemp(dir, ".root-key-*")
-	if err != nil {
+	if err := secretfile.Create(path, r.MarshalPEM()); err != nil {
 		return fmt.Errorf("keys: creating root key: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(r.MarshalPEM()); err != nil {
-		tmp.Close()
-		return fmt.Errorf("keys: writing root key: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("keys: writing root key: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("keys: writing root key: %w", err)
-	}
-	// Link, unlike Rename, fails when path exists: the first creator wins.
-	if err := os.Link(tmp.Name(), path); err != nil {
-		return fmt.Errorf("keys: creating root key: %w", err)
-	}
-	return syncDir(dir)
-}
-
-// syncDir makes a new directory entry in dir durable.
-func syncDir(dir string) error {
-	if runtime.GOOS == "windows" {
-		return nil
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("keys: syncing %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("keys: syncing %s: %w", dir, err)
 	}
 	return nil
 }
