@@ -6,11 +6,9 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,6 +17,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
 	_ "modernc.org/sqlite"             // registers the "sqlite" database/sql driver
+
+	"github.com/kluis/kluis/internal/sqlmigrate"
 )
 
 // Cache limits. DESIGN §4: unwrapped keys are held for at most a minute, so
@@ -341,35 +341,6 @@ func (s *Store) tableExists(ctx context.Context, name string) (bool, error) {
 //go:embed migrations
 var migrations embed.FS
 
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-func (s *Store) migrations() ([]migration, error) {
-	dir := "migrations/" + s.engine
-	entries, err := fs.ReadDir(migrations, dir)
-	if err != nil {
-		return nil, err
-	}
-	var ms []migration
-	for _, e := range entries {
-		num, _, ok := strings.Cut(e.Name(), "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || !strings.HasSuffix(e.Name(), ".sql") {
-			return nil, fmt.Errorf("keys: bad migration file name %q", e.Name())
-		}
-		b, err := fs.ReadFile(migrations, dir+"/"+e.Name())
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{version: v, name: e.Name(), sql: string(b)})
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
-	return ms, nil
-}
-
 // migrationLock is the PostgreSQL advisory lock id taken while migrating the
 // key store (apart from the data database's).
 const migrationLock = 7283542
@@ -377,53 +348,17 @@ const migrationLock = 7283542
 // migrate applies the key store's missing migrations, each in a transaction
 // of its own, and refuses a store migrated by a newer kluis.
 func (s *Store) migrate(ctx context.Context) error {
-	ms, err := s.migrations()
+	ms, err := sqlmigrate.Load(migrations, "migrations/"+s.engine)
 	if err != nil {
-		return err
+		return fmt.Errorf("keys: %w", err)
 	}
-	if _, err := s.writer.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS key_store_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
-		return fmt.Errorf("keys: migrating key store: %w", err)
-	}
-	var have sql.NullInt64
-	if err := s.writer.QueryRowContext(ctx, `SELECT MAX(version) FROM key_store_migrations`).Scan(&have); err != nil {
-		return fmt.Errorf("keys: migrating key store: %w", err)
-	}
-	if have.Valid && have.Int64 > int64(ms[len(ms)-1].version) {
+	r := sqlmigrate.Runner{DB: s.writer, Table: "key_store_migrations", Postgres: s.engine == Postgres, LockID: migrationLock}
+	if _, err := r.Apply(ctx, ms); errors.Is(err, sqlmigrate.ErrNewer) {
 		return errors.New("keys: the key store was migrated by a newer kluis")
-	}
-	for _, m := range ms {
-		if err := s.applyMigration(ctx, m); err != nil {
-			return fmt.Errorf("keys: key store migration %s: %w", m.name, err)
-		}
+	} else if err != nil {
+		return fmt.Errorf("keys: migrating key store: %w", err)
 	}
 	return nil
-}
-
-func (s *Store) applyMigration(ctx context.Context, m migration) error {
-	tx, err := s.writer.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	if s.engine == Postgres {
-		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(`+strconv.Itoa(migrationLock)+`)`); err != nil {
-			return err
-		}
-	}
-	var n int
-	if err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM key_store_migrations WHERE version = ?`), m.version).Scan(&n); err != nil {
-		return err
-	}
-	if n > 0 {
-		return nil
-	}
-	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-		return err
-	}
-	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO key_store_migrations (version, applied_at) VALUES (?, ?)`), m.version, s.now().UnixMicro()); err != nil {
-		return err
-	}
-	return tx.Commit()
 }
 
 // inTx runs fn in a write transaction that first reads (and on PostgreSQL

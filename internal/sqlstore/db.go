@@ -12,19 +12,19 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+	"github.com/kluis/kluis/internal/sqlmigrate"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 )
@@ -237,33 +237,10 @@ func isForeignKeyViolation(err error) bool {
 //go:embed migrations
 var migrations embed.FS
 
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-func (db *DB) migrations() ([]migration, error) {
-	dir := "migrations/" + db.Engine
-	entries, err := fs.ReadDir(migrations, dir)
-	if err != nil {
-		return nil, err
-	}
-	var ms []migration
-	for _, e := range entries {
-		num, _, ok := strings.Cut(e.Name(), "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || !strings.HasSuffix(e.Name(), ".sql") {
-			return nil, fmt.Errorf("bad migration file name %q", e.Name())
-		}
-		b, err := fs.ReadFile(migrations, dir+"/"+e.Name())
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{version: v, name: e.Name(), sql: string(b)})
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
-	return ms, nil
+func (db *DB) migrator() (sqlmigrate.Runner, []sqlmigrate.Migration, error) {
+	ms, err := sqlmigrate.Load(migrations, "migrations/"+db.Engine)
+	r := sqlmigrate.Runner{DB: db.writer, Table: "schema_migrations", Postgres: db.Engine == Postgres, LockID: 7283541}
+	return r, ms, err
 }
 
 // ErrNotMigrated is returned by CheckMigrated when the schema is older than
@@ -271,76 +248,36 @@ func (db *DB) migrations() ([]migration, error) {
 var ErrNotMigrated = errors.New("the database is not migrated")
 
 // ErrSchemaNewer is returned when the database was migrated by a newer kluis.
-var ErrSchemaNewer = errors.New("the database was migrated by a newer kluis")
+var ErrSchemaNewer = sqlmigrate.ErrNewer
 
 // Migrate applies the missing migrations, each in its own transaction. Two
 // processes migrating at once wait for each other (SQLite's write lock, a
 // PostgreSQL advisory lock).
 func (db *DB) Migrate(ctx context.Context) (applied int, err error) {
-	ms, err := db.migrations()
+	r, ms, err := db.migrator()
 	if err != nil {
 		return 0, err
 	}
-	if _, err := db.writer.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
-		return 0, fmt.Errorf("migrate: %w", err)
-	}
-	for _, m := range ms {
-		done, err := db.applyMigration(ctx, m)
-		if err != nil {
-			return applied, fmt.Errorf("migration %s: %w", m.name, err)
-		}
-		if done {
-			applied++
-		}
+	if applied, err = r.Apply(ctx, ms); err != nil {
+		return applied, err
 	}
 	return applied, db.CheckMigrated(ctx)
-}
-
-func (db *DB) applyMigration(ctx context.Context, m migration) (bool, error) {
-	tx, err := db.writer.BeginTx(ctx, nil)
-	if err != nil {
-		return false, err
-	}
-	defer tx.Rollback()
-	if db.Engine == Postgres {
-		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7283541)`); err != nil {
-			return false, err
-		}
-	}
-	var n int
-	if err := tx.QueryRowContext(ctx, db.q(`SELECT COUNT(*) FROM schema_migrations WHERE version = ?`), m.version).Scan(&n); err != nil {
-		return false, err
-	}
-	if n > 0 {
-		return false, nil
-	}
-	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-		return false, err
-	}
-	if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`), m.version, time.Now().UnixMicro()); err != nil {
-		return false, err
-	}
-	return true, tx.Commit()
 }
 
 // CheckMigrated returns ErrNotMigrated when migrations are missing and
 // ErrSchemaNewer when the database is ahead of this binary.
 func (db *DB) CheckMigrated(ctx context.Context) error {
-	ms, err := db.migrations()
+	r, ms, err := db.migrator()
 	if err != nil {
 		return err
 	}
-	want := ms[len(ms)-1].version
-	var have sql.NullInt64
-	err = db.reader.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&have)
-	if err != nil {
-		// A database without the table has never been migrated.
+	have, ok, err := r.Version(ctx)
+	switch want := ms[len(ms)-1].Version; {
+	case err != nil:
+		return err
+	case !ok || have < want:
 		return ErrNotMigrated
-	}
-	switch {
-	case !have.Valid || have.Int64 < int64(want):
-		return ErrNotMigrated
-	case have.Int64 > int64(want):
+	case have > want:
 		return ErrSchemaNewer
 	}
 	return nil
