@@ -22,10 +22,17 @@ type Actor struct {
 	// CLI marks the command line: a person with access to the server's data
 	// folder and database, recorded as "cli" in the audit chain.
 	CLI bool
+	// System marks kluis's own background work.
+	System bool
 }
 
 // CLIActor is the actor of the kluis command line.
 var CLIActor = Actor{CLI: true}
+
+// SystemActor is kluis's own background work (key re-encryption, retried key
+// destruction): it has no rights of its own and appears as "system" in the
+// audit log.
+var SystemActor = Actor{System: true}
 
 // AuditName is how the actor appears in audit events: "user:ID",
 // "operator:ID", "cli" or "anonymous". Never a name or an address.
@@ -33,6 +40,8 @@ func (a Actor) AuditName() string {
 	switch {
 	case a.CLI:
 		return "cli"
+	case a.System:
+		return "system"
 	case a.Realm == RealmOrg && a.UserID != "":
 		return "user:" + string(a.UserID)
 	case a.Realm == RealmOperator && a.OperatorID != "":

@@ -131,3 +131,46 @@ func (in UserInput) Validate() error {
 	}
 	return nil
 }
+
+// Masking (R29): lists show contact details only as far as needed to tell
+// entries apart; the full value is one audited read away.
+
+// MaskEmail keeps the first character of the local part and the domain:
+// "jan@example.org" → "j***@example.org". A value without "@" is masked
+// whole.
+func MaskEmail(email string) string {
+	local, domain, ok := strings.Cut(email, "@")
+	if !ok || local == "" {
+		return "***"
+	}
+	r := []rune(local)
+	return string(r[0]) + "***@" + domain
+}
+
+// MaskPhone keeps the last two digits and the layout: "+31 6 12345678" →
+// "+** * ******78". An empty value stays empty.
+func MaskPhone(phone string) string {
+	digits := 0
+	for _, r := range phone {
+		if r >= '0' && r <= '9' {
+			digits++
+		}
+	}
+	out := []rune(phone)
+	for i, r := range out {
+		if r >= '0' && r <= '9' {
+			if digits > 2 {
+				out[i] = '*'
+			}
+			digits--
+		}
+	}
+	return string(out)
+}
+
+// Masked returns the user with e-mail address and phone number masked, for
+// lists (R29).
+func (u User) Masked() User {
+	u.Email, u.Phone = MaskEmail(u.Email), MaskPhone(u.Phone)
+	return u
+}

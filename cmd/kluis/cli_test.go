@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -370,9 +371,15 @@ func TestOrgDeleteNeedsConfirmAndIsAudited(t *testing.T) {
 					t.Errorf("%s: got %d rows, want none", q, len(got))
 				}
 			}
+			// The deletion, then the destruction of the organisation and
+			// index keys (crypto-shredding); the user key's destruction is in
+			// the organisation's own chain.
 			after := platform()
-			if len(after) != len(before)+1 || after[len(after)-1] != "org.delete" {
-				t.Errorf("platform chain actions: got %v, want %v + org.delete", after, before)
+			if fmt.Sprint(after) != fmt.Sprint(append(before, "org.delete", "key.destroyed", "key.destroyed")) {
+				t.Errorf("platform chain actions: got %v, want %v + org.delete and two key.destroyed", after, before)
+			}
+			if got := queryStrings(t, engine, dir, dsn, `SELECT action FROM audit_events WHERE chain = 'org:`+acmeID+`' AND action = 'key.destroyed'`); len(got) != 1 {
+				t.Errorf("the organisation's chain records %d user key destructions, want 1", len(got))
 			}
 			targets := queryStrings(t, engine, dir, dsn, `SELECT target FROM audit_events WHERE chain = 'platform' AND action = 'org.delete'`)
 			if len(targets) != 1 || targets[0] != "org:"+acmeID {

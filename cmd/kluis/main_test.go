@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/kluis/kluis/internal/audit"
+	"github.com/kluis/kluis/internal/keys"
 	"github.com/kluis/kluis/internal/kluistest"
 	"github.com/kluis/kluis/internal/password"
 	"github.com/kluis/kluis/internal/sqlstore"
@@ -209,8 +210,20 @@ func openStore(t testing.TB, dir, dsn string) *sqlstore.Store {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := sqlstore.NewStore(db, sqlstore.Options{Hasher: hasher, Signer: signer, Witness: witness})
+	root, err := keys.LoadOrCreateRoot(filepath.Join(dir, "keys", "root"))
 	if err != nil {
+		t.Fatal(err)
+	}
+	ks, err := keys.OpenStore(ctx, filepath.Join(dir, "keys", "keys.db"), root, nil, keys.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ks.Close() })
+	st, err := sqlstore.NewStore(db, sqlstore.Options{Hasher: hasher, Signer: signer, Witness: witness, Keys: ks})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.EnsureKeys(ctx); err != nil {
 		t.Fatal(err)
 	}
 	return st

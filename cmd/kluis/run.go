@@ -18,7 +18,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/kluis/kluis"
 	"github.com/kluis/kluis/internal/audit"
 	"github.com/kluis/kluis/internal/keys"
 	"github.com/kluis/kluis/internal/mail"
@@ -385,10 +384,13 @@ func (a *app) init(ctx context.Context) error {
 		a.sender = &mail.Outbox{Dir: filepath.Join(c.DataDir, "outbox"), Logger: a.log}
 	}
 	a.store, err = sqlstore.NewStore(a.db, sqlstore.Options{
-		Hasher: hasher, Signer: signer, Witness: a.witness, PublicURL: publicURL, MailFrom: from,
+		Hasher: hasher, Signer: signer, Witness: a.witness, Keys: a.keys, Log: a.log, PublicURL: publicURL, MailFrom: from,
 	})
+	if err != nil {
+		return err
+	}
 	a.keyEvents = keyEvents{store: a.store, log: a.log}
-	return err
+	return a.store.EnsureKeys(ctx)
 }
 
 // keyEvents turns the key store's life-cycle events into audit events. The
@@ -399,29 +401,24 @@ type keyEvents struct {
 	log   *slog.Logger
 }
 
-// KeyEvent records the event; the key store has committed, so a failure
-// here can only be logged (keys status reconciles). Only commands cause key
-// events so far, hence the CLI actor; with field encryption the request's
-// actor comes from the context.
+// KeyEvent records the event with the actor of the context (the request's,
+// "cli" for commands, else "system"); the key store has committed, so a
+// failure here can only be logged (keys status reconciles).
 func (k *keyEvents) KeyEvent(ctx context.Context, e keys.Event) {
 	if k.store == nil {
 		return
 	}
-	ev := sqlstore.KeyEvent{
-		Action: strings.ReplaceAll(strings.TrimPrefix(string(e.Action), "key."), "-", "_"),
-		Kind:   string(e.Key.Kind), Org: kluis.OrgID(e.Key.Org), Version: e.Version, Rewrapped: e.Rewrapped,
-		Fingerprint: e.RootFingerprint, PreviousFingerprint: e.PreviousRootFingerprint,
-	}
-	if e.ID != (keys.KeyID{}) {
-		ev.KeyID = e.ID.String()
-	}
-	if err := k.store.RecordKeyEvent(context.WithoutCancel(ctx), kluis.CLIActor, ev); err != nil {
+	if err := k.store.RecordKeyLifecycle(ctx, e); err != nil {
 		k.log.Error("key event not recorded in the audit log", "action", string(e.Action), "err", err.Error())
 	}
 }
 
-// KeyUnwrapped is counted in metrics once field encryption is wired.
-func (k *keyEvents) KeyUnwrapped(string, keys.Kind) {}
+// KeyUnwrapped counts the unwrap in the metrics, per organisation (R28).
+func (k *keyEvents) KeyUnwrapped(org string, kind keys.Kind) {
+	if k.store != nil {
+		k.store.KeyUnwrapped(org, kind)
+	}
+}
 
 // signer loads the key that signs audit checkpoints. The database records
 // the key's fingerprint: a command run with another data folder (or a node

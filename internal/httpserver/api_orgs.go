@@ -89,6 +89,7 @@ type auditEventJSON struct {
 	Target  string          `json:"target"`
 	Outcome string          `json:"outcome"`
 	Details json.RawMessage `json:"details"`
+	Client  string          `json:"client,omitempty"` // exports only
 	Hash    string          `json:"hash"`
 }
 
@@ -97,7 +98,7 @@ func toAuditJSON(e sqlstore.AuditEvent) auditEventJSON {
 	if !json.Valid(d) {
 		d = json.RawMessage(`{}`)
 	}
-	return auditEventJSON{Seq: e.Seq, At: e.At, Actor: e.Actor, Action: e.Action, Target: e.Target, Outcome: e.Outcome, Details: d, Hash: e.Hash.String()}
+	return auditEventJSON{Seq: e.Seq, At: e.At, Actor: e.Actor, Action: e.Action, Target: e.Target, Outcome: e.Outcome, Details: d, Client: e.Client, Hash: e.Hash.String()}
 }
 
 type auditPage struct {

@@ -373,6 +373,7 @@ type auditEvent struct {
 	Target  string          `json:"target"`
 	Outcome string          `json:"outcome"`
 	Details json.RawMessage `json:"details"`
+	Client  string          `json:"client,omitempty"`
 	Hash    string          `json:"hash"`
 }
 

@@ -20,6 +20,7 @@ type Metrics struct {
 	latency  *prometheus.HistogramVec
 	logins   *prometheus.CounterVec
 	appends  *prometheus.CounterVec
+	unwraps  *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics with Go and process collectors.
@@ -39,8 +40,12 @@ func NewMetrics() *Metrics {
 		appends: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kluis_audit_appends_total", Help: "Audit events appended, by chain kind (platform, org).",
 		}, []string{"chain"}),
+		unwraps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kluis_key_unwraps_total",
+			Help: "Keys unwrapped by the key store (R28), by organisation id (empty for the platform key) and key kind.",
+		}, []string{"org", "kind"}),
 	}
-	m.registry.MustRegister(m.requests, m.latency, m.logins, m.appends,
+	m.registry.MustRegister(m.requests, m.latency, m.logins, m.appends, m.unwraps,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -58,6 +63,11 @@ func (m *Metrics) observeRequest(method, route string, status int, d time.Durati
 // AuditAppended counts appended audit events (sqlstore.Observer).
 func (m *Metrics) AuditAppended(chainKind string, n int) {
 	m.appends.WithLabelValues(chainKind).Add(float64(n))
+}
+
+// KeyUnwrapped counts one unwrap of a key of organisation org (sqlstore.Observer).
+func (m *Metrics) KeyUnwrapped(org, kind string) {
+	m.unwraps.WithLabelValues(org, kind).Inc()
 }
 
 // Login counts a login attempt (sqlstore.Observer).

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kluis/kluis"
+	"github.com/kluis/kluis/internal/sqlstore"
 )
 
 // Cookie names. The __Host- prefix pins a cookie to this host and path "/";
@@ -62,7 +63,9 @@ func (s *server) begin(next http.Handler) http.Handler {
 		h.Set("Cache-Control", "no-store")
 		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
 		r.Body = http.MaxBytesReader(sw, r.Body, s.maxBody)
-		r = r.WithContext(withState(r.Context(), st))
+		// The client address goes into the audit events of the request,
+		// sealed under the organisation key (R28).
+		r = r.WithContext(sqlstore.WithClient(withState(r.Context(), st), st.client))
 		defer func() {
 			if p := recover(); p != nil {
 				if p == http.ErrAbortHandler {

@@ -300,6 +300,8 @@ func runLifecycle(t *testing.T, a *testAPI) scenarioSecrets {
 		"user.password_change/failure":   1,
 		"user.password_change/success":   1,
 		"auth.logout/success":            1,
+		"key.created/success":            3, // the users' keys (R28)
+		"key.destroyed/success":          1, // the deleted user's key: crypto-shredding
 	}
 	if got := countActions(events); !reflect.DeepEqual(got, want) {
 		t.Errorf("audit actions\n got %v\nwant %v", got, want)
@@ -422,6 +424,33 @@ func runLifecycle(t *testing.T, a *testAPI) scenarioSecrets {
 	// The export is recorded before its first line is sent, so it is its own last line.
 	if n := len(exported); n == 0 || exported[n-1].Action != "audit.export" || exported[n-1].Actor != "user:"+mgr.ID {
 		t.Fatalf("the export does not end with its own audit.export event: %+v", exported)
+	}
+	// R29: the list hides sealed personal values and the client address;
+	// the export, itself recorded, shows them, or [erased] for the deleted.
+	revealed, erased := 0, 0
+	for i, e := range exported[:len(exported)-1] {
+		if e.Client != "127.0.0.1" && e.Actor != "cli" && e.Actor != "system" && !strings.HasPrefix(e.Action, "key.") {
+			t.Errorf("export event %d (%s by %s): client %q, want 127.0.0.1", e.Seq, e.Action, e.Actor, e.Client)
+		}
+		if e.Action == "user.invite" {
+			var listed, shown struct{ Email string }
+			json.Unmarshal(events[i].Details, &listed)
+			json.Unmarshal(e.Details, &shown)
+			switch {
+			case listed.Email != "[hidden]":
+				t.Errorf("the list shows an invited address as %q, want [hidden]", listed.Email)
+			case shown.Email == "[erased]":
+				erased++
+			case strings.Contains(shown.Email, "@"):
+				revealed++
+			default:
+				t.Errorf("the export shows an invited address as %q", shown.Email)
+			}
+		}
+		exported[i].Details, exported[i].Client = events[i].Details, ""
+	}
+	if revealed != 2 || erased != 1 {
+		t.Errorf("export: %d invited addresses shown, %d erased; want 2 and 1 (the deleted user's)", revealed, erased)
 	}
 	sameEvents("export", exported[:len(exported)-1], events)
 	tail := query(fmt.Sprintf("after=%d", len(events)))

@@ -418,9 +418,9 @@ func TestDestroyOrgKeys(t *testing.T) {
 				t.Errorf("seal under a new %s key of a deleted organisation: got %v, want ErrKeyDestroyed", ref.Kind, err)
 			}
 		}
-		// Both versions of the organisation key, the index key, the user key
-		// and the project key.
-		for kind, want := range map[keys.Kind]int{keys.KindOrg: 2, keys.KindIndex: 1, keys.KindUser: 1, keys.KindProject: 1} {
+		// Both versions of the organisation key, the user key and the project
+		// key (the rotation renewed them), and the index key.
+		for kind, want := range map[keys.Kind]int{keys.KindOrg: 2, keys.KindIndex: 1, keys.KindUser: 2, keys.KindProject: 2} {
 			if n := e.obs.count(keys.ActionDestroyed, kind, orgA); n != want {
 				t.Errorf("got %d %s destruction events, want %d", n, kind, want)
 			}
@@ -545,7 +545,7 @@ func TestRotateOrgKey(t *testing.T) {
 		for _, k := range st.Keys {
 			if k.Key.Kind == keys.KindOrg && k.Key.Org == org {
 				states = append(states, string(k.State))
-				wantUsers := map[int]int{1: 0, 2: 1}[k.Version]
+				wantUsers := 1 // version 1 wraps the user key's retired version 1, version 2 its new version 2
 				if k.Users != wantUsers {
 					t.Errorf("version %d wraps %d user keys, want %d", k.Version, k.Users, wantUsers)
 				}
@@ -559,6 +559,16 @@ func TestRotateOrgKey(t *testing.T) {
 		}
 		if e.obs.count(keys.ActionRotated, keys.KindOrg, org) != 1 || e.obs.count(keys.ActionRetired, keys.KindOrg, org) != 1 {
 			t.Error("want one rotation and one retirement event")
+		}
+		// The user key got a new version too: new seals use it, the old one opens.
+		if uv, err := e.store.ActiveVersion(ctx, keys.UserKey(org, user)); err != nil || uv.Version != 2 {
+			t.Errorf("user key after the rotation: %v, %v; want version 2", uv, err)
+		}
+		if kv, _ := keys.ParseCiphertext(mustSeal(t, e.store, keys.UserKey(org, user), userField(org, user, "name"), "Ada")); kv.Version != 2 {
+			t.Errorf("a new user seal used %v, want version 2", kv)
+		}
+		if e.obs.count(keys.ActionRotated, keys.KindUser, org) != 1 || e.obs.count(keys.ActionRetired, keys.KindUser, org) != 1 {
+			t.Error("want one rotation and one retirement event of the user key")
 		}
 		if _, err := e.store.RotateOrgKey(ctx, kluistest.Name("org")); !errors.Is(err, keys.ErrNoKey) {
 			t.Errorf("rotating a key never made: got %v, want ErrNoKey", err)

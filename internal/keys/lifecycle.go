@@ -131,10 +131,11 @@ func (s *Store) eraseFreedPages(ctx context.Context) {
 // RotateOrgKey starts a new version of organisation org's key for new seals;
 // the version before is retired and still opens what it sealed (audit rows
 // keep their ciphertext; other data is re-encrypted in the background by the
-// caller). In the same transaction every user and project key of the
-// organisation is re-wrapped under the new version, so the retired version
-// is needed only for data sealed directly under it. The index key does not
-// change. It returns the new version. An organisation without keys gets
+// caller). In the same transaction every active user and project key of
+// the organisation gets a new version wrapped under the new organisation key
+// version, and its version before is retired the same way: rotation renews
+// the key material of all the organisation's data, once the caller has
+// re-encrypted it. The index key does not change (blind indexes stay valid). It returns the new version. An organisation without keys gets
 // [ErrNoKey], a destroyed one [ErrKeyDestroyed].
 func (s *Store) RotateOrgKey(ctx context.Context, org string) (KeyVersion, error) {
 	ref := OrgKey(org)
@@ -148,7 +149,7 @@ func (s *Store) RotateOrgKey(ctx context.Context, org string) (KeyVersion, error
 	var (
 		oldKV, newKV KeyVersion
 		newE         *entry
-		children     []KeyRef
+		children     []childRow
 	)
 	err := s.inTx(ctx, func(tx *sql.Tx, m meta) error {
 		l, found, err := s.latest(ctx, tx, ref)
@@ -190,16 +191,18 @@ func (s *Store) RotateOrgKey(ctx context.Context, org string) (KeyVersion, error
 			newKV.ID.String(), newKV.Version, string(KindOrg), org, org, wrapped, rootParent, m.generation, now.UnixMicro()); err != nil {
 			return fmt.Errorf("keys: storing the %s: %w", ref, err)
 		}
-		children, err = s.rewrapChildren(ctx, tx, org, newKV, newE)
+		children, err = s.rotateChildren(ctx, tx, org, newKV, newE, now)
 		return err
 	})
 	if err != nil {
 		return KeyVersion{}, err
 	}
-	for _, c := range children {
-		s.obs.KeyUnwrapped(org, c.Kind)
-	}
 	s.mu.Lock()
+	// New seals of the children use their new versions at once here, and
+	// in other processes within the cache TTL.
+	s.active.deleteFunc(func(r KeyRef, _ KeyVersion) bool {
+		return r.Org == org && (r.Kind == KindUser || r.Kind == KindProject)
+	})
 	if s.epoch == epoch {
 		exp := s.expiry()
 		s.entries.put(newKV, newE, exp)
@@ -211,26 +214,30 @@ func (s *Store) RotateOrgKey(ctx context.Context, org string) (KeyVersion, error
 	s.mu.Unlock()
 	s.obs.KeyEvent(ctx, Event{Action: ActionRotated, Key: ref, ID: newKV.ID, Version: newKV.Version, At: now, Rewrapped: len(children)})
 	s.obs.KeyEvent(ctx, Event{Action: ActionRetired, Key: ref, ID: oldKV.ID, Version: oldKV.Version, At: now})
+	for _, c := range children {
+		s.obs.KeyEvent(ctx, Event{Action: ActionRotated, Key: c.ref, ID: c.kv.ID, Version: c.kv.Version, At: now})
+		s.obs.KeyEvent(ctx, Event{Action: ActionRetired, Key: c.ref, ID: c.kv.ID, Version: c.retired, At: now})
+	}
 	return newKV, nil
 }
 
 type childRow struct {
-	ref           KeyRef
-	kv            KeyVersion
-	wrapped       []byte
-	parentVersion int
+	ref     KeyRef
+	kv      KeyVersion // the new version
+	retired int        // the version before
 }
 
-// rewrapChildren re-wraps every live user and project key of org that is
-// wrapped by an older version of the organisation key under newKV, and
-// returns them. The keys themselves do not change, so nothing they sealed
-// needs re-encrypting.
-func (s *Store) rewrapChildren(ctx context.Context, tx *sql.Tx, org string, newKV KeyVersion, newE *entry) ([]KeyRef, error) {
-	parentID := newKV.ID.String()
-	rows, err := tx.QueryContext(ctx, s.q(`SELECT id, version, kind, owner_id, wrapped, wrapped_by_version FROM keys
-		WHERE wrapped_by_id = ? AND wrapped_by_version <> ? AND state <> 'destroyed'`), parentID, newKV.Version)
+// rotateChildren makes a new version of every active user and project key
+// of org, wrapped under the organisation key version newKV, and retires the
+// version before, which stays wrapped under the retired organisation key
+// version and keeps opening what it sealed. It returns the new versions. The
+// caller re-encrypts the data sealed under the retired versions (audit rows
+// excepted: they keep their ciphertext, DESIGN §4).
+func (s *Store) rotateChildren(ctx context.Context, tx *sql.Tx, org string, newKV KeyVersion, newE *entry, now time.Time) ([]childRow, error) {
+	rows, err := tx.QueryContext(ctx, s.q(`SELECT id, version, kind, owner_id FROM keys
+		WHERE org_id = ? AND kind IN ('user', 'project') AND state = 'active'`), org)
 	if err != nil {
-		return nil, fmt.Errorf("keys: re-wrapping keys: %w", err)
+		return nil, fmt.Errorf("keys: rotating keys: %w", err)
 	}
 	var children []childRow
 	for rows.Next() {
@@ -238,9 +245,9 @@ func (s *Store) rewrapChildren(ctx context.Context, tx *sql.Tx, org string, newK
 			c        childRow
 			id, kind string
 		)
-		if err := rows.Scan(&id, &c.kv.Version, &kind, &c.ref.Owner, &c.wrapped, &c.parentVersion); err != nil {
+		if err := rows.Scan(&id, &c.kv.Version, &kind, &c.ref.Owner); err != nil {
 			rows.Close()
-			return nil, fmt.Errorf("keys: re-wrapping keys: %w", err)
+			return nil, fmt.Errorf("keys: rotating keys: %w", err)
 		}
 		if c.kv.ID, err = parseKeyID(id); err != nil {
 			rows.Close()
@@ -251,31 +258,35 @@ func (s *Store) rewrapChildren(ctx context.Context, tx *sql.Tx, org string, newK
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("keys: re-wrapping keys: %w", err)
+		return nil, fmt.Errorf("keys: rotating keys: %w", err)
 	}
-	for _, c := range children {
-		parent, err := s.parentAEAD(ctx, parentID, c.parentVersion)
-		if err != nil {
-			return nil, err
-		}
-		h, err := unwrap(c.ref, c.kv, c.wrapped, parent, parentID, c.parentVersion)
-		if err != nil {
-			return nil, err
-		}
-		w, err := wrap(h, newE.aead, wrapAAD(c.ref, c.kv, parentID, newKV.Version))
-		if err != nil {
-			return nil, err
-		}
-		if _, err := tx.ExecContext(ctx, s.q(`UPDATE keys SET wrapped = ?, wrapped_by_version = ? WHERE id = ? AND version = ?`),
-			w, newKV.Version, c.kv.ID.String(), c.kv.Version); err != nil {
-			return nil, fmt.Errorf("keys: re-wrapping the %s: %w", c.ref, err)
-		}
-	}
-	refs := make([]KeyRef, len(children))
+	parentID := newKV.ID.String()
 	for i, c := range children {
-		refs[i] = c.ref
+		if c.kv.Version >= maxVersion {
+			return nil, fmt.Errorf("keys: the %s has run out of versions", c.ref)
+		}
+		next := KeyVersion{ID: c.kv.ID, Version: c.kv.Version + 1}
+		h, err := newKeyset(c.ref.Kind)
+		if err != nil {
+			return nil, fmt.Errorf("keys: making the %s: %w", c.ref, err)
+		}
+		w, err := wrap(h, newE.aead, wrapAAD(c.ref, next, parentID, newKV.Version))
+		if err != nil {
+			return nil, err
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE keys SET state = 'retired', retired_at = ? WHERE id = ? AND version = ?`),
+			now.UnixMicro(), c.kv.ID.String(), c.kv.Version); err != nil {
+			return nil, fmt.Errorf("keys: retiring the %s: %w", c.ref, err)
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO keys (id, version, kind, org_id, owner_id, state, wrapped, wrapped_by_id, wrapped_by_version, created_at)
+			VALUES (?, ?, ?, ?, ?, 'active', ?, ?, ?, ?)`),
+			next.ID.String(), next.Version, string(c.ref.Kind), org, c.ref.Owner, w, parentID, newKV.Version, now.UnixMicro()); err != nil {
+			return nil, fmt.Errorf("keys: storing the %s: %w", c.ref, err)
+		}
+		children[i].retired = c.kv.Version
+		children[i].kv = next
 	}
-	return refs, nil
+	return children, nil
 }
 
 // RotateRoot re-wraps every live organisation, index and platform key under
@@ -311,10 +322,16 @@ func (s *Store) RotateRoot(ctx context.Context, newRoot *Root) error {
 		if err != nil {
 			return fmt.Errorf("keys: re-wrapping keys: %w", err)
 		}
-		var rewrap []childRow
+		type rootChild struct {
+			ref           KeyRef
+			kv            KeyVersion
+			wrapped       []byte
+			parentVersion int
+		}
+		var rewrap []rootChild
 		for rows.Next() {
 			var (
-				c        childRow
+				c        rootChild
 				id, kind string
 			)
 			if err := rows.Scan(&id, &c.kv.Version, &kind, &c.ref.Org, &c.ref.Owner, &c.wrapped, &c.parentVersion); err != nil {

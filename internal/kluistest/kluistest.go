@@ -24,6 +24,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/kluis/kluis/internal/audit"
+	"github.com/kluis/kluis/internal/keys"
 	"github.com/kluis/kluis/internal/mail"
 	"github.com/kluis/kluis/internal/password"
 	"github.com/kluis/kluis/internal/sqlstore"
@@ -177,6 +178,9 @@ type Env struct {
 	Clock   *Clock
 	Signer  *audit.Signer
 	Witness *audit.Witness
+	Root    *keys.Root
+	KeysDSN string // the key store: a SQLite file in Dir, or a PostgreSQL database of its own
+	Keys    *keys.Store
 	Outbox  string
 	worker  *mail.Worker
 	seen    map[string]bool
@@ -213,15 +217,47 @@ func NewEnv(tb testing.TB, engine string, opts ...EnvOptions) *Env {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	if e.Root, err = keys.LoadOrCreateRoot(filepath.Join(dir, "keys", "root")); err != nil {
+		tb.Fatal(err)
+	}
+	e.KeysDSN = filepath.Join(dir, "keys", "keys.db")
+	if engine == sqlstore.Postgres {
+		e.KeysDSN = PostgresDSN(tb)
+	}
+	if e.Keys, err = keys.OpenStore(context.Background(), e.KeysDSN, e.Root, e.Clock.Now, keys.Options{Observer: (*envKeyEvents)(e)}); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { e.Keys.Close() })
 	e.Store, err = sqlstore.NewStore(e.DB, sqlstore.Options{
-		Now: e.Clock.Now, Hasher: hasher, Signer: e.Signer, Witness: e.Witness,
+		Now: e.Clock.Now, Hasher: hasher, Signer: e.Signer, Witness: e.Witness, Keys: e.Keys,
 		PublicURL: "http://kluis.test", MailFrom: "kluis@kluis.test",
 	})
 	if err != nil {
 		tb.Fatal(err)
 	}
+	if err := e.Store.EnsureKeys(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
 	e.worker = mail.NewWorker(e.Store, &mail.Outbox{Dir: e.Outbox}, nil, e.Clock.Now)
 	return e
+}
+
+// envKeyEvents records the key store's life-cycle events in the audit
+// chains, as kluis serve does.
+type envKeyEvents Env
+
+func (k *envKeyEvents) KeyEvent(ctx context.Context, ev keys.Event) {
+	if k.Store != nil {
+		if err := k.Store.RecordKeyLifecycle(ctx, ev); err != nil {
+			panic("kluistest: key event not recorded: " + err.Error())
+		}
+	}
+}
+
+func (k *envKeyEvents) KeyUnwrapped(org string, kind keys.Kind) {
+	if k.Store != nil {
+		k.Store.KeyUnwrapped(org, kind)
+	}
 }
 
 // Mail delivers the queued mail to the outbox and returns the messages that

@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/kluis/kluis"
 	"github.com/kluis/kluis/internal/audit"
+	"github.com/kluis/kluis/internal/keys"
 )
 
 // AuditFilter selects events of one organisation's log (R25).
@@ -37,7 +39,10 @@ type AuditEvent struct {
 	Target  string
 	Outcome string
 	Details json.RawMessage
-	Hash    audit.Hash
+	// Client is the address the request came from, decrypted; empty for the
+	// command line, background work, and in lists (R29).
+	Client string
+	Hash   audit.Hash
 }
 
 func (f AuditFilter) where(db *DB, chain string) (string, []any) {
@@ -68,10 +73,14 @@ func (f AuditFilter) where(db *DB, chain string) (string, []any) {
 	return b.String(), args
 }
 
-func (s *Store) auditEvents(ctx context.Context, chain string, f AuditFilter, limit int) iter.Seq2[AuditEvent, error] {
+// auditEvents reads a chain's events. Sealed values (personal values in
+// details, the client address) are decrypted when reveal is set (an export,
+// itself recorded), and hidden otherwise (a list, R29); a value whose key was
+// destroyed reads Erased.
+func (s *Store) auditEvents(ctx context.Context, chain string, f AuditFilter, limit int, reveal bool) iter.Seq2[AuditEvent, error] {
 	return func(yield func(AuditEvent, error) bool) {
 		where, args := f.where(s.db, chain)
-		query := `SELECT seq, at, actor, action, target, outcome, details, hash FROM audit_events` + where + ` ORDER BY seq`
+		query := `SELECT seq, id, at, actor, action, target, outcome, details, client, hash FROM audit_events` + where + ` ORDER BY seq`
 		if limit > 0 {
 			query += ` LIMIT ?`
 			args = append(args, limit)
@@ -85,14 +94,19 @@ func (s *Store) auditEvents(ctx context.Context, chain string, f AuditFilter, li
 		for rows.Next() {
 			var e AuditEvent
 			var at int64
-			var details, hash []byte
-			if err := rows.Scan(&e.Seq, &at, &e.Actor, &e.Action, &e.Target, &e.Outcome, &details, &hash); err != nil {
+			var id string
+			var details, client, hash []byte
+			if err := rows.Scan(&e.Seq, &id, &at, &e.Actor, &e.Action, &e.Target, &e.Outcome, &details, &client, &hash); err != nil {
 				yield(AuditEvent{}, err)
 				return
 			}
 			e.At = fromMicros(at)
 			e.Details = json.RawMessage(details)
 			copy(e.Hash[:], hash)
+			if err := s.showSealed(ctx, chain, id, &e, client, reveal); err != nil {
+				yield(AuditEvent{}, err)
+				return
+			}
 			if !yield(e, nil) {
 				return
 			}
@@ -101,6 +115,53 @@ func (s *Store) auditEvents(ctx context.Context, chain string, f AuditFilter, li
 			yield(AuditEvent{}, err)
 		}
 	}
+}
+
+// Hidden replaces a sealed audit detail in lists.
+const Hidden = "[hidden]"
+
+// showSealed decrypts (reveal) or hides the sealed values of one event.
+func (s *Store) showSealed(ctx context.Context, chain, id string, e *AuditEvent, client []byte, reveal bool) error {
+	if reveal && len(client) > 0 {
+		c, err := s.openAuditValue(ctx, chain, id, colClient, client)
+		if err != nil {
+			return err
+		}
+		e.Client = c
+	}
+	if !bytes.Contains(e.Details, []byte(`"sealed"`)) {
+		return nil
+	}
+	var d map[string]json.RawMessage
+	if err := json.Unmarshal(e.Details, &d); err != nil {
+		return nil // not an object: shown as stored
+	}
+	changed := false
+	for name, v := range d {
+		var sv struct {
+			Sealed []byte `json:"sealed"`
+		}
+		if json.Unmarshal(v, &sv) != nil || sv.Sealed == nil {
+			continue
+		}
+		shown := Hidden
+		if reveal {
+			var err error
+			if shown, err = s.openAuditValue(ctx, chain, id, colDetails+name, sv.Sealed); err != nil {
+				return err
+			}
+		}
+		d[name], _ = json.Marshal(shown)
+		changed = true
+	}
+	if changed {
+		b, err := json.Marshal(d)
+		if err != nil {
+			return err
+		}
+		e.Details = b
+	}
+	return nil
 }
 
 // FindAuditEvents returns a page of the organisation's log and the sequence
@@ -116,7 +177,7 @@ func (s *Store) FindAuditEvents(ctx context.Context, org kluis.OrgID, actor klui
 	}
 	f.Limit = min(f.Limit, MaxAuditPage)
 	var out []AuditEvent
-	for e, err := range s.auditEvents(ctx, orgChain(org), f, f.Limit+1) {
+	for e, err := range s.auditEvents(ctx, orgChain(org), f, f.Limit+1, false) {
 		if err != nil {
 			return nil, 0, err
 		}
@@ -153,7 +214,7 @@ func (s *Store) ExportAudit(ctx context.Context, org kluis.OrgID, actor kluis.Ac
 	}); err != nil {
 		return err
 	}
-	for e, err := range s.auditEvents(ctx, orgChain(org), f, 0) {
+	for e, err := range s.auditEvents(ctx, orgChain(org), f, 0, true) {
 		if err != nil {
 			return err
 		}
@@ -411,6 +472,28 @@ type KeyEvent struct {
 	Rewrapped           int
 	Fingerprint         string // root key events only
 	PreviousFingerprint string // root key events only
+}
+
+// RecordKeyLifecycle records an event of the key store (a keys.Observer
+// reports it after the key store committed) with the actor of ctx
+// (WithActor), or the system actor.
+func (s *Store) RecordKeyLifecycle(ctx context.Context, e keys.Event) error {
+	ev := KeyEvent{
+		Action: strings.ReplaceAll(strings.TrimPrefix(string(e.Action), "key."), "-", "_"),
+		Kind:   string(e.Key.Kind), Org: kluis.OrgID(e.Key.Org), Version: e.Version, Rewrapped: e.Rewrapped,
+		Fingerprint: e.RootFingerprint, PreviousFingerprint: e.PreviousRootFingerprint,
+	}
+	if e.ID != (keys.KeyID{}) {
+		ev.KeyID = e.ID.String()
+	}
+	return s.RecordKeyEvent(context.WithoutCancel(ctx), actorFrom(ctx), ev)
+}
+
+// KeyUnwrapped counts an unwrap of the key store in the metrics (R28).
+func (s *Store) KeyUnwrapped(org string, kind keys.Kind) {
+	if s.observe != nil {
+		s.observe.KeyUnwrapped(org, string(kind))
+	}
 }
 
 // RecordKeyEvent appends a key event as key.ACTION: a user's or project's key

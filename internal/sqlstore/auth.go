@@ -37,7 +37,10 @@ func (s *Store) Login(ctx context.Context, org kluis.OrgID, email, pw string) (S
 	// An address that cannot be valid is an unknown account: it never
 	// reaches the database, and it is answered like any other failure.
 	if kluis.ValidateEmail(lookup) == nil {
-		u, err = scanUser(s.db.readRow(ctx, `SELECT `+userColumns+`, password_hash FROM users WHERE org_id = ? AND email_lookup = ?`, org, lookup), &hash)
+		var idx []byte
+		if idx, err = s.emailIndex(ctx, org, lookup); err == nil {
+			u, err = s.scanUser(ctx, s.db.readRow(ctx, `SELECT `+userColumns+`, password_hash FROM users WHERE org_id = ? AND email_index = ?`, org, idx), &hash)
+		}
 	}
 	if err != nil && !errors.Is(err, kluis.ErrNotFound) {
 		return Session{}, u, err
@@ -158,7 +161,7 @@ func (s *Store) AuthenticateOrg(ctx context.Context, token string) (kluis.Actor,
 		o.slug, o.name, o.language, o.created_at
 		FROM sessions s JOIN users u ON u.id = s.user_id AND u.org_id = s.org_id JOIN orgs o ON o.id = s.org_id
 		WHERE s.token_hash = ?`, tokenHash(token))
-	u, err := scanUser(row, &sid, &created, &lastSeen, &expires, &idleMin, &maxHours, &o.Slug, &o.Name, &o.Language, &orgCreated)
+	u, err := s.scanUser(ctx, row, &sid, &created, &lastSeen, &expires, &idleMin, &maxHours, &o.Slug, &o.Name, &o.Language, &orgCreated)
 	if errors.Is(err, kluis.ErrNotFound) {
 		return kluis.Actor{}, kluis.User{}, o, kluis.ErrUnauthenticated
 	}
@@ -239,11 +242,15 @@ func (s *Store) ChangePassword(ctx context.Context, org kluis.OrgID, actor kluis
 		if err != nil {
 			return err
 		}
-		var email string
-		if err := t.queryRow(ctx, `SELECT email FROM users WHERE org_id = ? AND id = ?`, org, actor.UserID).Scan(&email); err != nil {
+		var sealed []byte
+		if err := t.queryRow(ctx, `SELECT email FROM users WHERE org_id = ? AND id = ?`, org, actor.UserID).Scan(&sealed); err != nil {
 			return err
 		}
-		if err := t.queueMail(ctx, org, actor.UserID, o.Language, email, mail.PasswordChanged, mail.Data{OrgName: o.Name}); err != nil {
+		email, err := t.s.open(ctx, userField(org, actor.UserID, colEmail), sealed)
+		if err != nil {
+			return err
+		}
+		if err := t.queueMail(ctx, org, actor.UserID, o.Language, string(email), mail.PasswordChanged, mail.Data{OrgName: o.Name}); err != nil {
 			return err
 		}
 		return t.appendEvent(ctx, orgChain(org), actor, "user.password_change", "user:"+string(actor.UserID), "success",

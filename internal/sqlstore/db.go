@@ -258,10 +258,36 @@ func (db *DB) Migrate(ctx context.Context) (applied int, err error) {
 	if err != nil {
 		return 0, err
 	}
+	if err := db.refusePlaintextUpgrade(ctx, r); err != nil {
+		return 0, err
+	}
 	if applied, err = r.Apply(ctx, ms); err != nil {
 		return applied, err
 	}
 	return applied, db.CheckMigrated(ctx)
+}
+
+// ErrPlaintextSchema refuses to upgrade a database of a pre-release kluis
+// that stored personal data unencrypted.
+var ErrPlaintextSchema = errors.New("this database was made by a pre-release kluis that stored personal data unencrypted; " +
+	"migration 2 (encryption at rest) cannot convert it in place: export what you need and start with a new data folder " +
+	"(docs/OPERATIONS.md, Upgrades); nothing was changed")
+
+// refusePlaintextUpgrade stops migration 2, which rebuilds the tables that
+// held plaintext, on a database whose users would be dropped by it.
+func (db *DB) refusePlaintextUpgrade(ctx context.Context, r sqlmigrate.Runner) error {
+	v, ok, err := r.Version(ctx)
+	if err != nil || !ok || v != 1 {
+		return err
+	}
+	var n int
+	if err := db.writer.QueryRowContext(ctx, `SELECT COUNT(*) FROM users`).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return ErrPlaintextSchema
+	}
+	return nil
 }
 
 // CheckMigrated returns ErrNotMigrated when migrations are missing and

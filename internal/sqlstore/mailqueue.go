@@ -2,12 +2,60 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"time"
 
+	"github.com/kluis/kluis"
+	"github.com/kluis/kluis/internal/keys"
 	"github.com/kluis/kluis/internal/mail"
 )
+
+// envelope is a queued message as sealed in mail_queue.envelope: everything
+// that names or addresses the recipient, in one ciphertext.
+type envelope struct {
+	From    string   `json:"from"`
+	To      []string `json:"to"`
+	Message []byte   `json:"message"`
+}
+
+// mailKey is the key a queued message is sealed under: its recipient's user
+// key, so that deleting the user makes every copy unreadable; else the
+// organisation's key, else the platform key.
+func mailKey(org kluis.OrgID, user kluis.UserID) keys.KeyRef {
+	switch {
+	case user != "":
+		return userKey(org, user)
+	case org != "":
+		return keys.OrgKey(string(org))
+	}
+	return keys.PlatformKey()
+}
+
+func mailField(id string, org kluis.OrgID) keys.FieldRef {
+	return keys.FieldRef{Org: string(org), Table: tabMail, Column: colEnvelope, Row: id}
+}
+
+func (s *Store) sealEnvelope(ctx context.Context, id string, org kluis.OrgID, user kluis.UserID, e envelope) ([]byte, error) {
+	b, err := json.Marshal(e)
+	if err != nil {
+		return nil, err
+	}
+	return s.seal(ctx, mailKey(org, user), mailField(id, org), b)
+}
+
+func (s *Store) openEnvelope(ctx context.Context, id string, org kluis.OrgID, c []byte) (envelope, error) {
+	var e envelope
+	b, err := s.open(ctx, mailField(id, org), c)
+	if err != nil {
+		return e, err
+	}
+	if err := json.Unmarshal(b, &e); err != nil {
+		return e, fmt.Errorf("queued mail %s: bad envelope", id)
+	}
+	return e, nil
+}
 
 // The store is the mail worker's queue (mail.Queue): mail is queued in the
 // transaction of the action that sends it and stays until delivered, so a
@@ -28,27 +76,43 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, limit int, lease ti
 		if s.db.Engine == Postgres {
 			skip = " FOR UPDATE SKIP LOCKED"
 		}
-		rows, err := t.query(ctx, `SELECT id, sender, recipients, message, attempts FROM mail_queue
+		rows, err := t.query(ctx, `SELECT id, org_id, user_id, envelope, attempts FROM mail_queue
 			WHERE next_attempt_at <= ? AND lease_until <= ? ORDER BY next_attempt_at LIMIT ?`+skip, micros(now), micros(now), limit)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
+		type row struct {
+			q         mail.Queued
+			org, user sql.NullString // user: selected for the row's shape only
+			env       []byte
+		}
+		var claimed []row
 		for rows.Next() {
-			var q mail.Queued
-			var rcpt string
-			if err := rows.Scan(&q.ID, &q.From, &rcpt, &q.Message, &q.Attempts); err != nil {
+			var r row
+			if err := rows.Scan(&r.q.ID, &r.org, &r.user, &r.env, &r.q.Attempts); err != nil {
 				return err
 			}
-			if err := json.Unmarshal([]byte(rcpt), &q.To); err != nil {
-				return fmt.Errorf("queued mail %s: bad recipients", q.ID)
-			}
-			out = append(out, q)
+			claimed = append(claimed, r)
 		}
 		if err := rows.Err(); err != nil {
 			return err
 		}
 		rows.Close()
+		for _, r := range claimed {
+			env, err := s.openEnvelope(ctx, r.q.ID, kluis.OrgID(r.org.String), r.env)
+			if err != nil {
+				// Unreadable (its key destroyed, or altered): it can
+				// never be sent. Dropped, and logged without content.
+				s.log.Error("queued mail cannot be decrypted; dropped", "mail", r.q.ID, "err", err.Error())
+				if _, err := t.exec(ctx, `DELETE FROM mail_queue WHERE id = ?`, r.q.ID); err != nil {
+					return err
+				}
+				continue
+			}
+			r.q.From, r.q.To, r.q.Message = env.From, env.To, env.Message
+			out = append(out, r.q)
+		}
 		for _, q := range out {
 			if _, err := t.exec(ctx, `UPDATE mail_queue SET lease_until = ? WHERE id = ?`, micros(now.Add(lease)), q.ID); err != nil {
 				return err

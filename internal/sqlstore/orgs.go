@@ -52,13 +52,28 @@ func (s *Store) CreateOrg(ctx context.Context, actor kluis.Actor, in NewOrg) (kl
 	if len(f) > 0 {
 		return kluis.Org{}, "", kluis.Invalid(f)
 	}
+	if !kluis.CanManageOrgs(actor) {
+		return kluis.Org{}, "", s.refuse(ctx, audit.PlatformChain, actor, "org.create", "")
+	}
+	// The keys first (the key store is another database); if the
+	// organisation is not created after all, they are destroyed unused.
+	ctx = WithActor(ctx, actor)
+	orgID := kluis.OrgID(kluis.NewID(s.now()))
+	if err := s.keys.EnsureOrgKey(ctx, string(orgID)); err != nil {
+		return kluis.Org{}, "", fmt.Errorf("make organisation keys: %w", err)
+	}
+	managerID, err := s.newUserID(ctx, orgID)
+	if err != nil {
+		s.keys.DestroyOrgKeys(context.WithoutCancel(ctx), string(orgID))
+		return kluis.Org{}, "", err
+	}
 	var org kluis.Org
 	var link string
-	err := s.write(ctx, audit.PlatformChain, func(t *Tx) error {
+	err = s.write(ctx, audit.PlatformChain, func(t *Tx) error {
 		if !kluis.CanManageOrgs(actor) {
 			return deny(audit.PlatformChain, actor, "org.create", "", kluis.ErrForbidden)
 		}
-		org = kluis.Org{ID: kluis.OrgID(kluis.NewID(t.now)), Slug: in.Slug, Name: in.Name, Language: in.Language, CreatedAt: t.now}
+		org = kluis.Org{ID: orgID, Slug: in.Slug, Name: in.Name, Language: in.Language, CreatedAt: t.now}
 		p := kluis.DefaultPolicy
 		_, err := t.exec(ctx, `INSERT INTO orgs (id, slug, name, language, created_at, password_min_length, password_require_digit,
 			password_require_upper, session_idle_minutes, session_max_hours) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -74,7 +89,7 @@ func (s *Store) CreateOrg(ctx context.Context, actor kluis.Actor, in NewOrg) (kl
 			map[string]any{"slug": org.Slug}); err != nil {
 			return err
 		}
-		u, err := t.insertInvitedUser(ctx, org.ID, email, name, kluis.RoleManager)
+		u, err := t.insertInvitedUser(ctx, org.ID, managerID, email, name, kluis.RoleManager)
 		if err != nil {
 			return err
 		}
@@ -83,17 +98,22 @@ func (s *Store) CreateOrg(ctx context.Context, actor kluis.Actor, in NewOrg) (kl
 			return err
 		}
 		return t.appendEvent(ctx, orgChain(org.ID), actor, "user.invite", "user:"+string(u.ID), "success",
-			map[string]any{"role": string(kluis.RoleManager)})
+			map[string]any{"role": string(kluis.RoleManager), "email": sealedDetail{userKey(org.ID, u.ID), email}})
 	})
+	if err != nil {
+		s.keys.DestroyOrgKeys(context.WithoutCancel(ctx), string(orgID)) // best effort: keys that sealed nothing kept
+	}
 	return org, link, err
 }
 
 // DeleteOrg deletes an organisation on its request, with its users,
-// sessions, invitations and queued mail (R5, R12, R36). Its audit chain stays,
+// sessions, invitations and queued mail (R5, R12, R36), and then destroys
+// its keys and every key below them (crypto-shredding). Its audit chain stays,
 // verifiable; the deletion is recorded in the platform chain. Operators and
 // the CLI only. Errors: not_found, forbidden.
 func (s *Store) DeleteOrg(ctx context.Context, actor kluis.Actor, slug string) error {
-	return s.write(ctx, audit.PlatformChain, func(t *Tx) error {
+	ctx = WithActor(ctx, actor)
+	err := s.write(ctx, audit.PlatformChain, func(t *Tx) error {
 		if !kluis.CanManageOrgs(actor) {
 			return deny(audit.PlatformChain, actor, "org.delete", "", kluis.ErrForbidden)
 		}
@@ -104,9 +124,16 @@ func (s *Store) DeleteOrg(ctx context.Context, actor kluis.Actor, slug string) e
 		if _, err := t.exec(ctx, `DELETE FROM orgs WHERE id = ?`, org.ID); err != nil {
 			return fmt.Errorf("delete organisation: %w", err)
 		}
+		if err := t.scheduleShred(ctx, org.ID, ""); err != nil {
+			return err
+		}
 		return t.appendEvent(ctx, audit.PlatformChain, actor, "org.delete", "org:"+string(org.ID), "success",
 			map[string]any{"slug": org.Slug})
 	})
+	if err == nil {
+		s.shredNow(ctx)
+	}
+	return err
 }
 
 const orgColumns = `id, slug, name, language, created_at`
@@ -234,12 +261,13 @@ func (t *Tx) queueMail(ctx context.Context, org kluis.OrgID, user kluis.UserID, 
 	}
 	orgID := sql.NullString{String: string(org), Valid: org != ""}
 	userID := sql.NullString{String: string(user), Valid: user != ""}
-	rcpt, err := jsonList([]string{to})
+	id := kluis.NewID(t.now)
+	env, err := t.s.sealEnvelope(ctx, id, org, user, envelope{From: t.s.mailFrom, To: []string{to}, Message: msg})
 	if err != nil {
 		return err
 	}
-	if _, err := t.exec(ctx, `INSERT INTO mail_queue (id, org_id, user_id, kind, created_at, next_attempt_at, lease_until, attempts, sender, recipients, message)
-		VALUES (?, ?, ?, ?, ?, ?, 0, 0, ?, ?, ?)`, kluis.NewID(t.now), orgID, userID, string(kind), micros(t.now), micros(t.now), t.s.mailFrom, rcpt, msg); err != nil {
+	if _, err := t.exec(ctx, `INSERT INTO mail_queue (id, org_id, user_id, kind, created_at, next_attempt_at, lease_until, attempts, envelope)
+		VALUES (?, ?, ?, ?, ?, ?, 0, 0, ?)`, id, orgID, userID, string(kind), micros(t.now), micros(t.now), env); err != nil {
 		return fmt.Errorf("queue mail: %w", err)
 	}
 	t.mailed = true

@@ -9,11 +9,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/kluis/kluis"
 	"github.com/kluis/kluis/internal/audit"
+	"github.com/kluis/kluis/internal/keys"
 	"github.com/kluis/kluis/internal/password"
 )
 
@@ -26,6 +29,8 @@ type Store struct {
 	hasher  *password.Hasher
 	signer  *audit.Signer
 	witness *audit.Witness
+	keys    *keys.Store
+	log     *slog.Logger
 
 	publicURL string
 	mailFrom  string
@@ -44,6 +49,9 @@ type Store struct {
 type Observer interface {
 	AuditAppended(chainKind string, n int)
 	Login(realm kluis.Realm, outcome string)
+	// KeyUnwrapped counts a key of the kind of organisation org ("" for the
+	// platform key) unwrapped by the key store (R28).
+	KeyUnwrapped(org, kind string)
 }
 
 // Options configures a Store.
@@ -52,17 +60,22 @@ type Options struct {
 	Hasher    *password.Hasher // required
 	Signer    *audit.Signer    // required: signs audit checkpoints
 	Witness   *audit.Witness   // required: the checkpoint copy outside the database
+	Keys      *keys.Store      // required: the key store that seals personal data
+	Log       *slog.Logger     // for failures of work after a commit; defaults to discarding
 	PublicURL string           // base of every link in mail
 	MailFrom  string           // From address of outgoing mail
 }
 
 // NewStore returns a Store on a migrated database.
 func NewStore(db *DB, o Options) (*Store, error) {
-	if o.Hasher == nil || o.Signer == nil || o.Witness == nil {
-		return nil, errors.New("sqlstore: hasher, signer and witness are required")
+	if o.Hasher == nil || o.Signer == nil || o.Witness == nil || o.Keys == nil {
+		return nil, errors.New("sqlstore: hasher, signer, witness and key store are required")
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	if o.PublicURL == "" {
 		o.PublicURL = "http://127.0.0.1:8080"
@@ -71,7 +84,7 @@ func NewStore(db *DB, o Options) (*Store, error) {
 		o.MailFrom = "kluis@localhost"
 	}
 	return &Store{
-		db: db, now: o.Now, hasher: o.Hasher, signer: o.Signer, witness: o.Witness,
+		db: db, now: o.Now, hasher: o.Hasher, signer: o.Signer, witness: o.Witness, keys: o.Keys, log: o.Log,
 		publicURL: o.PublicURL, mailFrom: o.MailFrom,
 	}, nil
 }
@@ -258,22 +271,31 @@ func (t *Tx) readHead(ctx context.Context, chain string) (int64, audit.Hash, err
 
 // appendEvent appends one event to a chain in this transaction: the change
 // and its record commit together or not at all (R23, R25). details must hold
-// no personal values (ids and field names only).
+// no personal values in the clear: a personal value goes in as a
+// sealedDetail. The request's client address, if any, is recorded sealed.
 func (t *Tx) appendEvent(ctx context.Context, chain string, actor kluis.Actor, action, target, outcome string, details map[string]any) error {
 	seq, prev, err := t.lockHead(ctx, chain)
 	if err != nil {
 		return err
 	}
+	id := kluis.NewID(t.now)
 	d := []byte("{}")
 	if len(details) > 0 {
+		if details, err = t.s.sealDetails(ctx, chain, id, details); err != nil {
+			return err
+		}
 		if d, err = json.Marshal(details); err != nil {
 			return err
 		}
 	}
+	client, err := t.s.sealClient(ctx, chain, id)
+	if err != nil {
+		return err
+	}
 	e := audit.Event{
-		Chain: chain, Seq: seq + 1, ID: kluis.NewID(t.now), At: t.now,
+		Chain: chain, Seq: seq + 1, ID: id, At: t.now,
 		Actor: actor.AuditName(), Action: action, Target: target, Outcome: outcome,
-		Details: d, Client: []byte{},
+		Details: d, Client: client,
 	}
 	e.Seal(prev)
 	if _, err := t.exec(ctx, `INSERT INTO audit_events (chain, seq, id, at, actor, action, target, outcome, details, client, prev_hash, hash)

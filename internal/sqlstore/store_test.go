@@ -353,7 +353,7 @@ func TestWeakHashUpgradedAtLogin(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			store, err := sqlstore.NewStore(weak.DB, sqlstore.Options{Now: weak.Clock.Now, Hasher: strong, Signer: weak.Signer, Witness: weak.Witness})
+			store, err := sqlstore.NewStore(weak.DB, sqlstore.Options{Now: weak.Clock.Now, Hasher: strong, Signer: weak.Signer, Witness: weak.Witness, Keys: weak.Keys})
 			if err != nil {
 				t.Fatal(err)
 			}

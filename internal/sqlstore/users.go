@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -26,11 +27,13 @@ const InvitationTTL = 72 * time.Hour
 
 const userColumns = `id, org_id, email, name, phone, maintenance_emails, role, status, created_at, last_login_at`
 
-func scanUser(row interface{ Scan(...any) error }, extra ...any) (kluis.User, error) {
-	var u kluis.User
+// scanSealedUser reads the columns of userColumns, and extra, leaving the
+// personal fields sealed.
+func scanSealedUser(row interface{ Scan(...any) error }, extra ...any) (sealedUser, error) {
+	var u sealedUser
 	var created int64
 	var lastLogin sql.NullInt64
-	dest := append([]any{&u.ID, &u.OrgID, &u.Email, &u.Name, &u.Phone, &u.MaintenanceEmails, &u.Role, &u.Status, &created, &lastLogin}, extra...)
+	dest := append([]any{&u.ID, &u.OrgID, &u.email, &u.name, &u.phone, &u.MaintenanceEmails, &u.Role, &u.Status, &created, &lastLogin}, extra...)
 	err := row.Scan(dest...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return u, kluis.ErrNotFound
@@ -51,24 +54,61 @@ func (t *Tx) findUser(ctx context.Context, org kluis.OrgID, id kluis.UserID) (kl
 	if !kluis.ValidID(string(id)) {
 		return kluis.User{}, kluis.ErrNotFound
 	}
-	return scanUser(t.queryRow(ctx, `SELECT `+userColumns+` FROM users WHERE org_id = ? AND id = ?`+t.db.forUpdate(), org, id))
+	return t.s.scanUser(ctx, t.queryRow(ctx, `SELECT `+userColumns+` FROM users WHERE org_id = ? AND id = ?`+t.db.forUpdate(), org, id))
 }
 
 func (t *Tx) findOrg(ctx context.Context, org kluis.OrgID) (kluis.Org, error) {
 	return scanOrg(t.queryRow(ctx, `SELECT `+orgColumns+` FROM orgs WHERE id = ?`, org))
 }
 
-func (t *Tx) insertInvitedUser(ctx context.Context, org kluis.OrgID, email, name string, role kluis.Role) (kluis.User, error) {
+// newUserID returns the id of a user about to be created, after making the
+// user's key: the key store is written before, not inside, the data
+// transaction, which then only seals with a cached key. A key whose user is
+// never created (the transaction failed) seals nothing and is destroyed.
+func (s *Store) newUserID(ctx context.Context, org kluis.OrgID) (kluis.UserID, error) {
+	id := kluis.UserID(kluis.NewID(s.now()))
+	if err := s.keys.EnsureUserKey(ctx, string(org), string(id)); err != nil {
+		return "", fmt.Errorf("make user key: %w", err)
+	}
+	return id, nil
+}
+
+// dropUnusedKey destroys the key made by newUserID when the user was not
+// created after all.
+func (s *Store) dropUnusedKey(ctx context.Context, org kluis.OrgID, id kluis.UserID, err error) {
+	if err != nil && id != "" {
+		s.keys.DestroyUserKey(context.WithoutCancel(ctx), string(org), string(id)) // best effort: an unused key
+	}
+}
+
+var errEmailTaken error = &kluis.Error{Code: kluis.EConflict, Message: "a user with this e-mail address exists in the organisation"}
+
+func (s *Store) emailTaken(ctx context.Context, org kluis.OrgID, idx []byte) (bool, error) {
+	var n int
+	err := s.db.readRow(ctx, `SELECT COUNT(*) FROM users WHERE org_id = ? AND email_index = ?`, org, idx).Scan(&n)
+	return n > 0, err
+}
+
+func (t *Tx) insertInvitedUser(ctx context.Context, org kluis.OrgID, id kluis.UserID, email, name string, role kluis.Role) (kluis.User, error) {
 	u := kluis.User{
-		ID: kluis.UserID(kluis.NewID(t.now)), OrgID: org, Email: email, Name: name, Role: role,
+		ID: id, OrgID: org, Email: email, Name: name, Role: role,
 		Status: kluis.StatusInvited, MaintenanceEmails: true, CreatedAt: t.now,
 	}
-	_, err := t.exec(ctx, `INSERT INTO users (id, org_id, email, email_lookup, name, phone, maintenance_emails, role, status, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, '', ?, ?, ?, ?, ?)`,
-		u.ID, org, email, kluis.NormalizeEmail(email), name, u.MaintenanceEmails, u.Role, u.Status, micros(t.now), micros(t.now))
+	idx, err := t.s.emailIndex(ctx, org, kluis.NormalizeEmail(email))
+	if err != nil {
+		return u, err
+	}
+	var sealed [3][]byte
+	for i, f := range [][2]string{{colEmail, email}, {colName, name}, {colPhone, ""}} {
+		if sealed[i], err = t.s.sealUser(ctx, org, id, f[0], f[1]); err != nil {
+			return u, err
+		}
+	}
+	_, err = t.exec(ctx, `INSERT INTO users (id, org_id, email_index, email, name, phone, maintenance_emails, role, status, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		u.ID, org, idx, sealed[0], sealed[1], sealed[2], u.MaintenanceEmails, u.Role, u.Status, micros(t.now), micros(t.now))
 	if isUniqueViolation(err) {
-		return u, &kluis.Error{Code: kluis.EConflict, Message: "a user with this e-mail address exists in the organisation",
-			Fields: nil}
+		return u, errEmailTaken
 	}
 	return u, err
 }
@@ -123,8 +163,21 @@ func (s *Store) InviteUser(ctx context.Context, org kluis.OrgID, actor kluis.Act
 	if err := in.Validate(); err != nil {
 		return kluis.User{}, err
 	}
+	// A taken address is refused before a key is made for nobody (the
+	// unique index decides in the transaction, should two race).
+	if idx, err := s.emailIndex(ctx, org, kluis.NormalizeEmail(*in.Email)); err != nil {
+		return kluis.User{}, err
+	} else if taken, err := s.emailTaken(ctx, org, idx); err != nil || taken {
+		return kluis.User{}, cmp.Or(err, errEmailTaken)
+	}
+	ctx = WithActor(ctx, actor)
+	id, err := s.newUserID(ctx, org)
+	if err != nil {
+		return kluis.User{}, err
+	}
 	var u kluis.User
-	err := s.write(ctx, orgChain(org), func(t *Tx) error {
+	defer func() { s.dropUnusedKey(ctx, org, id, err) }()
+	err = s.write(ctx, orgChain(org), func(t *Tx) error {
 		if !kluis.CanManageUsers(actor, org) {
 			return deny(orgChain(org), actor, "user.invite", "", kluis.ErrForbidden)
 		}
@@ -136,14 +189,14 @@ func (s *Store) InviteUser(ctx context.Context, org kluis.OrgID, actor kluis.Act
 		if !emptyName {
 			name = *in.Name
 		}
-		if u, err = t.insertInvitedUser(ctx, org, *in.Email, name, *in.Role); err != nil {
+		if u, err = t.insertInvitedUser(ctx, org, id, *in.Email, name, *in.Role); err != nil {
 			return err
 		}
 		if _, err := t.invite(ctx, o, u.ID, u.Email); err != nil {
 			return err
 		}
 		return t.appendEvent(ctx, orgChain(org), actor, "user.invite", "user:"+string(u.ID), "success",
-			map[string]any{"role": string(u.Role)})
+			map[string]any{"role": string(u.Role), "email": sealedDetail{userKey(org, u.ID), u.Email}})
 	})
 	return u, err
 }
@@ -258,8 +311,12 @@ func (s *Store) acceptInvitation(ctx context.Context, org kluis.OrgID, token, na
 		if err := t.dropInvitation(ctx, org, userID); err != nil {
 			return err
 		}
+		sealedName, err := t.s.sealUser(ctx, org, userID, colName, name)
+		if err != nil {
+			return err
+		}
 		if _, err := t.exec(ctx, `UPDATE users SET name = ?, password_hash = ?, status = ?, updated_at = ? WHERE org_id = ? AND id = ?`,
-			name, hash, kluis.StatusActive, micros(t.now), org, userID); err != nil {
+			sealedName, hash, kluis.StatusActive, micros(t.now), org, userID); err != nil {
 			return err
 		}
 		u.Name, u.Status = name, kluis.StatusActive
@@ -269,8 +326,10 @@ func (s *Store) acceptInvitation(ctx context.Context, org kluis.OrgID, token, na
 	return u, err
 }
 
-// FindUsers lists the organisation's users with their personal data. The
-// read of other people's data is recorded (R24). Managers only.
+// FindUsers lists the organisation's users, their e-mail addresses and phone
+// numbers masked (R29): a list needs names, not contact details; opening one
+// user (FindUserByID, recorded as user.read) shows them. The list is
+// recorded too (R24). Managers only.
 // Errors: forbidden.
 func (s *Store) FindUsers(ctx context.Context, org kluis.OrgID, actor kluis.Actor) ([]kluis.User, error) {
 	var users []kluis.User
@@ -284,15 +343,24 @@ func (s *Store) FindUsers(ctx context.Context, org kluis.OrgID, actor kluis.Acto
 		}
 		defer rows.Close()
 		users = users[:0]
+		var sealed []sealedUser
 		for rows.Next() {
-			u, err := scanUser(rows)
+			su, err := scanSealedUser(rows)
 			if err != nil {
 				return err
 			}
-			users = append(users, u)
+			sealed = append(sealed, su)
 		}
 		if err := rows.Err(); err != nil {
 			return err
+		}
+		rows.Close()
+		for _, su := range sealed {
+			u, err := t.s.openUser(ctx, su)
+			if err != nil {
+				return err
+			}
+			users = append(users, u.Masked())
 		}
 		return t.appendEvent(ctx, orgChain(org), actor, "user.list", "", "success", map[string]any{"count": len(users)})
 	})
@@ -389,8 +457,12 @@ func (s *Store) UpdateUser(ctx context.Context, org kluis.OrgID, actor kluis.Act
 				return kluis.ErrLastManager
 			}
 		}
+		sealedName, err := t.s.sealUser(ctx, org, u.ID, colName, u.Name)
+		if err != nil {
+			return err
+		}
 		if _, err := t.exec(ctx, `UPDATE users SET name = ?, role = ?, status = ?, updated_at = ? WHERE org_id = ? AND id = ?`,
-			u.Name, u.Role, u.Status, micros(t.now), org, u.ID); err != nil {
+			sealedName, u.Role, u.Status, micros(t.now), org, u.ID); err != nil {
 			return err
 		}
 		if u.Status == kluis.StatusDisabled {
@@ -407,10 +479,13 @@ func (s *Store) UpdateUser(ctx context.Context, org kluis.OrgID, actor kluis.Act
 }
 
 // DeleteUser deletes a user and everything of theirs: sessions, invitation,
-// personal data (R5). The last active manager cannot be deleted. Managers only.
+// personal data (R5), and then destroys the user's key, so that no copy of
+// the data (an old database file, a dump, a backup, the audit details) can
+// be decrypted any more (crypto-shredding). The last active manager cannot be deleted. Managers only.
 // Errors: not_found, conflict, forbidden.
 func (s *Store) DeleteUser(ctx context.Context, org kluis.OrgID, actor kluis.Actor, id kluis.UserID) error {
-	return s.write(ctx, orgChain(org), func(t *Tx) error {
+	ctx = WithActor(ctx, actor)
+	err := s.write(ctx, orgChain(org), func(t *Tx) error {
 		if !kluis.CanManageUsers(actor, org) {
 			return deny(orgChain(org), actor, "user.delete", userTarget(id), kluis.ErrForbidden)
 		}
@@ -430,8 +505,15 @@ func (s *Store) DeleteUser(ctx context.Context, org kluis.OrgID, actor kluis.Act
 		if _, err := t.exec(ctx, `DELETE FROM users WHERE org_id = ? AND id = ?`, org, u.ID); err != nil {
 			return err
 		}
+		if err := t.scheduleShred(ctx, org, u.ID); err != nil {
+			return err
+		}
 		return t.appendEvent(ctx, orgChain(org), actor, "user.delete", "user:"+string(u.ID), "success", nil)
 	})
+	if err == nil {
+		s.shredNow(ctx)
+	}
+	return err
 }
 
 // UpdateMe changes the signed-in user's own name, phone and maintenance-mail
@@ -463,8 +545,16 @@ func (s *Store) UpdateMe(ctx context.Context, org kluis.OrgID, actor kluis.Actor
 		if len(changed) == 0 {
 			return nil
 		}
+		sealedName, err := t.s.sealUser(ctx, org, u.ID, colName, u.Name)
+		if err != nil {
+			return err
+		}
+		sealedPhone, err := t.s.sealUser(ctx, org, u.ID, colPhone, u.Phone)
+		if err != nil {
+			return err
+		}
 		if _, err := t.exec(ctx, `UPDATE users SET name = ?, phone = ?, maintenance_emails = ?, updated_at = ? WHERE org_id = ? AND id = ?`,
-			u.Name, u.Phone, u.MaintenanceEmails, micros(t.now), org, u.ID); err != nil {
+			sealedName, sealedPhone, u.MaintenanceEmails, micros(t.now), org, u.ID); err != nil {
 			return err
 		}
 		return t.appendEvent(ctx, orgChain(org), actor, "user.update", "user:"+string(u.ID), "success", map[string]any{"fields": changed})

@@ -1,0 +1,259 @@
+package sqlstore
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/kluis/kluis"
+	"github.com/kluis/kluis/internal/audit"
+	"github.com/kluis/kluis/internal/keys"
+)
+
+// Field encryption (issue 3, DESIGN §4, R28). Every personal value is stored
+// as a ciphertext of the keys package, sealed for its table, column and row
+// under the key of the person it describes: a user's name, e-mail address and
+// phone under the user key, queued mail under its recipient's user key, the
+// client address of an audit event under the organisation key (the platform
+// key for the platform chain), personal values in audit details under the
+// key of the person. Only the keys package unwraps keys; this file is the only
+// place in the store that calls it for data.
+
+// Keys are made before, never inside, a data transaction: making a key
+// commits in the key store and reports a life-cycle event, which is recorded
+// in the audit chain by a write transaction of its own; inside a write
+// transaction that would wait for itself (SQLite has one writer). So the
+// platform key is made at start (EnsureKeys), an organisation's keys and a
+// user's key just before the transaction that creates them, and a seal
+// inside a transaction finds its key existing, or destroyed.
+
+// EnsureKeys makes the platform key unless it exists. Call it once at start,
+// after the key store's observer can record events.
+func (s *Store) EnsureKeys(ctx context.Context) error {
+	return s.keys.EnsurePlatformKey(WithActor(ctx, kluis.SystemActor))
+}
+
+// Tables and columns named in the associated data of ciphertexts. They are
+// part of the stored format: renaming one makes its ciphertexts unreadable.
+const (
+	tabUsers    = "users"
+	tabMail     = "mail_queue"
+	tabAudit    = "audit_events"
+	colEmail    = "email"
+	colName     = "name"
+	colPhone    = "phone"
+	colEnvelope = "envelope"
+	colClient   = "client"
+	colDetails  = "details." // + the detail's name
+)
+
+type clientKey struct{}
+
+// WithClient returns a context that carries the client address of a request;
+// the audit events appended for the request record it, encrypted.
+func WithClient(ctx context.Context, addr netip.Addr) context.Context {
+	return context.WithValue(ctx, clientKey{}, addr)
+}
+
+func clientFrom(ctx context.Context) netip.Addr {
+	a, _ := ctx.Value(clientKey{}).(netip.Addr)
+	return a
+}
+
+type actorKey struct{}
+
+// WithActor returns a context that carries the actor of an operation, so
+// that key life-cycle events it causes are recorded as the actor's; without
+// one they are the system's.
+func WithActor(ctx context.Context, a kluis.Actor) context.Context {
+	return context.WithValue(ctx, actorKey{}, a)
+}
+
+// actorFrom returns the actor WithActor put in ctx, or the system actor.
+func actorFrom(ctx context.Context) kluis.Actor {
+	if a, ok := ctx.Value(actorKey{}).(kluis.Actor); ok {
+		return a
+	}
+	return kluis.SystemActor
+}
+
+func userField(org kluis.OrgID, user kluis.UserID, column string) keys.FieldRef {
+	return keys.FieldRef{Org: string(org), Table: tabUsers, Column: column, Row: string(user)}
+}
+
+func userKey(org kluis.OrgID, user kluis.UserID) keys.KeyRef {
+	return keys.UserKey(string(org), string(user))
+}
+
+// seal encrypts a value for its field. A destroyed key (the user or the
+// organisation was deleted meanwhile) is not_found: nothing is written for
+// someone who is gone.
+func (s *Store) seal(ctx context.Context, key keys.KeyRef, f keys.FieldRef, plaintext []byte) ([]byte, error) {
+	c, err := s.keys.Seal(ctx, key, f, plaintext)
+	if errors.Is(err, keys.ErrKeyDestroyed) {
+		return nil, kluis.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("seal %s.%s: %w", f.Table, f.Column, err)
+	}
+	return c, nil
+}
+
+// ErrUnreadable wraps every failure to decrypt stored data: an altered or
+// moved ciphertext, or a destroyed key. Clients get a neutral internal error;
+// never another field's or another organisation's value.
+var ErrUnreadable = errors.New("stored data cannot be decrypted")
+
+func (s *Store) open(ctx context.Context, f keys.FieldRef, c []byte) ([]byte, error) {
+	p, err := s.keys.Open(ctx, f, c)
+	if err != nil {
+		// The cause names key ids and the field, never a value.
+		return nil, fmt.Errorf("%w: %s.%s of row %s: %w", ErrUnreadable, f.Table, f.Column, f.Row, err)
+	}
+	return p, nil
+}
+
+// sealUser encrypts a user's personal fields under the user key.
+func (s *Store) sealUser(ctx context.Context, org kluis.OrgID, id kluis.UserID, column, value string) ([]byte, error) {
+	return s.seal(ctx, userKey(org, id), userField(org, id, column), []byte(value))
+}
+
+// emailIndex is the blind index a user is found by at login: HMAC-SHA-256
+// under the organisation's index key of the normalised address (DESIGN §4).
+func (s *Store) emailIndex(ctx context.Context, org kluis.OrgID, normalized string) ([]byte, error) {
+	idx, err := s.keys.BlindIndex(ctx, string(org), normalized)
+	if errors.Is(err, keys.ErrKeyDestroyed) {
+		return nil, kluis.ErrNotFound
+	}
+	return idx, err
+}
+
+// sealedUser is a users row as stored: the personal fields still sealed.
+type sealedUser struct {
+	kluis.User
+	email, name, phone []byte
+}
+
+// scanUser reads the columns of userColumns (and extra) and decrypts the
+// personal fields.
+func (s *Store) scanUser(ctx context.Context, row interface{ Scan(...any) error }, extra ...any) (kluis.User, error) {
+	su, err := scanSealedUser(row, extra...)
+	if err != nil {
+		return su.User, err
+	}
+	return s.openUser(ctx, su)
+}
+
+func (s *Store) openUser(ctx context.Context, su sealedUser) (kluis.User, error) {
+	u := su.User
+	for _, f := range []struct {
+		col string
+		c   []byte
+		out *string
+	}{{colEmail, su.email, &u.Email}, {colName, su.name, &u.Name}, {colPhone, su.phone, &u.Phone}} {
+		p, err := s.open(ctx, userField(u.OrgID, u.ID, f.col), f.c)
+		if err != nil {
+			return kluis.User{}, err
+		}
+		*f.out = string(p)
+	}
+	return u, nil
+}
+
+// sealedDetail is a personal value in an audit event's details: appendEvent
+// seals it under key for the event's row, and it is stored as
+// {"sealed":"BASE64"}. It stays in the chain as ciphertext forever and becomes
+// unreadable when key is destroyed (erasure), while the chain still verifies.
+type sealedDetail struct {
+	key   keys.KeyRef
+	value string
+}
+
+// chainOrg is the organisation whose keys seal a chain's values ("" for the
+// platform chain, whose values go under the platform key).
+func chainOrg(chain string) kluis.OrgID {
+	return kluis.OrgID(strings.TrimPrefix(chain, "org:"))
+}
+
+func chainKey(chain string) keys.KeyRef {
+	if chain == audit.PlatformChain {
+		return keys.PlatformKey()
+	}
+	return keys.OrgKey(string(chainOrg(chain)))
+}
+
+func auditField(chain, eventID, column string) keys.FieldRef {
+	org := ""
+	if chain != audit.PlatformChain {
+		org = string(chainOrg(chain))
+	}
+	return keys.FieldRef{Org: org, Table: tabAudit, Column: column, Row: eventID}
+}
+
+// sealDetails replaces the sealedDetail values of details by their
+// ciphertexts, for the event id of chain.
+func (s *Store) sealDetails(ctx context.Context, chain, eventID string, details map[string]any) (map[string]any, error) {
+	var out map[string]any
+	for name, v := range details {
+		sd, ok := v.(sealedDetail)
+		if !ok {
+			continue
+		}
+		if out == nil {
+			out = make(map[string]any, len(details))
+			for k, v := range details {
+				out[k] = v
+			}
+		}
+		c, err := s.keys.Seal(ctx, sd.key, auditField(chain, eventID, colDetails+name), []byte(sd.value))
+		switch {
+		case errors.Is(err, keys.ErrKeyDestroyed):
+			out[name] = Erased // the person is erased: nothing to record
+		case err != nil:
+			return nil, fmt.Errorf("seal audit detail %s: %w", name, err)
+		default:
+			out[name] = map[string]string{"sealed": base64.StdEncoding.EncodeToString(c)}
+		}
+	}
+	if out == nil {
+		return details, nil
+	}
+	return out, nil
+}
+
+// sealClient encrypts the client address of an audit event; the command line
+// and background work have none (an empty column).
+func (s *Store) sealClient(ctx context.Context, chain, eventID string) ([]byte, error) {
+	addr := clientFrom(ctx)
+	if !addr.IsValid() {
+		return []byte{}, nil
+	}
+	c, err := s.keys.Seal(ctx, chainKey(chain), auditField(chain, eventID, colClient), []byte(addr.Unmap().String()))
+	if errors.Is(err, keys.ErrKeyDestroyed) {
+		return []byte{}, nil // an event of an erased organisation: no address kept
+	}
+	if err != nil {
+		return nil, fmt.Errorf("seal audit client: %w", err)
+	}
+	return c, nil
+}
+
+// Erased is shown in place of a value whose key was destroyed (the person or
+// the organisation was erased).
+const Erased = "[erased]"
+
+// openAuditValue decrypts a sealed value of an audit event for display; a
+// destroyed key gives Erased.
+func (s *Store) openAuditValue(ctx context.Context, chain, eventID, column string, c []byte) (string, error) {
+	p, err := s.keys.Open(ctx, auditField(chain, eventID, column), c)
+	if errors.Is(err, keys.ErrKeyDestroyed) {
+		return Erased, nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("%w: %s of audit event %s: %w", ErrUnreadable, column, eventID, err)
+	}
+	return string(p), nil
+}

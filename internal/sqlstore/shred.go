@@ -1,0 +1,91 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/kluis/kluis"
+)
+
+// Crypto-shredding (DESIGN §4). Deleting a user or an organisation destroys
+// its keys, so that the rows left behind anywhere — a copy of the data
+// database, a dump, a backup, the ciphertext in audit details — can no longer
+// be decrypted. The key store is another database, so the destruction cannot
+// commit with the deletion. The order protects the data: the deletion commits
+// first, with a key_shreds row saying which keys to destroy; the keys are
+// destroyed right after, and the row is removed. If that fails (the key store
+// is unreachable, the process dies), the row stays and Shred retries it: at
+// the next deletion, every minute while serving, and at every start. Never
+// the other way round: destroying first and then failing to delete would
+// make a live user's data unreadable.
+
+// scheduleShred records, in the deleting transaction, that the user's key
+// (user "" for every key of the organisation) is to be destroyed.
+func (t *Tx) scheduleShred(ctx context.Context, org kluis.OrgID, user kluis.UserID) error {
+	u := sql.NullString{String: string(user), Valid: user != ""}
+	if _, err := t.exec(ctx, `INSERT INTO key_shreds (id, org_id, user_id, created_at, attempts) VALUES (?, ?, ?, ?, 0)`,
+		kluis.NewID(t.now), org, u, micros(t.now)); err != nil {
+		return fmt.Errorf("schedule key destruction: %w", err)
+	}
+	return nil
+}
+
+// shredNow runs Shred after a deletion committed; a failure is logged and
+// retried later, the deletion stands.
+func (s *Store) shredNow(ctx context.Context) {
+	if n, err := s.Shred(context.WithoutCancel(ctx)); err != nil {
+		s.log.Error("key destruction failed; it is retried", "pending", n, "err", err.Error())
+	}
+}
+
+// Shred destroys the keys of deleted users and organisations that are still
+// waiting (see above) and returns how many are still pending afterwards.
+func (s *Store) Shred(ctx context.Context) (pending int, err error) {
+	type job struct {
+		id   string
+		org  kluis.OrgID
+		user sql.NullString
+	}
+	rows, err := s.db.writer.QueryContext(ctx, s.db.q(`SELECT id, org_id, user_id FROM key_shreds ORDER BY created_at, id`))
+	if err != nil {
+		return 0, err
+	}
+	var jobs []job
+	for rows.Next() {
+		var j job
+		if err := rows.Scan(&j.id, &j.org, &j.user); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		jobs = append(jobs, j)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	var firstErr error
+	for _, j := range jobs {
+		var derr error
+		if j.user.Valid {
+			derr = s.keys.DestroyUserKey(ctx, string(j.org), j.user.String)
+		} else {
+			derr = s.keys.DestroyOrgKeys(ctx, string(j.org))
+		}
+		if derr != nil {
+			pending++
+			if firstErr == nil {
+				firstErr = derr
+			}
+			s.db.writeExec(ctx, `UPDATE key_shreds SET attempts = attempts + 1 WHERE id = ?`, j.id)
+			continue
+		}
+		if _, err := s.db.writeExec(ctx, `DELETE FROM key_shreds WHERE id = ?`, j.id); err != nil {
+			pending++ // destroyed; destroying again does nothing
+			if firstErr == nil {
+				firstErr = err
+			}
+		}
+	}
+	return pending, firstErr
+}
