@@ -13,13 +13,15 @@ import (
 
 	"filippo.io/age"
 
+	"github.com/kluis/kluis"
 	"github.com/kluis/kluis/internal/keys"
+	"github.com/kluis/kluis/internal/sqlstore"
 )
 
 // cmdKeys administers the key hierarchy (DESIGN §4, R28): status, root key
 // rotation, and the root key's backup to an age recipient.
 func cmdKeys(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	const usage = "usage: kluis keys status | rotate --root | export-root --age-recipient AGE1…"
+	const usage = "usage: kluis keys status | rotate --root | rotate --org SLUG | export-root --age-recipient AGE1…"
 	if len(args) == 0 {
 		return usageError(usage)
 	}
@@ -29,11 +31,12 @@ func cmdKeys(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	fs := c.flags("keys "+args[0], stderr)
 	var rotateRoot bool
-	var recipient string
+	var recipient, rotateOrg string
 	switch args[0] {
 	case "status":
 	case "rotate":
 		fs.BoolVar(&rotateRoot, "root", false, "re-wrap every organisation key under a new root key")
+		fs.StringVar(&rotateOrg, "org", "", "start new versions of the organisation's keys and re-encrypt its data")
 	case "export-root":
 		fs.StringVar(&recipient, "age-recipient", "", "age public key (age1…) to encrypt the root key to")
 	default:
@@ -49,19 +52,22 @@ func cmdKeys(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	switch args[0] {
 	case "status":
-		return keysStatus(ctx, a.keys, stdout)
+		return keysStatus(ctx, a, stdout)
 	case "rotate":
-		if !rotateRoot {
-			return &cliError{code: 2, msg: "say what to rotate", hint: "kluis keys rotate --root (organisation keys: --org comes with field encryption)"}
+		switch {
+		case rotateRoot == (rotateOrg != ""):
+			return &cliError{code: 2, msg: "say what to rotate: --root or --org SLUG", hint: "kluis keys rotate --root | kluis keys rotate --org SLUG"}
+		case rotateRoot:
+			return rotateRootKey(ctx, a, stdout)
 		}
-		return rotateRootKey(ctx, a, stdout)
+		return rotateOrgKey(ctx, a, rotateOrg, stdout)
 	default:
 		return exportRoot(a, recipient, stdout)
 	}
 }
 
-func keysStatus(ctx context.Context, store *keys.Store, stdout io.Writer) error {
-	st, err := store.KeyStatus(ctx)
+func keysStatus(ctx context.Context, a *app, stdout io.Writer) error {
+	st, err := a.keys.KeyStatus(ctx)
 	if err != nil {
 		return err
 	}
@@ -79,7 +85,89 @@ func keysStatus(ctx context.Context, store *keys.Store, stdout io.Writer) error 
 	for _, k := range st.Keys {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%d\n", k.Key, k.Version, k.State, k.Age.Truncate(time.Second), k.Users, k.Projects)
 	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	// What still uses retired versions: data rows until re-encryption has
+	// finished, audit rows for good (they keep their ciphertext).
+	uses, err := a.store.RetiredUses(ctx)
+	if err != nil {
+		return err
+	}
+	jobs, err := a.store.Reencryptions(ctx)
+	if err != nil {
+		return err
+	}
+	job := map[kluis.OrgID]sqlstore.Reencryption{}
+	for _, j := range jobs {
+		job[j.Org] = j
+	}
+	fmt.Fprintln(stdout)
+	tw = tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ORGANISATION\tRE-ENCRYPTION\tDATA ROWS UNDER RETIRED VERSIONS\tAUDIT ROWS UNDER RETIRED VERSIONS")
+	for _, u := range uses {
+		j, ok := job[u.Org]
+		progress := "never rotated"
+		switch {
+		case ok && j.Finished():
+			progress = "finished " + j.FinishedAt.UTC().Format(time.RFC3339) + fmt.Sprintf(" (%d rows re-encrypted)", j.Resealed)
+		case ok:
+			progress = fmt.Sprintf("running since %s: %s, %d rows visited in this pass", j.StartedAt.UTC().Format(time.RFC3339), j.Phase, j.Done)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\n", u.Slug, progress, u.Data, u.Audit)
+	}
 	return tw.Flush()
+}
+
+// rotateOrgKey starts new versions of an organisation's keys and
+// re-encrypts its data, printing progress. Interrupted, the work goes on in
+// kluis serve (or the next run of this command) where it stopped.
+func rotateOrgKey(ctx context.Context, a *app, slug string, stdout io.Writer) error {
+	kv, err := a.store.RotateOrgKey(sqlstore.WithActor(ctx, kluis.CLIActor), kluis.CLIActor, slug)
+	if kluis.ErrorCode(err) == kluis.ENotFound {
+		return &cliError{code: 1, msg: "no organisation " + slug, hint: "kluis org list shows the slugs"}
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: organisation key rotated to version %d; its user and project keys have new versions too\n", slug, kv.Version)
+	last := time.Time{}
+	for {
+		jobs, err := a.store.Reencrypt(ctx, func(j sqlstore.Reencryption) {
+			if time.Since(last) >= time.Second || j.Finished() {
+				last = time.Now()
+				if !j.Finished() {
+					fmt.Fprintf(stdout, "%s: re-encrypting %s, %d rows visited, %d re-encrypted\n", j.Slug, j.Phase, j.Done, j.Resealed)
+				}
+			}
+		})
+		if err != nil {
+			return fmt.Errorf("re-encryption stopped (kluis serve resumes it): %w", err)
+		}
+		var wait time.Time
+		found := false
+		for _, j := range jobs {
+			if j.Slug != slug {
+				continue
+			}
+			found = true
+			if j.Finished() {
+				fmt.Fprintf(stdout, "%s: re-encryption finished, %d rows re-encrypted; audit rows keep the retired versions\n", slug, j.Resealed)
+				return nil
+			}
+			wait = j.SettledAt
+		}
+		if !found {
+			return &cliError{code: 1, msg: slug + ": the organisation was deleted during its re-encryption"}
+		}
+		d := max(time.Until(wait), 100*time.Millisecond)
+		fmt.Fprintf(stdout, "waiting %s until every process's key cache has the new versions (KLUIS_KEY_CACHE_TTL), then checking once more\n", d.Round(time.Millisecond))
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(d):
+		}
+	}
 }
 
 // rotateRootKey writes the new root key beside the old one, re-wraps the key

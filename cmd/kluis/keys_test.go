@@ -123,3 +123,59 @@ func TestRootKeyRotationAndExport(t *testing.T) {
 		t.Fatalf("bad recipient: got %s, want exit 2", r)
 	}
 }
+
+// R28, issue 3 item 4: kluis keys rotate --org starts new versions and
+// re-encrypts the organisation's data, printing progress; keys status then
+// shows no data row but audit rows under retired versions, and the chains
+// verify. KLUIS_KEY_CACHE_TTL keeps the settling wait short.
+func TestOrgKeyRotationFromTheCommandLine(t *testing.T) {
+	for _, engine := range kluistest.Engines {
+		t.Run(engine, func(t *testing.T) {
+			dir := t.TempDir()
+			env := testEnv("KLUIS_KEY_CACHE_TTL", "200ms")
+			if engine == "postgres" {
+				env = testEnv("KLUIS_KEY_CACHE_TTL", "200ms", "KLUIS_DB", kluistest.DSN(t, engine), "KLUIS_KEYS_DB", kluistest.DSN(t, engine))
+			}
+			mustCLI(t, env, "", "migrate", "--data", dir)
+			mustCLI(t, env, "", "org", "create", "acme", "--name", "Acme", "--manager-email", "boss@acme.example", "--data", dir)
+			mustCLI(t, env, "", "org", "create", "beta", "--name", "Beta", "--manager-email", "boss@beta.example", "--data", dir)
+
+			r := mustCLI(t, env, "", "keys", "rotate", "--org", "acme", "--data", dir)
+			if !strings.Contains(r.stdout, "acme: organisation key rotated to version 2") ||
+				!strings.Contains(r.stdout, "acme: re-encryption finished, 1 rows re-encrypted") { // the manager (the command delivered the invitation mail)
+				t.Errorf("keys rotate --org: got %q", r.stdout)
+			}
+			status := mustCLI(t, env, "", "keys", "status", "--data", dir).stdout
+			acme, beta := statusLine(status, "acme"), statusLine(status, "beta")
+			if !strings.Contains(acme, "finished") || !strings.HasSuffix(acme, " 0  1") { // the invitation's sealed address
+				t.Errorf("keys status for acme: %q, want finished, no data row and the audit rows under retired versions\n%s", acme, status)
+			}
+			if beta != "beta  never  rotated  0  0" {
+				t.Errorf("keys status for beta: %q\n%s", beta, status)
+			}
+			if !strings.Contains(status, "retired") {
+				t.Errorf("keys status shows no retired version:\n%s", status)
+			}
+			if r := cli(t, env, "", "audit", "verify", "--data", dir); r.code != 0 {
+				t.Errorf("audit verify after the rotation: %s", r)
+			}
+			if r := cli(t, env, "", "keys", "rotate", "--org", "nope", "--data", dir); r.code != 1 || !strings.Contains(r.stderr, "no organisation nope") {
+				t.Errorf("rotating an unknown organisation: %s", r)
+			}
+			if r := cli(t, env, "", "keys", "rotate", "--org", "acme", "--root", "--data", dir); r.code != 2 {
+				t.Errorf("rotate --root and --org at once: %s, want exit 2", r)
+			}
+		})
+	}
+}
+
+// statusLine returns the line of keys status that starts with slug, its
+// columns joined by single double-spaces.
+func statusLine(status, slug string) string {
+	for _, l := range strings.Split(status, "\n") {
+		if strings.HasPrefix(l, slug+" ") {
+			return strings.Join(strings.Fields(l), "  ")
+		}
+	}
+	return ""
+}

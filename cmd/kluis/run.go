@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/kluis/kluis/internal/audit"
 	"github.com/kluis/kluis/internal/keys"
@@ -127,6 +128,7 @@ type config struct {
 	MailFrom       string
 	TrustedProxies []netip.Prefix
 	MaxBodyBytes   int64
+	KeyCacheTTL    time.Duration // 0: the keys package's default; the same on every process sharing a key store
 	Argon2         password.Params
 	LogLevel       slog.Level
 }
@@ -186,6 +188,13 @@ func newConfig(getenv func(string) string) (*config, error) {
 			return nil, &cliError{code: 2, msg: "KLUIS_MAX_BODY_KIB must be a whole number from 1 to 1048576"}
 		}
 		c.MaxBodyBytes = n << 10
+	}
+	if v := env("KLUIS_KEY_CACHE_TTL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 || d > keys.MaxCacheTTL {
+			return nil, &cliError{code: 2, msg: "KLUIS_KEY_CACHE_TTL must be a duration from 1ms to " + keys.MaxCacheTTL.String()}
+		}
+		c.KeyCacheTTL = d
 	}
 	if v := env("KLUIS_ARGON2_THREADS"); v != "" {
 		n, err := strconv.ParseUint(v, 10, 8)
@@ -507,6 +516,7 @@ func (a *app) openKeys(ctx context.Context) (*keys.Store, error) {
 		return nil, fmt.Errorf("root key: %w", err)
 	}
 	store, err := keys.OpenStore(ctx, dsn, root, nil, keys.Options{
+		CacheTTL:   c.KeyCacheTTL,
 		ReloadRoot: func() (*keys.Root, error) { return keys.LoadRoot(path) },
 		Observer:   &a.keyEvents,
 	})

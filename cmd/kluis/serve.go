@@ -78,9 +78,10 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	var wg sync.WaitGroup
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBG()
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); worker.Run(bg) }()
 	go func() { defer wg.Done(); a.checkpointLoop(bg) }()
+	go func() { defer wg.Done(); a.keyWorkLoop(bg) }()
 
 	var metricsSrv *http.Server
 	if c.MetricsAddr != "" {
@@ -120,6 +121,28 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		err = errors.Join(err, fmt.Errorf("final audit checkpoint: %w", cerr))
 	}
 	return err
+}
+
+// keyWorkLoop finishes key work that outlives a request or a command:
+// destroying the keys of deleted users and organisations whose destruction
+// failed (crypto-shredding), and re-encrypting data after an organisation
+// key rotation, resumed where it stopped.
+func (a *app) keyWorkLoop(ctx context.Context) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		if n, err := a.store.Shred(ctx); err != nil && ctx.Err() == nil {
+			a.log.Error("key destruction failed; retried", "pending", n, "err", err.Error())
+		}
+		if _, err := a.store.Reencrypt(ctx, nil); err != nil && ctx.Err() == nil {
+			a.log.Error("re-encryption failed; retried", "err", err.Error())
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // checkpointLoop signs audit checkpoints when they are due (DESIGN §3).

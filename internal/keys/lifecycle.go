@@ -507,3 +507,32 @@ func fromMicro(us int64) time.Time {
 	}
 	return time.UnixMicro(us).UTC()
 }
+
+// Versions returns the state of every version of every key of organisation
+// org ("" for the platform key), so that a caller can tell which stored
+// ciphertexts ([ParseCiphertext]) still use a retired version.
+func (s *Store) Versions(ctx context.Context, org string) (map[KeyVersion]State, error) {
+	rows, err := s.reader.QueryContext(ctx, s.q(`SELECT id, version, state FROM keys WHERE org_id = ?`), org)
+	if err != nil {
+		return nil, fmt.Errorf("keys: listing versions: %w", err)
+	}
+	defer rows.Close()
+	out := map[KeyVersion]State{}
+	for rows.Next() {
+		var id, state string
+		var kv KeyVersion
+		if err := rows.Scan(&id, &kv.Version, &state); err != nil {
+			return nil, fmt.Errorf("keys: listing versions: %w", err)
+		}
+		if kv.ID, err = parseKeyID(id); err != nil {
+			return nil, err
+		}
+		out[kv] = State(state)
+	}
+	return out, rows.Err()
+}
+
+// CacheTTL is how long this Store keeps an unwrapped key or an active
+// version: after a rotation elsewhere, it seals with the new version within
+// this time.
+func (s *Store) CacheTTL() time.Duration { return s.ttl }

@@ -182,6 +182,7 @@ type Env struct {
 	KeysDSN string // the key store: a SQLite file in Dir, or a PostgreSQL database of its own
 	Keys    *keys.Store
 	Outbox  string
+	hasher  *password.Hasher
 	worker  *mail.Worker
 	seen    map[string]bool
 }
@@ -217,6 +218,7 @@ func NewEnv(tb testing.TB, engine string, opts ...EnvOptions) *Env {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	e.hasher = hasher
 	if e.Root, err = keys.LoadOrCreateRoot(filepath.Join(dir, "keys", "root")); err != nil {
 		tb.Fatal(err)
 	}
@@ -369,6 +371,71 @@ func RawExec(tb testing.TB, engine, dataDir, dsn, query string) int64 {
 	}
 	n, _ := res.RowsAffected()
 	return n
+}
+
+// OtherProcess returns a second store on the env's databases with a key
+// store connection and key cache of its own, as another kluis process (or
+// node) has.
+func (e *Env) OtherProcess(tb testing.TB) (*sqlstore.Store, *keys.Store) {
+	tb.Helper()
+	ks, err := keys.OpenStore(context.Background(), e.KeysDSN, e.Root, e.Clock.Now, keys.Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { ks.Close() })
+	st, err := sqlstore.NewStore(e.DB, sqlstore.Options{
+		Now: e.Clock.Now, Hasher: e.hasher, Signer: e.Signer, Witness: e.Witness, Keys: ks,
+		PublicURL: "http://kluis.test", MailFrom: "kluis@kluis.test",
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return st, ks
+}
+
+// Query runs a read on the env's database through a connection of its own
+// and returns every row's columns as bytes (NULL as nil).
+func (e *Env) Query(tb testing.TB, query string) [][][]byte {
+	tb.Helper()
+	driver, source := "pgx", e.DSN
+	if e.Engine != sqlstore.Postgres {
+		driver, source = "sqlite", "file:"+filepath.Join(e.Dir, "kluis.db")+"?_busy_timeout=10000&mode=ro"
+	}
+	db, err := sql.Open(driver, source)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query(query)
+	if err != nil {
+		tb.Fatalf("query %q: %v", query, err)
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var out [][][]byte
+	for rows.Next() {
+		raw := make([]any, len(cols))
+		for i := range raw {
+			raw[i] = new(sql.RawBytes)
+		}
+		if err := rows.Scan(raw...); err != nil {
+			tb.Fatal(err)
+		}
+		row := make([][]byte, len(cols))
+		for i, r := range raw {
+			if b := *r.(*sql.RawBytes); b != nil {
+				row[i] = bytes.Clone(b)
+			}
+		}
+		out = append(out, row)
+	}
+	if err := rows.Err(); err != nil {
+		tb.Fatal(err)
+	}
+	return out
 }
 
 // Name returns a unique name for test objects.

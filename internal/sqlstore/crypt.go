@@ -1,8 +1,10 @@
 package sqlstore
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -256,4 +258,26 @@ func (s *Store) openAuditValue(ctx context.Context, chain, eventID, column strin
 		return "", fmt.Errorf("%w: %s of audit event %s: %w", ErrUnreadable, column, eventID, err)
 	}
 	return string(p), nil
+}
+
+// sealedDetails returns the ciphertexts of the sealed values in an audit
+// event's stored details.
+func sealedDetails(details []byte) [][]byte {
+	if !bytes.Contains(details, []byte(`"sealed"`)) {
+		return nil
+	}
+	var d map[string]json.RawMessage
+	if json.Unmarshal(details, &d) != nil {
+		return nil
+	}
+	var out [][]byte
+	for _, v := range d {
+		var sv struct {
+			Sealed []byte `json:"sealed"`
+		}
+		if json.Unmarshal(v, &sv) == nil && sv.Sealed != nil {
+			out = append(out, sv.Sealed)
+		}
+	}
+	return out
 }

@@ -81,16 +81,21 @@ CREATE TABLE key_shreds (
 );
 
 -- Background re-encryption after an organisation key rotation: one row per
--- organisation, the version rows are moved to, and how far it got (rows are
--- visited in id order per table), so an interrupted run resumes.
+-- organisation. A pass visits the organisation's sealed rows in id order,
+-- table by table (phase), re-sealing what is not under the active version;
+-- after_id records how far it got, so an interrupted run resumes. The job
+-- finishes with a pass that began once every process's key cache has
+-- forgotten the versions before the rotation (started_at + the cache TTL),
+-- so no row sealed by a stale cache is missed. Audit rows are never
+-- re-encrypted (DESIGN §4).
 CREATE TABLE key_reencryptions (
-    org_id      TEXT PRIMARY KEY REFERENCES orgs (id) ON DELETE CASCADE,
-    key_version TEXT NOT NULL,
-    started_at  BIGINT NOT NULL,
-    lease_until BIGINT NOT NULL,
-    phase       TEXT NOT NULL,
-    after_id    TEXT NOT NULL,
-    done        BIGINT NOT NULL,
-    total       BIGINT NOT NULL,
-    finished_at BIGINT
+    org_id          TEXT PRIMARY KEY REFERENCES orgs (id) ON DELETE CASCADE,
+    key_version     TEXT NOT NULL,
+    started_at      BIGINT NOT NULL,
+    pass_started_at BIGINT NOT NULL,
+    phase           TEXT NOT NULL,
+    after_id        TEXT NOT NULL,
+    done            BIGINT NOT NULL,
+    resealed        BIGINT NOT NULL,
+    finished_at     BIGINT
 );

@@ -1,0 +1,405 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/kluis/kluis"
+	"github.com/kluis/kluis/internal/audit"
+	"github.com/kluis/kluis/internal/keys"
+)
+
+// Organisation key rotation (issue 3 item 4, DESIGN §4). keys.RotateOrgKey
+// makes a new version of the organisation key and of every user and project
+// key below it; new writes use them at once (other processes within their
+// key cache TTL). The data sealed under the retired versions is then
+// re-encrypted in the background, in small transactions, resumably (the
+// key_reencryptions table). Audit rows keep their ciphertext: the chain
+// hashes it, so the retired versions stay available to decrypt them.
+
+// Reencryption is the state of an organisation's re-encryption job.
+type Reencryption struct {
+	Org         kluis.OrgID
+	Slug        string
+	KeyVersion  string // the organisation key version rotated to
+	StartedAt   time.Time
+	Phase       string // the table being visited: users, mail_queue; "" when finished
+	Done        int64  // rows visited in this pass
+	Resealed    int64  // rows re-encrypted, all passes
+	FinishedAt  time.Time
+	SettledAt   time.Time // when every process seals with the new versions (StartedAt + the key cache TTL)
+	PassStarted time.Time
+}
+
+// Finished reports whether no row but audit rows uses the retired versions.
+func (r Reencryption) Finished() bool { return !r.FinishedAt.IsZero() }
+
+// reencryptBatch is how many rows one transaction re-encrypts: small enough
+// that the organisation's writes wait only milliseconds for it.
+const reencryptBatch = 100
+
+// phases are the tables with rows sealed under an organisation's keys, other
+// than the audit rows, in the order a pass visits them.
+var phases = []string{tabUsers, tabMail}
+
+// RotateOrgKey starts a new version of the organisation's keys and the
+// background re-encryption of its data. Operators and the command line only.
+// Errors: not_found, forbidden.
+func (s *Store) RotateOrgKey(ctx context.Context, actor kluis.Actor, slug string) (keys.KeyVersion, error) {
+	if !kluis.CanManageOrgs(actor) {
+		return keys.KeyVersion{}, s.refuse(ctx, audit.PlatformChain, actor, "key.rotate", "")
+	}
+	org, err := s.FindOrgBySlug(ctx, slug)
+	if err != nil {
+		return keys.KeyVersion{}, err
+	}
+	kv, err := s.keys.RotateOrgKey(WithActor(ctx, actor), string(org.ID))
+	if err != nil {
+		return kv, fmt.Errorf("rotate the organisation key: %w", err)
+	}
+	now := micros(s.now())
+	// Whatever a job before had done is moot: the pass starts over against
+	// the versions active now.
+	err = s.write(ctx, orgChain(org.ID), func(t *Tx) error {
+		if _, err := t.exec(ctx, `DELETE FROM key_reencryptions WHERE org_id = ?`, org.ID); err != nil {
+			return err
+		}
+		_, err := t.exec(ctx, `INSERT INTO key_reencryptions (org_id, key_version, started_at, pass_started_at, phase, after_id, done, resealed)
+			VALUES (?, ?, ?, ?, ?, '', 0, 0)`, org.ID, kv.String(), now, now, phases[0])
+		return err
+	})
+	return kv, err
+}
+
+const reencryptionColumns = `r.org_id, o.slug, r.key_version, r.started_at, r.pass_started_at, r.phase, r.done, r.resealed, r.finished_at`
+
+func (s *Store) scanReencryption(row interface{ Scan(...any) error }) (Reencryption, error) {
+	var r Reencryption
+	var started, pass int64
+	var finished sql.NullInt64
+	err := row.Scan(&r.Org, &r.Slug, &r.KeyVersion, &started, &pass, &r.Phase, &r.Done, &r.Resealed, &finished)
+	if errors.Is(err, sql.ErrNoRows) {
+		return r, kluis.ErrNotFound
+	}
+	r.StartedAt, r.PassStarted, r.FinishedAt = fromMicros(started), fromMicros(pass), nullMicros(finished)
+	r.SettledAt = r.StartedAt.Add(s.keys.CacheTTL())
+	if r.Finished() {
+		r.Phase = ""
+	}
+	return r, err
+}
+
+// Reencryptions lists the re-encryption jobs, finished or not, by slug.
+func (s *Store) Reencryptions(ctx context.Context) ([]Reencryption, error) {
+	rows, err := s.db.reader.QueryContext(ctx, s.db.q(`SELECT `+reencryptionColumns+` FROM key_reencryptions r JOIN orgs o ON o.id = r.org_id ORDER BY o.slug`))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Reencryption
+	for rows.Next() {
+		r, err := s.scanReencryption(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// errStaleCache stops a batch that sealed with a version older than the one
+// the key store calls active: this process's cache has not caught up with a
+// rotation made elsewhere yet. The batch is rolled back and tried again
+// after the TTL.
+var errStaleCache = errors.New("the key cache still holds the version before the rotation")
+
+// Reencrypt works on every unfinished re-encryption job until it finishes
+// or there is nothing to do before wait has passed (the settling time of a
+// job), and returns the jobs' states. progress, when not nil, is called after
+// every batch. Two processes may work at once: every batch is a transaction
+// that holds the organisation's chain head, and work done twice is only
+// slower.
+func (s *Store) Reencrypt(ctx context.Context, progress func(Reencryption)) ([]Reencryption, error) {
+	ctx = WithActor(ctx, kluis.SystemActor)
+	jobs, err := s.Reencryptions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for i, j := range jobs {
+		for !j.Finished() {
+			if err := ctx.Err(); err != nil {
+				return jobs, err
+			}
+			next, err := s.reencryptStep(ctx, j.Org)
+			if errors.Is(err, errStaleCache) || errors.Is(err, errSettling) {
+				break // the next round, after the caller's pause
+			}
+			if err != nil {
+				return jobs, fmt.Errorf("re-encrypt organisation %s: %w", j.Org, err)
+			}
+			j = next
+			if progress != nil {
+				progress(j)
+			}
+			if j.Finished() {
+				s.recordReencrypted(ctx, j)
+			}
+		}
+		jobs[i] = j
+	}
+	return jobs, nil
+}
+
+// errSettling: the pass is complete but began before every process could
+// have the new versions; the final pass waits for SettledAt.
+var errSettling = errors.New("waiting for key caches to settle")
+
+// reencryptStep re-encrypts one batch of an organisation's rows in one
+// transaction and advances the job.
+func (s *Store) reencryptStep(ctx context.Context, org kluis.OrgID) (Reencryption, error) {
+	var job Reencryption
+	settling := false
+	err := s.write(ctx, orgChain(org), func(t *Tx) error {
+		var err error
+		job, err = s.scanReencryption(t.queryRow(ctx, `SELECT `+reencryptionColumns+` FROM key_reencryptions r JOIN orgs o ON o.id = r.org_id WHERE r.org_id = ?`, org))
+		if err != nil || job.Finished() {
+			return err
+		}
+		var after string
+		if err := t.queryRow(ctx, `SELECT after_id FROM key_reencryptions WHERE org_id = ?`, org).Scan(&after); err != nil {
+			return err
+		}
+		last, visited, resealed, err := t.reencryptRows(ctx, org, job.Phase, after)
+		if err != nil {
+			return err
+		}
+		job.Done += int64(visited)
+		job.Resealed += int64(resealed)
+		switch {
+		case visited == reencryptBatch: // more in this table
+		case job.Phase != phases[len(phases)-1]: // the next table
+			for i, p := range phases {
+				if p == job.Phase {
+					job.Phase, last = phases[i+1], ""
+					break
+				}
+			}
+		case job.PassStarted.Before(job.SettledAt) && t.now.Before(job.SettledAt):
+			settling = true // this batch commits; the final pass waits
+		case job.PassStarted.Before(job.SettledAt): // a pass that could miss a stale seal: once more
+			job.Phase, last, job.Done, job.PassStarted = phases[0], "", 0, t.now
+		default:
+			job.FinishedAt = t.now
+		}
+		var finished sql.NullInt64
+		if job.Finished() {
+			finished = sql.NullInt64{Int64: micros(job.FinishedAt), Valid: true}
+		}
+		_, err = t.exec(ctx, `UPDATE key_reencryptions SET phase = ?, after_id = ?, done = ?, resealed = ?, pass_started_at = ?, finished_at = ? WHERE org_id = ?`,
+			job.Phase, last, job.Done, job.Resealed, micros(job.PassStarted), finished, org)
+		if job.Finished() {
+			job.Phase = ""
+		}
+		return err
+	})
+	if err == nil && settling {
+		err = errSettling
+	}
+	return job, err
+}
+
+// sealedColumn is one sealed column of a row being re-encrypted.
+type sealedColumn struct {
+	name  string
+	key   keys.KeyRef
+	field keys.FieldRef
+	c     []byte
+}
+
+// reencryptRows re-seals, under the active versions, the sealed columns of
+// up to reencryptBatch rows of table after the id after, and returns the
+// last id visited, how many rows were visited and how many re-sealed.
+func (t *Tx) reencryptRows(ctx context.Context, org kluis.OrgID, table, after string) (last string, visited, resealed int, err error) {
+	type row struct {
+		id   string
+		cols []sealedColumn
+	}
+	var batch []row
+	switch table {
+	case tabUsers:
+		rows, err := t.query(ctx, `SELECT id, email, name, phone FROM users WHERE org_id = ? AND id > ? ORDER BY id LIMIT ?`, org, after, reencryptBatch)
+		if err != nil {
+			return "", 0, 0, err
+		}
+		for rows.Next() {
+			var r row
+			var email, name, phone []byte
+			if err := rows.Scan(&r.id, &email, &name, &phone); err != nil {
+				rows.Close()
+				return "", 0, 0, err
+			}
+			k := userKey(org, kluis.UserID(r.id))
+			for _, c := range []struct {
+				col string
+				c   []byte
+			}{{colEmail, email}, {colName, name}, {colPhone, phone}} {
+				r.cols = append(r.cols, sealedColumn{c.col, k, userField(org, kluis.UserID(r.id), c.col), c.c})
+			}
+			batch = append(batch, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return "", 0, 0, err
+		}
+	case tabMail:
+		rows, err := t.query(ctx, `SELECT id, user_id, envelope FROM mail_queue WHERE org_id = ? AND id > ? ORDER BY id LIMIT ?`, org, after, reencryptBatch)
+		if err != nil {
+			return "", 0, 0, err
+		}
+		for rows.Next() {
+			var r row
+			var user sql.NullString
+			var env []byte
+			if err := rows.Scan(&r.id, &user, &env); err != nil {
+				rows.Close()
+				return "", 0, 0, err
+			}
+			r.cols = []sealedColumn{{colEnvelope, mailKey(org, kluis.UserID(user.String)), mailField(r.id, org), env}}
+			batch = append(batch, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return "", 0, 0, err
+		}
+	default:
+		return "", 0, 0, fmt.Errorf("re-encryption: unknown table %q", table)
+	}
+	active := map[keys.KeyRef]keys.KeyVersion{}
+	for _, r := range batch {
+		last = r.id
+		changed := false
+		for i, c := range r.cols {
+			kv, ok := active[c.key]
+			if !ok {
+				if kv, err = t.s.keys.ActiveVersion(ctx, c.key); err != nil {
+					return "", 0, 0, err
+				}
+				active[c.key] = kv
+			}
+			if have, err := keys.ParseCiphertext(c.c); err == nil && have == kv {
+				continue
+			}
+			p, err := t.s.open(ctx, c.field, c.c)
+			if err != nil {
+				return "", 0, 0, err
+			}
+			n, err := t.s.keys.Seal(ctx, c.key, c.field, p)
+			if err != nil {
+				return "", 0, 0, err
+			}
+			if got, _ := keys.ParseCiphertext(n); got != kv {
+				return "", 0, 0, errStaleCache
+			}
+			r.cols[i].c, changed = n, true
+		}
+		if !changed {
+			continue
+		}
+		switch table {
+		case tabUsers:
+			_, err = t.exec(ctx, `UPDATE users SET email = ?, name = ?, phone = ? WHERE org_id = ? AND id = ?`, r.cols[0].c, r.cols[1].c, r.cols[2].c, org, r.id)
+		case tabMail:
+			_, err = t.exec(ctx, `UPDATE mail_queue SET envelope = ? WHERE org_id = ? AND id = ?`, r.cols[0].c, org, r.id)
+		}
+		if err != nil {
+			return "", 0, 0, err
+		}
+		resealed++
+	}
+	return last, len(batch), resealed, nil
+}
+
+// recordReencrypted records a finished job in the platform chain, with the
+// organisation key's other life-cycle events.
+func (s *Store) recordReencrypted(ctx context.Context, j Reencryption) {
+	err := s.write(ctx, audit.PlatformChain, func(t *Tx) error {
+		return t.appendEvent(ctx, audit.PlatformChain, actorFrom(ctx), "key.reencrypted", "org:"+string(j.Org), "success",
+			map[string]any{"org": string(j.Org), "version": j.KeyVersion, "rows": j.Resealed})
+	})
+	if err != nil {
+		s.log.Error("re-encryption finished but not recorded in the audit log", "org", string(j.Org), "err", err.Error())
+	}
+}
+
+// RetiredUse counts, per organisation, the rows whose ciphertext uses a key
+// version that is not active (retired): data rows, which a finished
+// re-encryption leaves none of, and audit rows, which keep theirs.
+type RetiredUse struct {
+	Org   kluis.OrgID
+	Slug  string
+	Data  int64
+	Audit int64
+}
+
+// RetiredUses scans every sealed value of every organisation (a full read:
+// for kluis keys status, not for requests).
+func (s *Store) RetiredUses(ctx context.Context) ([]RetiredUse, error) {
+	orgs, err := s.FindOrgs(ctx, kluis.CLIActor)
+	if err != nil {
+		return nil, err
+	}
+	var out []RetiredUse
+	for _, o := range orgs {
+		states, err := s.keys.Versions(ctx, string(o.ID))
+		if err != nil {
+			return nil, err
+		}
+		retired := func(c []byte) bool {
+			kv, err := keys.ParseCiphertext(c)
+			return err == nil && states[kv] == keys.StateRetired
+		}
+		u := RetiredUse{Org: o.ID, Slug: o.Slug}
+		for _, q := range []struct {
+			n     *int64
+			query string
+			arg   string
+		}{
+			{&u.Data, `SELECT email, name, phone FROM users WHERE org_id = ?`, string(o.ID)},
+			{&u.Data, `SELECT envelope, envelope, envelope FROM mail_queue WHERE org_id = ?`, string(o.ID)},
+			{&u.Audit, `SELECT client, details, details FROM audit_events WHERE chain = ?`, orgChain(o.ID)},
+		} {
+			rows, err := s.db.reader.QueryContext(ctx, s.db.q(q.query), q.arg)
+			if err != nil {
+				return nil, err
+			}
+			for rows.Next() {
+				var a, b, c []byte
+				if err := rows.Scan(&a, &b, &c); err != nil {
+					rows.Close()
+					return nil, err
+				}
+				if q.n == &u.Audit { // b and c are the details: their sealed values
+					details := b
+					b, c = nil, nil
+					for _, sealed := range sealedDetails(details) {
+						if retired(sealed) {
+							b = sealed
+						}
+					}
+				}
+				if retired(a) || retired(b) || retired(c) {
+					*q.n++
+				}
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, u)
+	}
+	return out, nil
+}

@@ -1,0 +1,163 @@
+package sqlstore_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/kluis/kluis"
+	"github.com/kluis/kluis/internal/keys"
+	"github.com/kluis/kluis/internal/kluistest"
+	"github.com/kluis/kluis/internal/sqlstore"
+)
+
+// reencStaleRows counts the sealed values of the organisation's users and
+// queued mail whose ciphertext does not use the active version of its key.
+func reencStaleRows(t *testing.T, env *kluistest.Env, org kluis.OrgID) (stale int) {
+	t.Helper()
+	ctx := context.Background()
+	for _, query := range []string{
+		`SELECT id, email FROM users WHERE org_id = '` + string(org) + `'`,
+		`SELECT id, name FROM users WHERE org_id = '` + string(org) + `'`,
+		`SELECT id, phone FROM users WHERE org_id = '` + string(org) + `'`,
+		`SELECT user_id, envelope FROM mail_queue WHERE org_id = '` + string(org) + `'`,
+	} {
+		for _, r := range env.Query(t, query) {
+			kv, err := keys.ParseCiphertext(r[1])
+			if err != nil {
+				t.Fatalf("%s: %v", query, err)
+			}
+			active, err := env.Keys.ActiveVersion(ctx, keys.UserKey(string(org), string(r[0])))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if kv != active {
+				stale++
+			}
+		}
+	}
+	return stale
+}
+
+// R28, issue 3 item 4: kluis keys rotate --org starts new versions of the
+// organisation's keys; the background re-encryption leaves no row but audit
+// rows under the retired versions, also rows written by a process whose key
+// cache was stale, and the audit chains still verify.
+func TestOrgKeyRotationReencryptsEverythingButAudit(t *testing.T) {
+	forEngine(t, func(t *testing.T, env *kluistest.Env) {
+		ctx := context.Background()
+		o, mgr := org(t, env, "rot")
+		other, _ := org(t, env, "other")
+		m := member(t, env, o, mgr, "member@rot.example", kluis.RoleMember)
+		email, role := "invited@rot.example", kluis.RoleMember
+		if _, err := env.Store.InviteUser(ctx, o.ID, mgr, kluis.UserInput{Email: &email, Role: &role}); err != nil {
+			t.Fatal(err) // its invitation mail stays queued
+		}
+		if _, err := env.Store.UpdateMe(ctx, o.ID, m, kluis.UserInput{Phone: ptr("+31 6 12345678")}); err != nil {
+			t.Fatal(err)
+		}
+		stale, _ := env.OtherProcess(t)
+		if _, _, err := stale.Login(ctx, o.ID, "member@rot.example", pw); err != nil { // warms its cache
+			t.Fatal(err)
+		}
+		if _, err := stale.UpdateMe(ctx, o.ID, m, kluis.UserInput{Name: ptr("Before")}); err != nil {
+			t.Fatal(err)
+		}
+
+		if _, err := env.Store.RotateOrgKey(ctx, m, "rot"); kluis.ErrorCode(err) != kluis.EForbidden {
+			t.Errorf("a user rotating keys: got %v, want forbidden", err)
+		}
+		kv, err := env.Store.RotateOrgKey(ctx, kluis.CLIActor, "rot")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if kv.Version != 2 {
+			t.Fatalf("rotated to version %d, want 2", kv.Version)
+		}
+		if n := reencStaleRows(t, env, o.ID); n == 0 {
+			t.Fatal("no row under a retired version right after the rotation: nothing to test")
+		}
+		// The other process still seals with the version it cached.
+		if _, err := stale.UpdateMe(ctx, o.ID, m, kluis.UserInput{Name: ptr("During")}); err != nil {
+			t.Fatal(err)
+		}
+
+		jobs, err := env.Store.Reencrypt(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(jobs) != 1 || jobs[0].Finished() {
+			t.Fatalf("before the caches settled: jobs %+v, want one unfinished", jobs)
+		}
+		if n := reencStaleRows(t, env, o.ID); n != 0 {
+			t.Errorf("after the first pass %d values under retired versions, want 0", n)
+		}
+		// Another write of the stale process after the first pass: only the
+		// final pass, once the caches settled, can catch it.
+		if _, err := stale.UpdateMe(ctx, o.ID, m, kluis.UserInput{Name: ptr("Later")}); err != nil {
+			t.Fatal(err)
+		}
+		if n := reencStaleRows(t, env, o.ID); n != 2 {
+			t.Errorf("after the stale write %d values under retired versions, want its 2 (name, phone)", n)
+		}
+		env.Clock.Advance(env.Keys.CacheTTL())
+		var seen []sqlstore.Reencryption
+		jobs, err = env.Store.Reencrypt(ctx, func(r sqlstore.Reencryption) { seen = append(seen, r) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(jobs) != 1 || !jobs[0].Finished() || len(seen) == 0 {
+			t.Fatalf("after the caches settled: jobs %+v (progress %d calls), want finished", jobs, len(seen))
+		}
+		if n := reencStaleRows(t, env, o.ID); n != 0 {
+			t.Errorf("after the re-encryption %d values use retired versions, want 0", n)
+		}
+		uses, err := env.Store.RetiredUses(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, u := range uses {
+			switch {
+			case u.Org == o.ID && (u.Data != 0 || u.Audit == 0):
+				t.Errorf("rotated organisation: %d data rows and %d audit rows under retired versions, want 0 and some", u.Data, u.Audit)
+			case u.Org == other.ID && (u.Data != 0 || u.Audit != 0):
+				t.Errorf("untouched organisation: %+v, want nothing under retired versions", u)
+			}
+		}
+
+		// Everything still reads, the old audit values included.
+		got, err := env.Store.FindUserByID(ctx, o.ID, mgr, m.UserID)
+		if err != nil || got.Name != "Later" || got.Phone != "+31612345678" || got.Email != "member@rot.example" {
+			t.Errorf("after the rotation: %+v, %v", got, err)
+		}
+		login(t, env, o.ID, "member@rot.example") // the blind index did not change
+		n := 0
+		if err := env.Store.ExportAudit(ctx, o.ID, mgr, sqlstore.AuditFilter{Action: "user.invite"}, func(e sqlstore.AuditEvent) error {
+			n++
+			if string(e.Details) == "" || !strings.Contains(string(e.Details), "@rot.example") {
+				t.Errorf("audit details after the rotation: %s", e.Details)
+			}
+			return nil
+		}); err != nil || n != 3 {
+			t.Errorf("export after the rotation: %d invitations, %v", n, err)
+		}
+		results, err := env.Store.VerifyChains(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range results {
+			if !r.OK {
+				t.Errorf("chain %s broken after the rotation: %+v", r.Chain, r)
+			}
+		}
+		var finished int
+		for _, r := range env.Query(t, `SELECT action FROM audit_events WHERE chain = 'platform'`) {
+			if string(r[0]) == "key.reencrypted" {
+				finished++
+			}
+		}
+		if finished != 1 {
+			t.Errorf("%d key.reencrypted events in the platform chain, want 1", finished)
+		}
+	})
+}
