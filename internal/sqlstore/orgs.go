@@ -20,6 +20,8 @@ type NewOrg struct {
 	ManagerName  string // optional: the manager gives it when accepting
 }
 
+var errSlugTaken error = &kluis.Error{Code: kluis.EConflict, Message: "an organisation with this slug exists"}
+
 // CreateOrg creates an organisation with the default policy and invites its
 // first manager, whose invitation is mailed; it returns the organisation and
 // the invitation link (the CLI prints it). Operators and the CLI only.
@@ -55,6 +57,13 @@ func (s *Store) CreateOrg(ctx context.Context, actor kluis.Actor, in NewOrg) (kl
 	if !kluis.CanManageOrgs(actor) {
 		return kluis.Org{}, "", s.refuse(ctx, audit.PlatformChain, actor, "org.create", "")
 	}
+	// A taken slug is refused before keys are made for nothing (the unique
+	// index decides in the transaction, should two race).
+	if _, err := s.FindOrgBySlug(ctx, in.Slug); err == nil {
+		return kluis.Org{}, "", errSlugTaken
+	} else if !errors.Is(err, kluis.ErrNotFound) {
+		return kluis.Org{}, "", err
+	}
 	// The keys first (the key store is another database); if the
 	// organisation is not created after all, they are destroyed unused.
 	ctx = WithActor(ctx, actor)
@@ -80,7 +89,7 @@ func (s *Store) CreateOrg(ctx context.Context, actor kluis.Actor, in NewOrg) (kl
 			org.ID, org.Slug, org.Name, org.Language, micros(t.now), p.PasswordMinLength, p.PasswordRequireDigit,
 			p.PasswordRequireUpper, p.SessionIdleMinutes, p.SessionMaxHours)
 		if isUniqueViolation(err) {
-			return kluis.Errorf(kluis.EConflict, "an organisation with this slug exists")
+			return errSlugTaken
 		}
 		if err != nil {
 			return err
