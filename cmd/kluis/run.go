@@ -516,9 +516,16 @@ func (a *app) openKeys(ctx context.Context) (*keys.Store, error) {
 		return nil, fmt.Errorf("root key: %w", err)
 	}
 	store, err := keys.OpenStore(ctx, dsn, root, nil, keys.Options{
-		CacheTTL:   c.KeyCacheTTL,
-		ReloadRoot: func() (*keys.Root, error) { return keys.LoadRoot(path) },
-		Observer:   &a.keyEvents,
+		CacheTTL: c.KeyCacheTTL,
+		// After another process rotated the root key, the new key is in
+		// root.new from the key store's commit until the rename: prefer it.
+		ReloadRoot: func() (*keys.Root, error) {
+			if r, err := keys.LoadRoot(path + ".new"); err == nil {
+				return r, nil
+			}
+			return keys.LoadRoot(path)
+		},
+		Observer: &a.keyEvents,
 	})
 	if created && err != nil {
 		os.Remove(path) // the refusal changes nothing, not even the key folder

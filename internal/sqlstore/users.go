@@ -364,7 +364,10 @@ func (s *Store) FindUsers(ctx context.Context, org kluis.OrgID, actor kluis.Acto
 		}
 		return t.appendEvent(ctx, orgChain(org), actor, "user.list", "", "success", map[string]any{"count": len(users)})
 	})
-	return users, err
+	if err != nil {
+		return nil, err // never part of a list
+	}
+	return users, nil
 }
 
 // FindUserByID returns one user of the organisation; a manager opening
