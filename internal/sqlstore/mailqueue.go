@@ -76,21 +76,21 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, limit int, lease ti
 		if s.db.Engine == Postgres {
 			skip = " FOR UPDATE SKIP LOCKED"
 		}
-		rows, err := t.query(ctx, `SELECT id, org_id, user_id, envelope, attempts FROM mail_queue
+		rows, err := t.query(ctx, `SELECT id, org_id, envelope, attempts FROM mail_queue
 			WHERE next_attempt_at <= ? AND lease_until <= ? ORDER BY next_attempt_at LIMIT ?`+skip, micros(now), micros(now), limit)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
 		type row struct {
-			q         mail.Queued
-			org, user sql.NullString // user: selected for the row's shape only
-			env       []byte
+			q   mail.Queued
+			org sql.NullString
+			env []byte
 		}
 		var claimed []row
 		for rows.Next() {
 			var r row
-			if err := rows.Scan(&r.q.ID, &r.org, &r.user, &r.env, &r.q.Attempts); err != nil {
+			if err := rows.Scan(&r.q.ID, &r.org, &r.env, &r.q.Attempts); err != nil {
 				return err
 			}
 			claimed = append(claimed, r)

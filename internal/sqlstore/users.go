@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -41,11 +40,6 @@ func scanSealedUser(row interface{ Scan(...any) error }, extra ...any) (sealedUs
 	u.CreatedAt = fromMicros(created)
 	u.LastLoginAt = nullMicros(lastLogin)
 	return u, err
-}
-
-func jsonList(v []string) (string, error) {
-	b, err := json.Marshal(v)
-	return string(b), err
 }
 
 // findUser loads a user of org by id inside the transaction, locking the row
