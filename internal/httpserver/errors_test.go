@@ -134,6 +134,10 @@ func TestMetricsCountByRoutePattern(t *testing.T) {
 			wantError(t, "unknown path", a.call(t, "GET", "/nope/"+mem.ID+"/"+mem.Email, "", nil), 404, "not_found")
 			wantError(t, "unknown user", a.call(t, "GET", orgPath(o.Slug, "/users/"+kluis.NewID(time.Now())), o.Manager.Token, nil), 404, "not_found")
 			orgEvents := len(a.auditLog(t, o.Slug, o.Manager.Token))
+			// Once the key cache has expired, a request unwraps the keys it
+			// needs again: counted per organisation (R28).
+			a.env.Clock.Advance(a.env.Keys.CacheTTL())
+			wantStatus(t, "me after the key cache expired", a.call(t, "GET", orgPath(o.Slug, "/me"), o.Manager.Token, nil), 200)
 
 			rec := httptest.NewRecorder()
 			a.metrics.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
@@ -159,6 +163,18 @@ func TestMetricsCountByRoutePattern(t *testing.T) {
 					t.Errorf("%s = %v (present: %v), want %v", c.sample, got, ok, c.want)
 				}
 			}
+			unwraps := 0.0
+			for name, v := range samples {
+				if strings.HasPrefix(name, `kluis_key_unwraps_total{`) && strings.Contains(name, `kind="user"`) {
+					if !strings.Contains(name, `org="`+o.ID+`"`) {
+						t.Errorf("unwrap metric not labelled with the organisation's id: %s", name)
+					}
+					unwraps += v
+				}
+			}
+			if unwraps < 1 {
+				t.Errorf("no user key unwrap counted after the cache expired:\n%s", text)
+			}
 			if _, ok := samples[`kluis_http_request_duration_seconds_count{route="GET /api/v1/orgs/{org}/users/{id}"}`]; !ok {
 				t.Error("no latency histogram for the user route")
 			}
@@ -172,7 +188,16 @@ func TestMetricsCountByRoutePattern(t *testing.T) {
 					t.Errorf("metric %s has a route label that is not a pattern", s)
 				}
 			}
-			mustNotContain(t, "metrics", text, mem.ID, o.Slug, o.ID, mem.Email, o.Manager.Email, mem.Token, o.Manager.Token, op.Token, "@")
+			// The organisation's id labels the key unwrap counter (R28: unwraps
+			// per organisation), and nothing else.
+			var other []string
+			for _, l := range strings.Split(text, "\n") {
+				if !strings.HasPrefix(l, "kluis_key_unwraps_total{") {
+					other = append(other, l)
+				}
+			}
+			mustNotContain(t, "metrics", strings.Join(other, "\n"), o.ID)
+			mustNotContain(t, "metrics", text, mem.ID, o.Slug, mem.Email, o.Manager.Email, mem.Token, o.Manager.Token, op.Token, "@")
 		})
 	}
 }
