@@ -306,7 +306,8 @@ type app struct {
 	keys      *keys.Store
 	keyEvents keyEvents
 	store     *sqlstore.Store
-	witness   *audit.Witness
+	witness   audit.WitnessLog
+	witnessF  *audit.Witness // the witness file, in embedded mode
 	sender    mail.Sender
 	log       *slog.Logger
 }
@@ -360,8 +361,16 @@ func (a *app) init(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if a.witness, err = audit.OpenWitness(filepath.Join(c.DataDir, "audit", "witness.log")); err != nil {
-		return fmt.Errorf("audit witness: %w", err)
+	// The witness of audit checkpoints (DESIGN §3): a file in the data
+	// folder in embedded mode; the key store when it is a PostgreSQL
+	// database (scale-out mode), so that every node sees every checkpoint.
+	if a.keys.Engine() == keys.Postgres {
+		a.witness = a.keys.Witness()
+	} else {
+		if a.witnessF, err = audit.OpenWitness(filepath.Join(c.DataDir, "audit", "witness.log")); err != nil {
+			return fmt.Errorf("audit witness: %w", err)
+		}
+		a.witness = a.witnessF
 	}
 	hasher, err := password.NewHasher(c.Argon2, 0)
 	if err != nil {
@@ -469,8 +478,8 @@ func (a *app) finish(ctx context.Context) error {
 
 func (a *app) close() error {
 	err := a.db.Close()
-	if a.witness != nil {
-		err = errors.Join(a.witness.Close(), err)
+	if a.witnessF != nil {
+		err = errors.Join(a.witnessF.Close(), err)
 	}
 	if a.keys != nil {
 		err = errors.Join(a.keys.Close(), err)

@@ -314,3 +314,43 @@ func TestAuditVerifyExits2WhenItCannotCheck(t *testing.T) {
 		})
 	}
 }
+
+// DESIGN §3, scale-out mode: with the key store in PostgreSQL, audit
+// checkpoints are witnessed there — every node sees them — and no witness
+// file is written; deleting the newest events with their database
+// checkpoints and a consistent head is still detected.
+func TestScaleOutWitnessIsTheKeyStore(t *testing.T) {
+	t.Parallel()
+	dir, dsn, keysDSN := t.TempDir(), kluistest.DSN(t, "postgres"), kluistest.DSN(t, "postgres")
+	env := testEnv("KLUIS_DB", dsn, "KLUIS_KEYS_DB", keysDSN)
+	mustCLI(t, env, "", "migrate", "--data", dir)
+	for _, slug := range []string{"acme", "beta"} {
+		mustCLI(t, env, "", "org", "create", slug, "--name", "Org "+slug, "--manager-email", "manager@"+slug+".example", "--data", dir)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "audit", "witness.log")); err == nil {
+		t.Error("scale-out mode wrote a witness file")
+	}
+	if got := queryStrings(t, "postgres", dir, keysDSN, `SELECT chain FROM audit_witness`); len(got) == 0 {
+		t.Fatal("no checkpoint witnessed in the key store")
+	}
+	if r := cli(t, env, "", "audit", "verify", "--data", dir); r.code != 0 {
+		t.Fatalf("audit verify: %s, want exit 0", r)
+	}
+	var acme string
+	for _, line := range strings.Split(strings.TrimSpace(mustCLI(t, env, "", "org", "list", "--data", dir).stdout), "\n") {
+		if f := strings.Split(line, "\t"); f[0] == "acme" {
+			acme = sqlstore.OrgChain(kluis.OrgID(f[1]))
+		}
+	}
+	for _, q := range []string{
+		`DELETE FROM audit_events WHERE chain = '` + acme + `' AND seq > 1`,
+		`UPDATE audit_heads SET seq = 1, hash = (SELECT hash FROM audit_events WHERE chain = '` + acme + `' AND seq = 1) WHERE chain = '` + acme + `'`,
+		`DELETE FROM audit_checkpoints WHERE chain = '` + acme + `' AND seq > 1`,
+	} {
+		kluistest.RawExec(t, "postgres", dir, dsn, q)
+	}
+	r := cli(t, env, "", "audit", "verify", "--data", dir)
+	if r.code != 1 || !strings.Contains(r.stdout, acme) {
+		t.Errorf("after truncating acme's chain: %s, want exit 1 naming it", r)
+	}
+}

@@ -13,6 +13,18 @@ import (
 	"time"
 )
 
+// WitnessLog keeps a copy of every checkpoint outside the data database
+// (DESIGN §3): the Witness file in embedded mode, the key store in scale-out
+// mode, so that every node sees every checkpoint.
+type WitnessLog interface {
+	// Append adds a checkpoint durably before it returns.
+	Append(c Checkpoint) error
+	// Checkpoints returns every checkpoint appended, oldest first.
+	Checkpoints() ([]Checkpoint, error)
+}
+
+var _ WitnessLog = (*Witness)(nil)
+
 // Witness is an append-only file outside the data database that keeps a copy
 // of every checkpoint (in embedded mode DATA/audit/witness.log). An attacker
 // who can rewrite the database but not this file cannot delete the newest

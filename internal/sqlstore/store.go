@@ -28,7 +28,7 @@ type Store struct {
 	now     func() time.Time
 	hasher  *password.Hasher
 	signer  *audit.Signer
-	witness *audit.Witness
+	witness audit.WitnessLog
 	keys    *keys.Store
 	log     *slog.Logger
 
@@ -59,7 +59,7 @@ type Options struct {
 	Now       func() time.Time // defaults to time.Now
 	Hasher    *password.Hasher // required
 	Signer    *audit.Signer    // required: signs audit checkpoints
-	Witness   *audit.Witness   // required: the checkpoint copy outside the database
+	Witness   audit.WitnessLog // required: the checkpoint copy outside the database
 	Keys      *keys.Store      // required: the key store that seals personal data
 	Log       *slog.Logger     // for failures of work after a commit; defaults to discarding
 	PublicURL string           // base of every link in mail
