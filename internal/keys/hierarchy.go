@@ -368,13 +368,16 @@ func (s *Store) ensureTx(ctx context.Context, tx *sql.Tx, m meta, ref KeyRef, no
 }
 
 // sealing returns the version of ref that seals and its unwrapped entry,
-// making the key if need be.
+// making the key if need be. Only an active version seals: a cached active
+// version whose key turns out retired (rotated by another process) is
+// dropped and the key store asked again. A cached active version is never
+// extended: it expires at most a TTL after it was read from the key store.
 func (s *Store) sealing(ctx context.Context, ref KeyRef) (KeyVersion, *entry, error) {
 	now := s.now()
 	s.mu.Lock()
 	kv, haveKV := s.active.get(ref, now)
 	if haveKV {
-		if e, ok := s.entries.get(kv, now); ok && e.state != StateDestroyed {
+		if e, ok := s.entries.get(kv, now); ok && e.state == StateActive {
 			s.mu.Unlock()
 			return kv, e, nil
 		}
@@ -382,25 +385,40 @@ func (s *Store) sealing(ctx context.Context, ref KeyRef) (KeyVersion, *entry, er
 	epoch := s.epoch
 	s.mu.Unlock()
 
-	if !haveKV {
-		var err error
-		if kv, err = s.activeVersion(ctx, ref); err != nil {
+	for attempt := 0; ; attempt++ {
+		fresh := !haveKV
+		if fresh {
+			var err error
+			if kv, err = s.activeVersion(ctx, ref); err != nil {
+				return KeyVersion{}, nil, err
+			}
+		}
+		e, err := s.entry(ctx, kv)
+		if err != nil {
 			return KeyVersion{}, nil, err
 		}
+		switch {
+		case e.state == StateDestroyed:
+			return KeyVersion{}, nil, fmt.Errorf("%w: the %s", ErrKeyDestroyed, ref)
+		case e.state != StateActive && attempt == 0:
+			// Retired since it was cached: read the active version again.
+			s.mu.Lock()
+			s.active.deleteFunc(func(r KeyRef, _ KeyVersion) bool { return r == ref })
+			s.mu.Unlock()
+			haveKV = false
+			continue
+		case e.state != StateActive:
+			return KeyVersion{}, nil, fmt.Errorf("keys: the %s has no active version", ref)
+		}
+		if fresh {
+			s.mu.Lock()
+			if s.epoch == epoch {
+				s.active.put(ref, kv, s.expiry())
+			}
+			s.mu.Unlock()
+		}
+		return kv, e, nil
 	}
-	e, err := s.entry(ctx, kv)
-	if err != nil {
-		return KeyVersion{}, nil, err
-	}
-	if e.state == StateDestroyed {
-		return KeyVersion{}, nil, fmt.Errorf("%w: the %s", ErrKeyDestroyed, ref)
-	}
-	s.mu.Lock()
-	if s.epoch == epoch {
-		s.active.put(ref, kv, s.expiry())
-	}
-	s.mu.Unlock()
-	return kv, e, nil
 }
 
 // forget drops every cached key, and every cached active version, whose

@@ -6,3 +6,6 @@ import "crypto/x509"
 func SetRootCAs(s *SMTP, pool *x509.CertPool) {
 	s.rootCAs = pool
 }
+
+// RedactAddresses is redactAddresses, for tests.
+var RedactAddresses = redactAddresses

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"time"
 )
 
@@ -136,7 +137,8 @@ func (w *Worker) DeliverDue(ctx context.Context) (sent int, err error) {
 			}
 			if sendErr != nil {
 				next := w.now().Add(Backoff(q.Attempts))
-				log.WarnContext(ctx, "mail delivery failed", "id", q.ID, "attempt", attempt, "next_attempt", next, "error", sendErr)
+				// SMTP replies often quote the recipient's address: never logged.
+				log.WarnContext(ctx, "mail delivery failed", "id", q.ID, "attempt", attempt, "next_attempt", next, "error", redactAddresses(sendErr.Error()))
 				if err := w.Queue.MarkFailed(ctx, q.ID, next); err != nil {
 					return sent, fmt.Errorf("mail: rescheduling message %s: %w", q.ID, err)
 				}
@@ -153,6 +155,12 @@ func (w *Worker) DeliverDue(ctx context.Context) (sent int, err error) {
 		}
 	}
 }
+
+// addressLike matches anything shaped like an e-mail address.
+var addressLike = regexp.MustCompile(`[^\s<>"'(),;:\[\]]+@[^\s<>"'(),;:\[\]]+`)
+
+// redactAddresses replaces e-mail addresses in a text (an SMTP error, say).
+func redactAddresses(s string) string { return addressLike.ReplaceAllString(s, "[address]") }
 
 // Notify wakes a running Run to deliver now, typically right after a
 // message was queued. It never blocks.

@@ -457,3 +457,17 @@ func TestWorkerRetriesUntilServerRuns(t *testing.T) {
 		}
 	}
 }
+
+// Personal data never reaches the log: an SMTP error that quotes the
+// recipient is logged with the address replaced.
+func TestDeliveryErrorsAreLoggedWithoutAddresses(t *testing.T) {
+	for in, want := range map[string]string{
+		"550 5.1.1 <bob.smith+x@example.org>: Recipient address rejected": "550 5.1.1 <[address]>: Recipient address rejected",
+		"dial tcp 192.0.2.1:25: connection refused":                       "dial tcp 192.0.2.1:25: connection refused",
+		"RCPT TO:jan@voorbeeld.nl failed; also (ann@x.test)":              "RCPT TO:[address] failed; also ([address])",
+	} {
+		if got := mail.RedactAddresses(in); got != want {
+			t.Errorf("redact %q:\n got %q\nwant %q", in, got, want)
+		}
+	}
+}

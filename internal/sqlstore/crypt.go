@@ -226,16 +226,23 @@ func (s *Store) sealDetails(ctx context.Context, chain, eventID string, details 
 	return out, nil
 }
 
-// sealClient encrypts the client address of an audit event; the command line
-// and background work have none (an empty column).
-func (s *Store) sealClient(ctx context.Context, chain, eventID string) ([]byte, error) {
+// sealClient encrypts the client address of an audit event: under the
+// actor's user key when a user of the chain's organisation acted (the address
+// is theirs: erasing them makes it unreadable, like their other data), else
+// under the organisation key (the platform key for the platform chain). The
+// command line and background work have none (an empty column).
+func (s *Store) sealClient(ctx context.Context, chain, eventID string, actor kluis.Actor) ([]byte, error) {
 	addr := clientFrom(ctx)
 	if !addr.IsValid() {
 		return []byte{}, nil
 	}
-	c, err := s.keys.Seal(ctx, chainKey(chain), auditField(chain, eventID, colClient), []byte(addr.Unmap().String()))
+	key := chainKey(chain)
+	if chain != audit.PlatformChain && actor.IsOrgUser(chainOrg(chain)) {
+		key = userKey(actor.OrgID, actor.UserID)
+	}
+	c, err := s.keys.Seal(ctx, key, auditField(chain, eventID, colClient), []byte(addr.Unmap().String()))
 	if errors.Is(err, keys.ErrKeyDestroyed) {
-		return []byte{}, nil // an event of an erased organisation: no address kept
+		return []byte{}, nil // the actor or the organisation is erased: no address kept
 	}
 	if err != nil {
 		return nil, fmt.Errorf("seal audit client: %w", err)

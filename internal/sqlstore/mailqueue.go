@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -45,6 +46,8 @@ func (s *Store) sealEnvelope(ctx context.Context, id string, org kluis.OrgID, us
 	return s.seal(ctx, mailKey(org, user), mailField(id, org), b)
 }
 
+var errBadEnvelope = errors.New("not a mail envelope")
+
 func (s *Store) openEnvelope(ctx context.Context, id string, org kluis.OrgID, c []byte) (envelope, error) {
 	var e envelope
 	b, err := s.open(ctx, mailField(id, org), c)
@@ -52,7 +55,7 @@ func (s *Store) openEnvelope(ctx context.Context, id string, org kluis.OrgID, c 
 		return e, err
 	}
 	if err := json.Unmarshal(b, &e); err != nil {
-		return e, fmt.Errorf("queued mail %s: bad envelope", id)
+		return e, fmt.Errorf("%w: queued mail %s", errBadEnvelope, id)
 	}
 	return e, nil
 }
@@ -101,6 +104,9 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, limit int, lease ti
 		rows.Close()
 		for _, r := range claimed {
 			env, err := s.openEnvelope(ctx, r.q.ID, kluis.OrgID(r.org.String), r.env)
+			if err != nil && !errors.Is(err, keys.ErrKeyDestroyed) && !errors.Is(err, keys.ErrDecrypt) && !errors.Is(err, errBadEnvelope) {
+				return err // the key store is unreachable, say: the message waits
+			}
 			if err != nil {
 				// Unreadable (its key destroyed, or altered): it can
 				// never be sent. Dropped, and logged without content.

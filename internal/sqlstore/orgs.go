@@ -73,7 +73,7 @@ func (s *Store) CreateOrg(ctx context.Context, actor kluis.Actor, in NewOrg) (kl
 	}
 	managerID, err := s.newUserID(ctx, orgID)
 	if err != nil {
-		s.keys.DestroyOrgKeys(context.WithoutCancel(ctx), string(orgID))
+		s.dropUnusedOrgKeys(ctx, orgID)
 		return kluis.Org{}, "", err
 	}
 	var org kluis.Org
@@ -110,9 +110,23 @@ func (s *Store) CreateOrg(ctx context.Context, actor kluis.Actor, in NewOrg) (kl
 			map[string]any{"role": string(kluis.RoleManager), "email": sealedDetail{userKey(org.ID, u.ID), email}})
 	})
 	if err != nil {
-		s.keys.DestroyOrgKeys(context.WithoutCancel(ctx), string(orgID)) // best effort: keys that sealed nothing kept
+		s.dropUnusedOrgKeys(ctx, orgID)
 	}
 	return org, link, err
+}
+
+// dropUnusedOrgKeys destroys the keys made for an organisation whose
+// creation failed, once it is sure the organisation does not exist (a commit
+// can succeed and still report an error).
+func (s *Store) dropUnusedOrgKeys(ctx context.Context, org kluis.OrgID) {
+	ctx = context.WithoutCancel(ctx)
+	var n int
+	if err := s.db.readRow(ctx, `SELECT COUNT(*) FROM orgs WHERE id = ?`, org).Scan(&n); err != nil || n > 0 {
+		return
+	}
+	if err := s.keys.DestroyOrgKeys(ctx, string(org)); err != nil {
+		s.log.Warn("the unused keys of an organisation not created were not destroyed (they seal nothing)", "err", err.Error())
+	}
 }
 
 // DeleteOrg deletes an organisation on its request, with its users,
@@ -122,6 +136,7 @@ func (s *Store) CreateOrg(ctx context.Context, actor kluis.Actor, in NewOrg) (kl
 // the CLI only. Errors: not_found, forbidden.
 func (s *Store) DeleteOrg(ctx context.Context, actor kluis.Actor, slug string) error {
 	ctx = WithActor(ctx, actor)
+	var shred string
 	err := s.write(ctx, audit.PlatformChain, func(t *Tx) error {
 		if !kluis.CanManageOrgs(actor) {
 			return deny(audit.PlatformChain, actor, "org.delete", "", kluis.ErrForbidden)
@@ -133,14 +148,14 @@ func (s *Store) DeleteOrg(ctx context.Context, actor kluis.Actor, slug string) e
 		if _, err := t.exec(ctx, `DELETE FROM orgs WHERE id = ?`, org.ID); err != nil {
 			return fmt.Errorf("delete organisation: %w", err)
 		}
-		if err := t.scheduleShred(ctx, org.ID, ""); err != nil {
+		if shred, err = t.scheduleShred(ctx, org.ID, ""); err != nil {
 			return err
 		}
 		return t.appendEvent(ctx, audit.PlatformChain, actor, "org.delete", "org:"+string(org.ID), "success",
 			map[string]any{"slug": org.Slug})
 	})
 	if err == nil {
-		s.shredNow(ctx)
+		s.shredNow(ctx, shred)
 	}
 	return err
 }

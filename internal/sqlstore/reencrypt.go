@@ -128,6 +128,7 @@ func (s *Store) Reencrypt(ctx context.Context, progress func(Reencryption)) ([]R
 	if err != nil {
 		return nil, err
 	}
+	var errs []error
 	for i, j := range jobs {
 		for !j.Finished() {
 			if err := ctx.Err(); err != nil {
@@ -138,7 +139,10 @@ func (s *Store) Reencrypt(ctx context.Context, progress func(Reencryption)) ([]R
 				break // the next round, after the caller's pause
 			}
 			if err != nil {
-				return jobs, fmt.Errorf("re-encrypt organisation %s: %w", j.Org, err)
+				// This organisation's job waits for the next round; the
+				// others go on.
+				errs = append(errs, fmt.Errorf("re-encrypt organisation %s: %w", j.Org, err))
+				break
 			}
 			j = next
 			if progress != nil {
@@ -150,7 +154,7 @@ func (s *Store) Reencrypt(ctx context.Context, progress func(Reencryption)) ([]R
 		}
 		jobs[i] = j
 	}
-	return jobs, nil
+	return jobs, errors.Join(errs...)
 }
 
 // errSettling: the pass is complete but began before every process could
@@ -278,13 +282,18 @@ func (t *Tx) reencryptRows(ctx context.Context, org kluis.OrgID, table, after st
 		return "", 0, 0, fmt.Errorf("re-encryption: unknown table %q", table)
 	}
 	active := map[keys.KeyRef]keys.KeyVersion{}
+rows:
 	for _, r := range batch {
 		last = r.id
 		changed := false
 		for i, c := range r.cols {
 			kv, ok := active[c.key]
 			if !ok {
-				if kv, err = t.s.keys.ActiveVersion(ctx, c.key); err != nil {
+				kv, err = t.s.keys.ActiveVersion(ctx, c.key)
+				if errors.Is(err, keys.ErrKeyDestroyed) {
+					continue rows // its owner is being erased
+				}
+				if err != nil {
 					return "", 0, 0, err
 				}
 				active[c.key] = kv
@@ -293,6 +302,13 @@ func (t *Tx) reencryptRows(ctx context.Context, org kluis.OrgID, table, after st
 				continue
 			}
 			p, err := t.s.open(ctx, c.field, c.c)
+			if errors.Is(err, keys.ErrDecrypt) || errors.Is(err, keys.ErrKeyDestroyed) {
+				// Altered or moved (it opens nowhere), or its owner is being
+				// erased: nothing to re-encrypt. Left as it is, logged, and
+				// counted by keys status; the job goes on.
+				t.s.log.Error("re-encryption skipped an unreadable value", "table", table, "row", r.id, "column", c.name, "err", err.Error())
+				continue rows
+			}
 			if err != nil {
 				return "", 0, 0, err
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"net/netip"
 
 	"github.com/kluis/kluis"
 )
@@ -21,33 +22,48 @@ import (
 // make a live user's data unreadable.
 
 // scheduleShred records, in the deleting transaction, that the user's key
-// (user "" for every key of the organisation) is to be destroyed.
-func (t *Tx) scheduleShred(ctx context.Context, org kluis.OrgID, user kluis.UserID) error {
+// (user "" for every key of the organisation) is to be destroyed, and
+// returns the record's id.
+func (t *Tx) scheduleShred(ctx context.Context, org kluis.OrgID, user kluis.UserID) (string, error) {
 	u := sql.NullString{String: string(user), Valid: user != ""}
+	id := kluis.NewID(t.now)
 	if _, err := t.exec(ctx, `INSERT INTO key_shreds (id, org_id, user_id, created_at, attempts) VALUES (?, ?, ?, ?, 0)`,
-		kluis.NewID(t.now), org, u, micros(t.now)); err != nil {
-		return fmt.Errorf("schedule key destruction: %w", err)
+		id, org, u, micros(t.now)); err != nil {
+		return "", fmt.Errorf("schedule key destruction: %w", err)
 	}
-	return nil
+	return id, nil
 }
 
-// shredNow runs Shred after a deletion committed; a failure is logged and
-// retried later, the deletion stands.
-func (s *Store) shredNow(ctx context.Context) {
-	if n, err := s.Shred(context.WithoutCancel(ctx)); err != nil {
+// shredNow destroys the keys one deletion scheduled, right after it
+// committed, as the deleting request's actor; a failure is logged and
+// retried later by Shred, the deletion stands. Only that deletion's keys:
+// another organisation's pending destruction is never recorded under this
+// request's actor and client address.
+func (s *Store) shredNow(ctx context.Context, id string) {
+	if n, err := s.shred(context.WithoutCancel(ctx), id); err != nil {
 		s.log.Error("key destruction failed; it is retried", "pending", n, "err", err.Error())
 	}
 }
 
-// Shred destroys the keys of deleted users and organisations that are still
-// waiting (see above) and returns how many are still pending afterwards.
+// Shred destroys the keys of deleted users and organisations whose
+// destruction did not happen right after the deletion (see above), as the
+// system actor, and returns how many are still pending afterwards.
 func (s *Store) Shred(ctx context.Context) (pending int, err error) {
+	return s.shred(WithClient(WithActor(ctx, kluis.SystemActor), netip.Addr{}), "")
+}
+
+// shred works on the pending destruction id, or on all when id is "".
+func (s *Store) shred(ctx context.Context, only string) (pending int, err error) {
 	type job struct {
 		id   string
 		org  kluis.OrgID
 		user sql.NullString
 	}
-	rows, err := s.db.writer.QueryContext(ctx, s.db.q(`SELECT id, org_id, user_id FROM key_shreds ORDER BY created_at, id`))
+	query, args := `SELECT id, org_id, user_id FROM key_shreds ORDER BY created_at, id`, []any(nil)
+	if only != "" {
+		query, args = `SELECT id, org_id, user_id FROM key_shreds WHERE id = ?`, []any{only}
+	}
+	rows, err := s.db.writer.QueryContext(ctx, s.db.q(query), args...)
 	if err != nil {
 		return 0, err
 	}

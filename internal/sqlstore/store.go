@@ -288,7 +288,7 @@ func (t *Tx) appendEvent(ctx context.Context, chain string, actor kluis.Actor, a
 			return err
 		}
 	}
-	client, err := t.s.sealClient(ctx, chain, id)
+	client, err := t.s.sealClient(ctx, chain, id, actor)
 	if err != nil {
 		return err
 	}

@@ -68,10 +68,20 @@ func (s *Store) newUserID(ctx context.Context, org kluis.OrgID) (kluis.UserID, e
 }
 
 // dropUnusedKey destroys the key made by newUserID when the user was not
-// created after all.
+// created after all. An error of the transaction does not prove that: a
+// commit can succeed and still report an error, so the row is looked up
+// first, and a key whose user exists (or may exist) is kept.
 func (s *Store) dropUnusedKey(ctx context.Context, org kluis.OrgID, id kluis.UserID, err error) {
-	if err != nil && id != "" {
-		s.keys.DestroyUserKey(context.WithoutCancel(ctx), string(org), string(id)) // best effort: an unused key
+	if err == nil || id == "" {
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	var n int
+	if err := s.db.readRow(ctx, `SELECT COUNT(*) FROM users WHERE id = ?`, id).Scan(&n); err != nil || n > 0 {
+		return
+	}
+	if err := s.keys.DestroyUserKey(ctx, string(org), string(id)); err != nil {
+		s.log.Warn("an unused user key was not destroyed (it seals nothing)", "err", err.Error())
 	}
 }
 
@@ -482,6 +492,7 @@ func (s *Store) UpdateUser(ctx context.Context, org kluis.OrgID, actor kluis.Act
 // Errors: not_found, conflict, forbidden.
 func (s *Store) DeleteUser(ctx context.Context, org kluis.OrgID, actor kluis.Actor, id kluis.UserID) error {
 	ctx = WithActor(ctx, actor)
+	var shred string
 	err := s.write(ctx, orgChain(org), func(t *Tx) error {
 		if !kluis.CanManageUsers(actor, org) {
 			return deny(orgChain(org), actor, "user.delete", userTarget(id), kluis.ErrForbidden)
@@ -502,13 +513,13 @@ func (s *Store) DeleteUser(ctx context.Context, org kluis.OrgID, actor kluis.Act
 		if _, err := t.exec(ctx, `DELETE FROM users WHERE org_id = ? AND id = ?`, org, u.ID); err != nil {
 			return err
 		}
-		if err := t.scheduleShred(ctx, org, u.ID); err != nil {
+		if shred, err = t.scheduleShred(ctx, org, u.ID); err != nil {
 			return err
 		}
 		return t.appendEvent(ctx, orgChain(org), actor, "user.delete", "user:"+string(u.ID), "success", nil)
 	})
 	if err == nil {
-		s.shredNow(ctx)
+		s.shredNow(ctx, shred)
 	}
 	return err
 }
