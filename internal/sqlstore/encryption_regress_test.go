@@ -166,7 +166,7 @@ func TestRetiredVersionStopsSealingAfterTheTTL(t *testing.T) {
 			t.Fatal(err)
 		}
 		env.Clock.Advance(ttl - time.Second)
-		upd("B") // opens v2 (evicting v1's entry), seals with cached v1 and re-puts it for another TTL
+		upd("B")                           // opens v2 (evicting v1's entry), seals with cached v1 and re-puts it for another TTL
 		env.Clock.Advance(2 * time.Second) // past SettledAt
 		for i := 0; i < 5; i++ {
 			jobs, err := env.Store.Reencrypt(ctx, nil)
