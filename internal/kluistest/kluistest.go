@@ -399,8 +399,15 @@ func (e *Env) Query(tb testing.TB, query string) [][][]byte {
 	tb.Helper()
 	driver, source := "pgx", e.DSN
 	if e.Engine != sqlstore.Postgres {
-		driver, source = "sqlite", "file:"+filepath.Join(e.Dir, "kluis.db")+"?_busy_timeout=10000&mode=ro"
+		driver, source = "sqlite", "file:"+filepath.Join(e.Dir, "kluis.db")+"?_busy_timeout=10000"
 	}
+	return QueryRows(tb, driver, source, query)
+}
+
+// QueryRows runs a read on any database (a driver name and its source) and
+// returns every row's columns as bytes (NULL as nil).
+func QueryRows(tb testing.TB, driver, source, query string) [][][]byte {
+	tb.Helper()
 	db, err := sql.Open(driver, source)
 	if err != nil {
 		tb.Fatal(err)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -370,55 +369,10 @@ func TestMarkersAppearNowhereAtRest(t *testing.T) {
 // ---------------------------------------------------------------------------
 // Raw access, as someone with database access has it.
 
-// rawRows runs a query on the env's data database through a connection of
-// its own and returns every column of every row as bytes (nil for NULL).
-func rawRows(t *testing.T, env *kluistest.Env, query string) [][][]byte {
-	t.Helper()
-	driver, source := "pgx", env.DSN
-	if env.Engine != sqlstore.Postgres {
-		driver, source = "sqlite", "file:"+filepath.Join(env.Dir, "kluis.db")+"?_busy_timeout=10000"
-	}
-	return queryBytes(t, driver, source, query)
-}
-
-func queryBytes(t *testing.T, driver, source, query string) [][][]byte {
-	t.Helper()
-	db, err := sql.Open(driver, source)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	rows, err := db.Query(query)
-	if err != nil {
-		t.Fatalf("query %q: %v", query, err)
-	}
-	defer rows.Close()
-	cols, err := rows.Columns()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out [][][]byte
-	for rows.Next() {
-		row := make([][]byte, len(cols))
-		dest := make([]any, len(cols))
-		for i := range row {
-			dest[i] = &row[i]
-		}
-		if err := rows.Scan(dest...); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, row)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
 // rawOne returns the single value a query selects.
 func rawOne(t *testing.T, env *kluistest.Env, query string) []byte {
 	t.Helper()
-	rows := rawRows(t, env, query)
+	rows := env.Query(t, query)
 	if len(rows) != 1 || len(rows[0]) != 1 {
 		t.Fatalf("query %q: got %d rows, want one value", query, len(rows))
 	}
@@ -654,7 +608,7 @@ type sealed struct {
 // user's row.
 func sealedUserFields(t *testing.T, env *kluistest.Env, org kluis.OrgID, id kluis.UserID) []sealed {
 	t.Helper()
-	rows := rawRows(t, env, fmt.Sprintf(`SELECT email, name, phone FROM users WHERE id = '%s'`, id))
+	rows := env.Query(t, fmt.Sprintf(`SELECT email, name, phone FROM users WHERE id = '%s'`, id))
 	if len(rows) != 1 {
 		t.Fatalf("user %s: %d rows", id, len(rows))
 	}
@@ -669,7 +623,7 @@ func sealedUserFields(t *testing.T, env *kluistest.Env, org kluis.OrgID, id klui
 func sealedMail(t *testing.T, env *kluistest.Env, org kluis.OrgID, user kluis.UserID) []sealed {
 	t.Helper()
 	var out []sealed
-	for _, r := range rawRows(t, env, fmt.Sprintf(`SELECT id, envelope FROM mail_queue WHERE user_id = '%s'`, user)) {
+	for _, r := range env.Query(t, fmt.Sprintf(`SELECT id, envelope FROM mail_queue WHERE user_id = '%s'`, user)) {
 		out = append(out, sealed{keys.FieldRef{Org: string(org), Table: "mail_queue", Column: "envelope", Row: string(r[0])}, r[1]})
 	}
 	if len(out) == 0 {
@@ -760,7 +714,7 @@ func TestDeletionShredsCopiesTakenBefore(t *testing.T) {
 				fmt.Sprintf(`SELECT wrapped FROM keys WHERE kind = 'user' AND owner_id = '%s'`, victim.id),
 				fmt.Sprintf(`SELECT wrapped FROM keys WHERE org_id = '%s' AND wrapped IS NOT NULL`, beta.ID),
 			} {
-				for _, r := range queryBytes(t, "sqlite", "file:"+env.KeysDSN+"?_busy_timeout=10000", q) {
+				for _, r := range kluistest.QueryRows(t, "sqlite", "file:"+env.KeysDSN+"?_busy_timeout=10000", q) {
 					wrapped = append(wrapped, r[0])
 				}
 			}
@@ -862,7 +816,7 @@ func TestDeletionShredsCopiesTakenBefore(t *testing.T) {
 			t.Errorf("alpha's chain records %d destroyed keys (%v), want the two deleted users'", len(destroyed), destroyed)
 		}
 		var orgKinds []string
-		for _, r := range rawRows(t, env, `SELECT details FROM audit_events WHERE chain = 'platform' AND action = 'key.destroyed'`) {
+		for _, r := range env.Query(t, `SELECT details FROM audit_events WHERE chain = 'platform' AND action = 'key.destroyed'`) {
 			var d struct{ Kind, Org string }
 			if err := json.Unmarshal(r[0], &d); err != nil {
 				t.Fatal(err)
