@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"fmt"
 	"io"
 	"mime"
@@ -237,26 +236,9 @@ func queryStrings(t testing.TB, engine, dir, dsn, query string) []string {
 	if engine != sqlstore.Postgres {
 		driver, source = "sqlite", "file:"+filepath.Join(dir, "kluis.db")+"?_busy_timeout=10000"
 	}
-	db, err := sql.Open(driver, source)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	rows, err := db.Query(query)
-	if err != nil {
-		t.Fatalf("query %q: %v", query, err)
-	}
-	defer rows.Close()
 	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, s)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
+	for _, row := range kluistest.QueryRows(t, driver, source, query) {
+		out = append(out, string(row[0]))
 	}
 	return out
 }

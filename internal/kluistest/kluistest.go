@@ -376,9 +376,9 @@ func RawExec(tb testing.TB, engine, dataDir, dsn, query string) int64 {
 // OtherProcess returns a second store on the env's databases with a key
 // store connection and key cache of its own, as another kluis process (or
 // node) has.
-func (e *Env) OtherProcess(tb testing.TB) (*sqlstore.Store, *keys.Store) {
+func (e *Env) OtherProcess(tb testing.TB, opts keys.Options) (*sqlstore.Store, *keys.Store) {
 	tb.Helper()
-	ks, err := keys.OpenStore(context.Background(), e.KeysDSN, e.Root, e.Clock.Now, keys.Options{})
+	ks, err := keys.OpenStore(context.Background(), e.KeysDSN, e.Root, e.Clock.Now, opts)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -56,7 +56,7 @@ func TestOrgKeyRotationReencryptsEverythingButAudit(t *testing.T) {
 		if _, err := env.Store.UpdateMe(ctx, o.ID, m, kluis.UserInput{Phone: ptr("+31 6 12345678")}); err != nil {
 			t.Fatal(err)
 		}
-		stale, _ := env.OtherProcess(t)
+		stale, _ := env.OtherProcess(t, keys.Options{})
 		if _, _, err := stale.Login(ctx, o.ID, "member@rot.example", pw); err != nil { // warms its cache
 			t.Fatal(err)
 		}
