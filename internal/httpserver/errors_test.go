@@ -42,7 +42,7 @@ func TestErrorsFollowTheContractTable(t *testing.T) {
 				allow  []string // methods the Allow header must list
 			}{
 				{name: "unknown path", rq: request{method: "GET", path: "/nope"}, status: 404, code: "not_found"},
-				{name: "root", rq: request{method: "GET", path: "/"}, status: 404, code: "not_found"},
+				{name: "API root", rq: request{method: "GET", path: "/api/v1"}, status: 404, code: "not_found"},
 				{name: "unknown API version", rq: request{method: "GET", path: "/api/v2/orgs"}, status: 404, code: "not_found"},
 				{name: "unknown path in an organisation", rq: request{method: "GET", path: orgPath(o.Slug, "/nope"), bearer: mgr}, status: 404, code: "not_found"},
 				{name: "path below a user", rq: request{method: "GET", path: orgPath(o.Slug, "/users/"+mem.ID+"/secrets"), bearer: mgr}, status: 404, code: "not_found"},

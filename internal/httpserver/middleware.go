@@ -144,6 +144,16 @@ func (s *server) dispatch(w http.ResponseWriter, r *http.Request) {
 	}
 	probe := &probeWriter{header: http.Header{}}
 	h.ServeHTTP(probe, r)
+	if isPageRequest(r) {
+		setPageHeaders(w, r)
+		err := kluis.ErrNotFound
+		if probe.status == http.StatusMethodNotAllowed {
+			w.Header().Set("Allow", probe.header.Get("Allow"))
+			err = kluis.Errorf(kluis.EMethodNotAllowed, "this method is not allowed here")
+		}
+		s.pageError(w, r, s.newPage(w, r), err)
+		return
+	}
 	if probe.status == http.StatusMethodNotAllowed {
 		w.Header().Set("Allow", probe.header.Get("Allow"))
 		writeError(w, r, kluis.Errorf(kluis.EMethodNotAllowed, "this method is not allowed here"))

@@ -50,6 +50,40 @@ func (s *server) routes() []Route {
 		{"GET", "/api/v1/orgs/{org}/audit", "org", s.orgUser(handleListAudit(st))},
 		{"GET", "/api/v1/orgs/{org}/audit/export", "org", s.orgUser(handleExportAudit(st))},
 		{"GET", "/api/v1/orgs/{org}/audit/verify", "org", s.orgUser(handleVerifyAudit(st))},
+
+		// The web interface (docs/UI.md). Its realms start with "page".
+		{"GET", "/{$}", "page", s.page(handleHomePage())},
+		{"GET", "/static/{file}", "page", s.static},
+		{"POST", "/lang", "page", s.page(handleLangForm())},
+
+		{"GET", "/operator/login", "page-operator", s.operatorPage(anyone, handleOperatorLoginPage())},
+		{"POST", "/operator/login", "page-operator", s.operatorPage(anyone, handleOperatorLoginForm(st))},
+		{"POST", "/operator/logout", "page-operator", s.operatorPage(signedIn, handleOperatorLogoutForm(st))},
+		{"GET", "/operator", "page-operator", s.operatorPage(signedIn, handleOrgsPage(st))},
+		{"POST", "/operator/orgs", "page-operator", s.operatorPage(signedIn, handleCreateOrgForm(st))},
+
+		{"GET", "/o/{org}/{$}", "page-org", s.orgPage(anyone, handleOrgHome())},
+		{"GET", "/o/{org}/login", "page-org", s.orgPage(anyone, handleLoginPage())},
+		{"POST", "/o/{org}/login", "page-org", s.orgPage(anyone, handleLoginForm(st))},
+		{"POST", "/o/{org}/logout", "page-org", s.orgPage(signedIn, handleLogoutForm(st))},
+		{"GET", "/o/{org}/signed-out", "page-org", s.orgPage(anyone, handleSignedOutPage())},
+		{"GET", "/o/{org}/invite", "page-org", s.orgPage(anyone, handleInvitePage())},
+		{"POST", "/o/{org}/invite", "page-org", s.orgPage(anyone, handleInviteForm(st))},
+		{"GET", "/o/{org}/account", "page-org", s.orgPage(signedIn, handleAccountPage(st))},
+		{"POST", "/o/{org}/account/profile", "page-org", s.orgPage(signedIn, handleProfileForm(st))},
+		{"POST", "/o/{org}/account/password", "page-org", s.orgPage(signedIn, handlePasswordForm(st))},
+		{"GET", "/o/{org}/users", "page-org", s.orgPage(signedIn, handleUsersPage(st))},
+		{"POST", "/o/{org}/users", "page-org", s.orgPage(signedIn, handleInviteUserForm(st))},
+		{"GET", "/o/{org}/users/{id}", "page-org", s.orgPage(signedIn, handleUserPage(st))},
+		{"POST", "/o/{org}/users/{id}", "page-org", s.orgPage(signedIn, handleUpdateUserForm(st))},
+		{"POST", "/o/{org}/users/{id}/invitation/resend", "page-org", s.orgPage(signedIn, handleInvitationForm(st, false))},
+		{"POST", "/o/{org}/users/{id}/invitation/revoke", "page-org", s.orgPage(signedIn, handleInvitationForm(st, true))},
+		{"GET", "/o/{org}/users/{id}/delete", "page-org", s.orgPage(signedIn, handleDeleteUserPage(st))},
+		{"POST", "/o/{org}/users/{id}/delete", "page-org", s.orgPage(signedIn, handleDeleteUserForm(st))},
+		{"GET", "/o/{org}/policy", "page-org", s.orgPage(signedIn, handlePolicyPage(st))},
+		{"POST", "/o/{org}/policy", "page-org", s.orgPage(signedIn, handlePolicyForm(st))},
+		{"GET", "/o/{org}/audit", "page-org", s.orgPage(signedIn, handleAuditPage(st))},
+		{"GET", "/o/{org}/audit/verify", "page-org", s.orgPage(signedIn, handleAuditVerifyPage(st))},
 	}
 }
 

@@ -37,6 +37,8 @@ type server struct {
 	maxBody int64
 	proxies []netip.Prefix
 	mux     *http.ServeMux
+	pages   templates
+	static  http.Handler
 }
 
 // NewServer returns the kluis HTTP handler.
@@ -48,12 +50,25 @@ func NewServer(c Config) http.Handler {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	var err error
+	if s.pages, err = loadTemplates(); err != nil {
+		panic("httpserver: embedded templates: " + err.Error())
+	}
+	if s.static, err = staticFiles(); err != nil {
+		panic("httpserver: embedded static files: " + err.Error())
+	}
 	for _, rt := range s.routes() {
 		s.mux.Handle(rt.Method+" "+rt.Pattern, rt.Handler)
 	}
 	csrf := http.NewCrossOriginProtection()
 	csrf.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, r, kluis.Errorf(kluis.EForbidden, "cross-origin request refused"))
+		refused := kluis.Errorf(kluis.EForbidden, "cross-origin request refused")
+		if isPageRequest(r) {
+			setPageHeaders(w, r)
+			s.pageError(w, r, s.newPage(w, r), refused)
+			return
+		}
+		writeError(w, r, refused)
 	}))
 	return s.begin(csrf.Handler(http.HandlerFunc(s.dispatch)))
 }

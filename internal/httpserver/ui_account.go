@@ -1,0 +1,91 @@
+package httpserver
+
+import (
+	"net/http"
+
+	"github.com/kluis/kluis"
+	"github.com/kluis/kluis/internal/sqlstore"
+)
+
+// accountPage is what My account shows: everything held about the person
+// (R4), their recent sign-ins, and the password rules.
+type accountPage struct {
+	User    kluis.User
+	SignIns []sqlstore.SignIn
+	Policy  kluis.Policy
+}
+
+// showAccount renders My account with status; the forms show p.Form.
+func showAccount(w http.ResponseWriter, r *http.Request, p *pageData, store *sqlstore.Store, status int) error {
+	st := state(r)
+	signIns, err := store.FindSignIns(r.Context(), st.org.ID, st.actor, 10)
+	if err != nil {
+		return err
+	}
+	policy, err := store.FindPolicy(r.Context(), st.org.ID, st.actor)
+	if err != nil {
+		return err
+	}
+	p.title("account.title")
+	p.Data = accountPage{User: st.user, SignIns: signIns, Policy: policy}
+	return renderPage(w, r, p, status, "account")
+}
+
+// profileForm is the profile as the form shows it.
+func profileForm(p *pageData, u kluis.User) {
+	p.Form.Set("name", u.Name)
+	p.Form.Set("phone", u.Phone)
+	if u.MaintenanceEmails {
+		p.Form.Set("maintenance_emails", "on")
+	}
+}
+
+func handleAccountPage(store *sqlstore.Store) pageFunc {
+	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
+		profileForm(p, state(r).user)
+		return showAccount(w, r, p, store, http.StatusOK)
+	}
+}
+
+// handleProfileForm saves name, phone and the maintenance-mail choice; on a
+// validation error the page shows what was typed, with the problem next to
+// its field.
+func handleProfileForm(store *sqlstore.Store) pageFunc {
+	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
+		form, err := formValues(r)
+		if err != nil {
+			return err
+		}
+		st := state(r)
+		name, phone, maint := form.Get("name"), form.Get("phone"), form.Get("maintenance_emails") == "on"
+		_, err = store.UpdateMe(r.Context(), st.org.ID, st.actor, kluis.UserInput{Name: &name, Phone: &phone, MaintenanceEmails: &maint})
+		if err != nil {
+			if !p.showError(err) {
+				return err
+			}
+			p.Form = form
+			return showAccount(w, r, p, store, http.StatusBadRequest)
+		}
+		return redirect(w, r, "/o/"+p.Org.Slug+"/account", "saved")
+	}
+}
+
+// handlePasswordForm changes the password; the person's other sessions end.
+func handlePasswordForm(store *sqlstore.Store) pageFunc {
+	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
+		form, err := formValues(r)
+		if err != nil {
+			return err
+		}
+		st := state(r)
+		err = store.ChangePassword(r.Context(), st.org.ID, st.actor, form.Get("current_password"), form.Get("new_password"))
+		if err != nil {
+			if !p.showError(err) {
+				return err
+			}
+			profileForm(p, st.user)
+			return showAccount(w, r, p, store, http.StatusBadRequest)
+		}
+		return redirect(w, r, "/o/"+p.Org.Slug+"/account", "password_changed")
+	}
+}

@@ -1,0 +1,401 @@
+package httpserver
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kluis/kluis"
+	"github.com/kluis/kluis/internal/audit"
+	"github.com/kluis/kluis/internal/i18n"
+	"github.com/kluis/kluis/internal/sqlstore"
+)
+
+// Pages for managers. Rights are the store's: a member who types one of
+// these addresses gets the store's refusal, shown as a page.
+
+type usersPage struct {
+	Users []kluis.User
+}
+
+func showUsers(w http.ResponseWriter, r *http.Request, p *pageData, store *sqlstore.Store, status int) error {
+	st := state(r)
+	users, err := store.FindUsers(r.Context(), st.org.ID, st.actor)
+	if err != nil {
+		return err
+	}
+	p.title("users.title")
+	p.Data = usersPage{Users: users}
+	return renderPage(w, r, p, status, "users")
+}
+
+func handleUsersPage(store *sqlstore.Store) pageFunc {
+	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
+		p.Form.Set("role", string(kluis.RoleMember))
+		return showUsers(w, r, p, store, http.StatusOK)
+	}
+}
+
+func handleInviteUserForm(store *sqlstore.Store) pageFunc {
+	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
+		form, err := formValues(r)
+		if err != nil {
+			return err
+		}
+		st := state(r)
+		email, name, role := form.Get("email"), form.Get("name"), kluis.Role(form.Get("role"))
+		if _, err := store.InviteUser(r.Context(), st.org.ID, st.actor, kluis.UserInput{Email: &email, Name: &name, Role: &role}); err != nil {
+			if !p.showError(err) {
+				return err
+			}
+			p.Form = form
+			return showUsers(w, r, p, store, http.StatusBadRequest)
+		}
+		return redirect(w, r, "/o/"+p.Org.Slug+"/users", "invited")
+	}
+}
+
+type userPage struct {
+	User kluis.User
+}
+
+// showUser renders one person, unmasked: FindUserByID records the read.
+func showUser(w http.ResponseWriter, r *http.Request, p *pageData, store *sqlstore.Store, status int, name string) error {
+	st := state(r)
+	u, err := store.FindUserByID(r.Context(), st.org.ID, st.actor, userID(r))
+	if err != nil {
+		return err
+	}
+	if status == http.StatusOK {
+		p.Form.Set("name", u.Name)
+		p.Form.Set("role", string(u.Role))
+		if u.Status == kluis.StatusDisabled {
+			p.Form.Set("disabled", "on")
+		}
+	}
+	p.title("user.title", u.Name)
+	if name == "user_delete" {
+		p.title("user_delete.title", u.Name)
+	}
+	p.Data = userPage{User: u}
+	return renderPage(w, r, p, status, name)
+}
+
+func handleUserPage(store *sqlstore.Store) pageFunc {
+	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
+		return showUser(w, r, p, store, http.StatusOK, "user")
+	}
+}
+
+func handleUpdateUserForm(store *sqlstore.Store) pageFunc {
+	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
+		form, err := formValues(r)
+		if err != nil {
+			return err
+		}
+		st := state(r)
+		name, role, disabled := form.Get("name"), kluis.Role(form.Get("role")), form.Get("disabled") == "on"
+		if _, err := store.UpdateUser(r.Context(), st.org.ID, st.actor, userID(r), kluis.UserInput{Name: &name, Role: &role, Disabled: &disabled}); err != nil {
+			if !p.showError(err) {
+				return err
+			}
+			p.Form = form
+			return showUser(w, r, p, store, http.StatusBadRequest, "user")
+		}
+		return redirect(w, r, "/o/"+p.Org.Slug+"/users/"+string(userID(r)), "saved")
+	}
+}
+
+// handleInvitationForm re-sends or revokes an invitation.
+func handleInvitationForm(store *sqlstore.Store, revoke bool) pageFunc {
+	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
+		st := state(r)
+		do, notice := store.ResendInvitation, "invitation_resent"
+		if revoke {
+			do, notice = store.RevokeInvitation, "invitation_revoked"
+		}
+		if err := do(r.Context(), st.org.ID, st.actor, userID(r)); err != nil {
+			if !p.showError(err) {
+				return err
+			}
+			return showUser(w, r, p, store, http.StatusConflict, "user")
+		}
+		if revoke {
+			return redirect(w, r, "/o/"+p.Org.Slug+"/users", notice)
+		}
+		return redirect(w, r, "/o/"+p.Org.Slug+"/users/"+string(userID(r)), notice)
+	}
+}
+
+func handleDeleteUserPage(store *sqlstore.Store) pageFunc {
+	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
+		return showUser(w, r, p, store, http.StatusOK, "user_delete")
+	}
+}
+
+func handleDeleteUserForm(store *sqlstore.Store) pageFunc {
+	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
+		st := state(r)
+		if err := store.DeleteUser(r.Context(), st.org.ID, st.actor, userID(r)); err != nil {
+			if !p.showError(err) {
+				return err
+			}
+			return showUser(w, r, p, store, http.StatusConflict, "user_delete")
+		}
+		return redirect(w, r, "/o/"+p.Org.Slug+"/users", "deleted")
+	}
+}
+
+var policyFields = []string{"password_min_length", "password_require_digit", "password_require_upper", "session_idle_minutes", "session_max_hours"}
+
+func handlePolicyPage(store *sqlstore.Store) pageFunc {
+	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
+		st := state(r)
+		pol, err := store.FindPolicy(r.Context(), st.org.ID, st.actor)
+		if err != nil {
+			return err
+		}
+		p.Form.Set("password_min_length", strconv.Itoa(pol.PasswordMinLength))
+		p.Form.Set("session_idle_minutes", strconv.Itoa(pol.SessionIdleMinutes))
+		p.Form.Set("session_max_hours", strconv.Itoa(pol.SessionMaxHours))
+		if pol.PasswordRequireDigit {
+			p.Form.Set("password_require_digit", "on")
+		}
+		if pol.PasswordRequireUpper {
+			p.Form.Set("password_require_upper", "on")
+		}
+		p.title("policy.title")
+		return renderPage(w, r, p, http.StatusOK, "policy")
+	}
+}
+
+func handlePolicyForm(store *sqlstore.Store) pageFunc {
+	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
+		form, err := formValues(r)
+		if err != nil {
+			return err
+		}
+		st := state(r)
+		bad := map[string]string{}
+		num := func(name string) int {
+			n, err := strconv.Atoi(strings.TrimSpace(form.Get(name)))
+			if err != nil {
+				bad[name] = "must be a whole number"
+			}
+			return n
+		}
+		pol := kluis.Policy{
+			PasswordMinLength: num("password_min_length"), SessionIdleMinutes: num("session_idle_minutes"), SessionMaxHours: num("session_max_hours"),
+			PasswordRequireDigit: form.Get("password_require_digit") == "on", PasswordRequireUpper: form.Get("password_require_upper") == "on",
+		}
+		err = nil
+		if len(bad) > 0 {
+			err = kluis.Invalid(bad)
+		} else {
+			_, err = store.UpdatePolicy(r.Context(), st.org.ID, st.actor, pol)
+		}
+		if err != nil {
+			if !p.showError(err) {
+				return err
+			}
+			p.Form = form
+			p.title("policy.title")
+			return renderPage(w, r, p, http.StatusBadRequest, "policy")
+		}
+		return redirect(w, r, "/o/"+p.Org.Slug+"/policy", "saved")
+	}
+}
+
+// auditActions are the actions the audit page offers as a filter; prefixes
+// end in ".".
+var auditActions = []string{
+	"auth.", "auth.login", "auth.login_failed", "auth.logout",
+	"user.", "user.invite", "user.invitation_accept", "user.invitation_resend", "user.invitation_revoke",
+	"user.update", "user.disable", "user.enable", "user.password_change", "user.delete", "user.read", "user.list",
+	"policy.update", "audit.export", "key.",
+}
+
+// auditRow is one event as the page shows it.
+type auditRow struct {
+	sqlstore.AuditEvent
+	Who     string
+	Whom    string
+	Details string
+}
+
+type auditView struct {
+	Rows      []auditRow
+	Next      string // link to the next page, or ""
+	ExportURL string
+	People    []option
+	Actions   []option
+}
+
+// datetimeLocal is the format of <input type="datetime-local">.
+const datetimeLocal = "2006-01-02T15:04"
+
+// auditPageFilter reads the page's filter: times are in the person's time
+// zone; the API's export takes them as RFC 3339.
+func auditPageFilter(q url.Values, p *pageData) (sqlstore.AuditFilter, error) {
+	f := sqlstore.AuditFilter{Limit: 50, Action: q.Get("action"), Actor: q.Get("actor")}
+	bad := map[string]string{}
+	if v := q.Get("after"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			bad["after"] = "must be a whole number"
+		}
+		f.After = n
+	}
+	tm := func(name string, dst *time.Time) {
+		if v := q.Get(name); v != "" {
+			t, err := time.ParseInLocation(datetimeLocal, v, p.L.loc)
+			if err != nil {
+				bad[name] = "must be a date and time"
+				return
+			}
+			*dst = t
+		}
+	}
+	tm("since", &f.Since)
+	tm("until", &f.Until)
+	for _, name := range []string{"action", "actor"} {
+		if len(q.Get(name)) > 100 {
+			bad[name] = "is too long"
+		}
+	}
+	if len(bad) > 0 {
+		return f, kluis.Invalid(bad)
+	}
+	return f, nil
+}
+
+func handleAuditPage(store *sqlstore.Store) pageFunc {
+	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
+		st := state(r)
+		q := r.URL.Query()
+		for _, name := range []string{"action", "actor", "since", "until"} {
+			p.Form.Set(name, q.Get(name))
+		}
+		p.title("audit.title")
+		people, err := store.FindAuditPeople(r.Context(), st.org.ID, st.actor)
+		if err != nil {
+			return err
+		}
+		data := auditView{}
+		data.People = append(data.People, option{Value: "", Label: p.L.T("audit.anyone")})
+		for id, name := range people {
+			data.People = append(data.People, option{Value: "user:" + string(id), Label: name, Selected: q.Get("actor") == "user:"+string(id)})
+		}
+		slices.SortFunc(data.People[1:], func(a, b option) int { return strings.Compare(strings.ToLower(a.Label), strings.ToLower(b.Label)) })
+		for _, a := range []string{"cli", "system", "anonymous"} {
+			data.People = append(data.People, option{Value: a, Label: p.L.T("audit.actor." + a), Selected: q.Get("actor") == a})
+		}
+		data.Actions = append(data.Actions, option{Value: "", Label: p.L.T("audit.any_action")})
+		for _, a := range auditActions {
+			data.Actions = append(data.Actions, option{Value: a, Label: actionLabel(p, a), Selected: q.Get("action") == a})
+		}
+		p.Data = &data
+		f, err := auditPageFilter(q, p)
+		if err != nil {
+			if !p.showError(err) {
+				return err
+			}
+			return renderPage(w, r, p, http.StatusBadRequest, "audit")
+		}
+		events, next, err := store.FindAuditEvents(r.Context(), st.org.ID, st.actor, f)
+		if err != nil {
+			return err
+		}
+		name := func(ref string) string {
+			if id, ok := strings.CutPrefix(ref, "user:"); ok {
+				if n, ok := people[kluis.UserID(id)]; ok {
+					return n
+				}
+				return p.L.T("audit.former_user")
+			}
+			if ref == "" {
+				return ""
+			}
+			if _, ok := strings.CutPrefix(ref, "operator:"); ok {
+				return p.L.T("audit.actor.operator")
+			}
+			if i18n.Has("audit.actor." + ref) {
+				return p.L.T("audit.actor." + ref)
+			}
+			return ref
+		}
+		for _, e := range events {
+			row := auditRow{AuditEvent: e, Who: name(e.Actor), Whom: name(e.Target)}
+			if len(e.Details) > 0 && string(e.Details) != "{}" && string(e.Details) != "null" {
+				var d map[string]any
+				if json.Unmarshal(e.Details, &d) == nil {
+					keys := make([]string, 0, len(d))
+					for k := range d {
+						keys = append(keys, k)
+					}
+					slices.Sort(keys)
+					var parts []string
+					for _, k := range keys {
+						b, _ := json.Marshal(d[k])
+						parts = append(parts, k+": "+strings.Trim(string(b), `"`))
+					}
+					row.Details = strings.Join(parts, ", ")
+				}
+			}
+			data.Rows = append(data.Rows, row)
+		}
+		api := url.Values{}
+		for _, name := range []string{"action", "actor"} {
+			if v := q.Get(name); v != "" {
+				api.Set(name, v)
+			}
+		}
+		if !f.Since.IsZero() {
+			api.Set("since", f.Since.UTC().Format(time.RFC3339))
+		}
+		if !f.Until.IsZero() {
+			api.Set("until", f.Until.UTC().Format(time.RFC3339))
+		}
+		data.ExportURL = "/api/v1/orgs/" + p.Org.Slug + "/audit/export"
+		if len(api) > 0 {
+			data.ExportURL += "?" + api.Encode()
+		}
+		if next > 0 {
+			nq := url.Values{}
+			for k, v := range q {
+				nq[k] = v
+			}
+			nq.Set("after", strconv.FormatInt(next, 10))
+			data.Next = "/o/" + p.Org.Slug + "/audit?" + nq.Encode()
+		}
+		return renderPage(w, r, p, http.StatusOK, "audit")
+	}
+}
+
+func actionLabel(p *pageData, action string) string {
+	if i18n.Has("action." + action) {
+		return p.L.T("action." + action)
+	}
+	return action
+}
+
+type verifyPage struct {
+	Result audit.Result
+}
+
+func handleAuditVerifyPage(store *sqlstore.Store) pageFunc {
+	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
+		st := state(r)
+		res, err := store.VerifyOrgAudit(r.Context(), st.org.ID, st.actor)
+		if err != nil {
+			return err
+		}
+		p.title("audit_verify.title")
+		p.Data = verifyPage{Result: res}
+		return renderPage(w, r, p, http.StatusOK, "audit_verify")
+	}
+}
