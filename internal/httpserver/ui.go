@@ -125,7 +125,8 @@ type pageData struct {
 	Langs        []langChoice
 	Data         any
 
-	srv *server
+	srv    *server
+	policy kluis.Policy // the organisation's, when a person is signed in
 }
 
 func (p *pageData) title(key string, args ...any) { p.Title = p.L.T(key, args...) }

@@ -22,12 +22,8 @@ func showAccount(w http.ResponseWriter, r *http.Request, p *pageData, store *sql
 	if err != nil {
 		return err
 	}
-	policy, err := store.FindPolicy(r.Context(), st.org.ID, st.actor)
-	if err != nil {
-		return err
-	}
 	p.title("account.title")
-	p.Data = accountPage{User: st.user, SignIns: signIns, Policy: policy}
+	p.Data = accountPage{User: st.user, SignIns: signIns, Policy: p.policy}
 	return renderPage(w, r, p, status, "account")
 }
 

@@ -61,11 +61,7 @@ func (s *server) newPage(w http.ResponseWriter, r *http.Request) *pageData {
 		}
 	}
 	p := &pageData{L: local{Lang: lang, loc: loc}, Home: "/", Form: map[string][]string{}, srv: s}
-	if r.Method == http.MethodGet {
-		p.Back = localPath(r.URL.RequestURI())
-	} else {
-		p.Back = localPath(r.URL.Path)
-	}
+	p.Back = backFor(r)
 	for _, l := range i18n.Langs {
 		p.Langs = append(p.Langs, langChoice{Code: string(l), Label: l.T("lang.name"), Current: l == lang})
 	}
@@ -76,6 +72,22 @@ func (s *server) newPage(w http.ResponseWriter, r *http.Request) *pageData {
 		http.SetCookie(w, &http.Cookie{Name: noticeCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode})
 	}
 	return p
+}
+
+// backFor is where the language switch returns to: the page itself, or
+// for a form re-shown after a post, the page that holds the form.
+func backFor(r *http.Request) string {
+	if r.Method == http.MethodGet {
+		return localPath(r.URL.RequestURI())
+	}
+	p := r.URL.Path
+	for _, suffix := range []string{"/profile", "/password", "/invitation/resend", "/invitation/revoke"} {
+		p = strings.TrimSuffix(p, suffix)
+	}
+	if p == "/operator/orgs" {
+		p = "/operator"
+	}
+	return localPath(p)
 }
 
 // sessionToken is the session cookie of a page request. A request another
@@ -143,6 +155,7 @@ func (s *server) orgPage(need access, fn pageFunc) http.Handler {
 			if err != nil {
 				return err
 			}
+			p.policy = policy
 			p.IdleSeconds = int(policy.IdleTimeout().Seconds())
 			items := [][2]string{{"/account", "nav.account"}}
 			if p.Manager {

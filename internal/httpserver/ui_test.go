@@ -95,7 +95,10 @@ func (b *browser) send(tb testing.TB, method, path string, form url.Values, site
 	return p
 }
 
-func (b *browser) get(tb testing.TB, path string) page { tb.Helper(); return b.send(tb, "GET", path, nil, "") }
+func (b *browser) get(tb testing.TB, path string) page {
+	tb.Helper()
+	return b.send(tb, "GET", path, nil, "")
+}
 func (b *browser) post(tb testing.TB, path string, form url.Values) page {
 	tb.Helper()
 	return b.send(tb, "POST", path, form, "")
@@ -200,6 +203,8 @@ func TestPagesAnswerEveryPersonWithHeadersAndRightPages(t *testing.T) {
 			op := newBrowser(a)
 			wantPage(t, "operator sign-in", op.post(t, "/operator/login", url.Values{"email": {opAcc.Email}, "password": {opAcc.Password}}), 303, "/operator")
 			nobody := newBrowser(a)
+			other := a.newOrg(t)
+			otherMgr := signInPage(t, a, other.Slug, other.Manager)
 
 			var pages int
 			for _, rt := range httpserver.Routes() {
@@ -234,6 +239,7 @@ func TestPagesAnswerEveryPersonWithHeadersAndRightPages(t *testing.T) {
 					}
 					wantPage(t, path+" without a session", nobody.get(t, path), 303, "/o/"+o.Slug+"/login")
 					wantPage(t, path+" with an operator session", op.get(t, path), 303, "/o/"+o.Slug+"/login")
+					wantPage(t, path+" with another organisation's manager session", otherMgr.get(t, path), 303, "/o/"+o.Slug+"/login")
 					wantPage(t, path+" as manager", mgr.get(t, path), 200, "")
 					managerOnly := rest != "/account" && rest != "/policy"
 					if managerOnly {
@@ -478,6 +484,9 @@ func TestLanguageFromBrowserAndSwitch(t *testing.T) {
 	}
 	sw := b.post(t, "/lang", url.Values{"lang": {"en"}, "back": {"/o/" + o.Slug + "/login"}})
 	wantPage(t, "switch to English", sw, 303, "/o/"+o.Slug+"/login")
+	if p := b.post(t, "/o/"+o.Slug+"/login", url.Values{"email": {"x"}}); !strings.Contains(p.body, `name="back" value="/o/`+o.Slug+`/login"`) {
+		t.Errorf("a re-shown sign-in form does not switch back to the sign-in page")
+	}
 	p = b.get(t, "/o/"+o.Slug+"/login")
 	if !strings.Contains(p.body, `<html lang="en">`) || !strings.Contains(p.body, "<h1>Sign in</h1>") {
 		t.Errorf("after the switch, a Dutch browser got:\n%s", excerpt(p.body))

@@ -188,6 +188,31 @@ func BenchmarkPatchMe(b *testing.B) {
 	}
 }
 
+// BenchmarkAccountPage is the heaviest page a person opens often: My account
+// (session, policy, the recent sign-ins from the audit log with their
+// addresses decrypted, a template), from the session cookie.
+func BenchmarkAccountPage(b *testing.B) {
+	for _, engine := range kluistest.Engines {
+		b.Run(engine, func(b *testing.B) {
+			f := setup(b, engine, kluistest.FastArgon2, 16)
+			load(b, 8, "req/s", func(k int64) {
+				req, _ := http.NewRequest("GET", f.srv.URL+"/o/bench/account", nil)
+				req.AddCookie(&http.Cookie{Name: "__Host-kluis_session", Value: f.tokens[k%int64(len(f.tokens))]})
+				resp, err := f.client.Do(req)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					b.Errorf("GET account page: %d", resp.StatusCode)
+				}
+			})
+		})
+	}
+}
+
 // load runs op from parallelism×GOMAXPROCS goroutines and reports the rate.
 func load(b *testing.B, parallelism int, unit string, op func(k int64)) {
 	var i atomic.Int64
