@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -68,6 +69,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	srv := &http.Server{
 		Handler: httpserver.NewServer(httpserver.Config{
 			Store: a.store, Logger: a.log, Metrics: metrics, TrustedProxies: c.TrustedProxies, MaxBodyBytes: c.MaxBodyBytes,
+			HTTPS: strings.HasPrefix(strings.ToLower(c.PublicURL), "https://"),
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,

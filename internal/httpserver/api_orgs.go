@@ -139,22 +139,24 @@ func auditFilter(r *http.Request) (sqlstore.AuditFilter, error) {
 	tm("since", &f.Since)
 	tm("until", &f.Until)
 	f.Action, f.Actor = q.Get("action"), q.Get("actor")
-	// Names and actors are short printable text; anything else matches no
-	// event, and a NUL or invalid UTF-8 would make PostgreSQL fail the query.
-	text := func(name, v string) {
-		switch {
-		case len(v) > 100:
-			bad[name] = "is too long"
-		case !utf8.ValidString(v) || strings.ContainsFunc(v, unicode.IsControl):
-			bad[name] = "must be printable text"
-		}
-	}
-	text("action", f.Action)
-	text("actor", f.Actor)
+	checkFilterText(bad, "action", f.Action)
+	checkFilterText(bad, "actor", f.Actor)
 	if len(bad) > 0 {
 		return f, kluis.Invalid(bad)
 	}
 	return f, nil
+}
+
+// checkFilterText checks an action or actor filter: short printable text.
+// Anything else matches no event, and a NUL or invalid UTF-8 would make
+// PostgreSQL fail the query.
+func checkFilterText(bad map[string]string, name, v string) {
+	switch {
+	case len(v) > 100:
+		bad[name] = "is too long"
+	case !utf8.ValidString(v) || strings.ContainsFunc(v, unicode.IsControl):
+		bad[name] = "must be printable text"
+	}
 }
 
 func handleListAudit(store *sqlstore.Store) handlerFunc {

@@ -49,7 +49,7 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 func (s *server) begin(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		st := &reqState{id: newRequestID(), client: s.clientAddr(r)}
+		st := &reqState{id: newRequestID(), client: s.clientAddr(r), secure: s.isSecure(r)}
 		_, st.route = s.mux.Handler(r)
 		if st.route == "" {
 			st.route = "unmatched"
@@ -125,6 +125,20 @@ func (s *server) clientAddr(r *http.Request) netip.Addr {
 	return peer
 }
 
+// isSecure tells whether the person's connection is TLS: served over TLS
+// here, configured as https, or forwarded as https by a trusted proxy.
+func (s *server) isSecure(r *http.Request) bool {
+	if r.TLS != nil || s.https {
+		return true
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	peer, err := netip.ParseAddr(host)
+	return err == nil && s.trusted(peer.Unmap()) && strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
+}
+
 func (s *server) trusted(a netip.Addr) bool {
 	for _, p := range s.proxies {
 		if p.Contains(a) {
@@ -172,10 +186,22 @@ func (p *probeWriter) Header() http.Header         { return p.header }
 func (p *probeWriter) Write(b []byte) (int, error) { return len(b), nil }
 func (p *probeWriter) WriteHeader(code int)        { p.status = code }
 
+// sameOrigin reports whether a browser says the request came from this
+// origin or from the person (typing, a bookmark); a request without the
+// header (an older browser, a script) counts as such.
+func sameOrigin(r *http.Request) bool {
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "", "same-origin", "none":
+		return true
+	}
+	return false
+}
+
 // bearerOrCookie returns the credential a request carries: the bearer token,
-// else the named cookie. A browser request that another site started (a
-// link, an image) does not use the cookie: SameSite=Lax would send it on a
-// top-level GET, and the API has nothing such a request should read or record.
+// else the named cookie. A browser request that another site, or another
+// origin of the same site, started (a link, an image) does not use the
+// cookie: SameSite=Lax would send it on a top-level GET, and the API has
+// nothing such a request should read or record.
 func bearerOrCookie(r *http.Request, cookie string) string {
 	if a := r.Header.Get("Authorization"); a != "" {
 		if t, ok := strings.CutPrefix(a, "Bearer "); ok {
@@ -183,7 +209,7 @@ func bearerOrCookie(r *http.Request, cookie string) string {
 		}
 		return ""
 	}
-	if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
+	if !sameOrigin(r) {
 		return ""
 	}
 	if c, err := r.Cookie(cookie); err == nil {

@@ -23,9 +23,13 @@ type Config struct {
 	Metrics *Metrics // may be nil
 	// MaxBodyBytes caps every request body; 0 means 1 MiB.
 	MaxBodyBytes int64
-	// TrustedProxies are the reverse proxies whose X-Forwarded-For is
-	// believed; from anyone else the header is ignored.
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For (and
+	// X-Forwarded-Proto) is believed; from anyone else the header is ignored.
 	TrustedProxies []netip.Prefix
+	// HTTPS says that people reach kluis over https (the public URL's
+	// scheme), through a proxy that terminates TLS: pages then send HSTS
+	// and every cookie is Secure, though kluis itself speaks plain HTTP.
+	HTTPS bool
 }
 
 // server carries the dependencies shared by the middleware; handlers get only
@@ -36,6 +40,7 @@ type server struct {
 	metrics *Metrics
 	maxBody int64
 	proxies []netip.Prefix
+	https   bool
 	mux     *http.ServeMux
 	pages   templates
 	static  http.Handler
@@ -43,7 +48,7 @@ type server struct {
 
 // NewServer returns the kluis HTTP handler.
 func NewServer(c Config) http.Handler {
-	s := &server{store: c.Store, log: c.Logger, metrics: c.Metrics, maxBody: c.MaxBodyBytes, proxies: c.TrustedProxies, mux: http.NewServeMux()}
+	s := &server{store: c.Store, log: c.Logger, metrics: c.Metrics, maxBody: c.MaxBodyBytes, proxies: c.TrustedProxies, https: c.HTTPS, mux: http.NewServeMux()}
 	if s.maxBody <= 0 {
 		s.maxBody = 1 << 20
 	}
@@ -79,6 +84,7 @@ type reqState struct {
 	id     string
 	route  string
 	client netip.Addr
+	secure bool // the person's connection is TLS (here or at a trusted proxy)
 	org    kluis.Org
 	actor  kluis.Actor
 	user   kluis.User // the signed-in organisation user, as loaded by authentication

@@ -43,7 +43,7 @@ var pageHeaders = map[string]string{
 	"Content-Security-Policy":      "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
 	"Cross-Origin-Opener-Policy":   "same-origin",
 	"Cross-Origin-Resource-Policy": "same-origin",
-	"Permissions-Policy":           "accelerometer=(), autoplay=(), camera=(), display-capture=(), geolocation=(), gyroscope=(), magnetometer=(), microphone=(), midi=(), payment=(), usb=(), serial=(), hid=(), bluetooth=(), interest-cohort=()",
+	"Permissions-Policy":           "accelerometer=(), autoplay=(), camera=(), display-capture=(), geolocation=(), gyroscope=(), magnetometer=(), microphone=(), midi=(), payment=(), usb=(), serial=(), hid=(), bluetooth=()",
 	"X-Frame-Options":              "DENY",
 }
 
@@ -118,6 +118,7 @@ type pageData struct {
 	Fields       map[string]string // translated, by field name
 	Form         url.Values        // what the person typed, passwords removed
 	IdleSeconds  int
+	Wide         bool // a page of wide tables
 	Back         string
 	Home         string
 	Nav          []navItem
@@ -262,7 +263,7 @@ func (s *server) render(w http.ResponseWriter, status int, name string, p *pageD
 // an optional notice for it.
 func redirect(w http.ResponseWriter, r *http.Request, to, notice string) error {
 	if notice != "" {
-		http.SetCookie(w, &http.Cookie{Name: noticeCookie, Value: notice, Path: "/", MaxAge: 60, HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode})
+		http.SetCookie(w, &http.Cookie{Name: noticeCookie, Value: notice, Path: "/", MaxAge: 60, HttpOnly: true, Secure: state(r).secure, SameSite: http.SameSiteLaxMode})
 	}
 	http.Redirect(w, r, to, http.StatusSeeOther)
 	return nil

@@ -177,7 +177,7 @@ func handleLangForm() pageFunc {
 			return err
 		}
 		if l, ok := i18n.Parse(form.Get("lang")); ok {
-			http.SetCookie(w, &http.Cookie{Name: langCookie, Value: string(l), Path: "/", MaxAge: 365 * 24 * 3600, HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode})
+			http.SetCookie(w, &http.Cookie{Name: langCookie, Value: string(l), Path: "/", MaxAge: 365 * 24 * 3600, HttpOnly: true, Secure: state(r).secure, SameSite: http.SameSiteLaxMode})
 		}
 		return redirect(w, r, localPath(form.Get("back")), "")
 	}

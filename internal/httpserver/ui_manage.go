@@ -2,6 +2,7 @@ package httpserver
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"slices"
@@ -192,11 +193,20 @@ func handlePolicyForm(store *sqlstore.Store) pageFunc {
 			PasswordMinLength: num("password_min_length"), SessionIdleMinutes: num("session_idle_minutes"), SessionMaxHours: num("session_max_hours"),
 			PasswordRequireDigit: form.Get("password_require_digit") == "on", PasswordRequireUpper: form.Get("password_require_upper") == "on",
 		}
-		err = nil
-		if len(bad) > 0 {
-			err = kluis.Invalid(bad)
-		} else {
-			_, err = store.UpdatePolicy(r.Context(), st.org.ID, st.actor, pol)
+		// The store is asked even when a number could not be read: it
+		// decides (and records) a refusal first, and a number that could
+		// not be read is 0, which no policy accepts.
+		_, err = store.UpdatePolicy(r.Context(), st.org.ID, st.actor, pol)
+		var ke *kluis.Error
+		if errors.As(err, &ke) && ke.Code == kluis.EInvalid && len(bad) > 0 {
+			fields := map[string]string{}
+			for k, v := range ke.Fields {
+				fields[k] = v
+			}
+			for k, v := range bad {
+				fields[k] = v
+			}
+			err = kluis.Invalid(fields)
 		}
 		if err != nil {
 			if !p.showError(err) {
@@ -222,6 +232,7 @@ var auditActions = []string{
 // auditRow is one event as the page shows it.
 type auditRow struct {
 	sqlstore.AuditEvent
+	What    string // the action in words
 	Who     string
 	Whom    string
 	Details string
@@ -241,14 +252,14 @@ const datetimeLocal = "2006-01-02T15:04"
 // auditPageFilter reads the page's filter: times are in the person's time
 // zone; the API's export takes them as RFC 3339.
 func auditPageFilter(q url.Values, p *pageData) (sqlstore.AuditFilter, error) {
-	f := sqlstore.AuditFilter{Limit: 50, Action: q.Get("action"), Actor: q.Get("actor")}
+	f := sqlstore.AuditFilter{Limit: 50, Newest: true, Action: q.Get("action"), Actor: q.Get("actor")}
 	bad := map[string]string{}
-	if v := q.Get("after"); v != "" {
+	if v := q.Get("before"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 0 {
-			bad["after"] = "must be a whole number"
+			bad["before"] = "must be a whole number"
 		}
-		f.After = n
+		f.Before = n
 	}
 	tm := func(name string, dst *time.Time) {
 		if v := q.Get(name); v != "" {
@@ -262,11 +273,8 @@ func auditPageFilter(q url.Values, p *pageData) (sqlstore.AuditFilter, error) {
 	}
 	tm("since", &f.Since)
 	tm("until", &f.Until)
-	for _, name := range []string{"action", "actor"} {
-		if len(q.Get(name)) > 100 {
-			bad[name] = "is too long"
-		}
-	}
+	checkFilterText(bad, "action", f.Action)
+	checkFilterText(bad, "actor", f.Actor)
 	if len(bad) > 0 {
 		return f, kluis.Invalid(bad)
 	}
@@ -281,6 +289,7 @@ func handleAuditPage(store *sqlstore.Store) pageFunc {
 			p.Form.Set(name, q.Get(name))
 		}
 		p.title("audit.title")
+		p.Wide = true
 		people, err := store.FindAuditPeople(r.Context(), st.org.ID, st.actor)
 		if err != nil {
 			return err
@@ -329,7 +338,7 @@ func handleAuditPage(store *sqlstore.Store) pageFunc {
 			return ref
 		}
 		for _, e := range events {
-			row := auditRow{AuditEvent: e, Who: name(e.Actor), Whom: name(e.Target)}
+			row := auditRow{AuditEvent: e, What: actionLabel(p, e.Action), Who: name(e.Actor), Whom: name(e.Target)}
 			if len(e.Details) > 0 && string(e.Details) != "{}" && string(e.Details) != "null" {
 				var d map[string]any
 				if json.Unmarshal(e.Details, &d) == nil {
@@ -369,7 +378,7 @@ func handleAuditPage(store *sqlstore.Store) pageFunc {
 			for k, v := range q {
 				nq[k] = v
 			}
-			nq.Set("after", strconv.FormatInt(next, 10))
+			nq.Set("before", strconv.FormatInt(next, 10))
 			data.Next = "/o/" + p.Org.Slug + "/audit?" + nq.Encode()
 		}
 		return renderPage(w, r, p, http.StatusOK, "audit")

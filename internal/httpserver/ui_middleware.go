@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/kluis/kluis"
@@ -27,7 +28,7 @@ func setPageHeaders(w http.ResponseWriter, r *http.Request) {
 	for k, v := range pageHeaders {
 		h.Set(k, v)
 	}
-	if r.TLS != nil {
+	if state(r).secure {
 		h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
 	}
 }
@@ -56,7 +57,8 @@ func (s *server) newPage(w http.ResponseWriter, r *http.Request) *pageData {
 	}
 	loc := i18n.UTC
 	if c, err := r.Cookie(tzCookie); err == nil {
-		if l, ok := i18n.Location(c.Value); ok {
+		name, _ := url.PathUnescape(c.Value) // an encoded name is read too; "+" stays "+"
+		if l, ok := i18n.Location(name); ok {
 			loc = l
 		}
 	}
@@ -69,7 +71,7 @@ func (s *server) newPage(w http.ResponseWriter, r *http.Request) *pageData {
 		if key := "notice." + c.Value; i18n.Has(key) {
 			p.Notice = lang.T(key)
 		}
-		http.SetCookie(w, &http.Cookie{Name: noticeCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode})
+		http.SetCookie(w, &http.Cookie{Name: noticeCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: state(r).secure, SameSite: http.SameSiteLaxMode})
 	}
 	return p
 }
@@ -91,9 +93,11 @@ func backFor(r *http.Request) string {
 }
 
 // sessionToken is the session cookie of a page request. A request another
-// site started (a link in a webmail) does not use it, as in the API.
+// site or origin started (a link in a webmail) does not use it, as in the
+// API: it could otherwise record reads in the person's name or keep an idle
+// session alive.
 func sessionToken(r *http.Request, name string) string {
-	if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
+	if !sameOrigin(r) {
 		return ""
 	}
 	if c, err := r.Cookie(name); err == nil {

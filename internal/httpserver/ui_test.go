@@ -1,10 +1,10 @@
 package httpserver_test
 
 import (
-	"crypto/tls"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"strings"
@@ -267,25 +267,70 @@ func TestPagesAnswerEveryPersonWithHeadersAndRightPages(t *testing.T) {
 // pageOf is a helper so a table can name a person's browser.
 func (acc account) pageOf(b *browser) *browser { return b }
 
-// TestPagesOverTLSSendHSTS: over TLS every page also carries
-// Strict-Transport-Security; over plain HTTP (localhost development) none.
-func TestPagesOverTLSSendHSTS(t *testing.T) {
+// TestPagesOverHTTPSSendHSTSAndSecureCookies: HSTS and Secure cookies when
+// the person's connection is TLS — served over TLS, configured as https (a
+// TLS proxy in front), or forwarded as https by a trusted proxy — and not on
+// plain HTTP (localhost development), nor when an untrusted client claims
+// https.
+func TestPagesOverHTTPSSendHSTSAndSecureCookies(t *testing.T) {
 	env := kluistest.NewEnv(t, kluistest.Engines[0])
-	srv := httptest.NewTLSServer(httpserver.NewServer(httpserver.Config{Store: env.Store}))
-	defer srv.Close()
-	client := srv.Client()
-	client.Transport.(*http.Transport).TLSClientConfig = &tls.Config{InsecureSkipVerify: true}
-	res, err := client.Get(srv.URL + "/")
-	if err != nil {
-		t.Fatal(err)
+	lang := func(t *testing.T, client *http.Client, base string, header map[string]string) (hsts, cookie string) {
+		t.Helper()
+		req, _ := http.NewRequest("POST", base+"/lang", strings.NewReader("lang=nl&back=/"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Sec-Fetch-Site", "same-origin")
+		for k, v := range header {
+			req.Header.Set(k, v)
+		}
+		c := *client
+		c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		res, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		get, _ := http.NewRequest("GET", base+"/", nil)
+		for k, v := range header {
+			get.Header.Set(k, v)
+		}
+		page, err := c.Do(get)
+		if err != nil {
+			t.Fatal(err)
+		}
+		page.Body.Close()
+		return page.Header.Get("Strict-Transport-Security"), res.Header.Get("Set-Cookie")
 	}
-	res.Body.Close()
-	if h := res.Header.Get("Strict-Transport-Security"); !strings.Contains(h, "max-age=") {
-		t.Errorf("HSTS %q over TLS, want a max-age", h)
-	}
-	a := newTestAPI(t, kluistest.Engines[0])
-	if h := newBrowser(a).get(t, "/").header.Get("Strict-Transport-Security"); h != "" {
-		t.Errorf("HSTS %q over plain HTTP, want none", h)
+	for _, tc := range []struct {
+		name   string
+		tls    bool
+		config httpserver.Config
+		header map[string]string
+		secure bool
+	}{
+		{name: "TLS here", tls: true, secure: true},
+		{name: "public URL is https", config: httpserver.Config{HTTPS: true}, secure: true},
+		{name: "a trusted proxy forwards https", config: httpserver.Config{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}, header: map[string]string{"X-Forwarded-Proto": "https"}, secure: true},
+		{name: "an untrusted client claims https", header: map[string]string{"X-Forwarded-Proto": "https"}},
+		{name: "plain HTTP"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.config.Store = env.Store
+			h := httpserver.NewServer(tc.config)
+			srv := httptest.NewUnstartedServer(h)
+			if tc.tls {
+				srv.StartTLS()
+			} else {
+				srv.Start()
+			}
+			defer srv.Close()
+			hsts, cookie := lang(t, srv.Client(), srv.URL, tc.header)
+			if got := strings.Contains(hsts, "max-age="); got != tc.secure {
+				t.Errorf("HSTS %q, want it: %v", hsts, tc.secure)
+			}
+			if got := strings.Contains(cookie, "Secure"); got != tc.secure {
+				t.Errorf("language cookie %q, want Secure: %v", cookie, tc.secure)
+			}
+		})
 	}
 }
 
@@ -406,8 +451,20 @@ func TestPageFormsRefuseOtherOrigins(t *testing.T) {
 			if got := auditHead(a.auditLog(t, o.Slug, o.Manager.Token)); got != head {
 				t.Errorf("audit head %s after refused posts, want %s (nothing recorded, nothing changed)", got, head)
 			}
-			cross := b.send(t, "GET", "/o/"+o.Slug+"/account", nil, "cross-site")
-			wantPage(t, "a cross-site link to My account", cross, 303, "/o/"+o.Slug+"/login")
+			// A link from another site or another origin of the same site
+			// does not use the session: it cannot record reads in the
+			// person's name or keep an idle session alive.
+			mem := a.addUser(t, o, "member")
+			head = auditHead(a.auditLog(t, o.Slug, o.Manager.Token))
+			for _, site := range []string{"cross-site", "same-site"} {
+				p := b.send(t, "GET", "/o/"+o.Slug+"/users/"+mem.ID, nil, site)
+				wantPage(t, "a "+site+" link to a person's page", p, 303, "/o/"+o.Slug+"/login")
+				r := a.do(t, request{method: "GET", path: orgPath(o.Slug, "/users/"+mem.ID), cookies: []*http.Cookie{sessionCookie(o.Manager.Token)}, header: map[string]string{"Sec-Fetch-Site": site}})
+				wantError(t, "a "+site+" API read with the cookie", r, 401, "unauthenticated")
+			}
+			if got := auditHead(a.auditLog(t, o.Slug, o.Manager.Token)); got != head {
+				t.Errorf("audit head %s after links from elsewhere, want %s (no read recorded)", got, head)
+			}
 		})
 	}
 }
@@ -533,5 +590,58 @@ func TestInvitationPageKeepsTheTokenOutOfURLs(t *testing.T) {
 			mustNotContain(t, "the server log", a.logs.String(), token, acc.Password)
 			signInPage(t, a, o.Slug, acc)
 		})
+	}
+}
+
+// TestPageInputThatCannotBeAFilterOrANumber: hostile filter values answer
+// 400 on both engines (never a database error), and a member probing the
+// policy form with garbage is refused and recorded like any other probe.
+func TestPageInputThatCannotBeAFilterOrANumber(t *testing.T) {
+	for _, engine := range kluistest.Engines {
+		t.Run(engine, func(t *testing.T) {
+			a := newTestAPI(t, engine)
+			o := a.newOrg(t)
+			mem := a.addUser(t, o, "member")
+			b := signInPage(t, a, o.Slug, o.Manager)
+			for _, q := range []string{"action=%FF", "actor=%00", "actor=user%3A%FF", "since=yesterday", "before=-1", "action=" + strings.Repeat("a", 101)} {
+				wantPage(t, "audit?"+q, b.get(t, "/o/"+o.Slug+"/audit?"+q), 400, "")
+			}
+			member := signInPage(t, a, o.Slug, mem)
+			p := member.post(t, "/o/"+o.Slug+"/policy", url.Values{"password_min_length": {"x"}, "session_idle_minutes": {"5"}, "session_max_hours": {"1"}})
+			wantPage(t, "member posts a garbled policy", p, 403, "")
+			denied := 0
+			for _, e := range a.auditLog(t, o.Slug, o.Manager.Token) {
+				if e.Action == "policy.update" && e.Outcome == "denied" {
+					denied++
+				}
+			}
+			if denied != 1 {
+				t.Errorf("%d recorded policy refusals, want 1", denied)
+			}
+			p = b.post(t, "/o/"+o.Slug+"/policy", url.Values{"password_min_length": {"x"}, "session_idle_minutes": {"0"}, "session_max_hours": {"1"}})
+			wantPage(t, "manager posts a garbled policy", p, 400, "")
+			for _, want := range []string{`id="password_min_length-error"`, "must be a whole number", `id="session_idle_minutes-error"`, `value="x"`} {
+				if !strings.Contains(p.body, want) {
+					t.Errorf("garbled policy page lacks %s", want)
+				}
+			}
+		})
+	}
+}
+
+// TestTimesInThePersonsZone: the time zone the script reports decides how
+// times are shown, whether written plain or encoded; an unknown zone is UTC.
+func TestTimesInThePersonsZone(t *testing.T) {
+	a := newTestAPI(t, kluistest.Engines[0])
+	o := a.newOrg(t)
+	b := signInPage(t, a, o.Slug, o.Manager)
+	for _, tc := range []struct{ cookie, zone string }{
+		{"Etc/GMT+5", "-05"}, {"Etc/GMT%2B5", "-05"}, {"Asia/Tokyo", "JST"}, {"Mars/Olympus", "UTC"}, {"../../etc/passwd", "UTC"},
+	} {
+		b.cookies["kluis_tz"] = &http.Cookie{Name: "kluis_tz", Value: tc.cookie}
+		p := b.get(t, "/o/"+o.Slug+"/account")
+		if !regexp.MustCompile(`\d\d:\d\d ` + regexp.QuoteMeta(tc.zone) + `</time>`).MatchString(p.body) {
+			t.Errorf("time zone cookie %q: times not shown in %s:\n%s", tc.cookie, tc.zone, excerpt(p.body))
+		}
 	}
 }

@@ -73,8 +73,9 @@ func (s *Store) FindSignIns(ctx context.Context, org kluis.OrgID, actor kluis.Ac
 }
 
 // FindAuditPeople returns the names of the organisation's users by id, so
-// that the audit log can say who acted. Like reading the log itself, it is
-// not recorded; a deleted person is absent (their events keep the id).
+// that the audit log can say who acted; only the names are decrypted. Like
+// reading the log itself it is not recorded (the log would grow with every
+// look at it); a deleted person is absent (their events keep the id).
 // Managers only. Errors: forbidden.
 func (s *Store) FindAuditPeople(ctx context.Context, org kluis.OrgID, actor kluis.Actor) (map[kluis.UserID]string, error) {
 	if !kluis.CanReadAudit(actor, org) {
@@ -99,11 +100,11 @@ func (s *Store) FindAuditPeople(ctx context.Context, org kluis.OrgID, actor klui
 	rows.Close()
 	out := make(map[kluis.UserID]string, len(sealed))
 	for _, su := range sealed {
-		u, err := s.openUser(ctx, su)
+		name, err := s.open(ctx, userField(org, su.ID, colName), su.name)
 		if err != nil {
 			return nil, err
 		}
-		out[u.ID] = u.Name
+		out[su.ID] = string(name)
 	}
 	return out, nil
 }

@@ -20,6 +20,8 @@ import (
 // AuditFilter selects events of one organisation's log (R25).
 type AuditFilter struct {
 	After  int64     // only events with a greater sequence number
+	Before int64     // only events with a smaller sequence number (0: no bound)
+	Newest bool      // newest first; the next page is then Before the last one
 	Limit  int       // 1…1000; 0 means 100
 	Action string    // exact action, or a prefix ending in "." ("user.")
 	Actor  string    // "user:ID", "operator:ID", "cli", "anonymous"
@@ -49,6 +51,10 @@ func (f AuditFilter) where(db *DB, chain string) (string, []any) {
 	var b strings.Builder
 	args := []any{chain, f.After}
 	b.WriteString(` WHERE chain = ? AND seq > ?`)
+	if f.Before > 0 {
+		b.WriteString(` AND seq < ?`)
+		args = append(args, f.Before)
+	}
 	if f.Action != "" {
 		if strings.HasSuffix(f.Action, ".") {
 			b.WriteString(` AND action >= ? AND action < ?`)
@@ -81,6 +87,9 @@ func (s *Store) auditEvents(ctx context.Context, chain string, f AuditFilter, li
 	return func(yield func(AuditEvent, error) bool) {
 		where, args := f.where(s.db, chain)
 		query := `SELECT seq, id, at, actor, action, target, outcome, details, client, hash FROM audit_events` + where + ` ORDER BY seq`
+		if f.Newest {
+			query += ` DESC`
+		}
 		if limit > 0 {
 			query += ` LIMIT ?`
 			args = append(args, limit)
@@ -165,7 +174,8 @@ func (s *Store) showSealed(ctx context.Context, chain, id string, e *AuditEvent,
 }
 
 // FindAuditEvents returns a page of the organisation's log and the sequence
-// number to pass as After for the next page (0 when there is none). Reading
+// number to pass as After (or, with Newest, as Before) for the next page (0
+// when there is none). Reading
 // the log is not itself recorded: paging would never end. Managers only.
 // Errors: forbidden.
 func (s *Store) FindAuditEvents(ctx context.Context, org kluis.OrgID, actor kluis.Actor, f AuditFilter) ([]AuditEvent, int64, error) {

@@ -6,9 +6,10 @@
   // The person's time zone, so that the server shows times in it.
   try {
     var tz = Intl.DateTimeFormat().resolvedOptions().timeZone;
-    if (tz && document.cookie.indexOf("kluis_tz=" + tz) < 0) {
+    // IANA names (Europe/Amsterdam) are safe in a cookie as they are.
+    if (tz && /^[A-Za-z0-9_+\-\/]{1,64}$/.test(tz) && ("; " + document.cookie + ";").indexOf("; kluis_tz=" + tz + ";") < 0) {
       var secure = location.protocol === "https:" ? "; Secure" : "";
-      document.cookie = "kluis_tz=" + encodeURIComponent(tz) + "; Path=/; Max-Age=31536000; SameSite=Lax" + secure;
+      document.cookie = "kluis_tz=" + tz + "; Path=/; Max-Age=31536000; SameSite=Lax" + secure;
     }
   } catch (e) { /* the server shows UTC */ }
 
@@ -18,10 +19,15 @@
     // bar, so it is never in a request line, the history or a Referer.
     var token = document.querySelector("input[data-token-from-fragment]");
     if (token) {
-      var fromLink = location.hash.length > 1 ? decodeURIComponent(location.hash.slice(1)) : "";
+      var fromLink = "";
+      try {
+        fromLink = location.hash.length > 1 ? decodeURIComponent(location.hash.slice(1)) : "";
+      } catch (e) { /* a damaged link: the form says the token is missing */ }
+      if (location.hash) {
+        history.replaceState(null, "", location.pathname);
+      }
       if (fromLink) {
         token.value = fromLink;
-        history.replaceState(null, "", location.pathname);
       }
       if (!token.value) {
         var missing = document.getElementById("token-missing");
