@@ -321,6 +321,17 @@ func TestBrowserPeopleJoinWorkAndAreAuditedInBothLanguages(t *testing.T) {
 	}
 	mem.checkPage("account-en")
 
+	// Error pages are pages too: a member who types a manager's address gets
+	// the store's refusal, an unknown address the not-found page.
+	if resp := mem.open("/o/" + slug + "/users"); resp.Status != http.StatusForbidden {
+		t.Errorf("a member opens the people page: got %d, want 403", resp.Status)
+	}
+	mem.checkPage("forbidden")
+	if resp := mem.open("/o/" + slug + "/no-such-page"); resp.Status != http.StatusNotFound {
+		t.Errorf("an unknown page: got %d, want 404", resp.Status)
+	}
+	mem.checkPage("not-found")
+
 	// The manager sees the member's person page (unmasked, recorded as
 	// user.read), the policy and the audit log with each of the member's acts.
 	mgr.open("/o/" + slug + "/users")
