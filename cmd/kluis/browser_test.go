@@ -482,16 +482,23 @@ func TestBrowserInvitationTokenTravelsOnlyInAPostBody(t *testing.T) {
 	}
 }
 
+// signedInManager starts kluis with the organisation acme and a browser in
+// which its manager is signed in, in English.
+func signedInManager(t *testing.T) (*browserSite, *person) {
+	t.Helper()
+	s := startBrowserSite(t)
+	s.createOrgWithManager("acme")
+	mgr := startBrowser(t).newPerson("the manager", s.base, "en")
+	signIn(mgr, "acme", browserMgrEmail, browserMgrPass)
+	return s, mgr
+}
+
 // A user name that is markup is shown as text on every page that shows it,
 // and never runs: no element is made from it and its script does not run
 // (R49).
 func TestBrowserUserNameIsShownAsTextAndNeverRuns(t *testing.T) {
 	t.Parallel()
-	s := startBrowserSite(t)
-	s.createOrgWithManager("acme")
-	b := startBrowser(t)
-	mgr := b.newPerson("the manager", s.base, "en")
-	signIn(mgr, "acme", browserMgrEmail, browserMgrPass)
+	s, mgr := signedInManager(t)
 
 	const evil = `<script>window.__kluisPwned=1</script><img src=x onerror="window.__kluisPwned=2">`
 	mgr.open("/o/acme/users")
@@ -535,11 +542,7 @@ func TestBrowserUserNameIsShownAsTextAndNeverRuns(t *testing.T) {
 // handler runs, even for a signed-in person, and changes nothing (R14).
 func TestBrowserFormFromAnotherSiteIsRefused(t *testing.T) {
 	t.Parallel()
-	s := startBrowserSite(t)
-	s.createOrgWithManager("acme")
-	b := startBrowser(t)
-	mgr := b.newPerson("the manager", s.base, "en")
-	signIn(mgr, "acme", browserMgrEmail, browserMgrPass)
+	s, mgr := signedInManager(t)
 
 	// 127.0.0.1 is another site than localhost.
 	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -43,10 +43,11 @@ type errorBody struct {
 	} `json:"error"`
 }
 
-// writeError is the one error mapper: a *kluis.Error is shown as it is;
-// anything else is logged with the request id and answered with a neutral
-// internal error. A client that went away gets nothing.
-func writeError(w http.ResponseWriter, r *http.Request, err error) {
+// clientError turns any error into what the client may see: a *kluis.Error
+// as it is, a body over the limit as too_large, anything else logged with the
+// request id and answered as a neutral internal error. It reports false for
+// a client that went away, which gets nothing.
+func clientError(r *http.Request, err error) (*kluis.Error, bool) {
 	var ke *kluis.Error
 	var tooBig *http.MaxBytesError
 	switch {
@@ -55,10 +56,21 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 		ke = kluis.Errorf(kluis.ETooLarge, "the request body is too large")
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		state(r).log.Info("client went away", "route", state(r).route)
-		return
+		return nil, false
 	default:
 		state(r).log.Error("internal error", "route", state(r).route, "err", err.Error())
 		ke = kluis.Errorf(kluis.EInternal, "something went wrong; the error was logged with the request id")
+	}
+	return ke, true
+}
+
+// writeError is the one error mapper: a *kluis.Error is shown as it is;
+// anything else is logged with the request id and answered with a neutral
+// internal error. A client that went away gets nothing.
+func writeError(w http.ResponseWriter, r *http.Request, err error) {
+	ke, ok := clientError(r, err)
+	if !ok {
+		return
 	}
 	var body errorBody
 	body.Error.Code, body.Error.Message = ke.Code, ke.Message

@@ -1,8 +1,6 @@
 package httpserver
 
 import (
-	"context"
-	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -220,22 +218,12 @@ var pageStatus = map[string]int{
 	kluis.ETooManyRequests:  http.StatusTooManyRequests,
 }
 
-// pageError shows an error as a page in the person's language. A sign-in
-// that is needed becomes a redirect; anything not a kluis.Error is logged
-// with the request id and shown as a neutral error, as in the API.
+// pageError shows an error as a page in the person's language, classified
+// as in the API (clientError). A sign-in that is needed becomes a redirect.
 func (s *server) pageError(w http.ResponseWriter, r *http.Request, p *pageData, err error) {
-	var ke *kluis.Error
-	var tooBig *http.MaxBytesError
-	switch {
-	case errors.As(err, &ke):
-	case errors.As(err, &tooBig):
-		ke = kluis.Errorf(kluis.ETooLarge, "the request body is too large")
-	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
-		state(r).log.Info("client went away", "route", state(r).route)
+	ke, ok := clientError(r, err)
+	if !ok {
 		return
-	default:
-		state(r).log.Error("internal error", "route", state(r).route, "err", err.Error())
-		ke = kluis.Errorf(kluis.EInternal, "")
 	}
 	if ke.Code == kluis.EUnauthenticated {
 		to := "/operator/login"
