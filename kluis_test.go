@@ -72,6 +72,21 @@ func TestValidateEmailNeverEchoesTheAddress(t *testing.T) {
 
 // R16: at least 8 characters always; digits and upper case by policy; up to
 // 256 characters of any Unicode after NFKC.
+// TestCommonPasswordsAreShipped: the binary carries the list (at least the
+// top 10,000 of the ranked source with the length floor applied), and a
+// common password gets a message that helps.
+func TestCommonPasswordsAreShipped(t *testing.T) {
+	for _, pw := range []string{"password", "12345678", "baseball", "trustno1", "football1", "sunshine"} {
+		if !kluis.IsCommonPassword(pw) {
+			t.Errorf("%q is not on the list", pw)
+		}
+	}
+	err := kluis.DefaultPolicy.CheckPassword("Sunshine")
+	if err == nil || !strings.Contains(err.Error(), "most common") {
+		t.Errorf("CheckPassword(Sunshine) = %v, want the common-password message", err)
+	}
+}
+
 func TestPolicyCheckPassword(t *testing.T) {
 	strict := kluis.Policy{PasswordMinLength: 10, PasswordRequireDigit: true, PasswordRequireUpper: true}
 	cases := []struct {
@@ -79,8 +94,15 @@ func TestPolicyCheckPassword(t *testing.T) {
 		pw     string
 		ok     bool
 	}{
-		{kluis.DefaultPolicy, "12345678", true},
+		{kluis.DefaultPolicy, "82615937", true},
 		{kluis.DefaultPolicy, "1234567", false},
+		// The most common leaked passwords are refused, whatever their case.
+		{kluis.DefaultPolicy, "12345678", false},
+		{kluis.DefaultPolicy, "password", false},
+		{kluis.DefaultPolicy, "PassWord1", false},
+		{kluis.DefaultPolicy, "iloveyou", false},
+		{kluis.DefaultPolicy, "qwertyuiop", false},
+		{kluis.DefaultPolicy, "correct horse battery staple", true},
 		{kluis.Policy{PasswordMinLength: 4}, "1234567", false}, // the floor holds whatever the policy says
 		{kluis.DefaultPolicy, "wachtwoord-één", true},
 		{kluis.DefaultPolicy, "密码密码密码密码", true},

@@ -1,6 +1,7 @@
 package kluis
 
 import (
+	_ "embed"
 	"fmt"
 	"strings"
 	"time"
@@ -81,6 +82,9 @@ func (p Policy) CheckPassword(pw string) error {
 	if strings.TrimSpace(pw) == "" {
 		return fmt.Errorf("must not be only spaces")
 	}
+	if IsCommonPassword(pw) {
+		return fmt.Errorf("is one of the most common passwords; choose an unusual one, such as a few unrelated words")
+	}
 	if p.PasswordRequireDigit && !strings.ContainsFunc(pw, unicode.IsDigit) {
 		return fmt.Errorf("must contain a digit")
 	}
@@ -88,4 +92,26 @@ func (p Policy) CheckPassword(pw string) error {
 		return fmt.Errorf("must contain an upper-case letter")
 	}
 	return nil
+}
+
+//go:embed common_passwords.txt
+var commonPasswordsText string
+
+// commonPasswords is the set of common_passwords.txt, built when the program
+// starts (about 18,000 entries).
+var commonPasswords = func() map[string]struct{} {
+	set := make(map[string]struct{}, 18000)
+	for _, line := range strings.Split(commonPasswordsText, "\n") {
+		if line != "" && !strings.HasPrefix(line, "#") {
+			set[line] = struct{}{}
+		}
+	}
+	return set
+}()
+
+// IsCommonPassword reports whether pw (normalised), ignoring case, is one of
+// the most common leaked passwords that kluis refuses (issue 5, R16).
+func IsCommonPassword(pw string) bool {
+	_, ok := commonPasswords[strings.ToLower(pw)]
+	return ok
 }

@@ -77,13 +77,20 @@ func freePort(t testing.TB) string {
 // to, and returns the invitation link in it.
 func (s *browserSite) invitationLink(to string) string {
 	s.t.Helper()
+	return s.mailedLink(to, "invite")
+}
+
+// mailedLink waits for the next mail in the outbox, checks it goes to to,
+// and returns its one link, which must lead to the page /o/SLUG/PAGE#TOKEN.
+func (s *browserSite) mailedLink(to, page string) string {
+	s.t.Helper()
 	m := waitMail(s.t, s.dir, s.seen, 10*time.Second)
 	if !strings.Contains(m.header.Get("To"), to) {
-		s.t.Errorf("the invitation went to %q, want %q", m.header.Get("To"), to)
+		s.t.Errorf("the %s mail went to %q, want %q", page, m.header.Get("To"), to)
 	}
 	links := linkLines(m.body)
-	if len(links) != 1 || !regexp.MustCompile(`^`+regexp.QuoteMeta(s.base)+`/o/[a-z0-9-]+/invite#[A-Za-z0-9_-]{20,}$`).MatchString(links[0]) {
-		s.t.Fatalf("the invitation mail has links %q, want one %s/o/SLUG/invite#TOKEN", links, s.base)
+	if len(links) != 1 || !regexp.MustCompile(`^`+regexp.QuoteMeta(s.base)+`/o/[a-z0-9-]+/`+page+`#[A-Za-z0-9_-]{20,}$`).MatchString(links[0]) {
+		s.t.Fatalf("the %s mail has links %q, want one %s/o/SLUG/%s#TOKEN", page, links, s.base, page)
 	}
 	return links[0]
 }
@@ -600,5 +607,71 @@ func checkTimesShownIn(t *testing.T, p *person, tz string, months []string) {
 			cookie := evaluate[string](p, `document.cookie.split("; ").filter(c => c.startsWith("kluis_tz=")).join("; ")`)
 			t.Errorf("%s: <time datetime=%q> reads %q, want the clock time %s and the month %q (%s; the page's cookie: %q)", p.name, tt[0], tt[1], clock, month, tz, cookie)
 		}
+	}
+}
+
+// A person who forgot their password asks for a link on the sign-in page,
+// gets it by mail, chooses a new password on the page the link opens (the
+// token travels only in the form's body), and signs in with it; the old
+// password no longer works (R20).
+func TestBrowserForgottenPasswordIsResetByMail(t *testing.T) {
+	t.Parallel()
+	s := startBrowserSite(t)
+	s.createOrgWithManager("acme")
+	mgr := startBrowser(t).newPerson("the manager", s.base, "nl")
+
+	mgr.open("/o/acme/login")
+	mgr.click("a#forgot-link")
+	if got := mgr.path(); got != "/o/acme/forgot" {
+		t.Fatalf("the forgot-password link leads to %s, want /o/acme/forgot", got)
+	}
+	mgr.checkPage("forgot-nl")
+	mgr.fill("form#forgot [name=email]", browserMgrEmail)
+	if resp := mgr.submit("forgot"); resp.Status != http.StatusOK || mgr.path() != "/o/acme/forgot" {
+		t.Fatalf("ask for a reset link: got %d at %s, want 200 at /o/acme/forgot", resp.Status, mgr.path())
+	}
+	if got := notice(mgr); !strings.Contains(got, "link") {
+		t.Errorf("after asking, the notice reads %q, want it to say a link is on its way", got)
+	}
+	mgr.checkPage("forgot-sent-nl")
+
+	link := s.mailedLink(browserMgrEmail, "reset")
+	token := tokenOf(link)
+	if resp := mgr.open(link); resp.Status != http.StatusOK {
+		t.Fatalf("open the reset link: got %d, want 200", resp.Status)
+	}
+	if got := mgr.value("form#reset [name=token]"); got != token {
+		t.Errorf("the reset form's token field holds %q, want the token from the link's fragment", got)
+	}
+	if got := evaluate[string](mgr, `location.href`); strings.Contains(got, "#") {
+		t.Errorf("the address bar reads %s, want the fragment removed", got)
+	}
+	mgr.checkPage("reset-nl")
+	const newPassword = "Nieuw wachtwoord voor de winter 7"
+	mgr.fill("form#reset [name=new_password]", newPassword)
+	if resp := mgr.submit("reset"); resp.Status != http.StatusOK || mgr.path() != "/o/acme/login" {
+		t.Fatalf("save the new password: got %d at %s, want 200 at /o/acme/login", resp.Status, mgr.path())
+	}
+	if got := notice(mgr); got == "" {
+		t.Error("after the reset, the sign-in page has no notice")
+	}
+	// The link worked once.
+	mgr.open(link)
+	mgr.fill("form#reset [name=new_password]", "Nog een ander wachtwoord 8")
+	if resp := mgr.submit("reset"); resp.Status != http.StatusBadRequest {
+		t.Errorf("the reset link a second time: got %d, want 400", resp.Status)
+	}
+	mgr.open("/o/acme/login")
+	mgr.fill("form#login [name=email]", browserMgrEmail)
+	mgr.fill("form#login [name=password]", browserMgrPass)
+	if resp := mgr.submit("login"); resp.Status != http.StatusUnauthorized {
+		t.Errorf("sign in with the old password: got %d, want 401", resp.Status)
+	}
+	signIn(mgr, "acme", browserMgrEmail, newPassword)
+	if got := tokenSent(mgr.requests(), token); len(got) > 0 {
+		t.Errorf("the browser sent the reset token in %q, want it only in a POST body", got)
+	}
+	if strings.Contains(s.srv.stderr.String(), token) {
+		t.Error("the server's log holds the reset token")
 	}
 }

@@ -142,6 +142,44 @@ func handleAcceptInvitation(store *sqlstore.Store) handlerFunc {
 	}
 }
 
+type resetRequest struct {
+	Email string `json:"email"`
+}
+
+// handleRequestPasswordReset answers 202 {} whatever the address (R20).
+func handleRequestPasswordReset(store *sqlstore.Store) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		var in resetRequest
+		if err := decode(r, &in); err != nil {
+			return err
+		}
+		if err := store.RequestPasswordReset(r.Context(), state(r).org.ID, in.Email); err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusAccepted, struct{}{})
+		return nil
+	}
+}
+
+type resetConfirm struct {
+	Token       string `json:"token"`
+	NewPassword string `json:"new_password"`
+}
+
+func handleConfirmPasswordReset(store *sqlstore.Store) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		var in resetConfirm
+		if err := decode(r, &in); err != nil {
+			return err
+		}
+		if err := store.ResetPassword(r.Context(), state(r).org.ID, in.Token, in.NewPassword); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+}
+
 func handleHealth() handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

@@ -32,6 +32,8 @@ func (s *server) routes() []Route {
 		// Organisation realm, before sign-in.
 		{"POST", "/api/v1/orgs/{org}/login", "org-public", s.org(handleLogin(st))},
 		{"POST", "/api/v1/orgs/{org}/invitations/accept", "org-public", s.org(handleAcceptInvitation(st))},
+		{"POST", "/api/v1/orgs/{org}/password-reset", "org-public", s.org(handleRequestPasswordReset(st))},
+		{"POST", "/api/v1/orgs/{org}/password-reset/confirm", "org-public", s.org(handleConfirmPasswordReset(st))},
 
 		// Organisation realm, signed in.
 		{"POST", "/api/v1/orgs/{org}/logout", "org", s.orgUser(handleLogout(st))},
@@ -67,6 +69,10 @@ func (s *server) routes() []Route {
 		{"POST", "/o/{org}/login", "page-org", s.orgPage(anyone, handleLoginForm(st))},
 		{"POST", "/o/{org}/logout", "page-org", s.orgPage(signedIn, handleLogoutForm(st))},
 		{"GET", "/o/{org}/signed-out", "page-org", s.orgPage(anyone, handleSignedOutPage())},
+		{"GET", "/o/{org}/forgot", "page-org", s.orgPage(anyone, handleForgotPage())},
+		{"POST", "/o/{org}/forgot", "page-org", s.orgPage(anyone, handleForgotForm(st))},
+		{"GET", "/o/{org}/reset", "page-org", s.orgPage(anyone, handleResetPage())},
+		{"POST", "/o/{org}/reset", "page-org", s.orgPage(anyone, handleResetForm(st))},
 		{"GET", "/o/{org}/invite", "page-org", s.orgPage(anyone, handleInvitePage())},
 		{"POST", "/o/{org}/invite", "page-org", s.orgPage(anyone, handleInviteForm(st))},
 		{"GET", "/o/{org}/account", "page-org", s.orgPage(signedIn, handleAccountPage(st))},

@@ -124,6 +124,63 @@ func handleInviteForm(store *sqlstore.Store) pageFunc {
 	}
 }
 
+// handleForgotPage asks for the address to send a reset link to (R20).
+func handleForgotPage() pageFunc {
+	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
+		p.title("forgot.title")
+		return renderPage(w, r, p, http.StatusOK, "forgot")
+	}
+}
+
+// handleForgotForm queues the link, if there is an account to send it to,
+// and answers the same either way.
+func handleForgotForm(store *sqlstore.Store) pageFunc {
+	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
+		form, err := formValues(r)
+		if err != nil {
+			return err
+		}
+		if err := store.RequestPasswordReset(r.Context(), p.Org.ID, form.Get("email")); err != nil {
+			return err
+		}
+		return redirect(w, r, "/o/"+p.Org.Slug+"/forgot", "reset_sent")
+	}
+}
+
+// handleResetPage shows the form to choose a new password; as with an
+// invitation, the token comes from the link's fragment through the script.
+func handleResetPage() pageFunc {
+	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
+		p.title("reset.title")
+		return renderPage(w, r, p, http.StatusOK, "reset")
+	}
+}
+
+func handleResetForm(store *sqlstore.Store) pageFunc {
+	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
+		form, err := formValues(r)
+		if err != nil {
+			return err
+		}
+		p.title("reset.title")
+		p.Form.Set("token", form.Get("token"))
+		err = store.ResetPassword(r.Context(), p.Org.ID, form.Get("token"), form.Get("new_password"))
+		switch {
+		case kluis.ErrorCode(err) == kluis.ENotFound:
+			p.Error = p.L.T("reset.invalid")
+			p.Form.Del("token")
+			return renderPage(w, r, p, http.StatusBadRequest, "reset")
+		case err != nil:
+			if p.showError(err) {
+				return renderPage(w, r, p, http.StatusBadRequest, "reset")
+			}
+			return err
+		}
+		http.SetCookie(w, clearCookie(sessionCookie))
+		return redirect(w, r, "/o/"+p.Org.Slug+"/login", "password_reset")
+	}
+}
+
 func handleOperatorLoginPage() pageFunc {
 	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
 		if state(r).actor.IsOperator() {

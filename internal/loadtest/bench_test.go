@@ -161,6 +161,33 @@ func BenchmarkLoginFailureTiming(b *testing.B) {
 	}
 }
 
+// BenchmarkPasswordResetTiming measures the median time of a reset request
+// for an existing account and for an unknown address: the answer must not
+// tell which it was (R20). The two are interleaved, so that the machine's
+// drift hits both alike.
+func BenchmarkPasswordResetTiming(b *testing.B) {
+	for _, engine := range kluistest.Engines {
+		b.Run(engine, func(b *testing.B) {
+			f := setup(b, engine, kluistest.FastArgon2, 2)
+			bodies := [2][]byte{[]byte(`{"email":"u1@bench.example"}`), []byte(`{"email":"nobody@bench.example"}`)}
+			var times [2][]time.Duration
+			k := 0
+			for b.Loop() {
+				t0 := time.Now()
+				f.do(b, "POST", "/api/v1/orgs/bench/password-reset", "", bodies[k%2], 202)
+				times[k%2] = append(times[k%2], time.Since(t0))
+				k++
+			}
+			for i, name := range []string{"existing", "unknown"} {
+				slices.Sort(times[i])
+				if len(times[i]) > 0 {
+					b.ReportMetric(float64(times[i][len(times[i])/2].Microseconds()), name+"-median-µs")
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkGetMe is authenticated reads: session lookup, user, JSON.
 func BenchmarkGetMe(b *testing.B) {
 	for _, engine := range kluistest.Engines {

@@ -22,6 +22,9 @@ const (
 	// PasswordChanged tells an account holder that their password was
 	// changed; Data.Link, a link to sign in, is optional.
 	PasswordChanged Kind = "password_changed"
+	// PasswordReset carries a single-use link to choose a new password;
+	// Data.Link is required.
+	PasswordReset Kind = "password_reset"
 )
 
 // Data is what a notice may contain: deliberately no names and no addresses
@@ -45,9 +48,9 @@ var templateFS embed.FS
 // carry a secret token.
 func Render(k Kind, lang string, d Data) (subject, body string, err error) {
 	switch k {
-	case Invitation:
+	case Invitation, PasswordReset:
 		if d.Link == "" {
-			return "", "", errors.New("mail: an invitation needs a link")
+			return "", "", fmt.Errorf("mail: a %s needs a link", k)
 		}
 	case PasswordChanged:
 	default:

@@ -19,6 +19,8 @@ func TestRenderEveryKindAndLanguage(t *testing.T) { // R45: a notice with a link
 	}{
 		{mail.Invitation, "en", testLink, []string{"Acme Zorg", "72 hours", "ignore"}},
 		{mail.Invitation, "nl", testLink, []string{"Acme Zorg", "72 uur", "negeren"}},
+		{mail.PasswordReset, "en", "https://kluis.example.org/o/acme/reset#" + strings.Repeat("A", 43), []string{"Acme Zorg", "30 minutes", "once", "ignore"}},
+		{mail.PasswordReset, "nl", "https://kluis.example.org/o/acme/reset#" + strings.Repeat("A", 43), []string{"Acme Zorg", "30 minuten", "één keer", "Negeer"}},
 		{mail.PasswordChanged, "en", "https://kluis.example.org/o/acme/login", []string{"Acme Zorg", "password", "manager"}},
 		{mail.PasswordChanged, "nl", "https://kluis.example.org/o/acme/login", []string{"Acme Zorg", "wachtwoord", "beheerder"}},
 		{mail.PasswordChanged, "en", "", []string{"Acme Zorg", "password", "manager"}},
@@ -116,6 +118,7 @@ func TestRenderRefusesBadInput(t *testing.T) {
 		{"unknown kind", "welcome", mail.Data{OrgName: "Acme", Link: testLink}},
 		{"path in kind", "../en/invitation", mail.Data{OrgName: "Acme", Link: testLink}},
 		{"invitation without link", mail.Invitation, mail.Data{OrgName: "Acme"}},
+		{"password reset without link", mail.PasswordReset, mail.Data{OrgName: "Acme"}},
 		{"empty organisation name", mail.Invitation, mail.Data{OrgName: " ", Link: testLink}},
 		{"line break in organisation name", mail.PasswordChanged, mail.Data{OrgName: "Acme\n\nClick https://evil.example"}},
 		{"link with a space", mail.Invitation, mail.Data{OrgName: "Acme", Link: "https://kluis.example.org/o/a b"}},

@@ -75,6 +75,13 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, limit int, lease ti
 		if _, err := t.exec(ctx, `DELETE FROM mail_queue WHERE kind = ? AND created_at < ?`, string(mail.Invitation), micros(now.Add(-InvitationTTL))); err != nil {
 			return err
 		}
+		// The same for reset links, and the links themselves once expired.
+		if _, err := t.exec(ctx, `DELETE FROM mail_queue WHERE kind = ? AND created_at < ?`, string(mail.PasswordReset), micros(now.Add(-ResetTTL))); err != nil {
+			return err
+		}
+		if _, err := t.exec(ctx, `DELETE FROM password_resets WHERE expires_at < ?`, micros(now)); err != nil {
+			return err
+		}
 		skip := ""
 		if s.db.Engine == Postgres {
 			skip = " FOR UPDATE SKIP LOCKED"
