@@ -2,6 +2,7 @@ package httpserver
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/kluis/kluis"
 	"github.com/kluis/kluis/internal/sqlstore"
@@ -229,6 +230,65 @@ func handleUpdatePolicy(store *sqlstore.Store) handlerFunc {
 			return err
 		}
 		writeJSON(w, http.StatusOK, toPolicyJSON(p))
+		return nil
+	}
+}
+
+type sessionJSON struct {
+	ID         string    `json:"id"`
+	CreatedAt  time.Time `json:"created_at"`
+	LastSeenAt time.Time `json:"last_seen_at"`
+	ExpiresAt  time.Time `json:"expires_at"`
+	Client     string    `json:"client"`
+	Device     string    `json:"device"`
+	Current    bool      `json:"current"`
+}
+
+type sessionsAnswer struct {
+	Sessions []sessionJSON `json:"sessions"`
+}
+
+// handleListSessions lists the caller's live sessions (R4, R14).
+func handleListSessions(store *sqlstore.Store) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		st := state(r)
+		list, err := store.FindSessions(r.Context(), st.org.ID, st.actor)
+		if err != nil {
+			return err
+		}
+		out := sessionsAnswer{Sessions: make([]sessionJSON, 0, len(list))}
+		for _, s := range list {
+			out.Sessions = append(out.Sessions, sessionJSON{string(s.ID), s.CreatedAt, s.LastSeenAt, s.ExpiresAt, s.Client, s.Device, s.Current})
+		}
+		writeJSON(w, http.StatusOK, out)
+		return nil
+	}
+}
+
+// handleEndSession ends one of the caller's sessions.
+func handleEndSession(store *sqlstore.Store) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		st := state(r)
+		id := kluis.SessionID(r.PathValue("id"))
+		if err := store.EndSession(r.Context(), st.org.ID, st.actor, id); err != nil {
+			return err
+		}
+		if id == st.actor.SessionID {
+			http.SetCookie(w, clearCookie(sessionCookie))
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+}
+
+// handleEndOtherSessions ends every session of the caller but this one.
+func handleEndOtherSessions(store *sqlstore.Store) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		st := state(r)
+		if _, err := store.EndOtherSessions(r.Context(), st.org.ID, st.actor); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusNoContent)
 		return nil
 	}
 }

@@ -65,7 +65,7 @@ func (s *server) begin(next http.Handler) http.Handler {
 		r.Body = http.MaxBytesReader(sw, r.Body, s.maxBody)
 		// The client address goes into the audit events of the request,
 		// sealed under the organisation key (R28).
-		r = r.WithContext(sqlstore.WithClient(withState(r.Context(), st), st.client))
+		r = r.WithContext(sqlstore.WithDevice(sqlstore.WithClient(withState(r.Context(), st), st.client), deviceName(r.UserAgent())))
 		defer func() {
 			if p := recover(); p != nil {
 				if p == http.ErrAbortHandler {

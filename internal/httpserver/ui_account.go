@@ -10,9 +10,10 @@ import (
 // accountPage is what My account shows: everything held about the person
 // (R4), their recent sign-ins, and the password rules.
 type accountPage struct {
-	User    kluis.User
-	SignIns []sqlstore.SignIn
-	Policy  kluis.Policy
+	User     kluis.User
+	SignIns  []sqlstore.SignIn
+	Sessions []sqlstore.SessionInfo
+	Policy   kluis.Policy
 }
 
 // showAccount renders My account with status; the forms show p.Form.
@@ -22,8 +23,12 @@ func showAccount(w http.ResponseWriter, r *http.Request, p *pageData, store *sql
 	if err != nil {
 		return err
 	}
+	sessions, err := store.FindSessions(r.Context(), st.org.ID, st.actor)
+	if err != nil {
+		return err
+	}
 	p.title("account.title")
-	p.Data = accountPage{User: st.user, SignIns: signIns, Policy: p.policy}
+	p.Data = accountPage{User: st.user, SignIns: signIns, Sessions: sessions, Policy: p.policy}
 	return renderPage(w, r, p, status, "account")
 }
 
@@ -83,5 +88,33 @@ func handlePasswordForm(store *sqlstore.Store) pageFunc {
 			return showAccount(w, r, p, store, http.StatusBadRequest)
 		}
 		return redirect(w, r, "/o/"+p.Org.Slug+"/account", "password_changed")
+	}
+}
+
+// handleEndSessionForm ends one of the person's sessions; ending this one
+// signs out.
+func handleEndSessionForm(store *sqlstore.Store) pageFunc {
+	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
+		st := state(r)
+		id := kluis.SessionID(r.PathValue("id"))
+		if err := store.EndSession(r.Context(), st.org.ID, st.actor, id); err != nil {
+			return err
+		}
+		if id == st.actor.SessionID {
+			http.SetCookie(w, clearCookie(sessionCookie))
+			return redirect(w, r, "/o/"+p.Org.Slug+"/login", "signed_out")
+		}
+		return redirect(w, r, "/o/"+p.Org.Slug+"/account", "session_ended")
+	}
+}
+
+// handleEndOtherSessionsForm ends every session of the person but this one.
+func handleEndOtherSessionsForm(store *sqlstore.Store) pageFunc {
+	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
+		st := state(r)
+		if _, err := store.EndOtherSessions(r.Context(), st.org.ID, st.actor); err != nil {
+			return err
+		}
+		return redirect(w, r, "/o/"+p.Org.Slug+"/account", "sessions_ended")
 	}
 }

@@ -81,7 +81,10 @@ func backFor(r *http.Request) string {
 		return localPath(r.URL.RequestURI())
 	}
 	p := r.URL.Path
-	for _, suffix := range []string{"/profile", "/password", "/invitation/resend", "/invitation/revoke"} {
+	if i := strings.Index(p, "/account/"); i >= 0 {
+		p = p[:i+len("/account")]
+	}
+	for _, suffix := range []string{"/invitation/resend", "/invitation/revoke"} {
 		p = strings.TrimSuffix(p, suffix)
 	}
 	if p == "/operator/orgs" {

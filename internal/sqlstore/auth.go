@@ -121,8 +121,12 @@ func (t *Tx) openSession(ctx context.Context, table string, org kluis.OrgID, sub
 	sess := Session{ID: kluis.SessionID(kluis.NewID(t.now)), Token: token, ExpiresAt: t.now.Add(lifetime)}
 	var err error
 	if table == "sessions" {
-		_, err = t.exec(ctx, `INSERT INTO sessions (id, org_id, user_id, token_hash, created_at, last_seen_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			sess.ID, org, subject, hash, micros(t.now), micros(t.now), micros(sess.ExpiresAt))
+		var device []byte
+		if device, err = t.sealSessionDevice(ctx, org, kluis.UserID(subject), sess.ID); err != nil {
+			return Session{}, err
+		}
+		_, err = t.exec(ctx, `INSERT INTO sessions (id, org_id, user_id, token_hash, created_at, last_seen_at, expires_at, device) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			sess.ID, org, subject, hash, micros(t.now), micros(t.now), micros(sess.ExpiresAt), device)
 	} else {
 		_, err = t.exec(ctx, `INSERT INTO operator_sessions (id, operator_id, token_hash, created_at, last_seen_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)`,
 			sess.ID, subject, hash, micros(t.now), micros(t.now), micros(sess.ExpiresAt))

@@ -1,0 +1,4 @@
+package httpserver
+
+// DeviceName exposes deviceName to the external tests.
+var DeviceName = deviceName
