@@ -17,6 +17,9 @@ const (
 	ETooLarge         = "too_large"
 	ETooManyRequests  = "too_many_requests"
 	EInternal         = "internal"
+	// ELoginsDisabled refuses a login while the organisation's logins are
+	// stopped (R19); HTTP 403.
+	ELoginsDisabled = "logins_disabled"
 )
 
 // Error is the only error type whose content reaches a client. Message is safe
@@ -63,4 +66,7 @@ var (
 	ErrForbidden = &Error{Code: EForbidden, Message: "you are not allowed to do this"}
 	// ErrLastManager refuses to remove, demote or disable the last active manager.
 	ErrLastManager = &Error{Code: EConflict, Message: "an organisation needs at least one active manager"}
+	// ErrLoginsDisabled refuses every login of an organisation whose logins
+	// are stopped (R19).
+	ErrLoginsDisabled = &Error{Code: ELoginsDisabled, Message: "logins to this organisation are stopped; ask a manager"}
 )

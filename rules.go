@@ -84,3 +84,8 @@ func CanReadAudit(a Actor, org OrgID) bool { return a.IsManager(org) }
 // CanManageOrgs: operator admins and the command line create and delete
 // organisations. They never read an organisation's users (R22).
 func CanManageOrgs(a Actor) bool { return a.IsOperator() }
+
+// CanStopLogins: managers stop and resume their organisation's logins (R19);
+// operator admins and the command line may too, for an organisation that
+// asks or in an incident.
+func CanStopLogins(a Actor, org OrgID) bool { return a.IsManager(org) || a.IsOperator() }

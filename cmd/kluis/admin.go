@@ -112,7 +112,7 @@ func readSecretLine(r io.Reader) (string, error) {
 
 func cmdOrg(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return usageError("usage: kluis org create|delete|list …")
+		return usageError("usage: kluis org create|delete|list|logins …")
 	}
 	c, err := newConfig(getenv)
 	if err != nil {
@@ -186,6 +186,8 @@ func cmdOrg(ctx context.Context, args []string, getenv func(string) string, stdo
 			fmt.Fprintf(stdout, "%s\t%s\t%s\n", o.Slug, o.ID, o.Name)
 		}
 		return nil
+	case "logins":
+		return cmdOrgLogins(ctx, c, args[1:], stdout, stderr)
 	}
 	return usageError("unknown org command %q", args[0])
 }
@@ -276,5 +278,51 @@ func cmdMigrate(ctx context.Context, args []string, getenv func(string) string, 
 		return err
 	}
 	fmt.Fprintf(stdout, "%d migrations applied; the %s database is up to date\n", n, db.Engine)
+	return nil
+}
+
+// cmdOrgLogins stops or resumes every login of one organisation, or of all
+// of them (R19): the operator's switch for an incident. Stopping ends every
+// session of the organisation.
+func cmdOrgLogins(ctx context.Context, c *config, args []string, stdout, stderr io.Writer) error {
+	const usage = "usage: kluis org logins SLUG|--all --stop|--resume"
+	fs := c.flags("org logins", stderr)
+	stop := fs.Bool("stop", false, "stop every login and end every session")
+	resume := fs.Bool("resume", false, "let people sign in again")
+	all := fs.Bool("all", false, "every organisation of the instance")
+	a, pos, err := prepare(ctx, c, fs, args, false, stderr)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	if *stop == *resume || (len(pos) == 1) == *all || len(pos) > 1 {
+		return usageError(usage)
+	}
+	var orgs []kluis.Org
+	if *all {
+		if orgs, err = a.store.FindOrgs(ctx, kluis.CLIActor); err != nil {
+			return clientError(err)
+		}
+	} else {
+		o, err := a.store.FindOrgBySlug(ctx, pos[0])
+		if err != nil {
+			if kluis.ErrorCode(err) == kluis.ENotFound {
+				return &cliError{code: 1, msg: "no organisation " + pos[0]}
+			}
+			return clientError(err)
+		}
+		orgs = []kluis.Org{o}
+	}
+	for _, o := range orgs {
+		ended, err := a.store.SetLogins(ctx, o.ID, kluis.CLIActor, *resume)
+		if err != nil {
+			return clientError(err)
+		}
+		if *stop {
+			fmt.Fprintf(stdout, "%s: logins stopped, %d sessions ended\n", o.Slug, ended)
+		} else {
+			fmt.Fprintf(stdout, "%s: logins resumed\n", o.Slug)
+		}
+	}
 	return nil
 }

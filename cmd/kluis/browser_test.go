@@ -675,3 +675,53 @@ func TestBrowserForgottenPasswordIsResetByMail(t *testing.T) {
 		t.Error("the server's log holds the reset token")
 	}
 }
+
+// A manager stops every sign-in of the organisation from the policy page:
+// the member's open session ends at once (their next page says they were
+// signed out), nobody can sign in and the sign-in page says why; resuming
+// lets the member in again (R19, R21).
+func TestBrowserManagerStopsEverySignIn(t *testing.T) {
+	t.Parallel()
+	s, mgr := signedInManager(t)
+	mgr.open("/o/acme/users")
+	mgr.fill("form#invite [name=email]", browserMemEmail)
+	mgr.fill("form#invite [name=name]", browserMemName)
+	mgr.submit("invite")
+	if got := api(t, "POST", s.base+"/api/v1/orgs/acme/invitations/accept", "",
+		map[string]string{"token": tokenOf(s.invitationLink(browserMemEmail)), "name": browserMemName, "password": browserMemPass}, nil); got != http.StatusOK {
+		t.Fatalf("the member accepts through the API: got %d, want 200", got)
+	}
+	mem := startBrowser(t).newPerson("the member", s.base, "nl")
+	signIn(mem, "acme", browserMemEmail, browserMemPass)
+
+	mgr.open("/o/acme/policy")
+	mgr.checkPage("policy-logins")
+	if resp := mgr.submit("logins"); resp.Status != http.StatusOK || mgr.path() != "/o/acme/policy" {
+		t.Fatalf("stop every sign-in: got %d at %s, want 200 at /o/acme/policy", resp.Status, mgr.path())
+	}
+	if got := mgr.text("#logins-state"); !strings.Contains(got, "stopped") {
+		t.Errorf("after stopping, the policy page says %q", got)
+	}
+	mgr.checkPage("policy-logins-stopped")
+
+	mem.open("/o/acme/account")
+	if got := mem.path(); got != "/o/acme/signed-out" {
+		t.Errorf("the member's next page is %s, want /o/acme/signed-out", got)
+	}
+	mem.open("/o/acme/login")
+	mem.fill("form#login [name=email]", browserMemEmail)
+	mem.fill("form#login [name=password]", browserMemPass)
+	if resp := mem.submit("login"); resp.Status != http.StatusForbidden {
+		t.Errorf("sign in while stopped: got %d, want 403", resp.Status)
+	}
+	if got := mem.text(`[role="alert"]`); !strings.Contains(got, "gestopt") {
+		t.Errorf("the sign-in page while stopped says %q, want that signing in is stopped", got)
+	}
+	mem.checkPage("login-stopped-nl")
+
+	mgr.open("/o/acme/policy")
+	if resp := mgr.submit("logins"); resp.Status != http.StatusOK {
+		t.Fatalf("resume: got %d, want 200", resp.Status)
+	}
+	signIn(mem, "acme", browserMemEmail, browserMemPass)
+}

@@ -604,3 +604,48 @@ func TestConfigFileIsReadAndEnvironmentWins(t *testing.T) {
 		})
 	}
 }
+
+// TestOrgLoginsFromTheCommandLine (R19): the operator stops every login of
+// one organisation, or of all of them, and resumes them; each is recorded
+// in the organisation's own chain.
+func TestOrgLoginsFromTheCommandLine(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	env := testEnv()
+	mustCLI(t, env, "", "migrate", "--data", dir)
+	mustCLI(t, env, "", "org", "create", "acme", "--name", "Acme", "--manager-email", "m@example.com", "--data", dir)
+	mustCLI(t, env, "", "org", "create", "beta", "--name", "Beta", "--manager-email", "m@example.com", "--data", dir)
+	for _, args := range [][]string{
+		{"acme"}, {"acme", "--stop", "--resume"}, {"--stop"}, {"acme", "--all", "--stop"}, {"acme", "beta", "--stop"},
+	} {
+		r := cli(t, env, "", append(append([]string{"org", "logins"}, args...), "--data", dir)...)
+		if r.code != 2 {
+			t.Errorf("org logins %v: got %s, want a usage error", args, r)
+		}
+		checkErrorShape(t, r.stderr)
+	}
+	if r := cli(t, env, "", "org", "logins", "nosuch", "--stop", "--data", dir); r.code != 1 {
+		t.Errorf("org logins of an unknown slug: got %s, want exit 1", r)
+	}
+	if got := mustCLI(t, env, "", "org", "logins", "acme", "--stop", "--data", dir).stdout; got != "acme: logins stopped, 0 sessions ended\n" {
+		t.Errorf("org logins acme --stop printed %q", got)
+	}
+	stopped := func() string {
+		return strings.Join(queryStrings(t, "sqlite", dir, "", `SELECT slug || '=' || logins_disabled FROM orgs ORDER BY slug`), " ")
+	}
+	if got := stopped(); got != "acme=1 beta=0" {
+		t.Errorf("after stopping acme: %s", got)
+	}
+	mustCLI(t, env, "", "org", "logins", "--all", "--stop", "--data", dir)
+	if got := stopped(); got != "acme=1 beta=1" {
+		t.Errorf("after stopping all: %s", got)
+	}
+	mustCLI(t, env, "", "org", "logins", "--resume", "--all", "--data", dir)
+	if got := stopped(); got != "acme=0 beta=0" {
+		t.Errorf("after resuming all: %s", got)
+	}
+	actions := queryStrings(t, "sqlite", dir, "", `SELECT a.action FROM audit_events a JOIN orgs o ON a.chain = 'org:' || o.id WHERE o.slug = 'acme' AND a.action LIKE 'org.logins%' ORDER BY a.seq`)
+	if strings.Join(actions, " ") != "org.logins_stop org.logins_stop org.logins_resume" {
+		t.Errorf("acme's chain records %v", actions)
+	}
+}

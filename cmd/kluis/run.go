@@ -37,6 +37,7 @@ Usage:
   kluis org create SLUG --name NAME --manager-email E [--manager-name N] [--language en|nl]
   kluis org delete SLUG --confirm
   kluis org list
+  kluis org logins SLUG|--all --stop|--resume
   kluis audit verify [--org SLUG]
   kluis keys status | rotate --root | export-root --age-recipient AGE1…
   kluis migrate

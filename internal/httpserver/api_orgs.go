@@ -235,3 +235,45 @@ func handleVerifyAudit(store *sqlstore.Store) handlerFunc {
 		return nil
 	}
 }
+
+type loginsJSON struct {
+	Enabled       *bool `json:"enabled"`
+	SessionsEnded *int  `json:"sessions_ended,omitempty"`
+}
+
+// handleGetLogins tells whether the organisation's logins are open (R19).
+func handleGetLogins(store *sqlstore.Store) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		st := state(r)
+		stopped, err := store.LoginsStopped(r.Context(), st.org.ID, st.actor)
+		if err != nil {
+			return err
+		}
+		enabled := !stopped
+		writeJSON(w, http.StatusOK, loginsJSON{Enabled: &enabled})
+		return nil
+	}
+}
+
+// handleSetLogins stops ({enabled:false}: every session but the caller's
+// ends) or resumes the organisation's logins (R19). Managers only.
+func handleSetLogins(store *sqlstore.Store) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		var in struct {
+			Enabled *bool `json:"enabled"`
+		}
+		if err := decode(r, &in); err != nil {
+			return err
+		}
+		if in.Enabled == nil {
+			return kluis.Invalid(map[string]string{"enabled": "is required"})
+		}
+		st := state(r)
+		ended, err := store.SetLogins(r.Context(), st.org.ID, st.actor, *in.Enabled)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, loginsJSON{Enabled: in.Enabled, SessionsEnded: &ended})
+		return nil
+	}
+}

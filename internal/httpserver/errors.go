@@ -33,6 +33,7 @@ var statusOf = map[string]int{
 	kluis.ETooLarge:         http.StatusRequestEntityTooLarge,
 	kluis.ETooManyRequests:  http.StatusTooManyRequests,
 	kluis.EInternal:         http.StatusInternalServerError,
+	kluis.ELoginsDisabled:   http.StatusForbidden,
 }
 
 type errorBody struct {

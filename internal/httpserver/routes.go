@@ -52,6 +52,8 @@ func (s *server) routes() []Route {
 		{"DELETE", "/api/v1/orgs/{org}/users/{id}/invitation", "org", s.orgUser(handleRevokeInvitation(st))},
 		{"GET", "/api/v1/orgs/{org}/policy", "org", s.orgUser(handleGetPolicy(st))},
 		{"PUT", "/api/v1/orgs/{org}/policy", "org", s.orgUser(handleUpdatePolicy(st))},
+		{"GET", "/api/v1/orgs/{org}/logins", "org", s.orgUser(handleGetLogins(st))},
+		{"PUT", "/api/v1/orgs/{org}/logins", "org", s.orgUser(handleSetLogins(st))},
 		{"GET", "/api/v1/orgs/{org}/audit", "org", s.orgUser(handleListAudit(st))},
 		{"GET", "/api/v1/orgs/{org}/audit/export", "org", s.orgUser(handleExportAudit(st))},
 		{"GET", "/api/v1/orgs/{org}/audit/verify", "org", s.orgUser(handleVerifyAudit(st))},
@@ -93,6 +95,7 @@ func (s *server) routes() []Route {
 		{"POST", "/o/{org}/users/{id}/delete", "page-org", s.orgPage(signedIn, handleDeleteUserForm(st))},
 		{"GET", "/o/{org}/policy", "page-org", s.orgPage(signedIn, handlePolicyPage(st))},
 		{"POST", "/o/{org}/policy", "page-org", s.orgPage(signedIn, handlePolicyForm(st))},
+		{"POST", "/o/{org}/logins", "page-org", s.orgPage(signedIn, handleLoginsForm(st))},
 		{"GET", "/o/{org}/audit", "page-org", s.orgPage(signedIn, handleAuditPage(st))},
 		{"GET", "/o/{org}/audit/verify", "page-org", s.orgPage(signedIn, handleAuditVerifyPage(st))},
 	}

@@ -225,6 +225,9 @@ func (p *pageData) showError(err error) bool {
 			p.Error = p.L.T("error.check_fields")
 		}
 		return true
+	case kluis.ELoginsDisabled:
+		p.Error = p.L.T("error.logins_disabled")
+		return true
 	case kluis.EConflict, kluis.ETooManyRequests:
 		p.Error = p.message(ke.Message, "error."+ke.Code)
 		return true

@@ -59,7 +59,11 @@ func handleLoginForm(store *sqlstore.Store) pageFunc {
 		}
 		if err != nil {
 			if p.showError(err) {
-				return renderPage(w, r, p, http.StatusBadRequest, "login")
+				status := http.StatusBadRequest
+				if kluis.ErrorCode(err) == kluis.ELoginsDisabled {
+					status = http.StatusForbidden
+				}
+				return renderPage(w, r, p, status, "login")
 			}
 			return err
 		}

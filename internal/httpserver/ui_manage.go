@@ -169,8 +169,44 @@ func handlePolicyPage(store *sqlstore.Store) pageFunc {
 		if pol.PasswordRequireUpper {
 			p.Form.Set("password_require_upper", "on")
 		}
-		p.title("policy.title")
-		return renderPage(w, r, p, http.StatusOK, "policy")
+		return showPolicy(w, r, p, store, http.StatusOK)
+	}
+}
+
+type policyPage struct {
+	LoginsStopped bool
+}
+
+// showPolicy renders the policy page with the state of the logins switch.
+func showPolicy(w http.ResponseWriter, r *http.Request, p *pageData, store *sqlstore.Store, status int) error {
+	st := state(r)
+	stopped, err := store.LoginsStopped(r.Context(), st.org.ID, st.actor)
+	if err != nil {
+		return err
+	}
+	p.title("policy.title")
+	p.Data = policyPage{LoginsStopped: stopped}
+	return renderPage(w, r, p, status, "policy")
+}
+
+// handleLoginsForm is the managers' switch that stops every sign-in of the
+// organisation at once, ending every other session, or resumes them (R19).
+func handleLoginsForm(store *sqlstore.Store) pageFunc {
+	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
+		form, err := formValues(r)
+		if err != nil {
+			return err
+		}
+		st := state(r)
+		enabled := form.Get("enabled") == "true"
+		if _, err := store.SetLogins(r.Context(), st.org.ID, st.actor, enabled); err != nil {
+			return err
+		}
+		notice := "logins_stopped"
+		if enabled {
+			notice = "logins_resumed"
+		}
+		return redirect(w, r, "/o/"+p.Org.Slug+"/policy", notice)
 	}
 }
 
@@ -213,8 +249,7 @@ func handlePolicyForm(store *sqlstore.Store) pageFunc {
 				return err
 			}
 			p.Form = form
-			p.title("policy.title")
-			return renderPage(w, r, p, http.StatusBadRequest, "policy")
+			return showPolicy(w, r, p, store, http.StatusBadRequest)
 		}
 		return redirect(w, r, "/o/"+p.Org.Slug+"/policy", "saved")
 	}
@@ -226,7 +261,7 @@ var auditActions = []string{
 	"auth.", "auth.login", "auth.login_failed", "auth.logout", "auth.session_end", "auth.password_reset_request", "auth.password_reset",
 	"user.", "user.invite", "user.invitation_accept", "user.invitation_resend", "user.invitation_revoke",
 	"user.update", "user.disable", "user.enable", "user.password_change", "user.delete", "user.read", "user.list",
-	"policy.update", "audit.export", "key.",
+	"policy.update", "org.logins_stop", "org.logins_resume", "audit.export", "key.",
 }
 
 // auditRow is one event as the page shows it.

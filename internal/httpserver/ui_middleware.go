@@ -219,6 +219,7 @@ var pageStatus = map[string]int{
 	kluis.EConflict:         http.StatusConflict,
 	kluis.ETooLarge:         http.StatusRequestEntityTooLarge,
 	kluis.ETooManyRequests:  http.StatusTooManyRequests,
+	kluis.ELoginsDisabled:   http.StatusForbidden,
 }
 
 // pageError shows an error as a page in the person's language, classified

@@ -27,8 +27,21 @@ type Session struct {
 // session (R14). A wrong password, an unknown address, a disabled or invited
 // account all get kluis.ErrUnauthenticated after the same amount of hashing
 // work (DESIGN §5), and each failure is recorded. Weaker stored hashes are
-// upgraded. Errors: unauthenticated.
+// upgraded. While the organisation's logins are stopped (R19) every attempt
+// gets logins_disabled. Errors: unauthenticated, logins_disabled.
 func (s *Store) Login(ctx context.Context, org kluis.OrgID, email, pw string) (Session, kluis.User, error) {
+	// Stopped logins (R19) are refused for everyone alike, before any
+	// account is looked at: the answer tells nothing about the account.
+	if stopped, err := s.loginsStopped(ctx, org); err != nil || stopped {
+		if err == nil {
+			s.countLogin(kluis.RealmOrg, "failure")
+			err = kluis.ErrLoginsDisabled
+			if rerr := s.recordRefusal(ctx, orgChain(org), kluis.Actor{}, "auth.login_failed", "", "failure", map[string]any{"reason": "logins_disabled"}); rerr != nil {
+				err = rerr
+			}
+		}
+		return Session{}, kluis.User{}, err
+	}
 	lookup := kluis.NormalizeEmail(email)
 	pw = kluis.NormalizePassword(pw)
 	var u kluis.User
@@ -84,6 +97,14 @@ func (s *Store) Login(ctx context.Context, org kluis.OrgID, email, pw string) (S
 		var status kluis.UserStatus
 		if err := t.queryRow(ctx, `SELECT status FROM users WHERE org_id = ? AND id = ?`, org, u.ID).Scan(&status); err != nil || status != kluis.StatusActive {
 			return kluis.ErrUnauthenticated
+		}
+		// Logins may have been stopped since the check above (R19).
+		var stopped bool
+		if err := t.queryRow(ctx, `SELECT logins_disabled FROM orgs WHERE id = ?`, org).Scan(&stopped); err != nil {
+			return err
+		}
+		if stopped {
+			return kluis.ErrLoginsDisabled
 		}
 		if sess, err = t.openSession(ctx, `sessions`, org, string(u.ID), policy.MaxLifetime()); err != nil {
 			return err
