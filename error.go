@@ -20,6 +20,9 @@ const (
 	// ELoginsDisabled refuses a login while the organisation's logins are
 	// stopped (R19); HTTP 403.
 	ELoginsDisabled = "logins_disabled"
+	// EReauthRequired asks for a fresh authentication (POST …/me/reauth)
+	// before a sensitive change; HTTP 403.
+	EReauthRequired = "reauth_required"
 )
 
 // Error is the only error type whose content reaches a client. Message is safe
@@ -68,5 +71,7 @@ var (
 	ErrLastManager = &Error{Code: EConflict, Message: "an organisation needs at least one active manager"}
 	// ErrLoginsDisabled refuses every login of an organisation whose logins
 	// are stopped (R19).
+	// ErrReauthRequired asks the person to prove again who they are.
+	ErrReauthRequired = &Error{Code: EReauthRequired, Message: "confirm it is you: sign in again or re-authenticate first"}
 	ErrLoginsDisabled = &Error{Code: ELoginsDisabled, Message: "logins to this organisation are stopped; ask a manager"}
 )

@@ -1,5 +1,7 @@
 package kluis
 
+import "time"
+
 // Realm separates organisation users from operator staff: a credential of one
 // realm is worthless in the other (R22).
 type Realm string
@@ -19,6 +21,9 @@ type Actor struct {
 	Role       Role       // RealmOrg only
 	OperatorID OperatorID // RealmOperator only
 	SessionID  SessionID
+	// AuthenticatedAt is when the session's holder last proved who they are
+	// (sign-in or re-authentication); zero outside a session.
+	AuthenticatedAt time.Time
 	// CLI marks the command line: a person with access to the server's data
 	// folder and database, recorded as "cli" in the audit chain.
 	CLI bool
@@ -89,3 +94,13 @@ func CanManageOrgs(a Actor) bool { return a.IsOperator() }
 // operator admins and the command line may too, for an organisation that
 // asks or in an incident.
 func CanStopLogins(a Actor, org OrgID) bool { return a.IsManager(org) || a.IsOperator() }
+
+// FreshAuthWindow is how long after signing in (or re-authenticating) a
+// person may do sensitive things without proving again who they are.
+const FreshAuthWindow = 5 * time.Minute
+
+// FreshlyAuthenticated reports whether a proved who they are within
+// FreshAuthWindow before now (issue 5: password, factors, tokens).
+func FreshlyAuthenticated(a Actor, now time.Time) bool {
+	return !a.AuthenticatedAt.IsZero() && now.Sub(a.AuthenticatedAt) < FreshAuthWindow
+}

@@ -1,6 +1,7 @@
 package httpserver
 
 import (
+	"errors"
 	"net/http"
 	"time"
 
@@ -68,6 +69,11 @@ func handleLogin(store *sqlstore.Store) handlerFunc {
 			return err
 		}
 		sess, u, err := store.Login(r.Context(), state(r).org.ID, in.Email, in.Password)
+		var challenge *sqlstore.MFAChallenge
+		if errors.As(err, &challenge) {
+			writeJSON(w, http.StatusOK, mfaAnswer{MFARequired: true, Challenge: challenge.Token, Methods: challenge.Methods, ExpiresAt: challenge.ExpiresAt})
+			return nil
+		}
 		if err != nil {
 			return err
 		}
@@ -112,6 +118,116 @@ func handleOperatorLogout(store *sqlstore.Store) handlerFunc {
 			return err
 		}
 		http.SetCookie(w, clearCookie(operatorCookie))
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+}
+
+// mfaAnswer is the password step's answer for an account with a second
+// factor: no session, a challenge for POST …/login/mfa (R17).
+type mfaAnswer struct {
+	MFARequired bool      `json:"mfa_required"`
+	Challenge   string    `json:"challenge"`
+	Methods     []string  `json:"methods"`
+	ExpiresAt   time.Time `json:"expires_at"`
+}
+
+type mfaRequest struct {
+	Challenge string `json:"challenge"`
+	Method    string `json:"method"`
+	Code      string `json:"code"`
+}
+
+// handleLoginMFA completes a two-step login (R17).
+func handleLoginMFA(store *sqlstore.Store) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		var in mfaRequest
+		if err := decode(r, &in); err != nil {
+			return err
+		}
+		sess, u, err := store.LoginMFA(r.Context(), state(r).org.ID, in.Challenge, in.Method, in.Code)
+		if err != nil {
+			return err
+		}
+		http.SetCookie(w, sessionCookieFor(sessionCookie, sess))
+		uj := toUserJSON(u)
+		writeJSON(w, http.StatusOK, loginAnswer{Token: sess.Token, ExpiresAt: sess.ExpiresAt, User: &uj})
+		return nil
+	}
+}
+
+type reauthRequest struct {
+	Password string `json:"password"`
+	Method   string `json:"method"`
+	Code     string `json:"code"`
+}
+
+// handleReauth replaces the caller's session with a freshly authenticated
+// one; the old token stops working.
+func handleReauth(store *sqlstore.Store) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		var in reauthRequest
+		if err := decode(r, &in); err != nil {
+			return err
+		}
+		st := state(r)
+		sess, err := store.Reauth(r.Context(), st.org.ID, st.actor, in.Password, in.Method, in.Code)
+		if err != nil {
+			return err
+		}
+		http.SetCookie(w, sessionCookieFor(sessionCookie, sess))
+		writeJSON(w, http.StatusOK, loginAnswer{Token: sess.Token, ExpiresAt: sess.ExpiresAt})
+		return nil
+	}
+}
+
+type totpAnswer struct {
+	Secret     string `json:"secret"`
+	OTPAuthURL string `json:"otpauth_url"`
+}
+
+func handleStartTOTP(store *sqlstore.Store) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		st := state(r)
+		secret, url, err := store.StartTOTP(r.Context(), st.org.ID, st.actor)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, totpAnswer{Secret: secret, OTPAuthURL: url})
+		return nil
+	}
+}
+
+type codeRequest struct {
+	Code string `json:"code"`
+}
+
+type recoveryAnswer struct {
+	RecoveryCodes []string `json:"recovery_codes"`
+}
+
+func handleConfirmTOTP(store *sqlstore.Store) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		var in codeRequest
+		if err := decode(r, &in); err != nil {
+			return err
+		}
+		st := state(r)
+		codes, err := store.ConfirmTOTP(r.Context(), st.org.ID, st.actor, in.Code)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, recoveryAnswer{RecoveryCodes: codes})
+		return nil
+	}
+}
+
+func handleDisableTOTP(store *sqlstore.Store) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		st := state(r)
+		if err := store.DisableTOTP(r.Context(), st.org.ID, st.actor); err != nil {
+			return err
+		}
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	}

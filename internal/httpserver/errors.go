@@ -34,6 +34,7 @@ var statusOf = map[string]int{
 	kluis.ETooManyRequests:  http.StatusTooManyRequests,
 	kluis.EInternal:         http.StatusInternalServerError,
 	kluis.ELoginsDisabled:   http.StatusForbidden,
+	kluis.EReauthRequired:   http.StatusForbidden,
 }
 
 type errorBody struct {

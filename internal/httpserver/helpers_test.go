@@ -198,6 +198,7 @@ var statusOfCode = map[string]int{
 	"too_many_requests":  429,
 	"internal":           500,
 	"logins_disabled":    403,
+	"reauth_required":    403,
 }
 
 // neverInErrors are traces of internals that must never reach a client.

@@ -10,10 +10,12 @@ import (
 // accountPage is what My account shows: everything held about the person
 // (R4), their recent sign-ins, and the password rules.
 type accountPage struct {
-	User     kluis.User
-	SignIns  []sqlstore.SignIn
-	Sessions []sqlstore.SessionInfo
-	Policy   kluis.Policy
+	Factors      []string
+	RecoveryLeft int
+	User         kluis.User
+	SignIns      []sqlstore.SignIn
+	Sessions     []sqlstore.SessionInfo
+	Policy       kluis.Policy
 }
 
 // showAccount renders My account with status; the forms show p.Form.
@@ -27,8 +29,12 @@ func showAccount(w http.ResponseWriter, r *http.Request, p *pageData, store *sql
 	if err != nil {
 		return err
 	}
+	factors, left, err := store.FindFactors(r.Context(), st.org.ID, st.actor)
+	if err != nil {
+		return err
+	}
 	p.title("account.title")
-	p.Data = accountPage{User: st.user, SignIns: signIns, Sessions: sessions, Policy: p.policy}
+	p.Data = accountPage{User: st.user, SignIns: signIns, Sessions: sessions, Policy: p.policy, Factors: factors, RecoveryLeft: left}
 	return renderPage(w, r, p, status, "account")
 }
 

@@ -1,6 +1,7 @@
 package httpserver
 
 import (
+	"errors"
 	"net/http"
 
 	"github.com/kluis/kluis"
@@ -53,6 +54,11 @@ func handleLoginForm(store *sqlstore.Store) pageFunc {
 		p.title("login.title")
 		p.Form.Set("email", form.Get("email"))
 		sess, _, err := store.Login(r.Context(), p.Org.ID, form.Get("email"), form.Get("password"))
+		var challenge *sqlstore.MFAChallenge
+		if errors.As(err, &challenge) {
+			setChallengeCookie(w, challenge)
+			return redirect(w, r, "/o/"+p.Org.Slug+"/login/mfa", "")
+		}
 		if kluis.ErrorCode(err) == kluis.EUnauthenticated {
 			p.Error = p.L.T("login.failed")
 			return renderPage(w, r, p, http.StatusUnauthorized, "login")

@@ -258,10 +258,10 @@ func handlePolicyForm(store *sqlstore.Store) pageFunc {
 // auditActions are the actions the audit page offers as a filter; prefixes
 // end in ".".
 var auditActions = []string{
-	"auth.", "auth.login", "auth.login_failed", "auth.logout", "auth.session_end", "auth.password_reset_request", "auth.password_reset",
+	"auth.", "auth.login", "auth.login_password", "auth.login_failed", "auth.reauth", "auth.logout", "auth.session_end", "auth.password_reset_request", "auth.password_reset",
 	"user.", "user.invite", "user.invitation_accept", "user.invitation_resend", "user.invitation_revoke",
 	"user.update", "user.disable", "user.enable", "user.password_change", "user.delete", "user.read", "user.list",
-	"policy.update", "org.logins_stop", "org.logins_resume", "audit.export", "key.",
+	"mfa.", "policy.update", "org.logins_stop", "org.logins_resume", "audit.export", "key.",
 }
 
 // auditRow is one event as the page shows it.

@@ -81,6 +81,9 @@ func backFor(r *http.Request) string {
 		return localPath(r.URL.RequestURI())
 	}
 	p := r.URL.Path
+	if strings.HasSuffix(p, "/login/mfa") || strings.HasSuffix(p, "/account/reauth") {
+		return localPath(p)
+	}
 	if i := strings.Index(p, "/account/"); i >= 0 {
 		p = p[:i+len("/account")]
 	}
@@ -220,6 +223,7 @@ var pageStatus = map[string]int{
 	kluis.ETooLarge:         http.StatusRequestEntityTooLarge,
 	kluis.ETooManyRequests:  http.StatusTooManyRequests,
 	kluis.ELoginsDisabled:   http.StatusForbidden,
+	kluis.EReauthRequired:   http.StatusForbidden,
 }
 
 // pageError shows an error as a page in the person's language, classified

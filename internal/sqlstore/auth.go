@@ -28,7 +28,9 @@ type Session struct {
 // account all get kluis.ErrUnauthenticated after the same amount of hashing
 // work (DESIGN §5), and each failure is recorded. Weaker stored hashes are
 // upgraded. While the organisation's logins are stopped (R19) every attempt
-// gets logins_disabled. Errors: unauthenticated, logins_disabled.
+// gets logins_disabled. With a second factor enrolled, the password opens no
+// session: the error is an *MFAChallenge for LoginMFA. Errors:
+// unauthenticated, logins_disabled, *MFAChallenge.
 func (s *Store) Login(ctx context.Context, org kluis.OrgID, email, pw string) (Session, kluis.User, error) {
 	// Stopped logins (R19) are refused for everyone alike, before any
 	// account is looked at: the answer tells nothing about the account.
@@ -88,11 +90,8 @@ func (s *Store) Login(ctx context.Context, org kluis.OrgID, email, pw string) (S
 		}
 	}
 	var sess Session
+	var challenge *MFAChallenge
 	err = s.write(ctx, orgChain(org), func(t *Tx) error {
-		policy, err := t.s.policy(ctx, t.tx, org)
-		if err != nil {
-			return err
-		}
 		// The account may have changed since the read above.
 		var status kluis.UserStatus
 		if err := t.queryRow(ctx, `SELECT status FROM users WHERE org_id = ? AND id = ?`, org, u.ID).Scan(&status); err != nil || status != kluis.StatusActive {
@@ -106,27 +105,60 @@ func (s *Store) Login(ctx context.Context, org kluis.OrgID, email, pw string) (S
 		if stopped {
 			return kluis.ErrLoginsDisabled
 		}
-		if sess, err = t.openSession(ctx, `sessions`, org, string(u.ID), policy.MaxLifetime()); err != nil {
-			return err
-		}
 		if newHash != "" {
 			if _, err := t.exec(ctx, `UPDATE users SET password_hash = ? WHERE org_id = ? AND id = ?`, newHash, org, u.ID); err != nil {
 				return err
 			}
 		}
-		if _, err := t.exec(ctx, `UPDATE users SET last_login_at = ? WHERE org_id = ? AND id = ?`, micros(t.now), org, u.ID); err != nil {
+		// With a second factor the password opens no session, only a
+		// challenge for the second step (R17).
+		methods, err := t.factorMethods(ctx, org, u.ID)
+		if err != nil {
 			return err
 		}
-		u.LastLoginAt = t.now
-		actor := kluis.Actor{Realm: kluis.RealmOrg, OrgID: org, UserID: u.ID, Role: u.Role, SessionID: sess.ID}
-		return t.appendEvent(ctx, orgChain(org), actor, "auth.login", "user:"+string(u.ID), "success",
-			map[string]any{"session": string(sess.ID)})
+		if len(methods) > 0 {
+			if challenge, err = t.openChallenge(ctx, org, u.ID, methods); err != nil {
+				return err
+			}
+			return t.appendEvent(ctx, orgChain(org), kluis.Actor{}, "auth.login_password", userTarget(u.ID), "success", nil)
+		}
+		if sess, err = t.startSession(ctx, org, &u, "password"); err != nil {
+			return err
+		}
+		return nil
 	})
 	if err != nil {
 		return Session{}, kluis.User{}, err
 	}
+	if challenge != nil {
+		return Session{}, kluis.User{}, challenge
+	}
 	s.countLogin(kluis.RealmOrg, "success")
 	return sess, u, nil
+}
+
+// startSession opens a session for u after a complete sign-in (method
+// "password" or a second factor), records the sign-in, and updates the
+// last-login time.
+func (t *Tx) startSession(ctx context.Context, org kluis.OrgID, u *kluis.User, method string) (Session, error) {
+	policy, err := t.s.policy(ctx, t.tx, org)
+	if err != nil {
+		return Session{}, err
+	}
+	sess, err := t.openSession(ctx, `sessions`, org, string(u.ID), policy.MaxLifetime())
+	if err != nil {
+		return Session{}, err
+	}
+	if _, err := t.exec(ctx, `UPDATE users SET last_login_at = ? WHERE org_id = ? AND id = ?`, micros(t.now), org, u.ID); err != nil {
+		return Session{}, err
+	}
+	u.LastLoginAt = t.now
+	actor := kluis.Actor{Realm: kluis.RealmOrg, OrgID: org, UserID: u.ID, Role: u.Role, SessionID: sess.ID}
+	details := map[string]any{"session": string(sess.ID)}
+	if method != "password" {
+		details["method"] = method
+	}
+	return sess, t.appendEvent(ctx, orgChain(org), actor, "auth.login", "user:"+string(u.ID), "success", details)
 }
 
 func (s *Store) countLogin(realm kluis.Realm, outcome string) {
@@ -146,8 +178,8 @@ func (t *Tx) openSession(ctx context.Context, table string, org kluis.OrgID, sub
 		if device, err = t.sealSessionDevice(ctx, org, kluis.UserID(subject), sess.ID); err != nil {
 			return Session{}, err
 		}
-		_, err = t.exec(ctx, `INSERT INTO sessions (id, org_id, user_id, token_hash, created_at, last_seen_at, expires_at, device) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-			sess.ID, org, subject, hash, micros(t.now), micros(t.now), micros(sess.ExpiresAt), device)
+		_, err = t.exec(ctx, `INSERT INTO sessions (id, org_id, user_id, token_hash, created_at, last_seen_at, expires_at, device, auth_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			sess.ID, org, subject, hash, micros(t.now), micros(t.now), micros(sess.ExpiresAt), device, micros(t.now))
 	} else {
 		_, err = t.exec(ctx, `INSERT INTO operator_sessions (id, operator_id, token_hash, created_at, last_seen_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)`,
 			sess.ID, subject, hash, micros(t.now), micros(t.now), micros(sess.ExpiresAt))
@@ -179,14 +211,14 @@ func (s *Store) AuthenticateOrg(ctx context.Context, token string) (kluis.Actor,
 		return kluis.Actor{}, kluis.User{}, o, kluis.ErrUnauthenticated
 	}
 	var sid kluis.SessionID
-	var created, lastSeen, expires, orgCreated int64
+	var created, lastSeen, expires, authAt, orgCreated int64
 	var idleMin, maxHours int
 	row := s.db.readRow(ctx, `SELECT u.id, u.org_id, u.email, u.name, u.phone, u.maintenance_emails, u.role, u.status,
-		u.created_at, u.last_login_at, s.id, s.created_at, s.last_seen_at, s.expires_at, o.session_idle_minutes, o.session_max_hours,
+		u.created_at, u.last_login_at, s.id, s.created_at, s.last_seen_at, s.expires_at, COALESCE(s.auth_at, s.created_at), o.session_idle_minutes, o.session_max_hours,
 		o.slug, o.name, o.language, o.created_at
 		FROM sessions s JOIN users u ON u.id = s.user_id AND u.org_id = s.org_id JOIN orgs o ON o.id = s.org_id
 		WHERE s.token_hash = ?`, tokenHash(token))
-	u, err := s.scanUser(ctx, row, &sid, &created, &lastSeen, &expires, &idleMin, &maxHours, &o.Slug, &o.Name, &o.Language, &orgCreated)
+	u, err := s.scanUser(ctx, row, &sid, &created, &lastSeen, &expires, &authAt, &idleMin, &maxHours, &o.Slug, &o.Name, &o.Language, &orgCreated)
 	if errors.Is(err, kluis.ErrNotFound) {
 		return kluis.Actor{}, kluis.User{}, o, kluis.ErrUnauthenticated
 	}
@@ -207,7 +239,7 @@ func (s *Store) AuthenticateOrg(ctx context.Context, token string) (kluis.Actor,
 			return kluis.Actor{}, kluis.User{}, o, err
 		}
 	}
-	return kluis.Actor{Realm: kluis.RealmOrg, OrgID: u.OrgID, UserID: u.ID, Role: u.Role, SessionID: sid}, u, o, nil
+	return kluis.Actor{Realm: kluis.RealmOrg, OrgID: u.OrgID, UserID: u.ID, Role: u.Role, SessionID: sid, AuthenticatedAt: fromMicros(authAt)}, u, o, nil
 }
 
 // Logout ends the actor's session. Errors: unauthenticated.

@@ -104,6 +104,7 @@ type Tx struct {
 	heads  map[string]chainHead // chain heads locked in this transaction
 
 	unprepared []string // queries to prepare after the transaction
+	reader     bool     // a read transaction on the reader pool: no cached statements
 }
 
 type chainHead struct {
@@ -117,6 +118,9 @@ type chainHead struct {
 // transaction holds, so new queries run unprepared now and are prepared
 // once the transaction has ended.
 func (t *Tx) stmt(ctx context.Context, query string) *sql.Stmt {
+	if t.reader {
+		return nil
+	}
 	if v, ok := t.db.writerStmts.Load(query); ok {
 		return t.tx.StmtContext(ctx, v.(*sql.Stmt))
 	}
@@ -210,6 +214,17 @@ func (s *Store) write(ctx context.Context, lockChain string, fn func(*Tx) error)
 		s.mailQueued()
 	}
 	return nil
+}
+
+// read runs fn in a transaction on the reader pool, for reads that need a
+// consistent view of several rows; it never writes and takes no lock.
+func (s *Store) read(ctx context.Context, fn func(*Tx) error) error {
+	sqlTx, err := s.db.reader.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer sqlTx.Rollback()
+	return fn(&Tx{tx: sqlTx, db: s.db, s: s, now: s.now().UTC().Truncate(time.Microsecond), reader: true})
 }
 
 // recordRefusal appends one refused request (a rights denial, a failed login)

@@ -1,0 +1,458 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/kluis/kluis"
+	"github.com/kluis/kluis/internal/keys"
+	"github.com/kluis/kluis/internal/mfa"
+)
+
+// Second factors (R17): TOTP and recovery codes. The password step of a
+// login with a factor enrolled yields an MFAChallenge; LoginMFA completes it.
+
+// ChallengeTTL is how long the password step of a two-step login is good for.
+const ChallengeTTL = 5 * time.Minute
+
+// maxChallengeAttempts is how many wrong codes end a challenge: the person
+// starts again with the password.
+const maxChallengeAttempts = 5
+
+// MFAChallenge is the answer of Login for an account with a second factor:
+// no session yet, a single-use token for LoginMFA, and the methods enrolled.
+type MFAChallenge struct {
+	Token     string
+	Methods   []string // "totp", "recovery"
+	ExpiresAt time.Time
+}
+
+func (c *MFAChallenge) Error() string { return "a second factor is required" }
+
+const tabFactors = "user_factors"
+
+func factorField(org kluis.OrgID, id string) keys.FieldRef {
+	return keys.FieldRef{Org: string(org), Table: tabFactors, Column: "secret", Row: id}
+}
+
+// factorMethods lists the confirmed methods of a user: "totp" and then
+// "recovery" when codes are left.
+func (t *Tx) factorMethods(ctx context.Context, org kluis.OrgID, user kluis.UserID) ([]string, error) {
+	var n int
+	if err := t.queryRow(ctx, `SELECT COUNT(*) FROM user_factors WHERE org_id = ? AND user_id = ? AND confirmed_at IS NOT NULL`, org, user).Scan(&n); err != nil {
+		return nil, err
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	methods := []string{"totp"}
+	if err := t.queryRow(ctx, `SELECT COUNT(*) FROM recovery_codes WHERE org_id = ? AND user_id = ? AND used_at IS NULL`, org, user).Scan(&n); err != nil {
+		return nil, err
+	}
+	if n > 0 {
+		methods = append(methods, "recovery")
+	}
+	return methods, nil
+}
+
+func (t *Tx) openChallenge(ctx context.Context, org kluis.OrgID, user kluis.UserID, methods []string) (*MFAChallenge, error) {
+	if _, err := t.exec(ctx, `DELETE FROM login_challenges WHERE org_id = ? AND user_id = ? AND expires_at <= ?`, org, user, micros(t.now)); err != nil {
+		return nil, err
+	}
+	token, hash := newToken()
+	c := &MFAChallenge{Token: token, Methods: methods, ExpiresAt: t.now.Add(ChallengeTTL)}
+	if _, err := t.exec(ctx, `INSERT INTO login_challenges (id, org_id, user_id, token_hash, created_at, expires_at, attempts) VALUES (?, ?, ?, ?, ?, ?, 0)`,
+		kluis.NewID(t.now), org, user, hash, micros(t.now), micros(c.ExpiresAt)); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// FindFactors lists the signed-in user's confirmed second-factor methods
+// and how many unused recovery codes are left. Errors: unauthenticated.
+func (s *Store) FindFactors(ctx context.Context, org kluis.OrgID, actor kluis.Actor) (methods []string, recoveryLeft int, err error) {
+	if !actor.IsOrgUser(org) {
+		return nil, 0, kluis.ErrUnauthenticated
+	}
+	err = s.read(ctx, func(t *Tx) error {
+		if methods, err = t.factorMethods(ctx, org, actor.UserID); err != nil {
+			return err
+		}
+		return t.queryRow(ctx, `SELECT COUNT(*) FROM recovery_codes WHERE org_id = ? AND user_id = ? AND used_at IS NULL`, org, actor.UserID).Scan(&recoveryLeft)
+	})
+	return methods, recoveryLeft, err
+}
+
+// StartTOTP makes a new TOTP secret for the signed-in user, pending until
+// ConfirmTOTP, and returns it with its otpauth:// URL. It needs a fresh
+// authentication; an enrolled TOTP must be removed first. Errors:
+// unauthenticated, reauth_required, conflict.
+func (s *Store) StartTOTP(ctx context.Context, org kluis.OrgID, actor kluis.Actor) (secret, url string, err error) {
+	if !actor.IsOrgUser(org) {
+		return "", "", kluis.ErrUnauthenticated
+	}
+	if !kluis.FreshlyAuthenticated(actor, s.now()) {
+		return "", "", kluis.ErrReauthRequired
+	}
+	err = s.write(ctx, orgChain(org), func(t *Tx) error {
+		var confirmed sql.NullInt64
+		err := t.queryRow(ctx, `SELECT confirmed_at FROM user_factors WHERE org_id = ? AND user_id = ? AND kind = 'totp'`, org, actor.UserID).Scan(&confirmed)
+		switch {
+		case err == nil && confirmed.Valid:
+			return kluis.Errorf(kluis.EConflict, "an authenticator app is set up already; remove it first")
+		case err != nil && !errors.Is(err, sql.ErrNoRows):
+			return err
+		}
+		u, err := t.findUser(ctx, org, actor.UserID)
+		if err != nil {
+			return err
+		}
+		o, err := t.findOrg(ctx, org)
+		if err != nil {
+			return err
+		}
+		if secret, url, err = mfa.NewTOTP("kluis ("+o.Name+")", u.Email); err != nil {
+			return err
+		}
+		id := kluis.NewID(t.now)
+		sealed, err := t.s.seal(ctx, userKey(org, actor.UserID), factorField(org, id), []byte(secret))
+		if err != nil {
+			return fmt.Errorf("seal TOTP secret: %w", err)
+		}
+		if _, err := t.exec(ctx, `DELETE FROM user_factors WHERE org_id = ? AND user_id = ? AND kind = 'totp'`, org, actor.UserID); err != nil {
+			return err
+		}
+		if _, err := t.exec(ctx, `INSERT INTO user_factors (id, org_id, user_id, kind, secret, last_step, created_at) VALUES (?, ?, ?, 'totp', ?, 0, ?)`,
+			id, org, actor.UserID, sealed, micros(t.now)); err != nil {
+			return err
+		}
+		return t.appendEvent(ctx, orgChain(org), actor, "mfa.totp_start", userTarget(actor.UserID), "success", nil)
+	})
+	return secret, url, err
+}
+
+// totpFactor is a user's TOTP row with its secret opened.
+type totpFactor struct {
+	id        string
+	secret    string
+	lastStep  int64
+	confirmed bool
+}
+
+func (t *Tx) findTOTP(ctx context.Context, org kluis.OrgID, user kluis.UserID) (totpFactor, error) {
+	var f totpFactor
+	var sealed []byte
+	var confirmed sql.NullInt64
+	err := t.queryRow(ctx, `SELECT id, secret, last_step, confirmed_at FROM user_factors WHERE org_id = ? AND user_id = ? AND kind = 'totp'`+t.db.forUpdate(), org, user).
+		Scan(&f.id, &sealed, &f.lastStep, &confirmed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return f, kluis.ErrNotFound
+	}
+	if err != nil {
+		return f, err
+	}
+	p, err := t.s.open(ctx, factorField(org, f.id), sealed)
+	if err != nil {
+		return f, err
+	}
+	f.secret, f.confirmed = string(p), confirmed.Valid
+	return f, nil
+}
+
+// PendingTOTPURL returns the otpauth:// URL of the signed-in user's pending
+// TOTP secret, for the QR code of the set-up page. Errors: unauthenticated,
+// not_found (nothing pending).
+func (s *Store) PendingTOTPURL(ctx context.Context, org kluis.OrgID, actor kluis.Actor) (string, error) {
+	if !actor.IsOrgUser(org) {
+		return "", kluis.ErrUnauthenticated
+	}
+	var url string
+	err := s.read(ctx, func(t *Tx) error {
+		f, err := t.findTOTP(ctx, org, actor.UserID)
+		if err != nil {
+			return err
+		}
+		if f.confirmed {
+			return kluis.ErrNotFound
+		}
+		u, err := t.findUser(ctx, org, actor.UserID)
+		if err != nil {
+			return err
+		}
+		o, err := t.findOrg(ctx, org)
+		if err != nil {
+			return err
+		}
+		url = mfa.URL("kluis ("+o.Name+")", u.Email, f.secret)
+		return nil
+	})
+	return url, err
+}
+
+// ConfirmTOTP turns on the pending TOTP secret with a first code from the
+// app (whose time step is then used up), makes ten new recovery codes and
+// returns them (shown once), and ends the user's other sessions. A wrong
+// code is recorded. Errors: unauthenticated, not_found (nothing pending),
+// invalid_input (code).
+func (s *Store) ConfirmTOTP(ctx context.Context, org kluis.OrgID, actor kluis.Actor, code string) ([]string, error) {
+	if !actor.IsOrgUser(org) {
+		return nil, kluis.ErrUnauthenticated
+	}
+	var codes []string
+	wrong := false
+	err := s.write(ctx, orgChain(org), func(t *Tx) error {
+		f, err := t.findTOTP(ctx, org, actor.UserID)
+		if err != nil {
+			return err
+		}
+		if f.confirmed {
+			return kluis.ErrNotFound
+		}
+		step, ok := mfa.VerifyTOTP(f.secret, code, t.now, f.lastStep)
+		if !ok {
+			wrong = true
+			return kluis.Invalid(map[string]string{"code": "is not correct"})
+		}
+		if _, err := t.exec(ctx, `UPDATE user_factors SET confirmed_at = ?, last_step = ? WHERE id = ?`, micros(t.now), step, f.id); err != nil {
+			return err
+		}
+		if codes, err = t.newRecoveryCodes(ctx, org, actor.UserID); err != nil {
+			return err
+		}
+		ended, err := t.endOtherSessions(ctx, org, actor)
+		if err != nil {
+			return err
+		}
+		return t.appendEvent(ctx, orgChain(org), actor, "mfa.totp_enable", userTarget(actor.UserID), "success", map[string]any{"sessions_ended": ended})
+	})
+	if wrong {
+		if rerr := s.recordRefusal(ctx, orgChain(org), actor, "mfa.totp_enable", userTarget(actor.UserID), "failure", nil); rerr != nil {
+			return nil, rerr
+		}
+	}
+	return codes, err
+}
+
+func (t *Tx) newRecoveryCodes(ctx context.Context, org kluis.OrgID, user kluis.UserID) ([]string, error) {
+	if _, err := t.exec(ctx, `DELETE FROM recovery_codes WHERE org_id = ? AND user_id = ?`, org, user); err != nil {
+		return nil, err
+	}
+	codes := mfa.NewRecoveryCodes(mfa.RecoveryCodes)
+	for _, c := range codes {
+		if _, err := t.exec(ctx, `INSERT INTO recovery_codes (id, org_id, user_id, code_hash, created_at) VALUES (?, ?, ?, ?, ?)`,
+			kluis.NewID(t.now), org, user, mfa.HashRecoveryCode(c), micros(t.now)); err != nil {
+			return nil, err
+		}
+	}
+	return codes, nil
+}
+
+func (t *Tx) endOtherSessions(ctx context.Context, org kluis.OrgID, actor kluis.Actor) (int64, error) {
+	res, err := t.exec(ctx, `DELETE FROM sessions WHERE org_id = ? AND user_id = ? AND id <> ?`, org, actor.UserID, string(actor.SessionID))
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+// DisableTOTP removes the signed-in user's authenticator app and recovery
+// codes and ends their other sessions. It needs a fresh authentication.
+// Errors: unauthenticated, reauth_required, not_found.
+func (s *Store) DisableTOTP(ctx context.Context, org kluis.OrgID, actor kluis.Actor) error {
+	if !actor.IsOrgUser(org) {
+		return kluis.ErrUnauthenticated
+	}
+	if !kluis.FreshlyAuthenticated(actor, s.now()) {
+		return kluis.ErrReauthRequired
+	}
+	return s.write(ctx, orgChain(org), func(t *Tx) error {
+		res, err := t.exec(ctx, `DELETE FROM user_factors WHERE org_id = ? AND user_id = ?`, org, actor.UserID)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return kluis.ErrNotFound
+		}
+		if _, err := t.exec(ctx, `DELETE FROM recovery_codes WHERE org_id = ? AND user_id = ?`, org, actor.UserID); err != nil {
+			return err
+		}
+		ended, err := t.endOtherSessions(ctx, org, actor)
+		if err != nil {
+			return err
+		}
+		return t.appendEvent(ctx, orgChain(org), actor, "mfa.totp_disable", userTarget(actor.UserID), "success", map[string]any{"sessions_ended": ended})
+	})
+}
+
+// LoginMFA completes a two-step login with a code of a method the user
+// enrolled: "totp" (each code once) or "recovery" (each code once). The
+// challenge is single-use and lives ChallengeTTL; five wrong codes end it.
+// Every failure gets the same unauthenticated and is recorded. Errors:
+// unauthenticated, logins_disabled.
+func (s *Store) LoginMFA(ctx context.Context, org kluis.OrgID, challenge, method, code string) (Session, kluis.User, error) {
+	if !validTokenShape(challenge) {
+		challenge = ""
+	}
+	var sess Session
+	var u kluis.User
+	var failed kluis.UserID
+	failure := false
+	err := s.write(ctx, orgChain(org), func(t *Tx) error {
+		var id string
+		var expires, attempts int64
+		err := t.queryRow(ctx, `SELECT id, user_id, expires_at, attempts FROM login_challenges WHERE org_id = ? AND token_hash = ?`+t.db.forUpdate(), org, tokenHash(challenge)).
+			Scan(&id, &u.ID, &expires, &attempts)
+		if errors.Is(err, sql.ErrNoRows) || err == nil && !t.now.Before(fromMicros(expires)) {
+			failure = true
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if u, err = t.findUser(ctx, org, u.ID); err != nil {
+			return err
+		}
+		var stopped bool
+		if err := t.queryRow(ctx, `SELECT logins_disabled FROM orgs WHERE id = ?`, org).Scan(&stopped); err != nil {
+			return err
+		}
+		if stopped {
+			return kluis.ErrLoginsDisabled
+		}
+		ok := false
+		if u.Status == kluis.StatusActive {
+			if ok, err = t.checkSecondFactor(ctx, org, u.ID, method, code); err != nil {
+				return err
+			}
+		}
+		if !ok {
+			failure, failed = true, u.ID
+			if attempts+1 >= maxChallengeAttempts {
+				_, err = t.exec(ctx, `DELETE FROM login_challenges WHERE id = ?`, id)
+			} else {
+				_, err = t.exec(ctx, `UPDATE login_challenges SET attempts = attempts + 1 WHERE id = ?`, id)
+			}
+			return err
+		}
+		if _, err := t.exec(ctx, `DELETE FROM login_challenges WHERE id = ?`, id); err != nil {
+			return err
+		}
+		sess, err = t.startSession(ctx, org, &u, method)
+		return err
+	})
+	if err != nil {
+		return Session{}, kluis.User{}, err
+	}
+	if failure {
+		s.countLogin(kluis.RealmOrg, "failure")
+		target := ""
+		if failed != "" {
+			target = userTarget(failed)
+		}
+		if err := s.recordRefusal(ctx, orgChain(org), kluis.Actor{}, "auth.login_failed", target, "failure", map[string]any{"reason": "second_factor"}); err != nil {
+			return Session{}, kluis.User{}, err
+		}
+		return Session{}, kluis.User{}, kluis.ErrUnauthenticated
+	}
+	s.countLogin(kluis.RealmOrg, "success")
+	return sess, u, nil
+}
+
+// checkSecondFactor checks a code of the method and uses it up.
+func (t *Tx) checkSecondFactor(ctx context.Context, org kluis.OrgID, user kluis.UserID, method, code string) (bool, error) {
+	switch method {
+	case "totp":
+		f, err := t.findTOTP(ctx, org, user)
+		if errors.Is(err, kluis.ErrNotFound) || err == nil && !f.confirmed {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		step, ok := mfa.VerifyTOTP(f.secret, code, t.now, f.lastStep)
+		if !ok {
+			return false, nil
+		}
+		_, err = t.exec(ctx, `UPDATE user_factors SET last_step = ? WHERE id = ?`, step, f.id)
+		return err == nil, err
+	case "recovery":
+		res, err := t.exec(ctx, `UPDATE recovery_codes SET used_at = ? WHERE org_id = ? AND user_id = ? AND code_hash = ? AND used_at IS NULL`,
+			micros(t.now), org, user, mfa.HashRecoveryCode(code))
+		if err != nil {
+			return false, err
+		}
+		n, _ := res.RowsAffected()
+		return n == 1, nil
+	}
+	return false, nil
+}
+
+// Reauth proves again who the signed-in user is — the password, and a code
+// when a second factor is enrolled — and replaces the session with a new one
+// (a new id; the old token stops working) that counts as freshly
+// authenticated for kluis.FreshAuthWindow. Errors: unauthenticated,
+// invalid_input (password, code).
+func (s *Store) Reauth(ctx context.Context, org kluis.OrgID, actor kluis.Actor, pw, method, code string) (Session, error) {
+	if !actor.IsOrgUser(org) {
+		return Session{}, kluis.ErrUnauthenticated
+	}
+	var hash sql.NullString
+	if err := s.db.readRow(ctx, `SELECT password_hash FROM users WHERE org_id = ? AND id = ?`, org, actor.UserID).Scan(&hash); err != nil {
+		return Session{}, kluis.ErrUnauthenticated
+	}
+	ok, _, err := s.hasher.Verify(ctx, kluis.NormalizePassword(pw), hash.String)
+	if err != nil {
+		return Session{}, err
+	}
+	var sess Session
+	var problem map[string]string
+	err = s.write(ctx, orgChain(org), func(t *Tx) error {
+		if !ok {
+			problem = map[string]string{"password": "is not correct"}
+			return nil
+		}
+		methods, err := t.factorMethods(ctx, org, actor.UserID)
+		if err != nil {
+			return err
+		}
+		if len(methods) > 0 {
+			if method == "" {
+				method = "totp"
+			}
+			good, err := t.checkSecondFactor(ctx, org, actor.UserID, method, code)
+			if err != nil {
+				return err
+			}
+			if !good {
+				problem = map[string]string{"code": "is not correct"}
+				return nil
+			}
+		}
+		policy, err := t.s.policy(ctx, t.tx, org)
+		if err != nil {
+			return err
+		}
+		if _, err := t.exec(ctx, `DELETE FROM sessions WHERE org_id = ? AND id = ?`, org, string(actor.SessionID)); err != nil {
+			return err
+		}
+		if sess, err = t.openSession(ctx, `sessions`, org, string(actor.UserID), policy.MaxLifetime()); err != nil {
+			return err
+		}
+		next := actor
+		next.SessionID = sess.ID
+		return t.appendEvent(ctx, orgChain(org), next, "auth.reauth", userTarget(actor.UserID), "success", map[string]any{"session": string(sess.ID)})
+	})
+	if err != nil {
+		return Session{}, err
+	}
+	if problem != nil {
+		if err := s.recordRefusal(ctx, orgChain(org), actor, "auth.reauth", userTarget(actor.UserID), "failure", nil); err != nil {
+			return Session{}, err
+		}
+		return Session{}, kluis.Invalid(problem)
+	}
+	return sess, nil
+}
