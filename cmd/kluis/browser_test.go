@@ -2,9 +2,12 @@ package main
 
 import (
 	"fmt"
+	"github.com/chromedp/cdproto/network"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
 	"regexp"
 	"slices"
 	"strings"
@@ -724,4 +727,86 @@ func TestBrowserManagerStopsEverySignIn(t *testing.T) {
 		t.Fatalf("resume: got %d, want 200", resp.Status)
 	}
 	signIn(mem, "acme", browserMemEmail, browserMemPass)
+}
+
+// oathtoolCode asks Debian's oath-toolkit for the TOTP code of secret at t.
+func oathtoolCode(t *testing.T, secret string, at time.Time) string {
+	t.Helper()
+	path, err := exec.LookPath("oathtool")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("oathtool is not installed (Debian package oathtool)")
+		}
+		t.Skip("oathtool is not installed (Debian package oathtool); CI installs it")
+	}
+	out, err := exec.Command(path, "--totp", "-b", "--now", at.UTC().Format("2006-01-02 15:04:05 UTC"), secret).Output()
+	if err != nil {
+		t.Fatalf("oathtool: %v", err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// A manager sets up an authenticator app on My account (QR code and typed
+// key, confirmed with a code from oathtool), gets ten recovery codes once,
+// then signs in in two steps: with the next code, and later with a
+// recovery code, which works once (R17).
+func TestBrowserTwoStepSignIn(t *testing.T) {
+	t.Parallel()
+	_, mgr := signedInManager(t)
+	mgr.open("/o/acme/account")
+	if got := mgr.text("#mfa-state"); !strings.Contains(got, "Off") {
+		t.Errorf("two-step sign-in before set-up reads %q", got)
+	}
+	if resp := mgr.submit("totp-start"); resp.Status != http.StatusOK {
+		t.Fatalf("start the set-up: got %d, want 200", resp.Status)
+	}
+	if got := evaluate[bool](mgr, `(i => i.complete && i.naturalWidth > 100)(document.querySelector("img.qr"))`); !got {
+		t.Error("the QR code did not load")
+	}
+	mgr.checkPage("totp-setup")
+	secret := strings.ReplaceAll(mgr.text("#totp-secret"), " ", "")
+	if len(secret) < 16 {
+		t.Fatalf("the typed key reads %q", secret)
+	}
+	mgr.fill("form#totp-confirm [name=code]", oathtoolCode(t, secret, time.Now()))
+	if resp := mgr.submit("totp-confirm"); resp.Status != http.StatusOK {
+		t.Fatalf("confirm: got %d, want 200", resp.Status)
+	}
+	codes := evaluate[[]string](mgr, `[...document.querySelectorAll("#recovery-codes code")].map(c => c.textContent)`)
+	if len(codes) != 10 {
+		t.Fatalf("%d recovery codes shown, want 10", len(codes))
+	}
+	mgr.checkPage("recovery-codes")
+	mgr.open("/o/acme/account")
+	if got := mgr.text("#mfa-state"); !strings.Contains(got, "10 recovery codes") {
+		t.Errorf("after set-up, two-step sign-in reads %q", got)
+	}
+
+	signInTwoSteps := func(method, code string) *network.Response {
+		t.Helper()
+		mgr.click("form#logout button")
+		mgr.open("/o/acme/login")
+		mgr.fill("form#login [name=email]", browserMgrEmail)
+		mgr.fill("form#login [name=password]", browserMgrPass)
+		mgr.submit("login")
+		if got := mgr.path(); got != "/o/acme/login/mfa" {
+			t.Fatalf("after the password, the page is %s, want /o/acme/login/mfa", got)
+		}
+		mgr.fill("form#mfa [name=method]", method)
+		mgr.fill("form#mfa [name=code]", code)
+		return mgr.submit("mfa")
+	}
+	// The confirming code's step is used up: the next step's code works.
+	if resp := signInTwoSteps("totp", oathtoolCode(t, secret, time.Now().Add(30*time.Second))); resp.Status != http.StatusOK || mgr.path() != "/o/acme/account" {
+		t.Fatalf("second step with the next code: got %d at %s, want 200 at /o/acme/account", resp.Status, mgr.path())
+	}
+	mgr.open("/o/acme/account")
+	if resp := signInTwoSteps("recovery", codes[3]); resp.Status != http.StatusOK || mgr.path() != "/o/acme/account" {
+		t.Fatalf("second step with a recovery code: got %d at %s", resp.Status, mgr.path())
+	}
+	mgr.open("/o/acme/account")
+	if resp := signInTwoSteps("recovery", codes[3]); resp.Status != http.StatusUnauthorized {
+		t.Errorf("the same recovery code again: got %d, want 401", resp.Status)
+	}
+	mgr.checkPage("mfa-failed")
 }
