@@ -2,17 +2,17 @@ package main
 
 import (
 	"fmt"
-	"github.com/chromedp/cdproto/network"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chromedp/cdproto/network"
+	"github.com/kluis/kluis/internal/kluistest"
 )
 
 // The browser acceptance tests (issue 4): people click through the pages of
@@ -729,23 +729,6 @@ func TestBrowserManagerStopsEverySignIn(t *testing.T) {
 	signIn(mem, "acme", browserMemEmail, browserMemPass)
 }
 
-// oathtoolCode asks Debian's oath-toolkit for the TOTP code of secret at t.
-func oathtoolCode(t *testing.T, secret string, at time.Time) string {
-	t.Helper()
-	path, err := exec.LookPath("oathtool")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("oathtool is not installed (Debian package oathtool)")
-		}
-		t.Skip("oathtool is not installed (Debian package oathtool); CI installs it")
-	}
-	out, err := exec.Command(path, "--totp", "-b", "--now", at.UTC().Format("2006-01-02 15:04:05 UTC"), secret).Output()
-	if err != nil {
-		t.Fatalf("oathtool: %v", err)
-	}
-	return strings.TrimSpace(string(out))
-}
-
 // A manager sets up an authenticator app on My account (QR code and typed
 // key, confirmed with a code from oathtool), gets ten recovery codes once,
 // then signs in in two steps: with the next code, and later with a
@@ -768,7 +751,7 @@ func TestBrowserTwoStepSignIn(t *testing.T) {
 	if len(secret) < 16 {
 		t.Fatalf("the typed key reads %q", secret)
 	}
-	mgr.fill("form#totp-confirm [name=code]", oathtoolCode(t, secret, time.Now()))
+	mgr.fill("form#totp-confirm [name=code]", kluistest.OATHToolCode(t, secret, time.Now()))
 	if resp := mgr.submit("totp-confirm"); resp.Status != http.StatusOK {
 		t.Fatalf("confirm: got %d, want 200", resp.Status)
 	}
@@ -797,7 +780,7 @@ func TestBrowserTwoStepSignIn(t *testing.T) {
 		return mgr.submit("mfa")
 	}
 	// The confirming code's step is used up: the next step's code works.
-	if resp := signInTwoSteps("totp", oathtoolCode(t, secret, time.Now().Add(30*time.Second))); resp.Status != http.StatusOK || mgr.path() != "/o/acme/account" {
+	if resp := signInTwoSteps("totp", kluistest.OATHToolCode(t, secret, time.Now().Add(30*time.Second))); resp.Status != http.StatusOK || mgr.path() != "/o/acme/account" {
 		t.Fatalf("second step with the next code: got %d at %s, want 200 at /o/acme/account", resp.Status, mgr.path())
 	}
 	mgr.open("/o/acme/account")

@@ -1,32 +1,12 @@
 package httpserver_test
 
 import (
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/kluis/kluis/internal/kluistest"
 )
-
-// oathtool asks Debian's oath-toolkit, a TOTP client nobody here wrote, for
-// the code of secret at the time t.
-func oathtool(t *testing.T, secret string, at time.Time) string {
-	t.Helper()
-	path, err := exec.LookPath("oathtool")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("oathtool is not installed (Debian package oathtool)")
-		}
-		t.Skip("oathtool is not installed (Debian package oathtool); CI installs it")
-	}
-	out, err := exec.Command(path, "--totp", "-b", "--now", at.UTC().Format("2006-01-02 15:04:05 UTC"), secret).Output()
-	if err != nil {
-		t.Fatalf("oathtool: %v", err)
-	}
-	return strings.TrimSpace(string(out))
-}
 
 type mfaAnswer struct {
 	MFARequired bool     `json:"mfa_required"`
@@ -60,7 +40,7 @@ func TestTwoStepLoginWithAnAuthenticatorApp(t *testing.T) {
 				t.Fatalf("start answer %s", r.body)
 			}
 			wantInvalid(t, "confirm with a wrong code", a.call(t, "POST", orgPath(o.Slug, "/me/totp/confirm"), mem.Token, map[string]string{"code": "000000"}), "code")
-			first := oathtool(t, start.Secret, clock.Now())
+			first := kluistest.OATHToolCode(t, start.Secret, clock.Now())
 			r = a.call(t, "POST", orgPath(o.Slug, "/me/totp/confirm"), mem.Token, map[string]string{"code": first})
 			wantStatus(t, "confirm", r, 200)
 			recovery := decodeStrict[struct {
@@ -92,15 +72,15 @@ func TestTwoStepLoginWithAnAuthenticatorApp(t *testing.T) {
 
 			ch := password()
 			wantError(t, "the confirming code again", second(ch.Challenge, "totp", first), 401, "unauthenticated")
-			wantError(t, "a code of 90 s ago", second(ch.Challenge, "totp", oathtool(t, start.Secret, clock.Now().Add(-90*time.Second))), 401, "unauthenticated")
+			wantError(t, "a code of 90 s ago", second(ch.Challenge, "totp", kluistest.OATHToolCode(t, start.Secret, clock.Now().Add(-90*time.Second))), 401, "unauthenticated")
 			clock.Advance(30 * time.Second)
-			code := oathtool(t, start.Secret, clock.Now())
+			code := kluistest.OATHToolCode(t, start.Secret, clock.Now())
 			r = second(ch.Challenge, "totp", code)
 			wantStatus(t, "the next code", r, 200)
 			if la := decodeStrict[loginAnswer](t, r); la.Token == "" || la.User == nil {
 				t.Fatalf("second step answer %s", r.body)
 			}
-			wantError(t, "the challenge again", second(ch.Challenge, "totp", oathtool(t, start.Secret, clock.Now().Add(30*time.Second))), 401, "unauthenticated")
+			wantError(t, "the challenge again", second(ch.Challenge, "totp", kluistest.OATHToolCode(t, start.Secret, clock.Now().Add(30*time.Second))), 401, "unauthenticated")
 			wantError(t, "the code again with a new challenge", second(password().Challenge, "totp", code), 401, "unauthenticated")
 
 			ch = password()
@@ -112,10 +92,10 @@ func TestTwoStepLoginWithAnAuthenticatorApp(t *testing.T) {
 				wantError(t, "a wrong code", second(ch.Challenge, "totp", "123456"), 401, "unauthenticated")
 			}
 			clock.Advance(30 * time.Second)
-			wantError(t, "a right code after five wrong ones", second(ch.Challenge, "totp", oathtool(t, start.Secret, clock.Now())), 401, "unauthenticated")
+			wantError(t, "a right code after five wrong ones", second(ch.Challenge, "totp", kluistest.OATHToolCode(t, start.Secret, clock.Now())), 401, "unauthenticated")
 			ch = password()
 			clock.Advance(6 * time.Minute)
-			wantError(t, "a right code after six minutes", second(ch.Challenge, "totp", oathtool(t, start.Secret, clock.Now())), 401, "unauthenticated")
+			wantError(t, "a right code after six minutes", second(ch.Challenge, "totp", kluistest.OATHToolCode(t, start.Secret, clock.Now())), 401, "unauthenticated")
 
 			// A password reset does not bypass the factor.
 			wantStatus(t, "ask a reset", a.call(t, "POST", orgPath(o.Slug, "/password-reset"), "", map[string]string{"email": mem.Email}), 202)
@@ -123,7 +103,7 @@ func TestTwoStepLoginWithAnAuthenticatorApp(t *testing.T) {
 			wantStatus(t, "reset", a.call(t, "POST", orgPath(o.Slug, "/password-reset/confirm"), "", map[string]string{"token": kluistest.Token(kluistest.Link(t, a.mail(t)[0])), "new_password": mem.Password}), 204)
 			ch = password()
 			clock.Advance(30 * time.Second)
-			r = second(ch.Challenge, "totp", oathtool(t, start.Secret, clock.Now()))
+			r = second(ch.Challenge, "totp", kluistest.OATHToolCode(t, start.Secret, clock.Now()))
 			wantStatus(t, "sign in after the reset", r, 200)
 			token := decodeStrict[loginAnswer](t, r).Token
 
@@ -132,7 +112,7 @@ func TestTwoStepLoginWithAnAuthenticatorApp(t *testing.T) {
 			wantError(t, "remove after six minutes", a.call(t, "DELETE", orgPath(o.Slug, "/me/totp"), token, nil), 403, "reauth_required")
 			wantInvalid(t, "reauth without the code", a.call(t, "POST", orgPath(o.Slug, "/me/reauth"), token, map[string]string{"password": mem.Password}), "code")
 			clock.Advance(30 * time.Second)
-			r = a.call(t, "POST", orgPath(o.Slug, "/me/reauth"), token, map[string]string{"password": mem.Password, "code": oathtool(t, start.Secret, clock.Now())})
+			r = a.call(t, "POST", orgPath(o.Slug, "/me/reauth"), token, map[string]string{"password": mem.Password, "code": kluistest.OATHToolCode(t, start.Secret, clock.Now())})
 			wantStatus(t, "reauth", r, 200)
 			fresh := decodeStrict[loginAnswer](t, r).Token
 			wantError(t, "the session before reauth", a.call(t, "GET", orgPath(o.Slug, "/me"), token, nil), 401, "unauthenticated")

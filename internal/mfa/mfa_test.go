@@ -1,34 +1,13 @@
 package mfa_test
 
 import (
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/kluis/kluis/internal/kluistest"
 	"github.com/kluis/kluis/internal/mfa"
 )
-
-// oathtool is Debian's TOTP implementation (oath-toolkit): a client nobody
-// here wrote. CI installs it; without it (outside CI) the test skips.
-func oathtool(t *testing.T, secret string, at time.Time) string {
-	t.Helper()
-	path, err := exec.LookPath("oathtool")
-	if err != nil {
-		if isCI() {
-			t.Fatal("oathtool is not installed (Debian package oathtool)")
-		}
-		t.Skip("oathtool is not installed (Debian package oathtool); CI installs it")
-	}
-	out, err := exec.Command(path, "--totp", "-b", "--now", at.UTC().Format("2006-01-02 15:04:05 UTC"), secret).Output()
-	if err != nil {
-		t.Fatalf("oathtool: %v", err)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-func isCI() bool { return os.Getenv("CI") != "" }
 
 // TestTOTPAgreesWithOathtool (R17): codes from an independent implementation
 // are accepted one step either way, each once; older and newer ones are not.
@@ -41,7 +20,7 @@ func TestTOTPAgreesWithOathtool(t *testing.T) {
 		t.Errorf("otpauth URL %s", url)
 	}
 	now := time.Date(2026, 11, 23, 12, 0, 10, 0, time.UTC)
-	code := oathtool(t, secret, now)
+	code := kluistest.OATHToolCode(t, secret, now)
 	step, ok := mfa.VerifyTOTP(secret, code, now, 0)
 	if !ok || step != mfa.Step(now) {
 		t.Fatalf("oathtool's code %s: step %d ok %v, want the current step", code, step, ok)
@@ -60,7 +39,7 @@ func TestTOTPAgreesWithOathtool(t *testing.T) {
 		{"two steps ahead", 60 * time.Second, false},
 		{"an hour ago", -time.Hour, false},
 	} {
-		c := oathtool(t, secret, now.Add(tc.at))
+		c := kluistest.OATHToolCode(t, secret, now.Add(tc.at))
 		if _, ok := mfa.VerifyTOTP(secret, c, now, 0); ok != tc.ok {
 			t.Errorf("%s: accepted %v, want %v", tc.name, ok, tc.ok)
 		}
