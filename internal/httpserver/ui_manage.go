@@ -198,8 +198,19 @@ func handleLoginsForm(store *sqlstore.Store) pageFunc {
 			return err
 		}
 		st := state(r)
-		enabled := form.Get("enabled") == "true"
-		if _, err := store.SetLogins(r.Context(), st.org.ID, st.actor, enabled); err != nil {
+		var enabled bool
+		switch form.Get("enabled") {
+		case "true":
+			enabled = true
+		case "false":
+		default:
+			return kluis.Errorf(kluis.EInvalid, "the form could not be read")
+		}
+		_, err = store.SetLogins(r.Context(), st.org.ID, st.actor, enabled)
+		if kluis.ErrorCode(err) == kluis.EReauthRequired {
+			return redirect(w, r, "/o/"+p.Org.Slug+"/account/reauth", "reauth_first")
+		}
+		if err != nil {
 			return err
 		}
 		notice := "logins_stopped"

@@ -7,17 +7,16 @@
 // page relayed at once) is worth one login at most: every code, including the
 // one that confirmed enrolment, is accepted once, because a step may only be
 // used if it is later than the last one used. A stolen database alone gives
-// neither the TOTP secret (sealed) nor the recovery codes (only SHA-256
-// hashes of 50 random bits each, of which there are ten).
+// neither the TOTP secret (sealed) nor the recovery codes (only HMACs under
+// a key kept apart from the data).
 package mfa
 
 import (
 	"bytes"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base32"
-	"fmt"
+	"errors"
 	"image/png"
 	"net/url"
 	"strings"
@@ -45,9 +44,9 @@ func NewTOTP(issuer, account string) (secret, url string, err error) {
 		SecretSize: 20, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1,
 	})
 	if err != nil {
-		return "", "", fmt.Errorf("mfa: new TOTP secret: %w", err)
+		return "", "", errors.New("mfa: no new TOTP secret")
 	}
-	return key.Secret(), key.URL(), nil
+	return key.Secret(), URL(issuer, account, key.Secret()), nil
 }
 
 // Step is the TOTP time step of t.
@@ -74,15 +73,19 @@ func VerifyTOTP(secret, code string, t time.Time, lastStep int64) (int64, bool) 
 	return 0, false
 }
 
-// QRCode returns a PNG of the otpauth:// URL for an app to scan.
+// errQRCode never carries the URL, which holds the secret.
+var errQRCode = errors.New("mfa: the QR code could not be made")
+
+// QRCode returns a PNG of the otpauth:// URL for an app to scan. Its error
+// never contains the URL (it holds the secret).
 func QRCode(url string) ([]byte, error) {
 	key, err := otp.NewKeyFromURL(url)
 	if err != nil {
-		return nil, fmt.Errorf("mfa: QR code: %w", err)
+		return nil, errQRCode
 	}
 	img, err := key.Image(240, 240)
 	if err != nil {
-		return nil, fmt.Errorf("mfa: QR code: %w", err)
+		return nil, errQRCode
 	}
 	var buf bytes.Buffer
 	if err := png.Encode(&buf, img); err != nil {
@@ -111,22 +114,22 @@ func NewRecoveryCodes(n int) []string {
 	return out
 }
 
-// HashRecoveryCode is what the store keeps of a recovery code: the SHA-256 of
-// its normal form (lower case, without spaces and dashes), so that a code
-// typed as "ABCDE FGHIJ" matches.
-func HashRecoveryCode(code string) []byte {
-	norm := strings.Map(func(r rune) rune {
+// NormalizeRecoveryCode is the form of a recovery code the store keys and
+// compares: lower case, without spaces and dashes, so that a code typed as
+// "ABCDE FGHIJ" matches. The store keeps only a keyed hash of it (an HMAC
+// under a key kept apart from the data), so a copy of the database alone
+// cannot be searched for the codes.
+func NormalizeRecoveryCode(code string) string {
+	return strings.Map(func(r rune) rune {
 		switch r {
 		case ' ', '-', '\t':
 			return -1
 		}
 		return r
 	}, strings.ToLower(strings.TrimSpace(code)))
-	h := sha256.Sum256([]byte("kluis/recovery-code/v1\x00" + norm))
-	return h[:]
 }
 
-// URL returns the otpauth:// URL of an existing secret.
+// URL returns the otpauth:// URL of a secret, labelled issuer:account.
 func URL(issuer, account, secret string) string {
 	v := url.Values{}
 	v.Set("secret", secret)

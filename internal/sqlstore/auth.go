@@ -92,9 +92,11 @@ func (s *Store) Login(ctx context.Context, org kluis.OrgID, email, pw string) (S
 	var sess Session
 	var challenge *MFAChallenge
 	err = s.write(ctx, orgChain(org), func(t *Tx) error {
-		// The account may have changed since the read above.
+		// The account may have changed since the read above: another
+		// status, or another password (a reset meanwhile wins).
 		var status kluis.UserStatus
-		if err := t.queryRow(ctx, `SELECT status FROM users WHERE org_id = ? AND id = ?`, org, u.ID).Scan(&status); err != nil || status != kluis.StatusActive {
+		var now sql.NullString
+		if err := t.queryRow(ctx, `SELECT status, password_hash FROM users WHERE org_id = ? AND id = ?`, org, u.ID).Scan(&status, &now); err != nil || status != kluis.StatusActive || now.String != hash.String {
 			return kluis.ErrUnauthenticated
 		}
 		// Logins may have been stopped since the check above (R19).
@@ -127,6 +129,12 @@ func (s *Store) Login(ctx context.Context, org kluis.OrgID, email, pw string) (S
 		}
 		return nil
 	})
+	if code := kluis.ErrorCode(err); code == kluis.EUnauthenticated || code == kluis.ELoginsDisabled {
+		s.countLogin(kluis.RealmOrg, "failure")
+		if rerr := s.recordRefusal(ctx, orgChain(org), kluis.Actor{}, "auth.login_failed", userTarget(u.ID), "failure", map[string]any{"reason": "changed"}); rerr != nil {
+			return Session{}, kluis.User{}, rerr
+		}
+	}
 	if err != nil {
 		return Session{}, kluis.User{}, err
 	}
@@ -256,12 +264,29 @@ func (s *Store) Logout(ctx context.Context, org kluis.OrgID, actor kluis.Actor) 
 	})
 }
 
+// dropCredentialsInFlight ends what a credential change must not leave
+// working: open reset links (and their mail), login challenges, and a
+// pending second-factor set-up.
+func (t *Tx) dropCredentialsInFlight(ctx context.Context, org kluis.OrgID, user kluis.UserID) error {
+	if err := t.dropResets(ctx, org, user); err != nil {
+		return err
+	}
+	if _, err := t.exec(ctx, `DELETE FROM login_challenges WHERE org_id = ? AND user_id = ?`, org, user); err != nil {
+		return err
+	}
+	_, err := t.exec(ctx, `DELETE FROM user_factors WHERE org_id = ? AND user_id = ? AND confirmed_at IS NULL`, org, user)
+	return err
+}
+
 // ChangePassword replaces the signed-in user's password after checking the
 // current one against the policy (R16). Every other session of the user ends,
 // and the user gets a notice by mail. Errors: invalid_input, unauthenticated.
 func (s *Store) ChangePassword(ctx context.Context, org kluis.OrgID, actor kluis.Actor, current, next string) error {
 	if !actor.IsOrgUser(org) {
 		return kluis.ErrUnauthenticated
+	}
+	if !kluis.FreshlyAuthenticated(actor, s.now()) {
+		return s.reauthRequired(ctx, org, actor, "user.password_change")
 	}
 	current, next = kluis.NormalizePassword(current), kluis.NormalizePassword(next)
 	policy, err := s.policy(ctx, s.db.reader, org)
@@ -287,10 +312,26 @@ func (s *Store) ChangePassword(ctx context.Context, org kluis.OrgID, actor kluis
 		return err
 	}
 	return s.write(ctx, orgChain(org), func(t *Tx) error {
-		if _, err := t.exec(ctx, `UPDATE users SET password_hash = ?, updated_at = ? WHERE org_id = ? AND id = ?`, newHash, micros(t.now), org, actor.UserID); err != nil {
+		// The caller's session must still be there, and the password the
+		// one just checked: a reset or a sign-out meanwhile wins.
+		var alive int
+		if err := t.queryRow(ctx, `SELECT COUNT(*) FROM sessions WHERE org_id = ? AND id = ?`, org, string(actor.SessionID)).Scan(&alive); err != nil {
 			return err
 		}
-		res, err := t.exec(ctx, `DELETE FROM sessions WHERE org_id = ? AND user_id = ? AND id <> ?`, org, actor.UserID, actor.SessionID)
+		if alive != 1 {
+			return kluis.ErrUnauthenticated
+		}
+		res, err := t.exec(ctx, `UPDATE users SET password_hash = ?, updated_at = ? WHERE org_id = ? AND id = ? AND password_hash = ?`, newHash, micros(t.now), org, actor.UserID, hash.String)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return kluis.ErrUnauthenticated
+		}
+		if err := t.dropCredentialsInFlight(ctx, org, actor.UserID); err != nil {
+			return err
+		}
+		res, err = t.exec(ctx, `DELETE FROM sessions WHERE org_id = ? AND user_id = ? AND id <> ?`, org, actor.UserID, actor.SessionID)
 		if err != nil {
 			return err
 		}

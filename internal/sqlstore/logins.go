@@ -27,7 +27,8 @@ func (s *Store) loginsStopped(ctx context.Context, org kluis.OrgID) (bool, error
 // while stopped, Login answers logins_disabled. Both are recorded in the
 // organisation's chain (org.logins_stop, org.logins_resume), whoever acts.
 // Managers, operator admins and the command line. It returns the number of
-// sessions ended. Errors: forbidden.
+// sessions ended. A manager needs a fresh authentication to stop them.
+// Errors: forbidden, reauth_required.
 func (s *Store) SetLogins(ctx context.Context, org kluis.OrgID, actor kluis.Actor, enabled bool) (int, error) {
 	action := "org.logins_stop"
 	if enabled {
@@ -35,6 +36,11 @@ func (s *Store) SetLogins(ctx context.Context, org kluis.OrgID, actor kluis.Acto
 	}
 	if !kluis.CanStopLogins(actor, org) {
 		return 0, s.refuse(ctx, orgChain(org), actor, action, "")
+	}
+	// A manager's stop ends every other manager's session too: it needs a
+	// fresh authentication, so a stale or stolen session cannot do it.
+	if !enabled && actor.IsOrgUser(org) && !kluis.FreshlyAuthenticated(actor, s.now()) {
+		return 0, s.reauthRequired(ctx, org, actor, action)
 	}
 	var ended int64
 	err := s.write(ctx, orgChain(org), func(t *Tx) error {

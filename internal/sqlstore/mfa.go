@@ -22,6 +22,18 @@ const ChallengeTTL = 5 * time.Minute
 // starts again with the password.
 const maxChallengeAttempts = 5
 
+// factorLockAfter is how many wrong second-factor codes in a row, over any
+// number of challenges, lock the person's second factor: for a minute, then
+// twice as long after each further wrong code, up to factorLockMax. So
+// someone who has the password cannot try codes at the speed of sign-ins.
+const (
+	factorLockAfter = 5
+	factorLockMax   = time.Hour
+)
+
+// PendingTOTPTTL is how long a started set-up waits for its first code.
+const PendingTOTPTTL = 15 * time.Minute
+
 // MFAChallenge is the answer of Login for an account with a second factor:
 // no session yet, a single-use token for LoginMFA, and the methods enrolled.
 type MFAChallenge struct {
@@ -59,7 +71,8 @@ func (t *Tx) factorMethods(ctx context.Context, org kluis.OrgID, user kluis.User
 }
 
 func (t *Tx) openChallenge(ctx context.Context, org kluis.OrgID, user kluis.UserID, methods []string) (*MFAChallenge, error) {
-	if _, err := t.exec(ctx, `DELETE FROM login_challenges WHERE org_id = ? AND user_id = ? AND expires_at <= ?`, org, user, micros(t.now)); err != nil {
+	// One open challenge per person: a new password step ends the others.
+	if _, err := t.exec(ctx, `DELETE FROM login_challenges WHERE org_id = ? AND user_id = ?`, org, user); err != nil {
 		return nil, err
 	}
 	token, hash := newToken()
@@ -95,7 +108,7 @@ func (s *Store) StartTOTP(ctx context.Context, org kluis.OrgID, actor kluis.Acto
 		return "", "", kluis.ErrUnauthenticated
 	}
 	if !kluis.FreshlyAuthenticated(actor, s.now()) {
-		return "", "", kluis.ErrReauthRequired
+		return "", "", s.reauthRequired(ctx, org, actor, "mfa.totp_start")
 	}
 	err = s.write(ctx, orgChain(org), func(t *Tx) error {
 		var confirmed sql.NullInt64
@@ -114,7 +127,7 @@ func (s *Store) StartTOTP(ctx context.Context, org kluis.OrgID, actor kluis.Acto
 		if err != nil {
 			return err
 		}
-		if secret, url, err = mfa.NewTOTP("kluis ("+o.Name+")", u.Email); err != nil {
+		if secret, url, err = mfa.NewTOTP(totpIssuer(o), u.Email); err != nil {
 			return err
 		}
 		id := kluis.NewID(t.now)
@@ -125,8 +138,8 @@ func (s *Store) StartTOTP(ctx context.Context, org kluis.OrgID, actor kluis.Acto
 		if _, err := t.exec(ctx, `DELETE FROM user_factors WHERE org_id = ? AND user_id = ? AND kind = 'totp'`, org, actor.UserID); err != nil {
 			return err
 		}
-		if _, err := t.exec(ctx, `INSERT INTO user_factors (id, org_id, user_id, kind, secret, last_step, created_at) VALUES (?, ?, ?, 'totp', ?, 0, ?)`,
-			id, org, actor.UserID, sealed, micros(t.now)); err != nil {
+		if _, err := t.exec(ctx, `INSERT INTO user_factors (id, org_id, user_id, kind, secret, last_step, created_at, session_id, failures) VALUES (?, ?, ?, 'totp', ?, 0, ?, ?, 0)`,
+			id, org, actor.UserID, sealed, micros(t.now), string(actor.SessionID)); err != nil {
 			return err
 		}
 		return t.appendEvent(ctx, orgChain(org), actor, "mfa.totp_start", userTarget(actor.UserID), "success", nil)
@@ -136,18 +149,41 @@ func (s *Store) StartTOTP(ctx context.Context, org kluis.OrgID, actor kluis.Acto
 
 // totpFactor is a user's TOTP row with its secret opened.
 type totpFactor struct {
-	id        string
-	secret    string
-	lastStep  int64
-	confirmed bool
+	id          string
+	secret      string
+	lastStep    int64
+	confirmed   bool
+	sessionID   string    // of a pending set-up: the session that started it
+	createdAt   time.Time // of a pending set-up
+	failures    int64
+	lockedUntil time.Time
+}
+
+// pendingFor reports whether f is a set-up that actor's session started and
+// that has not lapsed.
+func (f totpFactor) pendingFor(actor kluis.Actor, now time.Time) bool {
+	return !f.confirmed && f.sessionID != "" && f.sessionID == string(actor.SessionID) && now.Before(f.createdAt.Add(PendingTOTPTTL))
+}
+
+// totpIssuer labels the app's entry: short, so that the QR code always fits.
+func totpIssuer(o kluis.Org) string { return "kluis " + o.Slug }
+
+func (s *Store) reauthRequired(ctx context.Context, org kluis.OrgID, actor kluis.Actor, action string) error {
+	if err := s.recordRefusal(ctx, orgChain(org), actor, action, userTarget(actor.UserID), "failure", map[string]any{"reason": "reauth_required"}); err != nil {
+		return err
+	}
+	return kluis.ErrReauthRequired
 }
 
 func (t *Tx) findTOTP(ctx context.Context, org kluis.OrgID, user kluis.UserID) (totpFactor, error) {
 	var f totpFactor
 	var sealed []byte
-	var confirmed sql.NullInt64
-	err := t.queryRow(ctx, `SELECT id, secret, last_step, confirmed_at FROM user_factors WHERE org_id = ? AND user_id = ? AND kind = 'totp'`+t.db.forUpdate(), org, user).
-		Scan(&f.id, &sealed, &f.lastStep, &confirmed)
+	var confirmed, locked sql.NullInt64
+	var session sql.NullString
+	var created int64
+	err := t.queryRow(ctx, `SELECT id, secret, last_step, confirmed_at, session_id, created_at, failures, locked_until FROM user_factors
+		WHERE org_id = ? AND user_id = ? AND kind = 'totp'`+t.db.forUpdate(), org, user).
+		Scan(&f.id, &sealed, &f.lastStep, &confirmed, &session, &created, &f.failures, &locked)
 	if errors.Is(err, sql.ErrNoRows) {
 		return f, kluis.ErrNotFound
 	}
@@ -158,13 +194,16 @@ func (t *Tx) findTOTP(ctx context.Context, org kluis.OrgID, user kluis.UserID) (
 	if err != nil {
 		return f, err
 	}
-	f.secret, f.confirmed = string(p), confirmed.Valid
+	f.secret, f.confirmed, f.sessionID, f.createdAt = string(p), confirmed.Valid, session.String, fromMicros(created)
+	if locked.Valid {
+		f.lockedUntil = fromMicros(locked.Int64)
+	}
 	return f, nil
 }
 
-// PendingTOTPURL returns the otpauth:// URL of the signed-in user's pending
-// TOTP secret, for the QR code of the set-up page. Errors: unauthenticated,
-// not_found (nothing pending).
+// PendingTOTPURL returns the otpauth:// URL of the pending TOTP secret that
+// this session started (within PendingTOTPTTL), for the QR code of the
+// set-up page. Errors: unauthenticated, not_found (nothing pending here).
 func (s *Store) PendingTOTPURL(ctx context.Context, org kluis.OrgID, actor kluis.Actor) (string, error) {
 	if !actor.IsOrgUser(org) {
 		return "", kluis.ErrUnauthenticated
@@ -175,7 +214,7 @@ func (s *Store) PendingTOTPURL(ctx context.Context, org kluis.OrgID, actor kluis
 		if err != nil {
 			return err
 		}
-		if f.confirmed {
+		if !f.pendingFor(actor, t.now) {
 			return kluis.ErrNotFound
 		}
 		u, err := t.findUser(ctx, org, actor.UserID)
@@ -186,17 +225,17 @@ func (s *Store) PendingTOTPURL(ctx context.Context, org kluis.OrgID, actor kluis
 		if err != nil {
 			return err
 		}
-		url = mfa.URL("kluis ("+o.Name+")", u.Email, f.secret)
+		url = mfa.URL(totpIssuer(o), u.Email, f.secret)
 		return nil
 	})
 	return url, err
 }
 
-// ConfirmTOTP turns on the pending TOTP secret with a first code from the
-// app (whose time step is then used up), makes ten new recovery codes and
-// returns them (shown once), and ends the user's other sessions. A wrong
-// code is recorded. Errors: unauthenticated, not_found (nothing pending),
-// invalid_input (code).
+// ConfirmTOTP turns on the pending TOTP secret that this session started
+// with a first code from the app (whose time step is then used up), makes
+// ten new recovery codes and returns them (shown once), and ends the user's
+// other sessions. A wrong code is recorded. Errors: unauthenticated,
+// not_found (nothing pending here), invalid_input (code).
 func (s *Store) ConfirmTOTP(ctx context.Context, org kluis.OrgID, actor kluis.Actor, code string) ([]string, error) {
 	if !actor.IsOrgUser(org) {
 		return nil, kluis.ErrUnauthenticated
@@ -208,7 +247,7 @@ func (s *Store) ConfirmTOTP(ctx context.Context, org kluis.OrgID, actor kluis.Ac
 		if err != nil {
 			return err
 		}
-		if f.confirmed {
+		if !f.pendingFor(actor, t.now) {
 			return kluis.ErrNotFound
 		}
 		step, ok := mfa.VerifyTOTP(f.secret, code, t.now, f.lastStep)
@@ -216,7 +255,7 @@ func (s *Store) ConfirmTOTP(ctx context.Context, org kluis.OrgID, actor kluis.Ac
 			wrong = true
 			return kluis.Invalid(map[string]string{"code": "is not correct"})
 		}
-		if _, err := t.exec(ctx, `UPDATE user_factors SET confirmed_at = ?, last_step = ? WHERE id = ?`, micros(t.now), step, f.id); err != nil {
+		if _, err := t.exec(ctx, `UPDATE user_factors SET confirmed_at = ?, last_step = ?, session_id = NULL WHERE id = ?`, micros(t.now), step, f.id); err != nil {
 			return err
 		}
 		if codes, err = t.newRecoveryCodes(ctx, org, actor.UserID); err != nil {
@@ -242,12 +281,23 @@ func (t *Tx) newRecoveryCodes(ctx context.Context, org kluis.OrgID, user kluis.U
 	}
 	codes := mfa.NewRecoveryCodes(mfa.RecoveryCodes)
 	for _, c := range codes {
+		h, err := t.s.recoveryHash(ctx, org, user, c)
+		if err != nil {
+			return nil, err
+		}
 		if _, err := t.exec(ctx, `INSERT INTO recovery_codes (id, org_id, user_id, code_hash, created_at) VALUES (?, ?, ?, ?, ?)`,
-			kluis.NewID(t.now), org, user, mfa.HashRecoveryCode(c), micros(t.now)); err != nil {
+			kluis.NewID(t.now), org, user, h, micros(t.now)); err != nil {
 			return nil, err
 		}
 	}
 	return codes, nil
+}
+
+// recoveryHash is what the store keeps of a recovery code: an HMAC under
+// the organisation's index key (kept in the key store, apart from the data),
+// bound to the person, so a copy of the database alone cannot be searched.
+func (s *Store) recoveryHash(ctx context.Context, org kluis.OrgID, user kluis.UserID, code string) ([]byte, error) {
+	return s.keys.BlindIndex(ctx, string(org), "recovery-code/v1\x00"+string(user)+"\x00"+mfa.NormalizeRecoveryCode(code))
 }
 
 func (t *Tx) endOtherSessions(ctx context.Context, org kluis.OrgID, actor kluis.Actor) (int64, error) {
@@ -266,7 +316,7 @@ func (s *Store) DisableTOTP(ctx context.Context, org kluis.OrgID, actor kluis.Ac
 		return kluis.ErrUnauthenticated
 	}
 	if !kluis.FreshlyAuthenticated(actor, s.now()) {
-		return kluis.ErrReauthRequired
+		return s.reauthRequired(ctx, org, actor, "mfa.totp_disable")
 	}
 	return s.write(ctx, orgChain(org), func(t *Tx) error {
 		res, err := t.exec(ctx, `DELETE FROM user_factors WHERE org_id = ? AND user_id = ?`, org, actor.UserID)
@@ -299,6 +349,7 @@ func (s *Store) LoginMFA(ctx context.Context, org kluis.OrgID, challenge, method
 	var sess Session
 	var u kluis.User
 	var failed kluis.UserID
+	var stoppedErr error
 	failure := false
 	err := s.write(ctx, orgChain(org), func(t *Tx) error {
 		var id string
@@ -320,7 +371,8 @@ func (s *Store) LoginMFA(ctx context.Context, org kluis.OrgID, challenge, method
 			return err
 		}
 		if stopped {
-			return kluis.ErrLoginsDisabled
+			stoppedErr = kluis.ErrLoginsDisabled
+			return nil
 		}
 		ok := false
 		if u.Status == kluis.StatusActive {
@@ -346,6 +398,13 @@ func (s *Store) LoginMFA(ctx context.Context, org kluis.OrgID, challenge, method
 	if err != nil {
 		return Session{}, kluis.User{}, err
 	}
+	if stoppedErr != nil {
+		s.countLogin(kluis.RealmOrg, "failure")
+		if err := s.recordRefusal(ctx, orgChain(org), kluis.Actor{}, "auth.login_failed", "", "failure", map[string]any{"reason": "logins_disabled"}); err != nil {
+			return Session{}, kluis.User{}, err
+		}
+		return Session{}, kluis.User{}, stoppedErr
+	}
 	if failure {
 		s.countLogin(kluis.RealmOrg, "failure")
 		target := ""
@@ -361,40 +420,68 @@ func (s *Store) LoginMFA(ctx context.Context, org kluis.OrgID, challenge, method
 	return sess, u, nil
 }
 
-// checkSecondFactor checks a code of the method and uses it up.
+// checkSecondFactor checks a code of the method and uses it up. Wrong codes
+// count against the person's factor, across challenges and re-authentications:
+// after factorLockAfter of them no code is accepted for a while (a minute,
+// doubling up to factorLockMax); a right code resets the count.
 func (t *Tx) checkSecondFactor(ctx context.Context, org kluis.OrgID, user kluis.UserID, method, code string) (bool, error) {
+	f, err := t.findTOTP(ctx, org, user)
+	if errors.Is(err, kluis.ErrNotFound) || err == nil && !f.confirmed {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if t.now.Before(f.lockedUntil) {
+		return false, nil
+	}
+	ok := false
 	switch method {
 	case "totp":
-		f, err := t.findTOTP(ctx, org, user)
-		if errors.Is(err, kluis.ErrNotFound) || err == nil && !f.confirmed {
-			return false, nil
+		step, good := mfa.VerifyTOTP(f.secret, code, t.now, f.lastStep)
+		if good {
+			if _, err := t.exec(ctx, `UPDATE user_factors SET last_step = ? WHERE id = ?`, step, f.id); err != nil {
+				return false, err
+			}
+			ok = true
 		}
+	case "recovery":
+		h, err := t.s.recoveryHash(ctx, org, user, code)
 		if err != nil {
 			return false, err
 		}
-		step, ok := mfa.VerifyTOTP(f.secret, code, t.now, f.lastStep)
-		if !ok {
-			return false, nil
-		}
-		_, err = t.exec(ctx, `UPDATE user_factors SET last_step = ? WHERE id = ?`, step, f.id)
-		return err == nil, err
-	case "recovery":
 		res, err := t.exec(ctx, `UPDATE recovery_codes SET used_at = ? WHERE org_id = ? AND user_id = ? AND code_hash = ? AND used_at IS NULL`,
-			micros(t.now), org, user, mfa.HashRecoveryCode(code))
+			micros(t.now), org, user, h)
 		if err != nil {
 			return false, err
 		}
 		n, _ := res.RowsAffected()
-		return n == 1, nil
+		ok = n == 1
 	}
-	return false, nil
+	if ok {
+		_, err = t.exec(ctx, `UPDATE user_factors SET failures = 0, locked_until = NULL WHERE id = ?`, f.id)
+		return err == nil, err
+	}
+	failures := f.failures + 1
+	var locked any
+	if failures >= factorLockAfter {
+		lock := min(time.Minute<<min(failures-factorLockAfter, 6), factorLockMax)
+		locked = micros(t.now.Add(lock))
+		if err := t.appendEvent(ctx, orgChain(org), kluis.Actor{}, "mfa.locked", userTarget(user), "success",
+			map[string]any{"failures": failures, "minutes": int(lock / time.Minute)}); err != nil {
+			return false, err
+		}
+	}
+	_, err = t.exec(ctx, `UPDATE user_factors SET failures = ?, locked_until = ? WHERE id = ?`, failures, locked, f.id)
+	return false, err
 }
 
 // Reauth proves again who the signed-in user is — the password, and a code
 // when a second factor is enrolled — and replaces the session with a new one
 // (a new id; the old token stops working) that counts as freshly
-// authenticated for kluis.FreshAuthWindow. Errors: unauthenticated,
-// invalid_input (password, code).
+// authenticated for kluis.FreshAuthWindow. Wrong codes count towards the
+// factor's lock. Errors: unauthenticated, logins_disabled, invalid_input
+// (password, code: one answer for either).
 func (s *Store) Reauth(ctx context.Context, org kluis.OrgID, actor kluis.Actor, pw, method, code string) (Session, error) {
 	if !actor.IsOrgUser(org) {
 		return Session{}, kluis.ErrUnauthenticated
@@ -410,33 +497,54 @@ func (s *Store) Reauth(ctx context.Context, org kluis.OrgID, actor kluis.Actor, 
 	var sess Session
 	var problem map[string]string
 	err = s.write(ctx, orgChain(org), func(t *Tx) error {
-		if !ok {
-			problem = map[string]string{"password": "is not correct"}
-			return nil
-		}
 		methods, err := t.factorMethods(ctx, org, actor.UserID)
 		if err != nil {
 			return err
 		}
+		// One answer for a wrong password and a wrong code: it does not
+		// tell which of the two was right.
+		wrong := map[string]string{"password": "is not correct"}
 		if len(methods) > 0 {
+			wrong = map[string]string{"password": "or the code is not correct", "code": "or the password is not correct"}
+		}
+		var now sql.NullString
+		if err := t.queryRow(ctx, `SELECT password_hash FROM users WHERE org_id = ? AND id = ?`, org, actor.UserID).Scan(&now); err != nil {
+			return kluis.ErrUnauthenticated
+		}
+		if now.String != hash.String { // changed since it was checked
+			return kluis.ErrUnauthenticated
+		}
+		if len(methods) > 0 && ok {
 			if method == "" {
 				method = "totp"
 			}
-			good, err := t.checkSecondFactor(ctx, org, actor.UserID, method, code)
-			if err != nil {
+			if ok, err = t.checkSecondFactor(ctx, org, actor.UserID, method, code); err != nil {
 				return err
 			}
-			if !good {
-				problem = map[string]string{"code": "is not correct"}
-				return nil
-			}
+		}
+		if !ok {
+			problem = wrong
+			return nil
+		}
+		var stopped bool
+		if err := t.queryRow(ctx, `SELECT logins_disabled FROM orgs WHERE id = ?`, org).Scan(&stopped); err != nil {
+			return err
+		}
+		if stopped {
+			return kluis.ErrLoginsDisabled
 		}
 		policy, err := t.s.policy(ctx, t.tx, org)
 		if err != nil {
 			return err
 		}
-		if _, err := t.exec(ctx, `DELETE FROM sessions WHERE org_id = ? AND id = ?`, org, string(actor.SessionID)); err != nil {
+		// The session being replaced must still be there: one ended
+		// meanwhile (a password reset, a logins stop) is not renewed.
+		res, err := t.exec(ctx, `DELETE FROM sessions WHERE org_id = ? AND id = ?`, org, string(actor.SessionID))
+		if err != nil {
 			return err
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return kluis.ErrUnauthenticated
 		}
 		if sess, err = t.openSession(ctx, `sessions`, org, string(actor.UserID), policy.MaxLifetime()); err != nil {
 			return err

@@ -142,7 +142,7 @@ func (s *Store) ResetPassword(ctx context.Context, org kluis.OrgID, token, pw st
 		if u.Status != kluis.StatusActive {
 			return kluis.ErrNotFound
 		}
-		if err := t.dropResets(ctx, org, u.ID); err != nil {
+		if err := t.dropCredentialsInFlight(ctx, org, u.ID); err != nil {
 			return err
 		}
 		if _, err := t.exec(ctx, `UPDATE users SET password_hash = ?, updated_at = ? WHERE org_id = ? AND id = ?`, hash, micros(t.now), org, u.ID); err != nil {

@@ -479,6 +479,9 @@ func (s *Store) UpdateUser(ctx context.Context, org kluis.OrgID, actor kluis.Act
 			if err := t.dropInvitation(ctx, org, u.ID); err != nil {
 				return err
 			}
+			if err := t.dropCredentialsInFlight(ctx, org, u.ID); err != nil {
+				return err
+			}
 		}
 		return t.appendEvent(ctx, orgChain(org), actor, action, "user:"+string(u.ID), "success", map[string]any{"fields": changed})
 	})
