@@ -111,6 +111,10 @@ func TestSensitiveChangesNeedAFreshSignIn(t *testing.T) {
 			wantError(t, "a password change after 6 minutes", a.call(t, "POST", orgPath(o.Slug, "/me/password"), mem.Token,
 				map[string]string{"current_password": mem.Password, "new_password": uniquePassword()}), 403, "reauth_required")
 			wantError(t, "stopping logins after 6 minutes", a.call(t, "PUT", orgPath(o.Slug, "/logins"), o.Manager.Token, map[string]bool{"enabled": false}), 403, "reauth_required")
+			stalePage := signInPage(t, a, o.Slug, mem)
+			a.env.Clock.Advance(6 * time.Minute)
+			wantPage(t, "a password change on a stale page", stalePage.post(t, "/o/"+o.Slug+"/account/password",
+				url.Values{"current_password": {mem.Password}, "new_password": {uniquePassword()}}), 303, "/o/"+o.Slug+"/account/reauth")
 			b := signInPage(t, a, o.Slug, o.Manager)
 			wantPage(t, "a garbled switch", b.post(t, "/o/"+o.Slug+"/logins", url.Values{"enabled": {"maybe"}}), 400, "")
 
@@ -127,8 +131,8 @@ func TestSensitiveChangesNeedAFreshSignIn(t *testing.T) {
 			wantStatus(t, "resume", a.call(t, "PUT", orgPath(o.Slug, "/logins"), mgr, map[string]bool{"enabled": true}), 200)
 
 			got := countActions(a.auditLog(t, o.Slug, mgr))
-			if got["user.password_change/failure"] != 1 || got["org.logins_stop/failure"] != 1 {
-				t.Errorf("refused sensitive changes recorded: password %d, logins %d; want 1 each", got["user.password_change/failure"], got["org.logins_stop/failure"])
+			if got["user.password_change/failure"] != 2 || got["org.logins_stop/failure"] != 1 {
+				t.Errorf("refused sensitive changes recorded: password %d, logins %d; want 2 and 1", got["user.password_change/failure"], got["org.logins_stop/failure"])
 			}
 		})
 	}

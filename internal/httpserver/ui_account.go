@@ -86,6 +86,9 @@ func handlePasswordForm(store *sqlstore.Store) pageFunc {
 		}
 		st := state(r)
 		err = store.ChangePassword(r.Context(), st.org.ID, st.actor, form.Get("current_password"), form.Get("new_password"))
+		if kluis.ErrorCode(err) == kluis.EReauthRequired {
+			return redirect(w, r, "/o/"+p.Org.Slug+"/account/reauth", "reauth_first")
+		}
 		if err != nil {
 			if !p.showError(err) {
 				return err
