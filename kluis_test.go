@@ -1,6 +1,8 @@
 package kluis_test
 
 import (
+	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -84,6 +86,23 @@ func TestCommonPasswordsAreShipped(t *testing.T) {
 	err := kluis.DefaultPolicy.CheckPassword("Sunshine")
 	if err == nil || !strings.Contains(err.Error(), "most common") {
 		t.Errorf("CheckPassword(Sunshine) = %v, want the common-password message", err)
+	}
+}
+
+// TestCommonPasswordListIsSorted: the lookup is a binary search.
+func TestCommonPasswordListIsSorted(t *testing.T) {
+	b, err := os.ReadFile("common_passwords.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var words []string
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if !strings.HasPrefix(l, "#") {
+			words = append(words, l)
+		}
+	}
+	if len(words) < 10000 || !slices.IsSorted(words) || slices.Compact(slices.Clone(words))[len(words)-1] != words[len(words)-1] {
+		t.Errorf("%d entries, sorted %v; want at least 10,000, sorted, no duplicates", len(words), slices.IsSorted(words))
 	}
 }
 

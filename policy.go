@@ -3,6 +3,7 @@ package kluis
 import (
 	_ "embed"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -97,21 +98,20 @@ func (p Policy) CheckPassword(pw string) error {
 //go:embed common_passwords.txt
 var commonPasswordsText string
 
-// commonPasswords is the set of common_passwords.txt, built when the program
-// starts (about 18,000 entries).
-var commonPasswords = func() map[string]struct{} {
-	set := make(map[string]struct{}, 18000)
-	for _, line := range strings.Split(commonPasswordsText, "\n") {
-		if line != "" && !strings.HasPrefix(line, "#") {
-			set[line] = struct{}{}
-		}
+// commonPasswords are the lines of common_passwords.txt after its header, in
+// byte order: splitting costs well under a millisecond at start, and a lookup
+// is a binary search (a map took 7 ms and 1.2 MB at every command's start).
+var commonPasswords = func() []string {
+	body := commonPasswordsText
+	for strings.HasPrefix(body, "#") {
+		_, body, _ = strings.Cut(body, "\n")
 	}
-	return set
+	return strings.Split(strings.TrimSuffix(body, "\n"), "\n")
 }()
 
 // IsCommonPassword reports whether pw (normalised), ignoring case, is one of
 // the most common leaked passwords that kluis refuses (issue 5, R16).
 func IsCommonPassword(pw string) bool {
-	_, ok := commonPasswords[strings.ToLower(pw)]
+	_, ok := slices.BinarySearch(commonPasswords, strings.ToLower(pw))
 	return ok
 }

@@ -47,6 +47,18 @@ type loginAnswer struct {
 	User      *userJSON `json:"user,omitempty"`
 }
 
+// answerSession answers a new session: the browser's cookie and the token
+// for API clients, with the user when the sign-in is complete.
+func answerSession(w http.ResponseWriter, sess sqlstore.Session, u *kluis.User) {
+	http.SetCookie(w, sessionCookieFor(sessionCookie, sess))
+	a := loginAnswer{Token: sess.Token, ExpiresAt: sess.ExpiresAt}
+	if u != nil {
+		uj := toUserJSON(*u)
+		a.User = &uj
+	}
+	writeJSON(w, http.StatusOK, a)
+}
+
 // sessionCookieFor returns the browser cookie of a new session: Secure,
 // HttpOnly, SameSite=Lax, host-only (__Host- prefix).
 func sessionCookieFor(name string, sess sqlstore.Session) *http.Cookie {
@@ -77,9 +89,7 @@ func handleLogin(store *sqlstore.Store) handlerFunc {
 		if err != nil {
 			return err
 		}
-		http.SetCookie(w, sessionCookieFor(sessionCookie, sess))
-		uj := toUserJSON(u)
-		writeJSON(w, http.StatusOK, loginAnswer{Token: sess.Token, ExpiresAt: sess.ExpiresAt, User: &uj})
+		answerSession(w, sess, &u)
 		return nil
 	}
 }
@@ -149,9 +159,7 @@ func handleLoginMFA(store *sqlstore.Store) handlerFunc {
 		if err != nil {
 			return err
 		}
-		http.SetCookie(w, sessionCookieFor(sessionCookie, sess))
-		uj := toUserJSON(u)
-		writeJSON(w, http.StatusOK, loginAnswer{Token: sess.Token, ExpiresAt: sess.ExpiresAt, User: &uj})
+		answerSession(w, sess, &u)
 		return nil
 	}
 }
@@ -175,8 +183,7 @@ func handleReauth(store *sqlstore.Store) handlerFunc {
 		if err != nil {
 			return err
 		}
-		http.SetCookie(w, sessionCookieFor(sessionCookie, sess))
-		writeJSON(w, http.StatusOK, loginAnswer{Token: sess.Token, ExpiresAt: sess.ExpiresAt})
+		answerSession(w, sess, nil)
 		return nil
 	}
 }

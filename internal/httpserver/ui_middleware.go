@@ -209,11 +209,6 @@ func (s *server) operatorPage(need access, fn pageFunc) http.Handler {
 	})
 }
 
-// errorPage is the page of an error no form can show.
-type errorPage struct {
-	Status int
-}
-
 var pageStatus = map[string]int{
 	kluis.EInvalid:          http.StatusBadRequest,
 	kluis.EForbidden:        http.StatusForbidden,
@@ -251,7 +246,6 @@ func (s *server) pageError(w http.ResponseWriter, r *http.Request, p *pageData, 
 	if ke.Code == kluis.EInternal {
 		p.Error = p.L.T("error.internal", state(r).id)
 	}
-	p.Data = errorPage{Status: status}
 	if err := s.render(w, status, "error", p); err != nil {
 		state(r).log.Error("render error page", "err", err.Error())
 		http.Error(w, http.StatusText(status), status)

@@ -100,11 +100,9 @@ func (s *Store) Login(ctx context.Context, org kluis.OrgID, email, pw string) (S
 			return kluis.ErrUnauthenticated
 		}
 		// Logins may have been stopped since the check above (R19).
-		var stopped bool
-		if err := t.queryRow(ctx, `SELECT logins_disabled FROM orgs WHERE id = ?`, org).Scan(&stopped); err != nil {
+		if stopped, err := t.loginsStopped(ctx, org); err != nil {
 			return err
-		}
-		if stopped {
+		} else if stopped {
 			return kluis.ErrLoginsDisabled
 		}
 		if newHash != "" {
@@ -331,11 +329,10 @@ func (s *Store) ChangePassword(ctx context.Context, org kluis.OrgID, actor kluis
 		if err := t.dropCredentialsInFlight(ctx, org, actor.UserID); err != nil {
 			return err
 		}
-		res, err = t.exec(ctx, `DELETE FROM sessions WHERE org_id = ? AND user_id = ? AND id <> ?`, org, actor.UserID, actor.SessionID)
+		ended, err := t.endOtherSessions(ctx, org, actor)
 		if err != nil {
 			return err
 		}
-		ended, _ := res.RowsAffected()
 		o, err := t.findOrg(ctx, org)
 		if err != nil {
 			return err

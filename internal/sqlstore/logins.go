@@ -16,9 +16,19 @@ func (s *Store) LoginsStopped(ctx context.Context, org kluis.OrgID, actor kluis.
 	return s.loginsStopped(ctx, org)
 }
 
+const loginsStoppedQuery = `SELECT logins_disabled FROM orgs WHERE id = ?`
+
 func (s *Store) loginsStopped(ctx context.Context, org kluis.OrgID) (bool, error) {
 	var stopped bool
-	err := s.db.readRow(ctx, `SELECT logins_disabled FROM orgs WHERE id = ?`, org).Scan(&stopped)
+	err := s.db.readRow(ctx, loginsStoppedQuery, org).Scan(&stopped)
+	return stopped, err
+}
+
+// loginsStopped is the check again inside a transaction that is about to
+// open a session: logins may have been stopped since the first look.
+func (t *Tx) loginsStopped(ctx context.Context, org kluis.OrgID) (bool, error) {
+	var stopped bool
+	err := t.queryRow(ctx, loginsStoppedQuery, org).Scan(&stopped)
 	return stopped, err
 }
 

@@ -300,14 +300,6 @@ func (s *Store) recoveryHash(ctx context.Context, org kluis.OrgID, user kluis.Us
 	return s.keys.BlindIndex(ctx, string(org), "recovery-code/v1\x00"+string(user)+"\x00"+mfa.NormalizeRecoveryCode(code))
 }
 
-func (t *Tx) endOtherSessions(ctx context.Context, org kluis.OrgID, actor kluis.Actor) (int64, error) {
-	res, err := t.exec(ctx, `DELETE FROM sessions WHERE org_id = ? AND user_id = ? AND id <> ?`, org, actor.UserID, string(actor.SessionID))
-	if err != nil {
-		return 0, err
-	}
-	return res.RowsAffected()
-}
-
 // DisableTOTP removes the signed-in user's authenticator app and recovery
 // codes and ends their other sessions. It needs a fresh authentication.
 // Errors: unauthenticated, reauth_required, not_found.
@@ -366,11 +358,9 @@ func (s *Store) LoginMFA(ctx context.Context, org kluis.OrgID, challenge, method
 		if u, err = t.findUser(ctx, org, u.ID); err != nil {
 			return err
 		}
-		var stopped bool
-		if err := t.queryRow(ctx, `SELECT logins_disabled FROM orgs WHERE id = ?`, org).Scan(&stopped); err != nil {
+		if stopped, err := t.loginsStopped(ctx, org); err != nil {
 			return err
-		}
-		if stopped {
+		} else if stopped {
 			stoppedErr = kluis.ErrLoginsDisabled
 			return nil
 		}
@@ -526,11 +516,9 @@ func (s *Store) Reauth(ctx context.Context, org kluis.OrgID, actor kluis.Actor, 
 			problem = wrong
 			return nil
 		}
-		var stopped bool
-		if err := t.queryRow(ctx, `SELECT logins_disabled FROM orgs WHERE id = ?`, org).Scan(&stopped); err != nil {
+		if stopped, err := t.loginsStopped(ctx, org); err != nil {
 			return err
-		}
-		if stopped {
+		} else if stopped {
 			return kluis.ErrLoginsDisabled
 		}
 		policy, err := t.s.policy(ctx, t.tx, org)

@@ -152,12 +152,21 @@ func (s *Store) EndOtherSessions(ctx context.Context, org kluis.OrgID, actor klu
 	}
 	var ended int64
 	err := s.write(ctx, orgChain(org), func(t *Tx) error {
-		res, err := t.exec(ctx, `DELETE FROM sessions WHERE org_id = ? AND user_id = ? AND id <> ?`, org, actor.UserID, actor.SessionID)
-		if err != nil {
+		var err error
+		if ended, err = t.endOtherSessions(ctx, org, actor); err != nil {
 			return err
 		}
-		ended, _ = res.RowsAffected()
 		return t.appendEvent(ctx, orgChain(org), actor, "auth.session_end", userTarget(actor.UserID), "success", map[string]any{"sessions_ended": ended})
 	})
 	return int(ended), err
+}
+
+// endOtherSessions ends every session of the actor but the current one and
+// returns how many ended.
+func (t *Tx) endOtherSessions(ctx context.Context, org kluis.OrgID, actor kluis.Actor) (int64, error) {
+	res, err := t.exec(ctx, `DELETE FROM sessions WHERE org_id = ? AND user_id = ? AND id <> ?`, org, actor.UserID, string(actor.SessionID))
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
 }
