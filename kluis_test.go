@@ -149,14 +149,19 @@ func TestPolicyValidate(t *testing.T) {
 	if err := kluis.DefaultPolicy.Validate(); err != nil {
 		t.Fatalf("default policy: %v", err)
 	}
-	bad := kluis.Policy{PasswordMinLength: 7, SessionIdleMinutes: 0, SessionMaxHours: 10000}
+	bad := kluis.Policy{PasswordMinLength: 7, SessionIdleMinutes: 0, SessionMaxHours: 10000, MFA: "sometimes", LockoutThreshold: 2}
 	err := bad.Validate()
 	var ke *kluis.Error
 	if e, ok := err.(*kluis.Error); ok {
 		ke = e
 	}
-	if ke == nil || ke.Code != kluis.EInvalid || len(ke.Fields) != 3 {
-		t.Fatalf("got %v, want invalid_input naming three fields", err)
+	if ke == nil || ke.Code != kluis.EInvalid || len(ke.Fields) != 5 {
+		t.Fatalf("got %v, want invalid_input naming five fields", err)
+	}
+	for _, f := range []string{"mfa", "lockout_threshold"} {
+		if ke.Fields[f] == "" {
+			t.Errorf("field %s not named: %v", f, ke.Fields)
+		}
 	}
 }
 

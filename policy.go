@@ -25,13 +25,35 @@ type Policy struct {
 	PasswordRequireUpper bool `json:"password_require_upper"`
 	SessionIdleMinutes   int  `json:"session_idle_minutes"`
 	SessionMaxHours      int  `json:"session_max_hours"`
+	// MFA says whether people need a second factor (R17): MFAOff,
+	// MFAOptional or MFARequired.
+	MFA string `json:"mfa"`
+	// LockoutThreshold is how many failed sign-ins in a row lock an
+	// identifier for unknown browsers (R18, DESIGN §6).
+	LockoutThreshold int `json:"lockout_threshold"`
 }
+
+// The values of Policy.MFA.
+const (
+	MFAOff      = "off"      // no second factor can be enrolled or asked
+	MFAOptional = "optional" // people may enrol one; enrolled factors are asked
+	MFARequired = "required" // a session without a factor is limited to enrolment
+)
+
+// Lockout threshold bounds: below 3 typing mistakes lock people out, above 20
+// the lock no longer slows a guesser.
+const (
+	MinLockoutThreshold = 3
+	MaxLockoutThreshold = 20
+)
 
 // DefaultPolicy is the policy of a new organisation.
 var DefaultPolicy = Policy{
 	PasswordMinLength:  8,
 	SessionIdleMinutes: 30,
 	SessionMaxHours:    12,
+	MFA:                MFAOptional,
+	LockoutThreshold:   5,
 }
 
 // Validate checks the policy's bounds and names each problem per field.
@@ -45,6 +67,14 @@ func (p Policy) Validate() error {
 	}
 	if p.SessionMaxHours < 1 || p.SessionMaxHours > 30*24 {
 		f["session_max_hours"] = "must be between 1 and 720"
+	}
+	switch p.MFA {
+	case MFAOff, MFAOptional, MFARequired:
+	default:
+		f["mfa"] = "must be off, optional or required"
+	}
+	if p.LockoutThreshold < MinLockoutThreshold || p.LockoutThreshold > MaxLockoutThreshold {
+		f["lockout_threshold"] = fmt.Sprintf("must be between %d and %d", MinLockoutThreshold, MaxLockoutThreshold)
 	}
 	if len(f) > 0 {
 		return Invalid(f)

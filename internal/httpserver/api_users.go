@@ -182,16 +182,28 @@ func handleGetPolicy(store *sqlstore.Store) handlerFunc {
 	}
 }
 
+// deref is the value behind p, or its zero value when p is nil.
+func deref[T any](p *T) T {
+	var v T
+	if p != nil {
+		v = *p
+	}
+	return v
+}
+
 type policyJSON struct {
 	PasswordMinLength    *int  `json:"password_min_length"`
 	PasswordRequireDigit *bool `json:"password_require_digit"`
 	PasswordRequireUpper *bool `json:"password_require_upper"`
 	SessionIdleMinutes   *int  `json:"session_idle_minutes"`
 	SessionMaxHours      *int  `json:"session_max_hours"`
+	// Added with account security; left out of a PUT, they keep their value.
+	MFA              *string `json:"mfa"`
+	LockoutThreshold *int    `json:"lockout_threshold"`
 }
 
 func toPolicyJSON(p kluis.Policy) policyJSON {
-	return policyJSON{&p.PasswordMinLength, &p.PasswordRequireDigit, &p.PasswordRequireUpper, &p.SessionIdleMinutes, &p.SessionMaxHours}
+	return policyJSON{&p.PasswordMinLength, &p.PasswordRequireDigit, &p.PasswordRequireUpper, &p.SessionIdleMinutes, &p.SessionMaxHours, &p.MFA, &p.LockoutThreshold}
 }
 
 // handleUpdatePolicy replaces the policy: PUT takes every field, so a
@@ -225,6 +237,7 @@ func handleUpdatePolicy(store *sqlstore.Store) handlerFunc {
 		p, err := store.UpdatePolicy(r.Context(), st.org.ID, st.actor, kluis.Policy{
 			PasswordMinLength: *in.PasswordMinLength, PasswordRequireDigit: *in.PasswordRequireDigit,
 			PasswordRequireUpper: *in.PasswordRequireUpper, SessionIdleMinutes: *in.SessionIdleMinutes, SessionMaxHours: *in.SessionMaxHours,
+			MFA: deref(in.MFA), LockoutThreshold: deref(in.LockoutThreshold),
 		})
 		if err != nil {
 			return err

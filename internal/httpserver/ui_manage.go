@@ -151,7 +151,7 @@ func handleDeleteUserForm(store *sqlstore.Store) pageFunc {
 	}
 }
 
-var policyFields = []string{"password_min_length", "password_require_digit", "password_require_upper", "session_idle_minutes", "session_max_hours"}
+var policyFields = []string{"password_min_length", "password_require_digit", "password_require_upper", "session_idle_minutes", "session_max_hours", "mfa", "lockout_threshold"}
 
 func handlePolicyPage(store *sqlstore.Store) pageFunc {
 	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
@@ -163,6 +163,8 @@ func handlePolicyPage(store *sqlstore.Store) pageFunc {
 		p.Form.Set("password_min_length", strconv.Itoa(pol.PasswordMinLength))
 		p.Form.Set("session_idle_minutes", strconv.Itoa(pol.SessionIdleMinutes))
 		p.Form.Set("session_max_hours", strconv.Itoa(pol.SessionMaxHours))
+		p.Form.Set("mfa", pol.MFA)
+		p.Form.Set("lockout_threshold", strconv.Itoa(pol.LockoutThreshold))
 		if pol.PasswordRequireDigit {
 			p.Form.Set("password_require_digit", "on")
 		}
@@ -239,6 +241,11 @@ func handlePolicyForm(store *sqlstore.Store) pageFunc {
 		pol := kluis.Policy{
 			PasswordMinLength: num("password_min_length"), SessionIdleMinutes: num("session_idle_minutes"), SessionMaxHours: num("session_max_hours"),
 			PasswordRequireDigit: form.Get("password_require_digit") == "on", PasswordRequireUpper: form.Get("password_require_upper") == "on",
+			MFA: form.Get("mfa"), LockoutThreshold: num("lockout_threshold"),
+		}
+		if pol.MFA == "" {
+			bad["mfa"] = "must be off, optional or required"
+			pol.MFA = "?" // refused by the store like any other wrong value
 		}
 		// The store is asked even when a number could not be read: it
 		// decides (and records) a refusal first, and a number that could

@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -85,9 +86,9 @@ func (s *Store) CreateOrg(ctx context.Context, actor kluis.Actor, in NewOrg) (kl
 		org = kluis.Org{ID: orgID, Slug: in.Slug, Name: in.Name, Language: in.Language, CreatedAt: t.now}
 		p := kluis.DefaultPolicy
 		_, err := t.exec(ctx, `INSERT INTO orgs (id, slug, name, language, created_at, password_min_length, password_require_digit,
-			password_require_upper, session_idle_minutes, session_max_hours) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			password_require_upper, session_idle_minutes, session_max_hours, mfa, lockout_threshold) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			org.ID, org.Slug, org.Name, org.Language, micros(t.now), p.PasswordMinLength, p.PasswordRequireDigit,
-			p.PasswordRequireUpper, p.SessionIdleMinutes, p.SessionMaxHours)
+			p.PasswordRequireUpper, p.SessionIdleMinutes, p.SessionMaxHours, p.MFA, p.LockoutThreshold)
 		if isUniqueViolation(err) {
 			return errSlugTaken
 		}
@@ -236,21 +237,28 @@ type queryRower interface {
 func (s *Store) policy(ctx context.Context, db queryRower, org kluis.OrgID) (kluis.Policy, error) {
 	var p kluis.Policy
 	err := db.QueryRowContext(ctx, s.db.q(`SELECT password_min_length, password_require_digit, password_require_upper,
-		session_idle_minutes, session_max_hours FROM orgs WHERE id = ?`), org).
-		Scan(&p.PasswordMinLength, &p.PasswordRequireDigit, &p.PasswordRequireUpper, &p.SessionIdleMinutes, &p.SessionMaxHours)
+		session_idle_minutes, session_max_hours, mfa, lockout_threshold FROM orgs WHERE id = ?`), org).
+		Scan(&p.PasswordMinLength, &p.PasswordRequireDigit, &p.PasswordRequireUpper, &p.SessionIdleMinutes, &p.SessionMaxHours, &p.MFA, &p.LockoutThreshold)
 	if errors.Is(err, sql.ErrNoRows) {
 		return p, kluis.ErrNotFound
 	}
 	return p, err
 }
 
-// UpdatePolicy replaces an organisation's policy (R16, R21). Managers only.
-// Errors: invalid_input, forbidden.
+// UpdatePolicy replaces an organisation's policy (R16, R17, R18, R21).
+// Managers only. The fields added after the first release (MFA,
+// LockoutThreshold) keep their value when left zero, so older clients do not
+// reset them. Errors: invalid_input, forbidden.
 func (s *Store) UpdatePolicy(ctx context.Context, org kluis.OrgID, actor kluis.Actor, p kluis.Policy) (kluis.Policy, error) {
 	if !kluis.CanUpdatePolicy(actor, org) {
 		return kluis.Policy{}, s.refuse(ctx, orgChain(org), actor, "policy.update", "")
 	}
-	if err := p.Validate(); err != nil {
+	// Validated with the later fields filled in for the check; the stored
+	// values are settled inside the transaction.
+	check := p
+	check.MFA = cmp.Or(check.MFA, kluis.MFAOptional)
+	check.LockoutThreshold = cmp.Or(check.LockoutThreshold, kluis.DefaultPolicy.LockoutThreshold)
+	if err := check.Validate(); err != nil {
 		return kluis.Policy{}, err
 	}
 	err := s.write(ctx, orgChain(org), func(t *Tx) error {
@@ -261,9 +269,11 @@ func (s *Store) UpdatePolicy(ctx context.Context, org kluis.OrgID, actor kluis.A
 		if err != nil {
 			return err
 		}
+		p.MFA = cmp.Or(p.MFA, old.MFA)
+		p.LockoutThreshold = cmp.Or(p.LockoutThreshold, old.LockoutThreshold)
 		if _, err := t.exec(ctx, `UPDATE orgs SET password_min_length = ?, password_require_digit = ?, password_require_upper = ?,
-			session_idle_minutes = ?, session_max_hours = ? WHERE id = ?`,
-			p.PasswordMinLength, p.PasswordRequireDigit, p.PasswordRequireUpper, p.SessionIdleMinutes, p.SessionMaxHours, org); err != nil {
+			session_idle_minutes = ?, session_max_hours = ?, mfa = ?, lockout_threshold = ? WHERE id = ?`,
+			p.PasswordMinLength, p.PasswordRequireDigit, p.PasswordRequireUpper, p.SessionIdleMinutes, p.SessionMaxHours, p.MFA, p.LockoutThreshold, org); err != nil {
 			return err
 		}
 		return t.appendEvent(ctx, orgChain(org), actor, "policy.update", "org:"+string(org), "success",
