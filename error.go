@@ -3,6 +3,7 @@ package kluis
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Error codes of the HTTP contract (shared/CONTRACT.md, "Errors"). Each maps to
@@ -23,6 +24,9 @@ const (
 	// EReauthRequired asks for a fresh authentication (POST …/me/reauth)
 	// before a sensitive change; HTTP 403.
 	EReauthRequired = "reauth_required"
+	// EMFAEnrolmentRequired refuses a request from a session limited to
+	// enrolling a second factor (the policy requires one, R17); HTTP 403.
+	EMFAEnrolmentRequired = "mfa_enrolment_required"
 )
 
 // Error is the only error type whose content reaches a client. Message is safe
@@ -32,6 +36,15 @@ type Error struct {
 	Code    string
 	Message string
 	Fields  map[string]string
+	// RetryAfter is how long a throttled client should wait (ETooManyRequests);
+	// HTTP sends it as the Retry-After header, in whole seconds.
+	RetryAfter time.Duration
+}
+
+// TooManyRequests answers a throttled request (R18): one message for every
+// account, existing or not, and the time to wait (at least a second).
+func TooManyRequests(wait time.Duration) *Error {
+	return &Error{Code: ETooManyRequests, Message: "too many attempts; wait and try again", RetryAfter: max(wait, time.Second)}
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
@@ -74,4 +87,7 @@ var (
 	// ErrReauthRequired asks the person to prove again who they are.
 	ErrReauthRequired = &Error{Code: EReauthRequired, Message: "confirm it is you: sign in again or re-authenticate first"}
 	ErrLoginsDisabled = &Error{Code: ELoginsDisabled, Message: "logins to this organisation are stopped; ask a manager"}
+	// ErrMFAEnrolmentRequired refuses a request from a session limited to
+	// enrolling a second factor.
+	ErrMFAEnrolmentRequired = &Error{Code: EMFAEnrolmentRequired, Message: "this organisation requires two-step sign-in: set up a second factor first"}
 )

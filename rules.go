@@ -24,6 +24,16 @@ type Actor struct {
 	// AuthenticatedAt is when the session's holder last proved who they are
 	// (sign-in or re-authentication); zero outside a session.
 	AuthenticatedAt time.Time
+	// TokenID is set when a personal API token, not a session, made the
+	// request; SessionID is then empty. ReadOnly is set for a token of
+	// scope read.
+	TokenID  TokenID
+	ReadOnly bool
+	// MFAEnrolmentOnly marks a session limited to enrolling a second
+	// factor: the organisation requires one and the person has none yet
+	// (R17). Every other request from it is refused with
+	// EMFAEnrolmentRequired.
+	MFAEnrolmentOnly bool
 	// CLI marks the command line: a person with access to the server's data
 	// folder and database, recorded as "cli" in the audit chain.
 	CLI bool
@@ -101,6 +111,7 @@ const FreshAuthWindow = 5 * time.Minute
 
 // FreshlyAuthenticated reports whether a proved who they are within
 // FreshAuthWindow before now (issue 5: password, factors, tokens).
+// A personal API token is never a fresh authentication.
 func FreshlyAuthenticated(a Actor, now time.Time) bool {
-	return !a.AuthenticatedAt.IsZero() && now.Sub(a.AuthenticatedAt) < FreshAuthWindow
+	return !a.ViaToken() && !a.AuthenticatedAt.IsZero() && now.Sub(a.AuthenticatedAt) < FreshAuthWindow
 }

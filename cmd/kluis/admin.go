@@ -112,7 +112,7 @@ func readSecretLine(r io.Reader) (string, error) {
 
 func cmdOrg(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return usageError("usage: kluis org create|delete|list|logins …")
+		return usageError("usage: kluis org create|delete|list|logins|reset-factors …")
 	}
 	c, err := newConfig(getenv)
 	if err != nil {
@@ -188,6 +188,8 @@ func cmdOrg(ctx context.Context, args []string, getenv func(string) string, stdo
 		return nil
 	case "logins":
 		return cmdOrgLogins(ctx, c, args[1:], stdout, stderr)
+	case "reset-factors":
+		return cmdOrgResetFactors(ctx, c, args[1:], stdout, stderr)
 	}
 	return usageError("unknown org command %q", args[0])
 }

@@ -1,6 +1,7 @@
 package httpserver
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"time"
@@ -45,13 +46,16 @@ type loginAnswer struct {
 	Token     string    `json:"token"`
 	ExpiresAt time.Time `json:"expires_at"`
 	User      *userJSON `json:"user,omitempty"`
+	// MFAEnrolmentRequired: the session may only enrol a second factor
+	// (the policy requires one, R17).
+	MFAEnrolmentRequired bool `json:"mfa_enrolment_required,omitempty"`
 }
 
 // answerSession answers a new session: the browser's cookie and the token
 // for API clients, with the user when the sign-in is complete.
 func answerSession(w http.ResponseWriter, sess sqlstore.Session, u *kluis.User) {
-	http.SetCookie(w, sessionCookieFor(sessionCookie, sess))
-	a := loginAnswer{Token: sess.Token, ExpiresAt: sess.ExpiresAt}
+	setSessionCookies(w, sessionCookie, sess)
+	a := loginAnswer{Token: sess.Token, ExpiresAt: sess.ExpiresAt, MFAEnrolmentRequired: sess.MFAEnrolmentRequired}
 	if u != nil {
 		uj := toUserJSON(*u)
 		a.User = &uj
@@ -65,6 +69,19 @@ func sessionCookieFor(name string, sess sqlstore.Session) *http.Cookie {
 	return &http.Cookie{
 		Name: name, Value: sess.Token, Path: "/", Expires: sess.ExpiresAt,
 		Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode,
+	}
+}
+
+// setSessionCookies gives a browser its new session, and the device cookie
+// of a completed sign-in (DESIGN §6): HttpOnly, host-only, sent only to this
+// site, kept for the device lifetime.
+func setSessionCookies(w http.ResponseWriter, name string, sess sqlstore.Session) {
+	http.SetCookie(w, sessionCookieFor(name, sess))
+	if sess.DeviceCookie != "" {
+		http.SetCookie(w, &http.Cookie{
+			Name: deviceCookie, Value: sess.DeviceCookie, Path: "/", Expires: sess.DeviceExpires,
+			Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode,
+		})
 	}
 }
 
@@ -116,7 +133,7 @@ func handleOperatorLogin(store *sqlstore.Store) handlerFunc {
 		if err != nil {
 			return err
 		}
-		http.SetCookie(w, sessionCookieFor(operatorCookie, sess))
+		setSessionCookies(w, operatorCookie, sess)
 		writeJSON(w, http.StatusOK, loginAnswer{Token: sess.Token, ExpiresAt: sess.ExpiresAt})
 		return nil
 	}
@@ -143,9 +160,10 @@ type mfaAnswer struct {
 }
 
 type mfaRequest struct {
-	Challenge string `json:"challenge"`
-	Method    string `json:"method"`
-	Code      string `json:"code"`
+	Challenge string          `json:"challenge"`
+	Method    string          `json:"method"`
+	Code      string          `json:"code"`
+	Assertion json.RawMessage `json:"assertion"` // method "webauthn"
 }
 
 // handleLoginMFA completes a two-step login (R17).
@@ -155,7 +173,11 @@ func handleLoginMFA(store *sqlstore.Store) handlerFunc {
 		if err := decode(r, &in); err != nil {
 			return err
 		}
-		sess, u, err := store.LoginMFA(r.Context(), state(r).org.ID, in.Challenge, in.Method, in.Code)
+		code, err := answerCode(in.Method, in.Code, in.Assertion)
+		if err != nil {
+			return err
+		}
+		sess, u, err := store.LoginMFA(r.Context(), state(r).org.ID, in.Challenge, in.Method, code)
 		if err != nil {
 			return err
 		}
@@ -165,9 +187,10 @@ func handleLoginMFA(store *sqlstore.Store) handlerFunc {
 }
 
 type reauthRequest struct {
-	Password string `json:"password"`
-	Method   string `json:"method"`
-	Code     string `json:"code"`
+	Password  string          `json:"password"`
+	Method    string          `json:"method"`
+	Code      string          `json:"code"`
+	Assertion json.RawMessage `json:"assertion"` // method "webauthn"
 }
 
 // handleReauth replaces the caller's session with a freshly authenticated
@@ -178,8 +201,12 @@ func handleReauth(store *sqlstore.Store) handlerFunc {
 		if err := decode(r, &in); err != nil {
 			return err
 		}
+		code, err := answerCode(in.Method, in.Code, in.Assertion)
+		if err != nil {
+			return err
+		}
 		st := state(r)
-		sess, err := store.Reauth(r.Context(), st.org.ID, st.actor, in.Password, in.Method, in.Code)
+		sess, err := store.Reauth(r.Context(), st.org.ID, st.actor, in.Password, in.Method, code)
 		if err != nil {
 			return err
 		}

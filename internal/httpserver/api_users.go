@@ -60,7 +60,7 @@ func handleChangePassword(store *sqlstore.Store) handlerFunc {
 }
 
 type usersAnswer struct {
-	Users []userJSON `json:"users"`
+	Users []managedUserJSON `json:"users"`
 }
 
 func handleListUsers(store *sqlstore.Store) handlerFunc {
@@ -70,9 +70,13 @@ func handleListUsers(store *sqlstore.Store) handlerFunc {
 		if err != nil {
 			return err
 		}
-		out := usersAnswer{Users: make([]userJSON, 0, len(users))}
+		factors, err := store.FindFactorMethods(r.Context(), st.org.ID, st.actor)
+		if err != nil {
+			return err
+		}
+		out := usersAnswer{Users: make([]managedUserJSON, 0, len(users))}
 		for _, u := range users {
-			out.Users = append(out.Users, toUserJSON(u))
+			out.Users = append(out.Users, toManagedUserJSON(u, factors))
 		}
 		writeJSON(w, http.StatusOK, out)
 		return nil
@@ -110,7 +114,11 @@ func handleGetUser(store *sqlstore.Store) handlerFunc {
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusOK, toUserJSON(u))
+		factors, err := store.FindFactorMethods(r.Context(), st.org.ID, st.actor)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, toManagedUserJSON(u, factors))
 		return nil
 	}
 }

@@ -8,7 +8,9 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/kluis/kluis"
@@ -24,17 +26,18 @@ func (h handlerFunc) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 var statusOf = map[string]int{
-	kluis.EInvalid:          http.StatusBadRequest,
-	kluis.EUnauthenticated:  http.StatusUnauthorized,
-	kluis.EForbidden:        http.StatusForbidden,
-	kluis.ENotFound:         http.StatusNotFound,
-	kluis.EMethodNotAllowed: http.StatusMethodNotAllowed,
-	kluis.EConflict:         http.StatusConflict,
-	kluis.ETooLarge:         http.StatusRequestEntityTooLarge,
-	kluis.ETooManyRequests:  http.StatusTooManyRequests,
-	kluis.EInternal:         http.StatusInternalServerError,
-	kluis.ELoginsDisabled:   http.StatusForbidden,
-	kluis.EReauthRequired:   http.StatusForbidden,
+	kluis.EInvalid:              http.StatusBadRequest,
+	kluis.EUnauthenticated:      http.StatusUnauthorized,
+	kluis.EForbidden:            http.StatusForbidden,
+	kluis.ENotFound:             http.StatusNotFound,
+	kluis.EMethodNotAllowed:     http.StatusMethodNotAllowed,
+	kluis.EConflict:             http.StatusConflict,
+	kluis.ETooLarge:             http.StatusRequestEntityTooLarge,
+	kluis.ETooManyRequests:      http.StatusTooManyRequests,
+	kluis.EInternal:             http.StatusInternalServerError,
+	kluis.ELoginsDisabled:       http.StatusForbidden,
+	kluis.EReauthRequired:       http.StatusForbidden,
+	kluis.EMFAEnrolmentRequired: http.StatusForbidden,
 }
 
 type errorBody struct {
@@ -86,6 +89,7 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if ke.Code == kluis.EUnauthenticated {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="kluis"`)
 	}
+	setRetryAfter(w, ke)
 	writeJSON(w, status, body)
 }
 
@@ -164,4 +168,12 @@ func decode(r *http.Request, v any) error {
 		return kluis.Invalid(map[string]string{name: "is not a known field"})
 	}
 	return kluis.Errorf(kluis.EInvalid, "the body is not valid JSON")
+}
+
+// setRetryAfter tells a throttled client how long to wait, in whole seconds
+// rounded up (RFC 9110 §10.2.3).
+func setRetryAfter(w http.ResponseWriter, ke *kluis.Error) {
+	if ke.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.FormatInt(int64((ke.RetryAfter+time.Second-1)/time.Second), 10))
+	}
 }

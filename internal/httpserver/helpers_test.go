@@ -188,17 +188,18 @@ func (a *testAPI) call(tb testing.TB, method, path, bearer string, body any) res
 
 // statusOfCode is the contract's error table.
 var statusOfCode = map[string]int{
-	"invalid_input":      400,
-	"unauthenticated":    401,
-	"forbidden":          403,
-	"not_found":          404,
-	"method_not_allowed": 405,
-	"conflict":           409,
-	"too_large":          413,
-	"too_many_requests":  429,
-	"internal":           500,
-	"logins_disabled":    403,
-	"reauth_required":    403,
+	"invalid_input":          400,
+	"unauthenticated":        401,
+	"forbidden":              403,
+	"not_found":              404,
+	"method_not_allowed":     405,
+	"conflict":               409,
+	"too_large":              413,
+	"too_many_requests":      429,
+	"internal":               500,
+	"logins_disabled":        403,
+	"reauth_required":        403,
+	"mfa_enrolment_required": 403,
 }
 
 // neverInErrors are traces of internals that must never reach a client.
@@ -358,14 +359,16 @@ type orgsAnswer struct {
 }
 
 type policyObject struct {
-	PasswordMinLength    int  `json:"password_min_length"`
-	PasswordRequireDigit bool `json:"password_require_digit"`
-	PasswordRequireUpper bool `json:"password_require_upper"`
-	SessionIdleMinutes   int  `json:"session_idle_minutes"`
-	SessionMaxHours      int  `json:"session_max_hours"`
+	PasswordMinLength    int    `json:"password_min_length"`
+	PasswordRequireDigit bool   `json:"password_require_digit"`
+	PasswordRequireUpper bool   `json:"password_require_upper"`
+	SessionIdleMinutes   int    `json:"session_idle_minutes"`
+	SessionMaxHours      int    `json:"session_max_hours"`
+	MFA                  string `json:"mfa"`
+	LockoutThreshold     int    `json:"lockout_threshold"`
 }
 
-var defaultPolicy = policyObject{8, false, false, 30, 12}
+var defaultPolicy = policyObject{8, false, false, 30, 12, "optional", 5}
 
 type auditEvent struct {
 	Seq     int64           `json:"seq"`

@@ -21,6 +21,7 @@ type Metrics struct {
 	logins   *prometheus.CounterVec
 	appends  *prometheus.CounterVec
 	unwraps  *prometheus.CounterVec
+	throttle *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics with Go and process collectors.
@@ -44,8 +45,12 @@ func NewMetrics() *Metrics {
 			Name: "kluis_key_unwraps_total",
 			Help: "Keys unwrapped by the key store (R28), by organisation id (empty for the platform key) and key kind.",
 		}, []string{"org", "kind"}),
+		throttle: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kluis_throttle_events_total",
+			Help: "Brute-force protection (R18, R26): locks and address blocks started, alarms raised, requests refused (kind).",
+		}, []string{"kind"}),
 	}
-	m.registry.MustRegister(m.requests, m.latency, m.logins, m.appends, m.unwraps,
+	m.registry.MustRegister(m.requests, m.latency, m.logins, m.appends, m.unwraps, m.throttle,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -73,4 +78,9 @@ func (m *Metrics) KeyUnwrapped(org, kind string) {
 // Login counts a login attempt (sqlstore.Observer).
 func (m *Metrics) Login(realm kluis.Realm, outcome string) {
 	m.logins.WithLabelValues(string(realm), outcome).Inc()
+}
+
+// Throttled counts a lock, block, alarm or throttled refusal (sqlstore.Observer).
+func (m *Metrics) Throttled(kind string) {
+	m.throttle.WithLabelValues(kind).Inc()
 }

@@ -20,6 +20,10 @@ import (
 const (
 	sessionCookie  = "__Host-kluis_session"
 	operatorCookie = "__Host-kluis_operator"
+	// deviceCookie holds a browser's device entries (DESIGN §6): proof that
+	// it signed in to an account before, which exempts it from that
+	// account's lock and from the address block.
+	deviceCookie = "__Host-kluis_device"
 )
 
 // statusWriter remembers the status for the request log and metrics.
@@ -65,7 +69,11 @@ func (s *server) begin(next http.Handler) http.Handler {
 		r.Body = http.MaxBytesReader(sw, r.Body, s.maxBody)
 		// The client address goes into the audit events of the request,
 		// sealed under the organisation key (R28).
-		r = r.WithContext(sqlstore.WithDevice(sqlstore.WithClient(withState(r.Context(), st), st.client), deviceName(r.UserAgent())))
+		ctx := sqlstore.WithDevice(sqlstore.WithClient(withState(r.Context(), st), st.client), deviceName(r.UserAgent()))
+		if c, err := r.Cookie(deviceCookie); err == nil && len(c.Value) <= 4096 {
+			ctx = sqlstore.WithDeviceCookie(ctx, c.Value)
+		}
+		r = r.WithContext(ctx)
 		defer func() {
 			if p := recover(); p != nil {
 				if p == http.ErrAbortHandler {
@@ -228,7 +236,7 @@ func (s *server) org(next handlerFunc) http.Handler {
 		st := state(r)
 		slug := r.PathValue("org")
 		if token := bearerOrCookie(r, sessionCookie); token != "" {
-			actor, user, org, err := s.store.AuthenticateOrg(r.Context(), token)
+			actor, user, org, err := s.authenticateOrg(r, token)
 			switch {
 			case err == nil && org.Slug != slug:
 				return kluis.ErrNotFound
@@ -253,6 +261,9 @@ func (s *server) orgUser(next handlerFunc) http.Handler {
 	return s.org(func(w http.ResponseWriter, r *http.Request) error {
 		if !state(r).actor.IsOrgUser(state(r).org.ID) {
 			return kluis.ErrUnauthenticated
+		}
+		if err := checkEnrolment(state(r)); err != nil {
+			return err
 		}
 		return next(w, r)
 	})

@@ -234,7 +234,7 @@ func runLifecycle(t *testing.T, a *testAPI) scenarioSecrets {
 	// The policy change happens a minute later: since/until filters split there.
 	a.env.Clock.Advance(time.Minute)
 	cut := a.env.Clock.Now().UTC().Truncate(time.Microsecond)
-	strict := policyObject{14, true, false, 30, 12}
+	strict := policyObject{14, true, false, 30, 12, "optional", 5}
 	r = a.call(t, "PUT", orgPath(slug, "/policy"), mgr.Token, strict)
 	wantStatus(t, "PUT /policy", r, 200)
 	if p := decodeStrict[policyObject](t, r); p != strict {
@@ -486,8 +486,8 @@ func seqs(events []auditEvent) []string {
 func checkSessionCookie(t *testing.T, r response, token string) {
 	t.Helper()
 	cs := (&http.Response{Header: r.header}).Cookies()
-	if len(cs) != 1 {
-		t.Fatalf("login set %d cookies, want 1", len(cs))
+	if len(cs) != 2 || cs[1].Name != "__Host-kluis_device" {
+		t.Fatalf("login set %d cookies, want the session's and the device cookie (DESIGN §6)", len(cs))
 	}
 	c := cs[0]
 	if c.Name != "__Host-kluis_session" || c.Value != token || !c.Secure || !c.HttpOnly || c.Path != "/" || c.Domain != "" || c.SameSite != http.SameSiteLaxMode {

@@ -125,9 +125,15 @@ type pageData struct {
 	LogoutAction string
 	Langs        []langChoice
 	Data         any
+	// Enrolling marks a session limited to enrolling a second factor
+	// (R17): My account explains why.
+	Enrolling bool
 
 	srv    *server
 	policy kluis.Policy // the organisation's, when a person is signed in
+	// retryAfter is set by showError for a throttled form: renderPage
+	// sends it as Retry-After.
+	retryAfter *kluis.Error
 }
 
 func (p *pageData) title(key string, args ...any) { p.Title = p.L.T(key, args...) }
@@ -228,7 +234,11 @@ func (p *pageData) showError(err error) bool {
 	case kluis.ELoginsDisabled:
 		p.Error = p.L.T("error.logins_disabled")
 		return true
-	case kluis.EConflict, kluis.ETooManyRequests:
+	case kluis.ETooManyRequests:
+		p.Error = p.L.T("error.too_many_requests")
+		p.retryAfter = ke
+		return true
+	case kluis.EConflict:
 		p.Error = p.message(ke.Message, "error."+ke.Code)
 		return true
 	}

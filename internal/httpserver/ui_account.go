@@ -2,6 +2,7 @@ package httpserver
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/kluis/kluis"
 	"github.com/kluis/kluis/internal/sqlstore"
@@ -16,6 +17,10 @@ type accountPage struct {
 	SignIns      []sqlstore.SignIn
 	Sessions     []sqlstore.SessionInfo
 	Policy       kluis.Policy
+	Tokens       []sqlstore.APIToken
+	PendingEmail string // a new address waiting for its confirmation
+	PendingUntil time.Time
+	Passkeys     []sqlstore.Passkey
 }
 
 // showAccount renders My account with status; the forms show p.Form.
@@ -33,8 +38,24 @@ func showAccount(w http.ResponseWriter, r *http.Request, p *pageData, store *sql
 	if err != nil {
 		return err
 	}
+	passkeys, err := store.FindPasskeys(r.Context(), st.org.ID, st.actor)
+	if err != nil {
+		return err
+	}
+	tokens, err := store.FindAPITokens(r.Context(), st.org.ID, st.actor)
+	if err != nil {
+		return err
+	}
+	pending, until, err := store.PendingEmailChange(r.Context(), st.org.ID, st.actor)
+	if err != nil {
+		return err
+	}
+	if p.Form.Get("expires_in") == "" {
+		p.Form.Set("expires_in", "90")
+	}
 	p.title("account.title")
-	p.Data = accountPage{User: st.user, SignIns: signIns, Sessions: sessions, Policy: p.policy, Factors: factors, RecoveryLeft: left}
+	p.Data = accountPage{User: st.user, SignIns: signIns, Sessions: sessions, Policy: p.policy, Factors: factors, RecoveryLeft: left, Passkeys: passkeys,
+		Tokens: tokens, PendingEmail: pending, PendingUntil: until}
 	return renderPage(w, r, p, status, "account")
 }
 

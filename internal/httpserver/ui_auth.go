@@ -18,6 +18,9 @@ func handleHomePage() pageFunc {
 
 // renderPage renders the page with the templates of the server it belongs to.
 func renderPage(w http.ResponseWriter, r *http.Request, p *pageData, status int, name string) error {
+	if p.retryAfter != nil {
+		setRetryAfter(w, p.retryAfter)
+	}
 	return p.srv.render(w, status, name, p)
 }
 
@@ -65,15 +68,11 @@ func handleLoginForm(store *sqlstore.Store) pageFunc {
 		}
 		if err != nil {
 			if p.showError(err) {
-				status := http.StatusBadRequest
-				if kluis.ErrorCode(err) == kluis.ELoginsDisabled {
-					status = http.StatusForbidden
-				}
-				return renderPage(w, r, p, status, "login")
+				return renderPage(w, r, p, formStatus(err), "login")
 			}
 			return err
 		}
-		http.SetCookie(w, sessionCookieFor(sessionCookie, sess))
+		setSessionCookies(w, sessionCookie, sess)
 		return redirect(w, r, "/o/"+p.Org.Slug+"/account", "")
 	}
 }
@@ -220,7 +219,7 @@ func handleOperatorLoginForm(store *sqlstore.Store) pageFunc {
 			}
 			return err
 		}
-		http.SetCookie(w, sessionCookieFor(operatorCookie, sess))
+		setSessionCookies(w, operatorCookie, sess)
 		return redirect(w, r, "/operator", "")
 	}
 }
@@ -248,4 +247,12 @@ func handleLangForm() pageFunc {
 		}
 		return redirect(w, r, localPath(form.Get("back")), "")
 	}
+}
+
+// formStatus is the status of a form shown again with a store error on it.
+func formStatus(err error) int {
+	if status, ok := pageStatus[kluis.ErrorCode(err)]; ok && status != http.StatusInternalServerError {
+		return status
+	}
+	return http.StatusBadRequest
 }

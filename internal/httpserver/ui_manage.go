@@ -61,7 +61,9 @@ func handleInviteUserForm(store *sqlstore.Store) pageFunc {
 }
 
 type userPage struct {
-	User kluis.User
+	User        kluis.User
+	LockedUntil time.Time // sign-ins from unknown browsers locked until (R18)
+	Factors     []string  // the methods of their second factors (R17)
 }
 
 // showUser renders one person, unmasked: FindUserByID records the read.
@@ -82,7 +84,15 @@ func showUser(w http.ResponseWriter, r *http.Request, p *pageData, store *sqlsto
 	if name == "user_delete" {
 		p.title("user_delete.title", u.Name)
 	}
-	p.Data = userPage{User: u}
+	locked, err := store.UserLocked(r.Context(), st.org.ID, st.actor, u.ID)
+	if err != nil {
+		return err
+	}
+	factors, err := store.FindFactorMethods(r.Context(), st.org.ID, st.actor)
+	if err != nil {
+		return err
+	}
+	p.Data = userPage{User: u, LockedUntil: locked, Factors: factors[u.ID]}
 	return renderPage(w, r, p, status, name)
 }
 

@@ -24,19 +24,49 @@ func setChallengeCookie(w http.ResponseWriter, c *sqlstore.MFAChallenge) {
 }
 
 type mfaPage struct {
-	Methods []string
+	CodeMethods []string // of the select: "totp", "recovery"
+	Passkey     string   // options for navigator.credentials.get; "" without a passkey
 }
 
-// handleMFAPage asks for the second factor's code.
-func handleMFAPage() pageFunc {
+// handleMFAPage asks for the second factor: a passkey, or a code.
+func handleMFAPage(store *sqlstore.Store) pageFunc {
 	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
 		if sessionToken(r, challengeCookie) == "" {
 			return redirect(w, r, "/o/"+p.Org.Slug+"/login", "")
 		}
-		p.Form.Set("method", "totp")
-		p.title("mfa.title")
-		return renderPage(w, r, p, http.StatusOK, "mfa")
+		return showMFA(w, r, p, store, http.StatusOK)
 	}
+}
+
+// showMFA renders the second step. A challenge that lapsed meanwhile sends
+// the person back to the password.
+func showMFA(w http.ResponseWriter, r *http.Request, p *pageData, store *sqlstore.Store, status int) error {
+	challenge := sessionToken(r, challengeCookie)
+	methods, err := store.FindChallengeMethods(r.Context(), p.Org.ID, challenge)
+	if kluis.ErrorCode(err) == kluis.EUnauthenticated {
+		http.SetCookie(w, clearCookie(challengeCookie))
+		return redirect(w, r, "/o/"+p.Org.Slug+"/login", "challenge_expired")
+	}
+	if err != nil {
+		return err
+	}
+	data := mfaPage{CodeMethods: codeMethods(methods)}
+	if hasMethod(methods, "webauthn") {
+		options, err := store.BeginPasskeyLogin(r.Context(), p.Org.ID, challenge)
+		if err == nil {
+			data.Passkey = string(options)
+		} else if kluis.ErrorCode(err) == kluis.EInternal {
+			return err
+		}
+	}
+	if m := p.Form.Get("method"); m == "" || !hasMethod(data.CodeMethods, m) {
+		if len(data.CodeMethods) > 0 {
+			p.Form.Set("method", data.CodeMethods[0])
+		}
+	}
+	p.title("mfa.title")
+	p.Data = data
+	return renderPage(w, r, p, status, "mfa")
 }
 
 // handleMFAForm completes the sign-in with a code.
@@ -46,25 +76,32 @@ func handleMFAForm(store *sqlstore.Store) pageFunc {
 		if err != nil {
 			return err
 		}
-		method := form.Get("method")
-		if method != "recovery" {
+		method, code := form.Get("method"), form.Get("code")
+		switch method {
+		case "recovery":
+		case "webauthn":
+			code = form.Get("assertion")
+		default:
 			method = "totp"
 		}
-		sess, _, err := store.LoginMFA(r.Context(), p.Org.ID, sessionToken(r, challengeCookie), method, form.Get("code"))
+		sess, _, err := store.LoginMFA(r.Context(), p.Org.ID, sessionToken(r, challengeCookie), method, code)
 		if kluis.ErrorCode(err) == kluis.EUnauthenticated {
-			p.title("mfa.title")
-			p.Form.Set("method", method)
+			if method != "webauthn" {
+				p.Form.Set("method", method)
+			}
 			p.Error = p.L.T("mfa.failed")
-			return renderPage(w, r, p, http.StatusUnauthorized, "mfa")
+			return showMFA(w, r, p, store, http.StatusUnauthorized)
 		}
 		if err != nil {
 			if p.showError(err) {
+				p.title("mfa.title")
+				p.Data = mfaPage{}
 				return renderPage(w, r, p, http.StatusForbidden, "mfa")
 			}
 			return err
 		}
 		http.SetCookie(w, clearCookie(challengeCookie))
-		http.SetCookie(w, sessionCookieFor(sessionCookie, sess))
+		setSessionCookies(w, sessionCookie, sess)
 		return redirect(w, r, "/o/"+p.Org.Slug+"/account", "")
 	}
 }
@@ -78,7 +115,9 @@ func handleReauthPage(store *sqlstore.Store) pageFunc {
 }
 
 type reauthPage struct {
-	NeedsCode bool
+	NeedsCode   bool
+	CodeMethods []string // of the select: "totp", "recovery"
+	Passkey     string   // options for navigator.credentials.get; "" without a passkey
 }
 
 func showReauth(w http.ResponseWriter, r *http.Request, p *pageData, store *sqlstore.Store, status int) error {
@@ -87,10 +126,21 @@ func showReauth(w http.ResponseWriter, r *http.Request, p *pageData, store *sqls
 	if err != nil {
 		return err
 	}
+	data := reauthPage{NeedsCode: len(methods) > 0, CodeMethods: codeMethods(methods)}
+	if hasMethod(methods, "webauthn") {
+		options, err := store.BeginPasskeyReauth(r.Context(), st.org.ID, st.actor)
+		if err == nil {
+			data.Passkey = string(options)
+		} else if kluis.ErrorCode(err) == kluis.EInternal {
+			return err
+		}
+	}
 	p.title("reauth.title")
-	p.Data = reauthPage{NeedsCode: len(methods) > 0}
-	if p.Form.Get("method") == "" {
-		p.Form.Set("method", "totp")
+	p.Data = data
+	if m := p.Form.Get("method"); m == "" || !hasMethod(data.CodeMethods, m) {
+		if len(data.CodeMethods) > 0 {
+			p.Form.Set("method", data.CodeMethods[0])
+		}
 	}
 	return renderPage(w, r, p, status, "reauth")
 }
@@ -102,15 +152,21 @@ func handleReauthForm(store *sqlstore.Store) pageFunc {
 			return err
 		}
 		st := state(r)
-		sess, err := store.Reauth(r.Context(), st.org.ID, st.actor, form.Get("password"), form.Get("method"), form.Get("code"))
+		method, code := form.Get("method"), form.Get("code")
+		if method == "webauthn" {
+			code = form.Get("assertion")
+		}
+		sess, err := store.Reauth(r.Context(), st.org.ID, st.actor, form.Get("password"), method, code)
 		if err != nil {
 			if !p.showError(err) {
 				return err
 			}
-			p.Form.Set("method", form.Get("method"))
+			if method != "webauthn" {
+				p.Form.Set("method", method)
+			}
 			return showReauth(w, r, p, store, http.StatusBadRequest)
 		}
-		http.SetCookie(w, sessionCookieFor(sessionCookie, sess))
+		setSessionCookies(w, sessionCookie, sess)
 		return redirect(w, r, "/o/"+p.Org.Slug+"/account", "reauthenticated")
 	}
 }

@@ -166,13 +166,18 @@ func (s *server) orgPage(need access, fn pageFunc) http.Handler {
 			p.policy = policy
 			p.IdleSeconds = int(policy.IdleTimeout().Seconds())
 			items := [][2]string{{"/account", "nav.account"}}
-			if p.Manager {
+			if p.Manager && !st.actor.MFAEnrolmentOnly {
 				items = append(items, [2]string{"/users", "nav.users"}, [2]string{"/policy", "nav.policy"}, [2]string{"/audit", "nav.audit"})
 			}
 			for _, it := range items {
 				href := base + it[0]
 				p.Nav = append(p.Nav, navItem{Href: href, Label: p.L.T(it[1]), Current: r.URL.Path == href || strings.HasPrefix(r.URL.Path, href+"/")})
 			}
+			// A session limited to enrolment (R17) is sent to the set-up.
+			if need == signedIn && checkEnrolment(st) != nil {
+				return redirect(w, r, base+"/account#mfa-h", "mfa_enrolment_required")
+			}
+			p.Enrolling = st.actor.MFAEnrolmentOnly
 		} else if need == signedIn {
 			if ended {
 				return redirect(w, r, base+"/signed-out", "")
@@ -210,15 +215,16 @@ func (s *server) operatorPage(need access, fn pageFunc) http.Handler {
 }
 
 var pageStatus = map[string]int{
-	kluis.EInvalid:          http.StatusBadRequest,
-	kluis.EForbidden:        http.StatusForbidden,
-	kluis.ENotFound:         http.StatusNotFound,
-	kluis.EMethodNotAllowed: http.StatusMethodNotAllowed,
-	kluis.EConflict:         http.StatusConflict,
-	kluis.ETooLarge:         http.StatusRequestEntityTooLarge,
-	kluis.ETooManyRequests:  http.StatusTooManyRequests,
-	kluis.ELoginsDisabled:   http.StatusForbidden,
-	kluis.EReauthRequired:   http.StatusForbidden,
+	kluis.EInvalid:              http.StatusBadRequest,
+	kluis.EForbidden:            http.StatusForbidden,
+	kluis.ENotFound:             http.StatusNotFound,
+	kluis.EMethodNotAllowed:     http.StatusMethodNotAllowed,
+	kluis.EConflict:             http.StatusConflict,
+	kluis.ETooLarge:             http.StatusRequestEntityTooLarge,
+	kluis.ETooManyRequests:      http.StatusTooManyRequests,
+	kluis.ELoginsDisabled:       http.StatusForbidden,
+	kluis.EReauthRequired:       http.StatusForbidden,
+	kluis.EMFAEnrolmentRequired: http.StatusForbidden,
 }
 
 // pageError shows an error as a page in the person's language, classified
@@ -240,6 +246,7 @@ func (s *server) pageError(w http.ResponseWriter, r *http.Request, p *pageData, 
 	if !ok {
 		status = http.StatusInternalServerError
 	}
+	setRetryAfter(w, ke)
 	p.Form, p.Fields = nil, nil
 	p.title("error." + ke.Code + ".title")
 	p.Error = p.L.T("error." + ke.Code)

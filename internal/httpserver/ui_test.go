@@ -226,7 +226,7 @@ func TestPagesAnswerEveryPersonWithHeadersAndRightPages(t *testing.T) {
 					wantPage(t, path+" as a manager of an organisation", mgr.get(t, path), 303, "/operator/login")
 					wantPage(t, path, op.get(t, path), 200, "")
 				case "page-org":
-					public := map[string]bool{"/login": true, "/signed-out": true, "/invite": true, "/forgot": true, "/reset": true, "/": true}
+					public := map[string]bool{"/login": true, "/signed-out": true, "/invite": true, "/forgot": true, "/reset": true, "/unlock": true, "/": true, "/confirm-email": true}
 					rest := strings.TrimPrefix(path, "/o/"+o.Slug)
 					if rest == "/login/mfa" { // without a challenge from the password step
 						wantPage(t, path, nobody.get(t, path), 303, "/o/"+o.Slug+"/login")

@@ -315,7 +315,7 @@ func ReadOutbox(tb testing.TB, dir string, seen map[string]bool) []OutboxMail {
 	return out
 }
 
-var linkPattern = regexp.MustCompile(`https?://\S+/o/[a-z0-9-]+/(invite|reset)#[A-Za-z0-9_-]{43}`)
+var linkPattern = regexp.MustCompile(`https?://\S+/o/[a-z0-9-]+/[a-z-]+#[A-Za-z0-9_-]{43}`)
 
 // Link returns the one invitation or reset link in a mail, where it stands
 // whole on a line of its own (mail bodies are 7bit or 8bit text).

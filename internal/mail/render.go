@@ -25,13 +25,39 @@ const (
 	// PasswordReset carries a single-use link to choose a new password;
 	// Data.Link is required.
 	PasswordReset Kind = "password_reset"
+	// AccountLocked tells an account holder that sign-ins to their account
+	// were locked after repeated failures; Data.Link lifts the lock and is
+	// required.
+	AccountLocked Kind = "account_locked"
+	// SecurityAlarm tells managers (with Data.Link to the audit log) and the
+	// operator's security address (without a link) that many sign-ins of
+	// the organisation are failing.
+	SecurityAlarm Kind = "security_alarm"
+	// SecurityDigest summarises the brute-force protection for the
+	// operator's security address; Data.Digest is required and
+	// Data.OrgName names the instance.
+	SecurityDigest Kind = "security_digest"
 )
+
+// Digest is the content of a SecurityDigest: counts only, and the slugs of
+// the organisations that raised an alarm (R26).
+type Digest struct {
+	Hours     int // the period covered
+	Locks     int // identifiers locked
+	Blocks    int // client addresses blocked
+	Alarms    int // organisation-wide alarms
+	AlarmOrgs []string
+}
 
 // Data is what a notice may contain: deliberately no names and no addresses
 // (R3, R40, R45).
 type Data struct {
 	OrgName string // the organisation's display name
 	Link    string // absolute http(s) URL; may be empty for PasswordChanged
+	Digest  *Digest
+	// Masked is an address with most of it hidden (kluis.MaskEmail): the
+	// e-mail change notices name the new address only so.
+	Masked string
 }
 
 //go:embed templates
@@ -48,11 +74,24 @@ var templateFS embed.FS
 // carry a secret token.
 func Render(k Kind, lang string, d Data) (subject, body string, err error) {
 	switch k {
-	case Invitation, PasswordReset:
+	case Invitation, PasswordReset, AccountLocked:
 		if d.Link == "" {
 			return "", "", fmt.Errorf("mail: a %s needs a link", k)
 		}
-	case PasswordChanged:
+	case SecurityDigest:
+		if d.Digest == nil {
+			return "", "", errors.New("mail: a security digest needs its counts")
+		}
+		for _, slug := range d.Digest.AlarmOrgs {
+			if strings.IndexFunc(slug, func(r rune) bool { return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') }) >= 0 {
+				return "", "", errors.New("mail: a security digest names an organisation by its slug only")
+			}
+		}
+	case PasswordChanged, SecurityAlarm, FactorsReset:
+	case EmailChangeConfirm, EmailChangeRequested, EmailChanged:
+		if err := checkEmailChange(k, d); err != nil {
+			return "", "", err
+		}
 	default:
 		return "", "", fmt.Errorf("mail: unknown notice kind %q", string(k))
 	}

@@ -21,6 +21,13 @@ type Session struct {
 	ID        kluis.SessionID
 	Token     string
 	ExpiresAt time.Time
+	// MFAEnrolmentRequired says the session is limited to enrolling a
+	// second factor: the policy requires one and the person has none (R17).
+	MFAEnrolmentRequired bool
+	// DeviceCookie, when set, is the browser's new device cookie after a
+	// completed sign-in (DESIGN §6), valid until DeviceExpires.
+	DeviceCookie  string
+	DeviceExpires time.Time
 }
 
 // Login checks an organisation user's e-mail and password and opens a
@@ -46,16 +53,36 @@ func (s *Store) Login(ctx context.Context, org kluis.OrgID, email, pw string) (S
 	}
 	lookup := kluis.NormalizeEmail(email)
 	pw = kluis.NormalizePassword(pw)
+	// The identifier is counted whether or not an account has it (DESIGN
+	// §6); anything typed has one, so a lock never tells what exists.
+	ident, err := s.emailIndex(ctx, org, lookup)
+	if errors.Is(err, kluis.ErrNotFound) {
+		// The organisation's keys are destroyed: it was deleted.
+		s.hasher.VerifyDummy(ctx, pw)
+		return Session{}, kluis.User{}, kluis.ErrUnauthenticated
+	}
+	if err != nil {
+		return Session{}, kluis.User{}, err
+	}
+	g, err := s.gateSignIn(ctx, string(org), ident)
+	if err != nil {
+		return Session{}, kluis.User{}, err
+	}
+	fail := signInFailure{scope: string(org), chain: orgChain(org), org: org, action: "auth.login_failed",
+		ident: ident, device: g.device, threshold: g.threshold}
+	if !g.locked.IsZero() {
+		s.countLogin(kluis.RealmOrg, "failure")
+		s.countThrottle("locked")
+		fail.reason, fail.alreadyLocked = "locked", g.locked
+		return Session{}, kluis.User{}, s.signInFailed(ctx, fail)
+	}
 	var u kluis.User
 	var hash sql.NullString
-	var err error = kluis.ErrNotFound
+	err = kluis.ErrNotFound
 	// An address that cannot be valid is an unknown account: it never
 	// reaches the database, and it is answered like any other failure.
 	if kluis.ValidateEmail(lookup) == nil {
-		var idx []byte
-		if idx, err = s.emailIndex(ctx, org, lookup); err == nil {
-			u, err = s.scanUser(ctx, s.db.readRow(ctx, `SELECT `+userColumns+`, password_hash FROM users WHERE org_id = ? AND email_index = ?`, org, idx), &hash)
-		}
+		u, err = s.scanUser(ctx, s.db.readRow(ctx, `SELECT `+userColumns+`, password_hash FROM users WHERE org_id = ? AND email_index = ?`, org, ident), &hash)
 	}
 	if err != nil && !errors.Is(err, kluis.ErrNotFound) {
 		return Session{}, u, err
@@ -70,18 +97,17 @@ func (s *Store) Login(ctx context.Context, org kluis.OrgID, email, pw string) (S
 		s.hasher.VerifyDummy(ctx, pw)
 	}
 	if !ok {
-		target, reason := "", "unknown"
+		fail.reason = "unknown"
 		if found {
-			target, reason = "user:"+string(u.ID), "password"
+			fail.target, fail.reason = userTarget(u.ID), "password"
 			if u.Status != kluis.StatusActive {
-				reason = string(u.Status)
+				fail.reason = string(u.Status)
+			} else {
+				fail.user = u.ID
 			}
 		}
 		s.countLogin(kluis.RealmOrg, "failure")
-		if err := s.recordRefusal(ctx, orgChain(org), kluis.Actor{}, "auth.login_failed", target, "failure", map[string]any{"reason": reason}); err != nil {
-			return Session{}, kluis.User{}, err
-		}
-		return Session{}, kluis.User{}, kluis.ErrUnauthenticated
+		return Session{}, kluis.User{}, s.signInFailed(ctx, fail)
 	}
 	newHash := ""
 	if rehash {
@@ -91,6 +117,7 @@ func (s *Store) Login(ctx context.Context, org kluis.OrgID, email, pw string) (S
 	}
 	var sess Session
 	var challenge *MFAChallenge
+	var lockedMeanwhile time.Time
 	err = s.write(ctx, orgChain(org), func(t *Tx) error {
 		// The account may have changed since the read above: another
 		// status, or another password (a reset meanwhile wins).
@@ -104,6 +131,19 @@ func (s *Store) Login(ctx context.Context, org kluis.OrgID, email, pw string) (S
 			return err
 		} else if stopped {
 			return kluis.ErrLoginsDisabled
+		}
+		// Guesses racing each other may have locked the identifier since
+		// the gate: then a right password is answered like a wrong one
+		// would be now, so parallel guessing gains nothing.
+		if g.device == nil {
+			l, err := t.readIdent(ctx, string(org), ident, true)
+			if err != nil {
+				return err
+			}
+			if t.now.Before(l.until) {
+				lockedMeanwhile = l.until
+				return errLockedMeanwhile
+			}
 		}
 		if newHash != "" {
 			if _, err := t.exec(ctx, `UPDATE users SET password_hash = ? WHERE org_id = ? AND id = ?`, newHash, org, u.ID); err != nil {
@@ -127,6 +167,11 @@ func (s *Store) Login(ctx context.Context, org kluis.OrgID, email, pw string) (S
 		}
 		return nil
 	})
+	if errors.Is(err, errLockedMeanwhile) {
+		s.countLogin(kluis.RealmOrg, "failure")
+		fail.target, fail.user, fail.reason, fail.alreadyLocked = userTarget(u.ID), u.ID, "locked", lockedMeanwhile
+		return Session{}, kluis.User{}, s.signInFailed(ctx, fail)
+	}
 	if code := kluis.ErrorCode(err); code == kluis.EUnauthenticated || code == kluis.ELoginsDisabled {
 		s.countLogin(kluis.RealmOrg, "failure")
 		if rerr := s.recordRefusal(ctx, orgChain(org), kluis.Actor{}, "auth.login_failed", userTarget(u.ID), "failure", map[string]any{"reason": "changed"}); rerr != nil {
@@ -159,6 +204,11 @@ func (t *Tx) startSession(ctx context.Context, org kluis.OrgID, u *kluis.User, m
 		return Session{}, err
 	}
 	u.LastLoginAt = t.now
+	// Only a sign-in without a second factor reaches here with "password".
+	sess.MFAEnrolmentRequired = method == "password" && policy.MFA == kluis.MFARequired
+	if err := t.signedIn(ctx, org, u.ID, &sess); err != nil {
+		return Session{}, err
+	}
 	actor := kluis.Actor{Realm: kluis.RealmOrg, OrgID: org, UserID: u.ID, Role: u.Role, SessionID: sess.ID}
 	details := map[string]any{"session": string(sess.ID)}
 	if method != "password" {
@@ -218,13 +268,15 @@ func (s *Store) AuthenticateOrg(ctx context.Context, token string) (kluis.Actor,
 	}
 	var sid kluis.SessionID
 	var created, lastSeen, expires, authAt, orgCreated int64
-	var idleMin, maxHours int
+	var idleMin, maxHours, enrolmentOnly int
+	// enrolmentOnly: the policy asks for a second factor and the person has
+	// none yet (R17); such a session may only enrol one (mfapolicy.go).
 	row := s.db.readRow(ctx, `SELECT u.id, u.org_id, u.email, u.name, u.phone, u.maintenance_emails, u.role, u.status,
 		u.created_at, u.last_login_at, s.id, s.created_at, s.last_seen_at, s.expires_at, COALESCE(s.auth_at, s.created_at), o.session_idle_minutes, o.session_max_hours,
-		o.slug, o.name, o.language, o.created_at
+		o.slug, o.name, o.language, o.created_at, `+enrolmentOnlySQL+`
 		FROM sessions s JOIN users u ON u.id = s.user_id AND u.org_id = s.org_id JOIN orgs o ON o.id = s.org_id
 		WHERE s.token_hash = ?`, tokenHash(token))
-	u, err := s.scanUser(ctx, row, &sid, &created, &lastSeen, &expires, &authAt, &idleMin, &maxHours, &o.Slug, &o.Name, &o.Language, &orgCreated)
+	u, err := s.scanUser(ctx, row, &sid, &created, &lastSeen, &expires, &authAt, &idleMin, &maxHours, &o.Slug, &o.Name, &o.Language, &orgCreated, &enrolmentOnly)
 	if errors.Is(err, kluis.ErrNotFound) {
 		return kluis.Actor{}, kluis.User{}, o, kluis.ErrUnauthenticated
 	}
@@ -245,7 +297,8 @@ func (s *Store) AuthenticateOrg(ctx context.Context, token string) (kluis.Actor,
 			return kluis.Actor{}, kluis.User{}, o, err
 		}
 	}
-	return kluis.Actor{Realm: kluis.RealmOrg, OrgID: u.OrgID, UserID: u.ID, Role: u.Role, SessionID: sid, AuthenticatedAt: fromMicros(authAt)}, u, o, nil
+	return kluis.Actor{Realm: kluis.RealmOrg, OrgID: u.OrgID, UserID: u.ID, Role: u.Role, SessionID: sid, AuthenticatedAt: fromMicros(authAt),
+		MFAEnrolmentOnly: enrolmentOnly == 1}, u, o, nil
 }
 
 // Logout ends the actor's session. Errors: unauthenticated.

@@ -32,9 +32,13 @@ import (
 // user's key just before the transaction that creates them, and a seal
 // inside a transaction finds its key existing, or destroyed.
 
-// EnsureKeys makes the platform key unless it exists. Call it once at start,
-// after the key store's observer can record events.
+// EnsureKeys makes the platform key and the throttling secret unless they
+// exist. Call it once at start, after the key store's observer can record
+// events.
 func (s *Store) EnsureKeys(ctx context.Context) error {
+	if _, err := s.throttleSecret(ctx); err != nil {
+		return err
+	}
 	return s.keys.EnsurePlatformKey(WithActor(ctx, kluis.SystemActor))
 }
 

@@ -69,6 +69,11 @@ func (s *Store) SetLogins(ctx context.Context, org kluis.OrgID, actor kluis.Acto
 				return err
 			}
 			ended, _ = res.RowsAffected()
+			// Personal API tokens die with the sessions (R19): a
+			// token made before an incident cannot outlast the stop.
+			if _, err := t.revokeOrgAPITokens(ctx, org); err != nil {
+				return err
+			}
 		}
 		return t.appendEvent(ctx, orgChain(org), actor, action, "org:"+string(org), "success", map[string]any{"sessions_ended": ended})
 	})

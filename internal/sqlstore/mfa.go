@@ -50,17 +50,25 @@ func factorField(org kluis.OrgID, id string) keys.FieldRef {
 	return keys.FieldRef{Org: string(org), Table: tabFactors, Column: "secret", Row: id}
 }
 
-// factorMethods lists the confirmed methods of a user: "totp" and then
-// "recovery" when codes are left.
+// factorMethods lists the confirmed methods of a user: "totp", "webauthn"
+// (a passkey or security key), and then "recovery" when codes are left.
 func (t *Tx) factorMethods(ctx context.Context, org kluis.OrgID, user kluis.UserID) ([]string, error) {
-	var n int
-	if err := t.queryRow(ctx, `SELECT COUNT(*) FROM user_factors WHERE org_id = ? AND user_id = ? AND confirmed_at IS NOT NULL`, org, user).Scan(&n); err != nil {
+	var totp, passkeys int
+	if err := t.queryRow(ctx, `SELECT (SELECT COUNT(*) FROM user_factors WHERE org_id = ? AND user_id = ? AND confirmed_at IS NOT NULL),
+		(SELECT COUNT(*) FROM passkeys WHERE org_id = ? AND user_id = ?)`, org, user, org, user).Scan(&totp, &passkeys); err != nil {
 		return nil, err
 	}
-	if n == 0 {
+	var methods []string
+	if totp > 0 {
+		methods = append(methods, "totp")
+	}
+	if passkeys > 0 {
+		methods = append(methods, "webauthn")
+	}
+	if len(methods) == 0 {
 		return nil, nil
 	}
-	methods := []string{"totp"}
+	var n int
 	if err := t.queryRow(ctx, `SELECT COUNT(*) FROM recovery_codes WHERE org_id = ? AND user_id = ? AND used_at IS NULL`, org, user).Scan(&n); err != nil {
 		return nil, err
 	}
@@ -111,6 +119,9 @@ func (s *Store) StartTOTP(ctx context.Context, org kluis.OrgID, actor kluis.Acto
 		return "", "", s.reauthRequired(ctx, org, actor, "mfa.totp_start")
 	}
 	err = s.write(ctx, orgChain(org), func(t *Tx) error {
+		if err := t.mfaEnrolmentAllowed(ctx, org, actor, "mfa.totp_start"); err != nil {
+			return err
+		}
 		var confirmed sql.NullInt64
 		err := t.queryRow(ctx, `SELECT confirmed_at FROM user_factors WHERE org_id = ? AND user_id = ? AND kind = 'totp'`, org, actor.UserID).Scan(&confirmed)
 		switch {
@@ -300,8 +311,8 @@ func (s *Store) recoveryHash(ctx context.Context, org kluis.OrgID, user kluis.Us
 	return s.keys.BlindIndex(ctx, string(org), "recovery-code/v1\x00"+string(user)+"\x00"+mfa.NormalizeRecoveryCode(code))
 }
 
-// DisableTOTP removes the signed-in user's authenticator app and recovery
-// codes and ends their other sessions. It needs a fresh authentication.
+// DisableTOTP removes the signed-in user's authenticator app (and, when no
+// passkey is left, the recovery codes) and ends their other sessions. It needs a fresh authentication.
 // Errors: unauthenticated, reauth_required, not_found.
 func (s *Store) DisableTOTP(ctx context.Context, org kluis.OrgID, actor kluis.Actor) error {
 	if !actor.IsOrgUser(org) {
@@ -311,14 +322,14 @@ func (s *Store) DisableTOTP(ctx context.Context, org kluis.OrgID, actor kluis.Ac
 		return s.reauthRequired(ctx, org, actor, "mfa.totp_disable")
 	}
 	return s.write(ctx, orgChain(org), func(t *Tx) error {
-		res, err := t.exec(ctx, `DELETE FROM user_factors WHERE org_id = ? AND user_id = ?`, org, actor.UserID)
+		res, err := t.exec(ctx, `DELETE FROM user_factors WHERE org_id = ? AND user_id = ? AND kind = 'totp'`, org, actor.UserID)
 		if err != nil {
 			return err
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			return kluis.ErrNotFound
 		}
-		if _, err := t.exec(ctx, `DELETE FROM recovery_codes WHERE org_id = ? AND user_id = ?`, org, actor.UserID); err != nil {
+		if err := t.dropRecoveryWithoutFactor(ctx, org, actor.UserID); err != nil {
 			return err
 		}
 		ended, err := t.endOtherSessions(ctx, org, actor)
@@ -335,6 +346,9 @@ func (s *Store) DisableTOTP(ctx context.Context, org kluis.OrgID, actor kluis.Ac
 // Every failure gets the same unauthenticated and is recorded. Errors:
 // unauthenticated, logins_disabled.
 func (s *Store) LoginMFA(ctx context.Context, org kluis.OrgID, challenge, method, code string) (Session, kluis.User, error) {
+	if err := s.gateAddress(ctx); err != nil {
+		return Session{}, kluis.User{}, err
+	}
 	if !validTokenShape(challenge) {
 		challenge = ""
 	}
@@ -366,7 +380,7 @@ func (s *Store) LoginMFA(ctx context.Context, org kluis.OrgID, challenge, method
 		}
 		ok := false
 		if u.Status == kluis.StatusActive {
-			if ok, err = t.checkSecondFactor(ctx, org, u.ID, method, code); err != nil {
+			if ok, err = t.checkSecondFactor(ctx, org, u.ID, ceremonyLogin, challengeBound(id), method, code); err != nil {
 				return err
 			}
 		}
@@ -401,39 +415,47 @@ func (s *Store) LoginMFA(ctx context.Context, org kluis.OrgID, challenge, method
 		if failed != "" {
 			target = userTarget(failed)
 		}
-		if err := s.recordRefusal(ctx, orgChain(org), kluis.Actor{}, "auth.login_failed", target, "failure", map[string]any{"reason": "second_factor"}); err != nil {
-			return Session{}, kluis.User{}, err
-		}
-		return Session{}, kluis.User{}, kluis.ErrUnauthenticated
+		return Session{}, kluis.User{}, s.anonymousFailure(ctx, orgChain(org), "auth.login_failed", target, map[string]any{"reason": "second_factor"}, kluis.ErrUnauthenticated)
 	}
 	s.countLogin(kluis.RealmOrg, "success")
 	return sess, u, nil
 }
 
-// checkSecondFactor checks a code of the method and uses it up. Wrong codes
-// count against the person's factor, across challenges and re-authentications:
-// after factorLockAfter of them no code is accepted for a while (a minute,
-// doubling up to factorLockMax); a right code resets the count.
-func (t *Tx) checkSecondFactor(ctx context.Context, org kluis.OrgID, user kluis.UserID, method, code string) (bool, error) {
-	f, err := t.findTOTP(ctx, org, user)
-	if errors.Is(err, kluis.ErrNotFound) || err == nil && !f.confirmed {
-		return false, nil
-	}
-	if err != nil {
+// checkSecondFactor checks an answer of the method and uses it up: a
+// "totp" or "recovery" code, or a "webauthn" assertion for the ceremony of
+// purpose bound to bound. Wrong answers count against the person, across
+// challenges, methods and re-authentications: after factorLockAfter of them
+// nothing is accepted for a while (a minute, doubling up to factorLockMax);
+// a right answer resets the count.
+func (t *Tx) checkSecondFactor(ctx context.Context, org kluis.OrgID, user kluis.UserID, purpose, bound, method, code string) (bool, error) {
+	methods, err := t.factorMethods(ctx, org, user)
+	if err != nil || len(methods) == 0 {
 		return false, err
 	}
-	if t.now.Before(f.lockedUntil) {
+	var failures int64
+	var locked sql.NullInt64
+	err = t.queryRow(ctx, `SELECT failures, locked_until FROM factor_guards WHERE org_id = ? AND user_id = ?`+t.db.forUpdate(), org, user).Scan(&failures, &locked)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return false, err
+	}
+	if locked.Valid && t.now.Before(fromMicros(locked.Int64)) {
 		return false, nil
 	}
 	ok := false
 	switch method {
 	case "totp":
-		step, good := mfa.VerifyTOTP(f.secret, code, t.now, f.lastStep)
-		if good {
-			if _, err := t.exec(ctx, `UPDATE user_factors SET last_step = ? WHERE id = ?`, step, f.id); err != nil {
-				return false, err
+		f, err := t.findTOTP(ctx, org, user)
+		if err != nil && !errors.Is(err, kluis.ErrNotFound) {
+			return false, err
+		}
+		if err == nil && f.confirmed {
+			step, good := mfa.VerifyTOTP(f.secret, code, t.now, f.lastStep)
+			if good {
+				if _, err := t.exec(ctx, `UPDATE user_factors SET last_step = ? WHERE id = ?`, step, f.id); err != nil {
+					return false, err
+				}
+				ok = true
 			}
-			ok = true
 		}
 	case "recovery":
 		h, err := t.s.recoveryHash(ctx, org, user, code)
@@ -447,22 +469,27 @@ func (t *Tx) checkSecondFactor(ctx context.Context, org kluis.OrgID, user kluis.
 		}
 		n, _ := res.RowsAffected()
 		ok = n == 1
+	case "webauthn":
+		if ok, err = t.checkPasskey(ctx, org, user, purpose, bound, code); err != nil {
+			return false, err
+		}
 	}
 	if ok {
-		_, err = t.exec(ctx, `UPDATE user_factors SET failures = 0, locked_until = NULL WHERE id = ?`, f.id)
+		_, err = t.exec(ctx, `DELETE FROM factor_guards WHERE org_id = ? AND user_id = ?`, org, user)
 		return err == nil, err
 	}
-	failures := f.failures + 1
-	var locked any
+	failures++
+	var lockedUntil any
 	if failures >= factorLockAfter {
 		lock := min(time.Minute<<min(failures-factorLockAfter, 6), factorLockMax)
-		locked = micros(t.now.Add(lock))
+		lockedUntil = micros(t.now.Add(lock))
 		if err := t.appendEvent(ctx, orgChain(org), kluis.Actor{}, "mfa.locked", userTarget(user), "success",
 			map[string]any{"failures": failures, "minutes": int(lock / time.Minute)}); err != nil {
 			return false, err
 		}
 	}
-	_, err = t.exec(ctx, `UPDATE user_factors SET failures = ?, locked_until = ? WHERE id = ?`, failures, locked, f.id)
+	_, err = t.exec(ctx, `INSERT INTO factor_guards (user_id, org_id, failures, locked_until) VALUES (?, ?, ?, ?)
+		ON CONFLICT (user_id) DO UPDATE SET failures = excluded.failures, locked_until = excluded.locked_until`, user, org, failures, lockedUntil)
 	return false, err
 }
 
@@ -508,7 +535,7 @@ func (s *Store) Reauth(ctx context.Context, org kluis.OrgID, actor kluis.Actor, 
 			if method == "" {
 				method = "totp"
 			}
-			if ok, err = t.checkSecondFactor(ctx, org, actor.UserID, method, code); err != nil {
+			if ok, err = t.checkSecondFactor(ctx, org, actor.UserID, ceremonyReauth, sessionBound(actor), method, code); err != nil {
 				return err
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/kluis/kluis"
 	"github.com/kluis/kluis/internal/audit"
@@ -62,10 +63,26 @@ func (s *Store) CreateOperator(ctx context.Context, actor kluis.Actor, email, na
 // recorded in the platform chain. Errors: unauthenticated.
 func (s *Store) OperatorLogin(ctx context.Context, email, pw string) (Session, error) {
 	email, pw = kluis.NormalizeEmail(email), kluis.NormalizePassword(pw)
+	ident, err := s.operatorIdent(ctx, email)
+	if err != nil {
+		return Session{}, err
+	}
+	g, err := s.gateSignIn(ctx, operatorScope, ident)
+	if err != nil {
+		return Session{}, err
+	}
+	fail := signInFailure{scope: operatorScope, chain: audit.PlatformChain, action: "operator.login_failed",
+		ident: ident, device: g.device, threshold: g.threshold, reason: "password"}
+	if !g.locked.IsZero() {
+		s.countLogin(kluis.RealmOperator, "failure")
+		s.countThrottle("locked")
+		fail.reason, fail.alreadyLocked = "locked", g.locked
+		return Session{}, s.signInFailed(ctx, fail)
+	}
 	var id kluis.OperatorID
 	var hash string
 	var disabled bool
-	err := sql.ErrNoRows
+	err = sql.ErrNoRows
 	if kluis.ValidateEmail(email) == nil {
 		err = s.db.readRow(ctx, `SELECT id, password_hash, disabled FROM operators WHERE email = ?`, email).Scan(&id, &hash, &disabled)
 	}
@@ -82,15 +99,11 @@ func (s *Store) OperatorLogin(ctx context.Context, email, pw string) (Session, e
 		s.hasher.VerifyDummy(ctx, pw)
 	}
 	if !ok {
-		target := ""
 		if found {
-			target = "operator:" + string(id)
+			fail.target = "operator:" + string(id)
 		}
 		s.countLogin(kluis.RealmOperator, "failure")
-		if err := s.recordRefusal(ctx, audit.PlatformChain, kluis.Actor{}, "operator.login_failed", target, "failure", nil); err != nil {
-			return Session{}, err
-		}
-		return Session{}, kluis.ErrUnauthenticated
+		return Session{}, s.signInFailed(ctx, fail)
 	}
 	newHash := ""
 	if rehash {
@@ -99,9 +112,23 @@ func (s *Store) OperatorLogin(ctx context.Context, email, pw string) (Session, e
 		}
 	}
 	var sess Session
+	var lockedMeanwhile time.Time
 	err = s.write(ctx, audit.PlatformChain, func(t *Tx) error {
+		if g.device == nil {
+			l, err := t.readIdent(ctx, operatorScope, ident, true)
+			if err != nil {
+				return err
+			}
+			if t.now.Before(l.until) {
+				lockedMeanwhile = l.until
+				return errLockedMeanwhile
+			}
+		}
 		var err error
 		if sess, err = t.openSession(ctx, "operator_sessions", "", string(id), OperatorPolicy.MaxLifetime()); err != nil {
+			return err
+		}
+		if err := t.signedInAs(ctx, operatorScope, ident, &sess); err != nil {
 			return err
 		}
 		if newHash != "" {
@@ -116,6 +143,11 @@ func (s *Store) OperatorLogin(ctx context.Context, email, pw string) (Session, e
 		return t.appendEvent(ctx, audit.PlatformChain, actor, "operator.login", "operator:"+string(id), "success",
 			map[string]any{"session": string(sess.ID)})
 	})
+	if errors.Is(err, errLockedMeanwhile) {
+		s.countLogin(kluis.RealmOperator, "failure")
+		fail.target, fail.reason, fail.alreadyLocked = "operator:"+string(id), "locked", lockedMeanwhile
+		return Session{}, s.signInFailed(ctx, fail)
+	}
 	if err != nil {
 		return Session{}, err
 	}

@@ -29,6 +29,11 @@ const resetAnswerFloor = 100 * time.Millisecond
 // travels by mail. Errors: only those of the database.
 func (s *Store) RequestPasswordReset(ctx context.Context, org kluis.OrgID, email string) error {
 	defer waitUntil(ctx, time.Now().Add(resetAnswerFloor))
+	// Every request counts against the client address (DESIGN §6): the
+	// answer is always the same, so the window is what stops mail bombing.
+	if err := s.gateAddress(ctx); err != nil {
+		return err
+	}
 	lookup := kluis.NormalizeEmail(email)
 	var su sealedUser
 	var err error = kluis.ErrNotFound
@@ -51,9 +56,14 @@ func (s *Store) RequestPasswordReset(ctx context.Context, org kluis.OrgID, email
 		if err == nil {
 			reason = string(su.Status)
 		}
-		return s.recordRefusal(ctx, orgChain(org), kluis.Actor{}, "auth.password_reset_request", "", "failure", map[string]any{"reason": reason})
+		return s.anonymousFailure(ctx, orgChain(org), "auth.password_reset_request", "", map[string]any{"reason": reason}, nil)
 	}
-	return s.write(ctx, orgChain(org), func(t *Tx) error {
+	var blocked time.Time
+	err = s.write(ctx, orgChain(org), func(t *Tx) error {
+		var err error
+		if blocked, err = t.addressFailed(ctx, orgChain(org)); err != nil {
+			return err
+		}
 		u, err := t.findUser(ctx, org, su.ID)
 		if err != nil {
 			return err
@@ -79,6 +89,10 @@ func (s *Store) RequestPasswordReset(ctx context.Context, org kluis.OrgID, email
 		}
 		return t.appendEvent(ctx, orgChain(org), kluis.Actor{}, "auth.password_reset_request", userTarget(u.ID), "success", nil)
 	})
+	if err == nil && !blocked.IsZero() {
+		return tooMany(s.now(), blocked)
+	}
+	return err
 }
 
 // waitUntil sleeps until t, or until ctx ends.
@@ -110,6 +124,9 @@ func (t *Tx) dropResets(ctx context.Context, org kluis.OrgID, user kluis.UserID)
 // not_found.
 func (s *Store) ResetPassword(ctx context.Context, org kluis.OrgID, token, pw string) error {
 	pw = kluis.NormalizePassword(pw)
+	if err := s.gateAddress(ctx); err != nil {
+		return err
+	}
 	if !validTokenShape(token) {
 		token = "" // cannot match: recorded as a failed attempt below
 	}
@@ -148,11 +165,21 @@ func (s *Store) ResetPassword(ctx context.Context, org kluis.OrgID, token, pw st
 		if _, err := t.exec(ctx, `UPDATE users SET password_hash = ?, updated_at = ? WHERE org_id = ? AND id = ?`, hash, micros(t.now), org, u.ID); err != nil {
 			return err
 		}
+		// Control of the mailbox lifts a sign-in lock, as the unlock link
+		// would (R18).
+		if err := t.clearUserLock(ctx, org, u.ID); err != nil {
+			return err
+		}
 		res, err := t.exec(ctx, `DELETE FROM sessions WHERE org_id = ? AND user_id = ?`, org, u.ID)
 		if err != nil {
 			return err
 		}
 		ended, _ := res.RowsAffected()
+		// A reset is how a person takes their account back: tokens made
+		// by whoever had it end with the sessions.
+		if _, err := t.revokeAPITokens(ctx, org, u.ID); err != nil {
+			return err
+		}
 		o, err := t.findOrg(ctx, org)
 		if err != nil {
 			return err
@@ -164,9 +191,7 @@ func (s *Store) ResetPassword(ctx context.Context, org kluis.OrgID, token, pw st
 		return t.appendEvent(ctx, orgChain(org), actor, "auth.password_reset", userTarget(u.ID), "success", map[string]any{"sessions_ended": ended})
 	})
 	if kluis.ErrorCode(err) == kluis.ENotFound {
-		if rerr := s.recordRefusal(ctx, orgChain(org), kluis.Actor{}, "auth.password_reset", "", "failure", nil); rerr != nil {
-			return rerr
-		}
+		return s.anonymousFailure(ctx, orgChain(org), "auth.password_reset", "", nil, err)
 	}
 	return err
 }

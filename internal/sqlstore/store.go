@@ -32,8 +32,11 @@ type Store struct {
 	keys    *keys.Store
 	log     *slog.Logger
 
-	publicURL string
-	mailFrom  string
+	publicURL     string
+	mailFrom      string
+	throttle      Throttle
+	securityEmail string
+	tkey          throttleKey
 	// mailQueued is called after a transaction that queued mail commits, to
 	// wake the mail worker. It may be nil.
 	mailQueued func()
@@ -49,6 +52,9 @@ type Store struct {
 type Observer interface {
 	AuditAppended(chainKind string, n int)
 	Login(realm kluis.Realm, outcome string)
+	// Throttled counts a throttling event (R18, R26): "lock" and
+	// "address_block" when one starts, "alarm", and refusals by kind.
+	Throttled(kind string)
 	// KeyUnwrapped counts a key of the kind of organisation org ("" for the
 	// platform key) unwrapped by the key store (R28).
 	KeyUnwrapped(org, kind string)
@@ -64,6 +70,12 @@ type Options struct {
 	Log       *slog.Logger     // for failures of work after a commit; defaults to discarding
 	PublicURL string           // base of every link in mail
 	MailFrom  string           // From address of outgoing mail
+	// Throttle holds the brute-force protection's numbers; zero fields
+	// take DefaultThrottle's.
+	Throttle Throttle
+	// SecurityEmail is the operator's security address: alarms and the
+	// security digest go there (R26). Empty: not mailed.
+	SecurityEmail string
 }
 
 // NewStore returns a Store on a migrated database.
@@ -85,7 +97,7 @@ func NewStore(db *DB, o Options) (*Store, error) {
 	}
 	return &Store{
 		db: db, now: o.Now, hasher: o.Hasher, signer: o.Signer, witness: o.Witness, keys: o.Keys, log: o.Log,
-		publicURL: o.PublicURL, mailFrom: o.MailFrom,
+		publicURL: o.PublicURL, mailFrom: o.MailFrom, throttle: o.Throttle.withDefaults(), securityEmail: o.SecurityEmail,
 	}, nil
 }
 
@@ -102,6 +114,9 @@ type Tx struct {
 	events []string // chain kinds of appended events, counted after commit
 	mailed bool
 	heads  map[string]chainHead // chain heads locked in this transaction
+	// throttled lists the locks, blocks and alarms started in this
+	// transaction, counted after commit.
+	throttled []string
 
 	unprepared []string // queries to prepare after the transaction
 	reader     bool     // a read transaction on the reader pool: no cached statements
@@ -208,6 +223,9 @@ func (s *Store) write(ctx context.Context, lockChain string, fn func(*Tx) error)
 	if s.observe != nil {
 		for _, kind := range t.events {
 			s.observe.AuditAppended(kind, 1)
+		}
+		for _, kind := range t.throttled {
+			s.observe.Throttled(kind)
 		}
 	}
 	if t.mailed && s.mailQueued != nil {

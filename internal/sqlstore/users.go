@@ -262,6 +262,9 @@ func (s *Store) RevokeInvitation(ctx context.Context, org kluis.OrgID, actor klu
 func (s *Store) AcceptInvitation(ctx context.Context, org kluis.OrgID, token, name, pw string) (kluis.User, error) {
 	name = kluis.NormalizeName(name)
 	pw = kluis.NormalizePassword(pw)
+	if err := s.gateAddress(ctx); err != nil {
+		return kluis.User{}, err
+	}
 	if !validTokenShape(token) {
 		token = "" // cannot match: recorded as a failed attempt below, after the same work
 	}
@@ -286,10 +289,9 @@ func (s *Store) AcceptInvitation(ctx context.Context, org kluis.OrgID, token, na
 	}
 	u, err := s.acceptInvitation(ctx, org, token, name, hash)
 	if kluis.ErrorCode(err) == kluis.ENotFound {
-		// A failed attempt is an authentication event too (R24).
-		if rerr := s.recordRefusal(ctx, orgChain(org), kluis.Actor{}, "user.invitation_accept", "", "failure", nil); rerr != nil {
-			return kluis.User{}, rerr
-		}
+		// A failed attempt is an authentication event too (R24), and
+		// counts against the client address (DESIGN §6).
+		return kluis.User{}, s.anonymousFailure(ctx, orgChain(org), "user.invitation_accept", "", nil, err)
 	}
 	return u, err
 }
@@ -480,6 +482,13 @@ func (s *Store) UpdateUser(ctx context.Context, org kluis.OrgID, actor kluis.Act
 				return err
 			}
 			if err := t.dropCredentialsInFlight(ctx, org, u.ID); err != nil {
+				return err
+			}
+			// A disabled person's API tokens and e-mail change die too.
+			if _, err := t.revokeAPITokens(ctx, org, u.ID); err != nil {
+				return err
+			}
+			if err := t.dropEmailChanges(ctx, org, u.ID); err != nil {
 				return err
 			}
 		}

@@ -13,6 +13,37 @@
     }
   } catch (e) { /* the server shows UTC */ }
 
+  // base64url (no padding) to bytes and back, as WebAuthn's JSON uses.
+  function fromB64url(s) {
+    var b = atob(s.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((s.length + 3) % 4));
+    var out = new Uint8Array(b.length);
+    for (var i = 0; i < b.length; i++) { out[i] = b.charCodeAt(i); }
+    return out.buffer;
+  }
+  function toB64url(buf) {
+    var bytes = new Uint8Array(buf), s = "";
+    for (var i = 0; i < bytes.length; i++) { s += String.fromCharCode(bytes[i]); }
+    return btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  }
+  // credentialJSON is a PublicKeyCredential as the server reads it.
+  function credentialJSON(cred) {
+    var r = cred.response, out = {
+      id: cred.id, rawId: toB64url(cred.rawId), type: cred.type,
+      clientExtensionResults: cred.getClientExtensionResults ? cred.getClientExtensionResults() : {},
+      response: { clientDataJSON: toB64url(r.clientDataJSON) }
+    };
+    if (cred.authenticatorAttachment) { out.authenticatorAttachment = cred.authenticatorAttachment; }
+    if (r.attestationObject) {
+      out.response.attestationObject = toB64url(r.attestationObject);
+      if (r.getTransports) { out.response.transports = r.getTransports(); }
+    } else {
+      out.response.authenticatorData = toB64url(r.authenticatorData);
+      out.response.signature = toB64url(r.signature);
+      if (r.userHandle) { out.response.userHandle = toB64url(r.userHandle); }
+    }
+    return out;
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     // A link with a token (invitation, password reset) carries it in the
     // fragment: it goes into the form's hidden field and out of the address
@@ -34,6 +65,43 @@
         if (missing) { missing.hidden = false; }
       }
     }
+
+    // Passkeys and security keys (R17): a form with data-webauthn carries
+    // the ceremony's options in data-options; on submit the browser is
+    // asked (create: register, get: sign in), and its answer goes into the
+    // hidden field named by data-answer before the form is posted.
+    document.querySelectorAll("form[data-webauthn]").forEach(function (form) {
+      form.addEventListener("submit", function (ev) {
+        var answer = form.querySelector("input[name='" + form.getAttribute("data-answer") + "']");
+        if (!answer || answer.value) { return; }
+        ev.preventDefault();
+        var failed = form.querySelector("[data-webauthn-error]");
+        if (failed) { failed.hidden = true; }
+        var button = form.querySelector("button[type=submit]");
+        if (button) { button.disabled = true; }
+        var done = function (cred) {
+          answer.value = JSON.stringify(credentialJSON(cred));
+          form.submit();
+        };
+        var fail = function () {
+          if (button) { button.disabled = false; }
+          if (failed) { failed.hidden = false; }
+        };
+        try {
+          if (!window.PublicKeyCredential || !navigator.credentials) { fail(); return; }
+          var options = JSON.parse(form.getAttribute("data-options")).publicKey;
+          options.challenge = fromB64url(options.challenge);
+          if (form.getAttribute("data-webauthn") === "create") {
+            options.user.id = fromB64url(options.user.id);
+            (options.excludeCredentials || []).forEach(function (c) { c.id = fromB64url(c.id); });
+            navigator.credentials.create({ publicKey: options }).then(done, fail);
+          } else {
+            (options.allowCredentials || []).forEach(function (c) { c.id = fromB64url(c.id); });
+            navigator.credentials.get({ publicKey: options }).then(done, fail);
+          }
+        } catch (e) { fail(); }
+      });
+    });
 
     // A screen left open does not keep showing personal data: when the
     // organisation's idle time has passed without a page load, go to the

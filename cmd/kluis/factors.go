@@ -1,0 +1,48 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/kluis/kluis"
+)
+
+// cmdOrgResetFactors is the operator's recovery of a manager who lost every
+// second factor while no other manager can reset them (R17): the manager is
+// found by e-mail address, their factors and sessions go, and they are told
+// by mail. It is recorded in the organisation's own audit chain, where its
+// managers see it. Nothing about the person is printed.
+func cmdOrgResetFactors(ctx context.Context, c *config, args []string, stdout, stderr io.Writer) error {
+	const usage = "usage: kluis org reset-factors SLUG --user-email E"
+	fs := c.flags("org reset-factors", stderr)
+	email := fs.String("user-email", "", "e-mail address of the manager whose second factors are reset")
+	a, pos, err := prepare(ctx, c, fs, args, false, stderr)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 || *email == "" {
+		a.close()
+		return usageError(usage)
+	}
+	o, err := a.store.FindOrgBySlug(ctx, pos[0])
+	if err != nil {
+		a.close()
+		if kluis.ErrorCode(err) == kluis.ENotFound {
+			return &cliError{code: 1, msg: "no organisation " + pos[0]}
+		}
+		return clientError(err)
+	}
+	if err := a.store.ResetManagerFactorsByCLI(ctx, o.ID, kluis.CLIActor, *email); err != nil {
+		a.close()
+		switch kluis.ErrorCode(err) {
+		case kluis.ENotFound:
+			return &cliError{code: 1, msg: "no manager with that address and a second factor in " + o.Slug}
+		case kluis.EConflict:
+			return &cliError{code: 1, msg: "that person is not a manager of " + o.Slug, hint: "a manager of the organisation resets their second factors"}
+		}
+		return clientError(err)
+	}
+	fmt.Fprintf(stdout, "%s: second factors reset; the manager was told by mail and signed out\n", o.Slug)
+	return a.finish(ctx)
+}

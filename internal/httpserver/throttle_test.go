@@ -1,0 +1,242 @@
+package httpserver_test
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kluis/kluis/internal/httpserver"
+	"github.com/kluis/kluis/internal/kluistest"
+)
+
+// newProxiedAPI is newTestAPI behind a trusted proxy on loopback, so each
+// request can come from the client address its X-Forwarded-For names.
+func newProxiedAPI(tb testing.TB, engine string) *testAPI {
+	tb.Helper()
+	env := kluistest.NewEnv(tb, engine)
+	m := httpserver.NewMetrics()
+	env.Store.SetHooks(nil, m)
+	logs := &lockedBuffer{}
+	logger := slog.New(slog.NewJSONHandler(logs, nil))
+	srv := httptest.NewServer(httpserver.NewServer(httpserver.Config{
+		Store: env.Store, Logger: logger, Metrics: m,
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
+	}))
+	tb.Cleanup(srv.Close)
+	return &testAPI{env: env, srv: srv, logs: logs, metrics: m, requestIDs: map[string]bool{}}
+}
+
+// attempt is one sign-in from a client address, with the browser's cookies.
+func (a *testAPI) attempt(tb testing.TB, slug, from, email, password string, cookies ...*http.Cookie) response {
+	tb.Helper()
+	return a.do(tb, request{method: "POST", path: orgPath(slug, "/login"), cookies: cookies,
+		header: map[string]string{"X-Forwarded-For": from}, body: map[string]string{"email": email, "password": password}})
+}
+
+func cookieOf(r response, name string) *http.Cookie {
+	for _, c := range (&http.Response{Header: r.header}).Cookies() {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// outcome is what an attacker can see of an answer.
+func outcome(r response) string {
+	return fmt.Sprintf("%d retry=%q %s", r.status, r.header.Get("Retry-After"), r.body)
+}
+
+// run sends n wrong passwords from one address, cycling through emails,
+// and returns the outcomes in order.
+func (a *testAPI) run(tb testing.TB, slug, from string, n int, emails ...string) []string {
+	tb.Helper()
+	out := make([]string, n)
+	for i := range n {
+		r := a.attempt(tb, slug, from, emails[i%len(emails)], "Wrong password 1 x")
+		if r.status == 429 && r.header.Get("Retry-After") == "" {
+			tb.Fatalf("attempt %d: 429 without Retry-After", i)
+		}
+		out[i] = outcome(r)
+	}
+	return out
+}
+
+func countStatus(outcomes []string, prefix string) int {
+	n := 0
+	for _, o := range outcomes {
+		if strings.HasPrefix(o, prefix) {
+			n++
+		}
+	}
+	return n
+}
+
+// TestBruteForceIsSlowedWithoutLockingTheOwnerOut (R18, R26, R43, DESIGN §6):
+// 1,000 wrong passwords from one address against one account, against an
+// identifier nobody has, and against 100 accounts. The lock starts at the
+// policy's threshold and the address block at 20 failures, with Retry-After;
+// the attacker sees the same for the existing and the unknown account; the
+// owner, whose browser holds a device cookie, still signs in — from the
+// attacked address too — while an unknown browser cannot; the owner's mailed
+// link and a manager lift the lock; everything is in the audit log and the
+// metrics.
+func TestBruteForceIsSlowedWithoutLockingTheOwnerOut(t *testing.T) {
+	for _, engine := range kluistest.Engines {
+		t.Run(engine, func(t *testing.T) {
+			a := newProxiedAPI(t, engine)
+			o := a.newOrg(t)
+			owner := a.addUser(t, o, "member")
+			const attacker, attacker2, attacker3 = "203.0.113.7", "203.0.113.8", "2001:db8:1:2::77"
+
+			// The owner's own browser signed in before: it holds a device cookie.
+			r := a.attempt(t, o.Slug, "198.51.100.20", owner.Email, owner.Password)
+			wantStatus(t, "owner's first sign-in", r, 200)
+			device := cookieOf(r, "__Host-kluis_device")
+			if device == nil || !device.HttpOnly || !device.Secure || device.SameSite != http.SameSiteStrictMode {
+				t.Fatalf("sign-in set device cookie %+v, want HttpOnly, Secure, SameSite=Strict", device)
+			}
+			if strings.Contains(device.Value, owner.Email) || strings.Contains(device.Value, owner.ID) {
+				t.Fatalf("device cookie %q names the account", device.Value)
+			}
+
+			// One account, 1,000 wrong passwords from one address.
+			known := a.run(t, o.Slug, attacker, 1000, owner.Email)
+			// The same against an identifier nobody has, from another address.
+			unknown := a.run(t, o.Slug, attacker2, 1000, uniqueEmail("nobody"))
+			for i := range known {
+				if known[i] != unknown[i] {
+					t.Fatalf("attempt %d: existing account answered %s, unknown %s", i, known[i], unknown[i])
+				}
+			}
+			// Threshold 5: four plain failures, the fifth locks (1 minute);
+			// the address is blocked at its 20th failure (15 minutes).
+			for i, want := range map[int]string{0: "401", 3: "401", 4: `429 retry="60"`, 18: `429 retry="60"`, 19: `429 retry="900"`, 999: `429 retry="900"`} {
+				if !strings.HasPrefix(known[i], want) {
+					t.Errorf("attempt %d answered %s, want %s…", i+1, known[i], want)
+				}
+			}
+			if n := countStatus(known, "401"); n != 4 {
+				t.Errorf("%d guesses were checked, want 4 (the lock threshold - 1)", n)
+			}
+
+			// 100 accounts, 1,000 attempts from an IPv6 address.
+			var emails, ids []string
+			for range 99 {
+				acc := a.addUser(t, o, "member")
+				emails, ids = append(emails, acc.Email), append(ids, acc.ID)
+			}
+			emails = append(emails, owner.Email)
+			spread := a.run(t, o.Slug, attacker3, 1000, emails...)
+			if n := countStatus(spread, "401"); n != 19 {
+				t.Errorf("%d guesses against 100 accounts were checked, want 19 before the address block", n)
+			}
+			// Another address in the same /64 is the same subscriber.
+			if r := a.attempt(t, o.Slug, "2001:db8:1:2::78", emails[5], "Wrong password 1 x"); r.status != 429 {
+				t.Errorf("a neighbour in the blocked /64 answered %v, want 429", r)
+			}
+
+			// The owner signs in with the device cookie while the attack runs,
+			// from the attacked address too.
+			r = a.attempt(t, o.Slug, attacker, owner.Email, owner.Password, device)
+			wantStatus(t, "owner with the device cookie from the attacked address", r, 200)
+			if next := cookieOf(r, "__Host-kluis_device"); next == nil || next.Value == device.Value {
+				t.Errorf("a sign-in did not renew the device cookie")
+			} else {
+				device = next
+			}
+			// An unknown browser is locked out, whether the password is right
+			// or not, from a fresh address as from the attacked one.
+			for _, from := range []string{"198.51.100.30", attacker} {
+				if r := a.attempt(t, o.Slug, from, owner.Email, owner.Password); r.status != 429 || r.header.Get("Retry-After") == "" {
+					t.Errorf("right password from an unknown browser at %s answered %v, want 429 with Retry-After", from, r)
+				}
+			}
+			// A device cookie is for its own account only.
+			if r := a.attempt(t, o.Slug, "198.51.100.31", emails[0], "Wrong password 1 x", device); r.status != 401 && r.status != 429 {
+				t.Errorf("another account with the owner's cookie answered %v", r)
+			}
+
+			// The owner was mailed a link that lifts the lock, once.
+			var link string
+			a.mail(t)
+			for _, m := range a.mails {
+				if strings.Contains(m, "/unlock#") {
+					if link != "" {
+						t.Errorf("more than one unlock mail for one lock")
+					}
+					link = kluistest.Link(t, m)
+					mustNotContain(t, "unlock mail", m, owner.Name, attacker)
+				}
+			}
+			if link == "" {
+				t.Fatal("no unlock link was mailed to the owner")
+			}
+			token := kluistest.Token(link)
+			wantStatus(t, "unlock by link", a.do(t, request{method: "POST", path: orgPath(o.Slug, "/unlock"), body: map[string]string{"token": token},
+				header: map[string]string{"X-Forwarded-For": "198.51.100.40"}}), 204)
+			wantError(t, "the link a second time", a.do(t, request{method: "POST", path: orgPath(o.Slug, "/unlock"), body: map[string]string{"token": token},
+				header: map[string]string{"X-Forwarded-For": "198.51.100.40"}}), 404, "not_found")
+			wantStatus(t, "an unknown browser after the unlock", a.attempt(t, o.Slug, "198.51.100.41", owner.Email, owner.Password), 200)
+
+			// A manager lifts a lock; a member may not.
+			victim := emails[1]
+			a.run(t, o.Slug, "198.51.100.50", 5, victim)
+			if r := a.attempt(t, o.Slug, "198.51.100.51", victim, "Wrong password 1 x"); r.status != 429 {
+				t.Fatalf("locked account answered %v, want 429", r)
+			}
+			victimID := ids[1]
+			wantError(t, "a member unlocks", a.call(t, "POST", orgPath(o.Slug, "/users/"+victimID+"/unlock"), owner.Token, nil), 403, "forbidden")
+			wantStatus(t, "a manager unlocks", a.call(t, "POST", orgPath(o.Slug, "/users/"+victimID+"/unlock"), o.Manager.Token, nil), 204)
+			if r := a.attempt(t, o.Slug, "198.51.100.52", victim, "Wrong password 1 x"); r.status != 401 {
+				t.Errorf("after the manager's unlock a wrong password answered %v, want 401", r)
+			}
+
+			// Locks grow: 1, 2, 4 … minutes; the address block ends in time.
+			a.run(t, o.Slug, "198.51.100.60", 5, emails[2])
+			for _, want := range []string{"120", "240", "480"} {
+				until := a.attempt(t, o.Slug, "198.51.100.61", emails[2], "x Wrong 1 password")
+				retry := until.header.Get("Retry-After")
+				a.env.Clock.Advance(time.Hour) // past the lock, not past a quiet day
+				r := a.attempt(t, o.Slug, "198.51.100.62", emails[2], "x Wrong 1 password")
+				if r.status != 429 || r.header.Get("Retry-After") != want {
+					t.Errorf("failure after a lock (previous Retry-After %s) answered %s, want 429 retry %s", retry, outcome(r), want)
+				}
+			}
+			if r := a.attempt(t, o.Slug, attacker, owner.Email, owner.Password); r.status != 200 {
+				t.Errorf("the attacked address after its block ended answered %v, want 200 for the right password", r)
+			}
+
+			// Everything is recorded and counted: each failure until a block
+			// (the requests a block refuses are counted in the metrics only,
+			// so a flood cannot fill the log), each lock, block and unlock.
+			o.Manager.Token = a.login(t, o.Slug, o.Manager.Email, o.Manager.Password).Token
+			got := countActions(a.auditLog(t, o.Slug, o.Manager.Token))
+			for action, least := range map[string]int{"auth.login_failed/failure": 60, "auth.locked/success": 6, "auth.address_blocked/success": 3,
+				"auth.unlocked/success": 1, "auth.unlocked/failure": 1, "user.unlock/success": 1, "user.unlock/denied": 1} {
+				if got[action] < least {
+					t.Errorf("%s recorded %d times, want at least %d", action, got[action], least)
+				}
+			}
+			metrics := a.metricsText(t)
+			for _, want := range []string{`kluis_throttle_events_total{kind="lock"}`, `kluis_throttle_events_total{kind="address_block"}`, `kluis_throttle_events_total{kind="address_blocked"}`, `kluis_throttle_events_total{kind="locked"}`} {
+				if !strings.Contains(metrics, want) {
+					t.Errorf("metrics lack %s", want)
+				}
+			}
+			mustNotContain(t, "request log", a.logs.String(), owner.Email, attacker, attacker2, device.Value)
+		})
+	}
+}
+
+func (a *testAPI) metricsText(tb testing.TB) string {
+	tb.Helper()
+	rec := httptest.NewRecorder()
+	a.metrics.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	return rec.Body.String()
+}
