@@ -35,7 +35,7 @@ type Policy struct {
 
 // The values of Policy.MFA.
 const (
-	MFAOff      = "off"      // no second factor can be enrolled or asked
+	MFAOff      = "off"      // no new second factor can be enrolled; enrolled ones still count
 	MFAOptional = "optional" // people may enrol one; enrolled factors are asked
 	MFARequired = "required" // a session without a factor is limited to enrolment
 )

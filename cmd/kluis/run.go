@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kluis/kluis"
 	"github.com/kluis/kluis/internal/audit"
 	"github.com/kluis/kluis/internal/keys"
 	"github.com/kluis/kluis/internal/mail"
@@ -38,6 +39,7 @@ Usage:
   kluis org delete SLUG --confirm
   kluis org list
   kluis org logins SLUG|--all --stop|--resume
+  kluis throttle list | lift REF|--address IP | permanent REF|--address IP
   kluis audit verify [--org SLUG]
   kluis keys status | rotate --root | export-root --age-recipient AGE1…
   kluis migrate
@@ -104,6 +106,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return cmdMigrate(ctx, rest, getenv, stdout, stderr)
 	case "keys":
 		return cmdKeys(ctx, rest, getenv, stdout, stderr)
+	case "throttle":
+		return cmdThrottle(ctx, rest, getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "kluis", version)
 		return nil
@@ -127,6 +131,8 @@ type config struct {
 	RootKeyFile    string // the root key: DATA/keys/root unless KLUIS_ROOT_KEY_FILE says otherwise
 	SMTPURL        string
 	MailFrom       string
+	SecurityEmail  string        // the operator's security address: alarms and the digest (R26)
+	DigestEvery    time.Duration // how often the security digest is mailed
 	TrustedProxies []netip.Prefix
 	MaxBodyBytes   int64
 	KeyCacheTTL    time.Duration // 0: the keys package's default; the same on every process sharing a key store
@@ -151,16 +157,18 @@ func newConfig(getenv func(string) string) (*config, error) {
 		}
 	}
 	c := &config{
-		Addr:        or(env("KLUIS_ADDR"), "127.0.0.1:8080"),
-		DataDir:     or(env("KLUIS_DATA"), "./kluis-data"),
-		DB:          env("KLUIS_DB"),
-		PublicURL:   env("KLUIS_PUBLIC_URL"),
-		MetricsAddr: env("KLUIS_METRICS_ADDR"),
-		KeysDB:      env("KLUIS_KEYS_DB"),
-		RootKeyFile: env("KLUIS_ROOT_KEY_FILE"),
-		SMTPURL:     env("KLUIS_SMTP_URL"),
-		MailFrom:    env("KLUIS_MAIL_FROM"),
-		Argon2:      password.DefaultParams,
+		Addr:          or(env("KLUIS_ADDR"), "127.0.0.1:8080"),
+		DataDir:       or(env("KLUIS_DATA"), "./kluis-data"),
+		DB:            env("KLUIS_DB"),
+		PublicURL:     env("KLUIS_PUBLIC_URL"),
+		MetricsAddr:   env("KLUIS_METRICS_ADDR"),
+		KeysDB:        env("KLUIS_KEYS_DB"),
+		RootKeyFile:   env("KLUIS_ROOT_KEY_FILE"),
+		SMTPURL:       env("KLUIS_SMTP_URL"),
+		MailFrom:      env("KLUIS_MAIL_FROM"),
+		SecurityEmail: env("KLUIS_SECURITY_EMAIL"),
+		DigestEvery:   24 * time.Hour,
+		Argon2:        password.DefaultParams,
 	}
 	for _, p := range strings.FieldsFunc(env("KLUIS_TRUSTED_PROXIES"), func(r rune) bool { return r == ',' || r == ' ' }) {
 		pfx, err := netip.ParsePrefix(p)
@@ -183,6 +191,16 @@ func newConfig(getenv func(string) string) (*config, error) {
 		}
 	}
 	c.MaxBodyBytes = 1 << 20
+	if v := env("KLUIS_SECURITY_DIGEST_EVERY"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Minute {
+			return nil, &cliError{code: 2, msg: "KLUIS_SECURITY_DIGEST_EVERY must be a duration of a minute or more"}
+		}
+		c.DigestEvery = d
+	}
+	if c.SecurityEmail != "" && kluis.ValidateEmail(kluis.NormalizeEmail(c.SecurityEmail)) != nil {
+		return nil, &cliError{code: 2, msg: "KLUIS_SECURITY_EMAIL is not an e-mail address"}
+	}
 	if v := env("KLUIS_MAX_BODY_KIB"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 1 || n > 1<<20 {
@@ -404,6 +422,7 @@ func (a *app) init(ctx context.Context) error {
 	}
 	a.store, err = sqlstore.NewStore(a.db, sqlstore.Options{
 		Hasher: hasher, Signer: signer, Witness: a.witness, Keys: a.keys, Log: a.log, PublicURL: publicURL, MailFrom: from,
+		SecurityEmail: c.SecurityEmail,
 	})
 	if err != nil {
 		return err

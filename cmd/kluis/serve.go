@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -30,6 +32,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address")
 	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "base URL of every link (default http:// + the listen address)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "listen address of the Prometheus metrics (off when empty)")
+	fs.StringVar(&c.SecurityEmail, "security-email", c.SecurityEmail, "the operator's security address: alarms and the security digest (R26)")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -80,10 +83,11 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	var wg sync.WaitGroup
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBG()
-	wg.Add(3)
+	wg.Add(4)
 	go func() { defer wg.Done(); worker.Run(bg) }()
 	go func() { defer wg.Done(); a.checkpointLoop(bg) }()
 	go func() { defer wg.Done(); a.keyWorkLoop(bg) }()
+	go func() { defer wg.Done(); a.securityLoop(bg, c.DigestEvery) }()
 
 	var metricsSrv *http.Server
 	if c.MetricsAddr != "" {
@@ -123,6 +127,34 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		err = errors.Join(err, fmt.Errorf("final audit checkpoint: %w", cerr))
 	}
 	return err
+}
+
+// securityLoop forgets throttle counters that protect nothing any more and
+// mails the operator's security digest when it is due (once across nodes).
+func (a *app) securityLoop(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	holder := newHolder()
+	for {
+		if err := a.store.SweepThrottle(ctx); err != nil && ctx.Err() == nil {
+			a.log.Error("throttle sweep", "err", err.Error())
+		}
+		if _, err := a.store.SecurityDigest(ctx, holder, every); err != nil && ctx.Err() == nil {
+			a.log.Error("security digest", "err", err.Error())
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// newHolder names this process in job leases.
+func newHolder() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // keyWorkLoop finishes key work that outlives a request or a command:

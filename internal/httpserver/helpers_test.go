@@ -328,6 +328,9 @@ type userObject struct {
 	Status            string     `json:"status"`
 	CreatedAt         time.Time  `json:"created_at"`
 	LastLoginAt       *time.Time `json:"last_login_at"`
+	// Factors: the methods of a person's second factors, in a manager's
+	// reads only (R17).
+	Factors []string `json:"factors,omitempty"`
 }
 
 type loginAnswer struct {

@@ -227,7 +227,7 @@ func bearerOrCookie(r *http.Request, cookie string) string {
 }
 
 // org resolves the organisation of the URL once. A credential of this realm
-// is authenticated; a session of another organisation gets not_found before
+// is authenticated (a session, or a personal API token, authenticateOrg); a session of another organisation gets not_found before
 // any handler runs (R1). Credentials of the operator realm are worthless here.
 // A valid session resolves its organisation in the same query; without one,
 // the slug is looked up on its own.

@@ -65,6 +65,7 @@ func TestPasskeyIsASecondFactor(t *testing.T) {
 			}
 			wantError(t, "the same answer again", a.call(t, "POST", orgPath(o.Slug, "/me/passkeys"), mem.Token, map[string]any{"name": "Again", "credential": json.RawMessage(kluistest.NewAuthenticator(t, testOrigin, testRPID).Create(t, []byte(`{"publicKey":{"challenge":"AAAA","rp":{"id":"kluis.test"},"user":{"id":"AAAA"}}}`)))}), 404, "not_found")
 			wantError(t, "another session after the registration", a.call(t, "GET", orgPath(o.Slug, "/me"), other, nil), 401, "unauthenticated")
+			clock.Advance(time.Second)
 			_, second, more := addPasskey(t, a, o.Slug, mem.Token, "Blue key")
 			if len(more) != 0 {
 				t.Errorf("a second passkey made %d new recovery codes, want none", len(more))
@@ -225,6 +226,72 @@ func TestMFAPolicyRequiredLimitsSessionsToEnrolment(t *testing.T) {
 			r = a.call(t, "POST", orgPath(o.Slug, "/login"), "", map[string]string{"email": mem.Email, "password": mem.Password})
 			if m := decodeStrict[mfaAnswer](t, r); !m.MFARequired {
 				t.Errorf("with the policy off, an enrolled factor is not asked: %s", r.body)
+			}
+		})
+	}
+}
+
+// TestManagerSeesFactorsAndResetsThem (R17): a manager reads which methods
+// each person enrolled (never a secret), and resets a person's factors with
+// a fresh authentication: recorded, mailed, every session of the person
+// ended, and their next sign-in is one step. Members cannot; a manager's
+// own factors are theirs to remove on My account.
+func TestManagerSeesFactorsAndResetsThem(t *testing.T) {
+	for _, engine := range kluistest.Engines {
+		t.Run(engine, func(t *testing.T) {
+			a := newTestAPI(t, engine)
+			o := a.newOrg(t)
+			mem := a.addUser(t, o, "member")
+			plain := a.addUser(t, o, "member")
+			addPasskey(t, a, o.Slug, mem.Token, "Phone")
+
+			type managed struct {
+				ID      string   `json:"id"`
+				Factors []string `json:"factors"`
+			}
+			r := a.call(t, "GET", orgPath(o.Slug, "/users/"+mem.ID), o.Manager.Token, nil)
+			wantStatus(t, "read the member", r, 200)
+			var one managed
+			if err := json.Unmarshal(r.body, &one); err != nil || strings.Join(one.Factors, ",") != "webauthn" {
+				t.Errorf("the member as read: %s, want factors [webauthn]", r.body)
+			}
+			r = a.call(t, "GET", orgPath(o.Slug, "/users"), o.Manager.Token, nil)
+			wantStatus(t, "list", r, 200)
+			var list struct {
+				Users []managed `json:"users"`
+			}
+			if err := json.Unmarshal(r.body, &list); err != nil {
+				t.Fatal(err)
+			}
+			for _, u := range list.Users {
+				want := ""
+				if u.ID == mem.ID {
+					want = "webauthn"
+				}
+				if u.Factors == nil || strings.Join(u.Factors, ",") != want {
+					t.Errorf("user %s listed with factors %v, want [%s]", u.ID, u.Factors, want)
+				}
+			}
+			mustNotContain(t, "the list", string(r.body), "Phone", "publicKey", "record")
+
+			wantError(t, "a member resets another", a.call(t, "DELETE", orgPath(o.Slug, "/users/"+mem.ID+"/factors"), plain.Token, nil), 403, "forbidden")
+			wantError(t, "a manager resets their own", a.call(t, "DELETE", orgPath(o.Slug, "/users/"+o.Manager.ID+"/factors"), o.Manager.Token, nil), 409, "conflict")
+			wantError(t, "nothing to reset", a.call(t, "DELETE", orgPath(o.Slug, "/users/"+plain.ID+"/factors"), o.Manager.Token, nil), 404, "not_found")
+			a.env.Clock.Advance(6 * time.Minute)
+			wantError(t, "a stale manager", a.call(t, "DELETE", orgPath(o.Slug, "/users/"+mem.ID+"/factors"), o.Manager.Token, nil), 403, "reauth_required")
+			r = a.call(t, "POST", orgPath(o.Slug, "/me/reauth"), o.Manager.Token, map[string]string{"password": o.Manager.Password})
+			wantStatus(t, "manager reauth", r, 200)
+			fresh := decodeStrict[loginAnswer](t, r).Token
+			before := len(a.mail(t))
+			wantStatus(t, "reset", a.call(t, "DELETE", orgPath(o.Slug, "/users/"+mem.ID+"/factors"), fresh, nil), 204)
+			wantError(t, "the member's session after the reset", a.call(t, "GET", orgPath(o.Slug, "/me"), mem.Token, nil), 401, "unauthenticated")
+			if mails := a.mail(t); len(mails) != before+1 || !strings.Contains(mails[len(mails)-1], mem.Email) || !strings.Contains(mails[len(mails)-1], "reset") {
+				t.Errorf("after the reset, %d new mails: %q", len(mails)-before, mails[before:])
+			}
+			a.login(t, o.Slug, mem.Email, mem.Password) // one step again
+			got := countActions(a.auditLog(t, o.Slug, fresh))
+			if got["mfa.reset/success"] != 1 || got["mfa.reset/denied"] != 1 {
+				t.Errorf("mfa.reset recorded %v", got)
 			}
 		})
 	}

@@ -240,3 +240,69 @@ func (a *testAPI) metricsText(tb testing.TB) string {
 	a.metrics.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	return rec.Body.String()
 }
+
+// unauthenticatedBodies is a well-formed body for each route anyone may
+// call: the route walk below needs one for every such route, so that a new
+// route cannot skip the address block unnoticed.
+var unauthenticatedBodies = map[string]any{
+	"POST /api/v1/operator/login":                        map[string]string{"email": "op@example.test", "password": "Some password 1"},
+	"POST /api/v1/orgs/{org}/login":                      map[string]string{"email": "x@example.test", "password": "Some password 1"},
+	"POST /api/v1/orgs/{org}/login/mfa":                  map[string]string{"challenge": strings.Repeat("A", 43), "method": "totp", "code": "123456"},
+	"POST /api/v1/orgs/{org}/login/mfa/webauthn/options": map[string]string{"challenge": strings.Repeat("A", 43)},
+	"POST /api/v1/orgs/{org}/invitations/accept":         map[string]string{"token": strings.Repeat("A", 43), "name": "Some Body", "password": "Some password 1 long"},
+	"POST /api/v1/orgs/{org}/password-reset":             map[string]string{"email": "x@example.test"},
+	"POST /api/v1/orgs/{org}/password-reset/confirm":     map[string]string{"token": strings.Repeat("A", 43), "new_password": "Some password 1 long"},
+	"POST /api/v1/orgs/{org}/unlock":                     map[string]string{"token": strings.Repeat("A", 43)},
+	"POST /o/{org}/login":                                "email=x%40example.test&password=Some+password+1",
+	"POST /o/{org}/login/mfa":                            "method=totp&code=123456",
+	"POST /o/{org}/forgot":                               "email=x%40example.test",
+	"POST /o/{org}/reset":                                "token=" + strings.Repeat("A", 43) + "&new_password=Some+password+1+long",
+	"POST /o/{org}/invite":                               "token=" + strings.Repeat("A", 43) + "&name=Some+Body&password=Some+password+1+long",
+	"POST /o/{org}/unlock":                               "token=" + strings.Repeat("A", 43),
+	"POST /operator/login":                               "email=op%40example.test&password=Some+password+1",
+}
+
+// TestEveryUnauthenticatedRouteHonoursTheAddressBlock (R18, R46, DESIGN §6):
+// once an address is blocked, every route that anyone may call — the API's
+// and the pages' — answers 429 with Retry-After from it, and the same routes
+// still work from another address.
+func TestEveryUnauthenticatedRouteHonoursTheAddressBlock(t *testing.T) {
+	a := newProxiedAPI(t, kluistest.Engines[0])
+	o := a.newOrg(t)
+	const blocked = "203.0.113.99"
+	a.run(t, o.Slug, blocked, 20, uniqueEmail("x"))
+	tested := map[string]bool{}
+	for _, rt := range httpserver.Routes() {
+		key := rt.Method + " " + rt.Pattern
+		anyone := rt.Realm == "public" || rt.Realm == "org-public"
+		body, listed := unauthenticatedBodies[key]
+		if rt.Method == "GET" || (!anyone && !listed) {
+			continue
+		}
+		if !listed {
+			t.Errorf("%s may be called by anyone: add a body to unauthenticatedBodies", key)
+			continue
+		}
+		tested[key] = true
+		rq := request{method: rt.Method, path: strings.ReplaceAll(rt.Pattern, "{org}", o.Slug), body: body,
+			header: map[string]string{"X-Forwarded-For": blocked}}
+		if s, ok := body.(string); ok {
+			rq.body, rq.contentType = s, "application/x-www-form-urlencoded"
+			if strings.HasSuffix(rt.Pattern, "/login/mfa") {
+				rq.cookies = []*http.Cookie{{Name: "__Host-kluis_challenge", Value: strings.Repeat("A", 43)}}
+			}
+		}
+		rq.notAnError = rt.Realm != "public" && rt.Realm != "org-public"
+		r := a.do(t, rq)
+		if r.status != 429 || r.header.Get("Retry-After") == "" {
+			t.Errorf("%s from a blocked address answered %v, want 429 with Retry-After", key, r)
+		}
+	}
+	for key := range unauthenticatedBodies {
+		if !tested[key] {
+			t.Errorf("unauthenticatedBodies lists %s, which is not a route anyone may call", key)
+		}
+	}
+	// The block is the address's, not the organisation's.
+	wantError(t, "a login from another address", a.attempt(t, o.Slug, "198.51.100.99", uniqueEmail("y"), "Some password 1"), 401, "unauthenticated")
+}

@@ -125,7 +125,7 @@ func handleInviteForm(store *sqlstore.Store) pageFunc {
 			return renderPage(w, r, p, http.StatusBadRequest, "invite")
 		case err != nil:
 			if p.showError(err) {
-				return renderPage(w, r, p, http.StatusBadRequest, "invite")
+				return renderPage(w, r, p, formStatus(err), "invite")
 			}
 			return err
 		}
@@ -181,7 +181,7 @@ func handleResetForm(store *sqlstore.Store) pageFunc {
 			return renderPage(w, r, p, http.StatusBadRequest, "reset")
 		case err != nil:
 			if p.showError(err) {
-				return renderPage(w, r, p, http.StatusBadRequest, "reset")
+				return renderPage(w, r, p, formStatus(err), "reset")
 			}
 			return err
 		}
@@ -215,7 +215,7 @@ func handleOperatorLoginForm(store *sqlstore.Store) pageFunc {
 		}
 		if err != nil {
 			if p.showError(err) {
-				return renderPage(w, r, p, http.StatusBadRequest, "operator_login")
+				return renderPage(w, r, p, formStatus(err), "operator_login")
 			}
 			return err
 		}

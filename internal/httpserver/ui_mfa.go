@@ -96,7 +96,7 @@ func handleMFAForm(store *sqlstore.Store) pageFunc {
 			if p.showError(err) {
 				p.title("mfa.title")
 				p.Data = mfaPage{}
-				return renderPage(w, r, p, http.StatusForbidden, "mfa")
+				return renderPage(w, r, p, formStatus(err), "mfa")
 			}
 			return err
 		}

@@ -183,13 +183,17 @@ type Env struct {
 	Keys    *keys.Store
 	Outbox  string
 	hasher  *password.Hasher
+	opts    EnvOptions
 	worker  *mail.Worker
 	seen    map[string]bool
 }
 
 // EnvOptions tunes NewEnv.
 type EnvOptions struct {
-	Argon2 password.Params // zero means FastArgon2
+	Argon2   password.Params   // zero means FastArgon2
+	Throttle sqlstore.Throttle // zero fields mean sqlstore.DefaultThrottle's
+	// SecurityEmail is the operator's security address (alarms, digest).
+	SecurityEmail string
 }
 
 // NewEnv returns a store on a fresh database of the engine.
@@ -218,7 +222,7 @@ func NewEnv(tb testing.TB, engine string, opts ...EnvOptions) *Env {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	e.hasher = hasher
+	e.hasher, e.opts = hasher, o
 	if e.Root, err = keys.LoadOrCreateRoot(filepath.Join(dir, "keys", "root")); err != nil {
 		tb.Fatal(err)
 	}
@@ -232,7 +236,7 @@ func NewEnv(tb testing.TB, engine string, opts ...EnvOptions) *Env {
 	tb.Cleanup(func() { e.Keys.Close() })
 	e.Store, err = sqlstore.NewStore(e.DB, sqlstore.Options{
 		Now: e.Clock.Now, Hasher: hasher, Signer: e.Signer, Witness: e.Witness, Keys: e.Keys,
-		PublicURL: "http://kluis.test", MailFrom: "kluis@kluis.test",
+		PublicURL: "http://kluis.test", MailFrom: "kluis@kluis.test", Throttle: o.Throttle, SecurityEmail: o.SecurityEmail,
 	})
 	if err != nil {
 		tb.Fatal(err)
@@ -385,7 +389,7 @@ func (e *Env) OtherProcess(tb testing.TB, opts keys.Options) (*sqlstore.Store, *
 	tb.Cleanup(func() { ks.Close() })
 	st, err := sqlstore.NewStore(e.DB, sqlstore.Options{
 		Now: e.Clock.Now, Hasher: e.hasher, Signer: e.Signer, Witness: e.Witness, Keys: ks,
-		PublicURL: "http://kluis.test", MailFrom: "kluis@kluis.test",
+		PublicURL: "http://kluis.test", MailFrom: "kluis@kluis.test", Throttle: e.opts.Throttle, SecurityEmail: e.opts.SecurityEmail,
 	})
 	if err != nil {
 		tb.Fatal(err)

@@ -171,7 +171,7 @@ func (s *Store) BeginPasskeyRegistration(ctx context.Context, org kluis.OrgID, a
 			return err
 		}
 		if len(pu.Records) >= mfa.MaxPasskeys {
-			return kluis.Errorf(kluis.EConflict, "you have %d passkeys already; remove one first", mfa.MaxPasskeys)
+			return kluis.Errorf(kluis.EConflict, "you have as many passkeys as allowed; remove one first")
 		}
 		var ceremony []byte
 		if options, ceremony, err = rp.BeginRegistration(pu); err != nil {
@@ -371,6 +371,10 @@ func (t *Tx) dropRecoveryWithoutFactor(ctx context.Context, org kluis.OrgID, use
 // lapsed, no passkey) gets the same unauthenticated. Errors:
 // unauthenticated, forbidden (the public URL cannot carry passkeys).
 func (s *Store) BeginPasskeyLogin(ctx context.Context, org kluis.OrgID, challenge string) ([]byte, error) {
+	// Anyone may call this: a blocked address is refused (DESIGN §6).
+	if err := s.gateAddress(ctx); err != nil {
+		return nil, err
+	}
 	rp, err := s.relyingParty()
 	if err != nil {
 		return nil, err

@@ -66,3 +66,6 @@ CREATE TABLE job_leases (
     lease_until BIGINT NOT NULL,
     last_run_at BIGINT
 );
+
+-- The security digest counts locks, blocks and alarms by action and time.
+CREATE INDEX audit_events_action_at ON audit_events (action, at);

@@ -66,3 +66,6 @@ CREATE TABLE job_leases (
     lease_until INTEGER NOT NULL,
     last_run_at INTEGER
 );
+
+-- The security digest counts locks, blocks and alarms by action and time.
+CREATE INDEX audit_events_action_at ON audit_events (action, at);

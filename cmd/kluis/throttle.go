@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/netip"
+	"time"
+
+	"github.com/kluis/kluis"
+)
+
+// cmdThrottle shows and settles the address blocks of the brute-force
+// protection (R18, DESIGN §6): addresses appear by reference only; an
+// operator told an address (a customer's office, say) finds its reference
+// with --address.
+func cmdThrottle(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	const usage = "usage: kluis throttle list | lift REF|--address IP | permanent REF|--address IP"
+	if len(args) == 0 {
+		return usageError(usage)
+	}
+	c, err := newConfig(getenv)
+	if err != nil {
+		return err
+	}
+	fs := c.flags("throttle "+args[0], stderr)
+	address := fs.String("address", "", "the client address instead of its reference")
+	a, pos, err := prepare(ctx, c, fs, args[1:], false, stderr)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	switch args[0] {
+	case "list":
+		if len(pos) > 0 || *address != "" {
+			return usageError(usage)
+		}
+		blocks, err := a.store.AddressBlocks(ctx, kluis.CLIActor)
+		if err != nil {
+			return clientError(err)
+		}
+		for _, b := range blocks {
+			until := "permanent"
+			if !b.Permanent {
+				until = "until " + b.Until.Format(time.RFC3339)
+			}
+			fmt.Fprintf(stdout, "%s\tblock %d\t%s\n", b.Ref, b.Blocks, until)
+		}
+		return nil
+	case "lift", "permanent":
+		ref := ""
+		switch {
+		case len(pos) == 1 && *address == "":
+			ref = pos[0]
+		case len(pos) == 0 && *address != "":
+			ip, err := netip.ParseAddr(*address)
+			if err != nil {
+				return usageError("--address: %q is not an IP address", *address)
+			}
+			if ref, err = a.store.AddressRef(ctx, ip); err != nil {
+				return err
+			}
+		default:
+			return usageError(usage)
+		}
+		set := a.store.LiftAddressBlock
+		if args[0] == "permanent" {
+			set = a.store.KeepAddressBlock
+		}
+		if err := set(ctx, kluis.CLIActor, ref); err != nil {
+			if kluis.ErrorCode(err) == kluis.ENotFound {
+				return &cliError{code: 1, msg: "no counted address " + ref}
+			}
+			return clientError(err)
+		}
+		fmt.Fprintf(stdout, "%s: %s\n", ref, map[string]string{"lift": "block lifted", "permanent": "blocked until lifted"}[args[0]])
+		return nil
+	}
+	return usageError(usage)
+}

@@ -1,0 +1,207 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/kluis/kluis"
+	"github.com/kluis/kluis/internal/audit"
+	"github.com/kluis/kluis/internal/mail"
+)
+
+// AddressBlock is a client address the throttle counts, as the operator sees
+// it: a reference, never the address (R26).
+type AddressBlock struct {
+	Ref       string
+	Blocks    int       // blocks in the current series
+	Until     time.Time // zero: not blocked now
+	Permanent bool
+	UpdatedAt time.Time
+}
+
+// AddressBlocks lists the addresses blocked now or permanently (the
+// operator, the command line).
+func (s *Store) AddressBlocks(ctx context.Context, actor kluis.Actor) ([]AddressBlock, error) {
+	if !kluis.CanManageOrgs(actor) {
+		return nil, s.refuse(ctx, audit.PlatformChain, actor, "throttle.list", "")
+	}
+	rows, err := s.db.reader.QueryContext(ctx, s.db.q(`SELECT ref, blocks, blocked_until, permanent, updated_at FROM address_failures
+		WHERE permanent OR blocked_until > ? ORDER BY updated_at DESC`), micros(s.now()))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []AddressBlock
+	for rows.Next() {
+		var b AddressBlock
+		var until sql.NullInt64
+		var updated int64
+		if err := rows.Scan(&b.Ref, &b.Blocks, &until, &b.Permanent, &updated); err != nil {
+			return nil, err
+		}
+		b.Until, b.UpdatedAt = nullMicros(until), fromMicros(updated)
+		out = append(out, b)
+	}
+	return out, rows.Err()
+}
+
+// LiftAddressBlock ends the block of an address (by its reference) and
+// forgets its failures; KeepAddressBlock makes it permanent. Both are the
+// operator's, recorded in the platform chain. Errors: forbidden, not_found.
+func (s *Store) LiftAddressBlock(ctx context.Context, actor kluis.Actor, ref string) error {
+	return s.setAddressBlock(ctx, actor, ref, false)
+}
+
+// KeepAddressBlock makes the block of an address permanent: it holds for
+// trusted browsers too, until the operator lifts it.
+func (s *Store) KeepAddressBlock(ctx context.Context, actor kluis.Actor, ref string) error {
+	return s.setAddressBlock(ctx, actor, ref, true)
+}
+
+func (s *Store) setAddressBlock(ctx context.Context, actor kluis.Actor, ref string, permanent bool) error {
+	action := "throttle.lift"
+	if permanent {
+		action = "throttle.permanent"
+	}
+	if !kluis.CanManageOrgs(actor) {
+		return s.refuse(ctx, audit.PlatformChain, actor, action, "")
+	}
+	return s.write(ctx, audit.PlatformChain, func(t *Tx) error {
+		var q string
+		if permanent {
+			q = `UPDATE address_failures SET permanent = TRUE, updated_at = ? WHERE ref = ?`
+		} else {
+			q = `UPDATE address_failures SET permanent = FALSE, blocked_until = NULL, window_count = 0, prev_count = 0, blocks = 0, updated_at = ? WHERE ref = ?`
+		}
+		res, err := t.exec(ctx, q, micros(t.now), ref)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return kluis.ErrNotFound
+		}
+		return t.appendEvent(ctx, audit.PlatformChain, actor, action, "address:"+ref, "success", nil)
+	})
+}
+
+// SweepThrottle forgets counters untouched for Throttle.Forget whose locks
+// and blocks have ended, and expired unlock links: nothing is kept longer
+// than it protects (R40).
+func (s *Store) SweepThrottle(ctx context.Context) error {
+	now := s.now()
+	old := micros(now.Add(-s.throttle.Forget))
+	for _, q := range []string{
+		`DELETE FROM login_failures WHERE updated_at < ? AND (locked_until IS NULL OR locked_until < ?)`,
+		`DELETE FROM address_failures WHERE updated_at < ? AND NOT permanent AND (blocked_until IS NULL OR blocked_until < ?)`,
+	} {
+		if _, err := s.db.writeExec(ctx, q, old, micros(now)); err != nil {
+			return err
+		}
+	}
+	_, err := s.db.writeExec(ctx, `DELETE FROM unlock_links WHERE expires_at < ?`, micros(now))
+	return err
+}
+
+// claimJob takes the lease of a scheduled job that is due (DESIGN §9): the
+// last run ended at least every ago and no other node holds a live lease.
+// It reports whether this node should run it now.
+func (s *Store) claimJob(ctx context.Context, name, holder string, every, lease time.Duration) (bool, error) {
+	due := false
+	err := s.write(ctx, "", func(t *Tx) error {
+		if _, err := t.exec(ctx, `INSERT INTO job_leases (name, holder, lease_until) VALUES (?, '', 0) ON CONFLICT (name) DO NOTHING`, name); err != nil {
+			return err
+		}
+		var h string
+		var until int64
+		var last sql.NullInt64
+		if err := t.queryRow(ctx, `SELECT holder, lease_until, last_run_at FROM job_leases WHERE name = ?`+t.db.forUpdate(), name).Scan(&h, &until, &last); err != nil {
+			return err
+		}
+		if last.Valid && t.now.Sub(fromMicros(last.Int64)) < every || t.now.Before(fromMicros(until)) && h != holder {
+			return nil
+		}
+		due = true
+		_, err := t.exec(ctx, `UPDATE job_leases SET holder = ?, lease_until = ? WHERE name = ?`, holder, micros(t.now.Add(lease)), name)
+		return err
+	})
+	return due, err
+}
+
+// SecurityDigest mails the operator's security address a summary of the
+// brute-force protection since the last digest — counts of locks, blocks and
+// alarms and the slugs of the organisations that raised an alarm, no
+// personal data (R26) — when one is due (every `every`, once across all
+// nodes). It is recorded in the platform chain. It reports whether a digest
+// was made.
+func (s *Store) SecurityDigest(ctx context.Context, holder string, every time.Duration) (bool, error) {
+	if s.securityEmail == "" {
+		return false, nil
+	}
+	due, err := s.claimJob(ctx, "security_digest", holder, every, 5*time.Minute)
+	if err != nil || !due {
+		return false, err
+	}
+	return true, s.write(ctx, audit.PlatformChain, func(t *Tx) error {
+		var last sql.NullInt64
+		if err := t.queryRow(ctx, `SELECT last_run_at FROM job_leases WHERE name = 'security_digest'`).Scan(&last); err != nil {
+			return err
+		}
+		since := t.now.Add(-every)
+		if last.Valid {
+			since = fromMicros(last.Int64)
+		}
+		d := mail.Digest{Hours: max(1, int(t.now.Sub(since).Round(time.Hour)/time.Hour))}
+		rows, err := t.query(ctx, `SELECT action, chain, COUNT(*) FROM audit_events
+			WHERE action IN ('auth.locked', 'operator.locked', 'auth.address_blocked', 'security.alarm') AND at >= ? AND at <= ?
+			GROUP BY action, chain`, micros(since), micros(t.now))
+		if err != nil {
+			return err
+		}
+		var alarmed []kluis.OrgID
+		for rows.Next() {
+			var action, chain string
+			var n int
+			if err := rows.Scan(&action, &chain, &n); err != nil {
+				rows.Close()
+				return err
+			}
+			switch action {
+			case "auth.locked", "operator.locked":
+				d.Locks += n
+			case "auth.address_blocked":
+				d.Blocks += n
+			case "security.alarm":
+				d.Alarms += n
+				alarmed = append(alarmed, chainOrg(chain))
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, org := range alarmed {
+			o, err := t.findOrg(ctx, org)
+			if errors.Is(err, kluis.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			d.AlarmOrgs = append(d.AlarmOrgs, o.Slug)
+		}
+		slices.Sort(d.AlarmOrgs)
+		host := t.s.publicURL
+		if err := t.queueMail(ctx, "", "", "en", t.s.securityEmail, mail.SecurityDigest, mail.Data{OrgName: host, Digest: &d}); err != nil {
+			return err
+		}
+		if _, err := t.exec(ctx, `UPDATE job_leases SET last_run_at = ?, lease_until = 0 WHERE name = 'security_digest'`, micros(t.now)); err != nil {
+			return err
+		}
+		return t.appendEvent(ctx, audit.PlatformChain, kluis.SystemActor, "security.digest", "", "success", map[string]any{
+			"locks": d.Locks, "blocks": d.Blocks, "alarms": d.Alarms,
+		})
+	})
+}

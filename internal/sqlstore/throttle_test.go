@@ -1,0 +1,191 @@
+package sqlstore_test
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kluis/kluis"
+	"github.com/kluis/kluis/internal/audit"
+	"github.com/kluis/kluis/internal/keys"
+	"github.com/kluis/kluis/internal/kluistest"
+	"github.com/kluis/kluis/internal/sqlstore"
+)
+
+const securityDesk = "security@operator.example"
+
+func forEngineWith(t *testing.T, o kluistest.EnvOptions, test func(t *testing.T, env *kluistest.Env)) {
+	t.Helper()
+	for _, engine := range kluistest.Engines {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			test(t, kluistest.NewEnv(t, engine, o))
+		})
+	}
+}
+
+// TestOrganisationWideAlarm (R26, R43, DESIGN §6): many identifiers failing
+// with few successes raise one alarm — recorded in the organisation's chain,
+// mailed to its managers and to the operator's security address without
+// personal data — and never lock the organisation; the operator's digest
+// counts it once, across two processes.
+func TestOrganisationWideAlarm(t *testing.T) {
+	forEngineWith(t, kluistest.EnvOptions{SecurityEmail: securityDesk}, func(t *testing.T, env *kluistest.Env) {
+		ctx := context.Background()
+		o, mgr := org(t, env, "alarmed")
+		env.Mail(t)
+		// 49 failures over 10 identifiers: no alarm yet.
+		for i := range 49 {
+			_, _, err := env.Store.Login(ctx, o.ID, fmt.Sprintf("guess%d@alarmed.example", i%10), "Wrong 1 password")
+			if code := kluis.ErrorCode(err); code != kluis.EUnauthenticated && code != kluis.ETooManyRequests {
+				t.Fatalf("failure %d: %v", i, err)
+			}
+		}
+		if n := countAudit(t, env, o.ID, mgr, "security.alarm"); n != 0 {
+			t.Fatalf("alarm after 49 failures: %d", n)
+		}
+		for i := range 30 {
+			env.Store.Login(ctx, o.ID, fmt.Sprintf("guess%d@alarmed.example", i%10), "Wrong 1 password")
+		}
+		if n := countAudit(t, env, o.ID, mgr, "security.alarm"); n != 1 {
+			t.Fatalf("alarms after 79 failures over 10 identifiers: %d, want one (at most one an hour)", n)
+		}
+		// The organisation is not locked: its manager signs in.
+		login(t, env, o.ID, "boss@alarmed.example")
+		var toManager, toDesk string
+		for _, m := range env.Mail(t) {
+			switch {
+			case strings.Contains(m, "To: <boss@alarmed.example>"):
+				toManager = m
+			case strings.Contains(m, "To: <"+securityDesk+">"):
+				toDesk = m
+			}
+		}
+		if !strings.Contains(toManager, "/o/alarmed/audit") {
+			t.Errorf("managers' alarm mail %q lacks the link to the audit log", toManager)
+		}
+		if toDesk == "" || strings.Contains(toDesk, "guess") || strings.Contains(toDesk, "boss") || strings.Contains(toDesk, "http") {
+			t.Errorf("operator's alarm mail %q: want one, naming no person and no link", toDesk)
+		}
+
+		// The digest: due once, across two processes.
+		other, _ := env.OtherProcess(t, keys.Options{})
+		made, err := env.Store.SecurityDigest(ctx, "node-a", time.Hour)
+		if err != nil || !made {
+			t.Fatalf("first digest: %v, %v", made, err)
+		}
+		if made, err := other.SecurityDigest(ctx, "node-b", time.Hour); err != nil || made {
+			t.Fatalf("second node's digest right after: %v, %v, want none", made, err)
+		}
+		var digest string
+		for _, m := range env.Mail(t) {
+			if strings.Contains(m, "security digest") {
+				digest = m
+			}
+		}
+		for _, want := range []string{"organisation-wide alarms: 1", "  - alarmed", "accounts locked for unknown browsers: "} {
+			if !strings.Contains(digest, want) {
+				t.Errorf("digest lacks %q:\n%s", want, digest)
+			}
+		}
+		for _, never := range []string{"guess", "boss@", "Boss"} {
+			if strings.Contains(digest, never) {
+				t.Errorf("digest holds %q", never)
+			}
+		}
+		env.Clock.Advance(61 * time.Minute)
+		if made, err := other.SecurityDigest(ctx, "node-b", time.Hour); err != nil || !made {
+			t.Fatalf("digest an hour later on the other node: %v, %v", made, err)
+		}
+	})
+}
+
+func countAudit(t *testing.T, env *kluistest.Env, org kluis.OrgID, mgr kluis.Actor, action string) int {
+	t.Helper()
+	events, _, err := env.Store.FindAuditEvents(context.Background(), org, mgr, sqlstore.AuditFilter{Action: action, Limit: 1000})
+	if err != nil {
+		t.Fatalf("audit: %v", err)
+	}
+	return len(events)
+}
+
+// TestOperatorSettlesAddressBlocks (R18, R26): the operator sees blocked
+// addresses by reference only, lifts a block or makes it permanent — a
+// permanent block holds even for a browser with a device cookie — and each
+// step is recorded in the platform chain. Old counters are forgotten.
+func TestOperatorSettlesAddressBlocks(t *testing.T) {
+	forEngine(t, func(t *testing.T, env *kluistest.Env) {
+		o, _ := org(t, env, "blocks")
+		addr := netip.MustParseAddr("192.0.2.55")
+		ctx := sqlstore.WithClient(context.Background(), addr)
+		for range 20 {
+			env.Store.Login(ctx, o.ID, "nobody@blocks.example", "Wrong 1 password")
+		}
+		_, _, err := env.Store.Login(ctx, o.ID, "boss@blocks.example", pw)
+		if kluis.ErrorCode(err) != kluis.ETooManyRequests {
+			t.Fatalf("right password from a blocked address: %v, want too_many_requests", err)
+		}
+		blocks, err := env.Store.AddressBlocks(context.Background(), kluis.CLIActor)
+		if err != nil || len(blocks) != 1 {
+			t.Fatalf("blocks %+v, %v; want one", blocks, err)
+		}
+		ref, _ := env.Store.AddressRef(context.Background(), addr)
+		if blocks[0].Ref != ref || strings.Contains(ref, "192") {
+			t.Fatalf("block ref %q, want %q (no address)", blocks[0].Ref, ref)
+		}
+		if _, err := env.Store.AddressBlocks(context.Background(), kluis.Actor{}); kluis.ErrorCode(err) != kluis.EForbidden {
+			t.Errorf("anonymous list: %v, want forbidden", err)
+		}
+		if err := env.Store.LiftAddressBlock(context.Background(), kluis.CLIActor, ref); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := env.Store.Login(ctx, o.ID, "boss@blocks.example", pw); err != nil {
+			t.Fatalf("after the lift: %v", err)
+		}
+		if err := env.Store.KeepAddressBlock(context.Background(), kluis.CLIActor, ref); err != nil {
+			t.Fatal(err)
+		}
+		env.Clock.Advance(48 * time.Hour)
+		if _, _, err := env.Store.Login(ctx, o.ID, "boss@blocks.example", pw); kluis.ErrorCode(err) != kluis.ETooManyRequests {
+			t.Fatalf("permanent block two days later: %v, want too_many_requests", err)
+		}
+		if err := env.Store.LiftAddressBlock(context.Background(), kluis.CLIActor, "000000000000"); kluis.ErrorCode(err) != kluis.ENotFound {
+			t.Errorf("lifting an unknown reference: %v", err)
+		}
+		// Counters untouched for a day are forgotten, permanent blocks kept.
+		for range 3 {
+			env.Store.Login(context.Background(), o.ID, "someone@blocks.example", "Wrong 1 password")
+		}
+		env.Clock.Advance(25 * time.Hour)
+		if err := env.Store.SweepThrottle(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if n := queryCount(t, env, `SELECT COUNT(*) FROM login_failures`); n != 0 {
+			t.Errorf("%d identifier counters left after a quiet day", n)
+		}
+		if n := queryCount(t, env, `SELECT COUNT(*) FROM address_failures WHERE permanent`); n != 1 {
+			t.Errorf("%d permanent blocks left, want 1", n)
+		}
+		var actions []string
+		for _, row := range env.Query(t, `SELECT action FROM audit_events WHERE chain = '`+audit.PlatformChain+`'`) {
+			actions = append(actions, string(row[0]))
+		}
+		joined := strings.Join(actions, " ")
+		for _, want := range []string{"throttle.lift", "throttle.permanent"} {
+			if !strings.Contains(joined, want) {
+				t.Errorf("platform chain lacks %s: %s", want, joined)
+			}
+		}
+	})
+}
+
+func queryCount(t *testing.T, env *kluistest.Env, query string) int {
+	t.Helper()
+	rows := env.Query(t, query)
+	n := 0
+	fmt.Sscan(string(rows[0][0]), &n)
+	return n
+}
