@@ -134,10 +134,31 @@ type config struct {
 	SecurityEmail  string        // the operator's security address: alarms and the digest (R26)
 	DigestEvery    time.Duration // how often the security digest is mailed
 	TrustedProxies []netip.Prefix
-	MaxBodyBytes   int64
-	KeyCacheTTL    time.Duration // 0: the keys package's default; the same on every process sharing a key store
-	Argon2         password.Params
-	LogLevel       slog.Level
+	// OperatorAddresses, when set, are the only client addresses the
+	// operator's routes answer (R46); the command line is not affected.
+	OperatorAddresses []netip.Prefix
+	MaxBodyBytes      int64
+	KeyCacheTTL       time.Duration // 0: the keys package's default; the same on every process sharing a key store
+	Argon2            password.Params
+	LogLevel          slog.Level
+}
+
+// prefixes reads a list of addresses and prefixes (comma- or
+// space-separated) from the environment variable name.
+func prefixes(env func(string) string, name string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, p := range strings.FieldsFunc(env(name), func(r rune) bool { return r == ',' || r == ' ' }) {
+		pfx, err := netip.ParsePrefix(p)
+		if err != nil {
+			a, aerr := netip.ParseAddr(p)
+			if aerr != nil {
+				return nil, &cliError{code: 2, msg: fmt.Sprintf("%s: %q is not an address or prefix", name, p)}
+			}
+			pfx = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, pfx.Masked())
+	}
+	return out, nil
 }
 
 // newConfig reads the environment (and the file KLUIS_CONFIG names) into the
@@ -170,16 +191,12 @@ func newConfig(getenv func(string) string) (*config, error) {
 		DigestEvery:   24 * time.Hour,
 		Argon2:        password.DefaultParams,
 	}
-	for _, p := range strings.FieldsFunc(env("KLUIS_TRUSTED_PROXIES"), func(r rune) bool { return r == ',' || r == ' ' }) {
-		pfx, err := netip.ParsePrefix(p)
-		if err != nil {
-			a, aerr := netip.ParseAddr(p)
-			if aerr != nil {
-				return nil, &cliError{code: 2, msg: fmt.Sprintf("KLUIS_TRUSTED_PROXIES: %q is not an address or prefix", p)}
-			}
-			pfx = netip.PrefixFrom(a, a.BitLen())
-		}
-		c.TrustedProxies = append(c.TrustedProxies, pfx)
+	var err error
+	if c.TrustedProxies, err = prefixes(env, "KLUIS_TRUSTED_PROXIES"); err != nil {
+		return nil, err
+	}
+	if c.OperatorAddresses, err = prefixes(env, "KLUIS_OPERATOR_ADDRESSES"); err != nil {
+		return nil, err
 	}
 	for name, dst := range map[string]*uint32{"KLUIS_ARGON2_MEMORY_KIB": &c.Argon2.Memory, "KLUIS_ARGON2_TIME": &c.Argon2.Time} {
 		if v := env(name); v != "" {

@@ -72,7 +72,8 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	srv := &http.Server{
 		Handler: httpserver.NewServer(httpserver.Config{
 			Store: a.store, Logger: a.log, Metrics: metrics, TrustedProxies: c.TrustedProxies, MaxBodyBytes: c.MaxBodyBytes,
-			HTTPS: strings.HasPrefix(strings.ToLower(c.PublicURL), "https://"),
+			OperatorAddresses: c.OperatorAddresses,
+			HTTPS:             strings.HasPrefix(strings.ToLower(c.PublicURL), "https://"),
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,

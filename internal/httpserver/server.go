@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"strings"
 
 	"github.com/kluis/kluis"
 	"github.com/kluis/kluis/internal/sqlstore"
@@ -30,6 +31,10 @@ type Config struct {
 	// scheme), through a proxy that terminates TLS: pages then send HSTS
 	// and every cookie is Secure, though kluis itself speaks plain HTTP.
 	HTTPS bool
+	// OperatorAddresses, when not empty, are the only client addresses the
+	// operator realm answers (R46: admin functions only from allowed
+	// addresses); to anyone else its routes do not exist (404).
+	OperatorAddresses []netip.Prefix
 }
 
 // server carries the dependencies shared by the middleware; handlers get only
@@ -63,7 +68,11 @@ func NewServer(c Config) http.Handler {
 		panic("httpserver: embedded static files: " + err.Error())
 	}
 	for _, rt := range s.routes() {
-		s.mux.Handle(rt.Method+" "+rt.Pattern, rt.Handler)
+		h := rt.Handler
+		if len(c.OperatorAddresses) > 0 && operatorRoute(rt) {
+			h = s.allowOnly(c.OperatorAddresses, h)
+		}
+		s.mux.Handle(rt.Method+" "+rt.Pattern, h)
 	}
 	csrf := http.NewCrossOriginProtection()
 	csrf.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -102,4 +111,30 @@ func state(r *http.Request) *reqState {
 
 func withState(ctx context.Context, st *reqState) context.Context {
 	return context.WithValue(ctx, stateKey{}, st)
+}
+
+// operatorRoute tells whether a route belongs to the operator realm: its
+// API (sign-in included) and its pages.
+func operatorRoute(rt Route) bool {
+	return rt.Realm == "operator" || rt.Realm == "page-operator" || strings.HasPrefix(rt.Pattern, "/api/v1/operator/")
+}
+
+// allowOnly serves h to clients within allowed; everyone else gets the
+// answer of a path that does not exist.
+func (s *server) allowOnly(allowed []netip.Prefix, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		client := state(r).client
+		for _, p := range allowed {
+			if p.Contains(client) {
+				h.ServeHTTP(w, r)
+				return
+			}
+		}
+		if isPageRequest(r) {
+			setPageHeaders(w, r)
+			s.pageError(w, r, s.newPage(w, r), kluis.ErrNotFound)
+			return
+		}
+		writeError(w, r, kluis.ErrNotFound)
+	})
 }

@@ -306,3 +306,36 @@ func TestEveryUnauthenticatedRouteHonoursTheAddressBlock(t *testing.T) {
 	// The block is the address's, not the organisation's.
 	wantError(t, "a login from another address", a.attempt(t, o.Slug, "198.51.100.99", uniqueEmail("y"), "Some password 1"), 401, "unauthenticated")
 }
+
+// TestOperatorRealmAnswersOnlyAllowedAddresses (R46): with operator
+// addresses configured, the operator's API and pages do not exist for
+// anyone else, sign-in included; the organisations' routes are unaffected.
+func TestOperatorRealmAnswersOnlyAllowedAddresses(t *testing.T) {
+	env := kluistest.NewEnv(t, kluistest.Engines[0])
+	srv := httptest.NewServer(httpserver.NewServer(httpserver.Config{
+		Store:             env.Store,
+		TrustedProxies:    []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
+		OperatorAddresses: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")},
+	}))
+	t.Cleanup(srv.Close)
+	a := &testAPI{env: env, srv: srv, logs: &lockedBuffer{}, requestIDs: map[string]bool{}}
+	o := a.newOrg(t)
+	from := func(addr string) map[string]string { return map[string]string{"X-Forwarded-For": addr} }
+	creds := map[string]string{"email": "op@example.test", "password": "Some password 1"}
+	for _, rt := range httpserver.Routes() {
+		if !strings.Contains(rt.Pattern, "operator") && rt.Realm != "operator" {
+			continue
+		}
+		path := strings.ReplaceAll(rt.Pattern, "{org}", o.Slug)
+		rq := request{method: rt.Method, path: path, header: from("203.0.113.5"), notAnError: strings.HasPrefix(path, "/operator")}
+		if rt.Method != "GET" {
+			rq.body = creds
+		}
+		if r := a.do(t, rq); r.status != 404 {
+			t.Errorf("%s %s from an address not allowed answered %d, want 404", rt.Method, rt.Pattern, r.status)
+		}
+	}
+	wantError(t, "operator sign-in from an allowed address", a.do(t, request{method: "POST", path: "/api/v1/operator/login", body: creds, header: from("10.1.2.3")}), 401, "unauthenticated")
+	wantStatus(t, "an organisation's sign-in from anywhere", a.do(t, request{method: "POST", path: orgPath(o.Slug, "/login"),
+		body: map[string]string{"email": o.Manager.Email, "password": o.Manager.Password}, header: from("203.0.113.5")}), 200)
+}

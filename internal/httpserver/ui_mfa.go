@@ -24,7 +24,7 @@ func setChallengeCookie(w http.ResponseWriter, c *sqlstore.MFAChallenge) {
 }
 
 type mfaPage struct {
-	CodeMethods []string // of the select: "totp", "recovery"
+	CodeMethods []string // of the select: "totp" and "recovery"
 	Passkey     string   // options for navigator.credentials.get; "" without a passkey
 }
 
@@ -116,7 +116,7 @@ func handleReauthPage(store *sqlstore.Store) pageFunc {
 
 type reauthPage struct {
 	NeedsCode   bool
-	CodeMethods []string // of the select: "totp", "recovery"
+	CodeMethods []string // of the select: "totp" and "recovery"
 	Passkey     string   // options for navigator.credentials.get; "" without a passkey
 }
 
