@@ -100,6 +100,11 @@ func CanReadAudit(a Actor, org OrgID) bool { return a.IsManager(org) }
 // organisations. They never read an organisation's users (R22).
 func CanManageOrgs(a Actor) bool { return a.IsOperator() }
 
+// CanManageOperators: only the command line resets an operator's password
+// or second factors, or disables or enables an operator: a stolen operator
+// session cannot take over, or lock out, the other operators.
+func CanManageOperators(a Actor) bool { return a.CLI }
+
 // CanStopLogins: managers stop and resume their organisation's logins (R19);
 // operator admins and the command line may too, for an organisation that
 // asks or in an incident.

@@ -12,7 +12,7 @@ import (
 // when no manager can.
 
 // FindFactorMethods returns, per user of the organisation who enrolled one,
-// the methods of their second factors ("totp", "webauthn"): never a secret
+// the methods of their second factors ("sms", "totp", "webauthn"): never a secret
 // nor a key. Managers only; it is part of reading the people (the caller
 // records that read). Errors: forbidden.
 func (s *Store) FindFactorMethods(ctx context.Context, org kluis.OrgID, actor kluis.Actor) (map[kluis.UserID][]string, error) {
@@ -21,7 +21,7 @@ func (s *Store) FindFactorMethods(ctx context.Context, org kluis.OrgID, actor kl
 	}
 	out := map[kluis.UserID][]string{}
 	err := s.read(ctx, func(t *Tx) error {
-		rows, err := t.query(ctx, `SELECT user_id, 'totp' FROM user_factors WHERE org_id = ? AND kind = 'totp' AND confirmed_at IS NOT NULL
+		rows, err := t.query(ctx, `SELECT user_id, kind FROM user_factors WHERE org_id = ? AND kind IN ('totp', 'sms') AND confirmed_at IS NOT NULL
 			UNION SELECT user_id, 'webauthn' FROM passkeys WHERE org_id = ? ORDER BY 2`, org, org)
 		if err != nil {
 			return err
@@ -114,6 +114,7 @@ func (t *Tx) resetFactors(ctx context.Context, org kluis.OrgID, actor kluis.Acto
 		`DELETE FROM factor_guards WHERE org_id = ? AND user_id = ?`,
 		`DELETE FROM passkey_ceremonies WHERE org_id = ? AND user_id = ?`,
 		`DELETE FROM login_challenges WHERE org_id = ? AND user_id = ?`,
+		`DELETE FROM sms_queue WHERE org_id = ? AND user_id = ?`,
 	} {
 		if _, err := t.exec(ctx, q, org, id); err != nil {
 			return err

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/kluis/kluis"
@@ -38,7 +39,7 @@ const PendingTOTPTTL = 15 * time.Minute
 // no session yet, a single-use token for LoginMFA, and the methods enrolled.
 type MFAChallenge struct {
 	Token     string
-	Methods   []string // "totp", "recovery"
+	Methods   []string // "totp", "sms", "webauthn", "recovery"
 	ExpiresAt time.Time
 }
 
@@ -50,17 +51,22 @@ func factorField(org kluis.OrgID, id string) keys.FieldRef {
 	return keys.FieldRef{Org: string(org), Table: tabFactors, Column: "secret", Row: id}
 }
 
-// factorMethods lists the confirmed methods of a user: "totp", "webauthn"
-// (a passkey or security key), and then "recovery" when codes are left.
+// factorMethods lists the confirmed methods of a user: "totp", "sms" (codes
+// to a verified number), "webauthn" (a passkey or security key), and then
+// "recovery" when codes are left.
 func (t *Tx) factorMethods(ctx context.Context, org kluis.OrgID, user kluis.UserID) ([]string, error) {
-	var totp, passkeys int
-	if err := t.queryRow(ctx, `SELECT (SELECT COUNT(*) FROM user_factors WHERE org_id = ? AND user_id = ? AND confirmed_at IS NOT NULL),
-		(SELECT COUNT(*) FROM passkeys WHERE org_id = ? AND user_id = ?)`, org, user, org, user).Scan(&totp, &passkeys); err != nil {
+	var totp, texts, passkeys int
+	if err := t.queryRow(ctx, `SELECT (SELECT COUNT(*) FROM user_factors WHERE org_id = ? AND user_id = ? AND kind = 'totp' AND confirmed_at IS NOT NULL),
+		(SELECT COUNT(*) FROM user_factors WHERE org_id = ? AND user_id = ? AND kind = 'sms' AND confirmed_at IS NOT NULL),
+		(SELECT COUNT(*) FROM passkeys WHERE org_id = ? AND user_id = ?)`, org, user, org, user, org, user).Scan(&totp, &texts, &passkeys); err != nil {
 		return nil, err
 	}
 	var methods []string
 	if totp > 0 {
 		methods = append(methods, "totp")
+	}
+	if texts > 0 {
+		methods = append(methods, kindSMS)
 	}
 	if passkeys > 0 {
 		methods = append(methods, "webauthn")
@@ -422,7 +428,7 @@ func (s *Store) LoginMFA(ctx context.Context, org kluis.OrgID, challenge, method
 }
 
 // checkSecondFactor checks an answer of the method and uses it up: a
-// "totp" or "recovery" code, or a "webauthn" assertion for the ceremony of
+// "totp", "sms" or "recovery" code, or a "webauthn" assertion for the ceremony of
 // purpose bound to bound. Wrong answers count against the person, across
 // challenges, methods and re-authentications: after factorLockAfter of them
 // nothing is accepted for a while (a minute, doubling up to factorLockMax);
@@ -472,6 +478,12 @@ func (t *Tx) checkSecondFactor(ctx context.Context, org kluis.OrgID, user kluis.
 	case "webauthn":
 		if ok, err = t.checkPasskey(ctx, org, user, purpose, bound, code); err != nil {
 			return false, err
+		}
+	case kindSMS:
+		if slices.Contains(methods, kindSMS) {
+			if ok, err = t.checkSMSCode(ctx, org, user, purpose, bound, code); err != nil {
+				return false, err
+			}
 		}
 	}
 	if ok {

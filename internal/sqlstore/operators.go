@@ -58,9 +58,14 @@ func (s *Store) CreateOperator(ctx context.Context, actor kluis.Actor, email, na
 	return op, err
 }
 
-// OperatorLogin checks an operator's e-mail and password and opens an
-// operator session, a realm apart from every organisation (R22). Failures are
-// recorded in the platform chain. Errors: unauthenticated.
+// OperatorLogin checks an operator's e-mail and password (R22: a realm
+// apart from every organisation). With a second factor enrolled the password
+// opens no session: the error is an *MFAChallenge for OperatorLoginMFA.
+// Without one, the session is limited to enrolling one
+// (Session.MFAEnrolmentRequired): operators must have a second factor
+// (R17). A disabled operator is answered like a wrong password. Failures are
+// recorded in the platform chain and throttled (R18). Errors:
+// unauthenticated, too_many_requests, *MFAChallenge.
 func (s *Store) OperatorLogin(ctx context.Context, email, pw string) (Session, error) {
 	email, pw = kluis.NormalizeEmail(email), kluis.NormalizePassword(pw)
 	ident, err := s.operatorIdent(ctx, email)
@@ -112,8 +117,10 @@ func (s *Store) OperatorLogin(ctx context.Context, email, pw string) (Session, e
 		}
 	}
 	var sess Session
+	var challenge *MFAChallenge
 	var lockedMeanwhile time.Time
 	err = s.write(ctx, audit.PlatformChain, func(t *Tx) error {
+		sess, challenge = Session{}, nil
 		if g.device == nil {
 			l, err := t.readIdent(ctx, operatorScope, ident, true)
 			if err != nil {
@@ -124,32 +131,49 @@ func (s *Store) OperatorLogin(ctx context.Context, email, pw string) (Session, e
 				return errLockedMeanwhile
 			}
 		}
-		var err error
-		if sess, err = t.openSession(ctx, "operator_sessions", "", string(id), OperatorPolicy.MaxLifetime()); err != nil {
-			return err
-		}
-		if err := t.signedInAs(ctx, operatorScope, ident, &sess); err != nil {
-			return err
+		// The account may have changed since the read above: disabled, or
+		// another password (a reset from the command line wins).
+		var now string
+		var off bool
+		if err := t.queryRow(ctx, `SELECT password_hash, disabled FROM operators WHERE id = ?`, id).Scan(&now, &off); err != nil || off || now != hash {
+			return kluis.ErrUnauthenticated
 		}
 		if newHash != "" {
 			if _, err := t.exec(ctx, `UPDATE operators SET password_hash = ? WHERE id = ?`, newHash, id); err != nil {
 				return err
 			}
 		}
-		if _, err := t.exec(ctx, `UPDATE operators SET last_login_at = ? WHERE id = ?`, micros(t.now), id); err != nil {
+		// With a second factor the password opens no session, only a
+		// challenge for the second step (R17).
+		methods, err := t.operatorFactorMethods(ctx, id)
+		if err != nil {
 			return err
 		}
-		actor := kluis.Actor{Realm: kluis.RealmOperator, OperatorID: id, SessionID: sess.ID}
-		return t.appendEvent(ctx, audit.PlatformChain, actor, "operator.login", "operator:"+string(id), "success",
-			map[string]any{"session": string(sess.ID)})
+		if len(methods) > 0 {
+			if challenge, err = t.openOperatorChallenge(ctx, id, methods); err != nil {
+				return err
+			}
+			return t.appendEvent(ctx, audit.PlatformChain, kluis.Actor{}, "operator.login_password", operatorTarget(id), "success", nil)
+		}
+		sess, err = t.startOperatorSession(ctx, id, ident, "password")
+		return err
 	})
 	if errors.Is(err, errLockedMeanwhile) {
 		s.countLogin(kluis.RealmOperator, "failure")
 		fail.target, fail.reason, fail.alreadyLocked = "operator:"+string(id), "locked", lockedMeanwhile
 		return Session{}, s.signInFailed(ctx, fail)
 	}
+	if kluis.ErrorCode(err) == kluis.EUnauthenticated {
+		s.countLogin(kluis.RealmOperator, "failure")
+		if rerr := s.recordRefusal(ctx, audit.PlatformChain, kluis.Actor{}, "operator.login_failed", operatorTarget(id), "failure", map[string]any{"reason": "changed"}); rerr != nil {
+			return Session{}, rerr
+		}
+	}
 	if err != nil {
 		return Session{}, err
+	}
+	if challenge != nil {
+		return Session{}, challenge
 	}
 	s.countLogin(kluis.RealmOperator, "success")
 	return sess, nil
@@ -165,9 +189,13 @@ func (s *Store) AuthenticateOperator(ctx context.Context, token string) (kluis.A
 	var id kluis.OperatorID
 	var created, lastSeen, expires int64
 	var disabled bool
-	err := s.db.readRow(ctx, `SELECT s.id, s.operator_id, s.created_at, s.last_seen_at, s.expires_at, o.disabled
+	var enrolled int
+	// enrolled: a confirmed second factor. Without one the session may
+	// only enrol one (R17); the HTTP layer enforces it in one place.
+	err := s.db.readRow(ctx, `SELECT s.id, s.operator_id, s.created_at, s.last_seen_at, s.expires_at, o.disabled,
+		(SELECT COUNT(*) FROM operator_factors f WHERE f.operator_id = s.operator_id AND f.confirmed_at IS NOT NULL)
 		FROM operator_sessions s JOIN operators o ON o.id = s.operator_id WHERE s.token_hash = ?`, tokenHash(token)).
-		Scan(&sid, &id, &created, &lastSeen, &expires, &disabled)
+		Scan(&sid, &id, &created, &lastSeen, &expires, &disabled, &enrolled)
 	if errors.Is(err, sql.ErrNoRows) {
 		return kluis.Actor{}, kluis.ErrUnauthenticated
 	}
@@ -186,7 +214,10 @@ func (s *Store) AuthenticateOperator(ctx context.Context, token string) (kluis.A
 			return kluis.Actor{}, err
 		}
 	}
-	return kluis.Actor{Realm: kluis.RealmOperator, OperatorID: id, SessionID: sid}, nil
+	// Every operator session opens at a sign-in or a re-authentication, so
+	// its start is when its holder last proved who they are.
+	return kluis.Actor{Realm: kluis.RealmOperator, OperatorID: id, SessionID: sid, AuthenticatedAt: fromMicros(created),
+		MFAEnrolmentOnly: enrolled == 0}, nil
 }
 
 // OperatorLogout ends the operator's session. Errors: unauthenticated.

@@ -40,6 +40,9 @@ type Store struct {
 	// mailQueued is called after a transaction that queued mail commits, to
 	// wake the mail worker. It may be nil.
 	mailQueued func()
+	// smsQueued is called after a transaction that queued a text message
+	// commits, to wake the SMS worker. It may be nil.
+	smsQueued func()
 	// observe receives counters for metrics; it may be nil.
 	observe Observer
 
@@ -113,6 +116,7 @@ type Tx struct {
 	now    time.Time
 	events []string // chain kinds of appended events, counted after commit
 	mailed bool
+	texted bool // an SMS was queued
 	heads  map[string]chainHead // chain heads locked in this transaction
 	// throttled lists the locks, blocks and alarms started in this
 	// transaction, counted after commit.
@@ -230,6 +234,9 @@ func (s *Store) write(ctx context.Context, lockChain string, fn func(*Tx) error)
 	}
 	if t.mailed && s.mailQueued != nil {
 		s.mailQueued()
+	}
+	if t.texted && s.smsQueued != nil {
+		s.smsQueued()
 	}
 	return nil
 }
