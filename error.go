@@ -90,4 +90,7 @@ var (
 	// ErrMFAEnrolmentRequired refuses a request from a session limited to
 	// enrolling a second factor.
 	ErrMFAEnrolmentRequired = &Error{Code: EMFAEnrolmentRequired, Message: "this organisation requires two-step sign-in: set up a second factor first"}
+	// ErrOperatorMFAEnrolmentRequired refuses a request from an operator
+	// session limited to enrolling a second factor: operators must have one.
+	ErrOperatorMFAEnrolmentRequired = &Error{Code: EMFAEnrolmentRequired, Message: "operator accounts require two-step sign-in: set up an authenticator app first"}
 )

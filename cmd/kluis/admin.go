@@ -58,8 +58,11 @@ func clientError(err error) error {
 }
 
 func cmdOperator(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "create" {
-		return usageError("usage: kluis operator create --email E [--name N] --password-stdin")
+	if len(args) > 0 && args[0] != "create" {
+		return cmdOperatorAccount(ctx, args, getenv, stdin, stdout, stderr)
+	}
+	if len(args) == 0 {
+		return usageError("usage: kluis operator create|reset-password|disable|enable|reset-factors --email E …")
 	}
 	c, err := newConfig(getenv)
 	if err != nil {

@@ -168,8 +168,43 @@ func TestBrowserPeopleJoinWorkAndAreAuditedInBothLanguages(t *testing.T) {
 	op.checkPage("operator-login")
 	op.fill("form#login [name=email]", browserOpEmail)
 	op.fill("form#login [name=password]", browserOpPassword)
-	if resp := op.submit("login"); resp.Status != http.StatusOK || op.path() != "/operator" {
-		t.Fatalf("operator sign-in: got %d at %s, want 200 at /operator", resp.Status, op.path())
+	// Operators must have a second factor (R17, issue 5 item 8): the first
+	// sign-in leads to setting up an authenticator app, and nothing else.
+	if resp := op.submit("login"); resp.Status != http.StatusOK || op.path() != "/operator/account#mfa-h" {
+		t.Fatalf("operator sign-in without a second factor: got %d at %s, want 200 at /operator/account", resp.Status, op.path())
+	}
+	if got := op.text("#mfa-enrol"); got == "" {
+		t.Errorf("the operator's account page does not say a second factor is required")
+	}
+	op.checkPage("operator-account-enrol")
+	if resp := op.submit("totp-start"); resp.Status != http.StatusOK {
+		t.Fatalf("operator set-up: got %d, want 200", resp.Status)
+	}
+	if got := evaluate[bool](op, `(i => i.complete && i.naturalWidth > 100)(document.querySelector("img.qr"))`); !got {
+		t.Error("the operator's QR code did not load")
+	}
+	op.checkPage("operator-totp-setup")
+	opSecret := strings.ReplaceAll(op.text("#totp-secret"), " ", "")
+	op.fill("form#totp-confirm [name=code]", kluistest.OATHToolCode(t, opSecret, time.Now()))
+	if resp := op.submit("totp-confirm"); resp.Status != http.StatusOK {
+		t.Fatalf("operator confirm: got %d, want 200", resp.Status)
+	}
+	if codes := evaluate[[]string](op, `[...document.querySelectorAll("#recovery-codes code")].map(c => c.textContent)`); len(codes) != 10 {
+		t.Fatalf("%d operator recovery codes shown, want 10", len(codes))
+	}
+	op.checkPage("operator-recovery-codes")
+	// Signing in again takes two steps.
+	op.submit("logout")
+	op.open("/operator/login")
+	op.fill("form#login [name=email]", browserOpEmail)
+	op.fill("form#login [name=password]", browserOpPassword)
+	if op.submit("login"); op.path() != "/operator/login/mfa" {
+		t.Fatalf("after the operator's password the page is %s, want /operator/login/mfa", op.path())
+	}
+	op.checkPage("operator-mfa")
+	op.fill("form#mfa [name=code]", kluistest.OATHToolCode(t, opSecret, time.Now().Add(30*time.Second)))
+	if resp := op.submit("mfa"); resp.Status != http.StatusOK || op.path() != "/operator" {
+		t.Fatalf("operator second step: got %d at %s, want 200 at /operator", resp.Status, op.path())
 	}
 	op.fill("form#create-org [name=name]", "Acme Zorg")
 	op.fill("form#create-org [name=slug]", slug)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
@@ -39,7 +40,9 @@ func cmdOrgResetFactors(ctx context.Context, c *config, args []string, stdout, s
 		case kluis.ENotFound:
 			return &cliError{code: 1, msg: "no manager with that address and a second factor in " + o.Slug}
 		case kluis.EConflict:
-			return &cliError{code: 1, msg: "that person is not a manager of " + o.Slug, hint: "a manager of the organisation resets their second factors"}
+			var ke *kluis.Error
+			errors.As(err, &ke)
+			return &cliError{code: 1, msg: ke.Message + " (" + o.Slug + ")", hint: "a manager of the organisation resets second factors on the person's page"}
 		}
 		return clientError(err)
 	}

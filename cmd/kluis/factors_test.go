@@ -73,4 +73,27 @@ func TestOrgResetFactorsRecoversASoleManager(t *testing.T) {
 	if !found {
 		t.Errorf("the audit log has no mfa.reset by cli: %+v", audit.Events)
 	}
+
+	// With another manager who can still sign in with a factor, the
+	// operator's way is closed: that manager resets it.
+	const otherEmail, otherPass = "otto.other@example.com", "Other manager 2026!"
+	if got := api(t, "POST", base+"/users", login.Token, map[string]string{"email": otherEmail, "name": "Otto", "role": "manager"}, nil); got != http.StatusCreated {
+		t.Fatalf("invite a second manager: %d", got)
+	}
+	if got := api(t, "POST", base+"/invitations/accept", "", map[string]string{"token": tokenOf(s.invitationLink(otherEmail)), "name": "Otto", "password": otherPass}, nil); got != http.StatusOK {
+		t.Fatalf("accept: %d", got)
+	}
+	var other struct {
+		Token string `json:"token"`
+	}
+	api(t, "POST", base+"/login", "", map[string]string{"email": otherEmail, "password": otherPass}, &other)
+	if got := api(t, "POST", base+"/me/totp", other.Token, nil, &start); got != http.StatusOK {
+		t.Fatalf("start TOTP: got %d", got)
+	}
+	if got := api(t, "POST", base+"/me/totp/confirm", other.Token, map[string]string{"code": kluistest.OATHToolCode(t, start.Secret, time.Now())}, nil); got != http.StatusOK {
+		t.Fatalf("confirm TOTP: got %d", got)
+	}
+	if r := cli(t, s.env, "", "org", "reset-factors", "acme", "--user-email", browserMgrEmail, "--data", s.dir); r.code == 0 || !strings.Contains(r.stderr, "another manager") {
+		t.Errorf("reset-factors while another manager has a factor: %s, want a refusal", r)
+	}
 }

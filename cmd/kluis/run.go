@@ -24,6 +24,7 @@ import (
 	"github.com/kluis/kluis/internal/keys"
 	"github.com/kluis/kluis/internal/mail"
 	"github.com/kluis/kluis/internal/password"
+	"github.com/kluis/kluis/internal/sms"
 	"github.com/kluis/kluis/internal/sqlstore"
 )
 
@@ -35,10 +36,13 @@ const usage = `kluis — a self-hosted, multi-tenant platform that keeps GDPR pr
 Usage:
   kluis serve [--addr 127.0.0.1:8080] [--data ./kluis-data] [--db DSN] [--public-url URL] [--metrics-addr ADDR]
   kluis operator create --email E [--name N] --password-stdin
+  kluis operator reset-password --email E --password-stdin
+  kluis operator disable|enable|reset-factors --email E
   kluis org create SLUG --name NAME --manager-email E [--manager-name N] [--language en|nl]
   kluis org delete SLUG --confirm
   kluis org list
   kluis org logins SLUG|--all --stop|--resume
+  kluis logins --stop|--resume
   kluis throttle list | lift REF|--address IP | permanent REF|--address IP
   kluis audit verify [--org SLUG]
   kluis keys status | rotate --root | export-root --age-recipient AGE1…
@@ -108,6 +112,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return cmdKeys(ctx, rest, getenv, stdout, stderr)
 	case "throttle":
 		return cmdThrottle(ctx, rest, getenv, stdout, stderr)
+	case "logins":
+		return cmdLogins(ctx, rest, getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "kluis", version)
 		return nil
@@ -131,6 +137,8 @@ type config struct {
 	RootKeyFile    string // the root key: DATA/keys/root unless KLUIS_ROOT_KEY_FILE says otherwise
 	SMTPURL        string
 	MailFrom       string
+	SMSURL         string        // the SMS gateway; "" writes text messages to DATA/sms-outbox
+	SMSToken       string        // the gateway's bearer token: from KLUIS_SMS_TOKEN only
 	SecurityEmail  string        // the operator's security address: alarms and the digest (R26)
 	DigestEvery    time.Duration // how often the security digest is mailed
 	TrustedProxies []netip.Prefix
@@ -187,6 +195,8 @@ func newConfig(getenv func(string) string) (*config, error) {
 		RootKeyFile:   env("KLUIS_ROOT_KEY_FILE"),
 		SMTPURL:       env("KLUIS_SMTP_URL"),
 		MailFrom:      env("KLUIS_MAIL_FROM"),
+		SMSURL:        env("KLUIS_SMS_URL"),
+		SMSToken:      env("KLUIS_SMS_TOKEN"),
 		SecurityEmail: env("KLUIS_SECURITY_EMAIL"),
 		DigestEvery:   24 * time.Hour,
 		Argon2:        password.DefaultParams,
@@ -345,6 +355,7 @@ type app struct {
 	witness   audit.WitnessLog
 	witnessF  *audit.Witness // the witness file, in embedded mode
 	sender    mail.Sender
+	texter    sms.Sender
 	log       *slog.Logger
 }
 
@@ -436,6 +447,13 @@ func (a *app) init(ctx context.Context) error {
 		}
 	} else {
 		a.sender = &mail.Outbox{Dir: filepath.Join(c.DataDir, "outbox"), Logger: a.log}
+	}
+	if c.SMSURL != "" {
+		if a.texter, err = sms.NewHTTPProvider(c.SMSURL, c.SMSToken, a.log); err != nil {
+			return &cliError{code: 2, msg: "KLUIS_SMS_URL: " + err.Error()}
+		}
+	} else {
+		a.texter = &sms.Outbox{Dir: filepath.Join(c.DataDir, "sms-outbox"), Logger: a.log}
 	}
 	a.store, err = sqlstore.NewStore(a.db, sqlstore.Options{
 		Hasher: hasher, Signer: signer, Witness: a.witness, Keys: a.keys, Log: a.log, PublicURL: publicURL, MailFrom: from,

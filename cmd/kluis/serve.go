@@ -17,6 +17,7 @@ import (
 
 	"github.com/kluis/kluis/internal/httpserver"
 	"github.com/kluis/kluis/internal/mail"
+	"github.com/kluis/kluis/internal/sms"
 	"github.com/kluis/kluis/internal/sqlstore"
 )
 
@@ -68,6 +69,8 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	metrics := httpserver.NewMetrics()
 	worker := mail.NewWorker(a.store, a.sender, a.log, nil)
 	a.store.SetHooks(worker.Notify, metrics)
+	texts := sms.NewWorker(a.store, a.texter, a.log, nil)
+	a.store.SetSMSHook(texts.Notify)
 
 	srv := &http.Server{
 		Handler: httpserver.NewServer(httpserver.Config{
@@ -84,8 +87,9 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	var wg sync.WaitGroup
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBG()
-	wg.Add(4)
+	wg.Add(5)
 	go func() { defer wg.Done(); worker.Run(bg) }()
+	go func() { defer wg.Done(); texts.Run(bg) }()
 	go func() { defer wg.Done(); a.checkpointLoop(bg) }()
 	go func() { defer wg.Done(); a.keyWorkLoop(bg) }()
 	go func() { defer wg.Done(); a.securityLoop(bg, c.DigestEvery) }()
@@ -123,6 +127,9 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	wg.Wait()
 	if _, derr := worker.DeliverDue(shutdownCtx); derr != nil {
 		a.log.Warn("mail left in the queue for the next start", "err", derr.Error())
+	}
+	if _, derr := texts.DeliverDue(shutdownCtx); derr != nil {
+		a.log.Warn("text messages left in the queue for the next start", "err", derr.Error())
 	}
 	if _, cerr := a.store.Checkpoint(shutdownCtx, sqlstore.DefaultCheckpointPolicy, true); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("final audit checkpoint: %w", cerr))

@@ -130,11 +130,15 @@ func handleOperatorLogin(store *sqlstore.Store) handlerFunc {
 			return err
 		}
 		sess, err := store.OperatorLogin(r.Context(), in.Email, in.Password)
+		var challenge *sqlstore.MFAChallenge
+		if errors.As(err, &challenge) {
+			writeJSON(w, http.StatusOK, mfaAnswer{MFARequired: true, Challenge: challenge.Token, Methods: challenge.Methods, ExpiresAt: challenge.ExpiresAt})
+			return nil
+		}
 		if err != nil {
 			return err
 		}
-		setSessionCookies(w, operatorCookie, sess)
-		writeJSON(w, http.StatusOK, loginAnswer{Token: sess.Token, ExpiresAt: sess.ExpiresAt})
+		answerOperatorSession(w, sess)
 		return nil
 	}
 }

@@ -25,6 +25,9 @@ func (s *server) authenticateOrg(r *http.Request, credential string) (kluis.Acto
 		return kluis.Actor{}, kluis.User{}, kluis.Org{}, kluis.ErrUnauthenticated
 	}
 	actor, user, org, err := s.store.AuthenticateAPIToken(r.Context(), credential)
+	if kluis.ErrorCode(err) == kluis.EMFAEnrolmentRequired && org.Slug != r.PathValue("org") {
+		return actor, user, org, kluis.ErrNotFound // another organisation's token: R1 first
+	}
 	write := r.Method != http.MethodGet && r.Method != http.MethodHead
 	if err == nil && org.Slug == r.PathValue("org") && !kluis.AllowedByScope(actor, write) {
 		return actor, user, org, s.store.RefuseTokenScope(r.Context(), org.ID, actor)

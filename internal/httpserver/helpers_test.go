@@ -19,6 +19,7 @@ import (
 	"github.com/kluis/kluis/internal/httpserver"
 	"github.com/kluis/kluis/internal/kluistest"
 	"github.com/kluis/kluis/internal/sqlstore"
+	"github.com/pquerna/otp/totp"
 )
 
 // The API tests run the real handler (httpserver.NewServer) on a real
@@ -334,9 +335,10 @@ type userObject struct {
 }
 
 type loginAnswer struct {
-	Token     string      `json:"token"`
-	ExpiresAt time.Time   `json:"expires_at"`
-	User      *userObject `json:"user"`
+	Token                string      `json:"token"`
+	ExpiresAt            time.Time   `json:"expires_at"`
+	User                 *userObject `json:"user"`
+	MFAEnrolmentRequired bool        `json:"mfa_enrolment_required"`
 }
 
 type userAnswer struct {
@@ -402,6 +404,7 @@ type verifyAnswer struct {
 // account is a person in a test with everything the test knows of them.
 type account struct {
 	ID, Name, Email, Password, Token string
+	TOTPSecret                       string // an operator's authenticator app
 }
 
 type orgFixture struct {
@@ -455,8 +458,39 @@ func (a *testAPI) operator(tb testing.TB) (kluis.Operator, account) {
 	if la.Token == "" || la.User != nil {
 		tb.Fatalf("operator login answer %v, want a token and no user", r)
 	}
+	if !la.MFAEnrolmentRequired {
+		tb.Fatalf("operator login answer %v, want mfa_enrolment_required for an operator without a second factor", r)
+	}
 	acc.Token = la.Token
+	acc.TOTPSecret = a.enrolOperator(tb, acc.Token)
 	return op, acc
+}
+
+// enrolOperator sets up an authenticator app for the operator's (fresh)
+// session, which is then no longer limited to enrolment, and returns the
+// secret. Operators must have a second factor (issue 5 item 8).
+func (a *testAPI) enrolOperator(tb testing.TB, token string) string {
+	tb.Helper()
+	r := a.call(tb, "POST", "/api/v1/operator/me/totp", token, nil)
+	wantStatus(tb, "operator TOTP start", r, 200)
+	secret := decodeStrict[struct {
+		Secret     string `json:"secret"`
+		OTPAuthURL string `json:"otpauth_url"`
+	}](tb, r).Secret
+	code := totpCode(tb, secret, a.env.Clock.Now())
+	wantStatus(tb, "operator TOTP confirm", a.call(tb, "POST", "/api/v1/operator/me/totp/confirm", token, map[string]string{"code": code}), 200)
+	return secret
+}
+
+// totpCode is the authenticator app's code of secret at now, for fixtures
+// (the tests of two-step sign-in itself ask oathtool).
+func totpCode(tb testing.TB, secret string, now time.Time) string {
+	tb.Helper()
+	code, err := totp.GenerateCode(secret, now)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return code
 }
 
 // newOrg creates an organisation from the command line; its manager accepts

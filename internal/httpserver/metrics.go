@@ -61,6 +61,13 @@ func (m *Metrics) Handler() http.Handler {
 }
 
 func (m *Metrics) observeRequest(method, route string, status int, d time.Duration) {
+	// Any method name reaches the server; only the standard ones become
+	// label values, so a client cannot grow the series without end.
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions:
+	default:
+		method = "other"
+	}
 	m.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
 	m.latency.WithLabelValues(route).Observe(d.Seconds())
 }

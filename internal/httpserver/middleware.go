@@ -270,7 +270,8 @@ func (s *server) orgUser(next handlerFunc) http.Handler {
 }
 
 // operator authenticates an operator session; organisation credentials are
-// not found in this realm (R22).
+// not found in this realm (R22). A session of an operator without a second
+// factor reaches only the enrolment routes (R17, checkEnrolment).
 func (s *server) operator(next handlerFunc) http.Handler {
 	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		token := bearerOrCookie(r, operatorCookie)
@@ -282,6 +283,9 @@ func (s *server) operator(next handlerFunc) http.Handler {
 			return err
 		}
 		state(r).actor = actor
+		if err := checkEnrolment(state(r)); err != nil {
+			return err
+		}
 		return next(w, r)
 	})
 }

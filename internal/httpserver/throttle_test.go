@@ -246,20 +246,24 @@ func (a *testAPI) metricsText(tb testing.TB) string {
 // route cannot skip the address block unnoticed.
 var unauthenticatedBodies = map[string]any{
 	"POST /api/v1/operator/login":                        map[string]string{"email": "op@example.test", "password": "Some password 1"},
+	"POST /api/v1/operator/login/mfa":                    map[string]string{"challenge": strings.Repeat("A", 43), "method": "totp", "code": "123456"},
 	"POST /api/v1/orgs/{org}/login":                      map[string]string{"email": "x@example.test", "password": "Some password 1"},
 	"POST /api/v1/orgs/{org}/login/mfa":                  map[string]string{"challenge": strings.Repeat("A", 43), "method": "totp", "code": "123456"},
 	"POST /api/v1/orgs/{org}/login/mfa/webauthn/options": map[string]string{"challenge": strings.Repeat("A", 43)},
+	"POST /api/v1/orgs/{org}/login/mfa/sms":              map[string]string{"challenge": strings.Repeat("A", 43)},
 	"POST /api/v1/orgs/{org}/invitations/accept":         map[string]string{"token": strings.Repeat("A", 43), "name": "Some Body", "password": "Some password 1 long"},
 	"POST /api/v1/orgs/{org}/password-reset":             map[string]string{"email": "x@example.test"},
 	"POST /api/v1/orgs/{org}/password-reset/confirm":     map[string]string{"token": strings.Repeat("A", 43), "new_password": "Some password 1 long"},
 	"POST /api/v1/orgs/{org}/unlock":                     map[string]string{"token": strings.Repeat("A", 43)},
 	"POST /o/{org}/login":                                "email=x%40example.test&password=Some+password+1",
 	"POST /o/{org}/login/mfa":                            "method=totp&code=123456",
+	"POST /o/{org}/login/mfa/sms":                        "",
 	"POST /o/{org}/forgot":                               "email=x%40example.test",
 	"POST /o/{org}/reset":                                "token=" + strings.Repeat("A", 43) + "&new_password=Some+password+1+long",
 	"POST /o/{org}/invite":                               "token=" + strings.Repeat("A", 43) + "&name=Some+Body&password=Some+password+1+long",
 	"POST /o/{org}/unlock":                               "token=" + strings.Repeat("A", 43),
 	"POST /operator/login":                               "email=op%40example.test&password=Some+password+1",
+	"POST /operator/login/mfa":                           "method=totp&code=123456",
 }
 
 // TestEveryUnauthenticatedRouteHonoursTheAddressBlock (R18, R46, DESIGN §6):
@@ -338,4 +342,71 @@ func TestOperatorRealmAnswersOnlyAllowedAddresses(t *testing.T) {
 	wantError(t, "operator sign-in from an allowed address", a.do(t, request{method: "POST", path: "/api/v1/operator/login", body: creds, header: from("10.1.2.3")}), 401, "unauthenticated")
 	wantStatus(t, "an organisation's sign-in from anywhere", a.do(t, request{method: "POST", path: orgPath(o.Slug, "/login"),
 		body: map[string]string{"email": o.Manager.Email, "password": o.Manager.Password}, header: from("203.0.113.5")}), 200)
+}
+
+// TestThrottleReviewRegressions pins what a security review found: an owner
+// with a second factor and a device cookie is not stopped at the second
+// step by a block of the shared address; stopping logins does not let an
+// address write without limit; a password change and a factor reset take
+// the person's API tokens; a token does nothing while the organisation
+// requires a factor its owner lacks (R17, R18, DESIGN §6).
+func TestThrottleReviewRegressions(t *testing.T) {
+	for _, engine := range kluistest.Engines {
+		t.Run(engine, func(t *testing.T) {
+			a := newProxiedAPI(t, engine)
+			o := a.newOrg(t)
+			owner := a.addUser(t, o, "member")
+			secret := enrolTOTP(t, a, o.Slug, owner)
+			const office = "203.0.113.20"
+
+			// The owner's browser completes a sign-in once: a device cookie.
+			r := a.attempt(t, o.Slug, "198.51.100.70", owner.Email, owner.Password)
+			wantStatus(t, "password step", r, 200)
+			a.env.Clock.Advance(31 * time.Second)
+			r = a.do(t, request{method: "POST", path: orgPath(o.Slug, "/login/mfa"), header: map[string]string{"X-Forwarded-For": "198.51.100.70"},
+				body: map[string]string{"challenge": decodeStrict[mfaAnswer](t, r).Challenge, "method": "totp", "code": kluistest.OATHToolCode(t, secret, a.env.Clock.Now())}})
+			wantStatus(t, "second step", r, 200)
+			device := cookieOf(r, "__Host-kluis_device")
+			if device == nil {
+				t.Fatal("no device cookie after a two-step sign-in")
+			}
+			// Someone in the owner's office blocks the office's address.
+			a.run(t, o.Slug, office, 20, uniqueEmail("x"))
+			r = a.attempt(t, o.Slug, office, owner.Email, owner.Password, device)
+			wantStatus(t, "password step with the device cookie from the blocked office", r, 200)
+			a.env.Clock.Advance(31 * time.Second)
+			r = a.do(t, request{method: "POST", path: orgPath(o.Slug, "/login/mfa"), header: map[string]string{"X-Forwarded-For": office},
+				body: map[string]string{"challenge": decodeStrict[mfaAnswer](t, r).Challenge, "method": "totp", "code": kluistest.OATHToolCode(t, secret, a.env.Clock.Now())}})
+			wantStatus(t, "second step from the blocked office after a trusted password step", r, 200)
+			ownerSession := decodeStrict[loginAnswer](t, r).Token
+			// Without the cookie the second step is blocked like the first.
+			if r := a.attempt(t, o.Slug, office, owner.Email, owner.Password); r.status != 429 {
+				t.Errorf("password step from the blocked office without the cookie: %v", r)
+			}
+
+			// Tokens: a password change takes them.
+			tok := a.createToken(t, o.Slug, ownerSession, "script", "read", 24*time.Hour)
+			wantStatus(t, "the token works", a.call(t, "GET", orgPath(o.Slug, "/me"), tok.Secret, nil), 200)
+			newPw := uniquePassword()
+			wantStatus(t, "change the password", a.call(t, "POST", orgPath(o.Slug, "/me/password"), ownerSession, map[string]string{"current_password": owner.Password, "new_password": newPw}), 204)
+			wantError(t, "the token after a password change", a.call(t, "GET", orgPath(o.Slug, "/me"), tok.Secret, nil), 401, "unauthenticated")
+
+			// A member without a factor and a token; the policy then requires one.
+			mem := a.addUser(t, o, "member")
+			memTok := a.createToken(t, o.Slug, mem.Token, "script", "read", 24*time.Hour)
+			pol := defaultPolicy
+			pol.MFA = "required"
+			wantStatus(t, "require a factor", a.call(t, "PUT", orgPath(o.Slug, "/policy"), o.Manager.Token, pol), 200)
+			wantError(t, "a token of someone without a factor", a.call(t, "GET", orgPath(o.Slug, "/me"), memTok.Secret, nil), 403, "mfa_enrolment_required")
+			other := a.newOrg(t)
+			wantError(t, "that token at another organisation", a.call(t, "GET", orgPath(other.Slug, "/me"), memTok.Secret, nil), 404, "not_found")
+
+			// Stopped logins: refusals count against the address.
+			wantStatus(t, "stop logins", a.call(t, "PUT", orgPath(other.Slug, "/logins"), other.Manager.Token, map[string]bool{"enabled": false}), 200)
+			flood := a.run(t, other.Slug, "203.0.113.21", 30, uniqueEmail("y"))
+			if n := countStatus(flood, "429"); n != 11 {
+				t.Errorf("%d of 30 sign-ins while logins are stopped were throttled, want 11 (from the 20th)", n)
+			}
+		})
+	}
 }

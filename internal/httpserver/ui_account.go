@@ -21,6 +21,7 @@ type accountPage struct {
 	PendingEmail string // a new address waiting for its confirmation
 	PendingUntil time.Time
 	Passkeys     []sqlstore.Passkey
+	SMSNumber    string // the verified number for codes by SMS, masked; "" for none
 }
 
 // showAccount renders My account with status; the forms show p.Form.
@@ -42,6 +43,10 @@ func showAccount(w http.ResponseWriter, r *http.Request, p *pageData, store *sql
 	if err != nil {
 		return err
 	}
+	smsNumber, err := store.FindSMSNumber(r.Context(), st.org.ID, st.actor)
+	if err != nil {
+		return err
+	}
 	tokens, err := store.FindAPITokens(r.Context(), st.org.ID, st.actor)
 	if err != nil {
 		return err
@@ -55,7 +60,7 @@ func showAccount(w http.ResponseWriter, r *http.Request, p *pageData, store *sql
 	}
 	p.title("account.title")
 	p.Data = accountPage{User: st.user, SignIns: signIns, Sessions: sessions, Policy: p.policy, Factors: factors, RecoveryLeft: left, Passkeys: passkeys,
-		Tokens: tokens, PendingEmail: pending, PendingUntil: until}
+		Tokens: tokens, PendingEmail: pending, PendingUntil: until, SMSNumber: smsNumber}
 	return renderPage(w, r, p, status, "account")
 }
 

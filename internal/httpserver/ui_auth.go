@@ -209,6 +209,12 @@ func handleOperatorLoginForm(store *sqlstore.Store) pageFunc {
 		p.title("operator_login.title")
 		p.Form.Set("email", form.Get("email"))
 		sess, err := store.OperatorLogin(r.Context(), form.Get("email"), form.Get("password"))
+		var challenge *sqlstore.MFAChallenge
+		if errors.As(err, &challenge) {
+			http.SetCookie(w, &http.Cookie{Name: operatorChallengeCookie, Value: challenge.Token, Path: "/", Expires: challenge.ExpiresAt,
+				Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+			return redirect(w, r, "/operator/login/mfa", "")
+		}
 		if kluis.ErrorCode(err) == kluis.EUnauthenticated {
 			p.Error = p.L.T("login.failed")
 			return renderPage(w, r, p, http.StatusUnauthorized, "operator_login")

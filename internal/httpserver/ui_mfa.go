@@ -24,8 +24,9 @@ func setChallengeCookie(w http.ResponseWriter, c *sqlstore.MFAChallenge) {
 }
 
 type mfaPage struct {
-	CodeMethods []string // of the select: "totp" and "recovery"
+	CodeMethods []string // of the select: "totp", "sms" and "recovery"
 	Passkey     string   // options for navigator.credentials.get; "" without a passkey
+	SMS         bool     // a code can be sent by SMS
 }
 
 // handleMFAPage asks for the second factor: a passkey, or a code.
@@ -50,7 +51,7 @@ func showMFA(w http.ResponseWriter, r *http.Request, p *pageData, store *sqlstor
 	if err != nil {
 		return err
 	}
-	data := mfaPage{CodeMethods: codeMethods(methods)}
+	data := mfaPage{CodeMethods: codeMethods(methods), SMS: hasMethod(methods, "sms")}
 	if hasMethod(methods, "webauthn") {
 		options, err := store.BeginPasskeyLogin(r.Context(), p.Org.ID, challenge)
 		if err == nil {
@@ -78,7 +79,7 @@ func handleMFAForm(store *sqlstore.Store) pageFunc {
 		}
 		method, code := form.Get("method"), form.Get("code")
 		switch method {
-		case "recovery":
+		case "recovery", "sms":
 		case "webauthn":
 			code = form.Get("assertion")
 		default:
@@ -116,8 +117,9 @@ func handleReauthPage(store *sqlstore.Store) pageFunc {
 
 type reauthPage struct {
 	NeedsCode   bool
-	CodeMethods []string // of the select: "totp" and "recovery"
+	CodeMethods []string // of the select: "totp", "sms" and "recovery"
 	Passkey     string   // options for navigator.credentials.get; "" without a passkey
+	SMS         bool     // a code can be sent by SMS
 }
 
 func showReauth(w http.ResponseWriter, r *http.Request, p *pageData, store *sqlstore.Store, status int) error {
@@ -126,7 +128,7 @@ func showReauth(w http.ResponseWriter, r *http.Request, p *pageData, store *sqls
 	if err != nil {
 		return err
 	}
-	data := reauthPage{NeedsCode: len(methods) > 0, CodeMethods: codeMethods(methods)}
+	data := reauthPage{NeedsCode: len(methods) > 0, CodeMethods: codeMethods(methods), SMS: hasMethod(methods, "sms")}
 	if hasMethod(methods, "webauthn") {
 		options, err := store.BeginPasskeyReauth(r.Context(), st.org.ID, st.actor)
 		if err == nil {

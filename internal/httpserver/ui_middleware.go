@@ -90,7 +90,7 @@ func backFor(r *http.Request) string {
 	for _, suffix := range []string{"/invitation/resend", "/invitation/revoke"} {
 		p = strings.TrimSuffix(p, suffix)
 	}
-	if p == "/operator/orgs" {
+	if p == "/operator/orgs" || p == "/operator/logins" {
 		p = "/operator"
 	}
 	return localPath(p)
@@ -206,12 +206,31 @@ func (s *server) operatorPage(need access, fn pageFunc) http.Handler {
 		}
 		if st.actor.IsOperator() {
 			p.LogoutAction = "/operator/logout"
-			p.Nav = []navItem{{Href: "/operator", Label: p.L.T("nav.orgs"), Current: r.URL.Path == "/operator"}}
+			setOperatorNav(r, p, st.actor.MFAEnrolmentOnly)
+			// An operator without a second factor is sent to set one up
+			// (R17): operators must enrol.
+			if need == signedIn && checkEnrolment(st) != nil {
+				return redirect(w, r, "/operator/account#mfa-h", "operator_mfa_required")
+			}
+			p.Enrolling = st.actor.MFAEnrolmentOnly
 		} else if need == signedIn {
 			return redirect(w, r, "/operator/login", "")
 		}
 		return fn(w, r, p)
 	})
+}
+
+// setOperatorNav is the operator's navigation: organisations and their
+// own account; only the account while enrolment is due.
+func setOperatorNav(r *http.Request, p *pageData, enrolling bool) {
+	p.Nav = nil
+	items := [][2]string{{"/operator", "nav.orgs"}, {"/operator/account", "nav.account"}}
+	if enrolling {
+		items = items[1:]
+	}
+	for _, it := range items {
+		p.Nav = append(p.Nav, navItem{Href: it[0], Label: p.L.T(it[1]), Current: r.URL.Path == it[0] || it[0] != "/operator" && strings.HasPrefix(r.URL.Path, it[0]+"/")})
+	}
 }
 
 var pageStatus = map[string]int{

@@ -12,6 +12,8 @@ import (
 
 type orgsPage struct {
 	Orgs []kluis.Org
+	// LoginsStopped: every login of the instance is stopped (R19).
+	LoginsStopped bool
 }
 
 func showOrgs(w http.ResponseWriter, r *http.Request, p *pageData, store *sqlstore.Store, status int) error {
@@ -19,8 +21,12 @@ func showOrgs(w http.ResponseWriter, r *http.Request, p *pageData, store *sqlsto
 	if err != nil {
 		return err
 	}
+	stopped, _, err := store.InstanceLoginsStopped(r.Context(), state(r).actor)
+	if err != nil {
+		return err
+	}
 	p.title("orgs.title")
-	p.Data = orgsPage{Orgs: orgs}
+	p.Data = orgsPage{Orgs: orgs, LoginsStopped: stopped}
 	return renderPage(w, r, p, status, "orgs")
 }
 

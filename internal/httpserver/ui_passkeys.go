@@ -90,7 +90,7 @@ func handleRemovePasskeyForm(store *sqlstore.Store) pageFunc {
 func codeMethods(methods []string) []string {
 	var out []string
 	for _, m := range methods {
-		if m == "totp" || m == "recovery" {
+		if m == "totp" || m == "sms" || m == "recovery" {
 			out = append(out, m)
 		}
 	}
@@ -106,6 +106,9 @@ func (p *pageData) SelectList(name, keyPrefix string, values []string) inputData
 
 // HasTOTP reports whether the person's factors include an authenticator app.
 func (a accountPage) HasTOTP() bool { return hasMethod(a.Factors, "totp") }
+
+// HasSMS reports whether the person's factors include codes by SMS.
+func (a accountPage) HasSMS() bool { return hasMethod(a.Factors, "sms") }
 
 // CanEnrol reports whether the policy lets the person add a second factor.
 func (a accountPage) CanEnrol() bool { return a.Policy.MFA != kluis.MFAOff }

@@ -201,7 +201,9 @@ func TestPagesAnswerEveryPersonWithHeadersAndRightPages(t *testing.T) {
 			mgr := signInPage(t, a, o.Slug, o.Manager)
 			member := signInPage(t, a, o.Slug, mem)
 			op := newBrowser(a)
-			wantPage(t, "operator sign-in", op.post(t, "/operator/login", url.Values{"email": {opAcc.Email}, "password": {opAcc.Password}}), 303, "/operator")
+			wantPage(t, "operator sign-in", op.post(t, "/operator/login", url.Values{"email": {opAcc.Email}, "password": {opAcc.Password}}), 303, "/operator/login/mfa")
+			a.env.Clock.Advance(30 * time.Second) // the enrolment used the current code
+			wantPage(t, "operator second step", op.post(t, "/operator/login/mfa", url.Values{"method": {"totp"}, "code": {totpCode(t, opAcc.TOTPSecret, a.env.Clock.Now())}}), 303, "/operator")
 			nobody := newBrowser(a)
 			other := a.newOrg(t)
 			otherMgr := signInPage(t, a, other.Slug, other.Manager)
@@ -220,6 +222,14 @@ func TestPagesAnswerEveryPersonWithHeadersAndRightPages(t *testing.T) {
 					if path == "/operator/login" {
 						wantPage(t, path, nobody.get(t, path), 200, "")
 						wantPage(t, path+" signed in", op.get(t, path), 303, "/operator")
+						continue
+					}
+					if path == "/operator/login/mfa" { // without a challenge from the password step
+						wantPage(t, path, nobody.get(t, path), 303, "/operator/login")
+						continue
+					}
+					if path == "/operator/account/totp/qr.png" { // nothing pending
+						wantPage(t, path, op.get(t, path), 404, "")
 						continue
 					}
 					wantPage(t, path+" without a session", nobody.get(t, path), 303, "/operator/login")

@@ -27,6 +27,7 @@ import (
 	"github.com/kluis/kluis/internal/keys"
 	"github.com/kluis/kluis/internal/mail"
 	"github.com/kluis/kluis/internal/password"
+	"github.com/kluis/kluis/internal/sms"
 	"github.com/kluis/kluis/internal/sqlstore"
 )
 
@@ -186,6 +187,10 @@ type Env struct {
 	opts    EnvOptions
 	worker  *mail.Worker
 	seen    map[string]bool
+	// SMSOutbox is the folder of the text messages the store sent.
+	SMSOutbox string
+	smsWorker *sms.Worker
+	smsSeen   map[string]bool
 }
 
 // EnvOptions tunes NewEnv.
@@ -245,7 +250,40 @@ func NewEnv(tb testing.TB, engine string, opts ...EnvOptions) *Env {
 		tb.Fatal(err)
 	}
 	e.worker = mail.NewWorker(e.Store, &mail.Outbox{Dir: e.Outbox}, nil, e.Clock.Now)
+	e.SMSOutbox, e.smsSeen = filepath.Join(dir, "sms"), map[string]bool{}
+	e.smsWorker = sms.NewWorker(e.Store, &sms.Outbox{Dir: e.SMSOutbox}, nil, e.Clock.Now)
 	return e
+}
+
+// SMS delivers the queued text messages to the SMS outbox and returns those
+// that arrived since the last call, oldest first.
+func (e *Env) SMS(tb testing.TB) []sms.OutboxMessage {
+	tb.Helper()
+	if _, err := e.smsWorker.DeliverDue(context.Background()); err != nil {
+		tb.Fatalf("deliver SMS: %v", err)
+	}
+	all, err := sms.ReadOutbox(e.SMSOutbox)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var out []sms.OutboxMessage
+	for _, m := range all {
+		if !e.smsSeen[m.Name] {
+			e.smsSeen[m.Name] = true
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// SMSCode returns the code of a text message.
+func SMSCode(tb testing.TB, m sms.OutboxMessage) string {
+	tb.Helper()
+	c := regexp.MustCompile(`\b(\d{6})\b`).FindStringSubmatch(m.Text)
+	if c == nil {
+		tb.Fatalf("no code in the text message %q", m.Text)
+	}
+	return c[1]
 }
 
 // envKeyEvents records the key store's life-cycle events in the audit

@@ -41,12 +41,13 @@ type Session struct {
 func (s *Store) Login(ctx context.Context, org kluis.OrgID, email, pw string) (Session, kluis.User, error) {
 	// Stopped logins (R19) are refused for everyone alike, before any
 	// account is looked at: the answer tells nothing about the account.
+	// They count against the client address like any failure, so a flood
+	// during an incident is blocked too.
 	if stopped, err := s.loginsStopped(ctx, org); err != nil || stopped {
 		if err == nil {
-			s.countLogin(kluis.RealmOrg, "failure")
-			err = kluis.ErrLoginsDisabled
-			if rerr := s.recordRefusal(ctx, orgChain(org), kluis.Actor{}, "auth.login_failed", "", "failure", map[string]any{"reason": "logins_disabled"}); rerr != nil {
-				err = rerr
+			if err = s.gateAddress(ctx); err == nil {
+				s.countLogin(kluis.RealmOrg, "failure")
+				err = s.anonymousFailure(ctx, orgChain(org), "auth.login_failed", "", map[string]any{"reason": "logins_disabled"}, kluis.ErrLoginsDisabled)
 			}
 		}
 		return Session{}, kluis.User{}, err
@@ -132,18 +133,15 @@ func (s *Store) Login(ctx context.Context, org kluis.OrgID, email, pw string) (S
 		} else if stopped {
 			return kluis.ErrLoginsDisabled
 		}
-		// Guesses racing each other may have locked the identifier since
-		// the gate: then a right password is answered like a wrong one
-		// would be now, so parallel guessing gains nothing.
-		if g.device == nil {
-			l, err := t.readIdent(ctx, string(org), ident, true)
-			if err != nil {
-				return err
-			}
-			if t.now.Before(l.until) {
-				lockedMeanwhile = l.until
-				return errLockedMeanwhile
-			}
+		// Guesses racing each other may have locked the identifier (or
+		// the device entry they came with) since the gate: then a right
+		// password is answered like a wrong one would be now, so parallel
+		// guessing gains nothing.
+		if until, err := t.lockedMeanwhile(ctx, string(org), ident, g.device); err != nil {
+			return err
+		} else if !until.IsZero() {
+			lockedMeanwhile = until
+			return errLockedMeanwhile
 		}
 		if newHash != "" {
 			if _, err := t.exec(ctx, `UPDATE users SET password_hash = ? WHERE org_id = ? AND id = ?`, newHash, org, u.ID); err != nil {
@@ -159,6 +157,11 @@ func (s *Store) Login(ctx context.Context, org kluis.OrgID, email, pw string) (S
 		if len(methods) > 0 {
 			if challenge, err = t.openChallenge(ctx, org, u.ID, methods); err != nil {
 				return err
+			}
+			if g.device != nil {
+				if _, err := t.exec(ctx, `UPDATE login_challenges SET trusted = TRUE WHERE org_id = ? AND token_hash = ?`, org, tokenHash(challenge.Token)); err != nil {
+					return err
+				}
 			}
 			return t.appendEvent(ctx, orgChain(org), kluis.Actor{}, "auth.login_password", userTarget(u.ID), "success", nil)
 		}
@@ -384,6 +387,11 @@ func (s *Store) ChangePassword(ctx context.Context, org kluis.OrgID, actor kluis
 		}
 		ended, err := t.endOtherSessions(ctx, org, actor)
 		if err != nil {
+			return err
+		}
+		// Personal API tokens go with the old password: a person changing
+		// it because it leaked must not leave a token behind.
+		if _, err := t.revokeAPITokens(ctx, org, actor.UserID); err != nil {
 			return err
 		}
 		o, err := t.findOrg(ctx, org)

@@ -91,6 +91,19 @@ func (s *Store) ResetManagerFactorsByCLI(ctx context.Context, org kluis.OrgID, a
 		if role != kluis.RoleManager {
 			return kluis.Errorf(kluis.EConflict, "this person is not a manager: a manager of the organisation resets their second factors")
 		}
+		// Another active manager who can still sign in with a factor resets
+		// it: the operator's way is for the organisation left without one,
+		// so a caller who talked the support desk round gains nothing there.
+		var others int
+		if err := t.queryRow(ctx, `SELECT COUNT(*) FROM users u WHERE u.org_id = ? AND u.id <> ? AND u.role = ? AND u.status = ?
+			AND (EXISTS (SELECT 1 FROM user_factors f WHERE f.org_id = u.org_id AND f.user_id = u.id AND f.confirmed_at IS NOT NULL)
+			  OR EXISTS (SELECT 1 FROM passkeys p WHERE p.org_id = u.org_id AND p.user_id = u.id))`,
+			org, id, kluis.RoleManager, kluis.StatusActive).Scan(&others); err != nil {
+			return err
+		}
+		if others > 0 {
+			return kluis.Errorf(kluis.EConflict, "another manager of the organisation can reset these second factors")
+		}
 		return t.resetFactors(ctx, org, actor, id, map[string]any{"by": "operator"})
 	})
 }
@@ -125,6 +138,11 @@ func (t *Tx) resetFactors(ctx context.Context, org kluis.OrgID, actor kluis.Acto
 		return err
 	}
 	ended, _ := res.RowsAffected()
+	// A reset is for an account that may be in someone else's hands: its
+	// personal API tokens go too.
+	if _, err := t.revokeAPITokens(ctx, org, id); err != nil {
+		return err
+	}
 	o, err := t.findOrg(ctx, org)
 	if err != nil {
 		return err

@@ -2,8 +2,10 @@ package sqlstore
 
 import (
 	"context"
+	"time"
 
 	"github.com/kluis/kluis"
+	"github.com/kluis/kluis/internal/audit"
 )
 
 // LoginsStopped reports whether the organisation's logins are stopped
@@ -16,7 +18,15 @@ func (s *Store) LoginsStopped(ctx context.Context, org kluis.OrgID, actor kluis.
 	return s.loginsStopped(ctx, org)
 }
 
-const loginsStoppedQuery = `SELECT logins_disabled FROM orgs WHERE id = ?`
+// loginsStoppedQuery is the one check of R19: the organisation's own switch,
+// or the instance-wide one (the settings row instanceLoginsKey), which
+// holds for every organisation, also one created after the stop.
+const loginsStoppedQuery = `SELECT o.logins_disabled OR EXISTS (SELECT 1 FROM settings WHERE key = '` + instanceLoginsKey + `')
+	FROM orgs o WHERE o.id = ?`
+
+// instanceLoginsKey is the settings row that stops every login of the
+// instance while it exists; its value is when the stop began.
+const instanceLoginsKey = "logins_stopped"
 
 func (s *Store) loginsStopped(ctx context.Context, org kluis.OrgID) (bool, error) {
 	var stopped bool
@@ -32,7 +42,9 @@ func (t *Tx) loginsStopped(ctx context.Context, org kluis.OrgID) (bool, error) {
 	return stopped, err
 }
 
-// SetLogins stops or resumes every login of the organisation (R19). Stopping
+// SetLogins stops or resumes every login of the organisation (R19). While
+// the instance-wide switch is off (SetInstanceLogins), resuming one
+// organisation lets nobody in yet. Stopping
 // ends every session of the organisation but the caller's own, at once;
 // while stopped, Login answers logins_disabled. Both are recorded in the
 // organisation's chain (org.logins_stop, org.logins_resume), whoever acts.
@@ -76,6 +88,69 @@ func (s *Store) SetLogins(ctx context.Context, org kluis.OrgID, actor kluis.Acto
 			}
 		}
 		return t.appendEvent(ctx, orgChain(org), actor, action, "org:"+string(org), "success", map[string]any{"sessions_ended": ended})
+	})
+	return int(ended), err
+}
+
+// InstanceLoginsStopped reports whether every login of the instance is
+// stopped (R19), and since when. Operators and the command line. Errors:
+// forbidden.
+func (s *Store) InstanceLoginsStopped(ctx context.Context, actor kluis.Actor) (bool, time.Time, error) {
+	if !kluis.CanManageOrgs(actor) {
+		return false, time.Time{}, kluis.ErrForbidden
+	}
+	v, err := s.db.Setting(ctx, instanceLoginsKey)
+	if err != nil || v == "" {
+		return false, time.Time{}, err
+	}
+	since, _ := time.Parse(time.RFC3339Nano, v)
+	return true, since, nil
+}
+
+// SetInstanceLogins stops or resumes the logins of every organisation of
+// the instance at once (R19), also of organisations created while stopped;
+// each organisation's own switch stays as it was and applies again after a
+// resume. Stopping ends every session and personal API token of every
+// organisation in the same transaction; operators' sessions stay, so the
+// operator can resume. Recorded in the platform chain (instance.logins_stop,
+// instance.logins_resume). Operator admins and the command line; an operator
+// needs a fresh authentication to stop. It returns the number of sessions
+// ended. Errors: forbidden, reauth_required.
+func (s *Store) SetInstanceLogins(ctx context.Context, actor kluis.Actor, enabled bool) (int, error) {
+	action := "instance.logins_stop"
+	if enabled {
+		action = "instance.logins_resume"
+	}
+	if !kluis.CanManageOrgs(actor) {
+		return 0, s.refuse(ctx, audit.PlatformChain, actor, action, "")
+	}
+	if !enabled && !actor.CLI && !kluis.FreshlyAuthenticated(actor, s.now()) {
+		return 0, s.operatorReauthRequired(ctx, actor, action)
+	}
+	var ended, tokens int64
+	err := s.write(ctx, audit.PlatformChain, func(t *Tx) error {
+		ended, tokens = 0, 0
+		if enabled {
+			if _, err := t.exec(ctx, `DELETE FROM settings WHERE key = ?`, instanceLoginsKey); err != nil {
+				return err
+			}
+		} else {
+			if _, err := t.exec(ctx, `INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING`,
+				instanceLoginsKey, t.now.Format(time.RFC3339Nano)); err != nil {
+				return err
+			}
+			res, err := t.exec(ctx, `DELETE FROM sessions`)
+			if err != nil {
+				return err
+			}
+			ended, _ = res.RowsAffected()
+			if res, err = t.exec(ctx, `DELETE FROM api_tokens`); err != nil {
+				return err
+			}
+			tokens, _ = res.RowsAffected()
+		}
+		return t.appendEvent(ctx, audit.PlatformChain, actor, action, "instance", "success",
+			map[string]any{"sessions_ended": ended, "tokens_revoked": tokens})
 	})
 	return int(ended), err
 }

@@ -352,7 +352,7 @@ func (s *Store) DisableTOTP(ctx context.Context, org kluis.OrgID, actor kluis.Ac
 // Every failure gets the same unauthenticated and is recorded. Errors:
 // unauthenticated, logins_disabled.
 func (s *Store) LoginMFA(ctx context.Context, org kluis.OrgID, challenge, method, code string) (Session, kluis.User, error) {
-	if err := s.gateAddress(ctx); err != nil {
+	if err := s.gateSecondStep(ctx, org, challenge); err != nil {
 		return Session{}, kluis.User{}, err
 	}
 	if !validTokenShape(challenge) {

@@ -121,15 +121,11 @@ func (s *Store) OperatorLogin(ctx context.Context, email, pw string) (Session, e
 	var lockedMeanwhile time.Time
 	err = s.write(ctx, audit.PlatformChain, func(t *Tx) error {
 		sess, challenge = Session{}, nil
-		if g.device == nil {
-			l, err := t.readIdent(ctx, operatorScope, ident, true)
-			if err != nil {
-				return err
-			}
-			if t.now.Before(l.until) {
-				lockedMeanwhile = l.until
-				return errLockedMeanwhile
-			}
+		if until, err := t.lockedMeanwhile(ctx, operatorScope, ident, g.device); err != nil {
+			return err
+		} else if !until.IsZero() {
+			lockedMeanwhile = until
+			return errLockedMeanwhile
 		}
 		// The account may have changed since the read above: disabled, or
 		// another password (a reset from the command line wins).

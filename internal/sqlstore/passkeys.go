@@ -371,8 +371,9 @@ func (t *Tx) dropRecoveryWithoutFactor(ctx context.Context, org kluis.OrgID, use
 // lapsed, no passkey) gets the same unauthenticated. Errors:
 // unauthenticated, forbidden (the public URL cannot carry passkeys).
 func (s *Store) BeginPasskeyLogin(ctx context.Context, org kluis.OrgID, challenge string) ([]byte, error) {
-	// Anyone may call this: a blocked address is refused (DESIGN §6).
-	if err := s.gateAddress(ctx); err != nil {
+	// Anyone may call this: a blocked address is refused, unless the
+	// password step came from a trusted browser (DESIGN §6).
+	if err := s.gateSecondStep(ctx, org, challenge); err != nil {
 		return nil, err
 	}
 	rp, err := s.relyingParty()

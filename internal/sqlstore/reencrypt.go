@@ -26,7 +26,7 @@ type Reencryption struct {
 	Slug        string
 	KeyVersion  string // the organisation key version rotated to
 	StartedAt   time.Time
-	Phase       string // the table being visited: users, mail_queue, user_factors; "" when finished
+	Phase       string // the table being visited: users, mail_queue, user_factors, passkeys, sms_queue; "" when finished
 	Done        int64  // rows visited in this pass
 	Resealed    int64  // rows re-encrypted, all passes
 	FinishedAt  time.Time
@@ -43,7 +43,7 @@ const reencryptBatch = 100
 
 // phases are the tables with rows sealed under an organisation's keys, other
 // than the audit rows, in the order a pass visits them.
-var phases = []string{tabUsers, tabMail, tabFactors, tabPasskeys}
+var phases = []string{tabUsers, tabMail, tabFactors, tabPasskeys, tabSMS}
 
 // RotateOrgKey starts a new version of the organisation's keys and the
 // background re-encryption of its data. Operators and the command line only.
@@ -318,6 +318,26 @@ func (t *Tx) reencryptRows(ctx context.Context, org kluis.OrgID, table, after st
 		if err := rows.Err(); err != nil {
 			return "", 0, 0, err
 		}
+	case tabSMS:
+		rows, err := t.query(ctx, `SELECT id, user_id, envelope FROM sms_queue WHERE org_id = ? AND id > ? ORDER BY id LIMIT ?`, org, after, reencryptBatch)
+		if err != nil {
+			return "", 0, 0, err
+		}
+		for rows.Next() {
+			var r row
+			var user string
+			var env []byte
+			if err := rows.Scan(&r.id, &user, &env); err != nil {
+				rows.Close()
+				return "", 0, 0, err
+			}
+			r.cols = []sealedColumn{{colEnvelope, userKey(org, kluis.UserID(user)), smsField(org, r.id), env}}
+			batch = append(batch, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return "", 0, 0, err
+		}
 	default:
 		return "", 0, 0, fmt.Errorf("re-encryption: unknown table %q", table)
 	}
@@ -373,6 +393,8 @@ rows:
 			_, err = t.exec(ctx, `UPDATE user_factors SET secret = ? WHERE org_id = ? AND id = ?`, r.cols[0].c, org, r.id)
 		case tabPasskeys:
 			_, err = t.exec(ctx, `UPDATE passkeys SET name = ? WHERE org_id = ? AND id = ?`, r.cols[0].c, org, r.id)
+		case tabSMS:
+			_, err = t.exec(ctx, `UPDATE sms_queue SET envelope = ? WHERE org_id = ? AND id = ?`, r.cols[0].c, org, r.id)
 		}
 		if err != nil {
 			return "", 0, 0, err
@@ -431,6 +453,7 @@ func (s *Store) RetiredUses(ctx context.Context) ([]RetiredUse, error) {
 			{&u.Data, `SELECT envelope, envelope, envelope FROM mail_queue WHERE org_id = ?`, string(o.ID)},
 			{&u.Data, `SELECT secret, secret, secret FROM user_factors WHERE org_id = ?`, string(o.ID)},
 			{&u.Data, `SELECT name, name, name FROM passkeys WHERE org_id = ?`, string(o.ID)},
+			{&u.Data, `SELECT envelope, envelope, envelope FROM sms_queue WHERE org_id = ?`, string(o.ID)},
 			{&u.Audit, `SELECT client, details, details FROM audit_events WHERE chain = ?`, orgChain(o.ID)},
 		} {
 			rows, err := s.db.reader.QueryContext(ctx, s.db.q(q.query), q.arg)

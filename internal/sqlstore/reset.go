@@ -71,6 +71,16 @@ func (s *Store) RequestPasswordReset(ctx context.Context, org kluis.OrgID, email
 		if u.Status != kluis.StatusActive {
 			return t.appendEvent(ctx, orgChain(org), kluis.Actor{}, "auth.password_reset_request", "", "failure", map[string]any{"reason": string(u.Status)})
 		}
+		// One reset mail per account per resetMailEvery, however many
+		// addresses ask: the address window alone would let someone with
+		// many addresses flood the owner's mailbox.
+		var last sql.NullInt64
+		if err := t.queryRow(ctx, `SELECT MAX(created_at) FROM password_resets WHERE org_id = ? AND user_id = ?`, org, u.ID).Scan(&last); err != nil {
+			return err
+		}
+		if last.Valid && t.now.Sub(fromMicros(last.Int64)) < resetMailEvery {
+			return t.appendEvent(ctx, orgChain(org), kluis.Actor{}, "auth.password_reset_request", userTarget(u.ID), "failure", map[string]any{"reason": "recent"})
+		}
 		o, err := t.findOrg(ctx, org)
 		if err != nil {
 			return err
@@ -94,6 +104,9 @@ func (s *Store) RequestPasswordReset(ctx context.Context, org kluis.OrgID, email
 	}
 	return err
 }
+
+// resetMailEvery is the least time between two reset mails to one account.
+const resetMailEvery = 2 * time.Minute
 
 // waitUntil sleeps until t, or until ctx ends.
 func waitUntil(ctx context.Context, t time.Time) {

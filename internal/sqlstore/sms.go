@@ -594,3 +594,26 @@ func (s *Store) QueuedSMS(ctx context.Context) (int, error) {
 // SetSMSHook sets the SMS worker's wake-up, called after a transaction that
 // queued a text message commits; nil for none. Call it before serving.
 func (s *Store) SetSMSHook(smsQueued func()) { s.smsQueued = smsQueued }
+
+// FindSMSNumber returns, masked, the signed-in user's verified number for
+// codes by SMS, or "" when they have none. Errors: unauthenticated.
+func (s *Store) FindSMSNumber(ctx context.Context, org kluis.OrgID, actor kluis.Actor) (string, error) {
+	if !actor.IsOrgUser(org) {
+		return "", kluis.ErrUnauthenticated
+	}
+	var masked string
+	err := s.read(ctx, func(t *Tx) error {
+		f, err := t.findSMS(ctx, org, actor.UserID)
+		if errors.Is(err, kluis.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if f.confirmed {
+			masked = sms.Mask(f.number)
+		}
+		return nil
+	})
+	return masked, err
+}

@@ -116,7 +116,7 @@ type Tx struct {
 	now    time.Time
 	events []string // chain kinds of appended events, counted after commit
 	mailed bool
-	texted bool // an SMS was queued
+	texted bool                 // an SMS was queued
 	heads  map[string]chainHead // chain heads locked in this transaction
 	// throttled lists the locks, blocks and alarms started in this
 	// transaction, counted after commit.

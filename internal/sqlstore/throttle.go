@@ -147,15 +147,21 @@ func (s *Store) mac(ctx context.Context, parts ...string) ([]byte, error) {
 // address by its /64, the block one subscriber usually gets) and its short
 // public reference for the operator's commands. No row holds an address.
 func (s *Store) addressKey(ctx context.Context, addr netip.Addr) ([]byte, string, error) {
-	p := netip.PrefixFrom(addr, addr.BitLen())
-	if addr.Is6() {
-		p = netip.PrefixFrom(addr, 64)
-	}
-	k, err := s.mac(ctx, "address", p.Masked().String())
+	k, err := s.mac(ctx, "address", clientBlock(addr))
 	if err != nil {
 		return nil, "", err
 	}
 	return k, hex.EncodeToString(k[:6]), nil
+}
+
+// clientBlock is the block of addresses one client is counted by: an IPv4
+// address, or an IPv6 address's /64 (what one subscriber usually gets).
+func clientBlock(addr netip.Addr) string {
+	addr = addr.Unmap()
+	if addr.Is6() {
+		return netip.PrefixFrom(addr, 64).Masked().String()
+	}
+	return addr.String()
 }
 
 // AddressRef is the operator's reference of a client address, as shown by
@@ -209,6 +215,21 @@ func (s *Store) gateAddressBlock(ctx context.Context, permanentOnly bool) error 
 	return nil
 }
 
+// gateSecondStep applies the address block to the second step of a sign-in:
+// a challenge whose password step came with a valid device entry is exempt,
+// as that step was (only a permanent block holds), so an attacker sharing
+// the owner's address cannot stop the owner at the second step.
+func (s *Store) gateSecondStep(ctx context.Context, org kluis.OrgID, challenge string) error {
+	trusted := false
+	if validTokenShape(challenge) {
+		err := s.db.readRow(ctx, `SELECT trusted FROM login_challenges WHERE org_id = ? AND token_hash = ?`, org, tokenHash(challenge)).Scan(&trusted)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+	}
+	return s.gateAddressBlock(ctx, trusted)
+}
+
 // signInGate is what the throttle decided before a password is checked.
 type signInGate struct {
 	device    []byte    // a trusted device's failure identifier, or nil
@@ -245,6 +266,21 @@ func (s *Store) gateSignIn(ctx context.Context, scope string, ident []byte) (sig
 	}
 	g.locked, err = s.identLockedUntil(ctx, scope, ident)
 	return g, err
+}
+
+// lockedMeanwhile reads, inside a sign-in's transaction, the lock of the
+// way the sign-in came in — the device entry's when it came with one, else
+// the identifier's — and returns its end when it is in force.
+func (t *Tx) lockedMeanwhile(ctx context.Context, scope string, ident, device []byte) (time.Time, error) {
+	counted := ident
+	if device != nil {
+		counted = device
+	}
+	l, err := t.readIdent(ctx, scope, counted, true)
+	if err != nil || !t.now.Before(l.until) {
+		return time.Time{}, err
+	}
+	return l.until, nil
 }
 
 // signedIn settles the throttle after a completed sign-in: the counter of

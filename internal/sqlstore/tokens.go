@@ -247,10 +247,11 @@ func (s *Store) AuthenticateAPIToken(ctx context.Context, secret string) (kluis.
 	var stopped bool
 	row := s.db.readRow(ctx, `SELECT u.id, u.org_id, u.email, u.name, u.phone, u.maintenance_emails, u.role, u.status,
 		u.created_at, u.last_login_at, t.id, t.scope, t.expires_at, t.last_used_at, t.last_client,
-		o.slug, o.name, o.language, o.created_at, o.logins_disabled
+		o.slug, o.name, o.language, o.created_at, o.logins_disabled, `+enrolmentOnly("t")+`
 		FROM api_tokens t JOIN users u ON u.id = t.user_id AND u.org_id = t.org_id JOIN orgs o ON o.id = t.org_id
 		WHERE t.token_hash = ?`, tokenHash(secret))
-	u, err := s.scanUser(ctx, row, &id, &scope, &expires, &used, &lastClient, &o.Slug, &o.Name, &o.Language, &orgCreated, &stopped)
+	var enrolmentOnly int
+	u, err := s.scanUser(ctx, row, &id, &scope, &expires, &used, &lastClient, &o.Slug, &o.Name, &o.Language, &orgCreated, &stopped, &enrolmentOnly)
 	if errors.Is(err, kluis.ErrNotFound) {
 		return kluis.Actor{}, kluis.User{}, o, kluis.ErrUnauthenticated
 	}
@@ -268,10 +269,17 @@ func (s *Store) AuthenticateAPIToken(ctx context.Context, secret string) (kluis.
 	if u.Status != kluis.StatusActive || stopped {
 		return kluis.Actor{}, kluis.User{}, o, kluis.ErrUnauthenticated
 	}
+	// A token cannot enrol a factor: while the organisation requires one
+	// and its owner has none, the token does nothing (R17).
+	if enrolmentOnly == 1 {
+		return kluis.Actor{}, kluis.User{}, o, kluis.ErrMFAEnrolmentRequired
+	}
 	actor := kluis.Actor{Realm: kluis.RealmOrg, OrgID: u.OrgID, UserID: u.ID, Role: u.Role, TokenID: id, ReadOnly: kluis.TokenScope(scope) != kluis.ScopeFull}
 	var client []byte
 	if addr := clientFrom(ctx); addr.IsValid() {
-		if client, err = s.clientHash(ctx, o.ID, id, addr.Unmap().String()); err != nil {
+		// An IPv6 client counts by its /64, as the throttle does: a
+		// holder rotating addresses in their own block is one client.
+		if client, err = s.clientHash(ctx, o.ID, id, clientBlock(addr)); err != nil {
 			return kluis.Actor{}, kluis.User{}, o, err
 		}
 	}

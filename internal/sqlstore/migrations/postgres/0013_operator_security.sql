@@ -46,9 +46,5 @@ CREATE INDEX operator_challenges_operator ON operator_challenges (operator_id);
 ALTER TABLE operators ADD COLUMN factor_failures BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE operators ADD COLUMN factor_locked_until BIGINT;
 
--- When the session's holder last proved who they are (sign-in, second
--- factor, re-authentication): sensitive changes need it within 5 minutes.
-ALTER TABLE operator_sessions ADD COLUMN auth_at BIGINT;
-
 -- The instance-wide logins switch (R19) is the settings row
 -- 'logins_stopped': while it exists, no organisation's user signs in.

@@ -69,3 +69,8 @@ CREATE TABLE job_leases (
 
 -- The security digest counts locks, blocks and alarms by action and time.
 CREATE INDEX audit_events_action_at ON audit_events (action, at);
+
+-- A challenge whose password step came from a browser with a valid device
+-- entry: its second step is exempt from the address block as the password
+-- step was (DESIGN §6).
+ALTER TABLE login_challenges ADD COLUMN trusted BOOLEAN NOT NULL DEFAULT FALSE;
