@@ -137,6 +137,7 @@ type config struct {
 	RootKeyFile    string // the root key: DATA/keys/root unless KLUIS_ROOT_KEY_FILE says otherwise
 	SMTPURL        string
 	MailFrom       string
+	MailRetry      time.Duration // the first wait after a failed delivery (KLUIS_MAIL_RETRY); 0: 30 s
 	SMSURL         string        // the SMS gateway; "" writes text messages to DATA/sms-outbox
 	SMSToken       string        // the gateway's bearer token: from KLUIS_SMS_TOKEN only
 	SecurityEmail  string        // the operator's security address: alarms and the digest (R26)
@@ -218,6 +219,13 @@ func newConfig(getenv func(string) string) (*config, error) {
 		}
 	}
 	c.MaxBodyBytes = 1 << 20
+	if v := env("KLUIS_MAIL_RETRY"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Second || d > time.Hour {
+			return nil, &cliError{code: 2, msg: "KLUIS_MAIL_RETRY must be a duration from 1s to 1h"}
+		}
+		c.MailRetry = d
+	}
 	if v := env("KLUIS_SECURITY_DIGEST_EVERY"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d < time.Minute {

@@ -68,6 +68,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	metrics := httpserver.NewMetrics()
 	worker := mail.NewWorker(a.store, a.sender, a.log, nil)
+	worker.FirstRetry = c.MailRetry
 	a.store.SetHooks(worker.Notify, metrics)
 	texts := sms.NewWorker(a.store, a.texter, a.log, nil)
 	a.store.SetSMSHook(texts.Notify)

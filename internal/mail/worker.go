@@ -68,6 +68,9 @@ type Worker struct {
 	Logger *slog.Logger     // nil discards log lines
 	Now    func() time.Time // nil means time.Now
 	Poll   time.Duration    // how often Run looks for due messages; default 1s
+	// FirstRetry is the wait after a first failed attempt, doubled after
+	// each further one up to an hour; 0 means 30 s (see Backoff).
+	FirstRetry time.Duration
 
 	wake chan struct{}
 }
@@ -87,18 +90,22 @@ func NewWorker(q Queue, s Sender, logger *slog.Logger, now func() time.Time) *Wo
 
 // Backoff returns how long to wait before the next attempt after a message
 // failed attempts+1 times: 30 s·2^attempts, capped at one hour.
-func Backoff(attempts int) time.Duration {
-	const (
-		first = 30 * time.Second
-		limit = time.Hour
-	)
+func Backoff(attempts int) time.Duration { return BackoffFrom(30*time.Second, attempts) }
+
+// BackoffFrom is Backoff with another first wait: first·2^attempts, capped
+// at one hour.
+func BackoffFrom(first time.Duration, attempts int) time.Duration {
+	const limit = time.Hour
 	if attempts < 0 {
 		attempts = 0
 	}
-	if attempts >= 7 { // 30 s·2^7 > 1 h
-		return limit
+	if first <= 0 {
+		first = 30 * time.Second
 	}
-	return min(first<<attempts, limit)
+	for ; attempts > 0 && first < limit; attempts-- {
+		first *= 2
+	}
+	return min(first, limit)
 }
 
 // DeliverDue sends the messages that are due until none is left, in leased
@@ -136,7 +143,7 @@ func (w *Worker) DeliverDue(ctx context.Context) (sent int, err error) {
 				return sent, ctx.Err()
 			}
 			if sendErr != nil {
-				next := w.now().Add(Backoff(q.Attempts))
+				next := w.now().Add(BackoffFrom(w.FirstRetry, q.Attempts))
 				// SMTP replies often quote the recipient's address: never logged.
 				log.WarnContext(ctx, "mail delivery failed", "id", q.ID, "attempt", attempt, "next_attempt", next, "error", redactAddresses(sendErr.Error()))
 				if err := w.Queue.MarkFailed(ctx, q.ID, next); err != nil {

@@ -416,13 +416,14 @@ func (s *Store) DisableSMS(ctx context.Context, org kluis.OrgID, actor kluis.Act
 
 // SendLoginSMS sends a code for the second step of a login to the verified
 // number of the challenge's person, bound to that challenge. Anyone may
-// call it: a blocked address is refused, and every failure (no such
+// call it: a blocked address is refused (as for LoginMFA, not the challenge
+// of a trusted browser), and every failure (no such
 // challenge, lapsed, no number enrolled) gets the same unauthenticated and
 // counts against the address. Errors: unauthenticated, too_many_requests
 // (more than SMSCodesPerChallenge codes for the challenge, or
 // SMSCodesPerHour for the person).
 func (s *Store) SendLoginSMS(ctx context.Context, org kluis.OrgID, challenge string) error {
-	if err := s.gateAddress(ctx); err != nil {
+	if err := s.gateSecondStep(ctx, org, challenge); err != nil {
 		return err
 	}
 	var user kluis.UserID
