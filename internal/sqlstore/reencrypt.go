@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/kluis/kluis"
@@ -41,9 +43,61 @@ func (r Reencryption) Finished() bool { return !r.FinishedAt.IsZero() }
 // that the organisation's writes wait only milliseconds for it.
 const reencryptBatch = 100
 
-// phases are the tables with rows sealed under an organisation's keys, other
-// than the audit rows, in the order a pass visits them.
-var phases = []string{tabUsers, tabMail, tabFactors, tabPasskeys, tabSMS}
+// sealedTable is a table with values sealed under an organisation's keys:
+// each row's values are sealed under the key of the user its owner column
+// names (the organisation's key when it is empty: mail to no user), for
+// the field (organisation, table, field column, row id).
+type sealedTable struct {
+	name    string
+	owner   string        // the column with the owning user's id
+	columns []sealedField // the sealed columns
+}
+
+type sealedField struct {
+	db    string // the column in the table
+	field string // the column named in the ciphertexts' associated data
+}
+
+func same(cols ...string) []sealedField {
+	out := make([]sealedField, len(cols))
+	for i, c := range cols {
+		out[i] = sealedField{c, c}
+	}
+	return out
+}
+
+// sealedTables are the tables with rows sealed under an organisation's
+// keys, other than the audit rows, in the order a re-encryption pass visits
+// them (its phases). A table that gains a sealed column belongs here, or
+// rotation leaves it on the old key version.
+var sealedTables = []sealedTable{
+	{tabUsers, "id", same(colEmail, colName, colPhone)},
+	{tabMail, "user_id", same(colEnvelope)},
+	{tabFactors, "user_id", same("secret")},
+	{tabPasskeys, "user_id", same("name")},
+	{tabSMS, "user_id", same(colEnvelope)},
+	{tabTokens, "user_id", same(colName)},
+	{tabEmailChanges, "user_id", []sealedField{{"new_email", colEmail}}},
+	{tabSessions, "user_id", same("device")},
+}
+
+// phases are the names of sealedTables, in order.
+var phases = func() []string {
+	var out []string
+	for _, t := range sealedTables {
+		out = append(out, t.name)
+	}
+	return out
+}()
+
+func sealedTableNamed(name string) (sealedTable, bool) {
+	for _, t := range sealedTables {
+		if t.name == name {
+			return t, true
+		}
+	}
+	return sealedTable{}, false
+}
 
 // RotateOrgKey starts a new version of the organisation's keys and the
 // background re-encryption of its data. Operators and the command line only.
@@ -232,114 +286,40 @@ func (t *Tx) reencryptRows(ctx context.Context, org kluis.OrgID, table, after st
 		cols []sealedColumn
 	}
 	var batch []row
-	switch table {
-	case tabUsers:
-		rows, err := t.query(ctx, `SELECT id, email, name, phone FROM users WHERE org_id = ? AND id > ? ORDER BY id LIMIT ?`, org, after, reencryptBatch)
-		if err != nil {
-			return "", 0, 0, err
-		}
-		for rows.Next() {
-			var r row
-			var email, name, phone []byte
-			if err := rows.Scan(&r.id, &email, &name, &phone); err != nil {
-				rows.Close()
-				return "", 0, 0, err
-			}
-			k := userKey(org, kluis.UserID(r.id))
-			for _, c := range []struct {
-				col string
-				c   []byte
-			}{{colEmail, email}, {colName, name}, {colPhone, phone}} {
-				r.cols = append(r.cols, sealedColumn{c.col, k, userField(org, kluis.UserID(r.id), c.col), c.c})
-			}
-			batch = append(batch, r)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return "", 0, 0, err
-		}
-	case tabMail:
-		rows, err := t.query(ctx, `SELECT id, user_id, envelope FROM mail_queue WHERE org_id = ? AND id > ? ORDER BY id LIMIT ?`, org, after, reencryptBatch)
-		if err != nil {
-			return "", 0, 0, err
-		}
-		for rows.Next() {
-			var r row
-			var user sql.NullString
-			var env []byte
-			if err := rows.Scan(&r.id, &user, &env); err != nil {
-				rows.Close()
-				return "", 0, 0, err
-			}
-			r.cols = []sealedColumn{{colEnvelope, mailKey(org, kluis.UserID(user.String)), mailField(r.id, org), env}}
-			batch = append(batch, r)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return "", 0, 0, err
-		}
-	case tabFactors:
-		rows, err := t.query(ctx, `SELECT id, user_id, secret FROM user_factors WHERE org_id = ? AND id > ? ORDER BY id LIMIT ?`, org, after, reencryptBatch)
-		if err != nil {
-			return "", 0, 0, err
-		}
-		for rows.Next() {
-			var r row
-			var user string
-			var secret []byte
-			if err := rows.Scan(&r.id, &user, &secret); err != nil {
-				rows.Close()
-				return "", 0, 0, err
-			}
-			r.cols = []sealedColumn{{"secret", userKey(org, kluis.UserID(user)), factorField(org, r.id), secret}}
-			batch = append(batch, r)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return "", 0, 0, err
-		}
-	case tabPasskeys:
-		rows, err := t.query(ctx, `SELECT id, user_id, name FROM passkeys WHERE org_id = ? AND id > ? ORDER BY id LIMIT ?`, org, after, reencryptBatch)
-		if err != nil {
-			return "", 0, 0, err
-		}
-		for rows.Next() {
-			var r row
-			var user string
-			var name []byte
-			if err := rows.Scan(&r.id, &user, &name); err != nil {
-				rows.Close()
-				return "", 0, 0, err
-			}
-			r.cols = []sealedColumn{{"name", userKey(org, kluis.UserID(user)), passkeyNameField(org, r.id), name}}
-			batch = append(batch, r)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return "", 0, 0, err
-		}
-	case tabSMS:
-		rows, err := t.query(ctx, `SELECT id, user_id, envelope FROM sms_queue WHERE org_id = ? AND id > ? ORDER BY id LIMIT ?`, org, after, reencryptBatch)
-		if err != nil {
-			return "", 0, 0, err
-		}
-		for rows.Next() {
-			var r row
-			var user string
-			var env []byte
-			if err := rows.Scan(&r.id, &user, &env); err != nil {
-				rows.Close()
-				return "", 0, 0, err
-			}
-			r.cols = []sealedColumn{{colEnvelope, userKey(org, kluis.UserID(user)), smsField(org, r.id), env}}
-			batch = append(batch, r)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return "", 0, 0, err
-		}
-	default:
+	spec, ok := sealedTableNamed(table)
+	if !ok {
 		return "", 0, 0, fmt.Errorf("re-encryption: unknown table %q", table)
+	}
+	var cols []string
+	for _, c := range spec.columns {
+		cols = append(cols, c.db)
+	}
+	rows, err := t.query(ctx, `SELECT id, `+spec.owner+`, `+strings.Join(cols, ", ")+` FROM `+spec.name+` WHERE org_id = ? AND id > ? ORDER BY id LIMIT ?`, org, after, reencryptBatch)
+	if err != nil {
+		return "", 0, 0, err
+	}
+	for rows.Next() {
+		var r row
+		var owner sql.NullString
+		values := make([][]byte, len(cols))
+		dst := []any{&r.id, &owner}
+		for i := range values {
+			dst = append(dst, &values[i])
+		}
+		if err := rows.Scan(dst...); err != nil {
+			rows.Close()
+			return "", 0, 0, err
+		}
+		k := mailKey(org, kluis.UserID(owner.String))
+		for i, c := range spec.columns {
+			f := keys.FieldRef{Org: string(org), Table: spec.name, Column: c.field, Row: r.id}
+			r.cols = append(r.cols, sealedColumn{c.db, k, f, values[i]})
+		}
+		batch = append(batch, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return "", 0, 0, err
 	}
 	active := map[keys.KeyRef]keys.KeyVersion{}
 rows:
@@ -347,6 +327,9 @@ rows:
 		last = r.id
 		changed := false
 		for i, c := range r.cols {
+			if c.c == nil {
+				continue // not set (a session without a device name)
+			}
 			kv, ok := active[c.key]
 			if !ok {
 				kv, err = t.s.keys.ActiveVersion(ctx, c.key)
@@ -384,18 +367,13 @@ rows:
 		if !changed {
 			continue
 		}
-		switch table {
-		case tabUsers:
-			_, err = t.exec(ctx, `UPDATE users SET email = ?, name = ?, phone = ? WHERE org_id = ? AND id = ?`, r.cols[0].c, r.cols[1].c, r.cols[2].c, org, r.id)
-		case tabMail:
-			_, err = t.exec(ctx, `UPDATE mail_queue SET envelope = ? WHERE org_id = ? AND id = ?`, r.cols[0].c, org, r.id)
-		case tabFactors:
-			_, err = t.exec(ctx, `UPDATE user_factors SET secret = ? WHERE org_id = ? AND id = ?`, r.cols[0].c, org, r.id)
-		case tabPasskeys:
-			_, err = t.exec(ctx, `UPDATE passkeys SET name = ? WHERE org_id = ? AND id = ?`, r.cols[0].c, org, r.id)
-		case tabSMS:
-			_, err = t.exec(ctx, `UPDATE sms_queue SET envelope = ? WHERE org_id = ? AND id = ?`, r.cols[0].c, org, r.id)
+		set := make([]string, len(r.cols))
+		args := make([]any, 0, len(r.cols)+2)
+		for i, c := range r.cols {
+			set[i] = c.name + " = ?"
+			args = append(args, c.c)
 		}
+		_, err = t.exec(ctx, `UPDATE `+spec.name+` SET `+strings.Join(set, ", ")+` WHERE org_id = ? AND id = ?`, append(args, org, r.id)...)
 		if err != nil {
 			return "", 0, 0, err
 		}
@@ -444,38 +422,41 @@ func (s *Store) RetiredUses(ctx context.Context) ([]RetiredUse, error) {
 			return err == nil && states[kv] == keys.StateRetired
 		}
 		u := RetiredUse{Org: o.ID, Slug: o.Slug}
-		for _, q := range []struct {
+		type scan struct {
 			n     *int64
 			query string
 			arg   string
-		}{
-			{&u.Data, `SELECT email, name, phone FROM users WHERE org_id = ?`, string(o.ID)},
-			{&u.Data, `SELECT envelope, envelope, envelope FROM mail_queue WHERE org_id = ?`, string(o.ID)},
-			{&u.Data, `SELECT secret, secret, secret FROM user_factors WHERE org_id = ?`, string(o.ID)},
-			{&u.Data, `SELECT name, name, name FROM passkeys WHERE org_id = ?`, string(o.ID)},
-			{&u.Data, `SELECT envelope, envelope, envelope FROM sms_queue WHERE org_id = ?`, string(o.ID)},
-			{&u.Audit, `SELECT client, details, details FROM audit_events WHERE chain = ?`, orgChain(o.ID)},
-		} {
+			audit bool
+		}
+		var scans []scan
+		for _, t := range sealedTables {
+			var cols []string
+			for _, c := range t.columns {
+				cols = append(cols, c.db)
+			}
+			scans = append(scans, scan{&u.Data, `SELECT ` + strings.Join(cols, ", ") + ` FROM ` + t.name + ` WHERE org_id = ?`, string(o.ID), false})
+		}
+		scans = append(scans, scan{&u.Audit, `SELECT client, details FROM audit_events WHERE chain = ?`, orgChain(o.ID), true})
+		for _, q := range scans {
 			rows, err := s.db.reader.QueryContext(ctx, s.db.q(q.query), q.arg)
 			if err != nil {
 				return nil, err
 			}
+			n, _ := rows.Columns()
 			for rows.Next() {
-				var a, b, c []byte
-				if err := rows.Scan(&a, &b, &c); err != nil {
+				values := make([][]byte, len(n))
+				dst := make([]any, len(n))
+				for i := range values {
+					dst[i] = &values[i]
+				}
+				if err := rows.Scan(dst...); err != nil {
 					rows.Close()
 					return nil, err
 				}
-				if q.n == &u.Audit { // b and c are the details: their sealed values
-					details := b
-					b, c = nil, nil
-					for _, sealed := range sealedDetails(details) {
-						if retired(sealed) {
-							b = sealed
-						}
-					}
+				if q.audit { // the client, then the details: their sealed values
+					values = append(values[:1], sealedDetails(values[1])...)
 				}
-				if retired(a) || retired(b) || retired(c) {
+				if slices.ContainsFunc(values, retired) {
 					*q.n++
 				}
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kluis/kluis"
 	"github.com/kluis/kluis/internal/keys"
@@ -21,6 +22,9 @@ func reencStaleRows(t *testing.T, env *kluistest.Env, org kluis.OrgID) (stale in
 		`SELECT id, name FROM users WHERE org_id = '` + string(org) + `'`,
 		`SELECT id, phone FROM users WHERE org_id = '` + string(org) + `'`,
 		`SELECT user_id, envelope FROM mail_queue WHERE org_id = '` + string(org) + `'`,
+		`SELECT user_id, name FROM api_tokens WHERE org_id = '` + string(org) + `'`,
+		`SELECT user_id, new_email FROM email_changes WHERE org_id = '` + string(org) + `'`,
+		`SELECT user_id, device FROM sessions WHERE org_id = '` + string(org) + `' AND device IS NOT NULL`,
 	} {
 		for _, r := range env.Query(t, query) {
 			kv, err := keys.ParseCiphertext(r[1])
@@ -54,6 +58,17 @@ func TestOrgKeyRotationReencryptsEverythingButAudit(t *testing.T) {
 			t.Fatal(err) // its invitation mail stays queued
 		}
 		if _, err := env.Store.UpdateMe(ctx, o.ID, m, kluis.UserInput{Phone: ptr("+31 6 12345678")}); err != nil {
+			t.Fatal(err)
+		}
+		// A token's name, a pending e-mail change and a session's device
+		// name are sealed under the member's key too.
+		if _, _, err := env.Store.CreateAPIToken(ctx, o.ID, m, kluis.TokenInput{Name: "backup script", Scope: kluis.ScopeRead, ExpiresAt: env.Clock.Now().Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := env.Store.RequestEmailChange(ctx, o.ID, m, "new@rot.example"); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := env.Store.Login(sqlstore.WithDevice(ctx, "Firefox on Linux"), o.ID, "member@rot.example", pw); err != nil {
 			t.Fatal(err)
 		}
 		stale, _ := env.OtherProcess(t, keys.Options{})
