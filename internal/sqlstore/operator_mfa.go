@@ -218,7 +218,7 @@ func (t *Tx) checkOperatorFactor(ctx context.Context, op kluis.OperatorID, metho
 // recorded in the platform chain and counts against the address (R18).
 // Errors: unauthenticated, too_many_requests.
 func (s *Store) OperatorLoginMFA(ctx context.Context, challenge, method, code string) (Session, error) {
-	if err := s.gateAddress(ctx); err != nil {
+	if err := s.gateOperatorSecondStep(ctx, challenge); err != nil {
 		return Session{}, err
 	}
 	if !validTokenShape(challenge) {

@@ -149,6 +149,11 @@ func (s *Store) OperatorLogin(ctx context.Context, email, pw string) (Session, e
 			if challenge, err = t.openOperatorChallenge(ctx, id, methods); err != nil {
 				return err
 			}
+			if g.device != nil { // the second step is exempt from the address block too
+				if _, err := t.exec(ctx, `UPDATE operator_challenges SET trusted = TRUE WHERE token_hash = ?`, tokenHash(challenge.Token)); err != nil {
+					return err
+				}
+			}
 			return t.appendEvent(ctx, audit.PlatformChain, kluis.Actor{}, "operator.login_password", operatorTarget(id), "success", nil)
 		}
 		sess, err = t.startOperatorSession(ctx, id, ident, "password")

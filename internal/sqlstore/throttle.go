@@ -220,9 +220,22 @@ func (s *Store) gateAddressBlock(ctx context.Context, permanentOnly bool) error 
 // as that step was (only a permanent block holds), so an attacker sharing
 // the owner's address cannot stop the owner at the second step.
 func (s *Store) gateSecondStep(ctx context.Context, org kluis.OrgID, challenge string) error {
+	return s.gateChallenge(ctx, `SELECT trusted FROM login_challenges WHERE org_id = ? AND token_hash = ?`, org, challenge)
+}
+
+// gateOperatorSecondStep is gateSecondStep for an operator's challenge.
+func (s *Store) gateOperatorSecondStep(ctx context.Context, challenge string) error {
+	return s.gateChallenge(ctx, `SELECT trusted FROM operator_challenges WHERE token_hash = ?`, "", challenge)
+}
+
+func (s *Store) gateChallenge(ctx context.Context, query string, org kluis.OrgID, challenge string) error {
 	trusted := false
 	if validTokenShape(challenge) {
-		err := s.db.readRow(ctx, `SELECT trusted FROM login_challenges WHERE org_id = ? AND token_hash = ?`, org, tokenHash(challenge)).Scan(&trusted)
+		args := []any{tokenHash(challenge)}
+		if org != "" {
+			args = append([]any{org}, args...)
+		}
+		err := s.db.readRow(ctx, query, args...).Scan(&trusted)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}

@@ -37,7 +37,8 @@ CREATE TABLE operator_challenges (
     token_hash  BYTEA NOT NULL UNIQUE,
     created_at  BIGINT NOT NULL,
     expires_at  BIGINT NOT NULL,
-    attempts    BIGINT NOT NULL
+    attempts    BIGINT NOT NULL,
+    trusted     BOOLEAN NOT NULL DEFAULT FALSE
 );
 CREATE INDEX operator_challenges_operator ON operator_challenges (operator_id);
 

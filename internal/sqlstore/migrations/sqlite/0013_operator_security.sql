@@ -37,7 +37,8 @@ CREATE TABLE operator_challenges (
     token_hash  BLOB NOT NULL UNIQUE,
     created_at  INTEGER NOT NULL,
     expires_at  INTEGER NOT NULL,
-    attempts    INTEGER NOT NULL
+    attempts    INTEGER NOT NULL,
+    trusted     BOOLEAN NOT NULL DEFAULT FALSE
 );
 CREATE INDEX operator_challenges_operator ON operator_challenges (operator_id);
 
