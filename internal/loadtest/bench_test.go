@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -274,4 +275,34 @@ func load(b *testing.B, parallelism int, unit string, op func(k int64)) {
 		}
 	})
 	b.ReportMetric(float64(i.Load())/time.Since(start).Seconds(), unit)
+}
+
+// BenchmarkBlockedSignIn measures what a flood from a blocked address costs
+// (R46, DESIGN §6): one indexed read and no write per request, so an
+// attacker's requests are cheap to refuse. The benchmark's address is
+// blocked by the operator's permanent block.
+func BenchmarkBlockedSignIn(b *testing.B) {
+	for _, engine := range kluistest.Engines {
+		b.Run(engine, func(b *testing.B) {
+			f := setup(b, engine, password.DefaultParams, 1)
+			ctx := context.Background()
+			body := []byte(`{"email":"u0@bench.example","password":"wrong-passw0rd"}`)
+			f.do(b, "POST", "/api/v1/orgs/bench/login", "", body, 401) // the address is counted
+			ref, err := f.env.Store.AddressRef(ctx, netip.MustParseAddr("127.0.0.1"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := f.env.Store.KeepAddressBlock(ctx, kluis.CLIActor, ref); err != nil {
+				b.Fatal(err)
+			}
+			b.SetParallelism(8)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					f.do(b, "POST", "/api/v1/orgs/bench/login", "", body, 429)
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "refusals/s")
+		})
+	}
 }

@@ -260,6 +260,16 @@ var errLockedMeanwhile = errors.New("identifier locked meanwhile")
 // identifier is reported, for the caller to record.
 func (s *Store) gateSignIn(ctx context.Context, scope string, ident []byte) (signInGate, error) {
 	g := signInGate{threshold: kluis.DefaultPolicy.LockoutThreshold}
+	dev, err := s.trustedDevice(ctx, scope, ident)
+	if err != nil {
+		return g, err
+	}
+	// A blocked address is refused before anything else is read: a flood
+	// costs one read per request.
+	if err := s.gateAddressBlock(ctx, dev != nil); err != nil {
+		return g, err
+	}
+	g.device = dev
 	if scope != operatorScope {
 		p, err := s.policy(ctx, s.db.reader, kluis.OrgID(scope))
 		if err != nil {
@@ -267,17 +277,9 @@ func (s *Store) gateSignIn(ctx context.Context, scope string, ident []byte) (sig
 		}
 		g.threshold = p.LockoutThreshold
 	}
-	dev, err := s.trustedDevice(ctx, scope, ident)
-	if err != nil {
-		return g, err
+	if dev == nil {
+		g.locked, err = s.identLockedUntil(ctx, scope, ident)
 	}
-	if g.device = dev; dev != nil {
-		return g, s.gateAddressBlock(ctx, true)
-	}
-	if err := s.gateAddress(ctx); err != nil {
-		return g, err
-	}
-	g.locked, err = s.identLockedUntil(ctx, scope, ident)
 	return g, err
 }
 
