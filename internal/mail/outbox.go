@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/kluis/kluis/internal/secretfile"
 )
 
 // Outbox is a Sender for development and for installations without an SMTP
@@ -18,7 +20,8 @@ import (
 // 20261123T101500.123456Z-0a1b2c3d, never an address (CONTRACT "Links and
 // mail"). Files appear
 // whole: they are written under a temporary name starting with "." and then
-// renamed. The folder is created with mode 0700 and files with mode 0600.
+// linked into place (secretfile.Create). The folder is created with mode
+// 0700 and files with mode 0600.
 //
 // The envelope is not recorded; the message's own headers name sender and
 // recipient.
@@ -39,7 +42,7 @@ func (o *Outbox) Send(ctx context.Context, from string, to []string, msg []byte)
 		return fmt.Errorf("mail: outbox: %w", err)
 	}
 	path := filepath.Join(o.Dir, outboxName(time.Now()))
-	if err := writeFileAtomic(path, msg); err != nil {
+	if err := secretfile.Create(path, msg); err != nil {
 		return fmt.Errorf("mail: outbox: %w", err)
 	}
 	logger(o.Logger).InfoContext(ctx, "mail written to outbox", "path", path, "message_id", messageIDOf(msg))
@@ -52,34 +55,6 @@ func outboxName(now time.Time) string {
 	random := make([]byte, 4)
 	rand.Read(random)
 	return now.UTC().Format("20060102T150405.000000") + "Z-" + hex.EncodeToString(random) + ".eml"
-}
-
-// writeFileAtomic writes data to a hidden temporary file next to path,
-// syncs it and renames it to path, so readers never see a partial file.
-func writeFileAtomic(path string, data []byte) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*") // not *.eml: readers of the outbox must never see a half-written message
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err := f.Chmod(0o600); err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }
 
 func logger(l *slog.Logger) *slog.Logger {

@@ -11,13 +11,16 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/kluis/kluis/internal/secretfile"
 )
 
 // Outbox is a Sender for development and tests: it writes every message as
 // a file Dir/NAME.sms, where NAME is a UTC time stamp and a random part
 // (never the number). The file holds "To: NUMBER", an empty line and the
 // text. Files appear whole (written under a hidden temporary name, then
-// renamed); the folder is created with mode 0700 and files with mode 0600.
+// linked into place by secretfile.Create); the folder is created with mode 0700
+// and files with mode 0600.
 // Only the file's name is logged.
 type Outbox struct {
 	Dir    string
@@ -36,7 +39,7 @@ func (o *Outbox) Send(ctx context.Context, to, text string) error {
 		return fmt.Errorf("sms: outbox: %w", err)
 	}
 	path := filepath.Join(o.Dir, outboxName(time.Now()))
-	if err := writeFileAtomic(path, []byte("To: "+to+"\n\n"+text+"\n")); err != nil {
+	if err := secretfile.Create(path, []byte("To: "+to+"\n\n"+text+"\n")); err != nil {
 		return fmt.Errorf("sms: outbox: %w", err)
 	}
 	logger(o.Logger).InfoContext(ctx, "sms written to outbox", "file", filepath.Base(path))
@@ -87,34 +90,6 @@ func outboxName(now time.Time) string {
 	random := make([]byte, 4)
 	rand.Read(random)
 	return now.UTC().Format("20060102T150405.000000") + "Z-" + hex.EncodeToString(random) + ".sms"
-}
-
-// writeFileAtomic writes data to a hidden temporary file next to path,
-// syncs it and renames it to path, so readers never see a partial file.
-func writeFileAtomic(path string, data []byte) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err := f.Chmod(0o600); err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }
 
 func logger(l *slog.Logger) *slog.Logger {
