@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"regexp"
 	"time"
+
+	"github.com/kluis/kluis/internal/deliver"
 )
 
 // Sender delivers a composed message to the recipients of its envelope.
@@ -72,7 +74,7 @@ type Worker struct {
 	// each further one up to an hour; 0 means 30 s (see Backoff).
 	FirstRetry time.Duration
 
-	wake chan struct{}
+	wake deliver.Waker
 }
 
 // NewWorker returns a Worker that moves messages from q to s. logger and now
@@ -84,7 +86,7 @@ func NewWorker(q Queue, s Sender, logger *slog.Logger, now func() time.Time) *Wo
 		Logger: logger,
 		Now:    now,
 		Poll:   time.Second,
-		wake:   make(chan struct{}, 1),
+		wake:   deliver.NewWaker(),
 	}
 }
 
@@ -171,34 +173,12 @@ func redactAddresses(s string) string { return addressLike.ReplaceAllString(s, "
 
 // Notify wakes a running Run to deliver now, typically right after a
 // message was queued. It never blocks.
-func (w *Worker) Notify() {
-	select {
-	case w.wake <- struct{}{}:
-	default:
-	}
-}
+func (w *Worker) Notify() { w.wake.Notify() }
 
 // Run delivers due messages when notified and every Poll until ctx ends,
 // then returns nil. Errors of a pass are logged, and the next pass retries.
 func (w *Worker) Run(ctx context.Context) error {
-	poll := w.Poll
-	if poll <= 0 {
-		poll = time.Second
-	}
-	timer := time.NewTimer(poll)
-	defer timer.Stop()
-	for {
-		if _, err := w.DeliverDue(ctx); err != nil && ctx.Err() == nil {
-			logger(w.Logger).ErrorContext(ctx, "mail queue pass failed", "error", err)
-		}
-		timer.Reset(poll)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-w.wake:
-		case <-timer.C:
-		}
-	}
+	return deliver.Run(ctx, w.wake, w.Poll, w.DeliverDue, logger(w.Logger), "mail")
 }
 
 func (w *Worker) now() time.Time {

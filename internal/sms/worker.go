@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/kluis/kluis/internal/deliver"
 )
 
 // Queued is a message waiting in the SMS queue.
@@ -59,13 +61,13 @@ type Worker struct {
 	Now    func() time.Time // nil means time.Now
 	Poll   time.Duration    // how often Run looks for due messages; default 1s
 
-	wake chan struct{}
+	wake deliver.Waker
 }
 
 // NewWorker returns a Worker that moves messages from q to s. logger and
 // now may be nil.
 func NewWorker(q Queue, s Sender, logger *slog.Logger, now func() time.Time) *Worker {
-	return &Worker{Queue: q, Sender: s, Logger: logger, Now: now, Poll: time.Second, wake: make(chan struct{}, 1)}
+	return &Worker{Queue: q, Sender: s, Logger: logger, Now: now, Poll: time.Second, wake: deliver.NewWaker()}
 }
 
 // DeliverDue sends the messages that are due until none is left and
@@ -119,35 +121,14 @@ func (w *Worker) DeliverDue(ctx context.Context) (sent int, err error) {
 	}
 }
 
-// Notify wakes a running Run to deliver now. It never blocks.
-func (w *Worker) Notify() {
-	select {
-	case w.wake <- struct{}{}:
-	default:
-	}
-}
+// Notify wakes a running Run to deliver now, typically right after a
+// message was queued. It never blocks.
+func (w *Worker) Notify() { w.wake.Notify() }
 
 // Run delivers due messages when notified and every Poll until ctx ends,
-// then returns nil. Errors of a pass are logged; the next pass retries.
+// then returns nil. Errors of a pass are logged, and the next pass retries.
 func (w *Worker) Run(ctx context.Context) error {
-	poll := w.Poll
-	if poll <= 0 {
-		poll = time.Second
-	}
-	timer := time.NewTimer(poll)
-	defer timer.Stop()
-	for {
-		if _, err := w.DeliverDue(ctx); err != nil && ctx.Err() == nil {
-			logger(w.Logger).ErrorContext(ctx, "sms queue pass failed", "error", err)
-		}
-		timer.Reset(poll)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-w.wake:
-		case <-timer.C:
-		}
-	}
+	return deliver.Run(ctx, w.wake, w.Poll, w.DeliverDue, logger(w.Logger), "sms")
 }
 
 func (w *Worker) now() time.Time {
