@@ -177,6 +177,9 @@ func runLifecycle(t *testing.T, a *testAPI) scenarioSecrets {
 	if got := decodeStrict[userObject](t, r); got.Role != "manager" {
 		t.Errorf("after promotion role %q, want manager", got.Role)
 	}
+	// R14: a new role starts with a new sign-in.
+	wantError(t, "the member's session after the role change", a.call(t, "GET", orgPath(slug, "/me"), mem.Token, nil), 401, "unauthenticated")
+	mem.Token = a.login(t, slug, mem.Email, mem.Password).Token
 
 	// R14, R19: disabling ends the member's session at once; they cannot sign in.
 	r = a.call(t, "PATCH", orgPath(slug, "/users/"+mem.ID), mgr.Token, map[string]any{"disabled": true})
@@ -285,7 +288,7 @@ func runLifecycle(t *testing.T, a *testAPI) scenarioSecrets {
 		"user.invite/success":            3,
 		"user.invitation_accept/success": 2,
 		"user.invitation_accept/failure": 3, // a re-sent, a revoked and a used link
-		"auth.login/success":             5,
+		"auth.login/success":             6, // one after the role change ended the session
 		"auth.login_failed/failure":      2,
 		"user.update/success":            2, // PATCH /me and the role change
 		"user.list/denied":               1,

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/kluis/kluis"
@@ -473,6 +474,13 @@ func (s *Store) UpdateUser(ctx context.Context, org kluis.OrgID, actor kluis.Act
 		if _, err := t.exec(ctx, `UPDATE users SET name = ?, role = ?, status = ?, updated_at = ? WHERE org_id = ? AND id = ?`,
 			sealedName, u.Role, u.Status, micros(t.now), org, u.ID); err != nil {
 			return err
+		}
+		// A new role starts with a new sign-in (R14): the person's sessions
+		// end — but the caller's own, when a manager changes their own role.
+		if slices.Contains(changed, "role") && u.Status != kluis.StatusDisabled {
+			if _, err := t.exec(ctx, `DELETE FROM sessions WHERE org_id = ? AND user_id = ? AND id <> ?`, org, u.ID, string(actor.SessionID)); err != nil {
+				return err
+			}
 		}
 		if u.Status == kluis.StatusDisabled {
 			if _, err := t.exec(ctx, `DELETE FROM sessions WHERE org_id = ? AND user_id = ?`, org, u.ID); err != nil {
