@@ -34,6 +34,9 @@ type Actor struct {
 	// (R17). Every other request from it is refused with
 	// EMFAEnrolmentRequired.
 	MFAEnrolmentOnly bool
+	// From is where the request came from: its client address is recorded,
+	// sealed, with every audit event the actor causes (R24).
+	From Origin
 	// CLI marks the command line: a person with access to the server's data
 	// folder and database, recorded as "cli" in the audit chain.
 	CLI bool

@@ -1,6 +1,7 @@
 package kluis
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -97,3 +98,39 @@ func CanChangeOwnCredentials(a Actor, org OrgID) bool {
 // AllowedByScope reports whether the actor's credential allows a request
 // that may change state (write): a read-only token allows only reads.
 func AllowedByScope(a Actor, write bool) bool { return !write || !a.ReadOnly }
+
+// APITokenPrefix starts every personal API token, so that secret scanners
+// recognise a leaked one and it is never taken for a session token (which
+// has no prefix and another length).
+const APITokenPrefix = "kluis_pat_"
+
+// IsAPIToken reports whether a presented credential claims to be a personal
+// API token (it has the prefix); whether it is one is for authentication.
+func IsAPIToken(credential string) bool { return strings.HasPrefix(credential, APITokenPrefix) }
+
+// APIToken is a personal API token as its owner sees it: never its secret.
+type APIToken struct {
+	ID         TokenID
+	Name       string
+	Scope      TokenScope
+	CreatedAt  time.Time
+	ExpiresAt  time.Time
+	LastUsedAt time.Time // zero when never used
+}
+
+// TokenService manages a person's personal API tokens (R14): named, scoped,
+// expiring, stored as hashes, and never able to change credentials.
+type TokenService interface {
+	// CreateAPIToken makes a token and returns it with its secret, shown
+	// once. It needs a fresh authentication in a session. Errors:
+	// unauthenticated, reauth_required, forbidden, invalid_input, conflict.
+	CreateAPIToken(ctx context.Context, org OrgID, actor Actor, in TokenInput) (APIToken, string, error)
+	// FindAPITokens lists the person's live tokens. Errors: unauthenticated.
+	FindAPITokens(ctx context.Context, org OrgID, actor Actor) ([]APIToken, error)
+	// RevokeAPIToken ends one of the person's tokens. Errors:
+	// unauthenticated, not_found.
+	RevokeAPIToken(ctx context.Context, org OrgID, actor Actor, id TokenID) error
+	// RefuseTokenScope records a write refused to a read-only token and
+	// returns forbidden.
+	RefuseTokenScope(ctx context.Context, org OrgID, actor Actor) error
+}

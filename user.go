@@ -1,9 +1,11 @@
 package kluis
 
 import (
+	"context"
 	"fmt"
 	"net/mail"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -173,4 +175,64 @@ func MaskPhone(phone string) string {
 func (u User) Masked() User {
 	u.Email, u.Phone = MaskEmail(u.Email), MaskPhone(u.Phone)
 	return u
+}
+
+// InvitationTTL is how long an invitation link works.
+const InvitationTTL = 72 * time.Hour
+
+// UserService is how managers administer the people of their organisation
+// (R2, R5, R8), and how an invited person joins. Every method is one
+// transaction with its audit event; another organisation's person is
+// not_found (R1).
+type UserService interface {
+	// InviteUser creates an invited user and mails the invitation. Errors:
+	// forbidden, invalid_input, conflict.
+	InviteUser(ctx context.Context, org OrgID, actor Actor, in UserInput) (User, error)
+	// ResendInvitation mails a new link; the old one stops working.
+	// Errors: forbidden, not_found, conflict.
+	ResendInvitation(ctx context.Context, org OrgID, actor Actor, id UserID) error
+	// RevokeInvitation makes the link stop working. Errors: forbidden,
+	// not_found.
+	RevokeInvitation(ctx context.Context, org OrgID, actor Actor, id UserID) error
+	// AcceptInvitation sets the invited person's name and password with
+	// the link's token. Errors: not_found, invalid_input,
+	// too_many_requests.
+	AcceptInvitation(ctx context.Context, org OrgID, from Origin, token, name, password string) (User, error)
+	// FindUsers lists the organisation's people (a recorded read). Errors:
+	// forbidden.
+	FindUsers(ctx context.Context, org OrgID, actor Actor) ([]User, error)
+	// FindUserByID returns one person (a recorded read). Errors:
+	// forbidden, not_found.
+	FindUserByID(ctx context.Context, org OrgID, actor Actor, id UserID) (User, error)
+	// UpdateUser changes a person's name, role or status. Errors:
+	// forbidden, not_found, invalid_input, conflict (the last manager).
+	UpdateUser(ctx context.Context, org OrgID, actor Actor, id UserID, in UserInput) (User, error)
+	// DeleteUser deletes a person and destroys their key. Errors:
+	// forbidden, not_found, conflict (the last manager).
+	DeleteUser(ctx context.Context, org OrgID, actor Actor, id UserID) error
+}
+
+// EmailChangeTTL is how long an e-mail change's confirmation link works.
+const EmailChangeTTL = 24 * time.Hour
+
+// AccountService is a person's own account (R3, R4): their profile, their
+// e-mail address, and what happened to their sign-ins. Reading one's own
+// data is not recorded; every change is.
+type AccountService interface {
+	// UpdateMe changes the signed-in person's name, phone or maintenance
+	// mail choice. Errors: unauthenticated, invalid_input.
+	UpdateMe(ctx context.Context, org OrgID, actor Actor, in UserInput) (User, error)
+	// RequestEmailChange mails a confirmation link to the new address.
+	// Errors: unauthenticated, reauth_required, invalid_input, conflict.
+	RequestEmailChange(ctx context.Context, org OrgID, actor Actor, newEmail string) error
+	// PendingEmailChange returns the address waiting for confirmation and
+	// until when. Errors: unauthenticated, not_found.
+	PendingEmailChange(ctx context.Context, org OrgID, actor Actor) (string, time.Time, error)
+	// ConfirmEmailChange makes the new address the person's, with the
+	// link's token, in the person's own session. Errors: unauthenticated,
+	// not_found, conflict.
+	ConfirmEmailChange(ctx context.Context, org OrgID, actor Actor, token string) error
+	// FindSignIns returns the person's most recent sign-ins and failed
+	// attempts, newest first. Errors: unauthenticated.
+	FindSignIns(ctx context.Context, org OrgID, actor Actor, limit int) ([]SignIn, error)
 }
