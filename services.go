@@ -1,0 +1,22 @@
+package kluis
+
+// Services are the areas' services as the composition root (cmd/kluis)
+// builds them over one database. It is handed to the adapters' constructors
+// only; each handler then takes the one or two services it uses, so no
+// signature inside an adapter reaches more than it needs.
+type Services struct {
+	Orgs      OrgService
+	Policies  PolicyService
+	Logins    LoginsService
+	Users     UserService
+	Accounts  AccountService
+	SignIn    SignInService
+	Sessions  SessionService
+	Recovery  RecoveryService
+	Factors   FactorService
+	Tokens    TokenService
+	Throttle  ThrottleService
+	Audit     AuditService
+	Operators OperatorService
+	Keys      KeyService
+}
