@@ -30,10 +30,10 @@ func (s *Store) FindSignIns(ctx context.Context, org kluis.OrgID, actor kluis.Ac
 		return nil, kluis.ErrUnauthenticated
 	}
 	limit = min(max(limit, 1), MaxSignIns)
-	chain := orgChain(org)
-	rows, err := s.db.reader.QueryContext(ctx, s.db.q(`SELECT id, at, action, client FROM audit_events
+	chain := OrgChain(org)
+	rows, err := s.db.reader.QueryContext(ctx, s.db.Q(`SELECT id, at, action, client FROM audit_events
 		WHERE chain = ? AND target = ? AND action IN ('auth.login', 'auth.login_failed')
-		ORDER BY seq DESC LIMIT ?`), chain, userTarget(actor.UserID), limit)
+		ORDER BY seq DESC LIMIT ?`), chain, UserTarget(actor.UserID), limit)
 	if err != nil {
 		return nil, err
 	}
@@ -51,7 +51,7 @@ func (s *Store) FindSignIns(ctx context.Context, org kluis.OrgID, actor kluis.Ac
 		if err := rows.Scan(&r.id, &at, &action, &r.client); err != nil {
 			return nil, err
 		}
-		r.si = SignIn{At: fromMicros(at), OK: action == "auth.login"}
+		r.si = SignIn{At: FromMicros(at), OK: action == "auth.login"}
 		found = append(found, r)
 	}
 	if err := rows.Err(); err != nil {
@@ -79,9 +79,9 @@ func (s *Store) FindSignIns(ctx context.Context, org kluis.OrgID, actor kluis.Ac
 // Managers only. Errors: forbidden.
 func (s *Store) FindAuditPeople(ctx context.Context, org kluis.OrgID, actor kluis.Actor) (map[kluis.UserID]string, error) {
 	if !kluis.CanReadAudit(actor, org) {
-		return nil, s.refuse(ctx, orgChain(org), actor, "audit.read", "")
+		return nil, s.Refuse(ctx, OrgChain(org), actor, "audit.read", "")
 	}
-	rows, err := s.db.reader.QueryContext(ctx, s.db.q(`SELECT `+userColumns+` FROM users WHERE org_id = ? ORDER BY created_at, id`), org)
+	rows, err := s.db.reader.QueryContext(ctx, s.db.Q(`SELECT `+userColumns+` FROM users WHERE org_id = ? ORDER BY created_at, id`), org)
 	if err != nil {
 		return nil, err
 	}
@@ -100,7 +100,7 @@ func (s *Store) FindAuditPeople(ctx context.Context, org kluis.OrgID, actor klui
 	rows.Close()
 	out := make(map[kluis.UserID]string, len(sealed))
 	for _, su := range sealed {
-		name, err := s.open(ctx, userField(org, su.ID, colName), su.name)
+		name, err := s.Open(ctx, UserField(org, su.ID, colName), su.name)
 		if err != nil {
 			return nil, err
 		}

@@ -70,11 +70,11 @@ func (f AuditFilter) where(db *DB, chain string) (string, []any) {
 	}
 	if !f.Since.IsZero() {
 		b.WriteString(` AND at >= ?`)
-		args = append(args, micros(f.Since))
+		args = append(args, Micros(f.Since))
 	}
 	if !f.Until.IsZero() {
 		b.WriteString(` AND at < ?`)
-		args = append(args, micros(f.Until))
+		args = append(args, Micros(f.Until))
 	}
 	return b.String(), args
 }
@@ -94,7 +94,7 @@ func (s *Store) auditEvents(ctx context.Context, chain string, f AuditFilter, li
 			query += ` LIMIT ?`
 			args = append(args, limit)
 		}
-		rows, err := s.db.reader.QueryContext(ctx, s.db.q(query), args...)
+		rows, err := s.db.reader.QueryContext(ctx, s.db.Q(query), args...)
 		if err != nil {
 			yield(AuditEvent{}, err)
 			return
@@ -109,7 +109,7 @@ func (s *Store) auditEvents(ctx context.Context, chain string, f AuditFilter, li
 				yield(AuditEvent{}, err)
 				return
 			}
-			e.At = fromMicros(at)
+			e.At = FromMicros(at)
 			e.Details = json.RawMessage(details)
 			copy(e.Hash[:], hash)
 			if err := s.showSealed(ctx, chain, id, &e, client, reveal); err != nil {
@@ -180,14 +180,14 @@ func (s *Store) showSealed(ctx context.Context, chain, id string, e *AuditEvent,
 // Errors: forbidden.
 func (s *Store) FindAuditEvents(ctx context.Context, org kluis.OrgID, actor kluis.Actor, f AuditFilter) ([]AuditEvent, int64, error) {
 	if !kluis.CanReadAudit(actor, org) {
-		return nil, 0, s.refuse(ctx, orgChain(org), actor, "audit.read", "")
+		return nil, 0, s.Refuse(ctx, OrgChain(org), actor, "audit.read", "")
 	}
 	if f.Limit <= 0 {
 		f.Limit = 100
 	}
 	f.Limit = min(f.Limit, MaxAuditPage)
 	var out []AuditEvent
-	for e, err := range s.auditEvents(ctx, orgChain(org), f, f.Limit+1, false) {
+	for e, err := range s.auditEvents(ctx, OrgChain(org), f, f.Limit+1, false) {
 		if err != nil {
 			return nil, 0, err
 		}
@@ -206,7 +206,7 @@ func (s *Store) FindAuditEvents(ctx context.Context, org kluis.OrgID, actor klui
 // to emit (R24, R25). Managers only. Errors: forbidden.
 func (s *Store) ExportAudit(ctx context.Context, org kluis.OrgID, actor kluis.Actor, f AuditFilter, emit func(AuditEvent) error) error {
 	if !kluis.CanReadAudit(actor, org) {
-		return s.refuse(ctx, orgChain(org), actor, "audit.export", "")
+		return s.Refuse(ctx, OrgChain(org), actor, "audit.export", "")
 	}
 	// Recorded before the first byte leaves: a client that stops reading
 	// half-way has still received data.
@@ -219,12 +219,12 @@ func (s *Store) ExportAudit(ctx context.Context, org kluis.OrgID, actor kluis.Ac
 	}
 	sort.Strings(filters)
 	filter := map[string]any{"filters": filters}
-	if err := s.write(context.WithoutCancel(ctx), orgChain(org), func(t *Tx) error {
-		return t.appendEvent(ctx, orgChain(org), actor, "audit.export", "", "success", filter)
+	if err := s.Write(context.WithoutCancel(ctx), OrgChain(org), func(t *Tx) error {
+		return t.Append(ctx, OrgChain(org), actor, "audit.export", "", "success", filter)
 	}); err != nil {
 		return err
 	}
-	for e, err := range s.auditEvents(ctx, orgChain(org), f, 0, true) {
+	for e, err := range s.auditEvents(ctx, OrgChain(org), f, 0, true) {
 		if err != nil {
 			return err
 		}
@@ -239,17 +239,15 @@ func (s *Store) ExportAudit(ctx context.Context, org kluis.OrgID, actor kluis.Ac
 // Managers only. Errors: forbidden; other errors mean it could not check.
 func (s *Store) VerifyOrgAudit(ctx context.Context, org kluis.OrgID, actor kluis.Actor) (audit.Result, error) {
 	if !kluis.CanReadAudit(actor, org) {
-		return audit.Result{}, s.refuse(ctx, orgChain(org), actor, "audit.verify", "")
+		return audit.Result{}, s.Refuse(ctx, OrgChain(org), actor, "audit.verify", "")
 	}
 	cps, err := s.witness.Checkpoints()
 	if err != nil {
 		return audit.Result{}, fmt.Errorf("read witness: %w", err)
 	}
-	return s.verifyChain(ctx, orgChain(org), cps)
+	return s.verifyChain(ctx, OrgChain(org), cps)
 }
 
-// OrgChain returns the audit chain id of an organisation.
-func OrgChain(org kluis.OrgID) string { return orgChain(org) }
 
 // AuditChains lists every chain known to the database or the witness,
 // platform first: a chain whose rows were all deleted still shows up through
@@ -342,7 +340,7 @@ func (s *Store) verifyChain(ctx context.Context, chain string, witnessed []audit
 	var head *audit.Head
 	var seq int64
 	var h []byte
-	err = tx.QueryRowContext(ctx, s.db.q(`SELECT seq, hash FROM audit_heads WHERE chain = ?`), chain).Scan(&seq, &h)
+	err = tx.QueryRowContext(ctx, s.db.Q(`SELECT seq, hash FROM audit_heads WHERE chain = ?`), chain).Scan(&seq, &h)
 	switch {
 	case err == nil:
 		head = &audit.Head{Seq: seq}
@@ -351,7 +349,7 @@ func (s *Store) verifyChain(ctx context.Context, chain string, witnessed []audit
 		return audit.Result{}, err
 	}
 	events := func(yield func(audit.Event, error) bool) {
-		rows, err := tx.QueryContext(ctx, s.db.q(`SELECT seq, id, at, actor, action, target, outcome, details, client, prev_hash, hash
+		rows, err := tx.QueryContext(ctx, s.db.Q(`SELECT seq, id, at, actor, action, target, outcome, details, client, prev_hash, hash
 			FROM audit_events WHERE chain = ? ORDER BY seq`), chain)
 		if err != nil {
 			yield(audit.Event{}, err)
@@ -366,7 +364,7 @@ func (s *Store) verifyChain(ctx context.Context, chain string, witnessed []audit
 				yield(audit.Event{}, err)
 				return
 			}
-			e.At = fromMicros(at)
+			e.At = FromMicros(at)
 			copy(e.PrevHash[:], prev)
 			copy(e.Hash[:], hash)
 			if !yield(e, nil) {
@@ -381,7 +379,7 @@ func (s *Store) verifyChain(ctx context.Context, chain string, witnessed []audit
 }
 
 func (s *Store) checkpoints(ctx context.Context, tx *sql.Tx, chain string) ([]audit.Checkpoint, error) {
-	rows, err := tx.QueryContext(ctx, s.db.q(`SELECT seq, hash, at, signature FROM audit_checkpoints WHERE chain = ? ORDER BY seq`), chain)
+	rows, err := tx.QueryContext(ctx, s.db.Q(`SELECT seq, hash, at, signature FROM audit_checkpoints WHERE chain = ? ORDER BY seq`), chain)
 	if err != nil {
 		return nil, err
 	}
@@ -395,7 +393,7 @@ func (s *Store) checkpoints(ctx context.Context, tx *sql.Tx, chain string) ([]au
 			return nil, err
 		}
 		copy(c.Hash[:], h)
-		c.At = fromMicros(at)
+		c.At = FromMicros(at)
 		out = append(out, c)
 	}
 	return out, rows.Err()
@@ -437,7 +435,7 @@ func (s *Store) Checkpoint(ctx context.Context, p CheckpointPolicy, force bool) 
 		return 0, err
 	}
 	var todo []audit.Checkpoint
-	now := s.now().UTC().Truncate(time.Microsecond)
+	now := s.Now().UTC().Truncate(time.Microsecond)
 	for rows.Next() {
 		c := audit.Checkpoint{At: now}
 		var h []byte
@@ -462,8 +460,8 @@ func (s *Store) Checkpoint(ctx context.Context, p CheckpointPolicy, force bool) 
 			return i, fmt.Errorf("witness checkpoint: %w", err)
 		}
 		s.lastCP[c.Chain] = *c
-		if _, err := s.db.writeExec(ctx, `INSERT INTO audit_checkpoints (chain, seq, hash, at, signature) VALUES (?, ?, ?, ?, ?)
-			ON CONFLICT (chain, seq) DO NOTHING`, c.Chain, c.Seq, c.Hash[:], micros(c.At), c.Signature); err != nil {
+		if _, err := s.db.WriteExec(ctx, `INSERT INTO audit_checkpoints (chain, seq, hash, at, signature) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (chain, seq) DO NOTHING`, c.Chain, c.Seq, c.Hash[:], Micros(c.At), c.Signature); err != nil {
 			return i, fmt.Errorf("store checkpoint: %w", err)
 		}
 	}
@@ -513,7 +511,7 @@ func (s *Store) KeyUnwrapped(org string, kind keys.Kind) {
 func (s *Store) RecordKeyEvent(ctx context.Context, actor kluis.Actor, e KeyEvent) error {
 	chain := audit.PlatformChain
 	if (e.Kind == "user" || e.Kind == "project") && e.Org != "" {
-		chain = orgChain(e.Org)
+		chain = OrgChain(e.Org)
 	}
 	target := ""
 	if e.KeyID != "" {
@@ -529,7 +527,7 @@ func (s *Store) RecordKeyEvent(ctx context.Context, actor kluis.Actor, e KeyEven
 	if e.Fingerprint != "" {
 		details["root_fingerprint"], details["previous_root_fingerprint"] = e.Fingerprint, e.PreviousFingerprint
 	}
-	return s.write(ctx, chain, func(t *Tx) error {
-		return t.appendEvent(ctx, chain, actor, "key."+e.Action, target, "success", details)
+	return s.Write(ctx, chain, func(t *Tx) error {
+		return t.Append(ctx, chain, actor, "key."+e.Action, target, "success", details)
 	})
 }

@@ -47,7 +47,7 @@ func (s *Store) Login(ctx context.Context, org kluis.OrgID, email, pw string) (S
 		if err == nil {
 			if err = s.gateAddress(ctx); err == nil {
 				s.countLogin(kluis.RealmOrg, "failure")
-				err = s.anonymousFailure(ctx, orgChain(org), "auth.login_failed", "", map[string]any{"reason": "logins_disabled"}, kluis.ErrLoginsDisabled)
+				err = s.anonymousFailure(ctx, OrgChain(org), "auth.login_failed", "", map[string]any{"reason": "logins_disabled"}, kluis.ErrLoginsDisabled)
 			}
 		}
 		return Session{}, kluis.User{}, err
@@ -56,7 +56,7 @@ func (s *Store) Login(ctx context.Context, org kluis.OrgID, email, pw string) (S
 	pw = kluis.NormalizePassword(pw)
 	// The identifier is counted whether or not an account has it (DESIGN
 	// §6); anything typed has one, so a lock never tells what exists.
-	ident, err := s.emailIndex(ctx, org, lookup)
+	ident, err := s.EmailIndex(ctx, org, lookup)
 	if errors.Is(err, kluis.ErrNotFound) {
 		// The organisation's keys are destroyed: it was deleted.
 		s.hasher.VerifyDummy(ctx, pw)
@@ -69,7 +69,7 @@ func (s *Store) Login(ctx context.Context, org kluis.OrgID, email, pw string) (S
 	if err != nil {
 		return Session{}, kluis.User{}, err
 	}
-	fail := signInFailure{scope: string(org), chain: orgChain(org), org: org, action: "auth.login_failed",
+	fail := signInFailure{scope: string(org), chain: OrgChain(org), org: org, action: "auth.login_failed",
 		ident: ident, device: g.device, threshold: g.threshold}
 	if !g.locked.IsZero() {
 		s.countLogin(kluis.RealmOrg, "failure")
@@ -83,7 +83,7 @@ func (s *Store) Login(ctx context.Context, org kluis.OrgID, email, pw string) (S
 	// An address that cannot be valid is an unknown account: it never
 	// reaches the database, and it is answered like any other failure.
 	if kluis.ValidateEmail(lookup) == nil {
-		u, err = s.scanUser(ctx, s.db.readRow(ctx, `SELECT `+userColumns+`, password_hash FROM users WHERE org_id = ? AND email_index = ?`, org, ident), &hash)
+		u, err = s.ScanUser(ctx, s.db.ReadRow(ctx, `SELECT `+userColumns+`, password_hash FROM users WHERE org_id = ? AND email_index = ?`, org, ident), &hash)
 	}
 	if err != nil && !errors.Is(err, kluis.ErrNotFound) {
 		return Session{}, u, err
@@ -100,7 +100,7 @@ func (s *Store) Login(ctx context.Context, org kluis.OrgID, email, pw string) (S
 	if !ok {
 		fail.reason = "unknown"
 		if found {
-			fail.target, fail.reason = userTarget(u.ID), "password"
+			fail.target, fail.reason = UserTarget(u.ID), "password"
 			if u.Status != kluis.StatusActive {
 				fail.reason = string(u.Status)
 			} else {
@@ -119,12 +119,12 @@ func (s *Store) Login(ctx context.Context, org kluis.OrgID, email, pw string) (S
 	var sess Session
 	var challenge *MFAChallenge
 	var lockedMeanwhile time.Time
-	err = s.write(ctx, orgChain(org), func(t *Tx) error {
+	err = s.Write(ctx, OrgChain(org), func(t *Tx) error {
 		// The account may have changed since the read above: another
 		// status, or another password (a reset meanwhile wins).
 		var status kluis.UserStatus
 		var now sql.NullString
-		if err := t.queryRow(ctx, `SELECT status, password_hash FROM users WHERE org_id = ? AND id = ?`, org, u.ID).Scan(&status, &now); err != nil || status != kluis.StatusActive || now.String != hash.String {
+		if err := t.QueryRow(ctx, `SELECT status, password_hash FROM users WHERE org_id = ? AND id = ?`, org, u.ID).Scan(&status, &now); err != nil || status != kluis.StatusActive || now.String != hash.String {
 			return kluis.ErrUnauthenticated
 		}
 		// Logins may have been stopped since the check above (R19).
@@ -144,7 +144,7 @@ func (s *Store) Login(ctx context.Context, org kluis.OrgID, email, pw string) (S
 			return errLockedMeanwhile
 		}
 		if newHash != "" {
-			if _, err := t.exec(ctx, `UPDATE users SET password_hash = ? WHERE org_id = ? AND id = ?`, newHash, org, u.ID); err != nil {
+			if _, err := t.Exec(ctx, `UPDATE users SET password_hash = ? WHERE org_id = ? AND id = ?`, newHash, org, u.ID); err != nil {
 				return err
 			}
 		}
@@ -159,11 +159,11 @@ func (s *Store) Login(ctx context.Context, org kluis.OrgID, email, pw string) (S
 				return err
 			}
 			if g.device != nil {
-				if _, err := t.exec(ctx, `UPDATE login_challenges SET trusted = TRUE WHERE org_id = ? AND token_hash = ?`, org, tokenHash(challenge.Token)); err != nil {
+				if _, err := t.Exec(ctx, `UPDATE login_challenges SET trusted = TRUE WHERE org_id = ? AND token_hash = ?`, org, TokenHash(challenge.Token)); err != nil {
 					return err
 				}
 			}
-			return t.appendEvent(ctx, orgChain(org), kluis.Actor{}, "auth.login_password", userTarget(u.ID), "success", nil)
+			return t.Append(ctx, OrgChain(org), kluis.Actor{}, "auth.login_password", UserTarget(u.ID), "success", nil)
 		}
 		if sess, err = t.startSession(ctx, org, &u, "password"); err != nil {
 			return err
@@ -172,12 +172,12 @@ func (s *Store) Login(ctx context.Context, org kluis.OrgID, email, pw string) (S
 	})
 	if errors.Is(err, errLockedMeanwhile) {
 		s.countLogin(kluis.RealmOrg, "failure")
-		fail.target, fail.user, fail.reason, fail.alreadyLocked = userTarget(u.ID), u.ID, "locked", lockedMeanwhile
+		fail.target, fail.user, fail.reason, fail.alreadyLocked = UserTarget(u.ID), u.ID, "locked", lockedMeanwhile
 		return Session{}, kluis.User{}, s.signInFailed(ctx, fail)
 	}
 	if code := kluis.ErrorCode(err); code == kluis.EUnauthenticated || code == kluis.ELoginsDisabled {
 		s.countLogin(kluis.RealmOrg, "failure")
-		if rerr := s.recordRefusal(ctx, orgChain(org), kluis.Actor{}, "auth.login_failed", userTarget(u.ID), "failure", map[string]any{"reason": "changed"}); rerr != nil {
+		if rerr := s.RecordRefusal(ctx, OrgChain(org), kluis.Actor{}, "auth.login_failed", UserTarget(u.ID), "failure", map[string]any{"reason": "changed"}); rerr != nil {
 			return Session{}, kluis.User{}, rerr
 		}
 	}
@@ -203,10 +203,10 @@ func (t *Tx) startSession(ctx context.Context, org kluis.OrgID, u *kluis.User, m
 	if err != nil {
 		return Session{}, err
 	}
-	if _, err := t.exec(ctx, `UPDATE users SET last_login_at = ? WHERE org_id = ? AND id = ?`, micros(t.now), org, u.ID); err != nil {
+	if _, err := t.Exec(ctx, `UPDATE users SET last_login_at = ? WHERE org_id = ? AND id = ?`, Micros(t.Now()), org, u.ID); err != nil {
 		return Session{}, err
 	}
-	u.LastLoginAt = t.now
+	u.LastLoginAt = t.Now()
 	// Only a sign-in without a second factor reaches here with "password".
 	sess.MFAEnrolmentRequired = method == "password" && policy.MFA == kluis.MFARequired
 	if err := t.signedIn(ctx, org, u.ID, &sess); err != nil {
@@ -217,7 +217,7 @@ func (t *Tx) startSession(ctx context.Context, org kluis.OrgID, u *kluis.User, m
 	if method != "password" {
 		details["method"] = method
 	}
-	return sess, t.appendEvent(ctx, orgChain(org), actor, "auth.login", "user:"+string(u.ID), "success", details)
+	return sess, t.Append(ctx, OrgChain(org), actor, "auth.login", "user:"+string(u.ID), "success", details)
 }
 
 func (s *Store) countLogin(realm kluis.Realm, outcome string) {
@@ -229,19 +229,19 @@ func (s *Store) countLogin(realm kluis.Realm, outcome string) {
 // openSession stores a new session of the given table (sessions or
 // operator_sessions) and returns its token.
 func (t *Tx) openSession(ctx context.Context, table string, org kluis.OrgID, subject string, lifetime time.Duration) (Session, error) {
-	token, hash := newToken()
-	sess := Session{ID: kluis.SessionID(kluis.NewID(t.now)), Token: token, ExpiresAt: t.now.Add(lifetime)}
+	token, hash := NewToken()
+	sess := Session{ID: kluis.SessionID(kluis.NewID(t.Now())), Token: token, ExpiresAt: t.Now().Add(lifetime)}
 	var err error
 	if table == "sessions" {
 		var device []byte
 		if device, err = t.sealSessionDevice(ctx, org, kluis.UserID(subject), sess.ID); err != nil {
 			return Session{}, err
 		}
-		_, err = t.exec(ctx, `INSERT INTO sessions (id, org_id, user_id, token_hash, created_at, last_seen_at, expires_at, device, auth_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			sess.ID, org, subject, hash, micros(t.now), micros(t.now), micros(sess.ExpiresAt), device, micros(t.now))
+		_, err = t.Exec(ctx, `INSERT INTO sessions (id, org_id, user_id, token_hash, created_at, last_seen_at, expires_at, device, auth_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			sess.ID, org, subject, hash, Micros(t.Now()), Micros(t.Now()), Micros(sess.ExpiresAt), device, Micros(t.Now()))
 	} else {
-		_, err = t.exec(ctx, `INSERT INTO operator_sessions (id, operator_id, token_hash, created_at, last_seen_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)`,
-			sess.ID, subject, hash, micros(t.now), micros(t.now), micros(sess.ExpiresAt))
+		_, err = t.Exec(ctx, `INSERT INTO operator_sessions (id, operator_id, token_hash, created_at, last_seen_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)`,
+			sess.ID, subject, hash, Micros(t.Now()), Micros(t.Now()), Micros(sess.ExpiresAt))
 	}
 	return sess, err
 }
@@ -266,7 +266,7 @@ func (s *Store) Authenticate(ctx context.Context, token string) (kluis.Actor, kl
 // minute old. Errors: unauthenticated.
 func (s *Store) AuthenticateOrg(ctx context.Context, token string) (kluis.Actor, kluis.User, kluis.Org, error) {
 	var o kluis.Org
-	if !validTokenShape(token) {
+	if !ValidTokenShape(token) {
 		return kluis.Actor{}, kluis.User{}, o, kluis.ErrUnauthenticated
 	}
 	var sid kluis.SessionID
@@ -274,46 +274,46 @@ func (s *Store) AuthenticateOrg(ctx context.Context, token string) (kluis.Actor,
 	var idleMin, maxHours, enrolmentOnly int
 	// enrolmentOnly: the policy asks for a second factor and the person has
 	// none yet (R17); such a session may only enrol one (mfapolicy.go).
-	row := s.db.readRow(ctx, `SELECT u.id, u.org_id, u.email, u.name, u.phone, u.maintenance_emails, u.role, u.status,
+	row := s.db.ReadRow(ctx, `SELECT u.id, u.org_id, u.email, u.name, u.phone, u.maintenance_emails, u.role, u.status,
 		u.created_at, u.last_login_at, s.id, s.created_at, s.last_seen_at, s.expires_at, COALESCE(s.auth_at, s.created_at), o.session_idle_minutes, o.session_max_hours,
 		o.slug, o.name, o.language, o.created_at, `+enrolmentOnlySQL+`
 		FROM sessions s JOIN users u ON u.id = s.user_id AND u.org_id = s.org_id JOIN orgs o ON o.id = s.org_id
-		WHERE s.token_hash = ?`, tokenHash(token))
-	u, err := s.scanUser(ctx, row, &sid, &created, &lastSeen, &expires, &authAt, &idleMin, &maxHours, &o.Slug, &o.Name, &o.Language, &orgCreated, &enrolmentOnly)
+		WHERE s.token_hash = ?`, TokenHash(token))
+	u, err := s.ScanUser(ctx, row, &sid, &created, &lastSeen, &expires, &authAt, &idleMin, &maxHours, &o.Slug, &o.Name, &o.Language, &orgCreated, &enrolmentOnly)
 	if errors.Is(err, kluis.ErrNotFound) {
 		return kluis.Actor{}, kluis.User{}, o, kluis.ErrUnauthenticated
 	}
 	if err != nil {
 		return kluis.Actor{}, kluis.User{}, o, err
 	}
-	o.ID, o.CreatedAt = u.OrgID, fromMicros(orgCreated)
-	now := s.now()
+	o.ID, o.CreatedAt = u.OrgID, FromMicros(orgCreated)
+	now := s.Now()
 	idle, maxLife := time.Duration(idleMin)*time.Minute, time.Duration(maxHours)*time.Hour
-	if u.Status != kluis.StatusActive || !sessionAlive(now, fromMicros(created), fromMicros(lastSeen), fromMicros(expires), idle, maxLife) {
-		if _, err := s.db.writeExec(ctx, `DELETE FROM sessions WHERE id = ?`, sid); err != nil {
+	if u.Status != kluis.StatusActive || !sessionAlive(now, FromMicros(created), FromMicros(lastSeen), FromMicros(expires), idle, maxLife) {
+		if _, err := s.db.WriteExec(ctx, `DELETE FROM sessions WHERE id = ?`, sid); err != nil {
 			return kluis.Actor{}, kluis.User{}, o, err
 		}
 		return kluis.Actor{}, kluis.User{}, o, kluis.ErrUnauthenticated
 	}
-	if now.Sub(fromMicros(lastSeen)) >= min(lastSeenGranularity, idle/2) {
-		if _, err := s.db.writeExec(ctx, `UPDATE sessions SET last_seen_at = ? WHERE id = ?`, micros(now), sid); err != nil {
+	if now.Sub(FromMicros(lastSeen)) >= min(lastSeenGranularity, idle/2) {
+		if _, err := s.db.WriteExec(ctx, `UPDATE sessions SET last_seen_at = ? WHERE id = ?`, Micros(now), sid); err != nil {
 			return kluis.Actor{}, kluis.User{}, o, err
 		}
 	}
-	return kluis.Actor{Realm: kluis.RealmOrg, OrgID: u.OrgID, UserID: u.ID, Role: u.Role, SessionID: sid, AuthenticatedAt: fromMicros(authAt),
+	return kluis.Actor{Realm: kluis.RealmOrg, OrgID: u.OrgID, UserID: u.ID, Role: u.Role, SessionID: sid, AuthenticatedAt: FromMicros(authAt),
 		MFAEnrolmentOnly: enrolmentOnly == 1}, u, o, nil
 }
 
 // Logout ends the actor's session. Errors: unauthenticated.
 func (s *Store) Logout(ctx context.Context, org kluis.OrgID, actor kluis.Actor) error {
-	return s.write(ctx, orgChain(org), func(t *Tx) error {
+	return s.Write(ctx, OrgChain(org), func(t *Tx) error {
 		if !actor.IsOrgUser(org) {
 			return kluis.ErrUnauthenticated
 		}
-		if _, err := t.exec(ctx, `DELETE FROM sessions WHERE org_id = ? AND id = ?`, org, actor.SessionID); err != nil {
+		if _, err := t.Exec(ctx, `DELETE FROM sessions WHERE org_id = ? AND id = ?`, org, actor.SessionID); err != nil {
 			return err
 		}
-		return t.appendEvent(ctx, orgChain(org), actor, "auth.logout", "user:"+string(actor.UserID), "success",
+		return t.Append(ctx, OrgChain(org), actor, "auth.logout", "user:"+string(actor.UserID), "success",
 			map[string]any{"session": string(actor.SessionID)})
 	})
 }
@@ -325,10 +325,10 @@ func (t *Tx) dropCredentialsInFlight(ctx context.Context, org kluis.OrgID, user 
 	if err := t.dropResets(ctx, org, user); err != nil {
 		return err
 	}
-	if _, err := t.exec(ctx, `DELETE FROM login_challenges WHERE org_id = ? AND user_id = ?`, org, user); err != nil {
+	if _, err := t.Exec(ctx, `DELETE FROM login_challenges WHERE org_id = ? AND user_id = ?`, org, user); err != nil {
 		return err
 	}
-	_, err := t.exec(ctx, `DELETE FROM user_factors WHERE org_id = ? AND user_id = ? AND confirmed_at IS NULL`, org, user)
+	_, err := t.Exec(ctx, `DELETE FROM user_factors WHERE org_id = ? AND user_id = ? AND confirmed_at IS NULL`, org, user)
 	return err
 }
 
@@ -339,7 +339,7 @@ func (s *Store) ChangePassword(ctx context.Context, org kluis.OrgID, actor kluis
 	if !actor.IsOrgUser(org) {
 		return kluis.ErrUnauthenticated
 	}
-	if !kluis.FreshlyAuthenticated(actor, s.now()) {
+	if !kluis.FreshlyAuthenticated(actor, s.Now()) {
 		return s.reauthRequired(ctx, org, actor, "user.password_change")
 	}
 	current, next = kluis.NormalizePassword(current), kluis.NormalizePassword(next)
@@ -351,12 +351,12 @@ func (s *Store) ChangePassword(ctx context.Context, org kluis.OrgID, actor kluis
 		return kluis.Invalid(map[string]string{"new_password": err.Error()})
 	}
 	var hash sql.NullString
-	if err := s.db.readRow(ctx, `SELECT password_hash FROM users WHERE org_id = ? AND id = ?`, org, actor.UserID).Scan(&hash); err != nil {
+	if err := s.db.ReadRow(ctx, `SELECT password_hash FROM users WHERE org_id = ? AND id = ?`, org, actor.UserID).Scan(&hash); err != nil {
 		return kluis.ErrUnauthenticated
 	}
 	ok, _, err := s.hasher.Verify(ctx, current, hash.String)
 	if err != nil || !ok {
-		if rerr := s.recordRefusal(ctx, orgChain(org), actor, "user.password_change", "user:"+string(actor.UserID), "failure", nil); rerr != nil {
+		if rerr := s.RecordRefusal(ctx, OrgChain(org), actor, "user.password_change", "user:"+string(actor.UserID), "failure", nil); rerr != nil {
 			return rerr
 		}
 		return kluis.Invalid(map[string]string{"current_password": "is not correct"})
@@ -365,17 +365,17 @@ func (s *Store) ChangePassword(ctx context.Context, org kluis.OrgID, actor kluis
 	if err != nil {
 		return err
 	}
-	return s.write(ctx, orgChain(org), func(t *Tx) error {
+	return s.Write(ctx, OrgChain(org), func(t *Tx) error {
 		// The caller's session must still be there, and the password the
 		// one just checked: a reset or a sign-out meanwhile wins.
 		var alive int
-		if err := t.queryRow(ctx, `SELECT COUNT(*) FROM sessions WHERE org_id = ? AND id = ?`, org, string(actor.SessionID)).Scan(&alive); err != nil {
+		if err := t.QueryRow(ctx, `SELECT COUNT(*) FROM sessions WHERE org_id = ? AND id = ?`, org, string(actor.SessionID)).Scan(&alive); err != nil {
 			return err
 		}
 		if alive != 1 {
 			return kluis.ErrUnauthenticated
 		}
-		res, err := t.exec(ctx, `UPDATE users SET password_hash = ?, updated_at = ? WHERE org_id = ? AND id = ? AND password_hash = ?`, newHash, micros(t.now), org, actor.UserID, hash.String)
+		res, err := t.Exec(ctx, `UPDATE users SET password_hash = ?, updated_at = ? WHERE org_id = ? AND id = ? AND password_hash = ?`, newHash, Micros(t.Now()), org, actor.UserID, hash.String)
 		if err != nil {
 			return err
 		}
@@ -394,22 +394,22 @@ func (s *Store) ChangePassword(ctx context.Context, org kluis.OrgID, actor kluis
 		if _, err := t.revokeAPITokens(ctx, org, actor.UserID); err != nil {
 			return err
 		}
-		o, err := t.findOrg(ctx, org)
+		o, err := t.FindOrg(ctx, org)
 		if err != nil {
 			return err
 		}
 		var sealed []byte
-		if err := t.queryRow(ctx, `SELECT email FROM users WHERE org_id = ? AND id = ?`, org, actor.UserID).Scan(&sealed); err != nil {
+		if err := t.QueryRow(ctx, `SELECT email FROM users WHERE org_id = ? AND id = ?`, org, actor.UserID).Scan(&sealed); err != nil {
 			return err
 		}
-		email, err := t.s.open(ctx, userField(org, actor.UserID, colEmail), sealed)
+		email, err := t.s.Open(ctx, UserField(org, actor.UserID, colEmail), sealed)
 		if err != nil {
 			return err
 		}
-		if err := t.queueMail(ctx, org, actor.UserID, o.Language, string(email), mail.PasswordChanged, mail.Data{OrgName: o.Name}); err != nil {
+		if err := t.QueueMail(ctx, org, actor.UserID, o.Language, string(email), mail.PasswordChanged, mail.Data{OrgName: o.Name}); err != nil {
 			return err
 		}
-		return t.appendEvent(ctx, orgChain(org), actor, "user.password_change", "user:"+string(actor.UserID), "success",
+		return t.Append(ctx, OrgChain(org), actor, "user.password_change", "user:"+string(actor.UserID), "success",
 			map[string]any{"sessions_ended": ended})
 	})
 }

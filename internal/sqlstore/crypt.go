@@ -86,18 +86,18 @@ func actorFrom(ctx context.Context) kluis.Actor {
 	return kluis.SystemActor
 }
 
-func userField(org kluis.OrgID, user kluis.UserID, column string) keys.FieldRef {
+func UserField(org kluis.OrgID, user kluis.UserID, column string) keys.FieldRef {
 	return keys.FieldRef{Org: string(org), Table: tabUsers, Column: column, Row: string(user)}
 }
 
-func userKey(org kluis.OrgID, user kluis.UserID) keys.KeyRef {
+func UserKey(org kluis.OrgID, user kluis.UserID) keys.KeyRef {
 	return keys.UserKey(string(org), string(user))
 }
 
 // seal encrypts a value for its field. A destroyed key (the user or the
 // organisation was deleted meanwhile) is not_found: nothing is written for
 // someone who is gone.
-func (s *Store) seal(ctx context.Context, key keys.KeyRef, f keys.FieldRef, plaintext []byte) ([]byte, error) {
+func (s *Store) Seal(ctx context.Context, key keys.KeyRef, f keys.FieldRef, plaintext []byte) ([]byte, error) {
 	c, err := s.keys.Seal(ctx, key, f, plaintext)
 	if errors.Is(err, keys.ErrKeyDestroyed) {
 		return nil, kluis.ErrNotFound
@@ -113,7 +113,7 @@ func (s *Store) seal(ctx context.Context, key keys.KeyRef, f keys.FieldRef, plai
 // never another field's or another organisation's value.
 var ErrUnreadable = errors.New("stored data cannot be decrypted")
 
-func (s *Store) open(ctx context.Context, f keys.FieldRef, c []byte) ([]byte, error) {
+func (s *Store) Open(ctx context.Context, f keys.FieldRef, c []byte) ([]byte, error) {
 	p, err := s.keys.Open(ctx, f, c)
 	if err != nil {
 		// The cause names key ids and the field, never a value.
@@ -123,13 +123,13 @@ func (s *Store) open(ctx context.Context, f keys.FieldRef, c []byte) ([]byte, er
 }
 
 // sealUser encrypts a user's personal fields under the user key.
-func (s *Store) sealUser(ctx context.Context, org kluis.OrgID, id kluis.UserID, column, value string) ([]byte, error) {
-	return s.seal(ctx, userKey(org, id), userField(org, id, column), []byte(value))
+func (s *Store) SealUser(ctx context.Context, org kluis.OrgID, id kluis.UserID, column, value string) ([]byte, error) {
+	return s.Seal(ctx, UserKey(org, id), UserField(org, id, column), []byte(value))
 }
 
 // emailIndex is the blind index a user is found by at login: HMAC-SHA-256
 // under the organisation's index key of the normalised address (DESIGN §4).
-func (s *Store) emailIndex(ctx context.Context, org kluis.OrgID, normalized string) ([]byte, error) {
+func (s *Store) EmailIndex(ctx context.Context, org kluis.OrgID, normalized string) ([]byte, error) {
 	idx, err := s.keys.BlindIndex(ctx, string(org), normalized)
 	if errors.Is(err, keys.ErrKeyDestroyed) {
 		return nil, kluis.ErrNotFound
@@ -145,22 +145,22 @@ type sealedUser struct {
 
 // scanUser reads the columns of userColumns (and extra) and decrypts the
 // personal fields.
-func (s *Store) scanUser(ctx context.Context, row interface{ Scan(...any) error }, extra ...any) (kluis.User, error) {
+func (s *Store) ScanUser(ctx context.Context, row interface{ Scan(...any) error }, extra ...any) (kluis.User, error) {
 	su, err := scanSealedUser(row, extra...)
 	if err != nil {
 		return su.User, err
 	}
-	return s.openUser(ctx, su)
+	return s.OpenUser(ctx, su)
 }
 
-func (s *Store) openUser(ctx context.Context, su sealedUser) (kluis.User, error) {
+func (s *Store) OpenUser(ctx context.Context, su sealedUser) (kluis.User, error) {
 	u := su.User
 	for _, f := range []struct {
 		col string
 		c   []byte
 		out *string
 	}{{colEmail, su.email, &u.Email}, {colName, su.name, &u.Name}, {colPhone, su.phone, &u.Phone}} {
-		p, err := s.open(ctx, userField(u.OrgID, u.ID, f.col), f.c)
+		p, err := s.Open(ctx, UserField(u.OrgID, u.ID, f.col), f.c)
 		if err != nil {
 			return kluis.User{}, err
 		}
@@ -173,9 +173,9 @@ func (s *Store) openUser(ctx context.Context, su sealedUser) (kluis.User, error)
 // seals it under key for the event's row, and it is stored as
 // {"sealed":"BASE64"}. It stays in the chain as ciphertext forever and becomes
 // unreadable when key is destroyed (erasure), while the chain still verifies.
-type sealedDetail struct {
-	key   keys.KeyRef
-	value string
+type SealedDetail struct {
+	Key   keys.KeyRef
+	Value string
 }
 
 // chainOrg is the organisation whose keys seal a chain's values ("" for the
@@ -204,7 +204,7 @@ func auditField(chain, eventID, column string) keys.FieldRef {
 func (s *Store) sealDetails(ctx context.Context, chain, eventID string, details map[string]any) (map[string]any, error) {
 	var out map[string]any
 	for name, v := range details {
-		sd, ok := v.(sealedDetail)
+		sd, ok := v.(SealedDetail)
 		if !ok {
 			continue
 		}
@@ -214,7 +214,7 @@ func (s *Store) sealDetails(ctx context.Context, chain, eventID string, details 
 				out[k] = v
 			}
 		}
-		c, err := s.keys.Seal(ctx, sd.key, auditField(chain, eventID, colDetails+name), []byte(sd.value))
+		c, err := s.keys.Seal(ctx, sd.Key, auditField(chain, eventID, colDetails+name), []byte(sd.Value))
 		switch {
 		case errors.Is(err, keys.ErrKeyDestroyed):
 			out[name] = Erased // the person is erased: nothing to record
@@ -242,7 +242,7 @@ func (s *Store) sealClient(ctx context.Context, chain, eventID string, actor klu
 	}
 	key := chainKey(chain)
 	if chain != audit.PlatformChain && actor.IsOrgUser(chainOrg(chain)) {
-		key = userKey(actor.OrgID, actor.UserID)
+		key = UserKey(actor.OrgID, actor.UserID)
 	}
 	c, err := s.keys.Seal(ctx, key, auditField(chain, eventID, colClient), []byte(addr.Unmap().String()))
 	if errors.Is(err, keys.ErrKeyDestroyed) {

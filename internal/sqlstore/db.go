@@ -143,7 +143,7 @@ func (db *DB) Ping(ctx context.Context) error { return db.reader.PingContext(ctx
 
 // q rewrites a query written with '?' placeholders for the engine. Queries
 // are constants of this package; none holds a '?' inside a literal.
-func (db *DB) q(query string) string {
+func (db *DB) Q(query string) string {
 	if db.Engine != Postgres {
 		return query
 	}
@@ -175,7 +175,7 @@ func (db *DB) stmt(ctx context.Context, writer bool, query string) (*sql.Stmt, e
 	if v, ok := cache.Load(query); ok {
 		return v.(*sql.Stmt), nil
 	}
-	st, err := pool.PrepareContext(ctx, db.q(query))
+	st, err := pool.PrepareContext(ctx, db.Q(query))
 	if err != nil {
 		return nil, err
 	}
@@ -187,17 +187,17 @@ func (db *DB) stmt(ctx context.Context, writer bool, query string) (*sql.Stmt, e
 }
 
 // readRow runs a one-row query on the reader pool with a cached statement.
-func (db *DB) readRow(ctx context.Context, query string, args ...any) *sql.Row {
+func (db *DB) ReadRow(ctx context.Context, query string, args ...any) *sql.Row {
 	st, err := db.stmt(ctx, false, query)
 	if err != nil {
 		// Let Scan report the error: the plain path prepares and fails the same way.
-		return db.reader.QueryRowContext(ctx, db.q(query), args...)
+		return db.reader.QueryRowContext(ctx, db.Q(query), args...)
 	}
 	return st.QueryRowContext(ctx, args...)
 }
 
 // writeExec runs a statement outside a transaction on the writer.
-func (db *DB) writeExec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+func (db *DB) WriteExec(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	st, err := db.stmt(ctx, true, query)
 	if err != nil {
 		return nil, err
@@ -207,7 +207,7 @@ func (db *DB) writeExec(ctx context.Context, query string, args ...any) (sql.Res
 
 // forUpdate is the row-locking suffix: PostgreSQL locks the rows; SQLite
 // needs none because its write transactions hold the database's one write lock.
-func (db *DB) forUpdate() string {
+func (db *DB) ForUpdate() string {
 	if db.Engine == Postgres {
 		return " FOR UPDATE"
 	}
@@ -216,7 +216,7 @@ func (db *DB) forUpdate() string {
 
 // Engine error translation, by error code, never by message text.
 
-func isUniqueViolation(err error) bool {
+func IsUniqueViolation(err error) bool {
 	var se *sqlite.Error
 	if errors.As(err, &se) {
 		return se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
@@ -225,7 +225,7 @@ func isUniqueViolation(err error) bool {
 	return errors.As(err, &pe) && pe.Code == "23505"
 }
 
-func isForeignKeyViolation(err error) bool {
+func IsForeignKeyViolation(err error) bool {
 	var se *sqlite.Error
 	if errors.As(err, &se) {
 		return se.Code() == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY

@@ -50,17 +50,17 @@ func (s *Store) RequestEmailChange(ctx context.Context, org kluis.OrgID, actor k
 		return kluis.ErrUnauthenticated
 	}
 	if !kluis.CanChangeOwnCredentials(actor, org) {
-		return s.refuse(ctx, orgChain(org), actor, action, userTarget(actor.UserID))
+		return s.Refuse(ctx, OrgChain(org), actor, action, UserTarget(actor.UserID))
 	}
-	if !kluis.FreshlyAuthenticated(actor, s.now()) {
+	if !kluis.FreshlyAuthenticated(actor, s.Now()) {
 		return s.reauthRequired(ctx, org, actor, action)
 	}
 	newEmail = kluis.NormalizeEmail(newEmail)
 	if err := kluis.ValidateEmail(newEmail); err != nil {
 		return kluis.Invalid(map[string]string{"email": err.Error()})
 	}
-	return s.write(ctx, orgChain(org), func(t *Tx) error {
-		u, err := t.findUser(ctx, org, actor.UserID)
+	return s.Write(ctx, OrgChain(org), func(t *Tx) error {
+		u, err := t.FindUser(ctx, org, actor.UserID)
 		if err != nil {
 			return err
 		}
@@ -70,42 +70,42 @@ func (s *Store) RequestEmailChange(ctx context.Context, org kluis.OrgID, actor k
 		if kluis.NormalizeEmail(u.Email) == newEmail {
 			return kluis.Invalid(map[string]string{"email": "is your address already"})
 		}
-		o, err := t.findOrg(ctx, org)
+		o, err := t.FindOrg(ctx, org)
 		if err != nil {
 			return err
 		}
 		if err := t.dropEmailChanges(ctx, org, u.ID); err != nil {
 			return err
 		}
-		id := kluis.NewID(t.now)
-		sealed, err := t.s.seal(ctx, userKey(org, u.ID), emailChangeField(org, id), []byte(newEmail))
+		id := kluis.NewID(t.Now())
+		sealed, err := t.s.Seal(ctx, UserKey(org, u.ID), emailChangeField(org, id), []byte(newEmail))
 		if err != nil {
 			return err
 		}
-		token, hash := newToken()
-		if _, err := t.exec(ctx, `INSERT INTO email_changes (id, org_id, user_id, token_hash, new_email, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			id, org, u.ID, hash, sealed, micros(t.now), micros(t.now.Add(EmailChangeTTL))); err != nil {
+		token, hash := NewToken()
+		if _, err := t.Exec(ctx, `INSERT INTO email_changes (id, org_id, user_id, token_hash, new_email, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			id, org, u.ID, hash, sealed, Micros(t.Now()), Micros(t.Now().Add(EmailChangeTTL))); err != nil {
 			return err
 		}
 		link := t.s.publicURL + "/o/" + o.Slug + "/confirm-email#" + token
-		if err := t.queueMail(ctx, org, u.ID, o.Language, newEmail, mail.EmailChangeConfirm, mail.Data{OrgName: o.Name, Link: link}); err != nil {
+		if err := t.QueueMail(ctx, org, u.ID, o.Language, newEmail, mail.EmailChangeConfirm, mail.Data{OrgName: o.Name, Link: link}); err != nil {
 			return err
 		}
-		if err := t.queueMail(ctx, org, u.ID, o.Language, u.Email, mail.EmailChangeRequested, mail.Data{OrgName: o.Name, Masked: kluis.MaskEmail(newEmail)}); err != nil {
+		if err := t.QueueMail(ctx, org, u.ID, o.Language, u.Email, mail.EmailChangeRequested, mail.Data{OrgName: o.Name, Masked: kluis.MaskEmail(newEmail)}); err != nil {
 			return err
 		}
-		return t.appendEvent(ctx, orgChain(org), actor, action, userTarget(u.ID), "success",
-			map[string]any{"email": sealedDetail{userKey(org, u.ID), newEmail}})
+		return t.Append(ctx, OrgChain(org), actor, action, UserTarget(u.ID), "success",
+			map[string]any{"email": SealedDetail{UserKey(org, u.ID), newEmail}})
 	})
 }
 
 // dropEmailChanges deletes a person's open e-mail change and the
 // undelivered mail that carries its link.
 func (t *Tx) dropEmailChanges(ctx context.Context, org kluis.OrgID, user kluis.UserID) error {
-	if _, err := t.exec(ctx, `DELETE FROM email_changes WHERE org_id = ? AND user_id = ?`, org, user); err != nil {
+	if _, err := t.Exec(ctx, `DELETE FROM email_changes WHERE org_id = ? AND user_id = ?`, org, user); err != nil {
 		return err
 	}
-	_, err := t.exec(ctx, `DELETE FROM mail_queue WHERE org_id = ? AND user_id = ? AND kind = ?`, org, user, string(mail.EmailChangeConfirm))
+	_, err := t.Exec(ctx, `DELETE FROM mail_queue WHERE org_id = ? AND user_id = ? AND kind = ?`, org, user, string(mail.EmailChangeConfirm))
 	return err
 }
 
@@ -120,19 +120,19 @@ func (s *Store) PendingEmailChange(ctx context.Context, org kluis.OrgID, actor k
 	var id string
 	var sealed []byte
 	var expires int64
-	err := s.db.readRow(ctx, `SELECT id, new_email, expires_at FROM email_changes WHERE org_id = ? AND user_id = ? AND expires_at > ?`,
-		org, actor.UserID, micros(s.now())).Scan(&id, &sealed, &expires)
+	err := s.db.ReadRow(ctx, `SELECT id, new_email, expires_at FROM email_changes WHERE org_id = ? AND user_id = ? AND expires_at > ?`,
+		org, actor.UserID, Micros(s.Now())).Scan(&id, &sealed, &expires)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", time.Time{}, nil
 	}
 	if err != nil {
 		return "", time.Time{}, err
 	}
-	email, err := s.open(ctx, emailChangeField(org, id), sealed)
+	email, err := s.Open(ctx, emailChangeField(org, id), sealed)
 	if err != nil {
 		return "", time.Time{}, err
 	}
-	return string(email), fromMicros(expires), nil
+	return string(email), FromMicros(expires), nil
 }
 
 // ConfirmEmailChange makes the address of an e-mail change link the
@@ -151,18 +151,18 @@ func (s *Store) ConfirmEmailChange(ctx context.Context, org kluis.OrgID, actor k
 	if !actor.IsOrgUser(org) {
 		return kluis.ErrUnauthenticated
 	}
-	if !validTokenShape(token) || !kluis.CanChangeOwnCredentials(actor, org) {
+	if !ValidTokenShape(token) || !kluis.CanChangeOwnCredentials(actor, org) {
 		token = "" // cannot match: recorded as a failed attempt below
 	}
 	taken := false
-	err := s.write(ctx, orgChain(org), func(t *Tx) error {
+	err := s.Write(ctx, OrgChain(org), func(t *Tx) error {
 		var id string
 		var user kluis.UserID
 		var sealed []byte
 		var expires int64
-		err := t.queryRow(ctx, `SELECT id, user_id, new_email, expires_at FROM email_changes WHERE org_id = ? AND token_hash = ?`, org, tokenHash(token)).
+		err := t.QueryRow(ctx, `SELECT id, user_id, new_email, expires_at FROM email_changes WHERE org_id = ? AND token_hash = ?`, org, TokenHash(token)).
 			Scan(&id, &user, &sealed, &expires)
-		if errors.Is(err, sql.ErrNoRows) || err == nil && (user != actor.UserID || !t.now.Before(fromMicros(expires))) {
+		if errors.Is(err, sql.ErrNoRows) || err == nil && (user != actor.UserID || !t.Now().Before(FromMicros(expires))) {
 			return kluis.ErrNotFound
 		}
 		if err != nil {
@@ -171,17 +171,17 @@ func (s *Store) ConfirmEmailChange(ctx context.Context, org kluis.OrgID, actor k
 		// The session must still be there (a reset or a sign-out meanwhile
 		// wins).
 		var alive int
-		if err := t.queryRow(ctx, `SELECT COUNT(*) FROM sessions WHERE org_id = ? AND id = ?`, org, string(actor.SessionID)).Scan(&alive); err != nil {
+		if err := t.QueryRow(ctx, `SELECT COUNT(*) FROM sessions WHERE org_id = ? AND id = ?`, org, string(actor.SessionID)).Scan(&alive); err != nil {
 			return err
 		}
 		if alive != 1 {
 			return kluis.ErrUnauthenticated
 		}
-		u, err := t.findUser(ctx, org, actor.UserID)
+		u, err := t.FindUser(ctx, org, actor.UserID)
 		if err != nil {
 			return err
 		}
-		p, err := t.s.open(ctx, emailChangeField(org, id), sealed)
+		p, err := t.s.Open(ctx, emailChangeField(org, id), sealed)
 		if err != nil {
 			return err
 		}
@@ -189,26 +189,26 @@ func (s *Store) ConfirmEmailChange(ctx context.Context, org kluis.OrgID, actor k
 		if err := t.dropEmailChanges(ctx, org, u.ID); err != nil {
 			return err
 		}
-		idx, err := t.s.emailIndex(ctx, org, kluis.NormalizeEmail(newEmail))
+		idx, err := t.s.EmailIndex(ctx, org, kluis.NormalizeEmail(newEmail))
 		if err != nil {
 			return err
 		}
 		var others int
-		if err := t.queryRow(ctx, `SELECT COUNT(*) FROM users WHERE org_id = ? AND email_index = ? AND id <> ?`, org, idx, u.ID).Scan(&others); err != nil {
+		if err := t.QueryRow(ctx, `SELECT COUNT(*) FROM users WHERE org_id = ? AND email_index = ? AND id <> ?`, org, idx, u.ID).Scan(&others); err != nil {
 			return err
 		}
 		if others > 0 {
 			// Dropped, and the drop commits: the link is used up.
 			taken = true
-			return t.appendEvent(ctx, orgChain(org), actor, action, userTarget(u.ID), "failure", map[string]any{"reason": "taken"})
+			return t.Append(ctx, OrgChain(org), actor, action, UserTarget(u.ID), "failure", map[string]any{"reason": "taken"})
 		}
-		sealedEmail, err := t.s.sealUser(ctx, org, u.ID, colEmail, newEmail)
+		sealedEmail, err := t.s.SealUser(ctx, org, u.ID, colEmail, newEmail)
 		if err != nil {
 			return err
 		}
-		if _, err := t.exec(ctx, `UPDATE users SET email = ?, email_index = ?, updated_at = ? WHERE org_id = ? AND id = ?`,
-			sealedEmail, idx, micros(t.now), org, u.ID); err != nil {
-			if isUniqueViolation(err) {
+		if _, err := t.Exec(ctx, `UPDATE users SET email = ?, email_index = ?, updated_at = ? WHERE org_id = ? AND id = ?`,
+			sealedEmail, idx, Micros(t.Now()), org, u.ID); err != nil {
+			if IsUniqueViolation(err) {
 				return errEmailUnavailable
 			}
 			return err
@@ -220,19 +220,19 @@ func (s *Store) ConfirmEmailChange(ctx context.Context, org kluis.OrgID, actor k
 		if err != nil {
 			return err
 		}
-		o, err := t.findOrg(ctx, org)
+		o, err := t.FindOrg(ctx, org)
 		if err != nil {
 			return err
 		}
-		if err := t.queueMail(ctx, org, u.ID, o.Language, u.Email, mail.EmailChanged, mail.Data{OrgName: o.Name, Masked: kluis.MaskEmail(newEmail)}); err != nil {
+		if err := t.QueueMail(ctx, org, u.ID, o.Language, u.Email, mail.EmailChanged, mail.Data{OrgName: o.Name, Masked: kluis.MaskEmail(newEmail)}); err != nil {
 			return err
 		}
-		return t.appendEvent(ctx, orgChain(org), actor, action, userTarget(u.ID), "success",
-			map[string]any{"email": sealedDetail{userKey(org, u.ID), newEmail}, "sessions_ended": ended})
+		return t.Append(ctx, OrgChain(org), actor, action, UserTarget(u.ID), "success",
+			map[string]any{"email": SealedDetail{UserKey(org, u.ID), newEmail}, "sessions_ended": ended})
 	})
 	switch {
 	case kluis.ErrorCode(err) == kluis.ENotFound:
-		if rerr := s.recordRefusal(ctx, orgChain(org), actor, action, userTarget(actor.UserID), "failure", nil); rerr != nil {
+		if rerr := s.RecordRefusal(ctx, OrgChain(org), actor, action, UserTarget(actor.UserID), "failure", nil); rerr != nil {
 			return rerr
 		}
 	case err == nil && taken:

@@ -17,11 +17,11 @@ import (
 // records that read). Errors: forbidden.
 func (s *Store) FindFactorMethods(ctx context.Context, org kluis.OrgID, actor kluis.Actor) (map[kluis.UserID][]string, error) {
 	if !kluis.CanManageUsers(actor, org) {
-		return nil, s.refuse(ctx, orgChain(org), actor, "user.factors", "")
+		return nil, s.Refuse(ctx, OrgChain(org), actor, "user.factors", "")
 	}
 	out := map[kluis.UserID][]string{}
-	err := s.read(ctx, func(t *Tx) error {
-		rows, err := t.query(ctx, `SELECT user_id, kind FROM user_factors WHERE org_id = ? AND kind IN ('totp', 'sms') AND confirmed_at IS NOT NULL
+	err := s.Read(ctx, func(t *Tx) error {
+		rows, err := t.Query(ctx, `SELECT user_id, kind FROM user_factors WHERE org_id = ? AND kind IN ('totp', 'sms') AND confirmed_at IS NOT NULL
 			UNION SELECT user_id, 'webauthn' FROM passkeys WHERE org_id = ? ORDER BY 2`, org, org)
 		if err != nil {
 			return err
@@ -48,18 +48,18 @@ func (s *Store) FindFactorMethods(ctx context.Context, org kluis.OrgID, actor kl
 // reauth_required, not_found (no such person, or nothing to reset).
 func (s *Store) ResetFactors(ctx context.Context, org kluis.OrgID, actor kluis.Actor, id kluis.UserID) error {
 	if !kluis.CanManageUsers(actor, org) {
-		return s.refuse(ctx, orgChain(org), actor, "mfa.reset", userTarget(id))
+		return s.Refuse(ctx, OrgChain(org), actor, "mfa.reset", UserTarget(id))
 	}
 	if !kluis.ValidID(string(id)) {
 		return kluis.ErrNotFound
 	}
-	if !kluis.FreshlyAuthenticated(actor, s.now()) {
+	if !kluis.FreshlyAuthenticated(actor, s.Now()) {
 		return s.reauthRequired(ctx, org, actor, "mfa.reset")
 	}
 	if id == actor.UserID {
 		return kluis.Errorf(kluis.EConflict, "remove your own second factors on My account")
 	}
-	return s.write(ctx, orgChain(org), func(t *Tx) error {
+	return s.Write(ctx, OrgChain(org), func(t *Tx) error {
 		return t.resetFactors(ctx, org, actor, id, nil)
 	})
 }
@@ -72,20 +72,20 @@ func (s *Store) ResetFactors(ctx context.Context, org kluis.OrgID, actor kluis.A
 // forbidden, not_found, conflict (not a manager: their managers reset it).
 func (s *Store) ResetManagerFactorsByCLI(ctx context.Context, org kluis.OrgID, actor kluis.Actor, email string) error {
 	if !actor.CLI {
-		return s.refuse(ctx, orgChain(org), actor, "mfa.reset", "")
+		return s.Refuse(ctx, OrgChain(org), actor, "mfa.reset", "")
 	}
 	lookup := kluis.NormalizeEmail(email)
 	if kluis.ValidateEmail(lookup) != nil {
 		return kluis.ErrNotFound
 	}
-	idx, err := s.emailIndex(ctx, org, lookup)
+	idx, err := s.EmailIndex(ctx, org, lookup)
 	if err != nil {
 		return err
 	}
-	return s.write(ctx, orgChain(org), func(t *Tx) error {
+	return s.Write(ctx, OrgChain(org), func(t *Tx) error {
 		var id kluis.UserID
 		var role kluis.Role
-		if err := t.queryRow(ctx, `SELECT id, role FROM users WHERE org_id = ? AND email_index = ?`, org, idx).Scan(&id, &role); err != nil {
+		if err := t.QueryRow(ctx, `SELECT id, role FROM users WHERE org_id = ? AND email_index = ?`, org, idx).Scan(&id, &role); err != nil {
 			return kluis.ErrNotFound
 		}
 		if role != kluis.RoleManager {
@@ -95,7 +95,7 @@ func (s *Store) ResetManagerFactorsByCLI(ctx context.Context, org kluis.OrgID, a
 		// it: the operator's way is for the organisation left without one,
 		// so a caller who talked the support desk round gains nothing there.
 		var others int
-		if err := t.queryRow(ctx, `SELECT COUNT(*) FROM users u WHERE u.org_id = ? AND u.id <> ? AND u.role = ? AND u.status = ?
+		if err := t.QueryRow(ctx, `SELECT COUNT(*) FROM users u WHERE u.org_id = ? AND u.id <> ? AND u.role = ? AND u.status = ?
 			AND (EXISTS (SELECT 1 FROM user_factors f WHERE f.org_id = u.org_id AND f.user_id = u.id AND f.confirmed_at IS NOT NULL)
 			  OR EXISTS (SELECT 1 FROM passkeys p WHERE p.org_id = u.org_id AND p.user_id = u.id))`,
 			org, id, kluis.RoleManager, kluis.StatusActive).Scan(&others); err != nil {
@@ -109,7 +109,7 @@ func (s *Store) ResetManagerFactorsByCLI(ctx context.Context, org kluis.OrgID, a
 }
 
 func (t *Tx) resetFactors(ctx context.Context, org kluis.OrgID, actor kluis.Actor, id kluis.UserID, details map[string]any) error {
-	u, err := t.findUser(ctx, org, id)
+	u, err := t.FindUser(ctx, org, id)
 	if err != nil {
 		return err
 	}
@@ -129,11 +129,11 @@ func (t *Tx) resetFactors(ctx context.Context, org kluis.OrgID, actor kluis.Acto
 		`DELETE FROM login_challenges WHERE org_id = ? AND user_id = ?`,
 		`DELETE FROM sms_queue WHERE org_id = ? AND user_id = ?`,
 	} {
-		if _, err := t.exec(ctx, q, org, id); err != nil {
+		if _, err := t.Exec(ctx, q, org, id); err != nil {
 			return err
 		}
 	}
-	res, err := t.exec(ctx, `DELETE FROM sessions WHERE org_id = ? AND user_id = ?`, org, id)
+	res, err := t.Exec(ctx, `DELETE FROM sessions WHERE org_id = ? AND user_id = ?`, org, id)
 	if err != nil {
 		return err
 	}
@@ -143,11 +143,11 @@ func (t *Tx) resetFactors(ctx context.Context, org kluis.OrgID, actor kluis.Acto
 	if _, err := t.revokeAPITokens(ctx, org, id); err != nil {
 		return err
 	}
-	o, err := t.findOrg(ctx, org)
+	o, err := t.FindOrg(ctx, org)
 	if err != nil {
 		return err
 	}
-	if err := t.queueMail(ctx, org, id, o.Language, u.Email, mail.FactorsReset,
+	if err := t.QueueMail(ctx, org, id, o.Language, u.Email, mail.FactorsReset,
 		mail.Data{OrgName: o.Name, Link: t.s.publicURL + "/o/" + o.Slug + "/login"}); err != nil {
 		return err
 	}
@@ -155,5 +155,5 @@ func (t *Tx) resetFactors(ctx context.Context, org kluis.OrgID, actor kluis.Acto
 		details = map[string]any{}
 	}
 	details["methods"], details["sessions_ended"] = methods, ended
-	return t.appendEvent(ctx, orgChain(org), actor, "mfa.reset", userTarget(id), "success", details)
+	return t.Append(ctx, OrgChain(org), actor, "mfa.reset", UserTarget(id), "success", details)
 }

@@ -30,7 +30,7 @@ const instanceLoginsKey = "logins_stopped"
 
 func (s *Store) loginsStopped(ctx context.Context, org kluis.OrgID) (bool, error) {
 	var stopped bool
-	err := s.db.readRow(ctx, loginsStoppedQuery, org).Scan(&stopped)
+	err := s.db.ReadRow(ctx, loginsStoppedQuery, org).Scan(&stopped)
 	return stopped, err
 }
 
@@ -38,7 +38,7 @@ func (s *Store) loginsStopped(ctx context.Context, org kluis.OrgID) (bool, error
 // open a session: logins may have been stopped since the first look.
 func (t *Tx) loginsStopped(ctx context.Context, org kluis.OrgID) (bool, error) {
 	var stopped bool
-	err := t.queryRow(ctx, loginsStoppedQuery, org).Scan(&stopped)
+	err := t.QueryRow(ctx, loginsStoppedQuery, org).Scan(&stopped)
 	return stopped, err
 }
 
@@ -57,26 +57,26 @@ func (s *Store) SetLogins(ctx context.Context, org kluis.OrgID, actor kluis.Acto
 		action = "org.logins_resume"
 	}
 	if !kluis.CanStopLogins(actor, org) {
-		return 0, s.refuse(ctx, orgChain(org), actor, action, "")
+		return 0, s.Refuse(ctx, OrgChain(org), actor, action, "")
 	}
 	// A manager's stop ends every other manager's session too: it needs a
 	// fresh authentication, so a stale or stolen session cannot do it.
-	if !enabled && actor.IsOrgUser(org) && !kluis.FreshlyAuthenticated(actor, s.now()) {
+	if !enabled && actor.IsOrgUser(org) && !kluis.FreshlyAuthenticated(actor, s.Now()) {
 		return 0, s.reauthRequired(ctx, org, actor, action)
 	}
 	var ended int64
-	err := s.write(ctx, orgChain(org), func(t *Tx) error {
+	err := s.Write(ctx, OrgChain(org), func(t *Tx) error {
 		if !kluis.CanStopLogins(actor, org) {
-			return deny(orgChain(org), actor, action, "", kluis.ErrForbidden)
+			return Deny(OrgChain(org), actor, action, "", kluis.ErrForbidden)
 		}
-		if _, err := t.findOrg(ctx, org); err != nil {
+		if _, err := t.FindOrg(ctx, org); err != nil {
 			return err
 		}
-		if _, err := t.exec(ctx, `UPDATE orgs SET logins_disabled = ? WHERE id = ?`, !enabled, org); err != nil {
+		if _, err := t.Exec(ctx, `UPDATE orgs SET logins_disabled = ? WHERE id = ?`, !enabled, org); err != nil {
 			return err
 		}
 		if !enabled {
-			res, err := t.exec(ctx, `DELETE FROM sessions WHERE org_id = ? AND id <> ?`, org, string(actor.SessionID))
+			res, err := t.Exec(ctx, `DELETE FROM sessions WHERE org_id = ? AND id <> ?`, org, string(actor.SessionID))
 			if err != nil {
 				return err
 			}
@@ -87,7 +87,7 @@ func (s *Store) SetLogins(ctx context.Context, org kluis.OrgID, actor kluis.Acto
 				return err
 			}
 		}
-		return t.appendEvent(ctx, orgChain(org), actor, action, "org:"+string(org), "success", map[string]any{"sessions_ended": ended})
+		return t.Append(ctx, OrgChain(org), actor, action, "org:"+string(org), "success", map[string]any{"sessions_ended": ended})
 	})
 	return int(ended), err
 }
@@ -122,34 +122,34 @@ func (s *Store) SetInstanceLogins(ctx context.Context, actor kluis.Actor, enable
 		action = "instance.logins_resume"
 	}
 	if !kluis.CanManageOrgs(actor) {
-		return 0, s.refuse(ctx, audit.PlatformChain, actor, action, "")
+		return 0, s.Refuse(ctx, audit.PlatformChain, actor, action, "")
 	}
-	if !enabled && !actor.CLI && !kluis.FreshlyAuthenticated(actor, s.now()) {
+	if !enabled && !actor.CLI && !kluis.FreshlyAuthenticated(actor, s.Now()) {
 		return 0, s.operatorReauthRequired(ctx, actor, action)
 	}
 	var ended, tokens int64
-	err := s.write(ctx, audit.PlatformChain, func(t *Tx) error {
+	err := s.Write(ctx, audit.PlatformChain, func(t *Tx) error {
 		ended, tokens = 0, 0
 		if enabled {
-			if _, err := t.exec(ctx, `DELETE FROM settings WHERE key = ?`, instanceLoginsKey); err != nil {
+			if _, err := t.Exec(ctx, `DELETE FROM settings WHERE key = ?`, instanceLoginsKey); err != nil {
 				return err
 			}
 		} else {
-			if _, err := t.exec(ctx, `INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING`,
-				instanceLoginsKey, t.now.Format(time.RFC3339Nano)); err != nil {
+			if _, err := t.Exec(ctx, `INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING`,
+				instanceLoginsKey, t.Now().Format(time.RFC3339Nano)); err != nil {
 				return err
 			}
-			res, err := t.exec(ctx, `DELETE FROM sessions`)
+			res, err := t.Exec(ctx, `DELETE FROM sessions`)
 			if err != nil {
 				return err
 			}
 			ended, _ = res.RowsAffected()
-			if res, err = t.exec(ctx, `DELETE FROM api_tokens`); err != nil {
+			if res, err = t.Exec(ctx, `DELETE FROM api_tokens`); err != nil {
 				return err
 			}
 			tokens, _ = res.RowsAffected()
 		}
-		return t.appendEvent(ctx, audit.PlatformChain, actor, action, "instance", "success",
+		return t.Append(ctx, audit.PlatformChain, actor, action, "instance", "success",
 			map[string]any{"sessions_ended": ended, "tokens_revoked": tokens})
 	})
 	return int(ended), err

@@ -27,7 +27,7 @@ type envelope struct {
 func mailKey(org kluis.OrgID, user kluis.UserID) keys.KeyRef {
 	switch {
 	case user != "":
-		return userKey(org, user)
+		return UserKey(org, user)
 	case org != "":
 		return keys.OrgKey(string(org))
 	}
@@ -43,14 +43,14 @@ func (s *Store) sealEnvelope(ctx context.Context, id string, org kluis.OrgID, us
 	if err != nil {
 		return nil, err
 	}
-	return s.seal(ctx, mailKey(org, user), mailField(id, org), b)
+	return s.Seal(ctx, mailKey(org, user), mailField(id, org), b)
 }
 
 var errBadEnvelope = errors.New("not a mail envelope")
 
 func (s *Store) openEnvelope(ctx context.Context, id string, org kluis.OrgID, c []byte) (envelope, error) {
 	var e envelope
-	b, err := s.open(ctx, mailField(id, org), c)
+	b, err := s.Open(ctx, mailField(id, org), c)
 	if err != nil {
 		return e, err
 	}
@@ -69,25 +69,25 @@ var _ mail.Queue = (*Store)(nil)
 // ends, so two workers (or nodes) never send the same message at once.
 func (s *Store) ClaimDue(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]mail.Queued, error) {
 	var out []mail.Queued
-	err := s.write(ctx, "", func(t *Tx) error {
+	err := s.Write(ctx, "", func(t *Tx) error {
 		// An invitation mail that could not be delivered while its link
 		// worked is useless and carries a token: drop it.
-		if _, err := t.exec(ctx, `DELETE FROM mail_queue WHERE kind = ? AND created_at < ?`, string(mail.Invitation), micros(now.Add(-InvitationTTL))); err != nil {
+		if _, err := t.Exec(ctx, `DELETE FROM mail_queue WHERE kind = ? AND created_at < ?`, string(mail.Invitation), Micros(now.Add(-InvitationTTL))); err != nil {
 			return err
 		}
 		// The same for reset links, and the links themselves once expired.
-		if _, err := t.exec(ctx, `DELETE FROM mail_queue WHERE kind = ? AND created_at < ?`, string(mail.PasswordReset), micros(now.Add(-ResetTTL))); err != nil {
+		if _, err := t.Exec(ctx, `DELETE FROM mail_queue WHERE kind = ? AND created_at < ?`, string(mail.PasswordReset), Micros(now.Add(-ResetTTL))); err != nil {
 			return err
 		}
-		if _, err := t.exec(ctx, `DELETE FROM password_resets WHERE expires_at < ?`, micros(now)); err != nil {
+		if _, err := t.Exec(ctx, `DELETE FROM password_resets WHERE expires_at < ?`, Micros(now)); err != nil {
 			return err
 		}
 		skip := ""
 		if s.db.Engine == Postgres {
 			skip = " FOR UPDATE SKIP LOCKED"
 		}
-		rows, err := t.query(ctx, `SELECT id, org_id, envelope, attempts FROM mail_queue
-			WHERE next_attempt_at <= ? AND lease_until <= ? ORDER BY next_attempt_at LIMIT ?`+skip, micros(now), micros(now), limit)
+		rows, err := t.Query(ctx, `SELECT id, org_id, envelope, attempts FROM mail_queue
+			WHERE next_attempt_at <= ? AND lease_until <= ? ORDER BY next_attempt_at LIMIT ?`+skip, Micros(now), Micros(now), limit)
 		if err != nil {
 			return err
 		}
@@ -118,7 +118,7 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, limit int, lease ti
 				// Unreadable (its key destroyed, or altered): it can
 				// never be sent. Dropped, and logged without content.
 				s.log.Error("queued mail cannot be decrypted; dropped", "mail", r.q.ID, "err", err.Error())
-				if _, err := t.exec(ctx, `DELETE FROM mail_queue WHERE id = ?`, r.q.ID); err != nil {
+				if _, err := t.Exec(ctx, `DELETE FROM mail_queue WHERE id = ?`, r.q.ID); err != nil {
 					return err
 				}
 				continue
@@ -127,7 +127,7 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, limit int, lease ti
 			out = append(out, r.q)
 		}
 		for _, q := range out {
-			if _, err := t.exec(ctx, `UPDATE mail_queue SET lease_until = ? WHERE id = ?`, micros(now.Add(lease)), q.ID); err != nil {
+			if _, err := t.Exec(ctx, `UPDATE mail_queue SET lease_until = ? WHERE id = ?`, Micros(now.Add(lease)), q.ID); err != nil {
 				return err
 			}
 		}
@@ -138,14 +138,14 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, limit int, lease ti
 
 // MarkSent deletes a delivered message: its addresses and text leave the database.
 func (s *Store) MarkSent(ctx context.Context, id string) error {
-	_, err := s.db.writeExec(ctx, `DELETE FROM mail_queue WHERE id = ?`, id)
+	_, err := s.db.WriteExec(ctx, `DELETE FROM mail_queue WHERE id = ?`, id)
 	return err
 }
 
 // MarkFailed counts a failed attempt and schedules the next one.
 func (s *Store) MarkFailed(ctx context.Context, id string, next time.Time) error {
-	_, err := s.db.writeExec(ctx, `UPDATE mail_queue SET attempts = attempts + 1, next_attempt_at = ?, lease_until = 0 WHERE id = ?`,
-		micros(next), id)
+	_, err := s.db.WriteExec(ctx, `UPDATE mail_queue SET attempts = attempts + 1, next_attempt_at = ?, lease_until = 0 WHERE id = ?`,
+		Micros(next), id)
 	return err
 }
 

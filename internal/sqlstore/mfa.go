@@ -56,7 +56,7 @@ func factorField(org kluis.OrgID, id string) keys.FieldRef {
 // "recovery" when codes are left.
 func (t *Tx) factorMethods(ctx context.Context, org kluis.OrgID, user kluis.UserID) ([]string, error) {
 	var totp, texts, passkeys int
-	if err := t.queryRow(ctx, `SELECT (SELECT COUNT(*) FROM user_factors WHERE org_id = ? AND user_id = ? AND kind = 'totp' AND confirmed_at IS NOT NULL),
+	if err := t.QueryRow(ctx, `SELECT (SELECT COUNT(*) FROM user_factors WHERE org_id = ? AND user_id = ? AND kind = 'totp' AND confirmed_at IS NOT NULL),
 		(SELECT COUNT(*) FROM user_factors WHERE org_id = ? AND user_id = ? AND kind = 'sms' AND confirmed_at IS NOT NULL),
 		(SELECT COUNT(*) FROM passkeys WHERE org_id = ? AND user_id = ?)`, org, user, org, user, org, user).Scan(&totp, &texts, &passkeys); err != nil {
 		return nil, err
@@ -75,7 +75,7 @@ func (t *Tx) factorMethods(ctx context.Context, org kluis.OrgID, user kluis.User
 		return nil, nil
 	}
 	var n int
-	if err := t.queryRow(ctx, `SELECT COUNT(*) FROM recovery_codes WHERE org_id = ? AND user_id = ? AND used_at IS NULL`, org, user).Scan(&n); err != nil {
+	if err := t.QueryRow(ctx, `SELECT COUNT(*) FROM recovery_codes WHERE org_id = ? AND user_id = ? AND used_at IS NULL`, org, user).Scan(&n); err != nil {
 		return nil, err
 	}
 	if n > 0 {
@@ -86,13 +86,13 @@ func (t *Tx) factorMethods(ctx context.Context, org kluis.OrgID, user kluis.User
 
 func (t *Tx) openChallenge(ctx context.Context, org kluis.OrgID, user kluis.UserID, methods []string) (*MFAChallenge, error) {
 	// One open challenge per person: a new password step ends the others.
-	if _, err := t.exec(ctx, `DELETE FROM login_challenges WHERE org_id = ? AND user_id = ?`, org, user); err != nil {
+	if _, err := t.Exec(ctx, `DELETE FROM login_challenges WHERE org_id = ? AND user_id = ?`, org, user); err != nil {
 		return nil, err
 	}
-	token, hash := newToken()
-	c := &MFAChallenge{Token: token, Methods: methods, ExpiresAt: t.now.Add(ChallengeTTL)}
-	if _, err := t.exec(ctx, `INSERT INTO login_challenges (id, org_id, user_id, token_hash, created_at, expires_at, attempts) VALUES (?, ?, ?, ?, ?, ?, 0)`,
-		kluis.NewID(t.now), org, user, hash, micros(t.now), micros(c.ExpiresAt)); err != nil {
+	token, hash := NewToken()
+	c := &MFAChallenge{Token: token, Methods: methods, ExpiresAt: t.Now().Add(ChallengeTTL)}
+	if _, err := t.Exec(ctx, `INSERT INTO login_challenges (id, org_id, user_id, token_hash, created_at, expires_at, attempts) VALUES (?, ?, ?, ?, ?, ?, 0)`,
+		kluis.NewID(t.Now()), org, user, hash, Micros(t.Now()), Micros(c.ExpiresAt)); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -104,11 +104,11 @@ func (s *Store) FindFactors(ctx context.Context, org kluis.OrgID, actor kluis.Ac
 	if !actor.IsOrgUser(org) {
 		return nil, 0, kluis.ErrUnauthenticated
 	}
-	err = s.read(ctx, func(t *Tx) error {
+	err = s.Read(ctx, func(t *Tx) error {
 		if methods, err = t.factorMethods(ctx, org, actor.UserID); err != nil {
 			return err
 		}
-		return t.queryRow(ctx, `SELECT COUNT(*) FROM recovery_codes WHERE org_id = ? AND user_id = ? AND used_at IS NULL`, org, actor.UserID).Scan(&recoveryLeft)
+		return t.QueryRow(ctx, `SELECT COUNT(*) FROM recovery_codes WHERE org_id = ? AND user_id = ? AND used_at IS NULL`, org, actor.UserID).Scan(&recoveryLeft)
 	})
 	return methods, recoveryLeft, err
 }
@@ -121,45 +121,45 @@ func (s *Store) StartTOTP(ctx context.Context, org kluis.OrgID, actor kluis.Acto
 	if !actor.IsOrgUser(org) {
 		return "", "", kluis.ErrUnauthenticated
 	}
-	if !kluis.FreshlyAuthenticated(actor, s.now()) {
+	if !kluis.FreshlyAuthenticated(actor, s.Now()) {
 		return "", "", s.reauthRequired(ctx, org, actor, "mfa.totp_start")
 	}
-	err = s.write(ctx, orgChain(org), func(t *Tx) error {
+	err = s.Write(ctx, OrgChain(org), func(t *Tx) error {
 		if err := t.mfaEnrolmentAllowed(ctx, org, actor, "mfa.totp_start"); err != nil {
 			return err
 		}
 		var confirmed sql.NullInt64
-		err := t.queryRow(ctx, `SELECT confirmed_at FROM user_factors WHERE org_id = ? AND user_id = ? AND kind = 'totp'`, org, actor.UserID).Scan(&confirmed)
+		err := t.QueryRow(ctx, `SELECT confirmed_at FROM user_factors WHERE org_id = ? AND user_id = ? AND kind = 'totp'`, org, actor.UserID).Scan(&confirmed)
 		switch {
 		case err == nil && confirmed.Valid:
 			return kluis.Errorf(kluis.EConflict, "an authenticator app is set up already; remove it first")
 		case err != nil && !errors.Is(err, sql.ErrNoRows):
 			return err
 		}
-		u, err := t.findUser(ctx, org, actor.UserID)
+		u, err := t.FindUser(ctx, org, actor.UserID)
 		if err != nil {
 			return err
 		}
-		o, err := t.findOrg(ctx, org)
+		o, err := t.FindOrg(ctx, org)
 		if err != nil {
 			return err
 		}
 		if secret, url, err = mfa.NewTOTP(totpIssuer(o), u.Email); err != nil {
 			return err
 		}
-		id := kluis.NewID(t.now)
-		sealed, err := t.s.seal(ctx, userKey(org, actor.UserID), factorField(org, id), []byte(secret))
+		id := kluis.NewID(t.Now())
+		sealed, err := t.s.Seal(ctx, UserKey(org, actor.UserID), factorField(org, id), []byte(secret))
 		if err != nil {
 			return fmt.Errorf("seal TOTP secret: %w", err)
 		}
-		if _, err := t.exec(ctx, `DELETE FROM user_factors WHERE org_id = ? AND user_id = ? AND kind = 'totp'`, org, actor.UserID); err != nil {
+		if _, err := t.Exec(ctx, `DELETE FROM user_factors WHERE org_id = ? AND user_id = ? AND kind = 'totp'`, org, actor.UserID); err != nil {
 			return err
 		}
-		if _, err := t.exec(ctx, `INSERT INTO user_factors (id, org_id, user_id, kind, secret, last_step, created_at, session_id, failures) VALUES (?, ?, ?, 'totp', ?, 0, ?, ?, 0)`,
-			id, org, actor.UserID, sealed, micros(t.now), string(actor.SessionID)); err != nil {
+		if _, err := t.Exec(ctx, `INSERT INTO user_factors (id, org_id, user_id, kind, secret, last_step, created_at, session_id, failures) VALUES (?, ?, ?, 'totp', ?, 0, ?, ?, 0)`,
+			id, org, actor.UserID, sealed, Micros(t.Now()), string(actor.SessionID)); err != nil {
 			return err
 		}
-		return t.appendEvent(ctx, orgChain(org), actor, "mfa.totp_start", userTarget(actor.UserID), "success", nil)
+		return t.Append(ctx, OrgChain(org), actor, "mfa.totp_start", UserTarget(actor.UserID), "success", nil)
 	})
 	return secret, url, err
 }
@@ -186,7 +186,7 @@ func (f totpFactor) pendingFor(actor kluis.Actor, now time.Time) bool {
 func totpIssuer(o kluis.Org) string { return "kluis " + o.Slug }
 
 func (s *Store) reauthRequired(ctx context.Context, org kluis.OrgID, actor kluis.Actor, action string) error {
-	if err := s.recordRefusal(ctx, orgChain(org), actor, action, userTarget(actor.UserID), "failure", map[string]any{"reason": "reauth_required"}); err != nil {
+	if err := s.RecordRefusal(ctx, OrgChain(org), actor, action, UserTarget(actor.UserID), "failure", map[string]any{"reason": "reauth_required"}); err != nil {
 		return err
 	}
 	return kluis.ErrReauthRequired
@@ -198,8 +198,8 @@ func (t *Tx) findTOTP(ctx context.Context, org kluis.OrgID, user kluis.UserID) (
 	var confirmed, locked sql.NullInt64
 	var session sql.NullString
 	var created int64
-	err := t.queryRow(ctx, `SELECT id, secret, last_step, confirmed_at, session_id, created_at, failures, locked_until FROM user_factors
-		WHERE org_id = ? AND user_id = ? AND kind = 'totp'`+t.db.forUpdate(), org, user).
+	err := t.QueryRow(ctx, `SELECT id, secret, last_step, confirmed_at, session_id, created_at, failures, locked_until FROM user_factors
+		WHERE org_id = ? AND user_id = ? AND kind = 'totp'`+t.db.ForUpdate(), org, user).
 		Scan(&f.id, &sealed, &f.lastStep, &confirmed, &session, &created, &f.failures, &locked)
 	if errors.Is(err, sql.ErrNoRows) {
 		return f, kluis.ErrNotFound
@@ -207,13 +207,13 @@ func (t *Tx) findTOTP(ctx context.Context, org kluis.OrgID, user kluis.UserID) (
 	if err != nil {
 		return f, err
 	}
-	p, err := t.s.open(ctx, factorField(org, f.id), sealed)
+	p, err := t.s.Open(ctx, factorField(org, f.id), sealed)
 	if err != nil {
 		return f, err
 	}
-	f.secret, f.confirmed, f.sessionID, f.createdAt = string(p), confirmed.Valid, session.String, fromMicros(created)
+	f.secret, f.confirmed, f.sessionID, f.createdAt = string(p), confirmed.Valid, session.String, FromMicros(created)
 	if locked.Valid {
-		f.lockedUntil = fromMicros(locked.Int64)
+		f.lockedUntil = FromMicros(locked.Int64)
 	}
 	return f, nil
 }
@@ -226,19 +226,19 @@ func (s *Store) PendingTOTPURL(ctx context.Context, org kluis.OrgID, actor kluis
 		return "", kluis.ErrUnauthenticated
 	}
 	var url string
-	err := s.read(ctx, func(t *Tx) error {
+	err := s.Read(ctx, func(t *Tx) error {
 		f, err := t.findTOTP(ctx, org, actor.UserID)
 		if err != nil {
 			return err
 		}
-		if !f.pendingFor(actor, t.now) {
+		if !f.pendingFor(actor, t.Now()) {
 			return kluis.ErrNotFound
 		}
-		u, err := t.findUser(ctx, org, actor.UserID)
+		u, err := t.FindUser(ctx, org, actor.UserID)
 		if err != nil {
 			return err
 		}
-		o, err := t.findOrg(ctx, org)
+		o, err := t.FindOrg(ctx, org)
 		if err != nil {
 			return err
 		}
@@ -259,20 +259,20 @@ func (s *Store) ConfirmTOTP(ctx context.Context, org kluis.OrgID, actor kluis.Ac
 	}
 	var codes []string
 	wrong := false
-	err := s.write(ctx, orgChain(org), func(t *Tx) error {
+	err := s.Write(ctx, OrgChain(org), func(t *Tx) error {
 		f, err := t.findTOTP(ctx, org, actor.UserID)
 		if err != nil {
 			return err
 		}
-		if !f.pendingFor(actor, t.now) {
+		if !f.pendingFor(actor, t.Now()) {
 			return kluis.ErrNotFound
 		}
-		step, ok := mfa.VerifyTOTP(f.secret, code, t.now, f.lastStep)
+		step, ok := mfa.VerifyTOTP(f.secret, code, t.Now(), f.lastStep)
 		if !ok {
 			wrong = true
 			return kluis.Invalid(map[string]string{"code": "is not correct"})
 		}
-		if _, err := t.exec(ctx, `UPDATE user_factors SET confirmed_at = ?, last_step = ?, session_id = NULL WHERE id = ?`, micros(t.now), step, f.id); err != nil {
+		if _, err := t.Exec(ctx, `UPDATE user_factors SET confirmed_at = ?, last_step = ?, session_id = NULL WHERE id = ?`, Micros(t.Now()), step, f.id); err != nil {
 			return err
 		}
 		if codes, err = t.newRecoveryCodes(ctx, org, actor.UserID); err != nil {
@@ -282,10 +282,10 @@ func (s *Store) ConfirmTOTP(ctx context.Context, org kluis.OrgID, actor kluis.Ac
 		if err != nil {
 			return err
 		}
-		return t.appendEvent(ctx, orgChain(org), actor, "mfa.totp_enable", userTarget(actor.UserID), "success", map[string]any{"sessions_ended": ended})
+		return t.Append(ctx, OrgChain(org), actor, "mfa.totp_enable", UserTarget(actor.UserID), "success", map[string]any{"sessions_ended": ended})
 	})
 	if wrong {
-		if rerr := s.recordRefusal(ctx, orgChain(org), actor, "mfa.totp_enable", userTarget(actor.UserID), "failure", nil); rerr != nil {
+		if rerr := s.RecordRefusal(ctx, OrgChain(org), actor, "mfa.totp_enable", UserTarget(actor.UserID), "failure", nil); rerr != nil {
 			return nil, rerr
 		}
 	}
@@ -293,7 +293,7 @@ func (s *Store) ConfirmTOTP(ctx context.Context, org kluis.OrgID, actor kluis.Ac
 }
 
 func (t *Tx) newRecoveryCodes(ctx context.Context, org kluis.OrgID, user kluis.UserID) ([]string, error) {
-	if _, err := t.exec(ctx, `DELETE FROM recovery_codes WHERE org_id = ? AND user_id = ?`, org, user); err != nil {
+	if _, err := t.Exec(ctx, `DELETE FROM recovery_codes WHERE org_id = ? AND user_id = ?`, org, user); err != nil {
 		return nil, err
 	}
 	codes := mfa.NewRecoveryCodes(mfa.RecoveryCodes)
@@ -302,8 +302,8 @@ func (t *Tx) newRecoveryCodes(ctx context.Context, org kluis.OrgID, user kluis.U
 		if err != nil {
 			return nil, err
 		}
-		if _, err := t.exec(ctx, `INSERT INTO recovery_codes (id, org_id, user_id, code_hash, created_at) VALUES (?, ?, ?, ?, ?)`,
-			kluis.NewID(t.now), org, user, h, micros(t.now)); err != nil {
+		if _, err := t.Exec(ctx, `INSERT INTO recovery_codes (id, org_id, user_id, code_hash, created_at) VALUES (?, ?, ?, ?, ?)`,
+			kluis.NewID(t.Now()), org, user, h, Micros(t.Now())); err != nil {
 			return nil, err
 		}
 	}
@@ -324,11 +324,11 @@ func (s *Store) DisableTOTP(ctx context.Context, org kluis.OrgID, actor kluis.Ac
 	if !actor.IsOrgUser(org) {
 		return kluis.ErrUnauthenticated
 	}
-	if !kluis.FreshlyAuthenticated(actor, s.now()) {
+	if !kluis.FreshlyAuthenticated(actor, s.Now()) {
 		return s.reauthRequired(ctx, org, actor, "mfa.totp_disable")
 	}
-	return s.write(ctx, orgChain(org), func(t *Tx) error {
-		res, err := t.exec(ctx, `DELETE FROM user_factors WHERE org_id = ? AND user_id = ? AND kind = 'totp'`, org, actor.UserID)
+	return s.Write(ctx, OrgChain(org), func(t *Tx) error {
+		res, err := t.Exec(ctx, `DELETE FROM user_factors WHERE org_id = ? AND user_id = ? AND kind = 'totp'`, org, actor.UserID)
 		if err != nil {
 			return err
 		}
@@ -342,7 +342,7 @@ func (s *Store) DisableTOTP(ctx context.Context, org kluis.OrgID, actor kluis.Ac
 		if err != nil {
 			return err
 		}
-		return t.appendEvent(ctx, orgChain(org), actor, "mfa.totp_disable", userTarget(actor.UserID), "success", map[string]any{"sessions_ended": ended})
+		return t.Append(ctx, OrgChain(org), actor, "mfa.totp_disable", UserTarget(actor.UserID), "success", map[string]any{"sessions_ended": ended})
 	})
 }
 
@@ -355,7 +355,7 @@ func (s *Store) LoginMFA(ctx context.Context, org kluis.OrgID, challenge, method
 	if err := s.gateSecondStep(ctx, org, challenge); err != nil {
 		return Session{}, kluis.User{}, err
 	}
-	if !validTokenShape(challenge) {
+	if !ValidTokenShape(challenge) {
 		challenge = ""
 	}
 	var sess Session
@@ -363,19 +363,19 @@ func (s *Store) LoginMFA(ctx context.Context, org kluis.OrgID, challenge, method
 	var failed kluis.UserID
 	var stoppedErr error
 	failure := false
-	err := s.write(ctx, orgChain(org), func(t *Tx) error {
+	err := s.Write(ctx, OrgChain(org), func(t *Tx) error {
 		var id string
 		var expires, attempts int64
-		err := t.queryRow(ctx, `SELECT id, user_id, expires_at, attempts FROM login_challenges WHERE org_id = ? AND token_hash = ?`+t.db.forUpdate(), org, tokenHash(challenge)).
+		err := t.QueryRow(ctx, `SELECT id, user_id, expires_at, attempts FROM login_challenges WHERE org_id = ? AND token_hash = ?`+t.db.ForUpdate(), org, TokenHash(challenge)).
 			Scan(&id, &u.ID, &expires, &attempts)
-		if errors.Is(err, sql.ErrNoRows) || err == nil && !t.now.Before(fromMicros(expires)) {
+		if errors.Is(err, sql.ErrNoRows) || err == nil && !t.Now().Before(FromMicros(expires)) {
 			failure = true
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		if u, err = t.findUser(ctx, org, u.ID); err != nil {
+		if u, err = t.FindUser(ctx, org, u.ID); err != nil {
 			return err
 		}
 		if stopped, err := t.loginsStopped(ctx, org); err != nil {
@@ -393,13 +393,13 @@ func (s *Store) LoginMFA(ctx context.Context, org kluis.OrgID, challenge, method
 		if !ok {
 			failure, failed = true, u.ID
 			if attempts+1 >= maxChallengeAttempts {
-				_, err = t.exec(ctx, `DELETE FROM login_challenges WHERE id = ?`, id)
+				_, err = t.Exec(ctx, `DELETE FROM login_challenges WHERE id = ?`, id)
 			} else {
-				_, err = t.exec(ctx, `UPDATE login_challenges SET attempts = attempts + 1 WHERE id = ?`, id)
+				_, err = t.Exec(ctx, `UPDATE login_challenges SET attempts = attempts + 1 WHERE id = ?`, id)
 			}
 			return err
 		}
-		if _, err := t.exec(ctx, `DELETE FROM login_challenges WHERE id = ?`, id); err != nil {
+		if _, err := t.Exec(ctx, `DELETE FROM login_challenges WHERE id = ?`, id); err != nil {
 			return err
 		}
 		sess, err = t.startSession(ctx, org, &u, method)
@@ -410,7 +410,7 @@ func (s *Store) LoginMFA(ctx context.Context, org kluis.OrgID, challenge, method
 	}
 	if stoppedErr != nil {
 		s.countLogin(kluis.RealmOrg, "failure")
-		if err := s.recordRefusal(ctx, orgChain(org), kluis.Actor{}, "auth.login_failed", "", "failure", map[string]any{"reason": "logins_disabled"}); err != nil {
+		if err := s.RecordRefusal(ctx, OrgChain(org), kluis.Actor{}, "auth.login_failed", "", "failure", map[string]any{"reason": "logins_disabled"}); err != nil {
 			return Session{}, kluis.User{}, err
 		}
 		return Session{}, kluis.User{}, stoppedErr
@@ -419,9 +419,9 @@ func (s *Store) LoginMFA(ctx context.Context, org kluis.OrgID, challenge, method
 		s.countLogin(kluis.RealmOrg, "failure")
 		target := ""
 		if failed != "" {
-			target = userTarget(failed)
+			target = UserTarget(failed)
 		}
-		return Session{}, kluis.User{}, s.anonymousFailure(ctx, orgChain(org), "auth.login_failed", target, map[string]any{"reason": "second_factor"}, kluis.ErrUnauthenticated)
+		return Session{}, kluis.User{}, s.anonymousFailure(ctx, OrgChain(org), "auth.login_failed", target, map[string]any{"reason": "second_factor"}, kluis.ErrUnauthenticated)
 	}
 	s.countLogin(kluis.RealmOrg, "success")
 	return sess, u, nil
@@ -440,11 +440,11 @@ func (t *Tx) checkSecondFactor(ctx context.Context, org kluis.OrgID, user kluis.
 	}
 	var failures int64
 	var locked sql.NullInt64
-	err = t.queryRow(ctx, `SELECT failures, locked_until FROM factor_guards WHERE org_id = ? AND user_id = ?`+t.db.forUpdate(), org, user).Scan(&failures, &locked)
+	err = t.QueryRow(ctx, `SELECT failures, locked_until FROM factor_guards WHERE org_id = ? AND user_id = ?`+t.db.ForUpdate(), org, user).Scan(&failures, &locked)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return false, err
 	}
-	if locked.Valid && t.now.Before(fromMicros(locked.Int64)) {
+	if locked.Valid && t.Now().Before(FromMicros(locked.Int64)) {
 		return false, nil
 	}
 	ok := false
@@ -455,9 +455,9 @@ func (t *Tx) checkSecondFactor(ctx context.Context, org kluis.OrgID, user kluis.
 			return false, err
 		}
 		if err == nil && f.confirmed {
-			step, good := mfa.VerifyTOTP(f.secret, code, t.now, f.lastStep)
+			step, good := mfa.VerifyTOTP(f.secret, code, t.Now(), f.lastStep)
 			if good {
-				if _, err := t.exec(ctx, `UPDATE user_factors SET last_step = ? WHERE id = ?`, step, f.id); err != nil {
+				if _, err := t.Exec(ctx, `UPDATE user_factors SET last_step = ? WHERE id = ?`, step, f.id); err != nil {
 					return false, err
 				}
 				ok = true
@@ -468,8 +468,8 @@ func (t *Tx) checkSecondFactor(ctx context.Context, org kluis.OrgID, user kluis.
 		if err != nil {
 			return false, err
 		}
-		res, err := t.exec(ctx, `UPDATE recovery_codes SET used_at = ? WHERE org_id = ? AND user_id = ? AND code_hash = ? AND used_at IS NULL`,
-			micros(t.now), org, user, h)
+		res, err := t.Exec(ctx, `UPDATE recovery_codes SET used_at = ? WHERE org_id = ? AND user_id = ? AND code_hash = ? AND used_at IS NULL`,
+			Micros(t.Now()), org, user, h)
 		if err != nil {
 			return false, err
 		}
@@ -487,20 +487,20 @@ func (t *Tx) checkSecondFactor(ctx context.Context, org kluis.OrgID, user kluis.
 		}
 	}
 	if ok {
-		_, err = t.exec(ctx, `DELETE FROM factor_guards WHERE org_id = ? AND user_id = ?`, org, user)
+		_, err = t.Exec(ctx, `DELETE FROM factor_guards WHERE org_id = ? AND user_id = ?`, org, user)
 		return err == nil, err
 	}
 	failures++
 	var lockedUntil any
 	if failures >= factorLockAfter {
 		lock := min(time.Minute<<min(failures-factorLockAfter, 6), factorLockMax)
-		lockedUntil = micros(t.now.Add(lock))
-		if err := t.appendEvent(ctx, orgChain(org), kluis.Actor{}, "mfa.locked", userTarget(user), "success",
+		lockedUntil = Micros(t.Now().Add(lock))
+		if err := t.Append(ctx, OrgChain(org), kluis.Actor{}, "mfa.locked", UserTarget(user), "success",
 			map[string]any{"failures": failures, "minutes": int(lock / time.Minute)}); err != nil {
 			return false, err
 		}
 	}
-	_, err = t.exec(ctx, `INSERT INTO factor_guards (user_id, org_id, failures, locked_until) VALUES (?, ?, ?, ?)
+	_, err = t.Exec(ctx, `INSERT INTO factor_guards (user_id, org_id, failures, locked_until) VALUES (?, ?, ?, ?)
 		ON CONFLICT (user_id) DO UPDATE SET failures = excluded.failures, locked_until = excluded.locked_until`, user, org, failures, lockedUntil)
 	return false, err
 }
@@ -516,7 +516,7 @@ func (s *Store) Reauth(ctx context.Context, org kluis.OrgID, actor kluis.Actor, 
 		return Session{}, kluis.ErrUnauthenticated
 	}
 	var hash sql.NullString
-	if err := s.db.readRow(ctx, `SELECT password_hash FROM users WHERE org_id = ? AND id = ?`, org, actor.UserID).Scan(&hash); err != nil {
+	if err := s.db.ReadRow(ctx, `SELECT password_hash FROM users WHERE org_id = ? AND id = ?`, org, actor.UserID).Scan(&hash); err != nil {
 		return Session{}, kluis.ErrUnauthenticated
 	}
 	ok, _, err := s.hasher.Verify(ctx, kluis.NormalizePassword(pw), hash.String)
@@ -525,7 +525,7 @@ func (s *Store) Reauth(ctx context.Context, org kluis.OrgID, actor kluis.Actor, 
 	}
 	var sess Session
 	var problem map[string]string
-	err = s.write(ctx, orgChain(org), func(t *Tx) error {
+	err = s.Write(ctx, OrgChain(org), func(t *Tx) error {
 		methods, err := t.factorMethods(ctx, org, actor.UserID)
 		if err != nil {
 			return err
@@ -537,7 +537,7 @@ func (s *Store) Reauth(ctx context.Context, org kluis.OrgID, actor kluis.Actor, 
 			wrong = map[string]string{"password": "or the code is not correct", "code": "or the password is not correct"}
 		}
 		var now sql.NullString
-		if err := t.queryRow(ctx, `SELECT password_hash FROM users WHERE org_id = ? AND id = ?`, org, actor.UserID).Scan(&now); err != nil {
+		if err := t.QueryRow(ctx, `SELECT password_hash FROM users WHERE org_id = ? AND id = ?`, org, actor.UserID).Scan(&now); err != nil {
 			return kluis.ErrUnauthenticated
 		}
 		if now.String != hash.String { // changed since it was checked
@@ -566,7 +566,7 @@ func (s *Store) Reauth(ctx context.Context, org kluis.OrgID, actor kluis.Actor, 
 		}
 		// The session being replaced must still be there: one ended
 		// meanwhile (a password reset, a logins stop) is not renewed.
-		res, err := t.exec(ctx, `DELETE FROM sessions WHERE org_id = ? AND id = ?`, org, string(actor.SessionID))
+		res, err := t.Exec(ctx, `DELETE FROM sessions WHERE org_id = ? AND id = ?`, org, string(actor.SessionID))
 		if err != nil {
 			return err
 		}
@@ -578,13 +578,13 @@ func (s *Store) Reauth(ctx context.Context, org kluis.OrgID, actor kluis.Actor, 
 		}
 		next := actor
 		next.SessionID = sess.ID
-		return t.appendEvent(ctx, orgChain(org), next, "auth.reauth", userTarget(actor.UserID), "success", map[string]any{"session": string(sess.ID)})
+		return t.Append(ctx, OrgChain(org), next, "auth.reauth", UserTarget(actor.UserID), "success", map[string]any{"session": string(sess.ID)})
 	})
 	if err != nil {
 		return Session{}, err
 	}
 	if problem != nil {
-		if err := s.recordRefusal(ctx, orgChain(org), actor, "auth.reauth", userTarget(actor.UserID), "failure", nil); err != nil {
+		if err := s.RecordRefusal(ctx, OrgChain(org), actor, "auth.reauth", UserTarget(actor.UserID), "failure", nil); err != nil {
 			return Session{}, err
 		}
 		return Session{}, kluis.Invalid(problem)

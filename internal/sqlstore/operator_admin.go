@@ -18,7 +18,7 @@ import (
 // the transaction. Errors: not_found.
 func (t *Tx) findOperatorByEmail(ctx context.Context, email string) (kluis.OperatorID, error) {
 	var id kluis.OperatorID
-	err := t.queryRow(ctx, `SELECT id FROM operators WHERE email = ?`+t.db.forUpdate(), kluis.NormalizeEmail(email)).Scan(&id)
+	err := t.QueryRow(ctx, `SELECT id FROM operators WHERE email = ?`+t.db.ForUpdate(), kluis.NormalizeEmail(email)).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", kluis.ErrNotFound
 	}
@@ -28,10 +28,10 @@ func (t *Tx) findOperatorByEmail(ctx context.Context, email string) (kluis.Opera
 // endOperatorSessions ends every session and open sign-in challenge of an
 // operator and returns how many sessions ended.
 func (t *Tx) endOperatorSessions(ctx context.Context, op kluis.OperatorID) (int64, error) {
-	if _, err := t.exec(ctx, `DELETE FROM operator_challenges WHERE operator_id = ?`, op); err != nil {
+	if _, err := t.Exec(ctx, `DELETE FROM operator_challenges WHERE operator_id = ?`, op); err != nil {
 		return 0, err
 	}
-	res, err := t.exec(ctx, `DELETE FROM operator_sessions WHERE operator_id = ?`, op)
+	res, err := t.Exec(ctx, `DELETE FROM operator_sessions WHERE operator_id = ?`, op)
 	if err != nil {
 		return 0, err
 	}
@@ -44,7 +44,7 @@ func (t *Tx) endOperatorSessions(ctx context.Context, op kluis.OperatorID) (int6
 // The command line only. Errors: forbidden, invalid_input, not_found.
 func (s *Store) ResetOperatorPassword(ctx context.Context, actor kluis.Actor, email, pw string) error {
 	if !kluis.CanManageOperators(actor) {
-		return s.refuse(ctx, audit.PlatformChain, actor, "operator.password_reset", "")
+		return s.Refuse(ctx, audit.PlatformChain, actor, "operator.password_reset", "")
 	}
 	pw = kluis.NormalizePassword(pw)
 	if err := OperatorPolicy.CheckPassword(pw); err != nil {
@@ -59,24 +59,24 @@ func (s *Store) ResetOperatorPassword(ctx context.Context, actor kluis.Actor, em
 	if err != nil {
 		return err
 	}
-	return s.write(ctx, audit.PlatformChain, func(t *Tx) error {
+	return s.Write(ctx, audit.PlatformChain, func(t *Tx) error {
 		id, err := t.findOperatorByEmail(ctx, email)
 		if err != nil {
 			return err
 		}
-		if _, err := t.exec(ctx, `UPDATE operators SET password_hash = ? WHERE id = ?`, hash, id); err != nil {
+		if _, err := t.Exec(ctx, `UPDATE operators SET password_hash = ? WHERE id = ?`, hash, id); err != nil {
 			return err
 		}
 		ended, err := t.endOperatorSessions(ctx, id)
 		if err != nil {
 			return err
 		}
-		res, err := t.exec(ctx, `DELETE FROM login_failures WHERE scope = ? AND ident = ?`, operatorScope, ident)
+		res, err := t.Exec(ctx, `DELETE FROM login_failures WHERE scope = ? AND ident = ?`, operatorScope, ident)
 		if err != nil {
 			return err
 		}
 		unlocked, _ := res.RowsAffected()
-		return t.appendEvent(ctx, audit.PlatformChain, actor, "operator.password_reset", operatorTarget(id), "success",
+		return t.Append(ctx, audit.PlatformChain, actor, "operator.password_reset", operatorTarget(id), "success",
 			map[string]any{"sessions_ended": ended, "lock_cleared": unlocked > 0})
 	})
 }
@@ -95,14 +95,14 @@ func (s *Store) SetOperatorDisabled(ctx context.Context, actor kluis.Actor, emai
 		action = "operator.disable"
 	}
 	if !kluis.CanManageOperators(actor) {
-		return 0, 0, s.refuse(ctx, audit.PlatformChain, actor, action, "")
+		return 0, 0, s.Refuse(ctx, audit.PlatformChain, actor, action, "")
 	}
-	err = s.write(ctx, audit.PlatformChain, func(t *Tx) error {
+	err = s.Write(ctx, audit.PlatformChain, func(t *Tx) error {
 		id, err := t.findOperatorByEmail(ctx, email)
 		if err != nil {
 			return err
 		}
-		if _, err := t.exec(ctx, `UPDATE operators SET disabled = ? WHERE id = ?`, disabled, id); err != nil {
+		if _, err := t.Exec(ctx, `UPDATE operators SET disabled = ? WHERE id = ?`, disabled, id); err != nil {
 			return err
 		}
 		var n int64
@@ -112,10 +112,10 @@ func (s *Store) SetOperatorDisabled(ctx context.Context, actor kluis.Actor, emai
 			}
 		}
 		ended = int(n)
-		if err := t.queryRow(ctx, `SELECT COUNT(*) FROM operators WHERE disabled = ?`, false).Scan(&enabledLeft); err != nil {
+		if err := t.QueryRow(ctx, `SELECT COUNT(*) FROM operators WHERE disabled = ?`, false).Scan(&enabledLeft); err != nil {
 			return err
 		}
-		return t.appendEvent(ctx, audit.PlatformChain, actor, action, operatorTarget(id), "success", map[string]any{"sessions_ended": n})
+		return t.Append(ctx, audit.PlatformChain, actor, action, operatorTarget(id), "success", map[string]any{"sessions_ended": n})
 	})
 	return ended, enabledLeft, err
 }
@@ -127,29 +127,29 @@ func (s *Store) SetOperatorDisabled(ctx context.Context, actor kluis.Actor, emai
 // Errors: forbidden, not_found.
 func (s *Store) ResetOperatorFactors(ctx context.Context, actor kluis.Actor, email string) error {
 	if !kluis.CanManageOperators(actor) {
-		return s.refuse(ctx, audit.PlatformChain, actor, "operator.factors_reset", "")
+		return s.Refuse(ctx, audit.PlatformChain, actor, "operator.factors_reset", "")
 	}
-	return s.write(ctx, audit.PlatformChain, func(t *Tx) error {
+	return s.Write(ctx, audit.PlatformChain, func(t *Tx) error {
 		id, err := t.findOperatorByEmail(ctx, email)
 		if err != nil {
 			return err
 		}
-		res, err := t.exec(ctx, `DELETE FROM operator_factors WHERE operator_id = ?`, id)
+		res, err := t.Exec(ctx, `DELETE FROM operator_factors WHERE operator_id = ?`, id)
 		if err != nil {
 			return err
 		}
 		removed, _ := res.RowsAffected()
-		if _, err := t.exec(ctx, `DELETE FROM operator_recovery_codes WHERE operator_id = ?`, id); err != nil {
+		if _, err := t.Exec(ctx, `DELETE FROM operator_recovery_codes WHERE operator_id = ?`, id); err != nil {
 			return err
 		}
-		if _, err := t.exec(ctx, `UPDATE operators SET factor_failures = 0, factor_locked_until = NULL WHERE id = ?`, id); err != nil {
+		if _, err := t.Exec(ctx, `UPDATE operators SET factor_failures = 0, factor_locked_until = NULL WHERE id = ?`, id); err != nil {
 			return err
 		}
 		ended, err := t.endOperatorSessions(ctx, id)
 		if err != nil {
 			return err
 		}
-		return t.appendEvent(ctx, audit.PlatformChain, actor, "operator.factors_reset", operatorTarget(id), "success",
+		return t.Append(ctx, audit.PlatformChain, actor, "operator.factors_reset", operatorTarget(id), "success",
 			map[string]any{"sessions_ended": ended, "factor_removed": removed > 0})
 	})
 }

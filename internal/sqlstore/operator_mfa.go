@@ -69,22 +69,22 @@ func (t *Tx) findOperatorFactor(ctx context.Context, op kluis.OperatorID) (opera
 	var confirmed sql.NullInt64
 	var session sql.NullString
 	var created int64
-	err := t.queryRow(ctx, `SELECT id, secret, recovery_key, last_step, confirmed_at, session_id, created_at FROM operator_factors
-		WHERE operator_id = ?`+t.db.forUpdate(), op).Scan(&f.id, &secret, &rkey, &f.lastStep, &confirmed, &session, &created)
+	err := t.QueryRow(ctx, `SELECT id, secret, recovery_key, last_step, confirmed_at, session_id, created_at FROM operator_factors
+		WHERE operator_id = ?`+t.db.ForUpdate(), op).Scan(&f.id, &secret, &rkey, &f.lastStep, &confirmed, &session, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return f, kluis.ErrNotFound
 	}
 	if err != nil {
 		return f, err
 	}
-	p, err := t.s.open(ctx, operatorFactorField(f.id, "secret"), secret)
+	p, err := t.s.Open(ctx, operatorFactorField(f.id, "secret"), secret)
 	if err != nil {
 		return f, err
 	}
-	if f.recoveryKey, err = t.s.open(ctx, operatorFactorField(f.id, "recovery_key"), rkey); err != nil {
+	if f.recoveryKey, err = t.s.Open(ctx, operatorFactorField(f.id, "recovery_key"), rkey); err != nil {
 		return f, err
 	}
-	f.secret, f.confirmed, f.sessionID, f.createdAt = string(p), confirmed.Valid, session.String, fromMicros(created)
+	f.secret, f.confirmed, f.sessionID, f.createdAt = string(p), confirmed.Valid, session.String, FromMicros(created)
 	return f, nil
 }
 
@@ -92,7 +92,7 @@ func (t *Tx) findOperatorFactor(ctx context.Context, op kluis.OperatorID) (opera
 // "recovery" when codes are left.
 func (t *Tx) operatorFactorMethods(ctx context.Context, op kluis.OperatorID) ([]string, error) {
 	var totp, codes int
-	if err := t.queryRow(ctx, `SELECT (SELECT COUNT(*) FROM operator_factors WHERE operator_id = ? AND confirmed_at IS NOT NULL),
+	if err := t.QueryRow(ctx, `SELECT (SELECT COUNT(*) FROM operator_factors WHERE operator_id = ? AND confirmed_at IS NOT NULL),
 		(SELECT COUNT(*) FROM operator_recovery_codes WHERE operator_id = ? AND used_at IS NULL)`, op, op).Scan(&totp, &codes); err != nil {
 		return nil, err
 	}
@@ -117,13 +117,13 @@ func operatorRecoveryHash(key []byte, op kluis.OperatorID, code string) []byte {
 
 func (t *Tx) openOperatorChallenge(ctx context.Context, op kluis.OperatorID, methods []string) (*MFAChallenge, error) {
 	// One open challenge per operator: a new password step ends the others.
-	if _, err := t.exec(ctx, `DELETE FROM operator_challenges WHERE operator_id = ?`, op); err != nil {
+	if _, err := t.Exec(ctx, `DELETE FROM operator_challenges WHERE operator_id = ?`, op); err != nil {
 		return nil, err
 	}
-	token, hash := newToken()
-	c := &MFAChallenge{Token: token, Methods: methods, ExpiresAt: t.now.Add(ChallengeTTL)}
-	if _, err := t.exec(ctx, `INSERT INTO operator_challenges (id, operator_id, token_hash, created_at, expires_at, attempts) VALUES (?, ?, ?, ?, ?, 0)`,
-		kluis.NewID(t.now), op, hash, micros(t.now), micros(c.ExpiresAt)); err != nil {
+	token, hash := NewToken()
+	c := &MFAChallenge{Token: token, Methods: methods, ExpiresAt: t.Now().Add(ChallengeTTL)}
+	if _, err := t.Exec(ctx, `INSERT INTO operator_challenges (id, operator_id, token_hash, created_at, expires_at, attempts) VALUES (?, ?, ?, ?, ?, 0)`,
+		kluis.NewID(t.Now()), op, hash, Micros(t.Now()), Micros(c.ExpiresAt)); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -142,7 +142,7 @@ func (t *Tx) startOperatorSession(ctx context.Context, op kluis.OperatorID, iden
 	if err := t.signedInAs(ctx, operatorScope, ident, &sess); err != nil {
 		return Session{}, err
 	}
-	if _, err := t.exec(ctx, `UPDATE operators SET last_login_at = ? WHERE id = ?`, micros(t.now), op); err != nil {
+	if _, err := t.Exec(ctx, `UPDATE operators SET last_login_at = ? WHERE id = ?`, Micros(t.Now()), op); err != nil {
 		return Session{}, err
 	}
 	sess.MFAEnrolmentRequired = method == "password"
@@ -151,7 +151,7 @@ func (t *Tx) startOperatorSession(ctx context.Context, op kluis.OperatorID, iden
 		details["method"] = method
 	}
 	actor := kluis.Actor{Realm: kluis.RealmOperator, OperatorID: op, SessionID: sess.ID}
-	return sess, t.appendEvent(ctx, audit.PlatformChain, actor, "operator.login", operatorTarget(op), "success", details)
+	return sess, t.Append(ctx, audit.PlatformChain, actor, "operator.login", operatorTarget(op), "success", details)
 }
 
 // checkOperatorFactor checks a "totp" or "recovery" code of the operator and
@@ -162,10 +162,10 @@ func (t *Tx) startOperatorSession(ctx context.Context, op kluis.OperatorID, iden
 func (t *Tx) checkOperatorFactor(ctx context.Context, op kluis.OperatorID, method, code string) (bool, error) {
 	var failures int64
 	var locked sql.NullInt64
-	if err := t.queryRow(ctx, `SELECT factor_failures, factor_locked_until FROM operators WHERE id = ?`+t.db.forUpdate(), op).Scan(&failures, &locked); err != nil {
+	if err := t.QueryRow(ctx, `SELECT factor_failures, factor_locked_until FROM operators WHERE id = ?`+t.db.ForUpdate(), op).Scan(&failures, &locked); err != nil {
 		return false, err
 	}
-	if locked.Valid && t.now.Before(fromMicros(locked.Int64)) {
+	if locked.Valid && t.Now().Before(FromMicros(locked.Int64)) {
 		return false, nil
 	}
 	f, err := t.findOperatorFactor(ctx, op)
@@ -178,15 +178,15 @@ func (t *Tx) checkOperatorFactor(ctx context.Context, op kluis.OperatorID, metho
 	ok := false
 	switch method {
 	case "totp":
-		if step, good := mfa.VerifyTOTP(f.secret, code, t.now, f.lastStep); good {
-			if _, err := t.exec(ctx, `UPDATE operator_factors SET last_step = ? WHERE id = ?`, step, f.id); err != nil {
+		if step, good := mfa.VerifyTOTP(f.secret, code, t.Now(), f.lastStep); good {
+			if _, err := t.Exec(ctx, `UPDATE operator_factors SET last_step = ? WHERE id = ?`, step, f.id); err != nil {
 				return false, err
 			}
 			ok = true
 		}
 	case "recovery":
-		res, err := t.exec(ctx, `UPDATE operator_recovery_codes SET used_at = ? WHERE operator_id = ? AND code_hash = ? AND used_at IS NULL`,
-			micros(t.now), op, operatorRecoveryHash(f.recoveryKey, op, code))
+		res, err := t.Exec(ctx, `UPDATE operator_recovery_codes SET used_at = ? WHERE operator_id = ? AND code_hash = ? AND used_at IS NULL`,
+			Micros(t.Now()), op, operatorRecoveryHash(f.recoveryKey, op, code))
 		if err != nil {
 			return false, err
 		}
@@ -194,20 +194,20 @@ func (t *Tx) checkOperatorFactor(ctx context.Context, op kluis.OperatorID, metho
 		ok = n == 1
 	}
 	if ok {
-		_, err := t.exec(ctx, `UPDATE operators SET factor_failures = 0, factor_locked_until = NULL WHERE id = ?`, op)
+		_, err := t.Exec(ctx, `UPDATE operators SET factor_failures = 0, factor_locked_until = NULL WHERE id = ?`, op)
 		return err == nil, err
 	}
 	failures++
 	var lockedUntil any
 	if failures >= factorLockAfter {
 		lock := min(time.Minute<<min(failures-factorLockAfter, 6), factorLockMax)
-		lockedUntil = micros(t.now.Add(lock))
-		if err := t.appendEvent(ctx, audit.PlatformChain, kluis.Actor{}, "operator.mfa_locked", operatorTarget(op), "success",
+		lockedUntil = Micros(t.Now().Add(lock))
+		if err := t.Append(ctx, audit.PlatformChain, kluis.Actor{}, "operator.mfa_locked", operatorTarget(op), "success",
 			map[string]any{"failures": failures, "minutes": int(lock / time.Minute)}); err != nil {
 			return false, err
 		}
 	}
-	_, err = t.exec(ctx, `UPDATE operators SET factor_failures = ?, factor_locked_until = ? WHERE id = ?`, failures, lockedUntil, op)
+	_, err = t.Exec(ctx, `UPDATE operators SET factor_failures = ?, factor_locked_until = ? WHERE id = ?`, failures, lockedUntil, op)
 	return false, err
 }
 
@@ -221,20 +221,20 @@ func (s *Store) OperatorLoginMFA(ctx context.Context, challenge, method, code st
 	if err := s.gateOperatorSecondStep(ctx, challenge); err != nil {
 		return Session{}, err
 	}
-	if !validTokenShape(challenge) {
+	if !ValidTokenShape(challenge) {
 		challenge = ""
 	}
 	var sess Session
 	var failed kluis.OperatorID
 	failure := false
-	err := s.write(ctx, audit.PlatformChain, func(t *Tx) error {
+	err := s.Write(ctx, audit.PlatformChain, func(t *Tx) error {
 		sess, failed, failure = Session{}, "", false
 		var id string
 		var op kluis.OperatorID
 		var expires, attempts int64
-		err := t.queryRow(ctx, `SELECT id, operator_id, expires_at, attempts FROM operator_challenges WHERE token_hash = ?`+t.db.forUpdate(), tokenHash(challenge)).
+		err := t.QueryRow(ctx, `SELECT id, operator_id, expires_at, attempts FROM operator_challenges WHERE token_hash = ?`+t.db.ForUpdate(), TokenHash(challenge)).
 			Scan(&id, &op, &expires, &attempts)
-		if errors.Is(err, sql.ErrNoRows) || err == nil && !t.now.Before(fromMicros(expires)) {
+		if errors.Is(err, sql.ErrNoRows) || err == nil && !t.Now().Before(FromMicros(expires)) {
 			failure = true
 			return nil
 		}
@@ -243,7 +243,7 @@ func (s *Store) OperatorLoginMFA(ctx context.Context, challenge, method, code st
 		}
 		var email string
 		var disabled bool
-		if err := t.queryRow(ctx, `SELECT email, disabled FROM operators WHERE id = ?`, op).Scan(&email, &disabled); err != nil {
+		if err := t.QueryRow(ctx, `SELECT email, disabled FROM operators WHERE id = ?`, op).Scan(&email, &disabled); err != nil {
 			return err
 		}
 		ok := false
@@ -255,13 +255,13 @@ func (s *Store) OperatorLoginMFA(ctx context.Context, challenge, method, code st
 		if !ok {
 			failure, failed = true, op
 			if attempts+1 >= maxChallengeAttempts || disabled {
-				_, err = t.exec(ctx, `DELETE FROM operator_challenges WHERE id = ?`, id)
+				_, err = t.Exec(ctx, `DELETE FROM operator_challenges WHERE id = ?`, id)
 			} else {
-				_, err = t.exec(ctx, `UPDATE operator_challenges SET attempts = attempts + 1 WHERE id = ?`, id)
+				_, err = t.Exec(ctx, `UPDATE operator_challenges SET attempts = attempts + 1 WHERE id = ?`, id)
 			}
 			return err
 		}
-		if _, err := t.exec(ctx, `DELETE FROM operator_challenges WHERE id = ?`, id); err != nil {
+		if _, err := t.Exec(ctx, `DELETE FROM operator_challenges WHERE id = ?`, id); err != nil {
 			return err
 		}
 		ident, err := t.s.operatorIdent(ctx, email)
@@ -290,15 +290,15 @@ func (s *Store) OperatorLoginMFA(ctx context.Context, challenge, method, code st
 // may be completed with, for the second step's page. Errors:
 // unauthenticated (unknown or expired).
 func (s *Store) FindOperatorChallengeMethods(ctx context.Context, challenge string) ([]string, error) {
-	if !validTokenShape(challenge) {
+	if !ValidTokenShape(challenge) {
 		return nil, kluis.ErrUnauthenticated
 	}
 	var methods []string
-	err := s.read(ctx, func(t *Tx) error {
+	err := s.Read(ctx, func(t *Tx) error {
 		var op kluis.OperatorID
 		var expires int64
-		err := t.queryRow(ctx, `SELECT operator_id, expires_at FROM operator_challenges WHERE token_hash = ?`, tokenHash(challenge)).Scan(&op, &expires)
-		if errors.Is(err, sql.ErrNoRows) || err == nil && !t.now.Before(fromMicros(expires)) {
+		err := t.QueryRow(ctx, `SELECT operator_id, expires_at FROM operator_challenges WHERE token_hash = ?`, TokenHash(challenge)).Scan(&op, &expires)
+		if errors.Is(err, sql.ErrNoRows) || err == nil && !t.Now().Before(FromMicros(expires)) {
 			return kluis.ErrUnauthenticated
 		}
 		if err != nil {
@@ -325,10 +325,10 @@ func (s *Store) FindOperatorAccount(ctx context.Context, actor kluis.Actor) (Ope
 		return OperatorAccount{}, kluis.ErrUnauthenticated
 	}
 	var a OperatorAccount
-	err := s.read(ctx, func(t *Tx) error {
+	err := s.Read(ctx, func(t *Tx) error {
 		var created int64
 		var last sql.NullInt64
-		err := t.queryRow(ctx, `SELECT id, email, name, created_at, last_login_at FROM operators WHERE id = ?`, actor.OperatorID).
+		err := t.QueryRow(ctx, `SELECT id, email, name, created_at, last_login_at FROM operators WHERE id = ?`, actor.OperatorID).
 			Scan(&a.ID, &a.Email, &a.Name, &created, &last)
 		if errors.Is(err, sql.ErrNoRows) {
 			return kluis.ErrUnauthenticated
@@ -336,17 +336,17 @@ func (s *Store) FindOperatorAccount(ctx context.Context, actor kluis.Actor) (Ope
 		if err != nil {
 			return err
 		}
-		a.CreatedAt, a.LastLoginAt = fromMicros(created), nullMicros(last)
+		a.CreatedAt, a.LastLoginAt = FromMicros(created), NullMicros(last)
 		if a.Methods, err = t.operatorFactorMethods(ctx, actor.OperatorID); err != nil {
 			return err
 		}
-		return t.queryRow(ctx, `SELECT COUNT(*) FROM operator_recovery_codes WHERE operator_id = ? AND used_at IS NULL`, actor.OperatorID).Scan(&a.RecoveryLeft)
+		return t.QueryRow(ctx, `SELECT COUNT(*) FROM operator_recovery_codes WHERE operator_id = ? AND used_at IS NULL`, actor.OperatorID).Scan(&a.RecoveryLeft)
 	})
 	return a, err
 }
 
 func (s *Store) operatorReauthRequired(ctx context.Context, actor kluis.Actor, action string) error {
-	if err := s.recordRefusal(ctx, audit.PlatformChain, actor, action, operatorTarget(actor.OperatorID), "failure", map[string]any{"reason": "reauth_required"}); err != nil {
+	if err := s.RecordRefusal(ctx, audit.PlatformChain, actor, action, operatorTarget(actor.OperatorID), "failure", map[string]any{"reason": "reauth_required"}); err != nil {
 		return err
 	}
 	return kluis.ErrReauthRequired
@@ -361,16 +361,16 @@ func (s *Store) StartOperatorTOTP(ctx context.Context, actor kluis.Actor) (secre
 	if !isOperatorSession(actor) {
 		return "", "", kluis.ErrUnauthenticated
 	}
-	if !kluis.FreshlyAuthenticated(actor, s.now()) {
+	if !kluis.FreshlyAuthenticated(actor, s.Now()) {
 		return "", "", s.operatorReauthRequired(ctx, actor, "operator.totp_start")
 	}
-	err = s.write(ctx, audit.PlatformChain, func(t *Tx) error {
+	err = s.Write(ctx, audit.PlatformChain, func(t *Tx) error {
 		var email string
-		if err := t.queryRow(ctx, `SELECT email FROM operators WHERE id = ?`, actor.OperatorID).Scan(&email); err != nil {
+		if err := t.QueryRow(ctx, `SELECT email FROM operators WHERE id = ?`, actor.OperatorID).Scan(&email); err != nil {
 			return kluis.ErrUnauthenticated
 		}
 		var confirmed sql.NullInt64
-		err := t.queryRow(ctx, `SELECT confirmed_at FROM operator_factors WHERE operator_id = ?`, actor.OperatorID).Scan(&confirmed)
+		err := t.QueryRow(ctx, `SELECT confirmed_at FROM operator_factors WHERE operator_id = ?`, actor.OperatorID).Scan(&confirmed)
 		switch {
 		case err == nil && confirmed.Valid:
 			return kluis.Errorf(kluis.EConflict, "an authenticator app is set up already")
@@ -380,25 +380,25 @@ func (s *Store) StartOperatorTOTP(ctx context.Context, actor kluis.Actor) (secre
 		if secret, url, err = mfa.NewTOTP(operatorTOTPIssuer, email); err != nil {
 			return err
 		}
-		id := kluis.NewID(t.now)
-		sealed, err := t.s.seal(ctx, keys.PlatformKey(), operatorFactorField(id, "secret"), []byte(secret))
+		id := kluis.NewID(t.Now())
+		sealed, err := t.s.Seal(ctx, keys.PlatformKey(), operatorFactorField(id, "secret"), []byte(secret))
 		if err != nil {
 			return fmt.Errorf("seal TOTP secret: %w", err)
 		}
 		rkey := make([]byte, 32)
 		rand.Read(rkey)
-		sealedKey, err := t.s.seal(ctx, keys.PlatformKey(), operatorFactorField(id, "recovery_key"), rkey)
+		sealedKey, err := t.s.Seal(ctx, keys.PlatformKey(), operatorFactorField(id, "recovery_key"), rkey)
 		if err != nil {
 			return fmt.Errorf("seal recovery key: %w", err)
 		}
-		if _, err := t.exec(ctx, `DELETE FROM operator_factors WHERE operator_id = ?`, actor.OperatorID); err != nil {
+		if _, err := t.Exec(ctx, `DELETE FROM operator_factors WHERE operator_id = ?`, actor.OperatorID); err != nil {
 			return err
 		}
-		if _, err := t.exec(ctx, `INSERT INTO operator_factors (id, operator_id, secret, recovery_key, last_step, created_at, session_id) VALUES (?, ?, ?, ?, 0, ?, ?)`,
-			id, actor.OperatorID, sealed, sealedKey, micros(t.now), string(actor.SessionID)); err != nil {
+		if _, err := t.Exec(ctx, `INSERT INTO operator_factors (id, operator_id, secret, recovery_key, last_step, created_at, session_id) VALUES (?, ?, ?, ?, 0, ?, ?)`,
+			id, actor.OperatorID, sealed, sealedKey, Micros(t.Now()), string(actor.SessionID)); err != nil {
 			return err
 		}
-		return t.appendEvent(ctx, audit.PlatformChain, actor, "operator.totp_start", operatorTarget(actor.OperatorID), "success", nil)
+		return t.Append(ctx, audit.PlatformChain, actor, "operator.totp_start", operatorTarget(actor.OperatorID), "success", nil)
 	})
 	return secret, url, err
 }
@@ -411,16 +411,16 @@ func (s *Store) PendingOperatorTOTPURL(ctx context.Context, actor kluis.Actor) (
 		return "", kluis.ErrUnauthenticated
 	}
 	var url string
-	err := s.read(ctx, func(t *Tx) error {
+	err := s.Read(ctx, func(t *Tx) error {
 		f, err := t.findOperatorFactor(ctx, actor.OperatorID)
 		if err != nil {
 			return err
 		}
-		if !f.pendingFor(actor, t.now) {
+		if !f.pendingFor(actor, t.Now()) {
 			return kluis.ErrNotFound
 		}
 		var email string
-		if err := t.queryRow(ctx, `SELECT email FROM operators WHERE id = ?`, actor.OperatorID).Scan(&email); err != nil {
+		if err := t.QueryRow(ctx, `SELECT email FROM operators WHERE id = ?`, actor.OperatorID).Scan(&email); err != nil {
 			return err
 		}
 		url = mfa.URL(operatorTOTPIssuer, email, f.secret)
@@ -441,42 +441,42 @@ func (s *Store) ConfirmOperatorTOTP(ctx context.Context, actor kluis.Actor, code
 	}
 	var codes []string
 	wrong := false
-	err := s.write(ctx, audit.PlatformChain, func(t *Tx) error {
+	err := s.Write(ctx, audit.PlatformChain, func(t *Tx) error {
 		codes, wrong = nil, false
 		f, err := t.findOperatorFactor(ctx, actor.OperatorID)
 		if err != nil {
 			return err
 		}
-		if !f.pendingFor(actor, t.now) {
+		if !f.pendingFor(actor, t.Now()) {
 			return kluis.ErrNotFound
 		}
-		step, ok := mfa.VerifyTOTP(f.secret, code, t.now, f.lastStep)
+		step, ok := mfa.VerifyTOTP(f.secret, code, t.Now(), f.lastStep)
 		if !ok {
 			wrong = true
 			return kluis.Invalid(map[string]string{"code": "is not correct"})
 		}
-		if _, err := t.exec(ctx, `UPDATE operator_factors SET confirmed_at = ?, last_step = ?, session_id = NULL WHERE id = ?`, micros(t.now), step, f.id); err != nil {
+		if _, err := t.Exec(ctx, `UPDATE operator_factors SET confirmed_at = ?, last_step = ?, session_id = NULL WHERE id = ?`, Micros(t.Now()), step, f.id); err != nil {
 			return err
 		}
-		if _, err := t.exec(ctx, `DELETE FROM operator_recovery_codes WHERE operator_id = ?`, actor.OperatorID); err != nil {
+		if _, err := t.Exec(ctx, `DELETE FROM operator_recovery_codes WHERE operator_id = ?`, actor.OperatorID); err != nil {
 			return err
 		}
 		codes = mfa.NewRecoveryCodes(mfa.RecoveryCodes)
 		for _, c := range codes {
-			if _, err := t.exec(ctx, `INSERT INTO operator_recovery_codes (id, operator_id, code_hash, created_at) VALUES (?, ?, ?, ?)`,
-				kluis.NewID(t.now), actor.OperatorID, operatorRecoveryHash(f.recoveryKey, actor.OperatorID, c), micros(t.now)); err != nil {
+			if _, err := t.Exec(ctx, `INSERT INTO operator_recovery_codes (id, operator_id, code_hash, created_at) VALUES (?, ?, ?, ?)`,
+				kluis.NewID(t.Now()), actor.OperatorID, operatorRecoveryHash(f.recoveryKey, actor.OperatorID, c), Micros(t.Now())); err != nil {
 				return err
 			}
 		}
-		res, err := t.exec(ctx, `DELETE FROM operator_sessions WHERE operator_id = ? AND id <> ?`, actor.OperatorID, string(actor.SessionID))
+		res, err := t.Exec(ctx, `DELETE FROM operator_sessions WHERE operator_id = ? AND id <> ?`, actor.OperatorID, string(actor.SessionID))
 		if err != nil {
 			return err
 		}
 		ended, _ := res.RowsAffected()
-		return t.appendEvent(ctx, audit.PlatformChain, actor, "operator.totp_enable", operatorTarget(actor.OperatorID), "success", map[string]any{"sessions_ended": ended})
+		return t.Append(ctx, audit.PlatformChain, actor, "operator.totp_enable", operatorTarget(actor.OperatorID), "success", map[string]any{"sessions_ended": ended})
 	})
 	if wrong {
-		if rerr := s.recordRefusal(ctx, audit.PlatformChain, actor, "operator.totp_enable", operatorTarget(actor.OperatorID), "failure", nil); rerr != nil {
+		if rerr := s.RecordRefusal(ctx, audit.PlatformChain, actor, "operator.totp_enable", operatorTarget(actor.OperatorID), "failure", nil); rerr != nil {
 			return nil, rerr
 		}
 	}
@@ -494,7 +494,7 @@ func (s *Store) OperatorReauth(ctx context.Context, actor kluis.Actor, pw, metho
 		return Session{}, kluis.ErrUnauthenticated
 	}
 	var hash string
-	if err := s.db.readRow(ctx, `SELECT password_hash FROM operators WHERE id = ?`, actor.OperatorID).Scan(&hash); err != nil {
+	if err := s.db.ReadRow(ctx, `SELECT password_hash FROM operators WHERE id = ?`, actor.OperatorID).Scan(&hash); err != nil {
 		return Session{}, kluis.ErrUnauthenticated
 	}
 	ok, _, err := s.hasher.Verify(ctx, kluis.NormalizePassword(pw), hash)
@@ -503,7 +503,7 @@ func (s *Store) OperatorReauth(ctx context.Context, actor kluis.Actor, pw, metho
 	}
 	var sess Session
 	var problem map[string]string
-	err = s.write(ctx, audit.PlatformChain, func(t *Tx) error {
+	err = s.Write(ctx, audit.PlatformChain, func(t *Tx) error {
 		sess, problem = Session{}, nil
 		methods, err := t.operatorFactorMethods(ctx, actor.OperatorID)
 		if err != nil {
@@ -515,7 +515,7 @@ func (s *Store) OperatorReauth(ctx context.Context, actor kluis.Actor, pw, metho
 		}
 		var now string
 		var disabled bool
-		if err := t.queryRow(ctx, `SELECT password_hash, disabled FROM operators WHERE id = ?`, actor.OperatorID).Scan(&now, &disabled); err != nil || now != hash || disabled {
+		if err := t.QueryRow(ctx, `SELECT password_hash, disabled FROM operators WHERE id = ?`, actor.OperatorID).Scan(&now, &disabled); err != nil || now != hash || disabled {
 			return kluis.ErrUnauthenticated
 		}
 		good := ok
@@ -533,7 +533,7 @@ func (s *Store) OperatorReauth(ctx context.Context, actor kluis.Actor, pw, metho
 		}
 		// The session being replaced must still be there: one ended
 		// meanwhile (a password reset, a disable) is not renewed.
-		res, err := t.exec(ctx, `DELETE FROM operator_sessions WHERE operator_id = ? AND id = ?`, actor.OperatorID, string(actor.SessionID))
+		res, err := t.Exec(ctx, `DELETE FROM operator_sessions WHERE operator_id = ? AND id = ?`, actor.OperatorID, string(actor.SessionID))
 		if err != nil {
 			return err
 		}
@@ -546,13 +546,13 @@ func (s *Store) OperatorReauth(ctx context.Context, actor kluis.Actor, pw, metho
 		sess.MFAEnrolmentRequired = len(methods) == 0
 		next := actor
 		next.SessionID = sess.ID
-		return t.appendEvent(ctx, audit.PlatformChain, next, "operator.reauth", operatorTarget(actor.OperatorID), "success", map[string]any{"session": string(sess.ID)})
+		return t.Append(ctx, audit.PlatformChain, next, "operator.reauth", operatorTarget(actor.OperatorID), "success", map[string]any{"session": string(sess.ID)})
 	})
 	if err != nil {
 		return Session{}, err
 	}
 	if problem != nil {
-		if err := s.recordRefusal(ctx, audit.PlatformChain, actor, "operator.reauth", operatorTarget(actor.OperatorID), "failure", nil); err != nil {
+		if err := s.RecordRefusal(ctx, audit.PlatformChain, actor, "operator.reauth", operatorTarget(actor.OperatorID), "failure", nil); err != nil {
 			return Session{}, err
 		}
 		return Session{}, kluis.Invalid(problem)

@@ -40,20 +40,20 @@ func (s *Store) CreateOperator(ctx context.Context, actor kluis.Actor, email, na
 		return kluis.Operator{}, err
 	}
 	var op kluis.Operator
-	err = s.write(ctx, audit.PlatformChain, func(t *Tx) error {
+	err = s.Write(ctx, audit.PlatformChain, func(t *Tx) error {
 		if !actor.IsOperator() {
-			return deny(audit.PlatformChain, actor, "operator.create", "", kluis.ErrForbidden)
+			return Deny(audit.PlatformChain, actor, "operator.create", "", kluis.ErrForbidden)
 		}
-		op = kluis.Operator{ID: kluis.OperatorID(kluis.NewID(t.now)), Email: email, Name: name, CreatedAt: t.now}
-		_, err := t.exec(ctx, `INSERT INTO operators (id, email, name, password_hash, disabled, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
-			op.ID, op.Email, op.Name, hash, false, micros(t.now))
-		if isUniqueViolation(err) {
+		op = kluis.Operator{ID: kluis.OperatorID(kluis.NewID(t.Now())), Email: email, Name: name, CreatedAt: t.Now()}
+		_, err := t.Exec(ctx, `INSERT INTO operators (id, email, name, password_hash, disabled, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+			op.ID, op.Email, op.Name, hash, false, Micros(t.Now()))
+		if IsUniqueViolation(err) {
 			return kluis.Errorf(kluis.EConflict, "an operator with this e-mail address exists")
 		}
 		if err != nil {
 			return fmt.Errorf("create operator: %w", err)
 		}
-		return t.appendEvent(ctx, audit.PlatformChain, actor, "operator.create", "operator:"+string(op.ID), "success", nil)
+		return t.Append(ctx, audit.PlatformChain, actor, "operator.create", "operator:"+string(op.ID), "success", nil)
 	})
 	return op, err
 }
@@ -89,7 +89,7 @@ func (s *Store) OperatorLogin(ctx context.Context, email, pw string) (Session, e
 	var disabled bool
 	err = sql.ErrNoRows
 	if kluis.ValidateEmail(email) == nil {
-		err = s.db.readRow(ctx, `SELECT id, password_hash, disabled FROM operators WHERE email = ?`, email).Scan(&id, &hash, &disabled)
+		err = s.db.ReadRow(ctx, `SELECT id, password_hash, disabled FROM operators WHERE email = ?`, email).Scan(&id, &hash, &disabled)
 	}
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return Session{}, err
@@ -119,7 +119,7 @@ func (s *Store) OperatorLogin(ctx context.Context, email, pw string) (Session, e
 	var sess Session
 	var challenge *MFAChallenge
 	var lockedMeanwhile time.Time
-	err = s.write(ctx, audit.PlatformChain, func(t *Tx) error {
+	err = s.Write(ctx, audit.PlatformChain, func(t *Tx) error {
 		sess, challenge = Session{}, nil
 		if until, err := t.lockedMeanwhile(ctx, operatorScope, ident, g.device); err != nil {
 			return err
@@ -131,11 +131,11 @@ func (s *Store) OperatorLogin(ctx context.Context, email, pw string) (Session, e
 		// another password (a reset from the command line wins).
 		var now string
 		var off bool
-		if err := t.queryRow(ctx, `SELECT password_hash, disabled FROM operators WHERE id = ?`, id).Scan(&now, &off); err != nil || off || now != hash {
+		if err := t.QueryRow(ctx, `SELECT password_hash, disabled FROM operators WHERE id = ?`, id).Scan(&now, &off); err != nil || off || now != hash {
 			return kluis.ErrUnauthenticated
 		}
 		if newHash != "" {
-			if _, err := t.exec(ctx, `UPDATE operators SET password_hash = ? WHERE id = ?`, newHash, id); err != nil {
+			if _, err := t.Exec(ctx, `UPDATE operators SET password_hash = ? WHERE id = ?`, newHash, id); err != nil {
 				return err
 			}
 		}
@@ -150,11 +150,11 @@ func (s *Store) OperatorLogin(ctx context.Context, email, pw string) (Session, e
 				return err
 			}
 			if g.device != nil { // the second step is exempt from the address block too
-				if _, err := t.exec(ctx, `UPDATE operator_challenges SET trusted = TRUE WHERE token_hash = ?`, tokenHash(challenge.Token)); err != nil {
+				if _, err := t.Exec(ctx, `UPDATE operator_challenges SET trusted = TRUE WHERE token_hash = ?`, TokenHash(challenge.Token)); err != nil {
 					return err
 				}
 			}
-			return t.appendEvent(ctx, audit.PlatformChain, kluis.Actor{}, "operator.login_password", operatorTarget(id), "success", nil)
+			return t.Append(ctx, audit.PlatformChain, kluis.Actor{}, "operator.login_password", operatorTarget(id), "success", nil)
 		}
 		sess, err = t.startOperatorSession(ctx, id, ident, "password")
 		return err
@@ -166,7 +166,7 @@ func (s *Store) OperatorLogin(ctx context.Context, email, pw string) (Session, e
 	}
 	if kluis.ErrorCode(err) == kluis.EUnauthenticated {
 		s.countLogin(kluis.RealmOperator, "failure")
-		if rerr := s.recordRefusal(ctx, audit.PlatformChain, kluis.Actor{}, "operator.login_failed", operatorTarget(id), "failure", map[string]any{"reason": "changed"}); rerr != nil {
+		if rerr := s.RecordRefusal(ctx, audit.PlatformChain, kluis.Actor{}, "operator.login_failed", operatorTarget(id), "failure", map[string]any{"reason": "changed"}); rerr != nil {
 			return Session{}, rerr
 		}
 	}
@@ -183,7 +183,7 @@ func (s *Store) OperatorLogin(ctx context.Context, email, pw string) (Session, e
 // AuthenticateOperator resolves an operator session token. An organisation
 // user's token is not found here. Errors: unauthenticated.
 func (s *Store) AuthenticateOperator(ctx context.Context, token string) (kluis.Actor, error) {
-	if !validTokenShape(token) {
+	if !ValidTokenShape(token) {
 		return kluis.Actor{}, kluis.ErrUnauthenticated
 	}
 	var sid kluis.SessionID
@@ -193,9 +193,9 @@ func (s *Store) AuthenticateOperator(ctx context.Context, token string) (kluis.A
 	var enrolled int
 	// enrolled: a confirmed second factor. Without one the session may
 	// only enrol one (R17); the HTTP layer enforces it in one place.
-	err := s.db.readRow(ctx, `SELECT s.id, s.operator_id, s.created_at, s.last_seen_at, s.expires_at, o.disabled,
+	err := s.db.ReadRow(ctx, `SELECT s.id, s.operator_id, s.created_at, s.last_seen_at, s.expires_at, o.disabled,
 		(SELECT COUNT(*) FROM operator_factors f WHERE f.operator_id = s.operator_id AND f.confirmed_at IS NOT NULL)
-		FROM operator_sessions s JOIN operators o ON o.id = s.operator_id WHERE s.token_hash = ?`, tokenHash(token)).
+		FROM operator_sessions s JOIN operators o ON o.id = s.operator_id WHERE s.token_hash = ?`, TokenHash(token)).
 		Scan(&sid, &id, &created, &lastSeen, &expires, &disabled, &enrolled)
 	if errors.Is(err, sql.ErrNoRows) {
 		return kluis.Actor{}, kluis.ErrUnauthenticated
@@ -203,33 +203,33 @@ func (s *Store) AuthenticateOperator(ctx context.Context, token string) (kluis.A
 	if err != nil {
 		return kluis.Actor{}, err
 	}
-	now := s.now()
-	if disabled || !sessionAlive(now, fromMicros(created), fromMicros(lastSeen), fromMicros(expires), OperatorPolicy.IdleTimeout(), OperatorPolicy.MaxLifetime()) {
-		if _, err := s.db.writeExec(ctx, `DELETE FROM operator_sessions WHERE id = ?`, sid); err != nil {
+	now := s.Now()
+	if disabled || !sessionAlive(now, FromMicros(created), FromMicros(lastSeen), FromMicros(expires), OperatorPolicy.IdleTimeout(), OperatorPolicy.MaxLifetime()) {
+		if _, err := s.db.WriteExec(ctx, `DELETE FROM operator_sessions WHERE id = ?`, sid); err != nil {
 			return kluis.Actor{}, err
 		}
 		return kluis.Actor{}, kluis.ErrUnauthenticated
 	}
-	if now.Sub(fromMicros(lastSeen)) >= lastSeenGranularity {
-		if _, err := s.db.writeExec(ctx, `UPDATE operator_sessions SET last_seen_at = ? WHERE id = ?`, micros(now), sid); err != nil {
+	if now.Sub(FromMicros(lastSeen)) >= lastSeenGranularity {
+		if _, err := s.db.WriteExec(ctx, `UPDATE operator_sessions SET last_seen_at = ? WHERE id = ?`, Micros(now), sid); err != nil {
 			return kluis.Actor{}, err
 		}
 	}
 	// Every operator session opens at a sign-in or a re-authentication, so
 	// its start is when its holder last proved who they are.
-	return kluis.Actor{Realm: kluis.RealmOperator, OperatorID: id, SessionID: sid, AuthenticatedAt: fromMicros(created),
+	return kluis.Actor{Realm: kluis.RealmOperator, OperatorID: id, SessionID: sid, AuthenticatedAt: FromMicros(created),
 		MFAEnrolmentOnly: enrolled == 0}, nil
 }
 
 // OperatorLogout ends the operator's session. Errors: unauthenticated.
 func (s *Store) OperatorLogout(ctx context.Context, actor kluis.Actor) error {
-	return s.write(ctx, audit.PlatformChain, func(t *Tx) error {
+	return s.Write(ctx, audit.PlatformChain, func(t *Tx) error {
 		if actor.Realm != kluis.RealmOperator {
 			return kluis.ErrUnauthenticated
 		}
-		if _, err := t.exec(ctx, `DELETE FROM operator_sessions WHERE id = ?`, actor.SessionID); err != nil {
+		if _, err := t.Exec(ctx, `DELETE FROM operator_sessions WHERE id = ?`, actor.SessionID); err != nil {
 			return err
 		}
-		return t.appendEvent(ctx, audit.PlatformChain, actor, "operator.logout", "operator:"+string(actor.OperatorID), "success", nil)
+		return t.Append(ctx, audit.PlatformChain, actor, "operator.logout", "operator:"+string(actor.OperatorID), "success", nil)
 	})
 }

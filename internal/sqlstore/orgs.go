@@ -56,7 +56,7 @@ func (s *Store) CreateOrg(ctx context.Context, actor kluis.Actor, in NewOrg) (kl
 		return kluis.Org{}, "", kluis.Invalid(f)
 	}
 	if !kluis.CanManageOrgs(actor) {
-		return kluis.Org{}, "", s.refuse(ctx, audit.PlatformChain, actor, "org.create", "")
+		return kluis.Org{}, "", s.Refuse(ctx, audit.PlatformChain, actor, "org.create", "")
 	}
 	// A taken slug is refused before keys are made for nothing (the unique
 	// index decides in the transaction, should two race).
@@ -68,7 +68,7 @@ func (s *Store) CreateOrg(ctx context.Context, actor kluis.Actor, in NewOrg) (kl
 	// The keys first (the key store is another database); if the
 	// organisation is not created after all, they are destroyed unused.
 	ctx = WithActor(ctx, actor)
-	orgID := kluis.OrgID(kluis.NewID(s.now()))
+	orgID := kluis.OrgID(kluis.NewID(s.Now()))
 	if err := s.keys.EnsureOrgKey(ctx, string(orgID)); err != nil {
 		return kluis.Org{}, "", fmt.Errorf("make organisation keys: %w", err)
 	}
@@ -79,23 +79,23 @@ func (s *Store) CreateOrg(ctx context.Context, actor kluis.Actor, in NewOrg) (kl
 	}
 	var org kluis.Org
 	var link string
-	err = s.write(ctx, audit.PlatformChain, func(t *Tx) error {
+	err = s.Write(ctx, audit.PlatformChain, func(t *Tx) error {
 		if !kluis.CanManageOrgs(actor) {
-			return deny(audit.PlatformChain, actor, "org.create", "", kluis.ErrForbidden)
+			return Deny(audit.PlatformChain, actor, "org.create", "", kluis.ErrForbidden)
 		}
-		org = kluis.Org{ID: orgID, Slug: in.Slug, Name: in.Name, Language: in.Language, CreatedAt: t.now}
+		org = kluis.Org{ID: orgID, Slug: in.Slug, Name: in.Name, Language: in.Language, CreatedAt: t.Now()}
 		p := kluis.DefaultPolicy
-		_, err := t.exec(ctx, `INSERT INTO orgs (id, slug, name, language, created_at, password_min_length, password_require_digit,
+		_, err := t.Exec(ctx, `INSERT INTO orgs (id, slug, name, language, created_at, password_min_length, password_require_digit,
 			password_require_upper, session_idle_minutes, session_max_hours, mfa, lockout_threshold) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			org.ID, org.Slug, org.Name, org.Language, micros(t.now), p.PasswordMinLength, p.PasswordRequireDigit,
+			org.ID, org.Slug, org.Name, org.Language, Micros(t.Now()), p.PasswordMinLength, p.PasswordRequireDigit,
 			p.PasswordRequireUpper, p.SessionIdleMinutes, p.SessionMaxHours, p.MFA, p.LockoutThreshold)
-		if isUniqueViolation(err) {
+		if IsUniqueViolation(err) {
 			return errSlugTaken
 		}
 		if err != nil {
 			return err
 		}
-		if err := t.appendEvent(ctx, audit.PlatformChain, actor, "org.create", "org:"+string(org.ID), "success",
+		if err := t.Append(ctx, audit.PlatformChain, actor, "org.create", "org:"+string(org.ID), "success",
 			map[string]any{"slug": org.Slug}); err != nil {
 			return err
 		}
@@ -107,8 +107,8 @@ func (s *Store) CreateOrg(ctx context.Context, actor kluis.Actor, in NewOrg) (kl
 		if err != nil {
 			return err
 		}
-		return t.appendEvent(ctx, orgChain(org.ID), actor, "user.invite", "user:"+string(u.ID), "success",
-			map[string]any{"role": string(kluis.RoleManager), "email": sealedDetail{userKey(org.ID, u.ID), email}})
+		return t.Append(ctx, OrgChain(org.ID), actor, "user.invite", "user:"+string(u.ID), "success",
+			map[string]any{"role": string(kluis.RoleManager), "email": SealedDetail{UserKey(org.ID, u.ID), email}})
 	})
 	if err != nil {
 		s.dropUnusedOrgKeys(ctx, orgID)
@@ -122,7 +122,7 @@ func (s *Store) CreateOrg(ctx context.Context, actor kluis.Actor, in NewOrg) (kl
 func (s *Store) dropUnusedOrgKeys(ctx context.Context, org kluis.OrgID) {
 	ctx = context.WithoutCancel(ctx)
 	var n int
-	if err := s.db.readRow(ctx, `SELECT COUNT(*) FROM orgs WHERE id = ?`, org).Scan(&n); err != nil || n > 0 {
+	if err := s.db.ReadRow(ctx, `SELECT COUNT(*) FROM orgs WHERE id = ?`, org).Scan(&n); err != nil || n > 0 {
 		return
 	}
 	if err := s.keys.DestroyOrgKeys(ctx, string(org)); err != nil {
@@ -138,21 +138,21 @@ func (s *Store) dropUnusedOrgKeys(ctx context.Context, org kluis.OrgID) {
 func (s *Store) DeleteOrg(ctx context.Context, actor kluis.Actor, slug string) error {
 	ctx = WithActor(ctx, actor)
 	var shred string
-	err := s.write(ctx, audit.PlatformChain, func(t *Tx) error {
+	err := s.Write(ctx, audit.PlatformChain, func(t *Tx) error {
 		if !kluis.CanManageOrgs(actor) {
-			return deny(audit.PlatformChain, actor, "org.delete", "", kluis.ErrForbidden)
+			return Deny(audit.PlatformChain, actor, "org.delete", "", kluis.ErrForbidden)
 		}
 		org, err := t.findOrgBySlug(ctx, slug)
 		if err != nil {
 			return err
 		}
-		if _, err := t.exec(ctx, `DELETE FROM orgs WHERE id = ?`, org.ID); err != nil {
+		if _, err := t.Exec(ctx, `DELETE FROM orgs WHERE id = ?`, org.ID); err != nil {
 			return fmt.Errorf("delete organisation: %w", err)
 		}
 		if shred, err = t.scheduleShred(ctx, org.ID, ""); err != nil {
 			return err
 		}
-		return t.appendEvent(ctx, audit.PlatformChain, actor, "org.delete", "org:"+string(org.ID), "success",
+		return t.Append(ctx, audit.PlatformChain, actor, "org.delete", "org:"+string(org.ID), "success",
 			map[string]any{"slug": org.Slug})
 	})
 	if err == nil {
@@ -170,7 +170,7 @@ func scanOrg(row interface{ Scan(...any) error }) (kluis.Org, error) {
 	if errors.Is(err, sql.ErrNoRows) {
 		return o, kluis.ErrNotFound
 	}
-	o.CreatedAt = fromMicros(created)
+	o.CreatedAt = FromMicros(created)
 	return o, err
 }
 
@@ -181,21 +181,21 @@ func (s *Store) FindOrgBySlug(ctx context.Context, slug string) (kluis.Org, erro
 	if kluis.ValidateSlug(slug) != nil {
 		return kluis.Org{}, kluis.ErrNotFound
 	}
-	return scanOrg(s.db.readRow(ctx, `SELECT `+orgColumns+` FROM orgs WHERE slug = ?`, slug))
+	return scanOrg(s.db.ReadRow(ctx, `SELECT `+orgColumns+` FROM orgs WHERE slug = ?`, slug))
 }
 
 func (t *Tx) findOrgBySlug(ctx context.Context, slug string) (kluis.Org, error) {
 	if kluis.ValidateSlug(slug) != nil {
 		return kluis.Org{}, kluis.ErrNotFound
 	}
-	return scanOrg(t.queryRow(ctx, `SELECT `+orgColumns+` FROM orgs WHERE slug = ?`+t.db.forUpdate(), slug))
+	return scanOrg(t.QueryRow(ctx, `SELECT `+orgColumns+` FROM orgs WHERE slug = ?`+t.db.ForUpdate(), slug))
 }
 
 // FindOrgs lists every organisation for the operator: ids, slugs and names,
 // never users or their data (R22). Errors: forbidden.
 func (s *Store) FindOrgs(ctx context.Context, actor kluis.Actor) ([]kluis.Org, error) {
 	if !kluis.CanManageOrgs(actor) {
-		return nil, s.refuse(ctx, audit.PlatformChain, actor, "org.list", "")
+		return nil, s.Refuse(ctx, audit.PlatformChain, actor, "org.list", "")
 	}
 	rows, err := s.db.reader.QueryContext(ctx, `SELECT `+orgColumns+` FROM orgs ORDER BY slug`)
 	if err != nil {
@@ -214,8 +214,8 @@ func (s *Store) FindOrgs(ctx context.Context, actor kluis.Actor) ([]kluis.Org, e
 }
 
 // refuse records a rights denial of a read and returns forbidden.
-func (s *Store) refuse(ctx context.Context, chain string, actor kluis.Actor, action, target string) error {
-	if err := s.recordRefusal(ctx, chain, actor, action, target, "denied", nil); err != nil {
+func (s *Store) Refuse(ctx context.Context, chain string, actor kluis.Actor, action, target string) error {
+	if err := s.RecordRefusal(ctx, chain, actor, action, target, "denied", nil); err != nil {
 		return err
 	}
 	return kluis.ErrForbidden
@@ -225,7 +225,7 @@ func (s *Store) refuse(ctx context.Context, chain string, actor kluis.Actor, act
 // Errors: forbidden.
 func (s *Store) FindPolicy(ctx context.Context, org kluis.OrgID, actor kluis.Actor) (kluis.Policy, error) {
 	if !kluis.CanReadPolicy(actor, org) {
-		return kluis.Policy{}, s.refuse(ctx, orgChain(org), actor, "policy.read", "")
+		return kluis.Policy{}, s.Refuse(ctx, OrgChain(org), actor, "policy.read", "")
 	}
 	return s.policy(ctx, s.db.reader, org)
 }
@@ -236,7 +236,7 @@ type queryRower interface {
 
 func (s *Store) policy(ctx context.Context, db queryRower, org kluis.OrgID) (kluis.Policy, error) {
 	var p kluis.Policy
-	err := db.QueryRowContext(ctx, s.db.q(`SELECT password_min_length, password_require_digit, password_require_upper,
+	err := db.QueryRowContext(ctx, s.db.Q(`SELECT password_min_length, password_require_digit, password_require_upper,
 		session_idle_minutes, session_max_hours, mfa, lockout_threshold FROM orgs WHERE id = ?`), org).
 		Scan(&p.PasswordMinLength, &p.PasswordRequireDigit, &p.PasswordRequireUpper, &p.SessionIdleMinutes, &p.SessionMaxHours, &p.MFA, &p.LockoutThreshold)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -251,7 +251,7 @@ func (s *Store) policy(ctx context.Context, db queryRower, org kluis.OrgID) (klu
 // reset them. Errors: invalid_input, forbidden.
 func (s *Store) UpdatePolicy(ctx context.Context, org kluis.OrgID, actor kluis.Actor, p kluis.Policy) (kluis.Policy, error) {
 	if !kluis.CanUpdatePolicy(actor, org) {
-		return kluis.Policy{}, s.refuse(ctx, orgChain(org), actor, "policy.update", "")
+		return kluis.Policy{}, s.Refuse(ctx, OrgChain(org), actor, "policy.update", "")
 	}
 	// Validated with the later fields filled in for the check; the stored
 	// values are settled inside the transaction.
@@ -261,9 +261,9 @@ func (s *Store) UpdatePolicy(ctx context.Context, org kluis.OrgID, actor kluis.A
 	if err := check.Validate(); err != nil {
 		return kluis.Policy{}, err
 	}
-	err := s.write(ctx, orgChain(org), func(t *Tx) error {
+	err := s.Write(ctx, OrgChain(org), func(t *Tx) error {
 		if !kluis.CanUpdatePolicy(actor, org) {
-			return deny(orgChain(org), actor, "policy.update", "", kluis.ErrForbidden)
+			return Deny(OrgChain(org), actor, "policy.update", "", kluis.ErrForbidden)
 		}
 		old, err := t.s.policy(ctx, t.tx, org)
 		if err != nil {
@@ -271,12 +271,12 @@ func (s *Store) UpdatePolicy(ctx context.Context, org kluis.OrgID, actor kluis.A
 		}
 		p.MFA = cmp.Or(p.MFA, old.MFA)
 		p.LockoutThreshold = cmp.Or(p.LockoutThreshold, old.LockoutThreshold)
-		if _, err := t.exec(ctx, `UPDATE orgs SET password_min_length = ?, password_require_digit = ?, password_require_upper = ?,
+		if _, err := t.Exec(ctx, `UPDATE orgs SET password_min_length = ?, password_require_digit = ?, password_require_upper = ?,
 			session_idle_minutes = ?, session_max_hours = ?, mfa = ?, lockout_threshold = ? WHERE id = ?`,
 			p.PasswordMinLength, p.PasswordRequireDigit, p.PasswordRequireUpper, p.SessionIdleMinutes, p.SessionMaxHours, p.MFA, p.LockoutThreshold, org); err != nil {
 			return err
 		}
-		return t.appendEvent(ctx, orgChain(org), actor, "policy.update", "org:"+string(org), "success",
+		return t.Append(ctx, OrgChain(org), actor, "policy.update", "org:"+string(org), "success",
 			map[string]any{"old": old, "new": p})
 	})
 	return p, err
@@ -284,24 +284,24 @@ func (s *Store) UpdatePolicy(ctx context.Context, org kluis.OrgID, actor kluis.A
 
 // queueMail renders a notice, composes it and queues it in this
 // transaction; the worker delivers it after commit (R45: notices only).
-func (t *Tx) queueMail(ctx context.Context, org kluis.OrgID, user kluis.UserID, lang, to string, kind mail.Kind, data mail.Data) error {
+func (t *Tx) QueueMail(ctx context.Context, org kluis.OrgID, user kluis.UserID, lang, to string, kind mail.Kind, data mail.Data) error {
 	subject, body, err := mail.Render(kind, lang, data)
 	if err != nil {
 		return err
 	}
-	msg, _, err := mail.Compose(t.s.mailFrom, to, subject, body, t.now)
+	msg, _, err := mail.Compose(t.s.mailFrom, to, subject, body, t.Now())
 	if err != nil {
 		return err
 	}
 	orgID := sql.NullString{String: string(org), Valid: org != ""}
 	userID := sql.NullString{String: string(user), Valid: user != ""}
-	id := kluis.NewID(t.now)
+	id := kluis.NewID(t.Now())
 	env, err := t.s.sealEnvelope(ctx, id, org, user, envelope{From: t.s.mailFrom, To: []string{to}, Message: msg})
 	if err != nil {
 		return err
 	}
-	if _, err := t.exec(ctx, `INSERT INTO mail_queue (id, org_id, user_id, kind, created_at, next_attempt_at, lease_until, attempts, envelope)
-		VALUES (?, ?, ?, ?, ?, ?, 0, 0, ?)`, id, orgID, userID, string(kind), micros(t.now), micros(t.now), env); err != nil {
+	if _, err := t.Exec(ctx, `INSERT INTO mail_queue (id, org_id, user_id, kind, created_at, next_attempt_at, lease_until, attempts, envelope)
+		VALUES (?, ?, ?, ?, ?, ?, 0, 0, ?)`, id, orgID, userID, string(kind), Micros(t.Now()), Micros(t.Now()), env); err != nil {
 		return fmt.Errorf("queue mail: %w", err)
 	}
 	t.mailed = true

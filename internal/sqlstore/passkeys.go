@@ -67,11 +67,11 @@ type storedPasskey struct {
 // records of their passkeys. The handle is the user id: opaque, and no
 // address.
 func (t *Tx) passkeyUser(ctx context.Context, org kluis.OrgID, user kluis.UserID) (mfa.PasskeyUser, []storedPasskey, error) {
-	u, err := t.findUser(ctx, org, user)
+	u, err := t.FindUser(ctx, org, user)
 	if err != nil {
 		return mfa.PasskeyUser{}, nil, err
 	}
-	rows, err := t.query(ctx, `SELECT id, record FROM passkeys WHERE org_id = ? AND user_id = ? ORDER BY id`, org, user)
+	rows, err := t.Query(ctx, `SELECT id, record FROM passkeys WHERE org_id = ? AND user_id = ? ORDER BY id`, org, user)
 	if err != nil {
 		return mfa.PasskeyUser{}, nil, err
 	}
@@ -95,12 +95,12 @@ func (t *Tx) passkeyUser(ctx context.Context, org kluis.OrgID, user kluis.UserID
 // saveCeremony keeps a ceremony's state, replacing one of the same purpose
 // bound to the same thing; lapsed ones of the person go.
 func (t *Tx) saveCeremony(ctx context.Context, org kluis.OrgID, user kluis.UserID, purpose, bound string, data []byte) error {
-	if _, err := t.exec(ctx, `DELETE FROM passkey_ceremonies WHERE (purpose = ? AND bound_to = ?) OR (org_id = ? AND user_id = ? AND expires_at <= ?)`,
-		purpose, bound, org, user, micros(t.now)); err != nil {
+	if _, err := t.Exec(ctx, `DELETE FROM passkey_ceremonies WHERE (purpose = ? AND bound_to = ?) OR (org_id = ? AND user_id = ? AND expires_at <= ?)`,
+		purpose, bound, org, user, Micros(t.Now())); err != nil {
 		return err
 	}
-	_, err := t.exec(ctx, `INSERT INTO passkey_ceremonies (id, org_id, user_id, purpose, bound_to, data, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		kluis.NewID(t.now), org, user, purpose, bound, data, micros(t.now.Add(mfa.CeremonyTTL)))
+	_, err := t.Exec(ctx, `INSERT INTO passkey_ceremonies (id, org_id, user_id, purpose, bound_to, data, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		kluis.NewID(t.Now()), org, user, purpose, bound, data, Micros(t.Now().Add(mfa.CeremonyTTL)))
 	return err
 }
 
@@ -110,7 +110,7 @@ func (t *Tx) takeCeremony(ctx context.Context, org kluis.OrgID, user kluis.UserI
 	var id string
 	var data []byte
 	var expires int64
-	err := t.queryRow(ctx, `SELECT id, data, expires_at FROM passkey_ceremonies WHERE org_id = ? AND user_id = ? AND purpose = ? AND bound_to = ?`+t.db.forUpdate(),
+	err := t.QueryRow(ctx, `SELECT id, data, expires_at FROM passkey_ceremonies WHERE org_id = ? AND user_id = ? AND purpose = ? AND bound_to = ?`+t.db.ForUpdate(),
 		org, user, purpose, bound).Scan(&id, &data, &expires)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, kluis.ErrNotFound
@@ -118,10 +118,10 @@ func (t *Tx) takeCeremony(ctx context.Context, org kluis.OrgID, user kluis.UserI
 	if err != nil {
 		return nil, err
 	}
-	if _, err := t.exec(ctx, `DELETE FROM passkey_ceremonies WHERE id = ?`, id); err != nil {
+	if _, err := t.Exec(ctx, `DELETE FROM passkey_ceremonies WHERE id = ?`, id); err != nil {
 		return nil, err
 	}
-	if !t.now.Before(fromMicros(expires)) {
+	if !t.Now().Before(FromMicros(expires)) {
 		return nil, kluis.ErrNotFound
 	}
 	return data, nil
@@ -139,7 +139,7 @@ func (t *Tx) mfaEnrolmentAllowed(ctx context.Context, org kluis.OrgID, actor klu
 		return err
 	}
 	if policy.MFA == kluis.MFAOff {
-		return deny(orgChain(org), actor, action, userTarget(actor.UserID),
+		return Deny(OrgChain(org), actor, action, UserTarget(actor.UserID),
 			kluis.Errorf(kluis.EForbidden, "this organisation does not use two-step sign-in"))
 	}
 	return nil
@@ -154,7 +154,7 @@ func (s *Store) BeginPasskeyRegistration(ctx context.Context, org kluis.OrgID, a
 	if !actor.IsOrgUser(org) {
 		return nil, kluis.ErrUnauthenticated
 	}
-	if !kluis.FreshlyAuthenticated(actor, s.now()) {
+	if !kluis.FreshlyAuthenticated(actor, s.Now()) {
 		return nil, s.reauthRequired(ctx, org, actor, "mfa.passkey_add")
 	}
 	rp, err := s.relyingParty()
@@ -162,7 +162,7 @@ func (s *Store) BeginPasskeyRegistration(ctx context.Context, org kluis.OrgID, a
 		return nil, err
 	}
 	var options []byte
-	err = s.write(ctx, orgChain(org), func(t *Tx) error {
+	err = s.Write(ctx, OrgChain(org), func(t *Tx) error {
 		if err := t.mfaEnrolmentAllowed(ctx, org, actor, "mfa.passkey_add"); err != nil {
 			return err
 		}
@@ -206,7 +206,7 @@ func (s *Store) FinishPasskeyRegistration(ctx context.Context, org kluis.OrgID, 
 	var p Passkey
 	var codes []string
 	failed := false
-	err = s.write(ctx, orgChain(org), func(t *Tx) error {
+	err = s.Write(ctx, OrgChain(org), func(t *Tx) error {
 		ceremony, err := t.takeCeremony(ctx, org, actor.UserID, ceremonyRegister, sessionBound(actor))
 		if err != nil {
 			return err
@@ -230,16 +230,16 @@ func (s *Store) FinishPasskeyRegistration(ctx context.Context, org kluis.OrgID, 
 		if err != nil {
 			return err
 		}
-		p = Passkey{ID: kluis.NewID(t.now), Name: name, CreatedAt: t.now}
-		sealed, err := t.s.seal(ctx, userKey(org, actor.UserID), passkeyNameField(org, p.ID), []byte(name))
+		p = Passkey{ID: kluis.NewID(t.Now()), Name: name, CreatedAt: t.Now()}
+		sealed, err := t.s.Seal(ctx, UserKey(org, actor.UserID), passkeyNameField(org, p.ID), []byte(name))
 		if err != nil {
 			return fmt.Errorf("seal passkey name: %w", err)
 		}
 		h := sha256.Sum256(c.ID)
-		_, err = t.exec(ctx, `INSERT INTO passkeys (id, org_id, user_id, credential_hash, name, record, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			p.ID, org, actor.UserID, h[:], sealed, c.Record, micros(t.now))
+		_, err = t.Exec(ctx, `INSERT INTO passkeys (id, org_id, user_id, credential_hash, name, record, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			p.ID, org, actor.UserID, h[:], sealed, c.Record, Micros(t.Now()))
 		if err != nil {
-			if isUniqueViolation(err) {
+			if IsUniqueViolation(err) {
 				return kluis.Errorf(kluis.EConflict, "this passkey is registered already")
 			}
 			return err
@@ -253,14 +253,14 @@ func (s *Store) FinishPasskeyRegistration(ctx context.Context, org kluis.OrgID, 
 		if err != nil {
 			return err
 		}
-		return t.appendEvent(ctx, orgChain(org), actor, "mfa.passkey_add", userTarget(actor.UserID), "success",
+		return t.Append(ctx, OrgChain(org), actor, "mfa.passkey_add", UserTarget(actor.UserID), "success",
 			map[string]any{"passkey": p.ID, "sessions_ended": ended})
 	})
 	if err != nil {
 		return Passkey{}, nil, err
 	}
 	if failed {
-		if err := s.recordRefusal(ctx, orgChain(org), actor, "mfa.passkey_add", userTarget(actor.UserID), "failure", nil); err != nil {
+		if err := s.RecordRefusal(ctx, OrgChain(org), actor, "mfa.passkey_add", UserTarget(actor.UserID), "failure", nil); err != nil {
 			return Passkey{}, nil, err
 		}
 		return Passkey{}, nil, kluis.Invalid(map[string]string{"credential": "could not be verified; try again"})
@@ -275,8 +275,8 @@ func (s *Store) FindPasskeys(ctx context.Context, org kluis.OrgID, actor kluis.A
 		return nil, kluis.ErrUnauthenticated
 	}
 	var out []Passkey
-	err := s.read(ctx, func(t *Tx) error {
-		rows, err := t.query(ctx, `SELECT id, name, created_at, last_used_at FROM passkeys WHERE org_id = ? AND user_id = ? ORDER BY created_at, id`, org, actor.UserID)
+	err := s.Read(ctx, func(t *Tx) error {
+		rows, err := t.Query(ctx, `SELECT id, name, created_at, last_used_at FROM passkeys WHERE org_id = ? AND user_id = ? ORDER BY created_at, id`, org, actor.UserID)
 		if err != nil {
 			return err
 		}
@@ -293,7 +293,7 @@ func (s *Store) FindPasskeys(ctx context.Context, org kluis.OrgID, actor kluis.A
 			if err := rows.Scan(&r.p.ID, &r.sealed, &created, &used); err != nil {
 				return err
 			}
-			r.p.CreatedAt, r.p.LastUsedAt = fromMicros(created), nullMicros(used)
+			r.p.CreatedAt, r.p.LastUsedAt = FromMicros(created), NullMicros(used)
 			found = append(found, r)
 		}
 		if err := rows.Err(); err != nil {
@@ -301,7 +301,7 @@ func (s *Store) FindPasskeys(ctx context.Context, org kluis.OrgID, actor kluis.A
 		}
 		rows.Close()
 		for _, r := range found {
-			name, err := t.s.open(ctx, passkeyNameField(org, r.p.ID), r.sealed)
+			name, err := t.s.Open(ctx, passkeyNameField(org, r.p.ID), r.sealed)
 			if err != nil {
 				return err
 			}
@@ -324,11 +324,11 @@ func (s *Store) DeletePasskey(ctx context.Context, org kluis.OrgID, actor kluis.
 	if !kluis.ValidID(id) {
 		return kluis.ErrNotFound
 	}
-	if !kluis.FreshlyAuthenticated(actor, s.now()) {
+	if !kluis.FreshlyAuthenticated(actor, s.Now()) {
 		return s.reauthRequired(ctx, org, actor, "mfa.passkey_remove")
 	}
-	return s.write(ctx, orgChain(org), func(t *Tx) error {
-		res, err := t.exec(ctx, `DELETE FROM passkeys WHERE org_id = ? AND user_id = ? AND id = ?`, org, actor.UserID, id)
+	return s.Write(ctx, OrgChain(org), func(t *Tx) error {
+		res, err := t.Exec(ctx, `DELETE FROM passkeys WHERE org_id = ? AND user_id = ? AND id = ?`, org, actor.UserID, id)
 		if err != nil {
 			return err
 		}
@@ -342,7 +342,7 @@ func (s *Store) DeletePasskey(ctx context.Context, org kluis.OrgID, actor kluis.
 		if err != nil {
 			return err
 		}
-		return t.appendEvent(ctx, orgChain(org), actor, "mfa.passkey_remove", userTarget(actor.UserID), "success",
+		return t.Append(ctx, OrgChain(org), actor, "mfa.passkey_remove", UserTarget(actor.UserID), "success",
 			map[string]any{"passkey": id, "sessions_ended": ended})
 	})
 }
@@ -351,17 +351,17 @@ func (s *Store) DeletePasskey(ctx context.Context, org kluis.OrgID, actor kluis.
 // count of a person who has no second factor left.
 func (t *Tx) dropRecoveryWithoutFactor(ctx context.Context, org kluis.OrgID, user kluis.UserID) error {
 	var n int
-	if err := t.queryRow(ctx, `SELECT (SELECT COUNT(*) FROM user_factors WHERE org_id = ? AND user_id = ? AND confirmed_at IS NOT NULL)
+	if err := t.QueryRow(ctx, `SELECT (SELECT COUNT(*) FROM user_factors WHERE org_id = ? AND user_id = ? AND confirmed_at IS NOT NULL)
 		+ (SELECT COUNT(*) FROM passkeys WHERE org_id = ? AND user_id = ?)`, org, user, org, user).Scan(&n); err != nil {
 		return err
 	}
 	if n > 0 {
 		return nil
 	}
-	if _, err := t.exec(ctx, `DELETE FROM recovery_codes WHERE org_id = ? AND user_id = ?`, org, user); err != nil {
+	if _, err := t.Exec(ctx, `DELETE FROM recovery_codes WHERE org_id = ? AND user_id = ?`, org, user); err != nil {
 		return err
 	}
-	_, err := t.exec(ctx, `DELETE FROM factor_guards WHERE org_id = ? AND user_id = ?`, org, user)
+	_, err := t.Exec(ctx, `DELETE FROM factor_guards WHERE org_id = ? AND user_id = ?`, org, user)
 	return err
 }
 
@@ -380,16 +380,16 @@ func (s *Store) BeginPasskeyLogin(ctx context.Context, org kluis.OrgID, challeng
 	if err != nil {
 		return nil, err
 	}
-	if !validTokenShape(challenge) {
+	if !ValidTokenShape(challenge) {
 		return nil, kluis.ErrUnauthenticated
 	}
 	var options []byte
-	err = s.write(ctx, "", func(t *Tx) error {
+	err = s.Write(ctx, "", func(t *Tx) error {
 		var id string
 		var user kluis.UserID
 		var expires int64
-		err := t.queryRow(ctx, `SELECT id, user_id, expires_at FROM login_challenges WHERE org_id = ? AND token_hash = ?`, org, tokenHash(challenge)).Scan(&id, &user, &expires)
-		if errors.Is(err, sql.ErrNoRows) || err == nil && !t.now.Before(fromMicros(expires)) {
+		err := t.QueryRow(ctx, `SELECT id, user_id, expires_at FROM login_challenges WHERE org_id = ? AND token_hash = ?`, org, TokenHash(challenge)).Scan(&id, &user, &expires)
+		if errors.Is(err, sql.ErrNoRows) || err == nil && !t.Now().Before(FromMicros(expires)) {
 			return kluis.ErrUnauthenticated
 		}
 		if err != nil {
@@ -424,7 +424,7 @@ func (s *Store) BeginPasskeyReauth(ctx context.Context, org kluis.OrgID, actor k
 		return nil, err
 	}
 	var options []byte
-	err = s.write(ctx, "", func(t *Tx) error {
+	err = s.Write(ctx, "", func(t *Tx) error {
 		pu, _, err := t.passkeyUser(ctx, org, actor.UserID)
 		if err != nil {
 			return err
@@ -465,7 +465,7 @@ func (t *Tx) checkPasskey(ctx context.Context, org kluis.OrgID, user kluis.UserI
 	case errors.Is(err, mfa.ErrPasskey):
 		return false, nil
 	case errors.Is(err, mfa.ErrSignCountRegressed):
-		return false, t.appendEvent(ctx, orgChain(org), kluis.Actor{}, "mfa.passkey_cloned", userTarget(user), "failure",
+		return false, t.Append(ctx, OrgChain(org), kluis.Actor{}, "mfa.passkey_cloned", UserTarget(user), "failure",
 			map[string]any{"passkey": passkeyIDOf(stored, c.ID)})
 	case err != nil:
 		return false, err
@@ -474,7 +474,7 @@ func (t *Tx) checkPasskey(ctx context.Context, org kluis.OrgID, user kluis.UserI
 	if id == "" {
 		return false, nil
 	}
-	_, err = t.exec(ctx, `UPDATE passkeys SET record = ?, last_used_at = ? WHERE org_id = ? AND id = ?`, c.Record, micros(t.now), org, id)
+	_, err = t.Exec(ctx, `UPDATE passkeys SET record = ?, last_used_at = ? WHERE org_id = ? AND id = ?`, c.Record, Micros(t.Now()), org, id)
 	return err == nil, err
 }
 
@@ -492,15 +492,15 @@ func passkeyIDOf(stored []storedPasskey, cred []byte) string {
 // completed with, for the second step's page. Errors: unauthenticated (no
 // such challenge, or lapsed).
 func (s *Store) FindChallengeMethods(ctx context.Context, org kluis.OrgID, challenge string) ([]string, error) {
-	if !validTokenShape(challenge) {
+	if !ValidTokenShape(challenge) {
 		return nil, kluis.ErrUnauthenticated
 	}
 	var methods []string
-	err := s.read(ctx, func(t *Tx) error {
+	err := s.Read(ctx, func(t *Tx) error {
 		var user kluis.UserID
 		var expires int64
-		err := t.queryRow(ctx, `SELECT user_id, expires_at FROM login_challenges WHERE org_id = ? AND token_hash = ?`, org, tokenHash(challenge)).Scan(&user, &expires)
-		if errors.Is(err, sql.ErrNoRows) || err == nil && !t.now.Before(fromMicros(expires)) {
+		err := t.QueryRow(ctx, `SELECT user_id, expires_at FROM login_challenges WHERE org_id = ? AND token_hash = ?`, org, TokenHash(challenge)).Scan(&user, &expires)
+		if errors.Is(err, sql.ErrNoRows) || err == nil && !t.Now().Before(FromMicros(expires)) {
 			return kluis.ErrUnauthenticated
 		}
 		if err != nil {

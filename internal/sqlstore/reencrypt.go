@@ -104,7 +104,7 @@ func sealedTableNamed(name string) (sealedTable, bool) {
 // Errors: not_found, forbidden.
 func (s *Store) RotateOrgKey(ctx context.Context, actor kluis.Actor, slug string) (keys.KeyVersion, error) {
 	if !kluis.CanManageOrgs(actor) {
-		return keys.KeyVersion{}, s.refuse(ctx, audit.PlatformChain, actor, "key.rotate", "")
+		return keys.KeyVersion{}, s.Refuse(ctx, audit.PlatformChain, actor, "key.rotate", "")
 	}
 	org, err := s.FindOrgBySlug(ctx, slug)
 	if err != nil {
@@ -114,14 +114,14 @@ func (s *Store) RotateOrgKey(ctx context.Context, actor kluis.Actor, slug string
 	if err != nil {
 		return kv, fmt.Errorf("rotate the organisation key: %w", err)
 	}
-	now := micros(s.now())
+	now := Micros(s.Now())
 	// Whatever a job before had done is moot: the pass starts over against
 	// the versions active now.
-	err = s.write(ctx, orgChain(org.ID), func(t *Tx) error {
-		if _, err := t.exec(ctx, `DELETE FROM key_reencryptions WHERE org_id = ?`, org.ID); err != nil {
+	err = s.Write(ctx, OrgChain(org.ID), func(t *Tx) error {
+		if _, err := t.Exec(ctx, `DELETE FROM key_reencryptions WHERE org_id = ?`, org.ID); err != nil {
 			return err
 		}
-		_, err := t.exec(ctx, `INSERT INTO key_reencryptions (org_id, key_version, started_at, pass_started_at, phase, after_id, done, resealed)
+		_, err := t.Exec(ctx, `INSERT INTO key_reencryptions (org_id, key_version, started_at, pass_started_at, phase, after_id, done, resealed)
 			VALUES (?, ?, ?, ?, ?, '', 0, 0)`, org.ID, kv.String(), now, now, phases[0])
 		return err
 	})
@@ -138,7 +138,7 @@ func (s *Store) scanReencryption(row interface{ Scan(...any) error }) (Reencrypt
 	if errors.Is(err, sql.ErrNoRows) {
 		return r, kluis.ErrNotFound
 	}
-	r.StartedAt, r.PassStarted, r.FinishedAt = fromMicros(started), fromMicros(pass), nullMicros(finished)
+	r.StartedAt, r.PassStarted, r.FinishedAt = FromMicros(started), FromMicros(pass), NullMicros(finished)
 	r.SettledAt = r.StartedAt.Add(s.keys.CacheTTL())
 	if r.Finished() {
 		r.Phase = ""
@@ -148,7 +148,7 @@ func (s *Store) scanReencryption(row interface{ Scan(...any) error }) (Reencrypt
 
 // Reencryptions lists the re-encryption jobs, finished or not, by slug.
 func (s *Store) Reencryptions(ctx context.Context) ([]Reencryption, error) {
-	rows, err := s.db.reader.QueryContext(ctx, s.db.q(`SELECT `+reencryptionColumns+` FROM key_reencryptions r JOIN orgs o ON o.id = r.org_id ORDER BY o.slug`))
+	rows, err := s.db.reader.QueryContext(ctx, s.db.Q(`SELECT `+reencryptionColumns+` FROM key_reencryptions r JOIN orgs o ON o.id = r.org_id ORDER BY o.slug`))
 	if err != nil {
 		return nil, err
 	}
@@ -220,14 +220,14 @@ var errSettling = errors.New("waiting for key caches to settle")
 func (s *Store) reencryptStep(ctx context.Context, org kluis.OrgID) (Reencryption, error) {
 	var job Reencryption
 	settling := false
-	err := s.write(ctx, orgChain(org), func(t *Tx) error {
+	err := s.Write(ctx, OrgChain(org), func(t *Tx) error {
 		var err error
-		job, err = s.scanReencryption(t.queryRow(ctx, `SELECT `+reencryptionColumns+` FROM key_reencryptions r JOIN orgs o ON o.id = r.org_id WHERE r.org_id = ?`, org))
+		job, err = s.scanReencryption(t.QueryRow(ctx, `SELECT `+reencryptionColumns+` FROM key_reencryptions r JOIN orgs o ON o.id = r.org_id WHERE r.org_id = ?`, org))
 		if err != nil || job.Finished() {
 			return err
 		}
 		var after string
-		if err := t.queryRow(ctx, `SELECT after_id FROM key_reencryptions WHERE org_id = ?`, org).Scan(&after); err != nil {
+		if err := t.QueryRow(ctx, `SELECT after_id FROM key_reencryptions WHERE org_id = ?`, org).Scan(&after); err != nil {
 			return err
 		}
 		last, visited, resealed, err := t.reencryptRows(ctx, org, job.Phase, after)
@@ -245,19 +245,19 @@ func (s *Store) reencryptStep(ctx context.Context, org kluis.OrgID) (Reencryptio
 					break
 				}
 			}
-		case job.PassStarted.Before(job.SettledAt) && t.now.Before(job.SettledAt):
+		case job.PassStarted.Before(job.SettledAt) && t.Now().Before(job.SettledAt):
 			settling = true // this batch commits; the final pass waits
 		case job.PassStarted.Before(job.SettledAt): // a pass that could miss a stale seal: once more
-			job.Phase, last, job.Done, job.PassStarted = phases[0], "", 0, t.now
+			job.Phase, last, job.Done, job.PassStarted = phases[0], "", 0, t.Now()
 		default:
-			job.FinishedAt = t.now
+			job.FinishedAt = t.Now()
 		}
 		var finished sql.NullInt64
 		if job.Finished() {
-			finished = sql.NullInt64{Int64: micros(job.FinishedAt), Valid: true}
+			finished = sql.NullInt64{Int64: Micros(job.FinishedAt), Valid: true}
 		}
-		_, err = t.exec(ctx, `UPDATE key_reencryptions SET phase = ?, after_id = ?, done = ?, resealed = ?, pass_started_at = ?, finished_at = ? WHERE org_id = ?`,
-			job.Phase, last, job.Done, job.Resealed, micros(job.PassStarted), finished, org)
+		_, err = t.Exec(ctx, `UPDATE key_reencryptions SET phase = ?, after_id = ?, done = ?, resealed = ?, pass_started_at = ?, finished_at = ? WHERE org_id = ?`,
+			job.Phase, last, job.Done, job.Resealed, Micros(job.PassStarted), finished, org)
 		if job.Finished() {
 			job.Phase = ""
 		}
@@ -294,7 +294,7 @@ func (t *Tx) reencryptRows(ctx context.Context, org kluis.OrgID, table, after st
 	for _, c := range spec.columns {
 		cols = append(cols, c.db)
 	}
-	rows, err := t.query(ctx, `SELECT id, `+spec.owner+`, `+strings.Join(cols, ", ")+` FROM `+spec.name+` WHERE org_id = ? AND id > ? ORDER BY id LIMIT ?`, org, after, reencryptBatch)
+	rows, err := t.Query(ctx, `SELECT id, `+spec.owner+`, `+strings.Join(cols, ", ")+` FROM `+spec.name+` WHERE org_id = ? AND id > ? ORDER BY id LIMIT ?`, org, after, reencryptBatch)
 	if err != nil {
 		return "", 0, 0, err
 	}
@@ -344,7 +344,7 @@ rows:
 			if have, err := keys.ParseCiphertext(c.c); err == nil && have == kv {
 				continue
 			}
-			p, err := t.s.open(ctx, c.field, c.c)
+			p, err := t.s.Open(ctx, c.field, c.c)
 			if errors.Is(err, keys.ErrDecrypt) || errors.Is(err, keys.ErrKeyDestroyed) {
 				// Altered or moved (it opens nowhere), or its owner is being
 				// erased: nothing to re-encrypt. Left as it is, logged, and
@@ -373,7 +373,7 @@ rows:
 			set[i] = c.name + " = ?"
 			args = append(args, c.c)
 		}
-		_, err = t.exec(ctx, `UPDATE `+spec.name+` SET `+strings.Join(set, ", ")+` WHERE org_id = ? AND id = ?`, append(args, org, r.id)...)
+		_, err = t.Exec(ctx, `UPDATE `+spec.name+` SET `+strings.Join(set, ", ")+` WHERE org_id = ? AND id = ?`, append(args, org, r.id)...)
 		if err != nil {
 			return "", 0, 0, err
 		}
@@ -385,8 +385,8 @@ rows:
 // recordReencrypted records a finished job in the platform chain, with the
 // organisation key's other life-cycle events.
 func (s *Store) recordReencrypted(ctx context.Context, j Reencryption) {
-	err := s.write(ctx, audit.PlatformChain, func(t *Tx) error {
-		return t.appendEvent(ctx, audit.PlatformChain, actorFrom(ctx), "key.reencrypted", "org:"+string(j.Org), "success",
+	err := s.Write(ctx, audit.PlatformChain, func(t *Tx) error {
+		return t.Append(ctx, audit.PlatformChain, actorFrom(ctx), "key.reencrypted", "org:"+string(j.Org), "success",
 			map[string]any{"org": string(j.Org), "version": j.KeyVersion, "rows": j.Resealed})
 	})
 	if err != nil {
@@ -436,9 +436,9 @@ func (s *Store) RetiredUses(ctx context.Context) ([]RetiredUse, error) {
 			}
 			scans = append(scans, scan{&u.Data, `SELECT ` + strings.Join(cols, ", ") + ` FROM ` + t.name + ` WHERE org_id = ?`, string(o.ID), false})
 		}
-		scans = append(scans, scan{&u.Audit, `SELECT client, details FROM audit_events WHERE chain = ?`, orgChain(o.ID), true})
+		scans = append(scans, scan{&u.Audit, `SELECT client, details FROM audit_events WHERE chain = ?`, OrgChain(o.ID), true})
 		for _, q := range scans {
-			rows, err := s.db.reader.QueryContext(ctx, s.db.q(q.query), q.arg)
+			rows, err := s.db.reader.QueryContext(ctx, s.db.Q(q.query), q.arg)
 			if err != nil {
 				return nil, err
 			}

@@ -39,8 +39,8 @@ func (s *Store) RequestPasswordReset(ctx context.Context, org kluis.OrgID, email
 	var err error = kluis.ErrNotFound
 	if kluis.ValidateEmail(lookup) == nil {
 		var idx []byte
-		if idx, err = s.emailIndex(ctx, org, lookup); err == nil {
-			su, err = scanSealedUser(s.db.readRow(ctx, `SELECT `+userColumns+` FROM users WHERE org_id = ? AND email_index = ?`, org, idx))
+		if idx, err = s.EmailIndex(ctx, org, lookup); err == nil {
+			su, err = scanSealedUser(s.db.ReadRow(ctx, `SELECT `+userColumns+` FROM users WHERE org_id = ? AND email_index = ?`, org, idx))
 			if errors.Is(err, sql.ErrNoRows) {
 				err = kluis.ErrNotFound
 			}
@@ -56,51 +56,51 @@ func (s *Store) RequestPasswordReset(ctx context.Context, org kluis.OrgID, email
 		if err == nil {
 			reason = string(su.Status)
 		}
-		return s.anonymousFailure(ctx, orgChain(org), "auth.password_reset_request", "", map[string]any{"reason": reason}, nil)
+		return s.anonymousFailure(ctx, OrgChain(org), "auth.password_reset_request", "", map[string]any{"reason": reason}, nil)
 	}
 	var blocked time.Time
-	err = s.write(ctx, orgChain(org), func(t *Tx) error {
+	err = s.Write(ctx, OrgChain(org), func(t *Tx) error {
 		var err error
-		if blocked, err = t.addressFailed(ctx, orgChain(org)); err != nil {
+		if blocked, err = t.addressFailed(ctx, OrgChain(org)); err != nil {
 			return err
 		}
-		u, err := t.findUser(ctx, org, su.ID)
+		u, err := t.FindUser(ctx, org, su.ID)
 		if err != nil {
 			return err
 		}
 		if u.Status != kluis.StatusActive {
-			return t.appendEvent(ctx, orgChain(org), kluis.Actor{}, "auth.password_reset_request", "", "failure", map[string]any{"reason": string(u.Status)})
+			return t.Append(ctx, OrgChain(org), kluis.Actor{}, "auth.password_reset_request", "", "failure", map[string]any{"reason": string(u.Status)})
 		}
 		// One reset mail per account per resetMailEvery, however many
 		// addresses ask: the address window alone would let someone with
 		// many addresses flood the owner's mailbox.
 		var last sql.NullInt64
-		if err := t.queryRow(ctx, `SELECT MAX(created_at) FROM password_resets WHERE org_id = ? AND user_id = ?`, org, u.ID).Scan(&last); err != nil {
+		if err := t.QueryRow(ctx, `SELECT MAX(created_at) FROM password_resets WHERE org_id = ? AND user_id = ?`, org, u.ID).Scan(&last); err != nil {
 			return err
 		}
-		if last.Valid && t.now.Sub(fromMicros(last.Int64)) < resetMailEvery {
-			return t.appendEvent(ctx, orgChain(org), kluis.Actor{}, "auth.password_reset_request", userTarget(u.ID), "failure", map[string]any{"reason": "recent"})
+		if last.Valid && t.Now().Sub(FromMicros(last.Int64)) < resetMailEvery {
+			return t.Append(ctx, OrgChain(org), kluis.Actor{}, "auth.password_reset_request", UserTarget(u.ID), "failure", map[string]any{"reason": "recent"})
 		}
-		o, err := t.findOrg(ctx, org)
+		o, err := t.FindOrg(ctx, org)
 		if err != nil {
 			return err
 		}
 		if err := t.dropResets(ctx, org, u.ID); err != nil {
 			return err
 		}
-		token, hash := newToken()
-		if _, err := t.exec(ctx, `INSERT INTO password_resets (id, org_id, user_id, token_hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)`,
-			kluis.NewID(t.now), org, u.ID, hash, micros(t.now), micros(t.now.Add(ResetTTL))); err != nil {
+		token, hash := NewToken()
+		if _, err := t.Exec(ctx, `INSERT INTO password_resets (id, org_id, user_id, token_hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)`,
+			kluis.NewID(t.Now()), org, u.ID, hash, Micros(t.Now()), Micros(t.Now().Add(ResetTTL))); err != nil {
 			return err
 		}
 		link := t.s.publicURL + "/o/" + o.Slug + "/reset#" + token
-		if err := t.queueMail(ctx, org, u.ID, o.Language, u.Email, mail.PasswordReset, mail.Data{OrgName: o.Name, Link: link}); err != nil {
+		if err := t.QueueMail(ctx, org, u.ID, o.Language, u.Email, mail.PasswordReset, mail.Data{OrgName: o.Name, Link: link}); err != nil {
 			return err
 		}
-		return t.appendEvent(ctx, orgChain(org), kluis.Actor{}, "auth.password_reset_request", userTarget(u.ID), "success", nil)
+		return t.Append(ctx, OrgChain(org), kluis.Actor{}, "auth.password_reset_request", UserTarget(u.ID), "success", nil)
 	})
 	if err == nil && !blocked.IsZero() {
-		return tooMany(s.now(), blocked)
+		return tooMany(s.Now(), blocked)
 	}
 	return err
 }
@@ -121,10 +121,10 @@ func waitUntil(ctx context.Context, t time.Time) {
 // dropResets deletes a user's reset links and their undelivered mail, which
 // carries the link: no working token outlives its link anywhere.
 func (t *Tx) dropResets(ctx context.Context, org kluis.OrgID, user kluis.UserID) error {
-	if _, err := t.exec(ctx, `DELETE FROM password_resets WHERE org_id = ? AND user_id = ?`, org, user); err != nil {
+	if _, err := t.Exec(ctx, `DELETE FROM password_resets WHERE org_id = ? AND user_id = ?`, org, user); err != nil {
 		return err
 	}
-	_, err := t.exec(ctx, `DELETE FROM mail_queue WHERE org_id = ? AND user_id = ? AND kind = ?`, org, user, string(mail.PasswordReset))
+	_, err := t.Exec(ctx, `DELETE FROM mail_queue WHERE org_id = ? AND user_id = ? AND kind = ?`, org, user, string(mail.PasswordReset))
 	return err
 }
 
@@ -140,7 +140,7 @@ func (s *Store) ResetPassword(ctx context.Context, org kluis.OrgID, token, pw st
 	if err := s.gateAddress(ctx); err != nil {
 		return err
 	}
-	if !validTokenShape(token) {
+	if !ValidTokenShape(token) {
 		token = "" // cannot match: recorded as a failed attempt below
 	}
 	policy, err := s.policy(ctx, s.db.reader, org)
@@ -155,17 +155,17 @@ func (s *Store) ResetPassword(ctx context.Context, org kluis.OrgID, token, pw st
 	if err != nil {
 		return err
 	}
-	err = s.write(ctx, orgChain(org), func(t *Tx) error {
+	err = s.Write(ctx, OrgChain(org), func(t *Tx) error {
 		var userID kluis.UserID
 		var expires int64
-		err := t.queryRow(ctx, `SELECT user_id, expires_at FROM password_resets WHERE org_id = ? AND token_hash = ?`, org, tokenHash(token)).Scan(&userID, &expires)
-		if errors.Is(err, sql.ErrNoRows) || err == nil && !t.now.Before(fromMicros(expires)) {
+		err := t.QueryRow(ctx, `SELECT user_id, expires_at FROM password_resets WHERE org_id = ? AND token_hash = ?`, org, TokenHash(token)).Scan(&userID, &expires)
+		if errors.Is(err, sql.ErrNoRows) || err == nil && !t.Now().Before(FromMicros(expires)) {
 			return kluis.ErrNotFound
 		}
 		if err != nil {
 			return err
 		}
-		u, err := t.findUser(ctx, org, userID)
+		u, err := t.FindUser(ctx, org, userID)
 		if err != nil {
 			return err
 		}
@@ -175,7 +175,7 @@ func (s *Store) ResetPassword(ctx context.Context, org kluis.OrgID, token, pw st
 		if err := t.dropCredentialsInFlight(ctx, org, u.ID); err != nil {
 			return err
 		}
-		if _, err := t.exec(ctx, `UPDATE users SET password_hash = ?, updated_at = ? WHERE org_id = ? AND id = ?`, hash, micros(t.now), org, u.ID); err != nil {
+		if _, err := t.Exec(ctx, `UPDATE users SET password_hash = ?, updated_at = ? WHERE org_id = ? AND id = ?`, hash, Micros(t.Now()), org, u.ID); err != nil {
 			return err
 		}
 		// Control of the mailbox lifts a sign-in lock, as the unlock link
@@ -183,7 +183,7 @@ func (s *Store) ResetPassword(ctx context.Context, org kluis.OrgID, token, pw st
 		if err := t.clearUserLock(ctx, org, u.ID); err != nil {
 			return err
 		}
-		res, err := t.exec(ctx, `DELETE FROM sessions WHERE org_id = ? AND user_id = ?`, org, u.ID)
+		res, err := t.Exec(ctx, `DELETE FROM sessions WHERE org_id = ? AND user_id = ?`, org, u.ID)
 		if err != nil {
 			return err
 		}
@@ -193,18 +193,18 @@ func (s *Store) ResetPassword(ctx context.Context, org kluis.OrgID, token, pw st
 		if _, err := t.revokeAPITokens(ctx, org, u.ID); err != nil {
 			return err
 		}
-		o, err := t.findOrg(ctx, org)
+		o, err := t.FindOrg(ctx, org)
 		if err != nil {
 			return err
 		}
-		if err := t.queueMail(ctx, org, u.ID, o.Language, u.Email, mail.PasswordChanged, mail.Data{OrgName: o.Name, Link: t.s.publicURL + "/o/" + o.Slug + "/login"}); err != nil {
+		if err := t.QueueMail(ctx, org, u.ID, o.Language, u.Email, mail.PasswordChanged, mail.Data{OrgName: o.Name, Link: t.s.publicURL + "/o/" + o.Slug + "/login"}); err != nil {
 			return err
 		}
 		actor := kluis.Actor{Realm: kluis.RealmOrg, OrgID: org, UserID: u.ID, Role: u.Role}
-		return t.appendEvent(ctx, orgChain(org), actor, "auth.password_reset", userTarget(u.ID), "success", map[string]any{"sessions_ended": ended})
+		return t.Append(ctx, OrgChain(org), actor, "auth.password_reset", UserTarget(u.ID), "success", map[string]any{"sessions_ended": ended})
 	})
 	if kluis.ErrorCode(err) == kluis.ENotFound {
-		return s.anonymousFailure(ctx, orgChain(org), "auth.password_reset", "", nil, err)
+		return s.anonymousFailure(ctx, OrgChain(org), "auth.password_reset", "", nil, err)
 	}
 	return err
 }

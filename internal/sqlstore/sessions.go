@@ -46,7 +46,7 @@ func (t *Tx) sealSessionDevice(ctx context.Context, org kluis.OrgID, user kluis.
 	if err != nil {
 		return nil, err
 	}
-	c, err := t.s.seal(ctx, userKey(org, user), sessionField(org, id), b)
+	c, err := t.s.Seal(ctx, UserKey(org, user), sessionField(org, id), b)
 	if err != nil {
 		return nil, fmt.Errorf("seal session device: %w", err)
 	}
@@ -75,7 +75,7 @@ func (s *Store) FindSessions(ctx context.Context, org kluis.OrgID, actor kluis.A
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.db.reader.QueryContext(ctx, s.db.q(`SELECT id, created_at, last_seen_at, expires_at, device FROM sessions
+	rows, err := s.db.reader.QueryContext(ctx, s.db.Q(`SELECT id, created_at, last_seen_at, expires_at, device FROM sessions
 		WHERE org_id = ? AND user_id = ? ORDER BY created_at DESC, id DESC`), org, actor.UserID)
 	if err != nil {
 		return nil, err
@@ -86,14 +86,14 @@ func (s *Store) FindSessions(ctx context.Context, org kluis.OrgID, actor kluis.A
 		sealed []byte
 	}
 	var found []row
-	now := s.now()
+	now := s.Now()
 	for rows.Next() {
 		var r row
 		var created, seen, expires int64
 		if err := rows.Scan(&r.si.ID, &created, &seen, &expires, &r.sealed); err != nil {
 			return nil, err
 		}
-		r.si.CreatedAt, r.si.LastSeenAt, r.si.ExpiresAt = fromMicros(created), fromMicros(seen), fromMicros(expires)
+		r.si.CreatedAt, r.si.LastSeenAt, r.si.ExpiresAt = FromMicros(created), FromMicros(seen), FromMicros(expires)
 		if !sessionAlive(now, r.si.CreatedAt, r.si.LastSeenAt, r.si.ExpiresAt, policy.IdleTimeout(), policy.MaxLifetime()) {
 			continue
 		}
@@ -107,7 +107,7 @@ func (s *Store) FindSessions(ctx context.Context, org kluis.OrgID, actor kluis.A
 	out := make([]SessionInfo, 0, len(found))
 	for _, r := range found {
 		if len(r.sealed) > 0 {
-			b, err := s.open(ctx, sessionField(org, r.si.ID), r.sealed)
+			b, err := s.Open(ctx, sessionField(org, r.si.ID), r.sealed)
 			if err != nil {
 				return nil, err
 			}
@@ -131,15 +131,15 @@ func (s *Store) EndSession(ctx context.Context, org kluis.OrgID, actor kluis.Act
 	if !kluis.ValidID(string(id)) {
 		return kluis.ErrNotFound
 	}
-	return s.write(ctx, orgChain(org), func(t *Tx) error {
-		res, err := t.exec(ctx, `DELETE FROM sessions WHERE org_id = ? AND user_id = ? AND id = ?`, org, actor.UserID, id)
+	return s.Write(ctx, OrgChain(org), func(t *Tx) error {
+		res, err := t.Exec(ctx, `DELETE FROM sessions WHERE org_id = ? AND user_id = ? AND id = ?`, org, actor.UserID, id)
 		if err != nil {
 			return err
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			return kluis.ErrNotFound
 		}
-		return t.appendEvent(ctx, orgChain(org), actor, "auth.session_end", userTarget(actor.UserID), "success", map[string]any{"session": string(id)})
+		return t.Append(ctx, OrgChain(org), actor, "auth.session_end", UserTarget(actor.UserID), "success", map[string]any{"session": string(id)})
 	})
 }
 
@@ -151,12 +151,12 @@ func (s *Store) EndOtherSessions(ctx context.Context, org kluis.OrgID, actor klu
 		return 0, kluis.ErrUnauthenticated
 	}
 	var ended int64
-	err := s.write(ctx, orgChain(org), func(t *Tx) error {
+	err := s.Write(ctx, OrgChain(org), func(t *Tx) error {
 		var err error
 		if ended, err = t.endOtherSessions(ctx, org, actor); err != nil {
 			return err
 		}
-		return t.appendEvent(ctx, orgChain(org), actor, "auth.session_end", userTarget(actor.UserID), "success", map[string]any{"sessions_ended": ended})
+		return t.Append(ctx, OrgChain(org), actor, "auth.session_end", UserTarget(actor.UserID), "success", map[string]any{"sessions_ended": ended})
 	})
 	return int(ended), err
 }
@@ -164,7 +164,7 @@ func (s *Store) EndOtherSessions(ctx context.Context, org kluis.OrgID, actor klu
 // endOtherSessions ends every session of the actor but the current one and
 // returns how many ended.
 func (t *Tx) endOtherSessions(ctx context.Context, org kluis.OrgID, actor kluis.Actor) (int64, error) {
-	res, err := t.exec(ctx, `DELETE FROM sessions WHERE org_id = ? AND user_id = ? AND id <> ?`, org, actor.UserID, string(actor.SessionID))
+	res, err := t.Exec(ctx, `DELETE FROM sessions WHERE org_id = ? AND user_id = ? AND id <> ?`, org, actor.UserID, string(actor.SessionID))
 	if err != nil {
 		return 0, err
 	}

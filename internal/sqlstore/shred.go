@@ -26,9 +26,9 @@ import (
 // returns the record's id.
 func (t *Tx) scheduleShred(ctx context.Context, org kluis.OrgID, user kluis.UserID) (string, error) {
 	u := sql.NullString{String: string(user), Valid: user != ""}
-	id := kluis.NewID(t.now)
-	if _, err := t.exec(ctx, `INSERT INTO key_shreds (id, org_id, user_id, created_at, attempts) VALUES (?, ?, ?, ?, 0)`,
-		id, org, u, micros(t.now)); err != nil {
+	id := kluis.NewID(t.Now())
+	if _, err := t.Exec(ctx, `INSERT INTO key_shreds (id, org_id, user_id, created_at, attempts) VALUES (?, ?, ?, ?, 0)`,
+		id, org, u, Micros(t.Now())); err != nil {
 		return "", fmt.Errorf("schedule key destruction: %w", err)
 	}
 	return id, nil
@@ -63,7 +63,7 @@ func (s *Store) shred(ctx context.Context, only string) (pending int, err error)
 	if only != "" {
 		query, args = `SELECT id, org_id, user_id FROM key_shreds WHERE id = ?`, []any{only}
 	}
-	rows, err := s.db.writer.QueryContext(ctx, s.db.q(query), args...)
+	rows, err := s.db.writer.QueryContext(ctx, s.db.Q(query), args...)
 	if err != nil {
 		return 0, err
 	}
@@ -93,10 +93,10 @@ func (s *Store) shred(ctx context.Context, only string) (pending int, err error)
 			if firstErr == nil {
 				firstErr = derr
 			}
-			s.db.writeExec(ctx, `UPDATE key_shreds SET attempts = attempts + 1 WHERE id = ?`, j.id)
+			s.db.WriteExec(ctx, `UPDATE key_shreds SET attempts = attempts + 1 WHERE id = ?`, j.id)
 			continue
 		}
-		if _, err := s.db.writeExec(ctx, `DELETE FROM key_shreds WHERE id = ?`, j.id); err != nil {
+		if _, err := s.db.WriteExec(ctx, `DELETE FROM key_shreds WHERE id = ?`, j.id); err != nil {
 			pending++ // destroyed; destroying again does nothing
 			if firstErr == nil {
 				firstErr = err

@@ -72,8 +72,8 @@ func (t *Tx) findSMS(ctx context.Context, org kluis.OrgID, user kluis.UserID) (s
 	var confirmed sql.NullInt64
 	var session sql.NullString
 	var created int64
-	err := t.queryRow(ctx, `SELECT id, secret, confirmed_at, session_id, created_at FROM user_factors
-		WHERE org_id = ? AND user_id = ? AND kind = 'sms'`+t.db.forUpdate(), org, user).
+	err := t.QueryRow(ctx, `SELECT id, secret, confirmed_at, session_id, created_at FROM user_factors
+		WHERE org_id = ? AND user_id = ? AND kind = 'sms'`+t.db.ForUpdate(), org, user).
 		Scan(&f.id, &sealed, &confirmed, &session, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return f, kluis.ErrNotFound
@@ -81,11 +81,11 @@ func (t *Tx) findSMS(ctx context.Context, org kluis.OrgID, user kluis.UserID) (s
 	if err != nil {
 		return f, err
 	}
-	p, err := t.s.open(ctx, factorField(org, f.id), sealed)
+	p, err := t.s.Open(ctx, factorField(org, f.id), sealed)
 	if err != nil {
 		return f, err
 	}
-	f.number, f.confirmed, f.sessionID, f.createdAt = string(p), confirmed.Valid, session.String, fromMicros(created)
+	f.number, f.confirmed, f.sessionID, f.createdAt = string(p), confirmed.Valid, session.String, FromMicros(created)
 	return f, nil
 }
 
@@ -114,57 +114,57 @@ type smsLimited struct{ until time.Time }
 // returns the time to wait and sends nothing. perBound, when positive, is
 // how many codes one binding may have had.
 func (t *Tx) sendSMSCode(ctx context.Context, org kluis.OrgID, user kluis.UserID, purpose, bound, number string, perBound int, boundUntil time.Time) (*smsLimited, error) {
-	hourAgo := t.now.Add(-time.Hour)
-	if _, err := t.exec(ctx, `DELETE FROM sms_codes WHERE org_id = ? AND user_id = ? AND created_at <= ?`, org, user, micros(hourAgo)); err != nil {
+	hourAgo := t.Now().Add(-time.Hour)
+	if _, err := t.Exec(ctx, `DELETE FROM sms_codes WHERE org_id = ? AND user_id = ? AND created_at <= ?`, org, user, Micros(hourAgo)); err != nil {
 		return nil, err
 	}
 	var n int
 	var oldest sql.NullInt64
-	if err := t.queryRow(ctx, `SELECT COUNT(*), MIN(created_at) FROM sms_codes WHERE org_id = ? AND user_id = ?`, org, user).Scan(&n, &oldest); err != nil {
+	if err := t.QueryRow(ctx, `SELECT COUNT(*), MIN(created_at) FROM sms_codes WHERE org_id = ? AND user_id = ?`, org, user).Scan(&n, &oldest); err != nil {
 		return nil, err
 	}
 	if n >= SMSCodesPerHour {
-		return &smsLimited{until: fromMicros(oldest.Int64).Add(time.Hour)}, nil
+		return &smsLimited{until: FromMicros(oldest.Int64).Add(time.Hour)}, nil
 	}
 	if perBound > 0 {
-		if err := t.queryRow(ctx, `SELECT COUNT(*) FROM sms_codes WHERE org_id = ? AND user_id = ? AND purpose = ? AND bound_to = ?`, org, user, purpose, bound).Scan(&n); err != nil {
+		if err := t.QueryRow(ctx, `SELECT COUNT(*) FROM sms_codes WHERE org_id = ? AND user_id = ? AND purpose = ? AND bound_to = ?`, org, user, purpose, bound).Scan(&n); err != nil {
 			return nil, err
 		}
 		if n >= perBound {
 			return &smsLimited{until: boundUntil}, nil
 		}
 	}
-	code, id := sms.NewCode(), kluis.NewID(t.now)
+	code, id := sms.NewCode(), kluis.NewID(t.Now())
 	h, err := t.s.smsCodeHash(ctx, org, id, code)
 	if err != nil {
 		return nil, err
 	}
-	expires := t.now.Add(SMSCodeTTL)
-	if _, err := t.exec(ctx, `INSERT INTO sms_codes (id, org_id, user_id, purpose, bound_to, code_hash, created_at, expires_at, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)`,
-		id, org, user, purpose, bound, h, micros(t.now), micros(expires)); err != nil {
+	expires := t.Now().Add(SMSCodeTTL)
+	if _, err := t.Exec(ctx, `INSERT INTO sms_codes (id, org_id, user_id, purpose, bound_to, code_hash, created_at, expires_at, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)`,
+		id, org, user, purpose, bound, h, Micros(t.Now()), Micros(expires)); err != nil {
 		return nil, err
 	}
-	o, err := t.findOrg(ctx, org)
+	o, err := t.FindOrg(ctx, org)
 	if err != nil {
 		return nil, err
 	}
-	return nil, t.queueSMS(ctx, org, user, number, sms.CodeText(o.Language, code, t.s.smsHost()), expires)
+	return nil, t.QueueSMS(ctx, org, user, number, sms.CodeText(o.Language, code, t.s.smsHost()), expires)
 }
 
 // queueSMS queues a text message in this transaction; the SMS worker
 // delivers it after commit, until expires.
-func (t *Tx) queueSMS(ctx context.Context, org kluis.OrgID, user kluis.UserID, to, text string, expires time.Time) error {
-	id := kluis.NewID(t.now)
+func (t *Tx) QueueSMS(ctx context.Context, org kluis.OrgID, user kluis.UserID, to, text string, expires time.Time) error {
+	id := kluis.NewID(t.Now())
 	b, err := json.Marshal(smsEnvelope{To: to, Text: text})
 	if err != nil {
 		return err
 	}
-	env, err := t.s.seal(ctx, userKey(org, user), smsField(org, id), b)
+	env, err := t.s.Seal(ctx, UserKey(org, user), smsField(org, id), b)
 	if err != nil {
 		return fmt.Errorf("seal SMS: %w", err)
 	}
-	if _, err := t.exec(ctx, `INSERT INTO sms_queue (id, org_id, user_id, created_at, expires_at, next_attempt_at, lease_until, attempts, envelope)
-		VALUES (?, ?, ?, ?, ?, ?, 0, 0, ?)`, id, org, user, micros(t.now), micros(expires), micros(t.now), env); err != nil {
+	if _, err := t.Exec(ctx, `INSERT INTO sms_queue (id, org_id, user_id, created_at, expires_at, next_attempt_at, lease_until, attempts, envelope)
+		VALUES (?, ?, ?, ?, ?, ?, 0, 0, ?)`, id, org, user, Micros(t.Now()), Micros(expires), Micros(t.Now()), env); err != nil {
 		return fmt.Errorf("queue SMS: %w", err)
 	}
 	t.texted = true
@@ -176,8 +176,8 @@ func (t *Tx) queueSMS(ctx context.Context, org kluis.OrgID, user kluis.UserID, t
 // match.
 func (t *Tx) checkSMSCode(ctx context.Context, org kluis.OrgID, user kluis.UserID, purpose, bound, code string) (bool, error) {
 	code = sms.NormalizeCode(code)
-	rows, err := t.query(ctx, `SELECT id, code_hash FROM sms_codes WHERE org_id = ? AND user_id = ? AND purpose = ? AND bound_to = ? AND used_at IS NULL AND expires_at > ?`+t.db.forUpdate(),
-		org, user, purpose, bound, micros(t.now))
+	rows, err := t.Query(ctx, `SELECT id, code_hash FROM sms_codes WHERE org_id = ? AND user_id = ? AND purpose = ? AND bound_to = ? AND used_at IS NULL AND expires_at > ?`+t.db.ForUpdate(),
+		org, user, purpose, bound, Micros(t.Now()))
 	if err != nil {
 		return false, err
 	}
@@ -214,8 +214,8 @@ func (t *Tx) checkSMSCode(ctx context.Context, org kluis.OrgID, user kluis.UserI
 	if !ok {
 		return false, nil
 	}
-	_, err = t.exec(ctx, `UPDATE sms_codes SET used_at = ? WHERE org_id = ? AND user_id = ? AND purpose = ? AND bound_to = ? AND used_at IS NULL`,
-		micros(t.now), org, user, purpose, bound)
+	_, err = t.Exec(ctx, `UPDATE sms_codes SET used_at = ? WHERE org_id = ? AND user_id = ? AND purpose = ? AND bound_to = ? AND used_at IS NULL`,
+		Micros(t.Now()), org, user, purpose, bound)
 	return err == nil, err
 }
 
@@ -230,7 +230,7 @@ func (s *Store) StartSMS(ctx context.Context, org kluis.OrgID, actor kluis.Actor
 	if !actor.IsOrgUser(org) {
 		return "", kluis.ErrUnauthenticated
 	}
-	if !kluis.FreshlyAuthenticated(actor, s.now()) {
+	if !kluis.FreshlyAuthenticated(actor, s.Now()) {
 		return "", s.reauthRequired(ctx, org, actor, "mfa.sms_start")
 	}
 	number, err := sms.ParseNumber(phone)
@@ -238,7 +238,7 @@ func (s *Store) StartSMS(ctx context.Context, org kluis.OrgID, actor kluis.Actor
 		return "", kluis.Invalid(map[string]string{"phone": err.Error()})
 	}
 	var limited *smsLimited
-	err = s.write(ctx, orgChain(org), func(t *Tx) error {
+	err = s.Write(ctx, OrgChain(org), func(t *Tx) error {
 		if err := t.mfaEnrolmentAllowed(ctx, org, actor, "mfa.sms_start"); err != nil {
 			return err
 		}
@@ -249,26 +249,26 @@ func (s *Store) StartSMS(ctx context.Context, org kluis.OrgID, actor kluis.Actor
 		case err != nil && !errors.Is(err, kluis.ErrNotFound):
 			return err
 		}
-		if _, err := t.exec(ctx, `DELETE FROM user_factors WHERE org_id = ? AND user_id = ? AND kind = 'sms'`, org, actor.UserID); err != nil {
+		if _, err := t.Exec(ctx, `DELETE FROM user_factors WHERE org_id = ? AND user_id = ? AND kind = 'sms'`, org, actor.UserID); err != nil {
 			return err
 		}
-		if _, err := t.exec(ctx, `UPDATE sms_codes SET used_at = ? WHERE org_id = ? AND user_id = ? AND purpose = ? AND used_at IS NULL`,
-			micros(t.now), org, actor.UserID, ceremonyRegister); err != nil {
+		if _, err := t.Exec(ctx, `UPDATE sms_codes SET used_at = ? WHERE org_id = ? AND user_id = ? AND purpose = ? AND used_at IS NULL`,
+			Micros(t.Now()), org, actor.UserID, ceremonyRegister); err != nil {
 			return err
 		}
-		id := kluis.NewID(t.now)
-		sealed, err := t.s.seal(ctx, userKey(org, actor.UserID), factorField(org, id), []byte(number))
+		id := kluis.NewID(t.Now())
+		sealed, err := t.s.Seal(ctx, UserKey(org, actor.UserID), factorField(org, id), []byte(number))
 		if err != nil {
 			return fmt.Errorf("seal SMS number: %w", err)
 		}
-		if _, err := t.exec(ctx, `INSERT INTO user_factors (id, org_id, user_id, kind, secret, last_step, created_at, session_id, failures) VALUES (?, ?, ?, 'sms', ?, 0, ?, ?, 0)`,
-			id, org, actor.UserID, sealed, micros(t.now), string(actor.SessionID)); err != nil {
+		if _, err := t.Exec(ctx, `INSERT INTO user_factors (id, org_id, user_id, kind, secret, last_step, created_at, session_id, failures) VALUES (?, ?, ?, 'sms', ?, 0, ?, ?, 0)`,
+			id, org, actor.UserID, sealed, Micros(t.Now()), string(actor.SessionID)); err != nil {
 			return err
 		}
 		if limited, err = t.sendSMSCode(ctx, org, actor.UserID, ceremonyRegister, sessionBound(actor), number, 0, time.Time{}); err != nil || limited != nil {
 			return err
 		}
-		return t.appendEvent(ctx, orgChain(org), actor, "mfa.sms_sent", userTarget(actor.UserID), "success", map[string]any{"purpose": "enrol"})
+		return t.Append(ctx, OrgChain(org), actor, "mfa.sms_sent", UserTarget(actor.UserID), "success", map[string]any{"purpose": "enrol"})
 	})
 	if err != nil {
 		return "", err
@@ -283,11 +283,11 @@ func (s *Store) StartSMS(ctx context.Context, org kluis.OrgID, actor kluis.Actor
 // too_many_requests.
 func (s *Store) smsRefused(ctx context.Context, org kluis.OrgID, actor kluis.Actor, user kluis.UserID, purpose string, l *smsLimited) error {
 	s.countThrottle("sms_limited")
-	target := userTarget(user)
-	if err := s.recordRefusal(ctx, orgChain(org), actor, "mfa.sms_sent", target, "failure", map[string]any{"purpose": purpose, "reason": "rate_limited"}); err != nil {
+	target := UserTarget(user)
+	if err := s.RecordRefusal(ctx, OrgChain(org), actor, "mfa.sms_sent", target, "failure", map[string]any{"purpose": purpose, "reason": "rate_limited"}); err != nil {
 		return err
 	}
-	return tooMany(s.now(), l.until)
+	return tooMany(s.Now(), l.until)
 }
 
 // PendingSMS returns, masked, the number that this session began verifying
@@ -298,12 +298,12 @@ func (s *Store) PendingSMS(ctx context.Context, org kluis.OrgID, actor kluis.Act
 		return "", kluis.ErrUnauthenticated
 	}
 	var masked string
-	err := s.read(ctx, func(t *Tx) error {
+	err := s.Read(ctx, func(t *Tx) error {
 		f, err := t.findSMS(ctx, org, actor.UserID)
 		if err != nil {
 			return err
 		}
-		if !f.pendingFor(actor, t.now) {
+		if !f.pendingFor(actor, t.Now()) {
 			return kluis.ErrNotFound
 		}
 		masked = sms.Mask(f.number)
@@ -323,12 +323,12 @@ func (s *Store) ConfirmSMS(ctx context.Context, org kluis.OrgID, actor kluis.Act
 	}
 	var codes []string
 	wrong := false
-	err := s.write(ctx, orgChain(org), func(t *Tx) error {
+	err := s.Write(ctx, OrgChain(org), func(t *Tx) error {
 		f, err := t.findSMS(ctx, org, actor.UserID)
 		if err != nil {
 			return err
 		}
-		if !f.pendingFor(actor, t.now) {
+		if !f.pendingFor(actor, t.Now()) {
 			return kluis.ErrNotFound
 		}
 		if err := t.mfaEnrolmentAllowed(ctx, org, actor, "mfa.sms_enrolled"); err != nil {
@@ -341,16 +341,16 @@ func (s *Store) ConfirmSMS(ctx context.Context, org kluis.OrgID, actor kluis.Act
 		}
 		if !ok {
 			wrong = true
-			_, err := t.exec(ctx, `UPDATE sms_codes SET attempts = attempts + 1, used_at = CASE WHEN attempts + 1 >= ? THEN ? ELSE used_at END
+			_, err := t.Exec(ctx, `UPDATE sms_codes SET attempts = attempts + 1, used_at = CASE WHEN attempts + 1 >= ? THEN ? ELSE used_at END
 				WHERE org_id = ? AND user_id = ? AND purpose = ? AND bound_to = ? AND used_at IS NULL`,
-				smsWrongPerCode, micros(t.now), org, actor.UserID, ceremonyRegister, bound)
+				smsWrongPerCode, Micros(t.Now()), org, actor.UserID, ceremonyRegister, bound)
 			return err
 		}
 		before, err := t.factorMethods(ctx, org, actor.UserID)
 		if err != nil {
 			return err
 		}
-		if _, err := t.exec(ctx, `UPDATE user_factors SET confirmed_at = ?, session_id = NULL WHERE id = ?`, micros(t.now), f.id); err != nil {
+		if _, err := t.Exec(ctx, `UPDATE user_factors SET confirmed_at = ?, session_id = NULL WHERE id = ?`, Micros(t.Now()), f.id); err != nil {
 			return err
 		}
 		if len(before) == 0 {
@@ -362,13 +362,13 @@ func (s *Store) ConfirmSMS(ctx context.Context, org kluis.OrgID, actor kluis.Act
 		if err != nil {
 			return err
 		}
-		return t.appendEvent(ctx, orgChain(org), actor, "mfa.sms_enrolled", userTarget(actor.UserID), "success", map[string]any{"sessions_ended": ended})
+		return t.Append(ctx, OrgChain(org), actor, "mfa.sms_enrolled", UserTarget(actor.UserID), "success", map[string]any{"sessions_ended": ended})
 	})
 	if err != nil {
 		return nil, err
 	}
 	if wrong {
-		if err := s.recordRefusal(ctx, orgChain(org), actor, "mfa.sms_enrolled", userTarget(actor.UserID), "failure", nil); err != nil {
+		if err := s.RecordRefusal(ctx, OrgChain(org), actor, "mfa.sms_enrolled", UserTarget(actor.UserID), "failure", nil); err != nil {
 			return nil, err
 		}
 		return nil, kluis.Invalid(map[string]string{"code": "is not correct"})
@@ -384,11 +384,11 @@ func (s *Store) DisableSMS(ctx context.Context, org kluis.OrgID, actor kluis.Act
 	if !actor.IsOrgUser(org) {
 		return kluis.ErrUnauthenticated
 	}
-	if !kluis.FreshlyAuthenticated(actor, s.now()) {
+	if !kluis.FreshlyAuthenticated(actor, s.Now()) {
 		return s.reauthRequired(ctx, org, actor, "mfa.sms_removed")
 	}
-	return s.write(ctx, orgChain(org), func(t *Tx) error {
-		res, err := t.exec(ctx, `DELETE FROM user_factors WHERE org_id = ? AND user_id = ? AND kind = 'sms'`, org, actor.UserID)
+	return s.Write(ctx, OrgChain(org), func(t *Tx) error {
+		res, err := t.Exec(ctx, `DELETE FROM user_factors WHERE org_id = ? AND user_id = ? AND kind = 'sms'`, org, actor.UserID)
 		if err != nil {
 			return err
 		}
@@ -397,10 +397,10 @@ func (s *Store) DisableSMS(ctx context.Context, org kluis.OrgID, actor kluis.Act
 		}
 		// Codes on their way are useless now; the rows that count towards
 		// the hourly limit stay.
-		if _, err := t.exec(ctx, `UPDATE sms_codes SET used_at = ? WHERE org_id = ? AND user_id = ? AND used_at IS NULL`, micros(t.now), org, actor.UserID); err != nil {
+		if _, err := t.Exec(ctx, `UPDATE sms_codes SET used_at = ? WHERE org_id = ? AND user_id = ? AND used_at IS NULL`, Micros(t.Now()), org, actor.UserID); err != nil {
 			return err
 		}
-		if _, err := t.exec(ctx, `DELETE FROM sms_queue WHERE org_id = ? AND user_id = ?`, org, actor.UserID); err != nil {
+		if _, err := t.Exec(ctx, `DELETE FROM sms_queue WHERE org_id = ? AND user_id = ?`, org, actor.UserID); err != nil {
 			return err
 		}
 		if err := t.dropRecoveryWithoutFactor(ctx, org, actor.UserID); err != nil {
@@ -410,7 +410,7 @@ func (s *Store) DisableSMS(ctx context.Context, org kluis.OrgID, actor kluis.Act
 		if err != nil {
 			return err
 		}
-		return t.appendEvent(ctx, orgChain(org), actor, "mfa.sms_removed", userTarget(actor.UserID), "success", map[string]any{"sessions_ended": ended})
+		return t.Append(ctx, OrgChain(org), actor, "mfa.sms_removed", UserTarget(actor.UserID), "success", map[string]any{"sessions_ended": ended})
 	})
 }
 
@@ -428,14 +428,14 @@ func (s *Store) SendLoginSMS(ctx context.Context, org kluis.OrgID, challenge str
 	}
 	var user kluis.UserID
 	var limited *smsLimited
-	failure := !validTokenShape(challenge)
+	failure := !ValidTokenShape(challenge)
 	if !failure {
-		err := s.write(ctx, orgChain(org), func(t *Tx) error {
+		err := s.Write(ctx, OrgChain(org), func(t *Tx) error {
 			var id string
 			var expires int64
-			err := t.queryRow(ctx, `SELECT id, user_id, expires_at FROM login_challenges WHERE org_id = ? AND token_hash = ?`+t.db.forUpdate(), org, tokenHash(challenge)).
+			err := t.QueryRow(ctx, `SELECT id, user_id, expires_at FROM login_challenges WHERE org_id = ? AND token_hash = ?`+t.db.ForUpdate(), org, TokenHash(challenge)).
 				Scan(&id, &user, &expires)
-			if errors.Is(err, sql.ErrNoRows) || err == nil && !t.now.Before(fromMicros(expires)) {
+			if errors.Is(err, sql.ErrNoRows) || err == nil && !t.Now().Before(FromMicros(expires)) {
 				failure, user = true, ""
 				return nil
 			}
@@ -450,10 +450,10 @@ func (s *Store) SendLoginSMS(ctx context.Context, org kluis.OrgID, challenge str
 			if err != nil {
 				return err
 			}
-			if limited, err = t.sendSMSCode(ctx, org, user, ceremonyLogin, challengeBound(id), f.number, SMSCodesPerChallenge, fromMicros(expires)); err != nil || limited != nil {
+			if limited, err = t.sendSMSCode(ctx, org, user, ceremonyLogin, challengeBound(id), f.number, SMSCodesPerChallenge, FromMicros(expires)); err != nil || limited != nil {
 				return err
 			}
-			return t.appendEvent(ctx, orgChain(org), kluis.Actor{}, "mfa.sms_sent", userTarget(user), "success", map[string]any{"purpose": "login"})
+			return t.Append(ctx, OrgChain(org), kluis.Actor{}, "mfa.sms_sent", UserTarget(user), "success", map[string]any{"purpose": "login"})
 		})
 		if err != nil {
 			return err
@@ -462,9 +462,9 @@ func (s *Store) SendLoginSMS(ctx context.Context, org kluis.OrgID, challenge str
 	if failure {
 		target := ""
 		if user != "" {
-			target = userTarget(user)
+			target = UserTarget(user)
 		}
-		return s.anonymousFailure(ctx, orgChain(org), "mfa.sms_sent", target, map[string]any{"purpose": "login", "reason": "challenge"}, kluis.ErrUnauthenticated)
+		return s.anonymousFailure(ctx, OrgChain(org), "mfa.sms_sent", target, map[string]any{"purpose": "login", "reason": "challenge"}, kluis.ErrUnauthenticated)
 	}
 	if limited != nil {
 		return s.smsRefused(ctx, org, kluis.Actor{}, user, "login", limited)
@@ -480,7 +480,7 @@ func (s *Store) SendReauthSMS(ctx context.Context, org kluis.OrgID, actor kluis.
 		return kluis.ErrUnauthenticated
 	}
 	var limited *smsLimited
-	err := s.write(ctx, orgChain(org), func(t *Tx) error {
+	err := s.Write(ctx, OrgChain(org), func(t *Tx) error {
 		f, err := t.findSMS(ctx, org, actor.UserID)
 		if err != nil {
 			return err
@@ -488,10 +488,10 @@ func (s *Store) SendReauthSMS(ctx context.Context, org kluis.OrgID, actor kluis.
 		if !f.confirmed {
 			return kluis.ErrNotFound
 		}
-		if limited, err = t.sendSMSCode(ctx, org, actor.UserID, ceremonyReauth, sessionBound(actor), f.number, SMSCodesPerChallenge, t.now.Add(time.Hour)); err != nil || limited != nil {
+		if limited, err = t.sendSMSCode(ctx, org, actor.UserID, ceremonyReauth, sessionBound(actor), f.number, SMSCodesPerChallenge, t.Now().Add(time.Hour)); err != nil || limited != nil {
 			return err
 		}
-		return t.appendEvent(ctx, orgChain(org), actor, "mfa.sms_sent", userTarget(actor.UserID), "success", map[string]any{"purpose": "reauth"})
+		return t.Append(ctx, OrgChain(org), actor, "mfa.sms_sent", UserTarget(actor.UserID), "success", map[string]any{"purpose": "reauth"})
 	})
 	if err != nil {
 		return err
@@ -510,19 +510,19 @@ var _ sms.Queue = (*Store)(nil)
 // hour the limits look back.
 func (s *Store) ClaimDueSMS(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]sms.Queued, error) {
 	var out []sms.Queued
-	err := s.write(ctx, "", func(t *Tx) error {
-		if _, err := t.exec(ctx, `DELETE FROM sms_queue WHERE expires_at <= ?`, micros(now)); err != nil {
+	err := s.Write(ctx, "", func(t *Tx) error {
+		if _, err := t.Exec(ctx, `DELETE FROM sms_queue WHERE expires_at <= ?`, Micros(now)); err != nil {
 			return err
 		}
-		if _, err := t.exec(ctx, `DELETE FROM sms_codes WHERE created_at <= ?`, micros(now.Add(-time.Hour))); err != nil {
+		if _, err := t.Exec(ctx, `DELETE FROM sms_codes WHERE created_at <= ?`, Micros(now.Add(-time.Hour))); err != nil {
 			return err
 		}
 		skip := ""
 		if s.db.Engine == Postgres {
 			skip = " FOR UPDATE SKIP LOCKED"
 		}
-		rows, err := t.query(ctx, `SELECT id, org_id, envelope, attempts FROM sms_queue
-			WHERE next_attempt_at <= ? AND lease_until <= ? ORDER BY next_attempt_at LIMIT ?`+skip, micros(now), micros(now), limit)
+		rows, err := t.Query(ctx, `SELECT id, org_id, envelope, attempts FROM sms_queue
+			WHERE next_attempt_at <= ? AND lease_until <= ? ORDER BY next_attempt_at LIMIT ?`+skip, Micros(now), Micros(now), limit)
 		if err != nil {
 			return err
 		}
@@ -546,7 +546,7 @@ func (s *Store) ClaimDueSMS(ctx context.Context, now time.Time, limit int, lease
 		}
 		for _, r := range claimed {
 			var e smsEnvelope
-			b, err := s.open(ctx, smsField(r.org, r.q.ID), r.env)
+			b, err := s.Open(ctx, smsField(r.org, r.q.ID), r.env)
 			if err == nil && json.Unmarshal(b, &e) != nil {
 				err = fmt.Errorf("%w: queued SMS %s", errBadEnvelope, r.q.ID)
 			}
@@ -555,7 +555,7 @@ func (s *Store) ClaimDueSMS(ctx context.Context, now time.Time, limit int, lease
 			}
 			if err != nil {
 				s.log.Error("queued SMS cannot be decrypted; dropped", "sms", r.q.ID, "err", err.Error())
-				if _, err := t.exec(ctx, `DELETE FROM sms_queue WHERE id = ?`, r.q.ID); err != nil {
+				if _, err := t.Exec(ctx, `DELETE FROM sms_queue WHERE id = ?`, r.q.ID); err != nil {
 					return err
 				}
 				continue
@@ -564,7 +564,7 @@ func (s *Store) ClaimDueSMS(ctx context.Context, now time.Time, limit int, lease
 			out = append(out, r.q)
 		}
 		for _, q := range out {
-			if _, err := t.exec(ctx, `UPDATE sms_queue SET lease_until = ? WHERE id = ?`, micros(now.Add(lease)), q.ID); err != nil {
+			if _, err := t.Exec(ctx, `UPDATE sms_queue SET lease_until = ? WHERE id = ?`, Micros(now.Add(lease)), q.ID); err != nil {
 				return err
 			}
 		}
@@ -575,13 +575,13 @@ func (s *Store) ClaimDueSMS(ctx context.Context, now time.Time, limit int, lease
 
 // MarkSMSSent deletes a delivered message: its number and text leave the database.
 func (s *Store) MarkSMSSent(ctx context.Context, id string) error {
-	_, err := s.db.writeExec(ctx, `DELETE FROM sms_queue WHERE id = ?`, id)
+	_, err := s.db.WriteExec(ctx, `DELETE FROM sms_queue WHERE id = ?`, id)
 	return err
 }
 
 // MarkSMSFailed counts a failed attempt and schedules the next one.
 func (s *Store) MarkSMSFailed(ctx context.Context, id string, next time.Time) error {
-	_, err := s.db.writeExec(ctx, `UPDATE sms_queue SET attempts = attempts + 1, next_attempt_at = ?, lease_until = 0 WHERE id = ?`, micros(next), id)
+	_, err := s.db.WriteExec(ctx, `UPDATE sms_queue SET attempts = attempts + 1, next_attempt_at = ?, lease_until = 0 WHERE id = ?`, Micros(next), id)
 	return err
 }
 
@@ -603,7 +603,7 @@ func (s *Store) FindSMSNumber(ctx context.Context, org kluis.OrgID, actor kluis.
 		return "", kluis.ErrUnauthenticated
 	}
 	var masked string
-	err := s.read(ctx, func(t *Tx) error {
+	err := s.Read(ctx, func(t *Tx) error {
 		f, err := t.findSMS(ctx, org, actor.UserID)
 		if errors.Is(err, kluis.ErrNotFound) {
 			return nil

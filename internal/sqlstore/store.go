@@ -25,7 +25,7 @@ import (
 // *kluis.Error for everything a client may see; any other error is internal.
 type Store struct {
 	db      *DB
-	now     func() time.Time
+	clock   func() time.Time
 	hasher  *password.Hasher
 	signer  *audit.Signer
 	witness audit.WitnessLog
@@ -99,10 +99,16 @@ func NewStore(db *DB, o Options) (*Store, error) {
 		o.MailFrom = "kluis@localhost"
 	}
 	return &Store{
-		db: db, now: o.Now, hasher: o.Hasher, signer: o.Signer, witness: o.Witness, keys: o.Keys, log: o.Log,
+		db: db, clock: o.Now, hasher: o.Hasher, signer: o.Signer, witness: o.Witness, keys: o.Keys, log: o.Log,
 		publicURL: o.PublicURL, mailFrom: o.MailFrom, throttle: o.Throttle.withDefaults(), securityEmail: o.SecurityEmail,
 	}, nil
 }
+
+// Now reads the store's clock (DESIGN §2: tests move it).
+func (s *Store) Now() time.Time { return s.clock() }
+
+// Now is the one time of the transaction: every timestamp written in it.
+func (t *Tx) Now() time.Time { return t.at }
 
 // DB returns the store's database.
 func (s *Store) DB() *DB { return s.db }
@@ -113,7 +119,7 @@ type Tx struct {
 	tx     *sql.Tx
 	db     *DB
 	s      *Store
-	now    time.Time
+	at     time.Time
 	events []string // chain kinds of appended events, counted after commit
 	mailed bool
 	texted bool                 // an SMS was queued
@@ -147,25 +153,25 @@ func (t *Tx) stmt(ctx context.Context, query string) *sql.Stmt {
 	return nil
 }
 
-func (t *Tx) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+func (t *Tx) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	if st := t.stmt(ctx, query); st != nil {
 		return st.ExecContext(ctx, args...)
 	}
-	return t.tx.ExecContext(ctx, t.db.q(query), args...)
+	return t.tx.ExecContext(ctx, t.db.Q(query), args...)
 }
 
-func (t *Tx) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+func (t *Tx) QueryRow(ctx context.Context, query string, args ...any) *sql.Row {
 	if st := t.stmt(ctx, query); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
-	return t.tx.QueryRowContext(ctx, t.db.q(query), args...)
+	return t.tx.QueryRowContext(ctx, t.db.Q(query), args...)
 }
 
-func (t *Tx) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+func (t *Tx) Query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	if st := t.stmt(ctx, query); st != nil {
 		return st.QueryContext(ctx, args...)
 	}
-	return t.tx.QueryContext(ctx, t.db.q(query), args...)
+	return t.tx.QueryContext(ctx, t.db.Q(query), args...)
 }
 
 // prepareLater prepares the statements a finished transaction ran unprepared.
@@ -189,7 +195,7 @@ func (d *denial) Error() string { return "denied: " + d.action }
 // deny returns the error a transaction body gives when the actor lacks the
 // right. answer is what the client sees (forbidden, or not_found where even the
 // existence of the object must not be confirmed).
-func deny(chain string, actor kluis.Actor, action, target string, answer *kluis.Error) error {
+func Deny(chain string, actor kluis.Actor, action, target string, answer *kluis.Error) error {
 	return &denial{chain: chain, actor: actor, action: action, target: target, answer: answer}
 }
 
@@ -197,12 +203,12 @@ func deny(chain string, actor kluis.Actor, action, target string, answer *kluis.
 // audit chain whose head is locked first: it serialises the organisation's
 // writes, so rules such as "the last active manager stays" hold on PostgreSQL
 // too. A denial is rolled back and recorded on its own.
-func (s *Store) write(ctx context.Context, lockChain string, fn func(*Tx) error) error {
+func (s *Store) Write(ctx context.Context, lockChain string, fn func(*Tx) error) error {
 	sqlTx, err := s.db.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	t := &Tx{tx: sqlTx, db: s.db, s: s, now: s.now().UTC().Truncate(time.Microsecond)}
+	t := &Tx{tx: sqlTx, db: s.db, s: s, at: s.Now().UTC().Truncate(time.Microsecond)}
 	defer t.prepareLater(ctx)
 	if lockChain != "" {
 		if _, _, err := t.lockHead(ctx, lockChain); err != nil {
@@ -214,7 +220,7 @@ func (s *Store) write(ctx context.Context, lockChain string, fn func(*Tx) error)
 		sqlTx.Rollback()
 		var d *denial
 		if errors.As(err, &d) {
-			if rerr := s.recordRefusal(ctx, d.chain, d.actor, d.action, d.target, "denied", nil); rerr != nil {
+			if rerr := s.RecordRefusal(ctx, d.chain, d.actor, d.action, d.target, "denied", nil); rerr != nil {
 				return rerr
 			}
 			return d.answer
@@ -243,25 +249,25 @@ func (s *Store) write(ctx context.Context, lockChain string, fn func(*Tx) error)
 
 // read runs fn in a transaction on the reader pool, for reads that need a
 // consistent view of several rows; it never writes and takes no lock.
-func (s *Store) read(ctx context.Context, fn func(*Tx) error) error {
+func (s *Store) Read(ctx context.Context, fn func(*Tx) error) error {
 	sqlTx, err := s.db.reader.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer sqlTx.Rollback()
-	return fn(&Tx{tx: sqlTx, db: s.db, s: s, now: s.now().UTC().Truncate(time.Microsecond), reader: true})
+	return fn(&Tx{tx: sqlTx, db: s.db, s: s, at: s.Now().UTC().Truncate(time.Microsecond), reader: true})
 }
 
 // recordRefusal appends one refused request (a rights denial, a failed login)
 // to a chain, in a transaction of its own.
-func (s *Store) recordRefusal(ctx context.Context, chain string, actor kluis.Actor, action, target, outcome string, details map[string]any) error {
-	return s.write(ctx, "", func(t *Tx) error {
-		return t.appendEvent(ctx, chain, actor, action, target, outcome, details)
+func (s *Store) RecordRefusal(ctx context.Context, chain string, actor kluis.Actor, action, target, outcome string, details map[string]any) error {
+	return s.Write(ctx, "", func(t *Tx) error {
+		return t.Append(ctx, chain, actor, action, target, outcome, details)
 	})
 }
 
 // Chain ids (DESIGN §3).
-func orgChain(org kluis.OrgID) string { return "org:" + string(org) }
+func OrgChain(org kluis.OrgID) string { return "org:" + string(org) }
 
 func chainKind(chain string) string {
 	if chain == audit.PlatformChain {
@@ -290,10 +296,10 @@ func (t *Tx) lockHead(ctx context.Context, chain string) (int64, audit.Hash, err
 func (t *Tx) readHead(ctx context.Context, chain string) (int64, audit.Hash, error) {
 	var seq int64
 	var h []byte
-	err := t.queryRow(ctx, `SELECT seq, hash FROM audit_heads WHERE chain = ?`+t.db.forUpdate(), chain).Scan(&seq, &h)
+	err := t.QueryRow(ctx, `SELECT seq, hash FROM audit_heads WHERE chain = ?`+t.db.ForUpdate(), chain).Scan(&seq, &h)
 	if errors.Is(err, sql.ErrNoRows) {
 		var zero audit.Hash
-		if _, err := t.exec(ctx, `INSERT INTO audit_heads (chain, seq, hash) VALUES (?, 0, ?)`, chain, zero[:]); err != nil {
+		if _, err := t.Exec(ctx, `INSERT INTO audit_heads (chain, seq, hash) VALUES (?, 0, ?)`, chain, zero[:]); err != nil {
 			return 0, zero, fmt.Errorf("create chain head: %w", err)
 		}
 		return 0, zero, nil
@@ -313,12 +319,12 @@ func (t *Tx) readHead(ctx context.Context, chain string) (int64, audit.Hash, err
 // and its record commit together or not at all (R23, R25). details must hold
 // no personal values in the clear: a personal value goes in as a
 // sealedDetail. The request's client address, if any, is recorded sealed.
-func (t *Tx) appendEvent(ctx context.Context, chain string, actor kluis.Actor, action, target, outcome string, details map[string]any) error {
+func (t *Tx) Append(ctx context.Context, chain string, actor kluis.Actor, action, target, outcome string, details map[string]any) error {
 	seq, prev, err := t.lockHead(ctx, chain)
 	if err != nil {
 		return err
 	}
-	id := kluis.NewID(t.now)
+	id := kluis.NewID(t.Now())
 	d := []byte("{}")
 	if len(details) > 0 {
 		if details, err = t.s.sealDetails(ctx, chain, id, details); err != nil {
@@ -333,17 +339,17 @@ func (t *Tx) appendEvent(ctx context.Context, chain string, actor kluis.Actor, a
 		return err
 	}
 	e := audit.Event{
-		Chain: chain, Seq: seq + 1, ID: id, At: t.now,
+		Chain: chain, Seq: seq + 1, ID: id, At: t.Now(),
 		Actor: actor.AuditName(), Action: action, Target: target, Outcome: outcome,
 		Details: d, Client: client,
 	}
 	e.Seal(prev)
-	if _, err := t.exec(ctx, `INSERT INTO audit_events (chain, seq, id, at, actor, action, target, outcome, details, client, prev_hash, hash)
+	if _, err := t.Exec(ctx, `INSERT INTO audit_events (chain, seq, id, at, actor, action, target, outcome, details, client, prev_hash, hash)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		e.Chain, e.Seq, e.ID, micros(e.At), e.Actor, e.Action, e.Target, e.Outcome, e.Details, e.Client, e.PrevHash[:], e.Hash[:]); err != nil {
+		e.Chain, e.Seq, e.ID, Micros(e.At), e.Actor, e.Action, e.Target, e.Outcome, e.Details, e.Client, e.PrevHash[:], e.Hash[:]); err != nil {
 		return fmt.Errorf("append audit event: %w", err)
 	}
-	if _, err := t.exec(ctx, `UPDATE audit_heads SET seq = ?, hash = ? WHERE chain = ?`, e.Seq, e.Hash[:], chain); err != nil {
+	if _, err := t.Exec(ctx, `UPDATE audit_heads SET seq = ?, hash = ? WHERE chain = ?`, e.Seq, e.Hash[:], chain); err != nil {
 		return fmt.Errorf("advance chain head: %w", err)
 	}
 	t.heads[chain] = chainHead{e.Seq, e.Hash}
@@ -352,36 +358,36 @@ func (t *Tx) appendEvent(ctx context.Context, chain string, actor kluis.Actor, a
 }
 
 // Time is stored as Unix microseconds in UTC on both engines.
-func micros(t time.Time) int64 { return t.UnixMicro() }
+func Micros(t time.Time) int64 { return t.UnixMicro() }
 
-func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
+func FromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
 
-func nullMicros(n sql.NullInt64) time.Time {
+func NullMicros(n sql.NullInt64) time.Time {
 	if !n.Valid {
 		return time.Time{}
 	}
-	return fromMicros(n.Int64)
+	return FromMicros(n.Int64)
 }
 
 // newToken returns a secret token (32 random bytes, unpadded base64url) and
 // the SHA-256 under which it is stored and looked up (DESIGN §5).
-func newToken() (token string, hash []byte) {
+func NewToken() (token string, hash []byte) {
 	var b [32]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		panic("sqlstore: crypto/rand failed: " + err.Error())
 	}
 	token = base64.RawURLEncoding.EncodeToString(b[:])
-	return token, tokenHash(token)
+	return token, TokenHash(token)
 }
 
-func tokenHash(token string) []byte {
+func TokenHash(token string) []byte {
 	h := sha256.Sum256([]byte(token))
 	return h[:]
 }
 
 // validTokenShape reports whether a presented token can be one of ours, so
 // that garbage is refused without a database lookup.
-func validTokenShape(token string) bool {
+func ValidTokenShape(token string) bool {
 	if len(token) != 43 {
 		return false
 	}

@@ -196,21 +196,21 @@ func (s *Store) gateAddressBlock(ctx context.Context, permanentOnly bool) error 
 	}
 	var until sql.NullInt64
 	var permanent bool
-	err = s.db.readRow(ctx, `SELECT blocked_until, permanent FROM address_failures WHERE addr_key = ?`, key).Scan(&until, &permanent)
+	err = s.db.ReadRow(ctx, `SELECT blocked_until, permanent FROM address_failures WHERE addr_key = ?`, key).Scan(&until, &permanent)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	now := s.now()
+	now := s.Now()
 	switch {
 	case permanent:
 		s.countThrottle("address_blocked")
 		return tooMany(now, now.Add(24*time.Hour))
-	case !permanentOnly && until.Valid && now.Before(fromMicros(until.Int64)):
+	case !permanentOnly && until.Valid && now.Before(FromMicros(until.Int64)):
 		s.countThrottle("address_blocked")
-		return tooMany(now, fromMicros(until.Int64))
+		return tooMany(now, FromMicros(until.Int64))
 	}
 	return nil
 }
@@ -230,12 +230,12 @@ func (s *Store) gateOperatorSecondStep(ctx context.Context, challenge string) er
 
 func (s *Store) gateChallenge(ctx context.Context, query string, org kluis.OrgID, challenge string) error {
 	trusted := false
-	if validTokenShape(challenge) {
-		args := []any{tokenHash(challenge)}
+	if ValidTokenShape(challenge) {
+		args := []any{TokenHash(challenge)}
 		if org != "" {
 			args = append([]any{org}, args...)
 		}
-		err := s.db.readRow(ctx, query, args...).Scan(&trusted)
+		err := s.db.ReadRow(ctx, query, args...).Scan(&trusted)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
@@ -292,7 +292,7 @@ func (t *Tx) lockedMeanwhile(ctx context.Context, scope string, ident, device []
 		counted = device
 	}
 	l, err := t.readIdent(ctx, scope, counted, true)
-	if err != nil || !t.now.Before(l.until) {
+	if err != nil || !t.Now().Before(l.until) {
 		return time.Time{}, err
 	}
 	return l.until, nil
@@ -304,7 +304,7 @@ func (t *Tx) lockedMeanwhile(ctx context.Context, scope string, ident, device []
 // and the browser gets a fresh device entry for the account.
 func (t *Tx) signedIn(ctx context.Context, org kluis.OrgID, user kluis.UserID, sess *Session) error {
 	var idx []byte
-	if err := t.queryRow(ctx, `SELECT email_index FROM users WHERE org_id = ? AND id = ?`, org, user).Scan(&idx); err != nil {
+	if err := t.QueryRow(ctx, `SELECT email_index FROM users WHERE org_id = ? AND id = ?`, org, user).Scan(&idx); err != nil {
 		return err
 	}
 	return t.signedInAs(ctx, string(org), idx, sess)
@@ -330,7 +330,7 @@ func (t *Tx) signedInAs(ctx context.Context, scope string, ident []byte, sess *S
 	if sess.DeviceCookie, err = t.s.newDeviceCookie(ctx, scope, ident); err != nil {
 		return err
 	}
-	sess.DeviceExpires = t.now.Add(t.s.throttle.DeviceLifetime)
+	sess.DeviceExpires = t.Now().Add(t.s.throttle.DeviceLifetime)
 	return nil
 }
 
@@ -349,54 +349,54 @@ func (t *Tx) addressFailed(ctx context.Context, chain string) (time.Time, error)
 	if err != nil {
 		return time.Time{}, err
 	}
-	if _, err := t.exec(ctx, `INSERT INTO address_failures (addr_key, ref, window_start, window_count, prev_count, blocks, updated_at)
-		VALUES (?, ?, ?, 0, 0, 0, ?) ON CONFLICT (addr_key) DO NOTHING`, key, ref, micros(t.now), micros(t.now)); err != nil {
+	if _, err := t.Exec(ctx, `INSERT INTO address_failures (addr_key, ref, window_start, window_count, prev_count, blocks, updated_at)
+		VALUES (?, ?, ?, 0, 0, 0, ?) ON CONFLICT (addr_key) DO NOTHING`, key, ref, Micros(t.Now()), Micros(t.Now())); err != nil {
 		return time.Time{}, err
 	}
 	var start, updated int64
 	var count, prev, blocks int
 	var until sql.NullInt64
 	var permanent bool
-	if err := t.queryRow(ctx, `SELECT window_start, window_count, prev_count, blocks, blocked_until, permanent, updated_at
-		FROM address_failures WHERE addr_key = ?`+t.db.forUpdate(), key).Scan(&start, &count, &prev, &blocks, &until, &permanent, &updated); err != nil {
+	if err := t.QueryRow(ctx, `SELECT window_start, window_count, prev_count, blocks, blocked_until, permanent, updated_at
+		FROM address_failures WHERE addr_key = ?`+t.db.ForUpdate(), key).Scan(&start, &count, &prev, &blocks, &until, &permanent, &updated); err != nil {
 		return time.Time{}, err
 	}
 	// Repeat offenders: the doubling starts over after a quiet day.
-	if t.now.Sub(fromMicros(updated)) > c.Forget {
+	if t.Now().Sub(FromMicros(updated)) > c.Forget {
 		blocks = 0
 	}
 	w := c.AddressWindow
-	switch elapsed := t.now.Sub(fromMicros(start)); {
+	switch elapsed := t.Now().Sub(FromMicros(start)); {
 	case elapsed >= 2*w:
-		start, count, prev = micros(t.now), 0, 0
+		start, count, prev = Micros(t.Now()), 0, 0
 	case elapsed >= w:
-		start, count, prev = micros(fromMicros(start).Add(w)), 0, count
+		start, count, prev = Micros(FromMicros(start).Add(w)), 0, count
 	}
 	count++
-	overlap := 1 - float64(t.now.Sub(fromMicros(start)))/float64(w)
+	overlap := 1 - float64(t.Now().Sub(FromMicros(start)))/float64(w)
 	estimate := float64(count) + float64(prev)*max(overlap, 0)
-	blockedUntil := nullMicros(until)
+	blockedUntil := NullMicros(until)
 	if permanent {
-		blockedUntil = t.now.Add(24 * time.Hour)
+		blockedUntil = t.Now().Add(24 * time.Hour)
 	}
-	if !permanent && !t.now.Before(blockedUntil) && estimate >= float64(c.AddressFailures) {
+	if !permanent && !t.Now().Before(blockedUntil) && estimate >= float64(c.AddressFailures) {
 		blocks++
 		d := min(c.AddressBlock<<min(blocks-1, 16), c.AddressBlockMax)
-		blockedUntil = t.now.Add(d)
-		until = sql.NullInt64{Int64: micros(blockedUntil), Valid: true}
+		blockedUntil = t.Now().Add(d)
+		until = sql.NullInt64{Int64: Micros(blockedUntil), Valid: true}
 		// A new block starts a new window: the block itself is the penalty.
-		start, count, prev = micros(blockedUntil), 0, 0
-		if err := t.appendEvent(ctx, chain, kluis.Actor{}, "auth.address_blocked", "address:"+ref, "success",
+		start, count, prev = Micros(blockedUntil), 0, 0
+		if err := t.Append(ctx, chain, kluis.Actor{}, "auth.address_blocked", "address:"+ref, "success",
 			map[string]any{"minutes": int(d / time.Minute), "block": blocks}); err != nil {
 			return time.Time{}, err
 		}
 		t.throttled = append(t.throttled, "address_block")
 	}
-	if _, err := t.exec(ctx, `UPDATE address_failures SET window_start = ?, window_count = ?, prev_count = ?, blocks = ?, blocked_until = ?, updated_at = ?
-		WHERE addr_key = ?`, start, count, prev, blocks, until, micros(t.now), key); err != nil {
+	if _, err := t.Exec(ctx, `UPDATE address_failures SET window_start = ?, window_count = ?, prev_count = ?, blocks = ?, blocked_until = ?, updated_at = ?
+		WHERE addr_key = ?`, start, count, prev, blocks, until, Micros(t.Now()), key); err != nil {
 		return time.Time{}, err
 	}
-	if t.now.Before(blockedUntil) {
+	if t.Now().Before(blockedUntil) {
 		return blockedUntil, nil
 	}
 	return time.Time{}, nil
@@ -414,27 +414,27 @@ func (t *Tx) readIdent(ctx context.Context, scope string, ident []byte, lock boo
 	var until, mailed sql.NullInt64
 	q := `SELECT failures, locks, locked_until, mailed_at FROM login_failures WHERE scope = ? AND ident = ?`
 	if lock {
-		q += t.db.forUpdate()
+		q += t.db.ForUpdate()
 	}
-	err := t.queryRow(ctx, q, scope, ident).Scan(&l.failures, &l.locks, &until, &mailed)
+	err := t.QueryRow(ctx, q, scope, ident).Scan(&l.failures, &l.locks, &until, &mailed)
 	if errors.Is(err, sql.ErrNoRows) {
 		return l, nil
 	}
-	l.until, l.mailedAt = nullMicros(until), nullMicros(mailed)
+	l.until, l.mailedAt = NullMicros(until), NullMicros(mailed)
 	return l, err
 }
 
 // identLockedUntil tells until when an identifier is locked (zero: not).
 func (s *Store) identLockedUntil(ctx context.Context, scope string, ident []byte) (time.Time, error) {
 	var until sql.NullInt64
-	err := s.db.readRow(ctx, `SELECT locked_until FROM login_failures WHERE scope = ? AND ident = ?`, scope, ident).Scan(&until)
+	err := s.db.ReadRow(ctx, `SELECT locked_until FROM login_failures WHERE scope = ? AND ident = ?`, scope, ident).Scan(&until)
 	if errors.Is(err, sql.ErrNoRows) {
 		return time.Time{}, nil
 	}
-	if err != nil || !s.now().Before(nullMicros(until)) {
+	if err != nil || !s.Now().Before(NullMicros(until)) {
 		return time.Time{}, err
 	}
-	return nullMicros(until), nil
+	return NullMicros(until), nil
 }
 
 // identFailed counts one failed sign-in of an identifier (an account's, or
@@ -443,8 +443,8 @@ func (s *Store) identLockedUntil(ctx context.Context, scope string, ident []byte
 // to LockMax. It returns the state after the failure and whether a new lock
 // started.
 func (t *Tx) identFailed(ctx context.Context, scope string, ident []byte, threshold int) (identLock, bool, error) {
-	if _, err := t.exec(ctx, `INSERT INTO login_failures (scope, ident, failures, locks, updated_at) VALUES (?, ?, 0, 0, ?)
-		ON CONFLICT (scope, ident) DO NOTHING`, scope, ident, micros(t.now)); err != nil {
+	if _, err := t.Exec(ctx, `INSERT INTO login_failures (scope, ident, failures, locks, updated_at) VALUES (?, ?, 0, 0, ?)
+		ON CONFLICT (scope, ident) DO NOTHING`, scope, ident, Micros(t.Now())); err != nil {
 		return identLock{}, false, err
 	}
 	l, err := t.readIdent(ctx, scope, ident, true)
@@ -453,24 +453,24 @@ func (t *Tx) identFailed(ctx context.Context, scope string, ident []byte, thresh
 	}
 	l.failures++
 	started := false
-	if l.failures >= threshold && !t.now.Before(l.until) {
+	if l.failures >= threshold && !t.Now().Before(l.until) {
 		l.locks++
-		l.until = t.now.Add(min(t.s.throttle.LockBase<<min(l.locks-1, 16), t.s.throttle.LockMax))
+		l.until = t.Now().Add(min(t.s.throttle.LockBase<<min(l.locks-1, 16), t.s.throttle.LockMax))
 		started = true
 	}
 	var until any
 	if !l.until.IsZero() {
-		until = micros(l.until)
+		until = Micros(l.until)
 	}
-	_, err = t.exec(ctx, `UPDATE login_failures SET failures = ?, locks = ?, locked_until = ?, updated_at = ? WHERE scope = ? AND ident = ?`,
-		l.failures, l.locks, until, micros(t.now), scope, ident)
+	_, err = t.Exec(ctx, `UPDATE login_failures SET failures = ?, locks = ?, locked_until = ?, updated_at = ? WHERE scope = ? AND ident = ?`,
+		l.failures, l.locks, until, Micros(t.Now()), scope, ident)
 	return l, started, err
 }
 
 // clearIdent forgets an identifier's failures (a successful sign-in, an
 // unlock).
 func (t *Tx) clearIdent(ctx context.Context, scope string, ident []byte) (bool, error) {
-	res, err := t.exec(ctx, `DELETE FROM login_failures WHERE scope = ? AND ident = ?`, scope, ident)
+	res, err := t.Exec(ctx, `DELETE FROM login_failures WHERE scope = ? AND ident = ?`, scope, ident)
 	if err != nil {
 		return false, err
 	}
@@ -536,7 +536,7 @@ func (s *Store) deviceMAC(ctx context.Context, e deviceEntry, ident []byte) (str
 // entry for (scope, ident) are counted under, or nil when the request holds
 // no valid entry for it, or the entry is itself locked.
 func (s *Store) trustedDevice(ctx context.Context, scope string, ident []byte) ([]byte, error) {
-	now := s.now().Unix()
+	now := s.Now().Unix()
 	for _, e := range parseDeviceEntries(deviceCookieFrom(ctx)) {
 		if e.scope != scope || e.expires <= now {
 			continue
@@ -568,13 +568,13 @@ func (s *Store) trustedDevice(ctx context.Context, scope string, ident []byte) (
 func (s *Store) newDeviceCookie(ctx context.Context, scope string, ident []byte) (string, error) {
 	nonce := make([]byte, 12)
 	rand.Read(nonce)
-	e := deviceEntry{scope: scope, nonce: base64.RawURLEncoding.EncodeToString(nonce), expires: s.now().Add(s.throttle.DeviceLifetime).Unix()}
+	e := deviceEntry{scope: scope, nonce: base64.RawURLEncoding.EncodeToString(nonce), expires: s.Now().Add(s.throttle.DeviceLifetime).Unix()}
 	mac, err := s.deviceMAC(ctx, e, ident)
 	if err != nil {
 		return "", err
 	}
 	entries := []string{e.scope + "." + e.nonce + "." + strconv.FormatInt(e.expires, 10) + "." + mac}
-	now := s.now().Unix()
+	now := s.Now().Unix()
 	for _, old := range parseDeviceEntries(deviceCookieFrom(ctx)) {
 		if len(entries) >= deviceCookieMax {
 			break
@@ -607,8 +607,8 @@ func (s *Store) countThrottle(kind string) {
 // too_many_requests once the address is blocked.
 func (s *Store) anonymousFailure(ctx context.Context, chain, action, target string, details map[string]any, answer error) error {
 	var until time.Time
-	err := s.write(ctx, "", func(t *Tx) error {
-		if err := t.appendEvent(ctx, chain, kluis.Actor{}, action, target, "failure", details); err != nil {
+	err := s.Write(ctx, "", func(t *Tx) error {
+		if err := t.Append(ctx, chain, kluis.Actor{}, action, target, "failure", details); err != nil {
 			return err
 		}
 		var err error
@@ -619,7 +619,7 @@ func (s *Store) anonymousFailure(ctx context.Context, chain, action, target stri
 		return err
 	}
 	if !until.IsZero() {
-		return tooMany(s.now(), until)
+		return tooMany(s.Now(), until)
 	}
 	return answer
 }
@@ -648,13 +648,13 @@ type signInFailure struct {
 // existing and unknown accounts.
 func (s *Store) signInFailed(ctx context.Context, f signInFailure) error {
 	var until time.Time
-	err := s.write(ctx, "", func(t *Tx) error {
+	err := s.Write(ctx, "", func(t *Tx) error {
 		until = time.Time{}
 		details := map[string]any{"reason": f.reason}
 		if f.device != nil {
 			details["device"] = true
 		}
-		if err := t.appendEvent(ctx, f.chain, kluis.Actor{}, f.action, f.target, "failure", details); err != nil {
+		if err := t.Append(ctx, f.chain, kluis.Actor{}, f.action, f.target, "failure", details); err != nil {
 			return err
 		}
 		blocked, err := t.addressFailed(ctx, f.chain)
@@ -680,7 +680,7 @@ func (s *Store) signInFailed(ctx context.Context, f signInFailure) error {
 					return err
 				}
 			}
-			if t.now.Before(l.until) {
+			if t.Now().Before(l.until) {
 				until = later(until, l.until)
 			}
 		}
@@ -693,7 +693,7 @@ func (s *Store) signInFailed(ctx context.Context, f signInFailure) error {
 		return err
 	}
 	if !until.IsZero() {
-		return tooMany(s.now(), until)
+		return tooMany(s.Now(), until)
 	}
 	return kluis.ErrUnauthenticated
 }
@@ -709,7 +709,7 @@ func later(a, b time.Time) time.Time {
 // existing account a link to lift it, at most once an hour.
 func (t *Tx) identLocked(ctx context.Context, f signInFailure, l identLock) error {
 	t.throttled = append(t.throttled, "lock")
-	minutes := int(l.until.Sub(t.now) / time.Minute)
+	minutes := int(l.until.Sub(t.Now()) / time.Minute)
 	details := map[string]any{"minutes": minutes, "lock": l.locks}
 	if f.device != nil {
 		details["device"] = true
@@ -718,13 +718,13 @@ func (t *Tx) identLocked(ctx context.Context, f signInFailure, l identLock) erro
 	if f.org == "" {
 		action = "operator.locked"
 	}
-	if err := t.appendEvent(ctx, f.chain, kluis.Actor{}, action, f.target, "success", details); err != nil {
+	if err := t.Append(ctx, f.chain, kluis.Actor{}, action, f.target, "success", details); err != nil {
 		return err
 	}
-	if f.user == "" || f.device != nil || t.now.Sub(l.mailedAt) < time.Hour {
+	if f.user == "" || f.device != nil || t.Now().Sub(l.mailedAt) < time.Hour {
 		return nil
 	}
-	if _, err := t.exec(ctx, `UPDATE login_failures SET mailed_at = ? WHERE scope = ? AND ident = ?`, micros(t.now), f.scope, f.ident); err != nil {
+	if _, err := t.Exec(ctx, `UPDATE login_failures SET mailed_at = ? WHERE scope = ? AND ident = ?`, Micros(t.Now()), f.scope, f.ident); err != nil {
 		return err
 	}
 	return t.mailUnlockLink(ctx, f.org, f.user)
@@ -736,24 +736,24 @@ const UnlockTTL = time.Hour
 // mailUnlockLink sends the owner of a locked account a single-use link that
 // lifts the lock; older links of the account stop working.
 func (t *Tx) mailUnlockLink(ctx context.Context, org kluis.OrgID, user kluis.UserID) error {
-	u, err := t.findUser(ctx, org, user)
+	u, err := t.FindUser(ctx, org, user)
 	if err != nil || u.Status != kluis.StatusActive {
 		return err
 	}
-	o, err := t.findOrg(ctx, org)
+	o, err := t.FindOrg(ctx, org)
 	if err != nil {
 		return err
 	}
-	if _, err := t.exec(ctx, `DELETE FROM unlock_links WHERE org_id = ? AND user_id = ?`, org, user); err != nil {
+	if _, err := t.Exec(ctx, `DELETE FROM unlock_links WHERE org_id = ? AND user_id = ?`, org, user); err != nil {
 		return err
 	}
-	token, hash := newToken()
-	if _, err := t.exec(ctx, `INSERT INTO unlock_links (token_hash, org_id, user_id, expires_at) VALUES (?, ?, ?, ?)`,
-		hash, org, user, micros(t.now.Add(UnlockTTL))); err != nil {
+	token, hash := NewToken()
+	if _, err := t.Exec(ctx, `INSERT INTO unlock_links (token_hash, org_id, user_id, expires_at) VALUES (?, ?, ?, ?)`,
+		hash, org, user, Micros(t.Now().Add(UnlockTTL))); err != nil {
 		return err
 	}
 	link := t.s.publicURL + "/o/" + o.Slug + "/unlock#" + token
-	return t.queueMail(ctx, org, user, o.Language, u.Email, mail.AccountLocked, mail.Data{OrgName: o.Name, Link: link})
+	return t.QueueMail(ctx, org, user, o.Language, u.Email, mail.AccountLocked, mail.Data{OrgName: o.Name, Link: link})
 }
 
 // Unlock lifts the lock of the account an unlock link was mailed for (the
@@ -764,24 +764,24 @@ func (s *Store) Unlock(ctx context.Context, org kluis.OrgID, token string) error
 	if err := s.gateAddress(ctx); err != nil {
 		return err
 	}
-	if !validTokenShape(token) {
+	if !ValidTokenShape(token) {
 		token = ""
 	}
 	found := false
-	err := s.write(ctx, orgChain(org), func(t *Tx) error {
+	err := s.Write(ctx, OrgChain(org), func(t *Tx) error {
 		var user kluis.UserID
 		var expires int64
-		err := t.queryRow(ctx, `SELECT user_id, expires_at FROM unlock_links WHERE org_id = ? AND token_hash = ?`+t.db.forUpdate(), org, tokenHash(token)).Scan(&user, &expires)
+		err := t.QueryRow(ctx, `SELECT user_id, expires_at FROM unlock_links WHERE org_id = ? AND token_hash = ?`+t.db.ForUpdate(), org, TokenHash(token)).Scan(&user, &expires)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		if _, err := t.exec(ctx, `DELETE FROM unlock_links WHERE org_id = ? AND user_id = ?`, org, user); err != nil {
+		if _, err := t.Exec(ctx, `DELETE FROM unlock_links WHERE org_id = ? AND user_id = ?`, org, user); err != nil {
 			return err
 		}
-		if !t.now.Before(fromMicros(expires)) {
+		if !t.Now().Before(FromMicros(expires)) {
 			return nil
 		}
 		found = true
@@ -791,7 +791,7 @@ func (s *Store) Unlock(ctx context.Context, org kluis.OrgID, token string) error
 		return err
 	}
 	if !found {
-		return s.anonymousFailure(ctx, orgChain(org), "auth.unlocked", "", map[string]any{"reason": "token"}, kluis.ErrNotFound)
+		return s.anonymousFailure(ctx, OrgChain(org), "auth.unlocked", "", map[string]any{"reason": "token"}, kluis.ErrNotFound)
 	}
 	return nil
 }
@@ -799,7 +799,7 @@ func (s *Store) Unlock(ctx context.Context, org kluis.OrgID, token string) error
 // unlockUser forgets the failures of a user's identifier and records it.
 func (t *Tx) unlockUser(ctx context.Context, org kluis.OrgID, user kluis.UserID, actor kluis.Actor, action string) error {
 	var until int64
-	err := t.queryRow(ctx, `SELECT COALESCE(f.locked_until, 0) FROM users u JOIN login_failures f ON f.scope = u.org_id AND f.ident = u.email_index
+	err := t.QueryRow(ctx, `SELECT COALESCE(f.locked_until, 0) FROM users u JOIN login_failures f ON f.scope = u.org_id AND f.ident = u.email_index
 		WHERE u.org_id = ? AND u.id = ?`, org, user).Scan(&until)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return err
@@ -807,16 +807,16 @@ func (t *Tx) unlockUser(ctx context.Context, org kluis.OrgID, user kluis.UserID,
 	if err := t.clearUserLock(ctx, org, user); err != nil {
 		return err
 	}
-	return t.appendEvent(ctx, orgChain(org), actor, action, userTarget(user), "success", map[string]any{"was_locked": t.now.Before(fromMicros(until))})
+	return t.Append(ctx, OrgChain(org), actor, action, UserTarget(user), "success", map[string]any{"was_locked": t.Now().Before(FromMicros(until))})
 }
 
 // clearUserLock forgets the failures of a user's identifier and drops the
 // user's unlock links.
 func (t *Tx) clearUserLock(ctx context.Context, org kluis.OrgID, user kluis.UserID) error {
-	if _, err := t.exec(ctx, `DELETE FROM login_failures WHERE scope = ? AND ident = (SELECT email_index FROM users WHERE org_id = ? AND id = ?)`, org, org, user); err != nil {
+	if _, err := t.Exec(ctx, `DELETE FROM login_failures WHERE scope = ? AND ident = (SELECT email_index FROM users WHERE org_id = ? AND id = ?)`, org, org, user); err != nil {
 		return err
 	}
-	_, err := t.exec(ctx, `DELETE FROM unlock_links WHERE org_id = ? AND user_id = ?`, org, user)
+	_, err := t.Exec(ctx, `DELETE FROM unlock_links WHERE org_id = ? AND user_id = ?`, org, user)
 	return err
 }
 
@@ -824,13 +824,13 @@ func (t *Tx) clearUserLock(ctx context.Context, org kluis.OrgID, user kluis.User
 // organisation (R18). Errors: forbidden, not_found.
 func (s *Store) UnlockUser(ctx context.Context, org kluis.OrgID, actor kluis.Actor, id kluis.UserID) error {
 	if !kluis.CanManageUsers(actor, org) {
-		return s.refuse(ctx, orgChain(org), actor, "user.unlock", userTarget(id))
+		return s.Refuse(ctx, OrgChain(org), actor, "user.unlock", UserTarget(id))
 	}
-	return s.write(ctx, orgChain(org), func(t *Tx) error {
+	return s.Write(ctx, OrgChain(org), func(t *Tx) error {
 		if !kluis.CanManageUsers(actor, org) {
-			return deny(orgChain(org), actor, "user.unlock", userTarget(id), kluis.ErrForbidden)
+			return Deny(OrgChain(org), actor, "user.unlock", UserTarget(id), kluis.ErrForbidden)
 		}
-		if _, err := t.findUser(ctx, org, id); err != nil {
+		if _, err := t.FindUser(ctx, org, id); err != nil {
 			return err
 		}
 		return t.unlockUser(ctx, org, id, actor, "user.unlock")
@@ -841,10 +841,10 @@ func (s *Store) UnlockUser(ctx context.Context, org kluis.OrgID, actor kluis.Act
 // from unknown browsers now, and until when.
 func (s *Store) UserLocked(ctx context.Context, org kluis.OrgID, actor kluis.Actor, id kluis.UserID) (time.Time, error) {
 	if !kluis.CanManageUsers(actor, org) {
-		return time.Time{}, s.refuse(ctx, orgChain(org), actor, "user.read", userTarget(id))
+		return time.Time{}, s.Refuse(ctx, OrgChain(org), actor, "user.read", UserTarget(id))
 	}
 	var idx []byte
-	err := s.db.readRow(ctx, `SELECT email_index FROM users WHERE org_id = ? AND id = ?`, org, id).Scan(&idx)
+	err := s.db.ReadRow(ctx, `SELECT email_index FROM users WHERE org_id = ? AND id = ?`, org, id).Scan(&idx)
 	if errors.Is(err, sql.ErrNoRows) {
 		return time.Time{}, kluis.ErrNotFound
 	}
@@ -861,60 +861,60 @@ func (s *Store) UserLocked(ctx context.Context, org kluis.OrgID, actor kluis.Act
 // (at most once per AlarmEvery). It never locks the organisation.
 func (t *Tx) orgSignIns(ctx context.Context, org kluis.OrgID, success bool) error {
 	c := t.s.throttle
-	if _, err := t.exec(ctx, `INSERT INTO org_failure_rates (org_id, window_start, failures, successes) VALUES (?, ?, 0, 0)
-		ON CONFLICT (org_id) DO NOTHING`, org, micros(t.now)); err != nil {
+	if _, err := t.Exec(ctx, `INSERT INTO org_failure_rates (org_id, window_start, failures, successes) VALUES (?, ?, 0, 0)
+		ON CONFLICT (org_id) DO NOTHING`, org, Micros(t.Now())); err != nil {
 		return err
 	}
 	var start int64
 	var failures, successes int
 	var alarm sql.NullInt64
-	if err := t.queryRow(ctx, `SELECT window_start, failures, successes, alarm_at FROM org_failure_rates WHERE org_id = ?`+t.db.forUpdate(), org).
+	if err := t.QueryRow(ctx, `SELECT window_start, failures, successes, alarm_at FROM org_failure_rates WHERE org_id = ?`+t.db.ForUpdate(), org).
 		Scan(&start, &failures, &successes, &alarm); err != nil {
 		return err
 	}
-	if t.now.Sub(fromMicros(start)) >= c.AlarmWindow {
-		start, failures, successes = micros(t.now), 0, 0
+	if t.Now().Sub(FromMicros(start)) >= c.AlarmWindow {
+		start, failures, successes = Micros(t.Now()), 0, 0
 	}
 	if success {
 		successes++
 	} else {
 		failures++
 	}
-	if !success && failures >= c.AlarmFailures && successes*10 < failures && (!alarm.Valid || t.now.Sub(fromMicros(alarm.Int64)) >= c.AlarmEvery) {
+	if !success && failures >= c.AlarmFailures && successes*10 < failures && (!alarm.Valid || t.Now().Sub(FromMicros(alarm.Int64)) >= c.AlarmEvery) {
 		var idents int
-		if err := t.queryRow(ctx, `SELECT COUNT(*) FROM login_failures WHERE scope = ? AND updated_at >= ?`, org, start).Scan(&idents); err != nil {
+		if err := t.QueryRow(ctx, `SELECT COUNT(*) FROM login_failures WHERE scope = ? AND updated_at >= ?`, org, start).Scan(&idents); err != nil {
 			return err
 		}
 		if idents >= c.AlarmIdentifiers {
-			alarm = sql.NullInt64{Int64: micros(t.now), Valid: true}
+			alarm = sql.NullInt64{Int64: Micros(t.Now()), Valid: true}
 			if err := t.raiseAlarm(ctx, org, failures, successes, idents); err != nil {
 				return err
 			}
 		}
 	}
-	_, err := t.exec(ctx, `UPDATE org_failure_rates SET window_start = ?, failures = ?, successes = ?, alarm_at = ? WHERE org_id = ?`,
+	_, err := t.Exec(ctx, `UPDATE org_failure_rates SET window_start = ?, failures = ?, successes = ?, alarm_at = ? WHERE org_id = ?`,
 		start, failures, successes, alarm, org)
 	return err
 }
 
 func (t *Tx) raiseAlarm(ctx context.Context, org kluis.OrgID, failures, successes, idents int) error {
 	t.throttled = append(t.throttled, "alarm")
-	if err := t.appendEvent(ctx, orgChain(org), kluis.Actor{}, "security.alarm", "org:"+string(org), "success", map[string]any{
+	if err := t.Append(ctx, OrgChain(org), kluis.Actor{}, "security.alarm", "org:"+string(org), "success", map[string]any{
 		"failures": failures, "successes": successes, "identifiers": idents, "minutes": int(t.s.throttle.AlarmWindow / time.Minute),
 	}); err != nil {
 		return err
 	}
-	o, err := t.findOrg(ctx, org)
+	o, err := t.FindOrg(ctx, org)
 	if err != nil {
 		return err
 	}
-	rows, err := t.query(ctx, `SELECT `+userColumns+` FROM users WHERE org_id = ? AND role = ? AND status = ?`, org, kluis.RoleManager, kluis.StatusActive)
+	rows, err := t.Query(ctx, `SELECT `+userColumns+` FROM users WHERE org_id = ? AND role = ? AND status = ?`, org, kluis.RoleManager, kluis.StatusActive)
 	if err != nil {
 		return err
 	}
 	var managers []kluis.User
 	for rows.Next() {
-		u, err := t.s.scanUser(ctx, rows)
+		u, err := t.s.ScanUser(ctx, rows)
 		if err != nil {
 			rows.Close()
 			return err
@@ -927,12 +927,12 @@ func (t *Tx) raiseAlarm(ctx context.Context, org kluis.OrgID, failures, successe
 	}
 	link := t.s.publicURL + "/o/" + o.Slug + "/audit"
 	for _, m := range managers {
-		if err := t.queueMail(ctx, org, m.ID, o.Language, m.Email, mail.SecurityAlarm, mail.Data{OrgName: o.Name, Link: link}); err != nil {
+		if err := t.QueueMail(ctx, org, m.ID, o.Language, m.Email, mail.SecurityAlarm, mail.Data{OrgName: o.Name, Link: link}); err != nil {
 			return err
 		}
 	}
 	if t.s.securityEmail != "" {
-		return t.queueMail(ctx, "", "", "en", t.s.securityEmail, mail.SecurityAlarm, mail.Data{OrgName: o.Name})
+		return t.QueueMail(ctx, "", "", "en", t.s.securityEmail, mail.SecurityAlarm, mail.Data{OrgName: o.Name})
 	}
 	return nil
 }

@@ -26,10 +26,10 @@ type AddressBlock struct {
 // operator, the command line).
 func (s *Store) AddressBlocks(ctx context.Context, actor kluis.Actor) ([]AddressBlock, error) {
 	if !kluis.CanManageOrgs(actor) {
-		return nil, s.refuse(ctx, audit.PlatformChain, actor, "throttle.list", "")
+		return nil, s.Refuse(ctx, audit.PlatformChain, actor, "throttle.list", "")
 	}
-	rows, err := s.db.reader.QueryContext(ctx, s.db.q(`SELECT ref, blocks, blocked_until, permanent, updated_at FROM address_failures
-		WHERE permanent OR blocked_until > ? ORDER BY updated_at DESC`), micros(s.now()))
+	rows, err := s.db.reader.QueryContext(ctx, s.db.Q(`SELECT ref, blocks, blocked_until, permanent, updated_at FROM address_failures
+		WHERE permanent OR blocked_until > ? ORDER BY updated_at DESC`), Micros(s.Now()))
 	if err != nil {
 		return nil, err
 	}
@@ -42,7 +42,7 @@ func (s *Store) AddressBlocks(ctx context.Context, actor kluis.Actor) ([]Address
 		if err := rows.Scan(&b.Ref, &b.Blocks, &until, &b.Permanent, &updated); err != nil {
 			return nil, err
 		}
-		b.Until, b.UpdatedAt = nullMicros(until), fromMicros(updated)
+		b.Until, b.UpdatedAt = NullMicros(until), FromMicros(updated)
 		out = append(out, b)
 	}
 	return out, rows.Err()
@@ -67,23 +67,23 @@ func (s *Store) setAddressBlock(ctx context.Context, actor kluis.Actor, ref stri
 		action = "throttle.permanent"
 	}
 	if !kluis.CanManageOrgs(actor) {
-		return s.refuse(ctx, audit.PlatformChain, actor, action, "")
+		return s.Refuse(ctx, audit.PlatformChain, actor, action, "")
 	}
-	return s.write(ctx, audit.PlatformChain, func(t *Tx) error {
+	return s.Write(ctx, audit.PlatformChain, func(t *Tx) error {
 		var q string
 		if permanent {
 			q = `UPDATE address_failures SET permanent = TRUE, updated_at = ? WHERE ref = ?`
 		} else {
 			q = `UPDATE address_failures SET permanent = FALSE, blocked_until = NULL, window_count = 0, prev_count = 0, blocks = 0, updated_at = ? WHERE ref = ?`
 		}
-		res, err := t.exec(ctx, q, micros(t.now), ref)
+		res, err := t.Exec(ctx, q, Micros(t.Now()), ref)
 		if err != nil {
 			return err
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			return kluis.ErrNotFound
 		}
-		return t.appendEvent(ctx, audit.PlatformChain, actor, action, "address:"+ref, "success", nil)
+		return t.Append(ctx, audit.PlatformChain, actor, action, "address:"+ref, "success", nil)
 	})
 }
 
@@ -91,17 +91,17 @@ func (s *Store) setAddressBlock(ctx context.Context, actor kluis.Actor, ref stri
 // and blocks have ended, and expired unlock links: nothing is kept longer
 // than it protects (R40).
 func (s *Store) SweepThrottle(ctx context.Context) error {
-	now := s.now()
-	old := micros(now.Add(-s.throttle.Forget))
+	now := s.Now()
+	old := Micros(now.Add(-s.throttle.Forget))
 	for _, q := range []string{
 		`DELETE FROM login_failures WHERE updated_at < ? AND (locked_until IS NULL OR locked_until < ?)`,
 		`DELETE FROM address_failures WHERE updated_at < ? AND NOT permanent AND (blocked_until IS NULL OR blocked_until < ?)`,
 	} {
-		if _, err := s.db.writeExec(ctx, q, old, micros(now)); err != nil {
+		if _, err := s.db.WriteExec(ctx, q, old, Micros(now)); err != nil {
 			return err
 		}
 	}
-	_, err := s.db.writeExec(ctx, `DELETE FROM unlock_links WHERE expires_at < ?`, micros(now))
+	_, err := s.db.WriteExec(ctx, `DELETE FROM unlock_links WHERE expires_at < ?`, Micros(now))
 	return err
 }
 
@@ -110,21 +110,21 @@ func (s *Store) SweepThrottle(ctx context.Context) error {
 // It reports whether this node should run it now.
 func (s *Store) claimJob(ctx context.Context, name, holder string, every, lease time.Duration) (bool, error) {
 	due := false
-	err := s.write(ctx, "", func(t *Tx) error {
-		if _, err := t.exec(ctx, `INSERT INTO job_leases (name, holder, lease_until) VALUES (?, '', 0) ON CONFLICT (name) DO NOTHING`, name); err != nil {
+	err := s.Write(ctx, "", func(t *Tx) error {
+		if _, err := t.Exec(ctx, `INSERT INTO job_leases (name, holder, lease_until) VALUES (?, '', 0) ON CONFLICT (name) DO NOTHING`, name); err != nil {
 			return err
 		}
 		var h string
 		var until int64
 		var last sql.NullInt64
-		if err := t.queryRow(ctx, `SELECT holder, lease_until, last_run_at FROM job_leases WHERE name = ?`+t.db.forUpdate(), name).Scan(&h, &until, &last); err != nil {
+		if err := t.QueryRow(ctx, `SELECT holder, lease_until, last_run_at FROM job_leases WHERE name = ?`+t.db.ForUpdate(), name).Scan(&h, &until, &last); err != nil {
 			return err
 		}
-		if last.Valid && t.now.Sub(fromMicros(last.Int64)) < every || t.now.Before(fromMicros(until)) && h != holder {
+		if last.Valid && t.Now().Sub(FromMicros(last.Int64)) < every || t.Now().Before(FromMicros(until)) && h != holder {
 			return nil
 		}
 		due = true
-		_, err := t.exec(ctx, `UPDATE job_leases SET holder = ?, lease_until = ? WHERE name = ?`, holder, micros(t.now.Add(lease)), name)
+		_, err := t.Exec(ctx, `UPDATE job_leases SET holder = ?, lease_until = ? WHERE name = ?`, holder, Micros(t.Now().Add(lease)), name)
 		return err
 	})
 	return due, err
@@ -144,19 +144,19 @@ func (s *Store) SecurityDigest(ctx context.Context, holder string, every time.Du
 	if err != nil || !due {
 		return false, err
 	}
-	return true, s.write(ctx, audit.PlatformChain, func(t *Tx) error {
+	return true, s.Write(ctx, audit.PlatformChain, func(t *Tx) error {
 		var last sql.NullInt64
-		if err := t.queryRow(ctx, `SELECT last_run_at FROM job_leases WHERE name = 'security_digest'`).Scan(&last); err != nil {
+		if err := t.QueryRow(ctx, `SELECT last_run_at FROM job_leases WHERE name = 'security_digest'`).Scan(&last); err != nil {
 			return err
 		}
-		since := t.now.Add(-every)
+		since := t.Now().Add(-every)
 		if last.Valid {
-			since = fromMicros(last.Int64)
+			since = FromMicros(last.Int64)
 		}
-		d := mail.Digest{Hours: max(1, int(t.now.Sub(since).Round(time.Hour)/time.Hour))}
-		rows, err := t.query(ctx, `SELECT action, chain, COUNT(*) FROM audit_events
+		d := mail.Digest{Hours: max(1, int(t.Now().Sub(since).Round(time.Hour)/time.Hour))}
+		rows, err := t.Query(ctx, `SELECT action, chain, COUNT(*) FROM audit_events
 			WHERE action IN ('auth.locked', 'operator.locked', 'auth.address_blocked', 'security.alarm') AND at >= ? AND at <= ?
-			GROUP BY action, chain`, micros(since), micros(t.now))
+			GROUP BY action, chain`, Micros(since), Micros(t.Now()))
 		if err != nil {
 			return err
 		}
@@ -183,7 +183,7 @@ func (s *Store) SecurityDigest(ctx context.Context, holder string, every time.Du
 			return err
 		}
 		for _, org := range alarmed {
-			o, err := t.findOrg(ctx, org)
+			o, err := t.FindOrg(ctx, org)
 			if errors.Is(err, kluis.ErrNotFound) {
 				continue
 			}
@@ -194,13 +194,13 @@ func (s *Store) SecurityDigest(ctx context.Context, holder string, every time.Du
 		}
 		slices.Sort(d.AlarmOrgs)
 		host := t.s.publicURL
-		if err := t.queueMail(ctx, "", "", "en", t.s.securityEmail, mail.SecurityDigest, mail.Data{OrgName: host, Digest: &d}); err != nil {
+		if err := t.QueueMail(ctx, "", "", "en", t.s.securityEmail, mail.SecurityDigest, mail.Data{OrgName: host, Digest: &d}); err != nil {
 			return err
 		}
-		if _, err := t.exec(ctx, `UPDATE job_leases SET last_run_at = ?, lease_until = 0 WHERE name = 'security_digest'`, micros(t.now)); err != nil {
+		if _, err := t.Exec(ctx, `UPDATE job_leases SET last_run_at = ?, lease_until = 0 WHERE name = 'security_digest'`, Micros(t.Now())); err != nil {
 			return err
 		}
-		return t.appendEvent(ctx, audit.PlatformChain, kluis.SystemActor, "security.digest", "", "success", map[string]any{
+		return t.Append(ctx, audit.PlatformChain, kluis.SystemActor, "security.digest", "", "success", map[string]any{
 			"locks": d.Locks, "blocks": d.Blocks, "alarms": d.Alarms,
 		})
 	})

@@ -51,14 +51,14 @@ func IsAPIToken(credential string) bool { return strings.HasPrefix(credential, A
 // newAPIToken returns a new token's secret (the prefix and 32 random bytes,
 // unpadded base64url, DESIGN §5) and the SHA-256 it is stored under.
 func newAPIToken() (secret string, hash []byte) {
-	t, _ := newToken()
+	t, _ := NewToken()
 	secret = APITokenPrefix + t
-	return secret, tokenHash(secret)
+	return secret, TokenHash(secret)
 }
 
 func validAPITokenShape(secret string) bool {
 	rest, ok := strings.CutPrefix(secret, APITokenPrefix)
-	return ok && validTokenShape(rest)
+	return ok && ValidTokenShape(rest)
 }
 
 func tokenNameField(org kluis.OrgID, id kluis.TokenID) keys.FieldRef {
@@ -83,52 +83,52 @@ func (s *Store) CreateAPIToken(ctx context.Context, org kluis.OrgID, actor kluis
 		return APIToken{}, "", kluis.ErrUnauthenticated
 	}
 	if !kluis.CanChangeOwnCredentials(actor, org) {
-		return APIToken{}, "", s.refuse(ctx, orgChain(org), actor, "token.create", userTarget(actor.UserID))
+		return APIToken{}, "", s.Refuse(ctx, OrgChain(org), actor, "token.create", UserTarget(actor.UserID))
 	}
-	if !kluis.FreshlyAuthenticated(actor, s.now()) {
+	if !kluis.FreshlyAuthenticated(actor, s.Now()) {
 		return APIToken{}, "", s.reauthRequired(ctx, org, actor, "token.create")
 	}
 	if in.ExpiresAt.IsZero() && in.Lifetime > 0 {
-		in.ExpiresAt = s.now().Add(in.Lifetime)
+		in.ExpiresAt = s.Now().Add(in.Lifetime)
 	}
 	in = in.Normalize()
-	if err := in.Validate(s.now()); err != nil {
+	if err := in.Validate(s.Now()); err != nil {
 		return APIToken{}, "", err
 	}
 	var tok APIToken
 	var secret string
-	err := s.write(ctx, orgChain(org), func(t *Tx) error {
+	err := s.Write(ctx, OrgChain(org), func(t *Tx) error {
 		// The session must still be there: a reset or a sign-out
 		// meanwhile wins.
 		var alive int
-		if err := t.queryRow(ctx, `SELECT COUNT(*) FROM sessions WHERE org_id = ? AND id = ?`, org, string(actor.SessionID)).Scan(&alive); err != nil {
+		if err := t.QueryRow(ctx, `SELECT COUNT(*) FROM sessions WHERE org_id = ? AND id = ?`, org, string(actor.SessionID)).Scan(&alive); err != nil {
 			return err
 		}
 		if alive != 1 {
 			return kluis.ErrUnauthenticated
 		}
-		if _, err := t.exec(ctx, `DELETE FROM api_tokens WHERE org_id = ? AND user_id = ? AND expires_at <= ?`, org, actor.UserID, micros(t.now)); err != nil {
+		if _, err := t.Exec(ctx, `DELETE FROM api_tokens WHERE org_id = ? AND user_id = ? AND expires_at <= ?`, org, actor.UserID, Micros(t.Now())); err != nil {
 			return err
 		}
 		var n int
-		if err := t.queryRow(ctx, `SELECT COUNT(*) FROM api_tokens WHERE org_id = ? AND user_id = ?`, org, actor.UserID).Scan(&n); err != nil {
+		if err := t.QueryRow(ctx, `SELECT COUNT(*) FROM api_tokens WHERE org_id = ? AND user_id = ?`, org, actor.UserID).Scan(&n); err != nil {
 			return err
 		}
 		if n >= kluis.MaxTokensPerUser {
 			return kluis.Errorf(kluis.EConflict, "you have as many API tokens as allowed; revoke one first")
 		}
-		tok = APIToken{ID: kluis.TokenID(kluis.NewID(t.now)), Name: in.Name, Scope: in.Scope, CreatedAt: t.now, ExpiresAt: in.ExpiresAt.Truncate(time.Microsecond)}
-		sealed, err := t.s.seal(ctx, userKey(org, actor.UserID), tokenNameField(org, tok.ID), []byte(tok.Name))
+		tok = APIToken{ID: kluis.TokenID(kluis.NewID(t.Now())), Name: in.Name, Scope: in.Scope, CreatedAt: t.Now(), ExpiresAt: in.ExpiresAt.Truncate(time.Microsecond)}
+		sealed, err := t.s.Seal(ctx, UserKey(org, actor.UserID), tokenNameField(org, tok.ID), []byte(tok.Name))
 		if err != nil {
 			return err
 		}
 		var hash []byte
 		secret, hash = newAPIToken()
-		if _, err := t.exec(ctx, `INSERT INTO api_tokens (id, org_id, user_id, token_hash, name, scope, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-			tok.ID, org, actor.UserID, hash, sealed, string(tok.Scope), micros(t.now), micros(tok.ExpiresAt)); err != nil {
+		if _, err := t.Exec(ctx, `INSERT INTO api_tokens (id, org_id, user_id, token_hash, name, scope, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			tok.ID, org, actor.UserID, hash, sealed, string(tok.Scope), Micros(t.Now()), Micros(tok.ExpiresAt)); err != nil {
 			return err
 		}
-		return t.appendEvent(ctx, orgChain(org), actor, "token.create", userTarget(actor.UserID), "success",
+		return t.Append(ctx, OrgChain(org), actor, "token.create", UserTarget(actor.UserID), "success",
 			map[string]any{"token": string(tok.ID), "scope": string(tok.Scope), "expires_at": tok.ExpiresAt.Format(time.RFC3339)})
 	})
 	if err != nil {
@@ -144,8 +144,8 @@ func (s *Store) FindAPITokens(ctx context.Context, org kluis.OrgID, actor kluis.
 	if !actor.IsOrgUser(org) {
 		return nil, kluis.ErrUnauthenticated
 	}
-	rows, err := s.db.reader.QueryContext(ctx, s.db.q(`SELECT id, name, scope, created_at, expires_at, last_used_at FROM api_tokens
-		WHERE org_id = ? AND user_id = ? AND expires_at > ? ORDER BY created_at DESC, id DESC`), org, actor.UserID, micros(s.now()))
+	rows, err := s.db.reader.QueryContext(ctx, s.db.Q(`SELECT id, name, scope, created_at, expires_at, last_used_at FROM api_tokens
+		WHERE org_id = ? AND user_id = ? AND expires_at > ? ORDER BY created_at DESC, id DESC`), org, actor.UserID, Micros(s.Now()))
 	if err != nil {
 		return nil, err
 	}
@@ -163,7 +163,7 @@ func (s *Store) FindAPITokens(ctx context.Context, org kluis.OrgID, actor kluis.
 		if err := rows.Scan(&r.tok.ID, &r.sealed, &scope, &created, &expires, &used); err != nil {
 			return nil, err
 		}
-		r.tok.Scope, r.tok.CreatedAt, r.tok.ExpiresAt, r.tok.LastUsedAt = kluis.TokenScope(scope), fromMicros(created), fromMicros(expires), nullMicros(used)
+		r.tok.Scope, r.tok.CreatedAt, r.tok.ExpiresAt, r.tok.LastUsedAt = kluis.TokenScope(scope), FromMicros(created), FromMicros(expires), NullMicros(used)
 		found = append(found, r)
 	}
 	if err := rows.Err(); err != nil {
@@ -172,7 +172,7 @@ func (s *Store) FindAPITokens(ctx context.Context, org kluis.OrgID, actor kluis.
 	rows.Close()
 	out := make([]APIToken, 0, len(found))
 	for _, r := range found {
-		name, err := s.open(ctx, tokenNameField(org, r.tok.ID), r.sealed)
+		name, err := s.Open(ctx, tokenNameField(org, r.tok.ID), r.sealed)
 		if err != nil {
 			return nil, err
 		}
@@ -193,22 +193,22 @@ func (s *Store) RevokeAPIToken(ctx context.Context, org kluis.OrgID, actor kluis
 	if !kluis.ValidID(string(id)) {
 		return kluis.ErrNotFound
 	}
-	return s.write(ctx, orgChain(org), func(t *Tx) error {
-		res, err := t.exec(ctx, `DELETE FROM api_tokens WHERE org_id = ? AND user_id = ? AND id = ?`, org, actor.UserID, id)
+	return s.Write(ctx, OrgChain(org), func(t *Tx) error {
+		res, err := t.Exec(ctx, `DELETE FROM api_tokens WHERE org_id = ? AND user_id = ? AND id = ?`, org, actor.UserID, id)
 		if err != nil {
 			return err
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			return kluis.ErrNotFound
 		}
-		return t.appendEvent(ctx, orgChain(org), actor, "token.revoke", userTarget(actor.UserID), "success", map[string]any{"token": string(id)})
+		return t.Append(ctx, OrgChain(org), actor, "token.revoke", UserTarget(actor.UserID), "success", map[string]any{"token": string(id)})
 	})
 }
 
 // revokeAPITokens deletes every token of a person (disabled, or a password
 // reset) and returns how many there were.
 func (t *Tx) revokeAPITokens(ctx context.Context, org kluis.OrgID, user kluis.UserID) (int64, error) {
-	res, err := t.exec(ctx, `DELETE FROM api_tokens WHERE org_id = ? AND user_id = ?`, org, user)
+	res, err := t.Exec(ctx, `DELETE FROM api_tokens WHERE org_id = ? AND user_id = ?`, org, user)
 	if err != nil {
 		return 0, err
 	}
@@ -218,7 +218,7 @@ func (t *Tx) revokeAPITokens(ctx context.Context, org kluis.OrgID, user kluis.Us
 // revokeOrgAPITokens deletes every token of the organisation (its logins
 // are stopped, R19) and returns how many there were.
 func (t *Tx) revokeOrgAPITokens(ctx context.Context, org kluis.OrgID) (int64, error) {
-	res, err := t.exec(ctx, `DELETE FROM api_tokens WHERE org_id = ?`, org)
+	res, err := t.Exec(ctx, `DELETE FROM api_tokens WHERE org_id = ?`, org)
 	if err != nil {
 		return 0, err
 	}
@@ -245,23 +245,23 @@ func (s *Store) AuthenticateAPIToken(ctx context.Context, secret string) (kluis.
 	var used sql.NullInt64
 	var lastClient []byte
 	var stopped bool
-	row := s.db.readRow(ctx, `SELECT u.id, u.org_id, u.email, u.name, u.phone, u.maintenance_emails, u.role, u.status,
+	row := s.db.ReadRow(ctx, `SELECT u.id, u.org_id, u.email, u.name, u.phone, u.maintenance_emails, u.role, u.status,
 		u.created_at, u.last_login_at, t.id, t.scope, t.expires_at, t.last_used_at, t.last_client,
 		o.slug, o.name, o.language, o.created_at, o.logins_disabled, `+enrolmentOnly("t")+`
 		FROM api_tokens t JOIN users u ON u.id = t.user_id AND u.org_id = t.org_id JOIN orgs o ON o.id = t.org_id
-		WHERE t.token_hash = ?`, tokenHash(secret))
+		WHERE t.token_hash = ?`, TokenHash(secret))
 	var enrolmentOnly int
-	u, err := s.scanUser(ctx, row, &id, &scope, &expires, &used, &lastClient, &o.Slug, &o.Name, &o.Language, &orgCreated, &stopped, &enrolmentOnly)
+	u, err := s.ScanUser(ctx, row, &id, &scope, &expires, &used, &lastClient, &o.Slug, &o.Name, &o.Language, &orgCreated, &stopped, &enrolmentOnly)
 	if errors.Is(err, kluis.ErrNotFound) {
 		return kluis.Actor{}, kluis.User{}, o, kluis.ErrUnauthenticated
 	}
 	if err != nil {
 		return kluis.Actor{}, kluis.User{}, o, err
 	}
-	o.ID, o.CreatedAt = u.OrgID, fromMicros(orgCreated)
-	now := s.now()
-	if !now.Before(fromMicros(expires)) {
-		if _, err := s.db.writeExec(ctx, `DELETE FROM api_tokens WHERE id = ?`, id); err != nil {
+	o.ID, o.CreatedAt = u.OrgID, FromMicros(orgCreated)
+	now := s.Now()
+	if !now.Before(FromMicros(expires)) {
+		if _, err := s.db.WriteExec(ctx, `DELETE FROM api_tokens WHERE id = ?`, id); err != nil {
 			return kluis.Actor{}, kluis.User{}, o, err
 		}
 		return kluis.Actor{}, kluis.User{}, o, kluis.ErrUnauthenticated
@@ -288,8 +288,8 @@ func (s *Store) AuthenticateAPIToken(ctx context.Context, secret string) (kluis.
 		if err := s.noteTokenClient(ctx, o.ID, actor, client); err != nil {
 			return kluis.Actor{}, kluis.User{}, o, err
 		}
-	} else if !used.Valid || now.Sub(fromMicros(used.Int64)) >= tokenUseGranularity {
-		if _, err := s.db.writeExec(ctx, `UPDATE api_tokens SET last_used_at = ? WHERE id = ?`, micros(now), id); err != nil {
+	} else if !used.Valid || now.Sub(FromMicros(used.Int64)) >= tokenUseGranularity {
+		if _, err := s.db.WriteExec(ctx, `UPDATE api_tokens SET last_used_at = ? WHERE id = ?`, Micros(now), id); err != nil {
 			return kluis.Actor{}, kluis.User{}, o, err
 		}
 	}
@@ -301,23 +301,23 @@ func (s *Store) AuthenticateAPIToken(ctx context.Context, secret string) (kluis.
 // address the token was never used from is kept (as a hash) and recorded
 // as token.use, its address sealed in the event like every request's.
 func (s *Store) noteTokenClient(ctx context.Context, org kluis.OrgID, actor kluis.Actor, client []byte) error {
-	return s.write(ctx, orgChain(org), func(t *Tx) error {
-		res, err := t.exec(ctx, `UPDATE api_tokens SET last_used_at = ?, last_client = ? WHERE org_id = ? AND id = ?`, micros(t.now), client, org, actor.TokenID)
+	return s.Write(ctx, OrgChain(org), func(t *Tx) error {
+		res, err := t.Exec(ctx, `UPDATE api_tokens SET last_used_at = ?, last_client = ? WHERE org_id = ? AND id = ?`, Micros(t.Now()), client, org, actor.TokenID)
 		if err != nil {
 			return err
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			return kluis.ErrUnauthenticated // revoked meanwhile
 		}
-		res, err = t.exec(ctx, `INSERT INTO api_token_clients (token_id, client_hash, first_seen_at) VALUES (?, ?, ?)
-			ON CONFLICT (token_id, client_hash) DO NOTHING`, actor.TokenID, client, micros(t.now))
+		res, err = t.Exec(ctx, `INSERT INTO api_token_clients (token_id, client_hash, first_seen_at) VALUES (?, ?, ?)
+			ON CONFLICT (token_id, client_hash) DO NOTHING`, actor.TokenID, client, Micros(t.Now()))
 		if err != nil {
 			return err
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			return nil // seen before
 		}
-		return t.appendEvent(ctx, orgChain(org), actor, "token.use", userTarget(actor.UserID), "success",
+		return t.Append(ctx, OrgChain(org), actor, "token.use", UserTarget(actor.UserID), "success",
 			map[string]any{"token": string(actor.TokenID), "new_address": true})
 	})
 }
@@ -325,7 +325,7 @@ func (s *Store) noteTokenClient(ctx context.Context, org kluis.OrgID, actor klui
 // RefuseTokenScope records and refuses a request a token's scope does not
 // allow (a write with a read-only token). Errors: forbidden.
 func (s *Store) RefuseTokenScope(ctx context.Context, org kluis.OrgID, actor kluis.Actor) error {
-	if err := s.recordRefusal(ctx, orgChain(org), actor, "token.scope", userTarget(actor.UserID), "denied",
+	if err := s.RecordRefusal(ctx, OrgChain(org), actor, "token.scope", UserTarget(actor.UserID), "denied",
 		map[string]any{"token": string(actor.TokenID)}); err != nil {
 		return err
 	}

@@ -15,7 +15,7 @@ import (
 
 // userTarget names a user as an audit target. An id that cannot be one of
 // ours (it came from a URL) is not written into the chain.
-func userTarget(id kluis.UserID) string {
+func UserTarget(id kluis.UserID) string {
 	if !kluis.ValidID(string(id)) {
 		return ""
 	}
@@ -38,22 +38,22 @@ func scanSealedUser(row interface{ Scan(...any) error }, extra ...any) (sealedUs
 	if errors.Is(err, sql.ErrNoRows) {
 		return u, kluis.ErrNotFound
 	}
-	u.CreatedAt = fromMicros(created)
-	u.LastLoginAt = nullMicros(lastLogin)
+	u.CreatedAt = FromMicros(created)
+	u.LastLoginAt = NullMicros(lastLogin)
 	return u, err
 }
 
 // findUser loads a user of org by id inside the transaction, locking the row
 // on PostgreSQL. A user of another organisation is not found.
-func (t *Tx) findUser(ctx context.Context, org kluis.OrgID, id kluis.UserID) (kluis.User, error) {
+func (t *Tx) FindUser(ctx context.Context, org kluis.OrgID, id kluis.UserID) (kluis.User, error) {
 	if !kluis.ValidID(string(id)) {
 		return kluis.User{}, kluis.ErrNotFound
 	}
-	return t.s.scanUser(ctx, t.queryRow(ctx, `SELECT `+userColumns+` FROM users WHERE org_id = ? AND id = ?`+t.db.forUpdate(), org, id))
+	return t.s.ScanUser(ctx, t.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE org_id = ? AND id = ?`+t.db.ForUpdate(), org, id))
 }
 
-func (t *Tx) findOrg(ctx context.Context, org kluis.OrgID) (kluis.Org, error) {
-	return scanOrg(t.queryRow(ctx, `SELECT `+orgColumns+` FROM orgs WHERE id = ?`, org))
+func (t *Tx) FindOrg(ctx context.Context, org kluis.OrgID) (kluis.Org, error) {
+	return scanOrg(t.QueryRow(ctx, `SELECT `+orgColumns+` FROM orgs WHERE id = ?`, org))
 }
 
 // newUserID returns the id of a user about to be created, after making the
@@ -61,7 +61,7 @@ func (t *Tx) findOrg(ctx context.Context, org kluis.OrgID) (kluis.Org, error) {
 // transaction, which then only seals with a cached key. A key whose user is
 // never created (the transaction failed) seals nothing and is destroyed.
 func (s *Store) newUserID(ctx context.Context, org kluis.OrgID) (kluis.UserID, error) {
-	id := kluis.UserID(kluis.NewID(s.now()))
+	id := kluis.UserID(kluis.NewID(s.Now()))
 	if err := s.keys.EnsureUserKey(ctx, string(org), string(id)); err != nil {
 		return "", fmt.Errorf("make user key: %w", err)
 	}
@@ -78,7 +78,7 @@ func (s *Store) dropUnusedKey(ctx context.Context, org kluis.OrgID, id kluis.Use
 	}
 	ctx = context.WithoutCancel(ctx)
 	var n int
-	if err := s.db.readRow(ctx, `SELECT COUNT(*) FROM users WHERE id = ?`, id).Scan(&n); err != nil || n > 0 {
+	if err := s.db.ReadRow(ctx, `SELECT COUNT(*) FROM users WHERE id = ?`, id).Scan(&n); err != nil || n > 0 {
 		return
 	}
 	if err := s.keys.DestroyUserKey(ctx, string(org), string(id)); err != nil {
@@ -90,29 +90,29 @@ var errEmailTaken error = &kluis.Error{Code: kluis.EConflict, Message: "a user w
 
 func (s *Store) emailTaken(ctx context.Context, org kluis.OrgID, idx []byte) (bool, error) {
 	var n int
-	err := s.db.readRow(ctx, `SELECT COUNT(*) FROM users WHERE org_id = ? AND email_index = ?`, org, idx).Scan(&n)
+	err := s.db.ReadRow(ctx, `SELECT COUNT(*) FROM users WHERE org_id = ? AND email_index = ?`, org, idx).Scan(&n)
 	return n > 0, err
 }
 
 func (t *Tx) insertInvitedUser(ctx context.Context, org kluis.OrgID, id kluis.UserID, email, name string, role kluis.Role) (kluis.User, error) {
 	u := kluis.User{
 		ID: id, OrgID: org, Email: email, Name: name, Role: role,
-		Status: kluis.StatusInvited, MaintenanceEmails: true, CreatedAt: t.now,
+		Status: kluis.StatusInvited, MaintenanceEmails: true, CreatedAt: t.Now(),
 	}
-	idx, err := t.s.emailIndex(ctx, org, kluis.NormalizeEmail(email))
+	idx, err := t.s.EmailIndex(ctx, org, kluis.NormalizeEmail(email))
 	if err != nil {
 		return u, err
 	}
 	var sealed [3][]byte
 	for i, f := range [][2]string{{colEmail, email}, {colName, name}, {colPhone, ""}} {
-		if sealed[i], err = t.s.sealUser(ctx, org, id, f[0], f[1]); err != nil {
+		if sealed[i], err = t.s.SealUser(ctx, org, id, f[0], f[1]); err != nil {
 			return u, err
 		}
 	}
-	_, err = t.exec(ctx, `INSERT INTO users (id, org_id, email_index, email, name, phone, maintenance_emails, role, status, created_at, updated_at)
+	_, err = t.Exec(ctx, `INSERT INTO users (id, org_id, email_index, email, name, phone, maintenance_emails, role, status, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		u.ID, org, idx, sealed[0], sealed[1], sealed[2], u.MaintenanceEmails, u.Role, u.Status, micros(t.now), micros(t.now))
-	if isUniqueViolation(err) {
+		u.ID, org, idx, sealed[0], sealed[1], sealed[2], u.MaintenanceEmails, u.Role, u.Status, Micros(t.Now()), Micros(t.Now()))
+	if IsUniqueViolation(err) {
 		return u, errEmailTaken
 	}
 	return u, err
@@ -125,13 +125,13 @@ func (t *Tx) invite(ctx context.Context, org kluis.Org, user kluis.UserID, email
 	if err := t.dropInvitation(ctx, org.ID, user); err != nil {
 		return "", err
 	}
-	token, hash := newToken()
-	if _, err := t.exec(ctx, `INSERT INTO invitations (id, org_id, user_id, token_hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)`,
-		kluis.NewID(t.now), org.ID, user, hash, micros(t.now), micros(t.now.Add(InvitationTTL))); err != nil {
+	token, hash := NewToken()
+	if _, err := t.Exec(ctx, `INSERT INTO invitations (id, org_id, user_id, token_hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		kluis.NewID(t.Now()), org.ID, user, hash, Micros(t.Now()), Micros(t.Now().Add(InvitationTTL))); err != nil {
 		return "", fmt.Errorf("create invitation: %w", err)
 	}
 	link := t.s.publicURL + "/o/" + org.Slug + "/invite#" + token
-	if err := t.queueMail(ctx, org.ID, user, org.Language, email, mail.Invitation, mail.Data{OrgName: org.Name, Link: link}); err != nil {
+	if err := t.QueueMail(ctx, org.ID, user, org.Language, email, mail.Invitation, mail.Data{OrgName: org.Name, Link: link}); err != nil {
 		return "", err
 	}
 	return link, nil
@@ -140,10 +140,10 @@ func (t *Tx) invite(ctx context.Context, org kluis.Org, user kluis.UserID, email
 // dropInvitation deletes a user's invitation and its undelivered mail, which
 // carries the link: no working token outlives its invitation anywhere.
 func (t *Tx) dropInvitation(ctx context.Context, org kluis.OrgID, user kluis.UserID) error {
-	if _, err := t.exec(ctx, `DELETE FROM invitations WHERE org_id = ? AND user_id = ?`, org, user); err != nil {
+	if _, err := t.Exec(ctx, `DELETE FROM invitations WHERE org_id = ? AND user_id = ?`, org, user); err != nil {
 		return err
 	}
-	_, err := t.exec(ctx, `DELETE FROM mail_queue WHERE org_id = ? AND user_id = ? AND kind = ?`, org, user, string(mail.Invitation))
+	_, err := t.Exec(ctx, `DELETE FROM mail_queue WHERE org_id = ? AND user_id = ? AND kind = ?`, org, user, string(mail.Invitation))
 	return err
 }
 
@@ -151,7 +151,7 @@ func (t *Tx) dropInvitation(ctx context.Context, org kluis.OrgID, user kluis.Use
 // (R2). Managers only. Errors: invalid_input, conflict (e-mail taken), forbidden.
 func (s *Store) InviteUser(ctx context.Context, org kluis.OrgID, actor kluis.Actor, in kluis.UserInput) (kluis.User, error) {
 	if !kluis.CanManageUsers(actor, org) {
-		return kluis.User{}, s.refuse(ctx, orgChain(org), actor, "user.invite", "")
+		return kluis.User{}, s.Refuse(ctx, OrgChain(org), actor, "user.invite", "")
 	}
 	if in.Email == nil {
 		in.Email = new(string)
@@ -170,7 +170,7 @@ func (s *Store) InviteUser(ctx context.Context, org kluis.OrgID, actor kluis.Act
 	}
 	// A taken address is refused before a key is made for nobody (the
 	// unique index decides in the transaction, should two race).
-	if idx, err := s.emailIndex(ctx, org, kluis.NormalizeEmail(*in.Email)); err != nil {
+	if idx, err := s.EmailIndex(ctx, org, kluis.NormalizeEmail(*in.Email)); err != nil {
 		return kluis.User{}, err
 	} else if taken, err := s.emailTaken(ctx, org, idx); err != nil || taken {
 		return kluis.User{}, cmp.Or(err, errEmailTaken)
@@ -182,11 +182,11 @@ func (s *Store) InviteUser(ctx context.Context, org kluis.OrgID, actor kluis.Act
 	}
 	var u kluis.User
 	defer func() { s.dropUnusedKey(ctx, org, id, err) }()
-	err = s.write(ctx, orgChain(org), func(t *Tx) error {
+	err = s.Write(ctx, OrgChain(org), func(t *Tx) error {
 		if !kluis.CanManageUsers(actor, org) {
-			return deny(orgChain(org), actor, "user.invite", "", kluis.ErrForbidden)
+			return Deny(OrgChain(org), actor, "user.invite", "", kluis.ErrForbidden)
 		}
-		o, err := t.findOrg(ctx, org)
+		o, err := t.FindOrg(ctx, org)
 		if err != nil {
 			return err
 		}
@@ -200,8 +200,8 @@ func (s *Store) InviteUser(ctx context.Context, org kluis.OrgID, actor kluis.Act
 		if _, err := t.invite(ctx, o, u.ID, u.Email); err != nil {
 			return err
 		}
-		return t.appendEvent(ctx, orgChain(org), actor, "user.invite", "user:"+string(u.ID), "success",
-			map[string]any{"role": string(u.Role), "email": sealedDetail{userKey(org, u.ID), u.Email}})
+		return t.Append(ctx, OrgChain(org), actor, "user.invite", "user:"+string(u.ID), "success",
+			map[string]any{"role": string(u.Role), "email": SealedDetail{UserKey(org, u.ID), u.Email}})
 	})
 	return u, err
 }
@@ -210,25 +210,25 @@ func (s *Store) InviteUser(ctx context.Context, org kluis.OrgID, actor kluis.Act
 // link stops working. Managers only. Errors: not_found, conflict (the user is
 // not invited), forbidden.
 func (s *Store) ResendInvitation(ctx context.Context, org kluis.OrgID, actor kluis.Actor, id kluis.UserID) error {
-	return s.write(ctx, orgChain(org), func(t *Tx) error {
+	return s.Write(ctx, OrgChain(org), func(t *Tx) error {
 		if !kluis.CanManageUsers(actor, org) {
-			return deny(orgChain(org), actor, "user.invitation_resend", userTarget(id), kluis.ErrForbidden)
+			return Deny(OrgChain(org), actor, "user.invitation_resend", UserTarget(id), kluis.ErrForbidden)
 		}
-		u, err := t.findUser(ctx, org, id)
+		u, err := t.FindUser(ctx, org, id)
 		if err != nil {
 			return err
 		}
 		if u.Status != kluis.StatusInvited {
 			return kluis.Errorf(kluis.EConflict, "the user has already accepted the invitation or is disabled")
 		}
-		o, err := t.findOrg(ctx, org)
+		o, err := t.FindOrg(ctx, org)
 		if err != nil {
 			return err
 		}
 		if _, err := t.invite(ctx, o, u.ID, u.Email); err != nil {
 			return err
 		}
-		return t.appendEvent(ctx, orgChain(org), actor, "user.invitation_resend", "user:"+string(u.ID), "success", nil)
+		return t.Append(ctx, OrgChain(org), actor, "user.invitation_resend", "user:"+string(u.ID), "success", nil)
 	})
 }
 
@@ -236,15 +236,15 @@ func (s *Store) ResendInvitation(ctx context.Context, org kluis.OrgID, actor klu
 // listed as invited until re-invited or deleted. Managers only. Errors:
 // not_found (no such user or no open invitation), forbidden.
 func (s *Store) RevokeInvitation(ctx context.Context, org kluis.OrgID, actor kluis.Actor, id kluis.UserID) error {
-	return s.write(ctx, orgChain(org), func(t *Tx) error {
+	return s.Write(ctx, OrgChain(org), func(t *Tx) error {
 		if !kluis.CanManageUsers(actor, org) {
-			return deny(orgChain(org), actor, "user.invitation_revoke", userTarget(id), kluis.ErrForbidden)
+			return Deny(OrgChain(org), actor, "user.invitation_revoke", UserTarget(id), kluis.ErrForbidden)
 		}
-		if _, err := t.findUser(ctx, org, id); err != nil {
+		if _, err := t.FindUser(ctx, org, id); err != nil {
 			return err
 		}
 		var n int
-		if err := t.queryRow(ctx, `SELECT COUNT(*) FROM invitations WHERE org_id = ? AND user_id = ?`, org, id).Scan(&n); err != nil {
+		if err := t.QueryRow(ctx, `SELECT COUNT(*) FROM invitations WHERE org_id = ? AND user_id = ?`, org, id).Scan(&n); err != nil {
 			return err
 		}
 		if n == 0 {
@@ -253,7 +253,7 @@ func (s *Store) RevokeInvitation(ctx context.Context, org kluis.OrgID, actor klu
 		if err := t.dropInvitation(ctx, org, id); err != nil {
 			return err
 		}
-		return t.appendEvent(ctx, orgChain(org), actor, "user.invitation_revoke", userTarget(id), "success", nil)
+		return t.Append(ctx, OrgChain(org), actor, "user.invitation_revoke", UserTarget(id), "success", nil)
 	})
 }
 
@@ -266,7 +266,7 @@ func (s *Store) AcceptInvitation(ctx context.Context, org kluis.OrgID, token, na
 	if err := s.gateAddress(ctx); err != nil {
 		return kluis.User{}, err
 	}
-	if !validTokenShape(token) {
+	if !ValidTokenShape(token) {
 		token = "" // cannot match: recorded as a failed attempt below, after the same work
 	}
 	policy, err := s.policy(ctx, s.db.reader, org)
@@ -292,24 +292,24 @@ func (s *Store) AcceptInvitation(ctx context.Context, org kluis.OrgID, token, na
 	if kluis.ErrorCode(err) == kluis.ENotFound {
 		// A failed attempt is an authentication event too (R24), and
 		// counts against the client address (DESIGN §6).
-		return kluis.User{}, s.anonymousFailure(ctx, orgChain(org), "user.invitation_accept", "", nil, err)
+		return kluis.User{}, s.anonymousFailure(ctx, OrgChain(org), "user.invitation_accept", "", nil, err)
 	}
 	return u, err
 }
 
 func (s *Store) acceptInvitation(ctx context.Context, org kluis.OrgID, token, name, hash string) (kluis.User, error) {
 	var u kluis.User
-	err := s.write(ctx, orgChain(org), func(t *Tx) error {
+	err := s.Write(ctx, OrgChain(org), func(t *Tx) error {
 		var userID kluis.UserID
 		var expires int64
-		err := t.queryRow(ctx, `SELECT user_id, expires_at FROM invitations WHERE org_id = ? AND token_hash = ?`, org, tokenHash(token)).Scan(&userID, &expires)
-		if errors.Is(err, sql.ErrNoRows) || err == nil && !t.now.Before(fromMicros(expires)) {
+		err := t.QueryRow(ctx, `SELECT user_id, expires_at FROM invitations WHERE org_id = ? AND token_hash = ?`, org, TokenHash(token)).Scan(&userID, &expires)
+		if errors.Is(err, sql.ErrNoRows) || err == nil && !t.Now().Before(FromMicros(expires)) {
 			return kluis.ErrNotFound
 		}
 		if err != nil {
 			return err
 		}
-		if u, err = t.findUser(ctx, org, userID); err != nil {
+		if u, err = t.FindUser(ctx, org, userID); err != nil {
 			return err
 		}
 		if u.Status != kluis.StatusInvited {
@@ -318,17 +318,17 @@ func (s *Store) acceptInvitation(ctx context.Context, org kluis.OrgID, token, na
 		if err := t.dropInvitation(ctx, org, userID); err != nil {
 			return err
 		}
-		sealedName, err := t.s.sealUser(ctx, org, userID, colName, name)
+		sealedName, err := t.s.SealUser(ctx, org, userID, colName, name)
 		if err != nil {
 			return err
 		}
-		if _, err := t.exec(ctx, `UPDATE users SET name = ?, password_hash = ?, status = ?, updated_at = ? WHERE org_id = ? AND id = ?`,
-			sealedName, hash, kluis.StatusActive, micros(t.now), org, userID); err != nil {
+		if _, err := t.Exec(ctx, `UPDATE users SET name = ?, password_hash = ?, status = ?, updated_at = ? WHERE org_id = ? AND id = ?`,
+			sealedName, hash, kluis.StatusActive, Micros(t.Now()), org, userID); err != nil {
 			return err
 		}
 		u.Name, u.Status = name, kluis.StatusActive
 		actor := kluis.Actor{Realm: kluis.RealmOrg, OrgID: org, UserID: u.ID, Role: u.Role}
-		return t.appendEvent(ctx, orgChain(org), actor, "user.invitation_accept", "user:"+string(u.ID), "success", nil)
+		return t.Append(ctx, OrgChain(org), actor, "user.invitation_accept", "user:"+string(u.ID), "success", nil)
 	})
 	return u, err
 }
@@ -340,11 +340,11 @@ func (s *Store) acceptInvitation(ctx context.Context, org kluis.OrgID, token, na
 // Errors: forbidden.
 func (s *Store) FindUsers(ctx context.Context, org kluis.OrgID, actor kluis.Actor) ([]kluis.User, error) {
 	var users []kluis.User
-	err := s.write(ctx, orgChain(org), func(t *Tx) error {
+	err := s.Write(ctx, OrgChain(org), func(t *Tx) error {
 		if !kluis.CanManageUsers(actor, org) {
-			return deny(orgChain(org), actor, "user.list", "", kluis.ErrForbidden)
+			return Deny(OrgChain(org), actor, "user.list", "", kluis.ErrForbidden)
 		}
-		rows, err := t.query(ctx, `SELECT `+userColumns+` FROM users WHERE org_id = ? ORDER BY created_at, id`, org)
+		rows, err := t.Query(ctx, `SELECT `+userColumns+` FROM users WHERE org_id = ? ORDER BY created_at, id`, org)
 		if err != nil {
 			return err
 		}
@@ -363,13 +363,13 @@ func (s *Store) FindUsers(ctx context.Context, org kluis.OrgID, actor kluis.Acto
 		}
 		rows.Close()
 		for _, su := range sealed {
-			u, err := t.s.openUser(ctx, su)
+			u, err := t.s.OpenUser(ctx, su)
 			if err != nil {
 				return err
 			}
 			users = append(users, u.Masked())
 		}
-		return t.appendEvent(ctx, orgChain(org), actor, "user.list", "", "success", map[string]any{"count": len(users)})
+		return t.Append(ctx, OrgChain(org), actor, "user.list", "", "success", map[string]any{"count": len(users)})
 	})
 	if err != nil {
 		return nil, err // never part of a list
@@ -382,15 +382,15 @@ func (s *Store) FindUsers(ctx context.Context, org kluis.OrgID, actor kluis.Acto
 // Errors: not_found, forbidden.
 func (s *Store) FindUserByID(ctx context.Context, org kluis.OrgID, actor kluis.Actor, id kluis.UserID) (kluis.User, error) {
 	var u kluis.User
-	err := s.write(ctx, orgChain(org), func(t *Tx) error {
+	err := s.Write(ctx, OrgChain(org), func(t *Tx) error {
 		if !kluis.CanManageUsers(actor, org) {
-			return deny(orgChain(org), actor, "user.read", userTarget(id), kluis.ErrForbidden)
+			return Deny(OrgChain(org), actor, "user.read", UserTarget(id), kluis.ErrForbidden)
 		}
 		var err error
-		if u, err = t.findUser(ctx, org, id); err != nil {
+		if u, err = t.FindUser(ctx, org, id); err != nil {
 			return err
 		}
-		return t.appendEvent(ctx, orgChain(org), actor, "user.read", userTarget(id), "success", nil)
+		return t.Append(ctx, OrgChain(org), actor, "user.read", UserTarget(id), "success", nil)
 	})
 	return u, err
 }
@@ -398,7 +398,7 @@ func (s *Store) FindUserByID(ctx context.Context, org kluis.OrgID, actor kluis.A
 // countActiveManagers counts the organisation's active managers other than except.
 func (t *Tx) countActiveManagers(ctx context.Context, org kluis.OrgID, except kluis.UserID) (int, error) {
 	var n int
-	err := t.queryRow(ctx, `SELECT COUNT(*) FROM users WHERE org_id = ? AND role = ? AND status = ? AND id <> ?`,
+	err := t.QueryRow(ctx, `SELECT COUNT(*) FROM users WHERE org_id = ? AND role = ? AND status = ? AND id <> ?`,
 		org, kluis.RoleManager, kluis.StatusActive, except).Scan(&n)
 	return n, err
 }
@@ -409,19 +409,19 @@ func (t *Tx) countActiveManagers(ctx context.Context, org kluis.OrgID, except kl
 // forbidden.
 func (s *Store) UpdateUser(ctx context.Context, org kluis.OrgID, actor kluis.Actor, id kluis.UserID, in kluis.UserInput) (kluis.User, error) {
 	if !kluis.CanManageUsers(actor, org) {
-		return kluis.User{}, s.refuse(ctx, orgChain(org), actor, "user.update", userTarget(id))
+		return kluis.User{}, s.Refuse(ctx, OrgChain(org), actor, "user.update", UserTarget(id))
 	}
 	in = kluis.UserInput{Name: in.Name, Role: in.Role, Disabled: in.Disabled}.Normalize()
 	if err := in.Validate(); err != nil {
 		return kluis.User{}, err
 	}
 	var u kluis.User
-	err := s.write(ctx, orgChain(org), func(t *Tx) error {
+	err := s.Write(ctx, OrgChain(org), func(t *Tx) error {
 		if !kluis.CanManageUsers(actor, org) {
-			return deny(orgChain(org), actor, "user.update", userTarget(id), kluis.ErrForbidden)
+			return Deny(OrgChain(org), actor, "user.update", UserTarget(id), kluis.ErrForbidden)
 		}
 		var err error
-		if u, err = t.findUser(ctx, org, id); err != nil {
+		if u, err = t.FindUser(ctx, org, id); err != nil {
 			return err
 		}
 		wasActiveManager := u.Role == kluis.RoleManager && u.Status == kluis.StatusActive
@@ -443,7 +443,7 @@ func (s *Store) UpdateUser(ctx context.Context, org kluis.OrgID, actor kluis.Act
 				changed = append(changed, "disabled")
 			case !*in.Disabled && u.Status == kluis.StatusDisabled:
 				var hasPassword bool
-				if err := t.queryRow(ctx, `SELECT password_hash IS NOT NULL FROM users WHERE org_id = ? AND id = ?`, org, id).Scan(&hasPassword); err != nil {
+				if err := t.QueryRow(ctx, `SELECT password_hash IS NOT NULL FROM users WHERE org_id = ? AND id = ?`, org, id).Scan(&hasPassword); err != nil {
 					return err
 				}
 				u.Status = kluis.StatusInvited
@@ -456,7 +456,7 @@ func (s *Store) UpdateUser(ctx context.Context, org kluis.OrgID, actor kluis.Act
 		}
 		if len(changed) == 0 {
 			// Nothing changed, but the answer shows the user's data: a read.
-			return t.appendEvent(ctx, orgChain(org), actor, "user.read", userTarget(u.ID), "success", nil)
+			return t.Append(ctx, OrgChain(org), actor, "user.read", UserTarget(u.ID), "success", nil)
 		}
 		if wasActiveManager && (u.Role != kluis.RoleManager || u.Status != kluis.StatusActive) {
 			n, err := t.countActiveManagers(ctx, org, u.ID)
@@ -467,23 +467,23 @@ func (s *Store) UpdateUser(ctx context.Context, org kluis.OrgID, actor kluis.Act
 				return kluis.ErrLastManager
 			}
 		}
-		sealedName, err := t.s.sealUser(ctx, org, u.ID, colName, u.Name)
+		sealedName, err := t.s.SealUser(ctx, org, u.ID, colName, u.Name)
 		if err != nil {
 			return err
 		}
-		if _, err := t.exec(ctx, `UPDATE users SET name = ?, role = ?, status = ?, updated_at = ? WHERE org_id = ? AND id = ?`,
-			sealedName, u.Role, u.Status, micros(t.now), org, u.ID); err != nil {
+		if _, err := t.Exec(ctx, `UPDATE users SET name = ?, role = ?, status = ?, updated_at = ? WHERE org_id = ? AND id = ?`,
+			sealedName, u.Role, u.Status, Micros(t.Now()), org, u.ID); err != nil {
 			return err
 		}
 		// A new role starts with a new sign-in (R14): the person's sessions
 		// end — but the caller's own, when a manager changes their own role.
 		if slices.Contains(changed, "role") && u.Status != kluis.StatusDisabled {
-			if _, err := t.exec(ctx, `DELETE FROM sessions WHERE org_id = ? AND user_id = ? AND id <> ?`, org, u.ID, string(actor.SessionID)); err != nil {
+			if _, err := t.Exec(ctx, `DELETE FROM sessions WHERE org_id = ? AND user_id = ? AND id <> ?`, org, u.ID, string(actor.SessionID)); err != nil {
 				return err
 			}
 		}
 		if u.Status == kluis.StatusDisabled {
-			if _, err := t.exec(ctx, `DELETE FROM sessions WHERE org_id = ? AND user_id = ?`, org, u.ID); err != nil {
+			if _, err := t.Exec(ctx, `DELETE FROM sessions WHERE org_id = ? AND user_id = ?`, org, u.ID); err != nil {
 				return err
 			}
 			if err := t.dropInvitation(ctx, org, u.ID); err != nil {
@@ -500,7 +500,7 @@ func (s *Store) UpdateUser(ctx context.Context, org kluis.OrgID, actor kluis.Act
 				return err
 			}
 		}
-		return t.appendEvent(ctx, orgChain(org), actor, action, "user:"+string(u.ID), "success", map[string]any{"fields": changed})
+		return t.Append(ctx, OrgChain(org), actor, action, "user:"+string(u.ID), "success", map[string]any{"fields": changed})
 	})
 	return u, err
 }
@@ -513,11 +513,11 @@ func (s *Store) UpdateUser(ctx context.Context, org kluis.OrgID, actor kluis.Act
 func (s *Store) DeleteUser(ctx context.Context, org kluis.OrgID, actor kluis.Actor, id kluis.UserID) error {
 	ctx = WithActor(ctx, actor)
 	var shred string
-	err := s.write(ctx, orgChain(org), func(t *Tx) error {
+	err := s.Write(ctx, OrgChain(org), func(t *Tx) error {
 		if !kluis.CanManageUsers(actor, org) {
-			return deny(orgChain(org), actor, "user.delete", userTarget(id), kluis.ErrForbidden)
+			return Deny(OrgChain(org), actor, "user.delete", UserTarget(id), kluis.ErrForbidden)
 		}
-		u, err := t.findUser(ctx, org, id)
+		u, err := t.FindUser(ctx, org, id)
 		if err != nil {
 			return err
 		}
@@ -530,13 +530,13 @@ func (s *Store) DeleteUser(ctx context.Context, org kluis.OrgID, actor kluis.Act
 				return kluis.ErrLastManager
 			}
 		}
-		if _, err := t.exec(ctx, `DELETE FROM users WHERE org_id = ? AND id = ?`, org, u.ID); err != nil {
+		if _, err := t.Exec(ctx, `DELETE FROM users WHERE org_id = ? AND id = ?`, org, u.ID); err != nil {
 			return err
 		}
 		if shred, err = t.scheduleShred(ctx, org, u.ID); err != nil {
 			return err
 		}
-		return t.appendEvent(ctx, orgChain(org), actor, "user.delete", "user:"+string(u.ID), "success", nil)
+		return t.Append(ctx, OrgChain(org), actor, "user.delete", "user:"+string(u.ID), "success", nil)
 	})
 	if err == nil {
 		s.shredNow(ctx, shred)
@@ -552,12 +552,12 @@ func (s *Store) UpdateMe(ctx context.Context, org kluis.OrgID, actor kluis.Actor
 		return kluis.User{}, err
 	}
 	var u kluis.User
-	err := s.write(ctx, orgChain(org), func(t *Tx) error {
+	err := s.Write(ctx, OrgChain(org), func(t *Tx) error {
 		if !actor.IsOrgUser(org) {
 			return kluis.ErrUnauthenticated
 		}
 		var err error
-		if u, err = t.findUser(ctx, org, actor.UserID); err != nil {
+		if u, err = t.FindUser(ctx, org, actor.UserID); err != nil {
 			return err
 		}
 		var changed []string
@@ -573,19 +573,19 @@ func (s *Store) UpdateMe(ctx context.Context, org kluis.OrgID, actor kluis.Actor
 		if len(changed) == 0 {
 			return nil
 		}
-		sealedName, err := t.s.sealUser(ctx, org, u.ID, colName, u.Name)
+		sealedName, err := t.s.SealUser(ctx, org, u.ID, colName, u.Name)
 		if err != nil {
 			return err
 		}
-		sealedPhone, err := t.s.sealUser(ctx, org, u.ID, colPhone, u.Phone)
+		sealedPhone, err := t.s.SealUser(ctx, org, u.ID, colPhone, u.Phone)
 		if err != nil {
 			return err
 		}
-		if _, err := t.exec(ctx, `UPDATE users SET name = ?, phone = ?, maintenance_emails = ?, updated_at = ? WHERE org_id = ? AND id = ?`,
-			sealedName, sealedPhone, u.MaintenanceEmails, micros(t.now), org, u.ID); err != nil {
+		if _, err := t.Exec(ctx, `UPDATE users SET name = ?, phone = ?, maintenance_emails = ?, updated_at = ? WHERE org_id = ? AND id = ?`,
+			sealedName, sealedPhone, u.MaintenanceEmails, Micros(t.Now()), org, u.ID); err != nil {
 			return err
 		}
-		return t.appendEvent(ctx, orgChain(org), actor, "user.update", "user:"+string(u.ID), "success", map[string]any{"fields": changed})
+		return t.Append(ctx, OrgChain(org), actor, "user.update", "user:"+string(u.ID), "success", map[string]any{"fields": changed})
 	})
 	return u, err
 }
