@@ -91,6 +91,9 @@ type Session struct {
 	User User
 }
 
+// ResetTTL is how long a password-reset link works (R20).
+const ResetTTL = 30 * time.Minute
+
 // ChallengeTTL is how long the password step of a two-step login is good
 // for.
 const ChallengeTTL = 5 * time.Minute

@@ -90,7 +90,7 @@ func cmdOperator(ctx context.Context, args []string, getenv func(string) string,
 	if err != nil {
 		return err
 	}
-	op, err := a.store.CreateOperator(ctx, kluis.CLIActor, *email, *name, pw)
+	op, err := a.areas.Operators.CreateOperator(ctx, kluis.CLIActor, *email, *name, pw)
 	if err != nil {
 		a.close()
 		return clientError(err)
@@ -137,7 +137,7 @@ func cmdOrg(ctx context.Context, args []string, getenv func(string) string, stdo
 			a.close()
 			return usageError("usage: kluis org create SLUG --name NAME --manager-email E [--manager-name N]")
 		}
-		org, link, err := a.store.CreateOrg(ctx, kluis.CLIActor, sqlstore.NewOrg{
+		org, link, err := a.areas.Orgs.CreateOrg(ctx, kluis.CLIActor, kluis.NewOrg{
 			Slug: pos[0], Name: *name, Language: *lang, ManagerEmail: *managerEmail, ManagerName: *managerName,
 		})
 		if err != nil {
@@ -162,7 +162,7 @@ func cmdOrg(ctx context.Context, args []string, getenv func(string) string, stdo
 			a.close()
 			return &cliError{code: 2, msg: "deleting an organisation cannot be undone", hint: "add --confirm to delete " + pos[0]}
 		}
-		if err := a.store.DeleteOrg(ctx, kluis.CLIActor, pos[0]); err != nil {
+		if err := a.areas.Orgs.DeleteOrg(ctx, kluis.CLIActor, pos[0]); err != nil {
 			a.close()
 			if kluis.ErrorCode(err) == kluis.ENotFound {
 				return &cliError{code: 1, msg: "no organisation " + pos[0]}
@@ -181,7 +181,7 @@ func cmdOrg(ctx context.Context, args []string, getenv func(string) string, stdo
 		if len(pos) != 0 {
 			return usageError("usage: kluis org list")
 		}
-		orgs, err := a.store.FindOrgs(ctx, kluis.CLIActor)
+		orgs, err := a.areas.Orgs.FindOrgs(ctx, kluis.CLIActor)
 		if err != nil {
 			return clientError(err)
 		}
@@ -225,13 +225,13 @@ func cmdAudit(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	var chains []string
 	if *slug != "" {
-		org, err := a.store.FindOrgBySlug(ctx, *slug)
+		org, err := a.areas.Orgs.FindOrgBySlug(ctx, *slug)
 		if err != nil {
 			return &cliError{code: 2, msg: "could not check: no organisation " + *slug}
 		}
 		chains = []string{sqlstore.OrgChain(org.ID)}
 	}
-	results, err := a.store.VerifyChains(ctx, chains...)
+	results, err := a.areas.Audit.VerifyChains(ctx, chains...)
 	if err != nil {
 		return &cliError{code: 2, msg: "could not check: " + err.Error()}
 	}
@@ -305,11 +305,11 @@ func cmdOrgLogins(ctx context.Context, c *config, args []string, stdout, stderr 
 	}
 	var orgs []kluis.Org
 	if *all {
-		if orgs, err = a.store.FindOrgs(ctx, kluis.CLIActor); err != nil {
+		if orgs, err = a.areas.Orgs.FindOrgs(ctx, kluis.CLIActor); err != nil {
 			return clientError(err)
 		}
 	} else {
-		o, err := a.store.FindOrgBySlug(ctx, pos[0])
+		o, err := a.areas.Orgs.FindOrgBySlug(ctx, pos[0])
 		if err != nil {
 			if kluis.ErrorCode(err) == kluis.ENotFound {
 				return &cliError{code: 1, msg: "no organisation " + pos[0]}
@@ -319,7 +319,7 @@ func cmdOrgLogins(ctx context.Context, c *config, args []string, stdout, stderr 
 		orgs = []kluis.Org{o}
 	}
 	for _, o := range orgs {
-		ended, err := a.store.SetLogins(ctx, o.ID, kluis.CLIActor, *resume)
+		ended, err := a.areas.Orgs.SetLogins(ctx, o.ID, kluis.CLIActor, *resume)
 		if err != nil {
 			return clientError(err)
 		}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kluis/kluis"
 	"github.com/kluis/kluis/internal/kluistest"
 	"github.com/kluis/kluis/internal/sqlstore"
 )
@@ -121,11 +122,11 @@ func TestOperatorCreateReadsPasswordLineFromStdin(t *testing.T) {
 			if strings.Contains(r.stdout+r.stderr, "horse") {
 				t.Errorf("the password shows in the output:\n%s", r)
 			}
-			if _, err := st.OperatorLogin(ctx, email, pw); err != nil {
+			if _, err := st.SignIn.Login(ctx, kluis.OperatorScope, kluis.Origin{}, email, pw); err != nil {
 				t.Errorf("login with the exact password: got %v, want a session", err)
 			}
 			for _, wrong := range []string{strings.TrimSpace(pw), pw + "\r", pw + "\n", pw + "\nsecond line"} {
-				if _, err := st.OperatorLogin(ctx, email, wrong); err == nil {
+				if _, err := st.SignIn.Login(ctx, kluis.OperatorScope, kluis.Origin{}, email, wrong); err == nil {
 					t.Errorf("login with %q: got a session, want unauthenticated", wrong)
 				}
 			}
@@ -254,11 +255,11 @@ func TestOrgCreatePrintsAndMailsTheInvitationLink(t *testing.T) {
 	// The link works: the manager can accept the invitation with its token.
 	st := openStore(t, dir, "")
 	ctx := context.Background()
-	org, err := st.FindOrgBySlug(ctx, "acme")
+	org, err := st.Orgs.FindOrgBySlug(ctx, "acme")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.AcceptInvitation(ctx, org.ID, token, managerName, "Tr0ub4dor&3 horse"); err != nil {
+	if _, err := st.Users.AcceptInvitation(ctx, org.ID, kluis.Origin{}, token, managerName, "Tr0ub4dor&3 horse"); err != nil {
 		t.Errorf("accept the invitation with the printed token: got %v, want the user", err)
 	}
 }

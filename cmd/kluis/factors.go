@@ -26,7 +26,7 @@ func cmdOrgResetFactors(ctx context.Context, c *config, args []string, stdout, s
 		a.close()
 		return usageError(usage)
 	}
-	o, err := a.store.FindOrgBySlug(ctx, pos[0])
+	o, err := a.areas.Orgs.FindOrgBySlug(ctx, pos[0])
 	if err != nil {
 		a.close()
 		if kluis.ErrorCode(err) == kluis.ENotFound {
@@ -34,7 +34,7 @@ func cmdOrgResetFactors(ctx context.Context, c *config, args []string, stdout, s
 		}
 		return clientError(err)
 	}
-	if err := a.store.ResetManagerFactorsByCLI(ctx, o.ID, kluis.CLIActor, *email); err != nil {
+	if err := a.areas.Factors.ResetManagerFactorsByCLI(ctx, o.ID, kluis.CLIActor, *email); err != nil {
 		a.close()
 		switch kluis.ErrorCode(err) {
 		case kluis.ENotFound:

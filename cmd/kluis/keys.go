@@ -90,15 +90,15 @@ func keysStatus(ctx context.Context, a *app, stdout io.Writer) error {
 	}
 	// What still uses retired versions: data rows until re-encryption has
 	// finished, audit rows for good (they keep their ciphertext).
-	uses, err := a.store.RetiredUses(ctx)
+	uses, err := a.areas.KeyWork.RetiredUses(ctx)
 	if err != nil {
 		return err
 	}
-	jobs, err := a.store.Reencryptions(ctx)
+	jobs, err := a.areas.KeyWork.Reencryptions(ctx)
 	if err != nil {
 		return err
 	}
-	job := map[kluis.OrgID]sqlstore.Reencryption{}
+	job := map[kluis.OrgID]kluis.Reencryption{}
 	for _, j := range jobs {
 		job[j.Org] = j
 	}
@@ -123,17 +123,17 @@ func keysStatus(ctx context.Context, a *app, stdout io.Writer) error {
 // re-encrypts its data, printing progress. Interrupted, the work goes on in
 // kluis serve (or the next run of this command) where it stopped.
 func rotateOrgKey(ctx context.Context, a *app, slug string, stdout io.Writer) error {
-	kv, err := a.store.RotateOrgKey(sqlstore.WithActor(ctx, kluis.CLIActor), kluis.CLIActor, slug)
+	kv, err := a.areas.KeyWork.RotateOrgKey(sqlstore.WithActor(ctx, kluis.CLIActor), kluis.CLIActor, slug)
 	if kluis.ErrorCode(err) == kluis.ENotFound {
 		return &cliError{code: 1, msg: "no organisation " + slug, hint: "kluis org list shows the slugs"}
 	}
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s: organisation key rotated to version %d; its user and project keys have new versions too\n", slug, kv.Version)
+	fmt.Fprintf(stdout, "%s: organisation key rotated to version %d; its user and project keys have new versions too\n", slug, kv)
 	last := time.Time{}
 	for {
-		jobs, err := a.store.Reencrypt(ctx, func(j sqlstore.Reencryption) {
+		jobs, err := a.areas.KeyWork.Reencrypt(ctx, func(j kluis.Reencryption) {
 			if time.Since(last) >= time.Second || j.Finished() {
 				last = time.Now()
 				if !j.Finished() {

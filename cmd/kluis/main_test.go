@@ -21,6 +21,7 @@ import (
 	"github.com/kluis/kluis/internal/kluistest"
 	"github.com/kluis/kluis/internal/password"
 	"github.com/kluis/kluis/internal/sqlstore"
+	"github.com/kluis/kluis/internal/sqlstore/areas"
 )
 
 // TestMain removes the kluis binary that the end-to-end tests build once.
@@ -188,7 +189,7 @@ func waitReady(t testing.TB, base string) {
 
 // openStore opens the store of a data folder (and DSN) as kluis does, for
 // checks the command line cannot make, such as a login.
-func openStore(t testing.TB, dir, dsn string) *sqlstore.Store {
+func openStore(t testing.TB, dir, dsn string) *areas.Areas {
 	t.Helper()
 	ctx := context.Background()
 	db, err := sqlstore.Open(ctx, dir, dsn)
@@ -218,11 +219,12 @@ func openStore(t testing.TB, dir, dsn string) *sqlstore.Store {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ks.Close() })
-	st, err := sqlstore.NewStore(db, sqlstore.Options{Hasher: hasher, Signer: signer, Witness: witness, Keys: ks})
+	core, err := sqlstore.New(db, sqlstore.Options{Keys: ks})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.EnsureKeys(ctx); err != nil {
+	st := areas.New(core, areas.Config{Hasher: hasher, Signer: signer, Witness: witness})
+	if err := st.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	return st

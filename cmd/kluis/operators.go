@@ -57,14 +57,14 @@ func cmdOperatorAccount(ctx context.Context, args []string, getenv func(string) 
 	var msg string
 	switch sub {
 	case "reset-password":
-		err = a.store.ResetOperatorPassword(ctx, kluis.CLIActor, *email, pw)
+		err = a.areas.Operators.ResetOperatorPassword(ctx, kluis.CLIActor, *email, pw)
 		msg = "operator password reset; their sessions ended and their sign-in lock is lifted"
 	case "reset-factors":
-		err = a.store.ResetOperatorFactors(ctx, kluis.CLIActor, *email)
+		err = a.areas.Operators.ResetOperatorFactors(ctx, kluis.CLIActor, *email)
 		msg = "operator second factor removed; their sessions ended, and their next sign-in sets up a new one"
 	case "disable", "enable":
 		var ended, left int
-		ended, left, err = a.store.SetOperatorDisabled(ctx, kluis.CLIActor, *email, sub == "disable")
+		ended, left, err = a.areas.Operators.SetOperatorDisabled(ctx, kluis.CLIActor, *email, sub == "disable")
 		msg = "operator enabled"
 		if sub == "disable" {
 			msg = fmt.Sprintf("operator disabled, %d sessions ended", ended)
@@ -106,7 +106,7 @@ func cmdLogins(ctx context.Context, args []string, getenv func(string) string, s
 		a.close()
 		return usageError(usage)
 	}
-	ended, err := a.store.SetInstanceLogins(ctx, kluis.CLIActor, *resume)
+	ended, err := a.areas.Orgs.SetInstanceLogins(ctx, kluis.CLIActor, *resume)
 	if err != nil {
 		a.close()
 		return clientError(err)

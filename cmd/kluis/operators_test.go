@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/kluis/kluis"
-	"github.com/kluis/kluis/internal/sqlstore"
+	"github.com/kluis/kluis/internal/kluistest"
 	"github.com/pquerna/otp/totp"
 )
 
@@ -31,12 +31,13 @@ func TestOperatorRecoveryFromTheCommandLine(t *testing.T) {
 	mustCLI(t, env, oldPw+"\n", "operator", "create", "--email", email, "--password-stdin", "--data", dir)
 	st := openStore(t, dir, "")
 	ctx := context.Background()
-	login := func(pw string) (sqlstore.Session, error) {
+	seenMail := map[string]bool{}
+	login := func(pw string) (kluis.Session, error) {
 		t.Helper()
-		return st.OperatorLogin(ctx, email, pw)
+		return st.SignIn.Login(ctx, kluis.OperatorScope, kluis.Origin{}, email, pw)
 	}
-	alive := func(s sqlstore.Session) bool {
-		_, err := st.AuthenticateOperator(ctx, s.Token)
+	alive := func(s kluis.Session) bool {
+		_, err := st.SignIn.Authenticate(ctx, kluis.RealmOperator, kluis.Origin{}, s.Token)
 		return err == nil
 	}
 
@@ -75,6 +76,12 @@ func TestOperatorRecoveryFromTheCommandLine(t *testing.T) {
 	if strings.Contains(r.stdout+r.stderr, newPw) || strings.Contains(r.stdout+r.stderr, email) {
 		t.Errorf("reset-password printed the password or the address:\n%s", r)
 	}
+	// The operator is told, as a user would be: a notice to their address,
+	// with no password in it (R45).
+	mails := readOutbox(t, dir, seenMail)
+	if len(mails) != 1 || !strings.Contains(mails[0].header.Get("To"), email) || strings.Contains(mails[0].body, newPw) {
+		t.Errorf("after the password reset the outbox holds %+v, want one notice to the operator without the password", mails)
+	}
 	if alive(before) {
 		t.Error("a session from before the password reset still works")
 	}
@@ -103,23 +110,28 @@ func TestOperatorRecoveryFromTheCommandLine(t *testing.T) {
 	}
 
 	// Set up an authenticator app, lose it, and reset it.
-	actor, err := st.AuthenticateOperator(ctx, sess.Token)
+	id, err := st.SignIn.Authenticate(ctx, kluis.RealmOperator, kluis.Origin{}, sess.Token)
 	if err != nil {
 		t.Fatal(err)
 	}
-	secret, _, err := st.StartOperatorTOTP(ctx, actor)
+	actor := id.Actor
+	start, err := st.Factors.StartFactor(ctx, kluis.OperatorScope, actor, kluis.FactorTOTP, kluis.FactorSetup{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	secret := start.Secret
 	code, _ := totp.GenerateCode(secret, time.Now())
-	if _, err := st.ConfirmOperatorTOTP(ctx, actor, code); err != nil {
+	if _, err := st.Factors.ConfirmFactor(ctx, kluis.OperatorScope, actor, kluis.FactorTOTP, kluis.FactorProof{Code: code}); err != nil {
 		t.Fatal(err)
 	}
-	var challenge *sqlstore.MFAChallenge
+	var challenge *kluis.Challenge
 	if _, err := login(newPw); !errors.As(err, &challenge) {
 		t.Fatalf("sign-in with an app set up: %v, want a challenge", err)
 	}
 	mustCLI(t, env, "", "operator", "reset-factors", "--email", email, "--data", dir)
+	if mails := readOutbox(t, dir, seenMail); len(mails) != 1 || !strings.Contains(mails[0].header.Get("To"), email) {
+		t.Errorf("after the factor reset the outbox holds %+v, want one notice to the operator", mails)
+	}
 	if alive(sess) {
 		t.Error("a session from before the factor reset still works")
 	}
@@ -161,17 +173,17 @@ func TestInstanceLoginsFromTheCommandLine(t *testing.T) {
 	st := openStore(t, dir, "")
 	ctx := context.Background()
 	for _, slug := range []string{"acme", "beta"} {
-		o, err := st.FindOrgBySlug(ctx, slug)
+		o, err := st.Orgs.FindOrgBySlug(ctx, slug)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := st.Login(ctx, o.ID, "m@example.com", "Whatever 123 x"); kluis.ErrorCode(err) != kluis.ELoginsDisabled {
+		if _, _, err := kluistest.Login(ctx, st.SignIn, o.ID, "m@example.com", "Whatever 123 x"); kluis.ErrorCode(err) != kluis.ELoginsDisabled {
 			t.Errorf("login to %s while the instance is stopped: %v, want logins_disabled", slug, err)
 		}
 	}
 	mustCLI(t, env, "", "logins", "--resume", "--data", dir)
-	o, _ := st.FindOrgBySlug(ctx, "beta")
-	if _, _, err := st.Login(ctx, o.ID, "m@example.com", "Whatever 123 x"); kluis.ErrorCode(err) != kluis.EUnauthenticated {
+	o, _ := st.Orgs.FindOrgBySlug(ctx, "beta")
+	if _, _, err := kluistest.Login(ctx, st.SignIn, o.ID, "m@example.com", "Whatever 123 x"); kluis.ErrorCode(err) != kluis.EUnauthenticated {
 		t.Errorf("login after the resume: %v, want unauthenticated (logins open, wrong password)", err)
 	}
 	actions := strings.Join(queryStrings(t, "sqlite", dir, "", `SELECT action FROM audit_events WHERE chain = 'platform' AND action LIKE 'instance.%' ORDER BY seq`), " ")

@@ -21,11 +21,14 @@ import (
 
 	"github.com/kluis/kluis"
 	"github.com/kluis/kluis/internal/audit"
+	"github.com/kluis/kluis/internal/deliver"
 	"github.com/kluis/kluis/internal/keys"
 	"github.com/kluis/kluis/internal/mail"
 	"github.com/kluis/kluis/internal/password"
 	"github.com/kluis/kluis/internal/sms"
 	"github.com/kluis/kluis/internal/sqlstore"
+	"github.com/kluis/kluis/internal/sqlstore/areas"
+	"github.com/kluis/kluis/internal/sqlstore/auditlog"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -353,13 +356,15 @@ func checkDSN(fromFlag bool, dsn string) error {
 	return nil
 }
 
-// app is an opened instance: database, store and the audit keys.
+// app is an opened instance: database, key store, the store's areas and
+// the audit keys.
 type app struct {
 	cfg       *config
+	wire      wiring
 	db        *sqlstore.DB
 	keys      *keys.Store
 	keyEvents keyEvents
-	store     *sqlstore.Store
+	areas     *areas.Areas
 	witness   audit.WitnessLog
 	witnessF  *audit.Witness // the witness file, in embedded mode
 	sender    mail.Sender
@@ -367,9 +372,23 @@ type app struct {
 	log       *slog.Logger
 }
 
+// wiring is what kluis serve gives the store at construction: the
+// observer that turns counts into metrics and the workers' wake-ups. The
+// other commands run without (nil: nothing counted, nobody to wake).
+type wiring struct {
+	observer sqlstore.Observer
+	mailWake deliver.Waker
+	smsWake  deliver.Waker
+}
+
 // open opens the database and the store. Only serve and migrate migrate;
 // other commands refuse an unmigrated database with a hint.
 func open(ctx context.Context, c *config, migrate bool, stderr io.Writer) (*app, error) {
+	return openWired(ctx, c, migrate, wiring{}, stderr)
+}
+
+// openWired is open with the wiring of kluis serve.
+func openWired(ctx context.Context, c *config, migrate bool, w wiring, stderr io.Writer) (*app, error) {
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: c.LogLevel}))
 	if !migrate && c.DB == "" {
 		// Opening would create an empty database (and the folder): a
@@ -398,7 +417,7 @@ func open(ctx context.Context, c *config, migrate bool, stderr io.Writer) (*app,
 		}
 		return nil, err
 	}
-	a := &app{cfg: c, db: db, log: log}
+	a := &app{cfg: c, wire: w, db: db, log: log, keyEvents: keyEvents{log: log, observer: w.observer}}
 	if err := a.init(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -463,41 +482,47 @@ func (a *app) init(ctx context.Context) error {
 	} else {
 		a.texter = &sms.Outbox{Dir: filepath.Join(c.DataDir, "sms-outbox"), Logger: a.log}
 	}
-	a.store, err = sqlstore.NewStore(a.db, sqlstore.Options{
-		Hasher: hasher, Signer: signer, Witness: a.witness, Keys: a.keys, Log: a.log, PublicURL: publicURL, MailFrom: from,
-		SecurityEmail: c.SecurityEmail,
-	})
+	opts := sqlstore.Options{Keys: a.keys, Log: a.log, PublicURL: publicURL, MailFrom: from, Observer: a.wire.observer}
+	if a.wire.mailWake != nil {
+		opts.MailQueued = a.wire.mailWake.Notify
+	}
+	if a.wire.smsWake != nil {
+		opts.SMSQueued = a.wire.smsWake.Notify
+	}
+	core, err := sqlstore.New(a.db, opts)
 	if err != nil {
 		return err
 	}
-	a.keyEvents = keyEvents{store: a.store, log: a.log}
-	return a.store.EnsureKeys(ctx)
+	a.areas = areas.New(core, areas.Config{Hasher: hasher, Signer: signer, Witness: a.witness, SecurityEmail: c.SecurityEmail})
+	a.keyEvents.areas = a.areas
+	return a.areas.Start(ctx)
 }
 
 // keyEvents turns the key store's life-cycle events into audit events. The
 // key store is opened before the data store exists, so events before that
 // (none: opening creates no keys) would be dropped.
 type keyEvents struct {
-	store *sqlstore.Store
-	log   *slog.Logger
+	areas    *areas.Areas
+	log      *slog.Logger
+	observer sqlstore.Observer
 }
 
 // KeyEvent records the event with the actor of the context (the request's,
 // "cli" for commands, else "system"); the key store has committed, so a
 // failure here can only be logged (keys status reconciles).
 func (k *keyEvents) KeyEvent(ctx context.Context, e keys.Event) {
-	if k.store == nil {
+	if k.areas == nil {
 		return
 	}
-	if err := k.store.RecordKeyLifecycle(ctx, e); err != nil {
+	if err := k.areas.Audit.RecordKeyLifecycle(ctx, e); err != nil {
 		k.log.Error("key event not recorded in the audit log", "action", string(e.Action), "err", err.Error())
 	}
 }
 
 // KeyUnwrapped counts the unwrap in the metrics, per organisation (R28).
 func (k *keyEvents) KeyUnwrapped(org string, kind keys.Kind) {
-	if k.store != nil {
-		k.store.KeyUnwrapped(org, kind)
+	if k.observer != nil {
+		k.observer.KeyUnwrapped(org, string(kind))
 	}
 }
 
@@ -533,9 +558,9 @@ func (a *app) signer(ctx context.Context) (*audit.Signer, error) {
 // finish delivers the mail this command queued and checkpoints the chains it
 // wrote, then closes everything.
 func (a *app) finish(ctx context.Context) error {
-	w := mail.NewWorker(a.store, a.sender, a.log, nil)
+	w := mail.NewWorker(a.areas.MailQueue, a.sender, a.log, nil, nil)
 	_, merr := w.DeliverDue(ctx)
-	_, cerr := a.store.Checkpoint(ctx, sqlstore.DefaultCheckpointPolicy, true)
+	_, cerr := a.areas.Audit.Checkpoint(ctx, auditlog.DefaultCheckpointPolicy, true)
 	return errors.Join(merr, cerr, a.close())
 }
 

@@ -15,10 +15,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kluis/kluis/internal/deliver"
 	"github.com/kluis/kluis/internal/httpserver"
 	"github.com/kluis/kluis/internal/mail"
 	"github.com/kluis/kluis/internal/sms"
-	"github.com/kluis/kluis/internal/sqlstore"
+	"github.com/kluis/kluis/internal/sqlstore/auditlog"
 )
 
 // cmdServe runs the server until SIGINT or SIGTERM (or ctx ends), then shuts
@@ -58,7 +59,11 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	if c.PublicURL == "" {
 		c.PublicURL = "http://" + ln.Addr().String()
 	}
-	a, err := open(ctx, c, true, stderr)
+	// Everything the store reports to is made first and given to it at
+	// construction: the metrics and the workers' wake-ups.
+	metrics := httpserver.NewMetrics()
+	mailWake, smsWake := deliver.NewWaker(), deliver.NewWaker()
+	a, err := openWired(ctx, c, true, wiring{observer: metrics, mailWake: mailWake, smsWake: smsWake}, stderr)
 	if err != nil {
 		return err
 	}
@@ -66,16 +71,13 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err := a.db.SetSetting(ctx, "public_url", c.PublicURL); err != nil {
 		return err
 	}
-	metrics := httpserver.NewMetrics()
-	worker := mail.NewWorker(a.store, a.sender, a.log, nil)
+	worker := mail.NewWorker(a.areas.MailQueue, a.sender, a.log, nil, mailWake)
 	worker.FirstRetry = c.MailRetry
-	a.store.SetHooks(worker.Notify, metrics)
-	texts := sms.NewWorker(a.store, a.texter, a.log, nil)
-	a.store.SetSMSHook(texts.Notify)
+	texts := sms.NewWorker(a.areas.SMSQueue, a.texter, a.log, nil, smsWake)
 
 	srv := &http.Server{
 		Handler: httpserver.NewServer(httpserver.Config{
-			Store: a.store, Logger: a.log, Metrics: metrics, TrustedProxies: c.TrustedProxies, MaxBodyBytes: c.MaxBodyBytes,
+			Services: a.areas.Services(), Ready: a.db.Ping, Logger: a.log, Metrics: metrics, TrustedProxies: c.TrustedProxies, MaxBodyBytes: c.MaxBodyBytes,
 			OperatorAddresses: c.OperatorAddresses,
 			HTTPS:             strings.HasPrefix(strings.ToLower(c.PublicURL), "https://"),
 		}),
@@ -132,7 +134,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	if _, derr := texts.DeliverDue(shutdownCtx); derr != nil {
 		a.log.Warn("text messages left in the queue for the next start", "err", derr.Error())
 	}
-	if _, cerr := a.store.Checkpoint(shutdownCtx, sqlstore.DefaultCheckpointPolicy, true); cerr != nil {
+	if _, cerr := a.areas.Audit.Checkpoint(shutdownCtx, auditlog.DefaultCheckpointPolicy, true); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("final audit checkpoint: %w", cerr))
 	}
 	return err
@@ -145,10 +147,10 @@ func (a *app) securityLoop(ctx context.Context, every time.Duration) {
 	defer t.Stop()
 	holder := newHolder()
 	for {
-		if err := a.store.SweepThrottle(ctx); err != nil && ctx.Err() == nil {
+		if err := a.areas.Throttle.SweepThrottle(ctx); err != nil && ctx.Err() == nil {
 			a.log.Error("throttle sweep", "err", err.Error())
 		}
-		if _, err := a.store.SecurityDigest(ctx, holder, every); err != nil && ctx.Err() == nil {
+		if _, err := a.areas.Throttle.SecurityDigest(ctx, holder, every); err != nil && ctx.Err() == nil {
 			a.log.Error("security digest", "err", err.Error())
 		}
 		select {
@@ -174,10 +176,10 @@ func (a *app) keyWorkLoop(ctx context.Context) {
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
 	for {
-		if n, err := a.store.Shred(ctx); err != nil && ctx.Err() == nil {
+		if n, err := a.areas.Core.Shred(ctx); err != nil && ctx.Err() == nil {
 			a.log.Error("key destruction failed; retried", "pending", n, "err", err.Error())
 		}
-		if _, err := a.store.Reencrypt(ctx, nil); err != nil && ctx.Err() == nil {
+		if _, err := a.areas.KeyWork.Reencrypt(ctx, nil); err != nil && ctx.Err() == nil {
 			a.log.Error("re-encryption failed; retried", "err", err.Error())
 		}
 		select {
@@ -197,7 +199,7 @@ func (a *app) checkpointLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if _, err := a.store.Checkpoint(ctx, sqlstore.DefaultCheckpointPolicy, false); err != nil && ctx.Err() == nil {
+			if _, err := a.areas.Audit.Checkpoint(ctx, auditlog.DefaultCheckpointPolicy, false); err != nil && ctx.Err() == nil {
 				a.log.Error("audit checkpoint failed", "err", err.Error())
 			}
 		}

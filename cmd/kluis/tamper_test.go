@@ -12,6 +12,7 @@ import (
 	"github.com/kluis/kluis"
 	"github.com/kluis/kluis/internal/kluistest"
 	"github.com/kluis/kluis/internal/sqlstore"
+	"github.com/kluis/kluis/internal/sqlstore/auditlog"
 )
 
 // `kluis audit verify` finds tampering with the audit log, on both engines
@@ -56,20 +57,20 @@ func setupChains(t *testing.T, engine string) *chainSetup {
 	// More events in acme's chain, straight through the store.
 	ctx := context.Background()
 	st := openStore(t, s.dir, s.dsn)
-	org, err := st.FindOrgBySlug(ctx, "acme")
+	org, err := st.Orgs.FindOrgBySlug(ctx, "acme")
 	if err != nil {
 		t.Fatal(err)
 	}
 	const pw = "Manager pass 2026!"
-	if _, err := st.AcceptInvitation(ctx, org.ID, tokenOf(acmeLink), "Marie Manager", pw); err != nil {
+	if _, err := st.Users.AcceptInvitation(ctx, org.ID, kluis.Origin{}, tokenOf(acmeLink), "Marie Manager", pw); err != nil {
 		t.Fatalf("accept acme's invitation: %v", err)
 	}
 	for range 3 {
-		if _, _, err := st.Login(ctx, org.ID, "manager@acme.example", pw); err != nil {
+		if _, _, err := kluistest.Login(ctx, st.SignIn, org.ID, "manager@acme.example", pw); err != nil {
 			t.Fatalf("login: %v", err)
 		}
 	}
-	if _, err := st.Checkpoint(ctx, sqlstore.DefaultCheckpointPolicy, true); err != nil {
+	if _, err := st.Audit.Checkpoint(ctx, auditlog.DefaultCheckpointPolicy, true); err != nil {
 		t.Fatalf("checkpoint: %v", err)
 	}
 	return s

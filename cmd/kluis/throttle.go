@@ -35,7 +35,7 @@ func cmdThrottle(ctx context.Context, args []string, getenv func(string) string,
 		if len(pos) > 0 || *address != "" {
 			return usageError(usage)
 		}
-		blocks, err := a.store.AddressBlocks(ctx, kluis.CLIActor)
+		blocks, err := a.areas.Throttle.AddressBlocks(ctx, kluis.CLIActor)
 		if err != nil {
 			return clientError(err)
 		}
@@ -57,15 +57,15 @@ func cmdThrottle(ctx context.Context, args []string, getenv func(string) string,
 			if err != nil {
 				return usageError("--address: %q is not an IP address", *address)
 			}
-			if ref, err = a.store.AddressRef(ctx, ip); err != nil {
+			if ref, err = a.areas.Throttle.AddressRef(ctx, ip); err != nil {
 				return err
 			}
 		default:
 			return usageError(usage)
 		}
-		set := a.store.LiftAddressBlock
+		set := a.areas.Throttle.LiftAddressBlock
 		if args[0] == "permanent" {
-			set = a.store.KeepAddressBlock
+			set = a.areas.Throttle.KeepAddressBlock
 		}
 		if err := set(ctx, kluis.CLIActor, ref); err != nil {
 			if kluis.ErrorCode(err) == kluis.ENotFound {

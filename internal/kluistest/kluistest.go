@@ -23,12 +23,15 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib"
 
+	"github.com/kluis/kluis"
 	"github.com/kluis/kluis/internal/audit"
 	"github.com/kluis/kluis/internal/keys"
 	"github.com/kluis/kluis/internal/mail"
 	"github.com/kluis/kluis/internal/password"
 	"github.com/kluis/kluis/internal/sms"
 	"github.com/kluis/kluis/internal/sqlstore"
+	"github.com/kluis/kluis/internal/sqlstore/areas"
+	"github.com/kluis/kluis/internal/sqlstore/throttle"
 )
 
 // Engines are the database engines every storage and API test runs on.
@@ -169,24 +172,26 @@ func (c *Clock) Advance(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
-// Env is a store on a real database with its data folder, clock and outbox.
+// Env is the store's areas on a real database with its data folder, clock
+// and outbox. Its areas (Orgs, Users, SignIn, …) are the ones kluis serve
+// builds (package areas), over the same kind of database.
 type Env struct {
-	Engine  string
-	Dir     string
-	DSN     string // "" for SQLite in Dir
-	DB      *sqlstore.DB
-	Store   *sqlstore.Store
-	Clock   *Clock
-	Signer  *audit.Signer
-	Witness *audit.Witness
-	Root    *keys.Root
-	KeysDSN string // the key store: a SQLite file in Dir, or a PostgreSQL database of its own
-	Keys    *keys.Store
-	Outbox  string
-	hasher  *password.Hasher
-	opts    EnvOptions
-	worker  *mail.Worker
-	seen    map[string]bool
+	Engine string
+	Dir    string
+	DSN    string // "" for SQLite in Dir
+	DB     *sqlstore.DB
+	*areas.Areas
+	Clock    *Clock
+	Signer   *audit.Signer
+	Witness  *audit.Witness
+	Root     *keys.Root
+	KeysDSN  string // the key store: a SQLite file in Dir, or a PostgreSQL database of its own
+	KeyStore *keys.Store
+	Outbox   string
+	hasher   *password.Hasher
+	opts     EnvOptions
+	worker   *mail.Worker
+	seen     map[string]bool
 	// SMSOutbox is the folder of the text messages the store sent.
 	SMSOutbox string
 	smsWorker *sms.Worker
@@ -195,13 +200,15 @@ type Env struct {
 
 // EnvOptions tunes NewEnv.
 type EnvOptions struct {
-	Argon2   password.Params   // zero means FastArgon2
-	Throttle sqlstore.Throttle // zero fields mean sqlstore.DefaultThrottle's
+	Argon2   password.Params // zero means FastArgon2
+	Throttle throttle.Config // zero fields mean throttle.DefaultConfig's
 	// SecurityEmail is the operator's security address (alarms, digest).
 	SecurityEmail string
+	// Observer receives the counts kluis serve turns into metrics.
+	Observer sqlstore.Observer
 }
 
-// NewEnv returns a store on a fresh database of the engine.
+// NewEnv returns the store's areas on a fresh database of the engine.
 func NewEnv(tb testing.TB, engine string, opts ...EnvOptions) *Env {
 	tb.Helper()
 	var o EnvOptions
@@ -235,25 +242,39 @@ func NewEnv(tb testing.TB, engine string, opts ...EnvOptions) *Env {
 	if engine == sqlstore.Postgres {
 		e.KeysDSN = PostgresDSN(tb)
 	}
-	if e.Keys, err = keys.OpenStore(context.Background(), e.KeysDSN, e.Root, e.Clock.Now, keys.Options{Observer: (*envKeyEvents)(e)}); err != nil {
+	e.Areas, e.KeyStore = e.open(tb, keys.Options{Observer: (*envKeyEvents)(e)})
+	e.worker = mail.NewWorker(e.MailQueue, &mail.Outbox{Dir: e.Outbox}, nil, e.Clock.Now, nil)
+	e.SMSOutbox, e.smsSeen = filepath.Join(dir, "sms"), map[string]bool{}
+	e.smsWorker = sms.NewWorker(e.SMSQueue, &sms.Outbox{Dir: e.SMSOutbox}, nil, e.Clock.Now, nil)
+	return e
+}
+
+// open builds the areas on the env's databases with a key store connection
+// and key cache of its own, as a kluis process does.
+func (e *Env) open(tb testing.TB, opts keys.Options) (*areas.Areas, *keys.Store) {
+	tb.Helper()
+	ks, err := keys.OpenStore(context.Background(), e.KeysDSN, e.Root, e.Clock.Now, opts)
+	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { e.Keys.Close() })
-	e.Store, err = sqlstore.NewStore(e.DB, sqlstore.Options{
-		Now: e.Clock.Now, Hasher: hasher, Signer: e.Signer, Witness: e.Witness, Keys: e.Keys,
-		PublicURL: "http://kluis.test", MailFrom: "kluis@kluis.test", Throttle: o.Throttle, SecurityEmail: o.SecurityEmail,
+	tb.Cleanup(func() { ks.Close() })
+	core, err := sqlstore.New(e.DB, sqlstore.Options{
+		Now: e.Clock.Now, Keys: ks, PublicURL: "http://kluis.test", MailFrom: "kluis@kluis.test", Observer: e.opts.Observer,
 	})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if err := e.Store.EnsureKeys(context.Background()); err != nil {
+	a := areas.New(core, areas.Config{
+		Hasher: e.hasher, Signer: e.Signer, Witness: e.Witness, Throttle: e.opts.Throttle, SecurityEmail: e.opts.SecurityEmail,
+	})
+	if err := a.Start(context.Background()); err != nil {
 		tb.Fatal(err)
 	}
-	e.worker = mail.NewWorker(e.Store, &mail.Outbox{Dir: e.Outbox}, nil, e.Clock.Now)
-	e.SMSOutbox, e.smsSeen = filepath.Join(dir, "sms"), map[string]bool{}
-	e.smsWorker = sms.NewWorker(e.Store, &sms.Outbox{Dir: e.SMSOutbox}, nil, e.Clock.Now)
-	return e
+	return a, ks
 }
+
+// Services returns the areas as the HTTP server takes them.
+func (e *Env) Services() kluis.Services { return e.Areas.Services() }
 
 // SMS delivers the queued text messages to the SMS outbox and returns those
 // that arrived since the last call, oldest first.
@@ -291,16 +312,16 @@ func SMSCode(tb testing.TB, m sms.OutboxMessage) string {
 type envKeyEvents Env
 
 func (k *envKeyEvents) KeyEvent(ctx context.Context, ev keys.Event) {
-	if k.Store != nil {
-		if err := k.Store.RecordKeyLifecycle(ctx, ev); err != nil {
+	if k.Areas != nil {
+		if err := k.Audit.RecordKeyLifecycle(ctx, ev); err != nil {
 			panic("kluistest: key event not recorded: " + err.Error())
 		}
 	}
 }
 
 func (k *envKeyEvents) KeyUnwrapped(org string, kind keys.Kind) {
-	if k.Store != nil {
-		k.Store.KeyUnwrapped(org, kind)
+	if k.opts.Observer != nil {
+		k.opts.Observer.KeyUnwrapped(org, string(kind))
 	}
 }
 
@@ -415,24 +436,11 @@ func RawExec(tb testing.TB, engine, dataDir, dsn, query string) int64 {
 	return n
 }
 
-// OtherProcess returns a second store on the env's databases with a key
-// store connection and key cache of its own, as another kluis process (or
-// node) has.
-func (e *Env) OtherProcess(tb testing.TB, opts keys.Options) (*sqlstore.Store, *keys.Store) {
+// OtherProcess returns the areas a second process (or node) builds on the
+// env's databases, with a key store connection and key cache of its own.
+func (e *Env) OtherProcess(tb testing.TB, opts keys.Options) (*areas.Areas, *keys.Store) {
 	tb.Helper()
-	ks, err := keys.OpenStore(context.Background(), e.KeysDSN, e.Root, e.Clock.Now, opts)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { ks.Close() })
-	st, err := sqlstore.NewStore(e.DB, sqlstore.Options{
-		Now: e.Clock.Now, Hasher: e.hasher, Signer: e.Signer, Witness: e.Witness, Keys: ks,
-		PublicURL: "http://kluis.test", MailFrom: "kluis@kluis.test", Throttle: e.opts.Throttle, SecurityEmail: e.opts.SecurityEmail,
-	})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return st, ks
+	return e.open(tb, opts)
 }
 
 // Query runs a read on the env's database through a connection of its own
@@ -492,4 +500,36 @@ func Name(prefix string) string {
 	var b [4]byte
 	rand.Read(b[:])
 	return fmt.Sprintf("%s-%s", prefix, hex.EncodeToString(b[:]))
+}
+
+// Login is a test's shorthand for the password step of an organisation's
+// sign-in: the session and the person signed in.
+func Login(ctx context.Context, s kluis.SignInService, org kluis.OrgID, email, pw string) (kluis.Session, kluis.User, error) {
+	return LoginFrom(ctx, s, org, kluis.Origin{}, email, pw)
+}
+
+// LoginFrom is Login from a request's origin.
+func LoginFrom(ctx context.Context, s kluis.SignInService, org kluis.OrgID, from kluis.Origin, email, pw string) (kluis.Session, kluis.User, error) {
+	sess, err := s.Login(ctx, kluis.OrgScope(org), from, email, pw)
+	return sess, sess.User, err
+}
+
+// Authenticate is a test's shorthand for resolving an organisation
+// session's token: the actor and the person.
+func Authenticate(ctx context.Context, s kluis.SessionService, token string) (kluis.Actor, kluis.User, error) {
+	return AuthenticateFrom(ctx, s, kluis.Origin{}, token)
+}
+
+// AuthenticateFrom is Authenticate from a request's origin: the actor
+// carries it.
+func AuthenticateFrom(ctx context.Context, s kluis.SessionService, from kluis.Origin, token string) (kluis.Actor, kluis.User, error) {
+	id, err := s.Authenticate(ctx, kluis.RealmOrg, from, token)
+	if err != nil {
+		return kluis.Actor{}, kluis.User{}, err
+	}
+	u, err := id.User(ctx)
+	if err != nil {
+		return kluis.Actor{}, kluis.User{}, err
+	}
+	return id.Actor, u, nil
 }

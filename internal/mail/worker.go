@@ -77,16 +77,21 @@ type Worker struct {
 	wake deliver.Waker
 }
 
-// NewWorker returns a Worker that moves messages from q to s. logger and now
-// may be nil (no logging, time.Now).
-func NewWorker(q Queue, s Sender, logger *slog.Logger, now func() time.Time) *Worker {
+// NewWorker returns a Worker that moves messages from q to s, woken by wake
+// when a message is queued (the store is given wake.Notify at its own
+// construction). logger, now and wake may be nil (no logging, time.Now, a
+// waker of its own).
+func NewWorker(q Queue, s Sender, logger *slog.Logger, now func() time.Time, wake deliver.Waker) *Worker {
+	if wake == nil {
+		wake = deliver.NewWaker()
+	}
 	return &Worker{
 		Queue:  q,
 		Sender: s,
 		Logger: logger,
 		Now:    now,
 		Poll:   time.Second,
-		wake:   deliver.NewWaker(),
+		wake:   wake,
 	}
 }
 

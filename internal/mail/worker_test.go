@@ -185,7 +185,7 @@ func TestDeliverDueSendsEverythingOnce(t *testing.T) {
 				q.add(queued(i), clk.Now())
 			}
 			s := &fakeSender{}
-			w := mail.NewWorker(q, s, nil, clk.Now)
+			w := mail.NewWorker(q, s, nil, clk.Now, nil)
 			sent, err := w.DeliverDue(context.Background())
 			if err != nil {
 				t.Fatalf("DeliverDue: got error %v, want nil", err)
@@ -210,7 +210,7 @@ func TestDeliverDueSkipsMessagesNotDue(t *testing.T) {
 	clk := newClock()
 	q.add(queued(1), clk.Now().Add(time.Minute))
 	s := &fakeSender{}
-	w := mail.NewWorker(q, s, nil, clk.Now)
+	w := mail.NewWorker(q, s, nil, clk.Now, nil)
 	if sent, err := w.DeliverDue(context.Background()); sent != 0 || err != nil {
 		t.Fatalf("DeliverDue before due: got %d, %v, want 0, nil", sent, err)
 	}
@@ -228,7 +228,7 @@ func TestDeliverDueNeverGivesUp(t *testing.T) {
 	q.add(queued(1), clk.Now())
 	var logs bytes.Buffer
 	s := &fakeSender{err: errors.New("mail: smtp dial: connection refused")}
-	w := mail.NewWorker(q, s, slog.New(slog.NewTextHandler(&logs, nil)), clk.Now)
+	w := mail.NewWorker(q, s, slog.New(slog.NewTextHandler(&logs, nil)), clk.Now, nil)
 
 	for attempt := range 10 {
 		sent, err := w.DeliverDue(context.Background())
@@ -294,7 +294,7 @@ func TestDeliverDueRespectsLease(t *testing.T) {
 		}
 		clk.Advance(time.Minute) // a slow server
 	}
-	w := mail.NewWorker(q, s, nil, clk.Now)
+	w := mail.NewWorker(q, s, nil, clk.Now, nil)
 	sent, err := w.DeliverDue(context.Background())
 	if err != nil {
 		t.Fatalf("DeliverDue: got error %v, want nil", err)
@@ -320,7 +320,7 @@ func TestTwoWorkersShareAQueue(t *testing.T) {
 	var wg sync.WaitGroup
 	total := make([]int, 2)
 	for i := range 2 {
-		w := mail.NewWorker(q, s, nil, clk.Now)
+		w := mail.NewWorker(q, s, nil, clk.Now, nil)
 		wg.Go(func() {
 			sent, err := w.DeliverDue(context.Background())
 			if err != nil {
@@ -352,7 +352,7 @@ func TestDeliverDueStopsWhenContextEnds(t *testing.T) {
 		s.err = context.Canceled
 		s.mu.Unlock()
 	}
-	w := mail.NewWorker(q, s, nil, clk.Now)
+	w := mail.NewWorker(q, s, nil, clk.Now, nil)
 	sent, err := w.DeliverDue(ctx)
 	if sent != 0 || !errors.Is(err, context.Canceled) {
 		t.Errorf("DeliverDue: got %d, %v, want 0, %v", sent, err, context.Canceled)
@@ -379,7 +379,7 @@ func TestRun(t *testing.T) {
 			clk := newClock()
 			delivered := make(chan struct{}, 10)
 			s := &fakeSender{during: func([]byte) { delivered <- struct{}{} }}
-			w := mail.NewWorker(q, s, nil, clk.Now)
+			w := mail.NewWorker(q, s, nil, clk.Now, nil)
 			w.Poll = tt.poll
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error)
@@ -425,7 +425,7 @@ func TestWorkerRetriesUntilServerRuns(t *testing.T) {
 	msg := composeTest(t)
 	q.add(mail.Queued{ID: "q1", From: envelopeFrom, To: []string{recipient}, Message: msg}, clk.Now())
 	var logs bytes.Buffer
-	w := mail.NewWorker(q, s, slog.New(slog.NewTextHandler(&logs, nil)), clk.Now)
+	w := mail.NewWorker(q, s, slog.New(slog.NewTextHandler(&logs, nil)), clk.Now, nil)
 
 	sent, err := w.DeliverDue(context.Background())
 	if sent != 0 || err != nil {

@@ -206,7 +206,7 @@ func TestWorkerRetriesAFailedSendAndLogsNothingPersonal(t *testing.T) {
 	}
 	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 	q := &memQueue{msgs: map[string]*sms.Queued{"q1": {ID: "q1", To: "+31612345678", Text: "Your code is 654321"}}, next: map[string]time.Time{}}
-	w := sms.NewWorker(q, p, logger, func() time.Time { return now })
+	w := sms.NewWorker(q, p, logger, func() time.Time { return now }, nil)
 
 	sent, err := w.DeliverDue(context.Background())
 	if err != nil || sent != 0 || q.failed != 1 || q.msgs["q1"] == nil {

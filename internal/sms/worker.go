@@ -66,8 +66,14 @@ type Worker struct {
 
 // NewWorker returns a Worker that moves messages from q to s. logger and
 // now may be nil.
-func NewWorker(q Queue, s Sender, logger *slog.Logger, now func() time.Time) *Worker {
-	return &Worker{Queue: q, Sender: s, Logger: logger, Now: now, Poll: time.Second, wake: deliver.NewWaker()}
+//
+// wake wakes it when a message is queued (the store is given wake.Notify at
+// its own construction); nil gives it a waker of its own.
+func NewWorker(q Queue, s Sender, logger *slog.Logger, now func() time.Time, wake deliver.Waker) *Worker {
+	if wake == nil {
+		wake = deliver.NewWaker()
+	}
+	return &Worker{Queue: q, Sender: s, Logger: logger, Now: now, Poll: time.Second, wake: wake}
 }
 
 // DeliverDue sends the messages that are due until none is left and

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/netip"
 	"strings"
 
 	"github.com/kluis/kluis"
@@ -32,13 +31,9 @@ import (
 // user's key just before the transaction that creates them, and a seal
 // inside a transaction finds its key existing, or destroyed.
 
-// EnsureKeys makes the platform key and the throttling secret unless they
-// exist. Call it once at start, after the key store's observer can record
-// events.
-func (s *Store) EnsureKeys(ctx context.Context) error {
-	if _, err := s.throttleSecret(ctx); err != nil {
-		return err
-	}
+// EnsurePlatformKey makes the platform key unless it exists. Call it once
+// at start.
+func (s *Core) EnsurePlatformKey(ctx context.Context) error {
 	return s.keys.EnsurePlatformKey(WithActor(ctx, kluis.SystemActor))
 }
 
@@ -56,19 +51,6 @@ const (
 	colDetails  = "details." // + the detail's name
 )
 
-type clientKey struct{}
-
-// WithClient returns a context that carries the client address of a request;
-// the audit events appended for the request record it, encrypted.
-func WithClient(ctx context.Context, addr netip.Addr) context.Context {
-	return context.WithValue(ctx, clientKey{}, addr)
-}
-
-func clientFrom(ctx context.Context) netip.Addr {
-	a, _ := ctx.Value(clientKey{}).(netip.Addr)
-	return a
-}
-
 type actorKey struct{}
 
 // WithActor returns a context that carries the actor of an operation, so
@@ -78,8 +60,8 @@ func WithActor(ctx context.Context, a kluis.Actor) context.Context {
 	return context.WithValue(ctx, actorKey{}, a)
 }
 
-// actorFrom returns the actor WithActor put in ctx, or the system actor.
-func actorFrom(ctx context.Context) kluis.Actor {
+// ActorFrom returns the actor WithActor put in ctx, or the system actor.
+func ActorFrom(ctx context.Context) kluis.Actor {
 	if a, ok := ctx.Value(actorKey{}).(kluis.Actor); ok {
 		return a
 	}
@@ -97,7 +79,7 @@ func UserKey(org kluis.OrgID, user kluis.UserID) keys.KeyRef {
 // seal encrypts a value for its field. A destroyed key (the user or the
 // organisation was deleted meanwhile) is not_found: nothing is written for
 // someone who is gone.
-func (s *Store) Seal(ctx context.Context, key keys.KeyRef, f keys.FieldRef, plaintext []byte) ([]byte, error) {
+func (s *Core) Seal(ctx context.Context, key keys.KeyRef, f keys.FieldRef, plaintext []byte) ([]byte, error) {
 	c, err := s.keys.Seal(ctx, key, f, plaintext)
 	if errors.Is(err, keys.ErrKeyDestroyed) {
 		return nil, kluis.ErrNotFound
@@ -113,7 +95,7 @@ func (s *Store) Seal(ctx context.Context, key keys.KeyRef, f keys.FieldRef, plai
 // never another field's or another organisation's value.
 var ErrUnreadable = errors.New("stored data cannot be decrypted")
 
-func (s *Store) Open(ctx context.Context, f keys.FieldRef, c []byte) ([]byte, error) {
+func (s *Core) Open(ctx context.Context, f keys.FieldRef, c []byte) ([]byte, error) {
 	p, err := s.keys.Open(ctx, f, c)
 	if err != nil {
 		// The cause names key ids and the field, never a value.
@@ -123,13 +105,13 @@ func (s *Store) Open(ctx context.Context, f keys.FieldRef, c []byte) ([]byte, er
 }
 
 // sealUser encrypts a user's personal fields under the user key.
-func (s *Store) SealUser(ctx context.Context, org kluis.OrgID, id kluis.UserID, column, value string) ([]byte, error) {
+func (s *Core) SealUser(ctx context.Context, org kluis.OrgID, id kluis.UserID, column, value string) ([]byte, error) {
 	return s.Seal(ctx, UserKey(org, id), UserField(org, id, column), []byte(value))
 }
 
 // emailIndex is the blind index a user is found by at login: HMAC-SHA-256
 // under the organisation's index key of the normalised address (DESIGN §4).
-func (s *Store) EmailIndex(ctx context.Context, org kluis.OrgID, normalized string) ([]byte, error) {
+func (s *Core) EmailIndex(ctx context.Context, org kluis.OrgID, normalized string) ([]byte, error) {
 	idx, err := s.keys.BlindIndex(ctx, string(org), normalized)
 	if errors.Is(err, keys.ErrKeyDestroyed) {
 		return nil, kluis.ErrNotFound
@@ -137,23 +119,17 @@ func (s *Store) EmailIndex(ctx context.Context, org kluis.OrgID, normalized stri
 	return idx, err
 }
 
-// sealedUser is a users row as stored: the personal fields still sealed.
-type sealedUser struct {
-	kluis.User
-	email, name, phone []byte
-}
-
 // scanUser reads the columns of userColumns (and extra) and decrypts the
 // personal fields.
-func (s *Store) ScanUser(ctx context.Context, row interface{ Scan(...any) error }, extra ...any) (kluis.User, error) {
-	su, err := scanSealedUser(row, extra...)
+func (s *Core) ScanUser(ctx context.Context, row interface{ Scan(...any) error }, extra ...any) (kluis.User, error) {
+	su, err := ScanSealedUser(row, extra...)
 	if err != nil {
 		return su.User, err
 	}
 	return s.OpenUser(ctx, su)
 }
 
-func (s *Store) OpenUser(ctx context.Context, su sealedUser) (kluis.User, error) {
+func (s *Core) OpenUser(ctx context.Context, su SealedUser) (kluis.User, error) {
 	u := su.User
 	for _, f := range []struct {
 		col string
@@ -201,7 +177,7 @@ func auditField(chain, eventID, column string) keys.FieldRef {
 
 // sealDetails replaces the sealedDetail values of details by their
 // ciphertexts, for the event id of chain.
-func (s *Store) sealDetails(ctx context.Context, chain, eventID string, details map[string]any) (map[string]any, error) {
+func (s *Core) sealDetails(ctx context.Context, chain, eventID string, details map[string]any) (map[string]any, error) {
 	var out map[string]any
 	for name, v := range details {
 		sd, ok := v.(SealedDetail)
@@ -235,8 +211,8 @@ func (s *Store) sealDetails(ctx context.Context, chain, eventID string, details 
 // is theirs: erasing them makes it unreadable, like their other data), else
 // under the organisation key (the platform key for the platform chain). The
 // command line and background work have none (an empty column).
-func (s *Store) sealClient(ctx context.Context, chain, eventID string, actor kluis.Actor) ([]byte, error) {
-	addr := clientFrom(ctx)
+func (s *Core) sealClient(ctx context.Context, chain, eventID string, actor kluis.Actor) ([]byte, error) {
+	addr := actor.From.Client
 	if !addr.IsValid() {
 		return []byte{}, nil
 	}
@@ -256,11 +232,11 @@ func (s *Store) sealClient(ctx context.Context, chain, eventID string, actor klu
 
 // Erased is shown in place of a value whose key was destroyed (the person or
 // the organisation was erased).
-const Erased = "[erased]"
+const Erased = kluis.Erased
 
-// openAuditValue decrypts a sealed value of an audit event for display; a
+// OpenAuditValue decrypts a sealed value of an audit event for display; a
 // destroyed key gives Erased.
-func (s *Store) openAuditValue(ctx context.Context, chain, eventID, column string, c []byte) (string, error) {
+func (s *Core) OpenAuditValue(ctx context.Context, chain, eventID, column string, c []byte) (string, error) {
 	p, err := s.keys.Open(ctx, auditField(chain, eventID, column), c)
 	if errors.Is(err, keys.ErrKeyDestroyed) {
 		return Erased, nil
@@ -271,9 +247,9 @@ func (s *Store) openAuditValue(ctx context.Context, chain, eventID, column strin
 	return string(p), nil
 }
 
-// sealedDetails returns the ciphertexts of the sealed values in an audit
+// SealedDetails returns the ciphertexts of the sealed values in an audit
 // event's stored details.
-func sealedDetails(details []byte) [][]byte {
+func SealedDetails(details []byte) [][]byte {
 	if !bytes.Contains(details, []byte(`"sealed"`)) {
 		return nil
 	}

@@ -308,3 +308,19 @@ func (db *DB) CheckMigrated(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Query runs a query on the reader pool (outside any transaction).
+func (db *DB) Query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return db.reader.QueryContext(ctx, db.Q(query), args...)
+}
+
+// Snapshot begins a read-only transaction on the reader pool that sees one
+// moment of the database (REPEATABLE READ on PostgreSQL; SQLite's readers
+// see a snapshot anyway), for reads that must agree with each other.
+func (db *DB) Snapshot(ctx context.Context) (*sql.Tx, error) {
+	opts := &sql.TxOptions{ReadOnly: true}
+	if db.Engine == Postgres {
+		opts.Isolation = sql.LevelRepeatableRead
+	}
+	return db.reader.BeginTx(ctx, opts)
+}

@@ -28,12 +28,12 @@ func TestPendingShredIsNotAttributedToAnotherTenant(t *testing.T) {
 		env.MustExec(t, `DELETE FROM users WHERE id = '`+string(gone.UserID)+`'`)
 		env.MustExec(t, `INSERT INTO key_shreds (id, org_id, user_id, created_at, attempts) VALUES ('x1', '`+string(b.ID)+`', '`+string(gone.UserID)+`', 0, 1)`)
 
-		ctxA := sqlstore.WithClient(bg, netip.MustParseAddr("198.51.100.77"))
-		if err := env.Store.DeleteUser(ctxA, a.ID, mgrA, victimA.UserID); err != nil {
+		mgrA.From = kluis.Origin{Client: netip.MustParseAddr("198.51.100.77")}
+		if err := env.Users.DeleteUser(bg, a.ID, mgrA, victimA.UserID); err != nil {
 			t.Fatal(err)
 		}
-		var evs []sqlstore.AuditEvent
-		if err := env.Store.ExportAudit(bg, b.ID, mgrB, sqlstore.AuditFilter{}, func(e sqlstore.AuditEvent) error {
+		var evs []kluis.AuditEvent
+		if err := env.Audit.ExportAudit(bg, b.ID, mgrB, kluis.AuditFilter{}, func(e kluis.AuditEvent) error {
 			evs = append(evs, e)
 			return nil
 		}); err != nil {
@@ -44,11 +44,11 @@ func TestPendingShredIsNotAttributedToAnotherTenant(t *testing.T) {
 				t.Errorf("org B's pending destruction ran in org A's request: %s by %s, client %q", e.Action, e.Actor, e.Client)
 			}
 		}
-		if n, err := env.Store.Shred(bg); err != nil || n != 0 {
+		if n, err := env.Core.Shred(bg); err != nil || n != 0 {
 			t.Fatalf("Shred: %d pending, %v", n, err)
 		}
 		evs = evs[:0]
-		if err := env.Store.ExportAudit(bg, b.ID, mgrB, sqlstore.AuditFilter{Action: "key.destroyed"}, func(e sqlstore.AuditEvent) error {
+		if err := env.Audit.ExportAudit(bg, b.ID, mgrB, kluis.AuditFilter{Action: "key.destroyed"}, func(e kluis.AuditEvent) error {
 			evs = append(evs, e)
 			return nil
 		}); err != nil {
@@ -67,15 +67,15 @@ func TestQueuedMailSurvivesAKeyStoreOutage(t *testing.T) {
 		o, mgr := org(t, env, "rvm")
 		env.Mail(t)
 		email := "later@rvm.example"
-		if _, err := env.Store.InviteUser(ctx, o.ID, mgr, kluis.UserInput{Email: &email}); err != nil {
+		if _, err := env.Users.InviteUser(ctx, o.ID, mgr, kluis.UserInput{Email: &email}); err != nil {
 			t.Fatal(err)
 		}
 		other, ks := env.OtherProcess(t, keys.Options{})
 		ks.Close() // the key store is unreachable for this process for a moment
-		if q, err := other.ClaimDue(ctx, env.Clock.Now(), 10, time.Minute); err == nil || len(q) != 0 {
+		if q, err := other.MailQueue.ClaimDue(ctx, env.Clock.Now(), 10, time.Minute); err == nil || len(q) != 0 {
 			t.Errorf("ClaimDue with the key store unreachable: %d claimed, %v; want an error", len(q), err)
 		}
-		if n, err := env.Store.QueuedMail(ctx); err != nil || n != 1 {
+		if n, err := env.MailQueue.QueuedMail(ctx); err != nil || n != 1 {
 			t.Fatalf("after the outage %d messages queued (%v), want the invitation still there", n, err)
 		}
 		// Once the key store answers again, the message goes out.
@@ -91,15 +91,15 @@ func TestDeletedUsersAddressesAreErased(t *testing.T) {
 		bg := context.Background()
 		o, mgr := org(t, env, "rvd")
 		m := member(t, env, o, mgr, "del@rvd.example", kluis.RoleMember)
-		ctxM := sqlstore.WithClient(bg, netip.MustParseAddr("203.0.113.99"))
-		if _, _, err := env.Store.Login(ctxM, o.ID, "del@rvd.example", pw); err != nil {
+		fromM := kluis.Origin{Client: netip.MustParseAddr("203.0.113.99")}
+		if _, _, err := kluistest.LoginFrom(bg, env.SignIn, o.ID, fromM, "del@rvd.example", pw); err != nil {
 			t.Fatal(err)
 		}
-		if err := env.Store.DeleteUser(bg, o.ID, mgr, m.UserID); err != nil {
+		if err := env.Users.DeleteUser(bg, o.ID, mgr, m.UserID); err != nil {
 			t.Fatal(err)
 		}
 		erased := 0
-		if err := env.Store.ExportAudit(bg, o.ID, mgr, sqlstore.AuditFilter{}, func(e sqlstore.AuditEvent) error {
+		if err := env.Audit.ExportAudit(bg, o.ID, mgr, kluis.AuditFilter{}, func(e kluis.AuditEvent) error {
 			switch {
 			case e.Client == "203.0.113.99":
 				t.Errorf("after the deletion, %s by %s still shows the deleted user's address", e.Action, e.Actor)
@@ -126,17 +126,17 @@ func TestOneBadRowDoesNotBlockReencryption(t *testing.T) {
 		// a ciphertext moved within a row (corruption, a bad restore): name <- email
 		env.MustExec(t, `UPDATE users SET name = email WHERE id = '`+string(mgrA.UserID)+`'`)
 		for _, s := range []string{"aa-rv", "bb-rv"} {
-			if _, err := env.Store.RotateOrgKey(ctx, kluis.CLIActor, s); err != nil {
+			if _, err := env.KeyWork.RotateOrgKey(ctx, kluis.CLIActor, s); err != nil {
 				t.Fatal(err)
 			}
 		}
 		for range 3 {
-			env.Clock.Advance(env.Keys.CacheTTL())
-			if _, err := env.Store.Reencrypt(ctx, nil); err != nil {
+			env.Clock.Advance(env.KeyStore.CacheTTL())
+			if _, err := env.KeyWork.Reencrypt(ctx, nil); err != nil {
 				t.Fatalf("Reencrypt: %v", err)
 			}
 		}
-		jobs, err := env.Store.Reencryptions(ctx)
+		jobs, err := env.KeyWork.Reencryptions(ctx)
 		if err != nil || len(jobs) != 2 {
 			t.Fatalf("jobs %+v, %v", jobs, err)
 		}
@@ -149,7 +149,7 @@ func TestOneBadRowDoesNotBlockReencryption(t *testing.T) {
 		if n := reencStaleRows(t, env, b.ID); n != 0 {
 			t.Errorf("%d values of bb-rv under retired versions, want 0", n)
 		}
-		uses, err := env.Store.RetiredUses(ctx)
+		uses, err := env.KeyWork.RetiredUses(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -171,23 +171,23 @@ func TestRetiredVersionStopsSealingAfterTheTTL(t *testing.T) {
 		stale, _ := env.OtherProcess(t, keys.Options{CacheSize: 2})
 		upd := func(name string) {
 			t.Helper()
-			if _, err := stale.UpdateMe(ctx, o.ID, m, kluis.UserInput{Name: ptr(name)}); err != nil {
+			if _, err := stale.Users.UpdateMe(ctx, o.ID, m, kluis.UserInput{Name: ptr(name)}); err != nil {
 				t.Fatal(err)
 			}
 		}
 		upd("A") // caches the active version v1 of m's key
-		if _, err := env.Store.RotateOrgKey(ctx, kluis.CLIActor, "rvs"); err != nil {
+		if _, err := env.KeyWork.RotateOrgKey(ctx, kluis.CLIActor, "rvs"); err != nil {
 			t.Fatal(err)
 		}
-		ttl := env.Keys.CacheTTL()
-		if _, err := env.Store.Reencrypt(ctx, nil); err != nil { // first pass: row now under v2
+		ttl := env.KeyStore.CacheTTL()
+		if _, err := env.KeyWork.Reencrypt(ctx, nil); err != nil { // first pass: row now under v2
 			t.Fatal(err)
 		}
 		env.Clock.Advance(ttl - time.Second)
 		upd("B")                           // opens v2 (evicting v1's entry), seals with cached v1 and re-puts it for another TTL
 		env.Clock.Advance(2 * time.Second) // past SettledAt
 		for i := 0; i < 5; i++ {
-			jobs, err := env.Store.Reencrypt(ctx, nil)
+			jobs, err := env.KeyWork.Reencrypt(ctx, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -195,7 +195,7 @@ func TestRetiredVersionStopsSealingAfterTheTTL(t *testing.T) {
 				break
 			}
 		}
-		jobs, err := env.Store.Reencryptions(ctx)
+		jobs, err := env.KeyWork.Reencryptions(ctx)
 		if err != nil || len(jobs) != 1 || !jobs[0].Finished() {
 			t.Fatalf("the re-encryption did not finish: %+v, %v", jobs, err)
 		}

@@ -25,6 +25,7 @@ import (
 	"github.com/kluis/kluis/internal/kluistest"
 	"github.com/kluis/kluis/internal/password"
 	"github.com/kluis/kluis/internal/sqlstore"
+	"github.com/kluis/kluis/internal/sqlstore/areas"
 )
 
 // Acceptance tests of encryption at rest (issue 3, DESIGN §4; R15, R28, R29):
@@ -50,11 +51,11 @@ type encUser struct {
 // is delivered.
 func encOrg(t *testing.T, ctx context.Context, env *kluistest.Env, slug, email, name string) (kluis.Org, encUser) {
 	t.Helper()
-	o, link, err := env.Store.CreateOrg(ctx, kluis.CLIActor, sqlstore.NewOrg{Slug: slug, Name: "Org " + slug, ManagerEmail: email})
+	o, link, err := env.Orgs.CreateOrg(ctx, kluis.CLIActor, kluis.NewOrg{Slug: slug, Name: "Org " + slug, ManagerEmail: email})
 	if err != nil {
 		t.Fatalf("CreateOrg %s: %v", slug, err)
 	}
-	if _, err := env.Store.AcceptInvitation(ctx, o.ID, kluistest.Token(link), name, pw); err != nil {
+	if _, err := env.Users.AcceptInvitation(ctx, o.ID, originOf(ctx), kluistest.Token(link), name, pw); err != nil {
 		t.Fatalf("AcceptInvitation %s: %v", slug, err)
 	}
 	return o, encLogin(t, ctx, env, o.ID, email, name)
@@ -62,11 +63,11 @@ func encOrg(t *testing.T, ctx context.Context, env *kluistest.Env, slug, email, 
 
 func encLogin(t *testing.T, ctx context.Context, env *kluistest.Env, org kluis.OrgID, email, name string) encUser {
 	t.Helper()
-	sess, _, err := env.Store.Login(ctx, org, email, pw)
+	sess, _, err := kluistest.LoginFrom(ctx, env.SignIn, org, originOf(ctx), email, pw)
 	if err != nil {
 		t.Fatalf("Login %s: %v", email, err)
 	}
-	actor, u, err := env.Store.Authenticate(ctx, sess.Token)
+	actor, u, err := kluistest.AuthenticateFrom(ctx, env.SignIn, originOf(ctx), sess.Token)
 	if err != nil {
 		t.Fatalf("Authenticate %s: %v", email, err)
 	}
@@ -81,11 +82,11 @@ func encLogin(t *testing.T, ctx context.Context, env *kluistest.Env, org kluis.O
 func encMember(t *testing.T, ctx context.Context, env *kluistest.Env, o kluis.Org, manager encUser, email, name string) encUser {
 	t.Helper()
 	role := kluis.RoleMember
-	u, err := env.Store.InviteUser(ctx, o.ID, manager.actor, kluis.UserInput{Email: &email, Role: &role})
+	u, err := env.Users.InviteUser(ctx, o.ID, manager.actor, kluis.UserInput{Email: &email, Role: &role})
 	if err != nil {
 		t.Fatalf("InviteUser %s: %v", email, err)
 	}
-	if _, err := env.Store.AcceptInvitation(ctx, o.ID, env.LastToken(t), name, pw); err != nil {
+	if _, err := env.Users.AcceptInvitation(ctx, o.ID, originOf(ctx), env.LastToken(t), name, pw); err != nil {
 		t.Fatalf("AcceptInvitation %s: %v", email, err)
 	}
 	m := encLogin(t, ctx, env, o.ID, email, name)
@@ -281,7 +282,8 @@ func pgDump(t *testing.T) string {
 // the scan sees the data.
 func TestMarkersAppearNowhereAtRest(t *testing.T) {
 	forEngine(t, func(t *testing.T, env *kluistest.Env) {
-		ctx := sqlstore.WithClient(context.Background(), netip.MustParseAddr(encClient))
+		ctx := context.Background()
+		from := kluis.Origin{Client: netip.MustParseAddr(encClient)}
 		const (
 			orgName        = "Control7q Clear Org"
 			managerEmailIn = "MarkerMail7q@Example.ORG"
@@ -296,26 +298,26 @@ func TestMarkersAppearNowhereAtRest(t *testing.T) {
 			guestEmail     = "markerguest7q@example.org"
 			guestName      = "MarkerGuestName7q"
 		)
-		o, link, err := env.Store.CreateOrg(ctx, kluis.CLIActor, sqlstore.NewOrg{
+		o, link, err := env.Orgs.CreateOrg(ctx, kluis.CLIActor, kluis.NewOrg{
 			Slug: "control7q", Name: orgName, ManagerEmail: managerEmailIn, ManagerName: inviteName,
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := env.Store.AcceptInvitation(ctx, o.ID, kluistest.Token(link), acceptName, password); err != nil {
+		if _, err := env.Users.AcceptInvitation(ctx, o.ID, from, kluistest.Token(link), acceptName, password); err != nil {
 			t.Fatal(err)
 		}
 		// Login by e-mail goes through the blind index of the normalised address.
-		sess, _, err := env.Store.Login(ctx, o.ID, managerEmailIn, password)
+		sess, _, err := kluistest.LoginFrom(ctx, env.SignIn, o.ID, from, managerEmailIn, password)
 		if err != nil {
 			t.Fatalf("Login with the address as typed: %v", err)
 		}
-		manager, _, err := env.Store.Authenticate(ctx, sess.Token)
+		manager, _, err := kluistest.AuthenticateFrom(ctx, env.SignIn, from, sess.Token)
 		if err != nil {
 			t.Fatal(err)
 		}
 		name, ph := updatedName, phoneIn
-		me, err := env.Store.UpdateMe(ctx, o.ID, manager, kluis.UserInput{Name: &name, Phone: &ph})
+		me, err := env.Users.UpdateMe(ctx, o.ID, manager, kluis.UserInput{Name: &name, Phone: &ph})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -323,19 +325,19 @@ func TestMarkersAppearNowhereAtRest(t *testing.T) {
 			t.Fatalf("UpdateMe returned %+v", me)
 		}
 		email, gname := guestEmailIn, guestName
-		guest, err := env.Store.InviteUser(ctx, o.ID, manager, kluis.UserInput{Email: &email, Name: &gname})
+		guest, err := env.Users.InviteUser(ctx, o.ID, manager, kluis.UserInput{Email: &email, Name: &gname})
 		if err != nil {
 			t.Fatal(err)
 		}
 		// Everything is there, and readable through the store.
-		if u, err := env.Store.FindUserByID(ctx, o.ID, manager, guest.ID); err != nil || u.Email != guestEmail || u.Name != guestName {
+		if u, err := env.Users.FindUserByID(ctx, o.ID, manager, guest.ID); err != nil || u.Email != guestEmail || u.Name != guestName {
 			t.Fatalf("FindUserByID(guest) = %+v, %v", u, err)
 		}
-		if n, err := env.Store.QueuedMail(ctx); err != nil || n != 1 {
+		if n, err := env.MailQueue.QueuedMail(ctx); err != nil || n != 1 {
 			t.Fatalf("queued mail: %d, %v; want the guest's invitation waiting", n, err)
 		}
 		// R29: the list masks contact details.
-		users, err := env.Store.FindUsers(ctx, o.ID, manager)
+		users, err := env.Users.FindUsers(ctx, o.ID, manager)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -404,26 +406,26 @@ func wantUnreadableUser(t *testing.T, env *kluistest.Env, o kluis.Org, manager, 
 			}
 		}
 	}
-	u, err := env.Store.FindUserByID(ctx, o.ID, manager.actor, victim.id)
+	u, err := env.Users.FindUserByID(ctx, o.ID, manager.actor, victim.id)
 	check("FindUserByID", err, u)
 	if u != (kluis.User{}) {
 		t.Errorf("FindUserByID returned a user with the error: %+v", u)
 	}
-	a, u, err := env.Store.Authenticate(ctx, victim.token)
+	a, u, err := kluistest.AuthenticateFrom(ctx, env.SignIn, originOf(ctx), victim.token)
 	check("Authenticate", err, u)
 	if u != (kluis.User{}) || a != (kluis.Actor{}) {
 		t.Errorf("Authenticate returned %+v / %+v with the error", a, u)
 	}
 	// (That FindUsers returns no partial list with the error is
 	// TestFindUsersGivesNoPartialListWithAnError.)
-	users, err := env.Store.FindUsers(ctx, o.ID, manager.actor)
+	users, err := env.Users.FindUsers(ctx, o.ID, manager.actor)
 	check("FindUsers", err, nil)
 	for _, u := range users {
 		if u.ID == victim.id {
 			t.Errorf("FindUsers listed the unreadable user as %+v", u)
 		}
 	}
-	sess, u, err := env.Store.Login(ctx, o.ID, victim.email, pw)
+	sess, u, err := kluistest.LoginFrom(ctx, env.SignIn, o.ID, originOf(ctx), victim.email, pw)
 	if err == nil || sess.Token != "" {
 		t.Errorf("Login: got session %q and error %v, want no session and an error", sess.Token, err)
 	}
@@ -437,7 +439,7 @@ func wantUnreadableUser(t *testing.T, env *kluistest.Env, o kluis.Org, manager, 
 // wantReadable checks that a user reads as itself.
 func wantReadable(t *testing.T, env *kluistest.Env, o kluis.Org, manager, u encUser) {
 	t.Helper()
-	got, err := env.Store.FindUserByID(context.Background(), o.ID, manager.actor, u.id)
+	got, err := env.Users.FindUserByID(context.Background(), o.ID, manager.actor, u.id)
 	if err != nil || got.Email != u.email || got.Name != u.name {
 		t.Errorf("FindUserByID(%s) = %q <%s>, %v; want %q <%s>", u.id, got.Name, got.Email, err, u.name, u.email)
 	}
@@ -462,7 +464,7 @@ func TestMovedCiphertextIsAnErrorNeverAnotherValue(t *testing.T) {
 			// The source row is untouched; removing the bad row restores the list.
 			wantReadable(t, env, o, mgr, src)
 			env.MustExec(t, fmt.Sprintf(`DELETE FROM users WHERE id = '%s'`, dst.id))
-			if _, err := env.Store.FindUsers(ctx, o.ID, mgr.actor); err != nil {
+			if _, err := env.Users.FindUsers(ctx, o.ID, mgr.actor); err != nil {
 				t.Errorf("FindUsers after the bad row is gone: %v", err)
 			}
 		})
@@ -480,7 +482,7 @@ func TestMovedCiphertextIsAnErrorNeverAnotherValue(t *testing.T) {
 			o, mgr := encOrg(t, ctx, env, "mv-col2", "boss@mv-col2.example", "Boss Col")
 			victim := encMember(t, ctx, env, o, mgr, "dave@mv-col2.example", "Dave Column")
 			phone := "+31611122233"
-			if _, err := env.Store.UpdateMe(ctx, o.ID, victim.actor, kluis.UserInput{Phone: &phone}); err != nil {
+			if _, err := env.Users.UpdateMe(ctx, o.ID, victim.actor, kluis.UserInput{Phone: &phone}); err != nil {
 				t.Fatal(err)
 			}
 			if n := env.MustExec(t, fmt.Sprintf(`UPDATE users SET email = phone WHERE id = '%s'`, victim.id)); n != 1 {
@@ -495,7 +497,7 @@ func TestMovedCiphertextIsAnErrorNeverAnotherValue(t *testing.T) {
 			victim := encMember(t, ctx, env, a, mgrA, "erin@mv-org-a.example", "Erin Victim")
 			other := encMember(t, ctx, env, b, mgrB, "frank7q@mv-org-b.example", "Frank Other7q")
 			phone := "+31644455566"
-			if _, err := env.Store.UpdateMe(ctx, b.ID, other.actor, kluis.UserInput{Phone: &phone}); err != nil {
+			if _, err := env.Users.UpdateMe(ctx, b.ID, other.actor, kluis.UserInput{Phone: &phone}); err != nil {
 				t.Fatal(err)
 			}
 			for _, col := range []string{"name", "email", "phone"} {
@@ -507,7 +509,7 @@ func TestMovedCiphertextIsAnErrorNeverAnotherValue(t *testing.T) {
 			wantUnreadableUser(t, env, a, mgrA, victim, other.name, other.email, phone)
 			wantReadable(t, env, b, mgrB, other)
 			// Organisation B is not affected.
-			if _, err := env.Store.FindUsers(ctx, b.ID, mgrB.actor); err != nil {
+			if _, err := env.Users.FindUsers(ctx, b.ID, mgrB.actor); err != nil {
 				t.Errorf("FindUsers of the other organisation: %v", err)
 			}
 		})
@@ -517,7 +519,7 @@ func TestMovedCiphertextIsAnErrorNeverAnotherValue(t *testing.T) {
 			env.Mail(t) // nothing else queued
 			var ids []kluis.UserID
 			for _, e := range []string{"gina7q@mv-mail.example", "hank@mv-mail.example"} {
-				u, err := env.Store.InviteUser(ctx, o.ID, mgr.actor, kluis.UserInput{Email: &e})
+				u, err := env.Users.InviteUser(ctx, o.ID, mgr.actor, kluis.UserInput{Email: &e})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -538,7 +540,7 @@ func TestMovedCiphertextIsAnErrorNeverAnotherValue(t *testing.T) {
 			if len(msgs) != 1 || gina != 1 {
 				t.Errorf("delivered %d messages, %d of them to gina; want exactly gina's own", len(msgs), gina)
 			}
-			if n, err := env.Store.QueuedMail(ctx); err != nil || n != 0 {
+			if n, err := env.MailQueue.QueuedMail(ctx); err != nil || n != 0 {
 				t.Errorf("queued mail after delivery: %d, %v; want the unreadable message dropped", n, err)
 			}
 		})
@@ -547,7 +549,7 @@ func TestMovedCiphertextIsAnErrorNeverAnotherValue(t *testing.T) {
 			o, mgr := encOrg(t, ctx, env, "mv-audit", "boss@mv-audit.example", "Boss Audit")
 			var ids []kluis.UserID
 			for _, e := range []string{"ivy7q@mv-audit.example", "jack@mv-audit.example"} {
-				u, err := env.Store.InviteUser(ctx, o.ID, mgr.actor, kluis.UserInput{Email: &e})
+				u, err := env.Users.InviteUser(ctx, o.ID, mgr.actor, kluis.UserInput{Email: &e})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -557,8 +559,8 @@ func TestMovedCiphertextIsAnErrorNeverAnotherValue(t *testing.T) {
 				WHERE action = 'user.invite' AND target = 'user:%s'`, ids[0], ids[1])); n != 1 {
 				t.Fatalf("moved %d rows", n)
 			}
-			var emitted []sqlstore.AuditEvent
-			err := env.Store.ExportAudit(ctx, o.ID, mgr.actor, sqlstore.AuditFilter{}, func(e sqlstore.AuditEvent) error {
+			var emitted []kluis.AuditEvent
+			err := env.Audit.ExportAudit(ctx, o.ID, mgr.actor, kluis.AuditFilter{}, func(e kluis.AuditEvent) error {
 				emitted = append(emitted, e)
 				return nil
 			})
@@ -571,7 +573,7 @@ func TestMovedCiphertextIsAnErrorNeverAnotherValue(t *testing.T) {
 				}
 			}
 			// The chain notices the move too.
-			if r, err := env.Store.VerifyOrgAudit(ctx, o.ID, mgr.actor); err != nil || r.OK {
+			if r, err := env.Audit.VerifyOrgAudit(ctx, o.ID, mgr.actor); err != nil || r.OK {
 				t.Errorf("VerifyOrgAudit after the move: %+v, %v; want broken", r, err)
 			}
 		})
@@ -588,7 +590,7 @@ func TestFindUsersGivesNoPartialListWithAnError(t *testing.T) {
 		env.Clock.Advance(time.Second) // list order is by creation: the broken row comes last
 		victim := encMember(t, ctx, env, o, mgr, "kim@partial.example", "Kim Partial")
 		env.MustExec(t, fmt.Sprintf(`UPDATE users SET name = email WHERE id = '%s'`, victim.id))
-		users, err := env.Store.FindUsers(ctx, o.ID, mgr.actor)
+		users, err := env.Users.FindUsers(ctx, o.ID, mgr.actor)
 		if err == nil || users != nil {
 			t.Errorf("FindUsers = %d users %+v, error %v; want no users and an error", len(users), users, err)
 		}
@@ -675,7 +677,7 @@ func TestDeletionShredsCopiesTakenBefore(t *testing.T) {
 		victim := encMember(t, ctx, env, alpha, mgrA, "victim7q@shred-a.example", "Victim Name7q")
 		survivor := encMember(t, ctx, env, alpha, mgrA, "survivor@shred-a.example", "Survivor Name")
 		vPhone := "+31655566677"
-		if _, err := env.Store.UpdateMe(ctx, alpha.ID, victim.actor, kluis.UserInput{Phone: &vPhone}); err != nil {
+		if _, err := env.Users.UpdateMe(ctx, alpha.ID, victim.actor, kluis.UserInput{Phone: &vPhone}); err != nil {
 			t.Fatal(err)
 		}
 		beta, mgrB := encOrg(t, ctx, env, "shred-b", "boss@shred-b.example", "Boss Beta")
@@ -683,7 +685,7 @@ func TestDeletionShredsCopiesTakenBefore(t *testing.T) {
 		gamma, mgrG := encOrg(t, ctx, env, "shred-c", "boss@shred-c.example", "Boss Gamma")
 		// Invited and not accepted: their invitation mail stays queued.
 		invite := func(o kluis.Org, mgr encUser, email string) kluis.User {
-			u, err := env.Store.InviteUser(ctx, o.ID, mgr.actor, kluis.UserInput{Email: &email})
+			u, err := env.Users.InviteUser(ctx, o.ID, mgr.actor, kluis.UserInput{Email: &email})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -733,14 +735,14 @@ func TestDeletionShredsCopiesTakenBefore(t *testing.T) {
 		}
 
 		for _, id := range []kluis.UserID{victim.id, pending.ID} {
-			if err := env.Store.DeleteUser(ctx, alpha.ID, mgrA.actor, id); err != nil {
+			if err := env.Users.DeleteUser(ctx, alpha.ID, mgrA.actor, id); err != nil {
 				t.Fatalf("DeleteUser: %v", err)
 			}
 		}
-		if err := env.Store.DeleteOrg(ctx, kluis.CLIActor, "shred-b"); err != nil {
+		if err := env.Orgs.DeleteOrg(ctx, kluis.CLIActor, "shred-b"); err != nil {
 			t.Fatalf("DeleteOrg: %v", err)
 		}
-		if n, err := env.Store.Shred(ctx); err != nil || n != 0 {
+		if n, err := env.Core.Shred(ctx); err != nil || n != 0 {
 			t.Fatalf("Shred: %d pending, %v; want every key destroyed", n, err)
 		}
 
@@ -758,7 +760,7 @@ func TestDeletionShredsCopiesTakenBefore(t *testing.T) {
 		}
 
 		fresh := openKeyStore(t, env)
-		for name, ks := range map[string]*keys.Store{"this process": env.Keys, "a fresh key store": fresh} {
+		for name, ks := range map[string]*keys.Store{"this process": env.KeyStore, "a fresh key store": fresh} {
 			for _, s := range gone {
 				if p, err := ks.Open(ctx, s.field, s.c); !errors.Is(err, keys.ErrKeyDestroyed) {
 					t.Errorf("%s: Open %s.%s of %s copied before the deletion: got %q, %v; want ErrKeyDestroyed",
@@ -771,15 +773,15 @@ func TestDeletionShredsCopiesTakenBefore(t *testing.T) {
 				}
 			}
 		}
-		if p, err := env.Keys.Open(ctx, kept[0].field, kept[0].c); err != nil || string(p) != survivor.email {
+		if p, err := env.KeyStore.Open(ctx, kept[0].field, kept[0].c); err != nil || string(p) != survivor.email {
 			t.Errorf("the survivor's e-mail opens as %q, %v; want %q", p, err, survivor.email)
 		}
 
 		// The live store: gone is gone, the rest unchanged.
-		if _, err := env.Store.FindUserByID(ctx, alpha.ID, mgrA.actor, victim.id); kluis.ErrorCode(err) != kluis.ENotFound {
+		if _, err := env.Users.FindUserByID(ctx, alpha.ID, mgrA.actor, victim.id); kluis.ErrorCode(err) != kluis.ENotFound {
 			t.Errorf("FindUserByID(deleted user): %v, want not_found", err)
 		}
-		if _, _, err := env.Store.Authenticate(ctx, victim.token); kluis.ErrorCode(err) != kluis.EUnauthenticated {
+		if _, _, err := kluistest.AuthenticateFrom(ctx, env.SignIn, originOf(ctx), victim.token); kluis.ErrorCode(err) != kluis.EUnauthenticated {
 			t.Errorf("Authenticate(deleted user's session): %v, want unauthenticated", err)
 		}
 		wantReadable(t, env, alpha, mgrA, survivor)
@@ -787,7 +789,7 @@ func TestDeletionShredsCopiesTakenBefore(t *testing.T) {
 
 		// The audit chains still verify, the deleted organisation's included,
 		// and the key destructions are recorded (R28: a log of key use).
-		results, err := env.Store.VerifyChains(ctx)
+		results, err := env.Audit.VerifyChains(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -836,27 +838,27 @@ func TestDeletionShredsCopiesTakenBefore(t *testing.T) {
 		// SQLite: the copy of the data database, opened with the current
 		// key store and root key.
 		cp := openCopy(t, env, copyDir)
-		if _, err := cp.FindUserByID(ctx, alpha.ID, mgrA.actor, victim.id); !errors.Is(err, keys.ErrKeyDestroyed) {
+		if _, err := cp.Users.FindUserByID(ctx, alpha.ID, mgrA.actor, victim.id); !errors.Is(err, keys.ErrKeyDestroyed) {
 			t.Errorf("copy: FindUserByID(deleted user): %v, want ErrKeyDestroyed", err)
 		}
-		if u, err := cp.FindUserByID(ctx, alpha.ID, mgrA.actor, survivor.id); err != nil || u.Name != survivor.name || u.Email != survivor.email {
+		if u, err := cp.Users.FindUserByID(ctx, alpha.ID, mgrA.actor, survivor.id); err != nil || u.Name != survivor.name || u.Email != survivor.email {
 			t.Errorf("copy: FindUserByID(survivor) = %+v, %v", u, err)
 		}
-		if u, err := cp.FindUserByID(ctx, gamma.ID, mgrG.actor, mgrG.id); err != nil || u.Email != mgrG.email {
+		if u, err := cp.Users.FindUserByID(ctx, gamma.ID, mgrG.actor, mgrG.id); err != nil || u.Email != mgrG.email {
 			t.Errorf("copy: FindUserByID(gamma's manager) = %+v, %v", u, err)
 		}
 		for _, id := range []kluis.UserID{mgrB.id, betaMember.id, betaPending.ID} {
-			if u, err := cp.FindUserByID(ctx, beta.ID, mgrB.actor, id); !errors.Is(err, keys.ErrKeyDestroyed) {
+			if u, err := cp.Users.FindUserByID(ctx, beta.ID, mgrB.actor, id); !errors.Is(err, keys.ErrKeyDestroyed) {
 				t.Errorf("copy: FindUserByID(user of the deleted organisation) = %+v, %v; want ErrKeyDestroyed", u, err)
 			}
 		}
-		if users, err := cp.FindUsers(ctx, beta.ID, mgrB.actor); err == nil {
+		if users, err := cp.Users.FindUsers(ctx, beta.ID, mgrB.actor); err == nil {
 			t.Errorf("copy: FindUsers(deleted organisation) = %+v, want an error", users)
 		}
-		if _, _, err := cp.Login(ctx, beta.ID, betaMember.email, pw); kluis.ErrorCode(err) != kluis.EUnauthenticated {
+		if _, _, err := kluistest.Login(ctx, cp.SignIn, beta.ID, betaMember.email, pw); kluis.ErrorCode(err) != kluis.EUnauthenticated {
 			t.Errorf("copy: Login to the deleted organisation: %v, want unauthenticated (its blind index key is gone)", err)
 		}
-		if _, _, err := cp.Login(ctx, alpha.ID, victim.email, pw); err == nil {
+		if _, _, err := kluistest.Login(ctx, cp.SignIn, alpha.ID, victim.email, pw); err == nil {
 			t.Errorf("copy: the deleted user logs in")
 		}
 		// The audit details of the copy: the deleted user's address is erased,
@@ -877,7 +879,7 @@ func TestDeletionShredsCopiesTakenBefore(t *testing.T) {
 		}
 		// The queued mail of the copy: the deleted users' messages cannot be
 		// sent; the kept one can.
-		due, err := cp.ClaimDue(ctx, time.Now(), 100, time.Minute)
+		due, err := cp.MailQueue.ClaimDue(ctx, time.Now(), 100, time.Minute)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -893,7 +895,7 @@ func TestDeletionShredsCopiesTakenBefore(t *testing.T) {
 
 // openCopy opens a copied SQLite data database as a store with the env's
 // key store.
-func openCopy(t *testing.T, env *kluistest.Env, dir string) *sqlstore.Store {
+func openCopy(t *testing.T, env *kluistest.Env, dir string) *areas.Areas {
 	t.Helper()
 	ctx := context.Background()
 	db, err := sqlstore.Open(ctx, dir, "")
@@ -913,22 +915,22 @@ func openCopy(t *testing.T, env *kluistest.Env, dir string) *sqlstore.Store {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := sqlstore.NewStore(db, sqlstore.Options{Hasher: h, Signer: env.Signer, Witness: w, Keys: env.Keys})
+	core, err := sqlstore.New(db, sqlstore.Options{Keys: env.KeyStore})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return st
+	return areas.New(core, areas.Config{Hasher: h, Signer: env.Signer, Witness: w})
 }
 
-func encExport(t *testing.T, env *kluistest.Env, o kluis.Org, mgr encUser) []sqlstore.AuditEvent {
+func encExport(t *testing.T, env *kluistest.Env, o kluis.Org, mgr encUser) []kluis.AuditEvent {
 	t.Helper()
-	return copyExport(t, env.Store, o, mgr)
+	return copyExport(t, env.Areas, o, mgr)
 }
 
-func copyExport(t *testing.T, st *sqlstore.Store, o kluis.Org, mgr encUser) []sqlstore.AuditEvent {
+func copyExport(t *testing.T, st *areas.Areas, o kluis.Org, mgr encUser) []kluis.AuditEvent {
 	t.Helper()
-	var out []sqlstore.AuditEvent
-	if err := st.ExportAudit(context.Background(), o.ID, mgr.actor, sqlstore.AuditFilter{}, func(e sqlstore.AuditEvent) error {
+	var out []kluis.AuditEvent
+	if err := st.Audit.ExportAudit(context.Background(), o.ID, mgr.actor, kluis.AuditFilter{}, func(e kluis.AuditEvent) error {
 		out = append(out, e)
 		return nil
 	}); err != nil {
@@ -945,16 +947,16 @@ func copyExport(t *testing.T, st *sqlstore.Store, o kluis.Org, mgr encUser) []sq
 // queued mail is gone with them.
 func TestErasedUserInAuditAndClientAddress(t *testing.T) {
 	forEngine(t, func(t *testing.T, env *kluistest.Env) {
-		ctx := sqlstore.WithClient(context.Background(), netip.MustParseAddr(encClient))
+		ctx := withClient(context.Background(), netip.MustParseAddr(encClient))
 		o, mgr := encOrg(t, ctx, env, "erase", "boss@erase.example", "Boss Erase")
 		env.Mail(t)
 		const guestEmail = "erased7q@erase.example"
 		email := guestEmail
-		guest, err := env.Store.InviteUser(ctx, o.ID, mgr.actor, kluis.UserInput{Email: &email})
+		guest, err := env.Users.InviteUser(ctx, o.ID, mgr.actor, kluis.UserInput{Email: &email})
 		if err != nil {
 			t.Fatal(err)
 		}
-		inviteOf := func(evs []sqlstore.AuditEvent) (sqlstore.AuditEvent, map[string]any) {
+		inviteOf := func(evs []kluis.AuditEvent) (kluis.AuditEvent, map[string]any) {
 			t.Helper()
 			for _, e := range evs {
 				if e.Action == "user.invite" && e.Target == "user:"+string(guest.ID) {
@@ -966,7 +968,7 @@ func TestErasedUserInAuditAndClientAddress(t *testing.T) {
 				}
 			}
 			t.Fatalf("no user.invite event for the guest")
-			return sqlstore.AuditEvent{}, nil
+			return kluis.AuditEvent{}, nil
 		}
 
 		e, d := inviteOf(encExport(t, env, o, mgr))
@@ -976,23 +978,23 @@ func TestErasedUserInAuditAndClientAddress(t *testing.T) {
 		if e.Client != encClient {
 			t.Errorf("export: client %q, want %q", e.Client, encClient)
 		}
-		listed, _, err := env.Store.FindAuditEvents(ctx, o.ID, mgr.actor, sqlstore.AuditFilter{Limit: sqlstore.MaxAuditPage})
+		listed, _, err := env.Audit.FindAuditEvents(ctx, o.ID, mgr.actor, kluis.AuditFilter{Limit: kluis.MaxAuditPage})
 		if err != nil {
 			t.Fatal(err)
 		}
 		e, d = inviteOf(listed)
-		if d["email"] != sqlstore.Hidden || e.Client != "" {
-			t.Errorf("list: email %v and client %q, want %q and none (R29)", d["email"], e.Client, sqlstore.Hidden)
+		if d["email"] != kluis.Hidden || e.Client != "" {
+			t.Errorf("list: email %v and client %q, want %q and none (R29)", d["email"], e.Client, kluis.Hidden)
 		}
-		queued, err := env.Store.QueuedMail(ctx)
+		queued, err := env.MailQueue.QueuedMail(ctx)
 		if err != nil || queued != 1 {
 			t.Fatalf("queued mail: %d, %v; want the guest's invitation", queued, err)
 		}
 
-		if err := env.Store.DeleteUser(ctx, o.ID, mgr.actor, guest.ID); err != nil {
+		if err := env.Users.DeleteUser(ctx, o.ID, mgr.actor, guest.ID); err != nil {
 			t.Fatal(err)
 		}
-		if n, err := env.Store.QueuedMail(ctx); err != nil || n != 0 {
+		if n, err := env.MailQueue.QueuedMail(ctx); err != nil || n != 0 {
 			t.Errorf("queued mail after the deletion: %d, %v; want none", n, err)
 		}
 		for _, m := range env.Mail(t) {
@@ -1016,7 +1018,7 @@ func TestErasedUserInAuditAndClientAddress(t *testing.T) {
 				t.Errorf("user.delete: client %q, want %q", e.Client, encClient)
 			}
 		}
-		results, err := env.Store.VerifyChains(ctx)
+		results, err := env.Audit.VerifyChains(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -9,7 +9,6 @@ import (
 	"github.com/kluis/kluis"
 	"github.com/kluis/kluis/internal/keys"
 	"github.com/kluis/kluis/internal/kluistest"
-	"github.com/kluis/kluis/internal/sqlstore"
 )
 
 // reencStaleRows counts the sealed values of the organisation's users and
@@ -31,7 +30,7 @@ func reencStaleRows(t *testing.T, env *kluistest.Env, org kluis.OrgID) (stale in
 			if err != nil {
 				t.Fatalf("%s: %v", query, err)
 			}
-			active, err := env.Keys.ActiveVersion(ctx, keys.UserKey(string(org), string(r[0])))
+			active, err := env.KeyStore.ActiveVersion(ctx, keys.UserKey(string(org), string(r[0])))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -54,50 +53,50 @@ func TestOrgKeyRotationReencryptsEverythingButAudit(t *testing.T) {
 		other, _ := org(t, env, "other")
 		m := member(t, env, o, mgr, "member@rot.example", kluis.RoleMember)
 		email, role := "invited@rot.example", kluis.RoleMember
-		if _, err := env.Store.InviteUser(ctx, o.ID, mgr, kluis.UserInput{Email: &email, Role: &role}); err != nil {
+		if _, err := env.Users.InviteUser(ctx, o.ID, mgr, kluis.UserInput{Email: &email, Role: &role}); err != nil {
 			t.Fatal(err) // its invitation mail stays queued
 		}
-		if _, err := env.Store.UpdateMe(ctx, o.ID, m, kluis.UserInput{Phone: ptr("+31 6 12345678")}); err != nil {
+		if _, err := env.Users.UpdateMe(ctx, o.ID, m, kluis.UserInput{Phone: ptr("+31 6 12345678")}); err != nil {
 			t.Fatal(err)
 		}
 		// A token's name, a pending e-mail change and a session's device
 		// name are sealed under the member's key too.
-		if _, _, err := env.Store.CreateAPIToken(ctx, o.ID, m, kluis.TokenInput{Name: "backup script", Scope: kluis.ScopeRead, ExpiresAt: env.Clock.Now().Add(time.Hour)}); err != nil {
+		if _, _, err := env.Tokens.CreateAPIToken(ctx, o.ID, m, kluis.TokenInput{Name: "backup script", Scope: kluis.ScopeRead, ExpiresAt: env.Clock.Now().Add(time.Hour)}); err != nil {
 			t.Fatal(err)
 		}
-		if err := env.Store.RequestEmailChange(ctx, o.ID, m, "new@rot.example"); err != nil {
+		if err := env.Users.RequestEmailChange(ctx, o.ID, m, "new@rot.example"); err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := env.Store.Login(sqlstore.WithDevice(ctx, "Firefox on Linux"), o.ID, "member@rot.example", pw); err != nil {
+		if _, _, err := kluistest.LoginFrom(ctx, env.SignIn, o.ID, kluis.Origin{Device: "Firefox on Linux"}, "member@rot.example", pw); err != nil {
 			t.Fatal(err)
 		}
 		stale, _ := env.OtherProcess(t, keys.Options{})
-		if _, _, err := stale.Login(ctx, o.ID, "member@rot.example", pw); err != nil { // warms its cache
+		if _, _, err := kluistest.Login(ctx, stale.SignIn, o.ID, "member@rot.example", pw); err != nil { // warms its cache
 			t.Fatal(err)
 		}
-		if _, err := stale.UpdateMe(ctx, o.ID, m, kluis.UserInput{Name: ptr("Before")}); err != nil {
+		if _, err := stale.Users.UpdateMe(ctx, o.ID, m, kluis.UserInput{Name: ptr("Before")}); err != nil {
 			t.Fatal(err)
 		}
 
-		if _, err := env.Store.RotateOrgKey(ctx, m, "rot"); kluis.ErrorCode(err) != kluis.EForbidden {
+		if _, err := env.KeyWork.RotateOrgKey(ctx, m, "rot"); kluis.ErrorCode(err) != kluis.EForbidden {
 			t.Errorf("a user rotating keys: got %v, want forbidden", err)
 		}
-		kv, err := env.Store.RotateOrgKey(ctx, kluis.CLIActor, "rot")
+		kv, err := env.KeyWork.RotateOrgKey(ctx, kluis.CLIActor, "rot")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if kv.Version != 2 {
-			t.Fatalf("rotated to version %d, want 2", kv.Version)
+		if kv != 2 {
+			t.Fatalf("rotated to version %d, want 2", kv)
 		}
 		if n := reencStaleRows(t, env, o.ID); n == 0 {
 			t.Fatal("no row under a retired version right after the rotation: nothing to test")
 		}
 		// The other process still seals with the version it cached.
-		if _, err := stale.UpdateMe(ctx, o.ID, m, kluis.UserInput{Name: ptr("During")}); err != nil {
+		if _, err := stale.Users.UpdateMe(ctx, o.ID, m, kluis.UserInput{Name: ptr("During")}); err != nil {
 			t.Fatal(err)
 		}
 
-		jobs, err := env.Store.Reencrypt(ctx, nil)
+		jobs, err := env.KeyWork.Reencrypt(ctx, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -109,15 +108,15 @@ func TestOrgKeyRotationReencryptsEverythingButAudit(t *testing.T) {
 		}
 		// Another write of the stale process after the first pass: only the
 		// final pass, once the caches settled, can catch it.
-		if _, err := stale.UpdateMe(ctx, o.ID, m, kluis.UserInput{Name: ptr("Later")}); err != nil {
+		if _, err := stale.Users.UpdateMe(ctx, o.ID, m, kluis.UserInput{Name: ptr("Later")}); err != nil {
 			t.Fatal(err)
 		}
 		if n := reencStaleRows(t, env, o.ID); n != 2 {
 			t.Errorf("after the stale write %d values under retired versions, want its 2 (name, phone)", n)
 		}
-		env.Clock.Advance(env.Keys.CacheTTL())
-		var seen []sqlstore.Reencryption
-		jobs, err = env.Store.Reencrypt(ctx, func(r sqlstore.Reencryption) { seen = append(seen, r) })
+		env.Clock.Advance(env.KeyStore.CacheTTL())
+		var seen []kluis.Reencryption
+		jobs, err = env.KeyWork.Reencrypt(ctx, func(r kluis.Reencryption) { seen = append(seen, r) })
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -127,7 +126,7 @@ func TestOrgKeyRotationReencryptsEverythingButAudit(t *testing.T) {
 		if n := reencStaleRows(t, env, o.ID); n != 0 {
 			t.Errorf("after the re-encryption %d values use retired versions, want 0", n)
 		}
-		uses, err := env.Store.RetiredUses(ctx)
+		uses, err := env.KeyWork.RetiredUses(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -141,13 +140,13 @@ func TestOrgKeyRotationReencryptsEverythingButAudit(t *testing.T) {
 		}
 
 		// Everything still reads, the old audit values included.
-		got, err := env.Store.FindUserByID(ctx, o.ID, mgr, m.UserID)
+		got, err := env.Users.FindUserByID(ctx, o.ID, mgr, m.UserID)
 		if err != nil || got.Name != "Later" || got.Phone != "+31612345678" || got.Email != "member@rot.example" {
 			t.Errorf("after the rotation: %+v, %v", got, err)
 		}
 		login(t, env, o.ID, "member@rot.example") // the blind index did not change
 		n := 0
-		if err := env.Store.ExportAudit(ctx, o.ID, mgr, sqlstore.AuditFilter{Action: "user.invite"}, func(e sqlstore.AuditEvent) error {
+		if err := env.Audit.ExportAudit(ctx, o.ID, mgr, kluis.AuditFilter{Action: "user.invite"}, func(e kluis.AuditEvent) error {
 			n++
 			if string(e.Details) == "" || !strings.Contains(string(e.Details), "@rot.example") {
 				t.Errorf("audit details after the rotation: %s", e.Details)
@@ -156,7 +155,7 @@ func TestOrgKeyRotationReencryptsEverythingButAudit(t *testing.T) {
 		}); err != nil || n != 3 {
 			t.Errorf("export after the rotation: %d invitations, %v", n, err)
 		}
-		results, err := env.Store.VerifyChains(ctx)
+		results, err := env.Audit.VerifyChains(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}

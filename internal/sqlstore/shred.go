@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"net/netip"
 
 	"github.com/kluis/kluis"
 )
@@ -24,7 +23,7 @@ import (
 // scheduleShred records, in the deleting transaction, that the user's key
 // (user "" for every key of the organisation) is to be destroyed, and
 // returns the record's id.
-func (t *Tx) scheduleShred(ctx context.Context, org kluis.OrgID, user kluis.UserID) (string, error) {
+func (t *Tx) ScheduleShred(ctx context.Context, org kluis.OrgID, user kluis.UserID) (string, error) {
 	u := sql.NullString{String: string(user), Valid: user != ""}
 	id := kluis.NewID(t.Now())
 	if _, err := t.Exec(ctx, `INSERT INTO key_shreds (id, org_id, user_id, created_at, attempts) VALUES (?, ?, ?, ?, 0)`,
@@ -39,7 +38,7 @@ func (t *Tx) scheduleShred(ctx context.Context, org kluis.OrgID, user kluis.User
 // retried later by Shred, the deletion stands. Only that deletion's keys:
 // another organisation's pending destruction is never recorded under this
 // request's actor and client address.
-func (s *Store) shredNow(ctx context.Context, id string) {
+func (s *Core) ShredNow(ctx context.Context, id string) {
 	if n, err := s.shred(context.WithoutCancel(ctx), id); err != nil {
 		s.log.Error("key destruction failed; it is retried", "pending", n, "err", err.Error())
 	}
@@ -48,12 +47,12 @@ func (s *Store) shredNow(ctx context.Context, id string) {
 // Shred destroys the keys of deleted users and organisations whose
 // destruction did not happen right after the deletion (see above), as the
 // system actor, and returns how many are still pending afterwards.
-func (s *Store) Shred(ctx context.Context) (pending int, err error) {
-	return s.shred(WithClient(WithActor(ctx, kluis.SystemActor), netip.Addr{}), "")
+func (s *Core) Shred(ctx context.Context) (pending int, err error) {
+	return s.shred(WithActor(ctx, kluis.SystemActor), "")
 }
 
 // shred works on the pending destruction id, or on all when id is "".
-func (s *Store) shred(ctx context.Context, only string) (pending int, err error) {
+func (s *Core) shred(ctx context.Context, only string) (pending int, err error) {
 	type job struct {
 		id   string
 		org  kluis.OrgID

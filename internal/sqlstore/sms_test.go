@@ -19,11 +19,11 @@ func TestSMSNumberAndQueueAreSealedAndReencrypted(t *testing.T) {
 		ctx := context.Background()
 		o, mgr := org(t, env, "txt")
 		m := member(t, env, o, mgr, "m@txt.example", kluis.RoleMember)
-		if _, err := env.Store.StartSMS(ctx, o.ID, m, "+31 6 12345678"); err != nil {
+		if _, err := env.Factors.StartFactor(ctx, kluis.OrgScope(o.ID), m, kluis.FactorSMS, kluis.FactorSetup{Phone: "+31 6 12345678"}); err != nil {
 			t.Fatal(err)
 		}
 		q := `SELECT user_id, envelope FROM sms_queue WHERE org_id = '` + string(o.ID) + `'`
-		f := `SELECT user_id, secret FROM user_factors WHERE kind = 'sms' AND org_id = '` + string(o.ID) + `'`
+		f := `SELECT user_id, secret FROM factors WHERE kind = 'sms' AND org_id = '` + string(o.ID) + `'`
 		for _, query := range []string{q, f, `SELECT user_id, code_hash FROM sms_codes`} {
 			rows := env.Query(t, query)
 			if len(rows) != 1 {
@@ -35,12 +35,12 @@ func TestSMSNumberAndQueueAreSealedAndReencrypted(t *testing.T) {
 				}
 			}
 		}
-		if _, err := env.Store.RotateOrgKey(ctx, kluis.CLIActor, "txt"); err != nil {
+		if _, err := env.KeyWork.RotateOrgKey(ctx, kluis.CLIActor, "txt"); err != nil {
 			t.Fatal(err)
 		}
-		env.Clock.Advance(env.Keys.CacheTTL())
+		env.Clock.Advance(env.KeyStore.CacheTTL())
 		for i := 0; i < 3; i++ {
-			if _, err := env.Store.Reencrypt(ctx, nil); err != nil {
+			if _, err := env.KeyWork.Reencrypt(ctx, nil); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -50,7 +50,7 @@ func TestSMSNumberAndQueueAreSealedAndReencrypted(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				active, err := env.Keys.ActiveVersion(ctx, keys.UserKey(string(o.ID), string(r[0])))
+				active, err := env.KeyStore.ActiveVersion(ctx, keys.UserKey(string(o.ID), string(r[0])))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -63,11 +63,11 @@ func TestSMSNumberAndQueueAreSealedAndReencrypted(t *testing.T) {
 		if len(msgs) != 1 || msgs[0].To != "+31612345678" {
 			t.Fatalf("delivered %+v, want one message to +31612345678", msgs)
 		}
-		if _, err := env.Store.ConfirmSMS(ctx, o.ID, m, kluistest.SMSCode(t, msgs[0])); err != nil {
+		if _, err := env.Factors.ConfirmFactor(ctx, kluis.OrgScope(o.ID), m, kluis.FactorSMS, kluis.FactorProof{Code: kluistest.SMSCode(t, msgs[0])}); err != nil {
 			t.Fatalf("confirm after the rotation: %v", err)
 		}
-		if masked, err := env.Store.FindSMSNumber(ctx, o.ID, m); err != nil || masked != "+3********78" {
-			t.Errorf("the number after the rotation: %q, %v", masked, err)
+		if f, err := env.Factors.FindFactors(ctx, kluis.OrgScope(o.ID), m); err != nil || f.SMSNumber != "+3********78" {
+			t.Errorf("the number after the rotation: %q, %v", f.SMSNumber, err)
 		}
 	})
 }

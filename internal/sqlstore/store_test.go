@@ -14,6 +14,8 @@ import (
 	"github.com/kluis/kluis/internal/kluistest"
 	"github.com/kluis/kluis/internal/password"
 	"github.com/kluis/kluis/internal/sqlstore"
+	"github.com/kluis/kluis/internal/sqlstore/areas"
+	"github.com/kluis/kluis/internal/sqlstore/auditlog"
 )
 
 // forEngine runs a storage test on SQLite and on PostgreSQL.
@@ -34,11 +36,11 @@ const pw = "correct-horse-9"
 func org(t *testing.T, env *kluistest.Env, slug string) (kluis.Org, kluis.Actor) {
 	t.Helper()
 	ctx := context.Background()
-	o, link, err := env.Store.CreateOrg(ctx, kluis.CLIActor, sqlstore.NewOrg{Slug: slug, Name: "Org " + slug, ManagerEmail: "boss@" + slug + ".example"})
+	o, link, err := env.Orgs.CreateOrg(ctx, kluis.CLIActor, kluis.NewOrg{Slug: slug, Name: "Org " + slug, ManagerEmail: "boss@" + slug + ".example"})
 	if err != nil {
 		t.Fatalf("CreateOrg: %v", err)
 	}
-	if _, err := env.Store.AcceptInvitation(ctx, o.ID, kluistest.Token(link), "Boss", pw); err != nil {
+	if _, err := env.Users.AcceptInvitation(ctx, o.ID, kluis.Origin{}, kluistest.Token(link), "Boss", pw); err != nil {
 		t.Fatalf("AcceptInvitation: %v", err)
 	}
 	return o, login(t, env, o.ID, "boss@"+slug+".example")
@@ -46,11 +48,11 @@ func org(t *testing.T, env *kluistest.Env, slug string) (kluis.Org, kluis.Actor)
 
 func login(t *testing.T, env *kluistest.Env, org kluis.OrgID, email string) kluis.Actor {
 	t.Helper()
-	sess, _, err := env.Store.Login(context.Background(), org, email, pw)
+	sess, _, err := kluistest.Login(context.Background(), env.SignIn, org, email, pw)
 	if err != nil {
 		t.Fatalf("Login: %v", err)
 	}
-	actor, _, err := env.Store.Authenticate(context.Background(), sess.Token)
+	actor, _, err := kluistest.Authenticate(context.Background(), env.SignIn, sess.Token)
 	if err != nil {
 		t.Fatalf("Authenticate: %v", err)
 	}
@@ -61,11 +63,11 @@ func login(t *testing.T, env *kluistest.Env, org kluis.OrgID, email string) klui
 func member(t *testing.T, env *kluistest.Env, o kluis.Org, manager kluis.Actor, email string, role kluis.Role) kluis.Actor {
 	t.Helper()
 	ctx := context.Background()
-	u, err := env.Store.InviteUser(ctx, o.ID, manager, kluis.UserInput{Email: &email, Role: &role})
+	u, err := env.Users.InviteUser(ctx, o.ID, manager, kluis.UserInput{Email: &email, Role: &role})
 	if err != nil {
 		t.Fatalf("InviteUser: %v", err)
 	}
-	if _, err := env.Store.AcceptInvitation(ctx, o.ID, env.LastToken(t), "Member", pw); err != nil {
+	if _, err := env.Users.AcceptInvitation(ctx, o.ID, kluis.Origin{}, env.LastToken(t), "Member", pw); err != nil {
 		t.Fatalf("AcceptInvitation: %v", err)
 	}
 	a := login(t, env, o.ID, email)
@@ -75,16 +77,16 @@ func member(t *testing.T, env *kluistest.Env, o kluis.Org, manager kluis.Actor, 
 	return a
 }
 
-func events(t *testing.T, env *kluistest.Env, o kluis.OrgID, manager kluis.Actor) []sqlstore.AuditEvent {
+func events(t *testing.T, env *kluistest.Env, o kluis.OrgID, manager kluis.Actor) []kluis.AuditEvent {
 	t.Helper()
-	evs, _, err := env.Store.FindAuditEvents(context.Background(), o, manager, sqlstore.AuditFilter{Limit: sqlstore.MaxAuditPage})
+	evs, _, err := env.Audit.FindAuditEvents(context.Background(), o, manager, kluis.AuditFilter{Limit: kluis.MaxAuditPage})
 	if err != nil {
 		t.Fatalf("FindAuditEvents: %v", err)
 	}
 	return evs
 }
 
-func countAction(evs []sqlstore.AuditEvent, action string) int {
+func countAction(evs []kluis.AuditEvent, action string) int {
 	n := 0
 	for _, e := range evs {
 		if e.Action == action {
@@ -111,20 +113,20 @@ func TestStoreKeepsOrganisationsApart(t *testing.T) {
 		b, managerB := org(t, env, "beta")
 		victim := member(t, env, b, managerB, "victim@beta.example", kluis.RoleMember)
 
-		_, err := env.Store.FindUserByID(ctx, a.ID, managerA, victim.UserID)
+		_, err := env.Users.FindUserByID(ctx, a.ID, managerA, victim.UserID)
 		wantCode(t, err, kluis.ENotFound)
 		name := "Hacked"
-		_, err = env.Store.UpdateUser(ctx, a.ID, managerA, victim.UserID, kluis.UserInput{Name: &name})
+		_, err = env.Users.UpdateUser(ctx, a.ID, managerA, victim.UserID, kluis.UserInput{Name: &name})
 		wantCode(t, err, kluis.ENotFound)
-		wantCode(t, env.Store.DeleteUser(ctx, a.ID, managerA, victim.UserID), kluis.ENotFound)
-		wantCode(t, env.Store.ResendInvitation(ctx, a.ID, managerA, victim.UserID), kluis.ENotFound)
+		wantCode(t, env.Users.DeleteUser(ctx, a.ID, managerA, victim.UserID), kluis.ENotFound)
+		wantCode(t, env.Users.ResendInvitation(ctx, a.ID, managerA, victim.UserID), kluis.ENotFound)
 		// With B's id but A's actor, the rule refuses before anything is read.
-		_, err = env.Store.FindUserByID(ctx, b.ID, managerA, victim.UserID)
+		_, err = env.Users.FindUserByID(ctx, b.ID, managerA, victim.UserID)
 		wantCode(t, err, kluis.EForbidden)
-		_, err = env.Store.FindUsers(ctx, b.ID, managerA)
+		_, err = env.Users.FindUsers(ctx, b.ID, managerA)
 		wantCode(t, err, kluis.EForbidden)
 
-		users, err := env.Store.FindUsers(ctx, a.ID, managerA)
+		users, err := env.Users.FindUsers(ctx, a.ID, managerA)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -133,7 +135,7 @@ func TestStoreKeepsOrganisationsApart(t *testing.T) {
 				t.Errorf("FindUsers(A) returned %s of org %s", u.ID, u.OrgID)
 			}
 		}
-		if u, err := env.Store.FindUserByID(ctx, b.ID, managerB, victim.UserID); err != nil || u.Name != "Member" {
+		if u, err := env.Users.FindUserByID(ctx, b.ID, managerB, victim.UserID); err != nil || u.Name != "Member" {
 			t.Fatalf("victim changed: %+v, %v", u, err)
 		}
 	})
@@ -147,16 +149,16 @@ func TestAuditOneEventPerActionAndNoneOnRollback(t *testing.T) {
 		o, manager := org(t, env, "gamma")
 		m := member(t, env, o, manager, "m@gamma.example", kluis.RoleMember)
 		name := "Renamed"
-		if _, err := env.Store.UpdateUser(ctx, o.ID, manager, m.UserID, kluis.UserInput{Name: &name}); err != nil {
+		if _, err := env.Users.UpdateUser(ctx, o.ID, manager, m.UserID, kluis.UserInput{Name: &name}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := env.Store.UpdateMe(ctx, o.ID, m, kluis.UserInput{Name: &name}); err != nil {
+		if _, err := env.Users.UpdateMe(ctx, o.ID, m, kluis.UserInput{Name: &name}); err != nil {
 			t.Fatal(err) // no change: no event
 		}
-		if err := env.Store.ChangePassword(ctx, o.ID, m, pw, "another-passw0rd"); err != nil {
+		if err := env.SignIn.ChangePassword(ctx, kluis.OrgScope(o.ID), m, pw, "another-passw0rd"); err != nil {
 			t.Fatal(err)
 		}
-		if err := env.Store.Logout(ctx, o.ID, m); err != nil {
+		if err := env.SignIn.Logout(ctx, kluis.OrgScope(o.ID), m); err != nil {
 			t.Fatal(err)
 		}
 		evs := events(t, env, o.ID, manager)
@@ -170,14 +172,14 @@ func TestAuditOneEventPerActionAndNoneOnRollback(t *testing.T) {
 		}
 		before := len(evs)
 		boom := errors.New("boom")
-		if err := env.Store.AppendThenFail(ctx, o.ID, boom); !errors.Is(err, boom) {
+		if err := env.Core.AppendThenFail(ctx, o.ID, boom); !errors.Is(err, boom) {
 			t.Fatalf("got %v, want boom", err)
 		}
 		evs = events(t, env, o.ID, manager)
 		if len(evs) != before || countAction(evs, "test.rolled_back") != 0 {
 			t.Fatalf("rolled-back transaction left an event: %d events, want %d", len(evs), before)
 		}
-		res, err := env.Store.VerifyOrgAudit(ctx, o.ID, manager)
+		res, err := env.Audit.VerifyOrgAudit(ctx, o.ID, manager)
 		if err != nil || !res.OK {
 			t.Fatalf("chain after rollback: %+v, %v", res, err)
 		}
@@ -191,9 +193,9 @@ func TestDenialsAreRecorded(t *testing.T) {
 		o, manager := org(t, env, "delta")
 		m := member(t, env, o, manager, "m@delta.example", kluis.RoleMember)
 		role := kluis.RoleManager
-		_, err := env.Store.UpdateUser(ctx, o.ID, m, m.UserID, kluis.UserInput{Role: &role})
+		_, err := env.Users.UpdateUser(ctx, o.ID, m, m.UserID, kluis.UserInput{Role: &role})
 		wantCode(t, err, kluis.EForbidden)
-		_, err = env.Store.UpdatePolicy(ctx, o.ID, m, kluis.DefaultPolicy)
+		_, err = env.Orgs.UpdatePolicy(ctx, o.ID, m, kluis.DefaultPolicy)
 		wantCode(t, err, kluis.EForbidden)
 		evs := events(t, env, o.ID, manager)
 		denied := 0
@@ -208,7 +210,7 @@ func TestDenialsAreRecorded(t *testing.T) {
 		if denied != 2 {
 			t.Fatalf("got %d denied events, want 2", denied)
 		}
-		u, err := env.Store.FindUserByID(ctx, o.ID, manager, m.UserID)
+		u, err := env.Users.FindUserByID(ctx, o.ID, manager, m.UserID)
 		if err != nil || u.Role != kluis.RoleMember {
 			t.Fatalf("member became %q (%v), want member", u.Role, err)
 		}
@@ -223,11 +225,11 @@ func TestLastManagerStays(t *testing.T) {
 		o, manager := org(t, env, "epsilon")
 		member := kluis.RoleMember
 		yes := true
-		_, err := env.Store.UpdateUser(ctx, o.ID, manager, manager.UserID, kluis.UserInput{Role: &member})
+		_, err := env.Users.UpdateUser(ctx, o.ID, manager, manager.UserID, kluis.UserInput{Role: &member})
 		wantCode(t, err, kluis.EConflict)
-		_, err = env.Store.UpdateUser(ctx, o.ID, manager, manager.UserID, kluis.UserInput{Disabled: &yes})
+		_, err = env.Users.UpdateUser(ctx, o.ID, manager, manager.UserID, kluis.UserInput{Disabled: &yes})
 		wantCode(t, err, kluis.EConflict)
-		wantCode(t, env.Store.DeleteUser(ctx, o.ID, manager, manager.UserID), kluis.EConflict)
+		wantCode(t, env.Users.DeleteUser(ctx, o.ID, manager, manager.UserID), kluis.EConflict)
 
 		second := memberOf(t, env, o, manager, "second@epsilon.example", kluis.RoleManager)
 		var wg sync.WaitGroup
@@ -236,7 +238,7 @@ func TestLastManagerStays(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				_, errs[i] = env.Store.UpdateUser(ctx, o.ID, pair[0], pair[1].UserID, kluis.UserInput{Role: &member})
+				_, errs[i] = env.Users.UpdateUser(ctx, o.ID, pair[0], pair[1].UserID, kluis.UserInput{Role: &member})
 			}()
 		}
 		wg.Wait()
@@ -263,14 +265,14 @@ func TestSessionsEnd(t *testing.T) {
 		ctx := context.Background()
 		o, manager := org(t, env, "zeta")
 		open := func(email string) string {
-			sess, _, err := env.Store.Login(ctx, o.ID, email, pw)
+			sess, _, err := kluistest.Login(ctx, env.SignIn, o.ID, email, pw)
 			if err != nil {
 				t.Fatal(err)
 			}
 			return sess.Token
 		}
 		alive := func(token string) bool {
-			_, _, err := env.Store.Authenticate(ctx, token)
+			_, _, err := kluistest.Authenticate(ctx, env.SignIn, token)
 			if err != nil && kluis.ErrorCode(err) != kluis.EUnauthenticated {
 				t.Fatal(err)
 			}
@@ -302,11 +304,11 @@ func TestSessionsEnd(t *testing.T) {
 
 		manager = login(t, env, o.ID, "boss@zeta.example")
 		other, current := open("m@zeta.example"), open("m@zeta.example")
-		cur, _, err := env.Store.Authenticate(ctx, current)
+		cur, _, err := kluistest.Authenticate(ctx, env.SignIn, current)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := env.Store.ChangePassword(ctx, o.ID, cur, pw, "Brand-new-passw0rd"); err != nil {
+		if err := env.SignIn.ChangePassword(ctx, kluis.OrgScope(o.ID), cur, pw, "Brand-new-passw0rd"); err != nil {
 			t.Fatal(err)
 		}
 		if alive(other) || !alive(current) {
@@ -314,26 +316,26 @@ func TestSessionsEnd(t *testing.T) {
 		}
 
 		yes := true
-		if _, err := env.Store.UpdateUser(ctx, o.ID, manager, m.UserID, kluis.UserInput{Disabled: &yes}); err != nil {
+		if _, err := env.Users.UpdateUser(ctx, o.ID, manager, m.UserID, kluis.UserInput{Disabled: &yes}); err != nil {
 			t.Fatal(err)
 		}
 		if alive(current) {
 			t.Fatal("a disabled user's session still works")
 		}
-		if _, _, err := env.Store.Login(ctx, o.ID, "m@zeta.example", "Brand-new-passw0rd"); kluis.ErrorCode(err) != kluis.EUnauthenticated {
+		if _, _, err := kluistest.Login(ctx, env.SignIn, o.ID, "m@zeta.example", "Brand-new-passw0rd"); kluis.ErrorCode(err) != kluis.EUnauthenticated {
 			t.Fatalf("disabled user logged in: %v", err)
 		}
 		no := false
-		if _, err := env.Store.UpdateUser(ctx, o.ID, manager, m.UserID, kluis.UserInput{Disabled: &no}); err != nil {
+		if _, err := env.Users.UpdateUser(ctx, o.ID, manager, m.UserID, kluis.UserInput{Disabled: &no}); err != nil {
 			t.Fatal(err)
 		}
 		tok := ""
-		if sess, _, err := env.Store.Login(ctx, o.ID, "M@Zeta.example ", "Brand-new-passw0rd"); err != nil {
+		if sess, _, err := kluistest.Login(ctx, env.SignIn, o.ID, "M@Zeta.example ", "Brand-new-passw0rd"); err != nil {
 			t.Fatalf("re-enabled user cannot log in (e-mail normalised): %v", err)
 		} else {
 			tok = sess.Token
 		}
-		if err := env.Store.DeleteUser(ctx, o.ID, manager, m.UserID); err != nil {
+		if err := env.Users.DeleteUser(ctx, o.ID, manager, m.UserID); err != nil {
 			t.Fatal(err)
 		}
 		if alive(tok) {
@@ -353,18 +355,19 @@ func TestWeakHashUpgradedAtLogin(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			store, err := sqlstore.NewStore(weak.DB, sqlstore.Options{Now: weak.Clock.Now, Hasher: strong, Signer: weak.Signer, Witness: weak.Witness, Keys: weak.Keys})
+			core, err := sqlstore.New(weak.DB, sqlstore.Options{Now: weak.Clock.Now, Keys: weak.KeyStore})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, _, err := store.Login(ctx, o.ID, "boss@eta.example", pw); err != nil {
+			store := areas.New(core, areas.Config{Hasher: strong, Signer: weak.Signer, Witness: weak.Witness})
+			if _, _, err := kluistest.Login(ctx, store.SignIn, o.ID, "boss@eta.example", pw); err != nil {
 				t.Fatal(err)
 			}
 			n := weak.MustExec(t, "UPDATE users SET name = name WHERE password_hash LIKE '$argon2id$v=19$m=2048,t=2,p=1$%'")
 			if n != 1 {
 				t.Fatalf("got %d upgraded hashes, want 1", n)
 			}
-			if _, _, err := store.Login(ctx, o.ID, "boss@eta.example", pw); err != nil {
+			if _, _, err := kluistest.Login(ctx, store.SignIn, o.ID, "boss@eta.example", pw); err != nil {
 				t.Fatalf("login after upgrade: %v", err)
 			}
 		})
@@ -376,7 +379,7 @@ func TestWeakHashUpgradedAtLogin(t *testing.T) {
 func TestInvitationTokenStoredOnlyAsHash(t *testing.T) {
 	forEngine(t, func(t *testing.T, env *kluistest.Env) {
 		ctx := context.Background()
-		_, link, err := env.Store.CreateOrg(ctx, kluis.CLIActor, sqlstore.NewOrg{Slug: "theta", Name: "Theta", ManagerEmail: "x@theta.example"})
+		_, link, err := env.Orgs.CreateOrg(ctx, kluis.CLIActor, kluis.NewOrg{Slug: "theta", Name: "Theta", ManagerEmail: "x@theta.example"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -406,7 +409,7 @@ func TestConcurrentWritesKeepTheChain(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				name := fmt.Sprintf("Boss %d", i)
-				_, err := env.Store.UpdateMe(ctx, o.ID, manager, kluis.UserInput{Name: &name})
+				_, err := env.Users.UpdateMe(ctx, o.ID, manager, kluis.UserInput{Name: &name})
 				errc <- err
 			}()
 		}
@@ -417,10 +420,10 @@ func TestConcurrentWritesKeepTheChain(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if _, err := env.Store.Checkpoint(ctx, sqlstore.DefaultCheckpointPolicy, true); err != nil {
+		if _, err := env.Audit.Checkpoint(ctx, auditlog.DefaultCheckpointPolicy, true); err != nil {
 			t.Fatal(err)
 		}
-		results, err := env.Store.VerifyChains(ctx)
+		results, err := env.Audit.VerifyChains(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -454,25 +457,25 @@ func TestTamperingDetected(t *testing.T) {
 				o, manager := org(t, env, "kappa")
 				for i := 0; i < 5; i++ {
 					name := fmt.Sprintf("Name %d", i)
-					if _, err := env.Store.UpdateMe(ctx, o.ID, manager, kluis.UserInput{Name: &name}); err != nil {
+					if _, err := env.Users.UpdateMe(ctx, o.ID, manager, kluis.UserInput{Name: &name}); err != nil {
 						t.Fatal(err)
 					}
 				}
-				if _, err := env.Store.Checkpoint(ctx, sqlstore.DefaultCheckpointPolicy, true); err != nil {
+				if _, err := env.Audit.Checkpoint(ctx, auditlog.DefaultCheckpointPolicy, true); err != nil {
 					t.Fatal(err)
 				}
 				chain := sqlstore.OrgChain(o.ID)
 				for _, stmt := range strings.Split(strings.ReplaceAll(c.tamper, "CHAIN", chain), "; ") {
 					env.MustExec(t, stmt)
 				}
-				rs, err := env.Store.VerifyChains(ctx, chain)
+				rs, err := env.Audit.VerifyChains(ctx, chain)
 				if err != nil {
 					t.Fatal(err)
 				}
 				if rs[0].OK || rs[0].FirstBrokenSeq != c.want {
 					t.Fatalf("got %+v, want broken at %d", rs[0], c.want)
 				}
-				platform, err := env.Store.VerifyChains(ctx, audit.PlatformChain)
+				platform, err := env.Audit.VerifyChains(ctx, audit.PlatformChain)
 				if err != nil || !platform[0].OK {
 					t.Fatalf("platform chain: %+v, %v", platform, err)
 				}
@@ -489,15 +492,15 @@ func TestDeleteOrganisation(t *testing.T) {
 		ctx := context.Background()
 		o, manager := org(t, env, "lambda")
 		member(t, env, o, manager, "m@lambda.example", kluis.RoleMember)
-		_, err := env.Store.InviteUser(ctx, o.ID, manager, kluis.UserInput{Email: ptr("pending@lambda.example")})
+		_, err := env.Users.InviteUser(ctx, o.ID, manager, kluis.UserInput{Email: ptr("pending@lambda.example")})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := env.Store.Checkpoint(ctx, sqlstore.DefaultCheckpointPolicy, true); err != nil {
+		if _, err := env.Audit.Checkpoint(ctx, auditlog.DefaultCheckpointPolicy, true); err != nil {
 			t.Fatal(err)
 		}
-		wantCode(t, env.Store.DeleteOrg(ctx, manager, o.Slug), kluis.EForbidden)
-		if err := env.Store.DeleteOrg(ctx, kluis.CLIActor, o.Slug); err != nil {
+		wantCode(t, env.Orgs.DeleteOrg(ctx, manager, o.Slug), kluis.EForbidden)
+		if err := env.Orgs.DeleteOrg(ctx, kluis.CLIActor, o.Slug); err != nil {
 			t.Fatal(err)
 		}
 		for _, table := range []string{"users", "sessions", "invitations", "mail_queue", "orgs"} {
@@ -505,11 +508,11 @@ func TestDeleteOrganisation(t *testing.T) {
 				t.Errorf("%s: %d rows left after deleting the organisation", table, n)
 			}
 		}
-		if _, _, err := env.Store.Authenticate(ctx, "x"); kluis.ErrorCode(err) != kluis.EUnauthenticated {
+		if _, _, err := kluistest.Authenticate(ctx, env.SignIn, "x"); kluis.ErrorCode(err) != kluis.EUnauthenticated {
 			t.Fatal(err)
 		}
-		wantCode(t, env.Store.DeleteOrg(ctx, kluis.CLIActor, o.Slug), kluis.ENotFound)
-		results, err := env.Store.VerifyChains(ctx)
+		wantCode(t, env.Orgs.DeleteOrg(ctx, kluis.CLIActor, o.Slug), kluis.ENotFound)
+		results, err := env.Audit.VerifyChains(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -536,22 +539,22 @@ func TestSameEmailInTwoOrganisations(t *testing.T) {
 		b, managerB := org(t, env, "nu")
 		shared := "Shared@Example.org"
 		ua := member(t, env, a, managerA, shared, kluis.RoleMember)
-		_, err := env.Store.InviteUser(ctx, a.ID, managerA, kluis.UserInput{Email: ptr(" shared@EXAMPLE.org")})
+		_, err := env.Users.InviteUser(ctx, a.ID, managerA, kluis.UserInput{Email: ptr(" shared@EXAMPLE.org")})
 		wantCode(t, err, kluis.EConflict)
-		ub, err := env.Store.InviteUser(ctx, b.ID, managerB, kluis.UserInput{Email: &shared})
+		ub, err := env.Users.InviteUser(ctx, b.ID, managerB, kluis.UserInput{Email: &shared})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := env.Store.AcceptInvitation(ctx, b.ID, env.LastToken(t), "Other", "a-different-passw0rd"); err != nil {
+		if _, err := env.Users.AcceptInvitation(ctx, b.ID, kluis.Origin{}, env.LastToken(t), "Other", "a-different-passw0rd"); err != nil {
 			t.Fatal(err)
 		}
 		if ua.UserID == ub.ID {
 			t.Fatal("one account for two organisations")
 		}
-		if _, _, err := env.Store.Login(ctx, b.ID, shared, pw); kluis.ErrorCode(err) != kluis.EUnauthenticated {
+		if _, _, err := kluistest.Login(ctx, env.SignIn, b.ID, shared, pw); kluis.ErrorCode(err) != kluis.EUnauthenticated {
 			t.Fatalf("A's password opened B's account: %v", err)
 		}
-		if _, u, err := env.Store.Login(ctx, b.ID, shared, "a-different-passw0rd"); err != nil || u.ID != ub.ID {
+		if _, u, err := kluistest.Login(ctx, env.SignIn, b.ID, shared, "a-different-passw0rd"); err != nil || u.ID != ub.ID {
 			t.Fatalf("login in B: %v", err)
 		}
 	})
@@ -564,20 +567,20 @@ func TestForgedCheckpointRowDoesNotStopCheckpoints(t *testing.T) {
 	forEngine(t, func(t *testing.T, env *kluistest.Env) {
 		ctx := context.Background()
 		o, manager := org(t, env, "xi")
-		if _, err := env.Store.Checkpoint(ctx, sqlstore.DefaultCheckpointPolicy, true); err != nil {
+		if _, err := env.Audit.Checkpoint(ctx, auditlog.DefaultCheckpointPolicy, true); err != nil {
 			t.Fatal(err)
 		}
 		chain := sqlstore.OrgChain(o.ID)
 		env.MustExec(t, "INSERT INTO audit_checkpoints (chain, seq, hash, at, signature) SELECT chain, 999999999, hash, at, signature FROM audit_checkpoints WHERE chain = '"+chain+"'")
 		name := "After the forgery"
-		if _, err := env.Store.UpdateMe(ctx, o.ID, manager, kluis.UserInput{Name: &name}); err != nil {
+		if _, err := env.Users.UpdateMe(ctx, o.ID, manager, kluis.UserInput{Name: &name}); err != nil {
 			t.Fatal(err)
 		}
-		n, err := env.Store.Checkpoint(ctx, sqlstore.DefaultCheckpointPolicy, true)
+		n, err := env.Audit.Checkpoint(ctx, auditlog.DefaultCheckpointPolicy, true)
 		if err != nil || n == 0 {
 			t.Fatalf("got %d checkpoints (%v), want the chain checkpointed despite the forged row", n, err)
 		}
-		rs, err := env.Store.VerifyChains(ctx, chain)
+		rs, err := env.Audit.VerifyChains(ctx, chain)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -595,17 +598,17 @@ func TestQueuedInvitationMailGoesWithTheInvitation(t *testing.T) {
 		o, manager := org(t, env, "omicron")
 		env.Mail(t)
 		queued := func() int64 { return env.MustExec(t, "UPDATE mail_queue SET id = id") }
-		u, err := env.Store.InviteUser(ctx, o.ID, manager, kluis.UserInput{Email: ptr("new@omicron.example")})
+		u, err := env.Users.InviteUser(ctx, o.ID, manager, kluis.UserInput{Email: ptr("new@omicron.example")})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := env.Store.ResendInvitation(ctx, o.ID, manager, u.ID); err != nil {
+		if err := env.Users.ResendInvitation(ctx, o.ID, manager, u.ID); err != nil {
 			t.Fatal(err)
 		}
 		if n := queued(); n != 1 {
 			t.Fatalf("after a re-send: %d queued mails, want only the new link's", n)
 		}
-		if err := env.Store.RevokeInvitation(ctx, o.ID, manager, u.ID); err != nil {
+		if err := env.Users.RevokeInvitation(ctx, o.ID, manager, u.ID); err != nil {
 			t.Fatal(err)
 		}
 		if n := queued(); n != 0 {
@@ -621,9 +624,9 @@ func TestAuditTargetsAndReads(t *testing.T) {
 		ctx := context.Background()
 		o, manager := org(t, env, "pi")
 		m := member(t, env, o, manager, "m@pi.example", kluis.RoleMember)
-		_, err := env.Store.UpdateUser(ctx, o.ID, m, kluis.UserID("someone@else.example +31 6 1234"), kluis.UserInput{})
+		_, err := env.Users.UpdateUser(ctx, o.ID, m, kluis.UserID("someone@else.example +31 6 1234"), kluis.UserInput{})
 		wantCode(t, err, kluis.EForbidden)
-		if _, err := env.Store.UpdateUser(ctx, o.ID, manager, m.UserID, kluis.UserInput{}); err != nil {
+		if _, err := env.Users.UpdateUser(ctx, o.ID, manager, m.UserID, kluis.UserInput{}); err != nil {
 			t.Fatal(err)
 		}
 		evs := events(t, env, o.ID, manager)

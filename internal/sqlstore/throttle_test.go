@@ -12,7 +12,6 @@ import (
 	"github.com/kluis/kluis/internal/audit"
 	"github.com/kluis/kluis/internal/keys"
 	"github.com/kluis/kluis/internal/kluistest"
-	"github.com/kluis/kluis/internal/sqlstore"
 )
 
 const securityDesk = "security@operator.example"
@@ -39,7 +38,7 @@ func TestOrganisationWideAlarm(t *testing.T) {
 		env.Mail(t)
 		// 49 failures over 10 identifiers: no alarm yet.
 		for i := range 49 {
-			_, _, err := env.Store.Login(ctx, o.ID, fmt.Sprintf("guess%d@alarmed.example", i%10), "Wrong 1 password")
+			_, _, err := kluistest.LoginFrom(ctx, env.SignIn, o.ID, originOf(ctx), fmt.Sprintf("guess%d@alarmed.example", i%10), "Wrong 1 password")
 			if code := kluis.ErrorCode(err); code != kluis.EUnauthenticated && code != kluis.ETooManyRequests {
 				t.Fatalf("failure %d: %v", i, err)
 			}
@@ -48,7 +47,7 @@ func TestOrganisationWideAlarm(t *testing.T) {
 			t.Fatalf("alarm after 49 failures: %d", n)
 		}
 		for i := range 30 {
-			env.Store.Login(ctx, o.ID, fmt.Sprintf("guess%d@alarmed.example", i%10), "Wrong 1 password")
+			kluistest.LoginFrom(ctx, env.SignIn, o.ID, originOf(ctx), fmt.Sprintf("guess%d@alarmed.example", i%10), "Wrong 1 password")
 		}
 		if n := countAudit(t, env, o.ID, mgr, "security.alarm"); n != 1 {
 			t.Fatalf("alarms after 79 failures over 10 identifiers: %d, want one (at most one an hour)", n)
@@ -73,11 +72,11 @@ func TestOrganisationWideAlarm(t *testing.T) {
 
 		// The digest: due once, across two processes.
 		other, _ := env.OtherProcess(t, keys.Options{})
-		made, err := env.Store.SecurityDigest(ctx, "node-a", time.Hour)
+		made, err := env.Throttle.SecurityDigest(ctx, "node-a", time.Hour)
 		if err != nil || !made {
 			t.Fatalf("first digest: %v, %v", made, err)
 		}
-		if made, err := other.SecurityDigest(ctx, "node-b", time.Hour); err != nil || made {
+		if made, err := other.Throttle.SecurityDigest(ctx, "node-b", time.Hour); err != nil || made {
 			t.Fatalf("second node's digest right after: %v, %v, want none", made, err)
 		}
 		var digest string
@@ -97,7 +96,7 @@ func TestOrganisationWideAlarm(t *testing.T) {
 			}
 		}
 		env.Clock.Advance(61 * time.Minute)
-		if made, err := other.SecurityDigest(ctx, "node-b", time.Hour); err != nil || !made {
+		if made, err := other.Throttle.SecurityDigest(ctx, "node-b", time.Hour); err != nil || !made {
 			t.Fatalf("digest an hour later on the other node: %v, %v", made, err)
 		}
 	})
@@ -105,7 +104,7 @@ func TestOrganisationWideAlarm(t *testing.T) {
 
 func countAudit(t *testing.T, env *kluistest.Env, org kluis.OrgID, mgr kluis.Actor, action string) int {
 	t.Helper()
-	events, _, err := env.Store.FindAuditEvents(context.Background(), org, mgr, sqlstore.AuditFilter{Action: action, Limit: 1000})
+	events, _, err := env.Audit.FindAuditEvents(context.Background(), org, mgr, kluis.AuditFilter{Action: action, Limit: 1000})
 	if err != nil {
 		t.Fatalf("audit: %v", err)
 	}
@@ -120,47 +119,47 @@ func TestOperatorSettlesAddressBlocks(t *testing.T) {
 	forEngine(t, func(t *testing.T, env *kluistest.Env) {
 		o, _ := org(t, env, "blocks")
 		addr := netip.MustParseAddr("192.0.2.55")
-		ctx := sqlstore.WithClient(context.Background(), addr)
+		ctx := withClient(context.Background(), addr)
 		for range 20 {
-			env.Store.Login(ctx, o.ID, "nobody@blocks.example", "Wrong 1 password")
+			kluistest.LoginFrom(ctx, env.SignIn, o.ID, originOf(ctx), "nobody@blocks.example", "Wrong 1 password")
 		}
-		_, _, err := env.Store.Login(ctx, o.ID, "boss@blocks.example", pw)
+		_, _, err := kluistest.LoginFrom(ctx, env.SignIn, o.ID, originOf(ctx), "boss@blocks.example", pw)
 		if kluis.ErrorCode(err) != kluis.ETooManyRequests {
 			t.Fatalf("right password from a blocked address: %v, want too_many_requests", err)
 		}
-		blocks, err := env.Store.AddressBlocks(context.Background(), kluis.CLIActor)
+		blocks, err := env.Throttle.AddressBlocks(context.Background(), kluis.CLIActor)
 		if err != nil || len(blocks) != 1 {
 			t.Fatalf("blocks %+v, %v; want one", blocks, err)
 		}
-		ref, _ := env.Store.AddressRef(context.Background(), addr)
+		ref, _ := env.Throttle.AddressRef(context.Background(), addr)
 		if blocks[0].Ref != ref || strings.Contains(ref, "192") {
 			t.Fatalf("block ref %q, want %q (no address)", blocks[0].Ref, ref)
 		}
-		if _, err := env.Store.AddressBlocks(context.Background(), kluis.Actor{}); kluis.ErrorCode(err) != kluis.EForbidden {
+		if _, err := env.Throttle.AddressBlocks(context.Background(), kluis.Actor{}); kluis.ErrorCode(err) != kluis.EForbidden {
 			t.Errorf("anonymous list: %v, want forbidden", err)
 		}
-		if err := env.Store.LiftAddressBlock(context.Background(), kluis.CLIActor, ref); err != nil {
+		if err := env.Throttle.LiftAddressBlock(context.Background(), kluis.CLIActor, ref); err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := env.Store.Login(ctx, o.ID, "boss@blocks.example", pw); err != nil {
+		if _, _, err := kluistest.LoginFrom(ctx, env.SignIn, o.ID, originOf(ctx), "boss@blocks.example", pw); err != nil {
 			t.Fatalf("after the lift: %v", err)
 		}
-		if err := env.Store.KeepAddressBlock(context.Background(), kluis.CLIActor, ref); err != nil {
+		if err := env.Throttle.KeepAddressBlock(context.Background(), kluis.CLIActor, ref); err != nil {
 			t.Fatal(err)
 		}
 		env.Clock.Advance(48 * time.Hour)
-		if _, _, err := env.Store.Login(ctx, o.ID, "boss@blocks.example", pw); kluis.ErrorCode(err) != kluis.ETooManyRequests {
+		if _, _, err := kluistest.LoginFrom(ctx, env.SignIn, o.ID, originOf(ctx), "boss@blocks.example", pw); kluis.ErrorCode(err) != kluis.ETooManyRequests {
 			t.Fatalf("permanent block two days later: %v, want too_many_requests", err)
 		}
-		if err := env.Store.LiftAddressBlock(context.Background(), kluis.CLIActor, "000000000000"); kluis.ErrorCode(err) != kluis.ENotFound {
+		if err := env.Throttle.LiftAddressBlock(context.Background(), kluis.CLIActor, "000000000000"); kluis.ErrorCode(err) != kluis.ENotFound {
 			t.Errorf("lifting an unknown reference: %v", err)
 		}
 		// Counters untouched for a day are forgotten, permanent blocks kept.
 		for range 3 {
-			env.Store.Login(context.Background(), o.ID, "someone@blocks.example", "Wrong 1 password")
+			kluistest.Login(context.Background(), env.SignIn, o.ID, "someone@blocks.example", "Wrong 1 password")
 		}
 		env.Clock.Advance(25 * time.Hour)
-		if err := env.Store.SweepThrottle(context.Background()); err != nil {
+		if err := env.Throttle.SweepThrottle(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 		if n := queryCount(t, env, `SELECT COUNT(*) FROM login_failures`); n != 0 {

@@ -1,0 +1,91 @@
+// Package areas builds every area of the store over one core: the one
+// place where the storage side is wired, used by kluis serve, the other
+// commands and the test fixtures alike. Each area is constructed with what
+// it needs, once; nothing is bound later.
+package areas
+
+import (
+	"context"
+
+	"github.com/kluis/kluis"
+	"github.com/kluis/kluis/internal/audit"
+	"github.com/kluis/kluis/internal/password"
+	"github.com/kluis/kluis/internal/sqlstore"
+	"github.com/kluis/kluis/internal/sqlstore/auditlog"
+	"github.com/kluis/kluis/internal/sqlstore/factors"
+	"github.com/kluis/kluis/internal/sqlstore/keywork"
+	"github.com/kluis/kluis/internal/sqlstore/operators"
+	"github.com/kluis/kluis/internal/sqlstore/orgs"
+	"github.com/kluis/kluis/internal/sqlstore/outbox"
+	"github.com/kluis/kluis/internal/sqlstore/signin"
+	"github.com/kluis/kluis/internal/sqlstore/throttle"
+	"github.com/kluis/kluis/internal/sqlstore/tokens"
+	"github.com/kluis/kluis/internal/sqlstore/users"
+)
+
+// Config is what the areas need beyond the core.
+type Config struct {
+	Hasher  *password.Hasher // required
+	Signer  *audit.Signer    // required: signs audit checkpoints
+	Witness audit.WitnessLog // required: the checkpoint copy outside the database
+	// Throttle holds the brute-force protection's numbers; zero fields
+	// take throttle.DefaultConfig's.
+	Throttle throttle.Config
+	// SecurityEmail is the operator's security address: alarms and the
+	// security digest go there (R26). Empty: not mailed.
+	SecurityEmail string
+}
+
+// Areas are the store's areas over one core.
+type Areas struct {
+	Core      *sqlstore.Core
+	Orgs      *orgs.Service
+	Users     *users.Service
+	SignIn    *signin.Service
+	Factors   *factors.Service
+	Tokens    *tokens.Service
+	Throttle  *throttle.Service
+	Audit     *auditlog.Service
+	Operators *operators.Service
+	KeyWork   *keywork.Service
+	MailQueue *outbox.Mail
+	SMSQueue  *outbox.SMS
+}
+
+// New builds the areas over core.
+func New(core *sqlstore.Core, c Config) *Areas {
+	a := &Areas{Core: core}
+	a.Throttle = throttle.New(core, c.Throttle, c.SecurityEmail)
+	a.Tokens = tokens.New(core)
+	a.Factors = factors.New(core)
+	a.Users = users.New(core, c.Hasher, a.Throttle)
+	a.Orgs = orgs.New(core, a.Users)
+	a.SignIn = signin.New(core, c.Hasher, a.Throttle, a.Factors, a.Tokens)
+	a.Operators = operators.New(core, c.Hasher, a.Throttle, a.Factors)
+	a.Audit = auditlog.New(core, c.Signer, c.Witness)
+	a.KeyWork = keywork.New(core, a.Orgs)
+	a.MailQueue = outbox.NewMail(core)
+	a.SMSQueue = outbox.NewSMS(core)
+	return a
+}
+
+// Start makes what must exist before requests are served: the platform key
+// and the throttle's secret (first writer wins, also across nodes).
+func (a *Areas) Start(ctx context.Context) error {
+	if err := a.Throttle.EnsureSecret(ctx); err != nil {
+		return err
+	}
+	return a.Core.EnsurePlatformKey(ctx)
+}
+
+// Services are the areas as the adapters see them: one domain interface
+// each.
+func (a *Areas) Services() kluis.Services {
+	return kluis.Services{
+		Orgs: a.Orgs, Policies: a.Orgs, Logins: a.Orgs,
+		Users: a.Users, Accounts: a.Users,
+		SignIn: a.SignIn, Sessions: a.SignIn, Recovery: a.SignIn,
+		Factors: a.Factors, Tokens: a.Tokens, Throttle: a.Throttle,
+		Audit: a.Audit, Operators: a.Operators, Keys: a.KeyWork,
+	}
+}

@@ -1,0 +1,428 @@
+package sqlstore
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/kluis/kluis"
+	"github.com/kluis/kluis/internal/audit"
+	"github.com/kluis/kluis/internal/keys"
+)
+
+// Core is the shared core every area of the store works over (DESIGN §10):
+// the database, the one write path that commits a change together with its
+// audit event (Write, Deny), field sealing under the key store, and the
+// clock. Areas (organisations, users, sign-in, second factors, …) are
+// packages of their own below this one; each takes a *Core and opens no
+// transaction of its own around Write. Methods return *kluis.Error for
+// everything a client may see; any other error is internal.
+type Core struct {
+	db    *DB
+	clock func() time.Time
+	keys  *keys.Store
+	log   *slog.Logger
+
+	publicURL string
+	mailFrom  string
+	observe   Observer
+	// mailQueued and smsQueued wake the mail and SMS workers after a
+	// transaction that queued a message commits.
+	mailQueued func()
+	smsQueued  func()
+}
+
+// Observer receives events worth counting (metrics). Implementations must be
+// fast and must not block.
+type Observer interface {
+	AuditAppended(chainKind string, n int)
+	Login(realm kluis.Realm, outcome string)
+	// Throttled counts a throttling event (R18, R26): "lock" and
+	// "address_block" when one starts, "alarm", and refusals by kind.
+	Throttled(kind string)
+	// KeyUnwrapped counts a key of the kind of organisation org ("" for the
+	// platform key) unwrapped by the key store (R28).
+	KeyUnwrapped(org, kind string)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) AuditAppended(string, int)     {}
+func (nopObserver) Login(kluis.Realm, string)     {}
+func (nopObserver) Throttled(string)              {}
+func (nopObserver) KeyUnwrapped(org, kind string) {}
+
+// Options configures a Core. Everything is given here, at construction:
+// nothing is bound later.
+type Options struct {
+	Now       func() time.Time // defaults to time.Now
+	Keys      *keys.Store      // required: the key store that seals personal data
+	Log       *slog.Logger     // for failures of work after a commit; defaults to discarding
+	PublicURL string           // base of every link in mail
+	MailFrom  string           // From address of outgoing mail
+	// Observer receives counts for metrics; nil counts nothing.
+	Observer Observer
+	// MailQueued and SMSQueued are called after a transaction that queued
+	// mail or a text message commits, to wake the workers; nil for none.
+	MailQueued func()
+	SMSQueued  func()
+}
+
+// New returns a Core on a migrated database.
+func New(db *DB, o Options) (*Core, error) {
+	if o.Keys == nil {
+		return nil, errors.New("sqlstore: the key store is required")
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.PublicURL == "" {
+		o.PublicURL = "http://127.0.0.1:8080"
+	}
+	if o.MailFrom == "" {
+		o.MailFrom = "kluis@localhost"
+	}
+	if o.Observer == nil {
+		o.Observer = nopObserver{}
+	}
+	nop := func() {}
+	if o.MailQueued == nil {
+		o.MailQueued = nop
+	}
+	if o.SMSQueued == nil {
+		o.SMSQueued = nop
+	}
+	return &Core{
+		db: db, clock: o.Now, keys: o.Keys, log: o.Log, publicURL: o.PublicURL, mailFrom: o.MailFrom,
+		observe: o.Observer, mailQueued: o.MailQueued, smsQueued: o.SMSQueued,
+	}, nil
+}
+
+// Now reads the store's clock (DESIGN §2: tests move it).
+func (s *Core) Now() time.Time { return s.clock() }
+
+// Keys is the key store that seals personal data.
+func (s *Core) Keys() *keys.Store { return s.keys }
+
+// Log is the logger for failures of work after a commit.
+func (s *Core) Log() *slog.Logger { return s.log }
+
+// Observe is where counts for metrics go.
+func (s *Core) Observe() Observer { return s.observe }
+
+// PublicURL is the base of every link in mail.
+func (s *Core) PublicURL() string { return s.publicURL }
+
+// Now is the one time of the transaction: every timestamp written in it.
+func (t *Tx) Now() time.Time { return t.at }
+
+// DB returns the store's database.
+func (s *Core) DB() *DB { return s.db }
+
+// Tx is one write transaction. Every timestamp written in it comes from one
+// reading of the clock (DESIGN §2).
+type Tx struct {
+	tx     *sql.Tx
+	db     *DB
+	s      *Core
+	at     time.Time
+	events []string // chain kinds of appended events, counted after commit
+	mailed bool
+	texted bool                 // an SMS was queued
+	heads  map[string]chainHead // chain heads locked in this transaction
+	// throttled lists the locks, blocks and alarms started in this
+	// transaction, counted after commit.
+	throttled []string
+
+	unprepared []string // queries to prepare after the transaction
+	reader     bool     // a read transaction on the reader pool: no cached statements
+}
+
+type chainHead struct {
+	seq  int64
+	hash audit.Hash
+}
+
+// stmt returns the writer's cached prepared statement bound to this
+// transaction, or nil when the query has not been prepared yet. Preparing
+// needs a connection of the writer pool, which on SQLite is the one this
+// transaction holds, so new queries run unprepared now and are prepared
+// once the transaction has ended.
+func (t *Tx) stmt(ctx context.Context, query string) *sql.Stmt {
+	if t.reader {
+		return nil
+	}
+	if v, ok := t.db.writerStmts.Load(query); ok {
+		return t.tx.StmtContext(ctx, v.(*sql.Stmt))
+	}
+	t.unprepared = append(t.unprepared, query)
+	return nil
+}
+
+func (t *Tx) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if st := t.stmt(ctx, query); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return t.tx.ExecContext(ctx, t.db.Q(query), args...)
+}
+
+func (t *Tx) QueryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := t.stmt(ctx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return t.tx.QueryRowContext(ctx, t.db.Q(query), args...)
+}
+
+func (t *Tx) Query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st := t.stmt(ctx, query); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return t.tx.QueryContext(ctx, t.db.Q(query), args...)
+}
+
+// prepareLater prepares the statements a finished transaction ran unprepared.
+func (t *Tx) prepareLater(ctx context.Context) {
+	for _, q := range t.unprepared {
+		t.db.stmt(ctx, true, q) // a failure only means the next call runs unprepared again
+	}
+}
+
+// denial is returned by a transaction body when a rights rule refused the
+// actor. write records it in the chain in a transaction of its own, since
+// nothing else changes, and answers forbidden.
+type denial struct {
+	chain, action, target string
+	actor                 kluis.Actor
+	answer                *kluis.Error
+}
+
+func (d *denial) Error() string { return "denied: " + d.action }
+
+// deny returns the error a transaction body gives when the actor lacks the
+// right. answer is what the client sees (forbidden, or not_found where even the
+// existence of the object must not be confirmed).
+func Deny(chain string, actor kluis.Actor, action, target string, answer *kluis.Error) error {
+	return &denial{chain: chain, actor: actor, action: action, target: target, answer: answer}
+}
+
+// write runs fn in one write transaction. lockChain, when not empty, is the
+// audit chain whose head is locked first: it serialises the organisation's
+// writes, so rules such as "the last active manager stays" hold on PostgreSQL
+// too. A denial is rolled back and recorded on its own.
+func (s *Core) Write(ctx context.Context, lockChain string, fn func(*Tx) error) error {
+	sqlTx, err := s.db.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	t := &Tx{tx: sqlTx, db: s.db, s: s, at: s.Now().UTC().Truncate(time.Microsecond)}
+	defer t.prepareLater(ctx)
+	if lockChain != "" {
+		if _, _, err := t.lockHead(ctx, lockChain); err != nil {
+			sqlTx.Rollback()
+			return err
+		}
+	}
+	if err := fn(t); err != nil {
+		sqlTx.Rollback()
+		var d *denial
+		if errors.As(err, &d) {
+			if rerr := s.RecordRefusal(ctx, d.chain, d.actor, d.action, d.target, "denied", nil); rerr != nil {
+				return rerr
+			}
+			return d.answer
+		}
+		return err
+	}
+	if err := sqlTx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	for _, kind := range t.events {
+		s.observe.AuditAppended(kind, 1)
+	}
+	for _, kind := range t.throttled {
+		s.observe.Throttled(kind)
+	}
+	if t.mailed {
+		s.mailQueued()
+	}
+	if t.texted {
+		s.smsQueued()
+	}
+	return nil
+}
+
+// read runs fn in a transaction on the reader pool, for reads that need a
+// consistent view of several rows; it never writes and takes no lock.
+func (s *Core) Read(ctx context.Context, fn func(*Tx) error) error {
+	sqlTx, err := s.db.reader.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer sqlTx.Rollback()
+	return fn(&Tx{tx: sqlTx, db: s.db, s: s, at: s.Now().UTC().Truncate(time.Microsecond), reader: true})
+}
+
+// recordRefusal appends one refused request (a rights denial, a failed login)
+// to a chain, in a transaction of its own.
+func (s *Core) RecordRefusal(ctx context.Context, chain string, actor kluis.Actor, action, target, outcome string, details map[string]any) error {
+	return s.Write(ctx, "", func(t *Tx) error {
+		return t.Append(ctx, chain, actor, action, target, outcome, details)
+	})
+}
+
+// Chain ids (DESIGN §3).
+func OrgChain(org kluis.OrgID) string { return "org:" + string(org) }
+
+func chainKind(chain string) string {
+	if chain == audit.PlatformChain {
+		return "platform"
+	}
+	return "org"
+}
+
+// lockHead reads a chain head, locking it on PostgreSQL. A missing head is
+// created (a new organisation's chain starts in the transaction that creates
+// the organisation).
+func (t *Tx) lockHead(ctx context.Context, chain string) (int64, audit.Hash, error) {
+	if h, ok := t.heads[chain]; ok {
+		return h.seq, h.hash, nil
+	}
+	seq, hash, err := t.readHead(ctx, chain)
+	if err == nil {
+		if t.heads == nil {
+			t.heads = map[string]chainHead{}
+		}
+		t.heads[chain] = chainHead{seq, hash}
+	}
+	return seq, hash, err
+}
+
+func (t *Tx) readHead(ctx context.Context, chain string) (int64, audit.Hash, error) {
+	var seq int64
+	var h []byte
+	err := t.QueryRow(ctx, `SELECT seq, hash FROM audit_heads WHERE chain = ?`+t.db.ForUpdate(), chain).Scan(&seq, &h)
+	if errors.Is(err, sql.ErrNoRows) {
+		var zero audit.Hash
+		if _, err := t.Exec(ctx, `INSERT INTO audit_heads (chain, seq, hash) VALUES (?, 0, ?)`, chain, zero[:]); err != nil {
+			return 0, zero, fmt.Errorf("create chain head: %w", err)
+		}
+		return 0, zero, nil
+	}
+	if err != nil {
+		return 0, audit.Hash{}, fmt.Errorf("lock chain head: %w", err)
+	}
+	var hash audit.Hash
+	if len(h) != len(hash) {
+		return 0, hash, fmt.Errorf("chain head %s: bad hash length", chain)
+	}
+	copy(hash[:], h)
+	return seq, hash, nil
+}
+
+// appendEvent appends one event to a chain in this transaction: the change
+// and its record commit together or not at all (R23, R25). details must hold
+// no personal values in the clear: a personal value goes in as a
+// sealedDetail. The request's client address, if any, is recorded sealed.
+func (t *Tx) Append(ctx context.Context, chain string, actor kluis.Actor, action, target, outcome string, details map[string]any) error {
+	seq, prev, err := t.lockHead(ctx, chain)
+	if err != nil {
+		return err
+	}
+	id := kluis.NewID(t.Now())
+	d := []byte("{}")
+	if len(details) > 0 {
+		if details, err = t.s.sealDetails(ctx, chain, id, details); err != nil {
+			return err
+		}
+		if d, err = json.Marshal(details); err != nil {
+			return err
+		}
+	}
+	client, err := t.s.sealClient(ctx, chain, id, actor)
+	if err != nil {
+		return err
+	}
+	e := audit.Event{
+		Chain: chain, Seq: seq + 1, ID: id, At: t.Now(),
+		Actor: actor.AuditName(), Action: action, Target: target, Outcome: outcome,
+		Details: d, Client: client,
+	}
+	e.Seal(prev)
+	if _, err := t.Exec(ctx, `INSERT INTO audit_events (chain, seq, id, at, actor, action, target, outcome, details, client, prev_hash, hash)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		e.Chain, e.Seq, e.ID, Micros(e.At), e.Actor, e.Action, e.Target, e.Outcome, e.Details, e.Client, e.PrevHash[:], e.Hash[:]); err != nil {
+		return fmt.Errorf("append audit event: %w", err)
+	}
+	if _, err := t.Exec(ctx, `UPDATE audit_heads SET seq = ?, hash = ? WHERE chain = ?`, e.Seq, e.Hash[:], chain); err != nil {
+		return fmt.Errorf("advance chain head: %w", err)
+	}
+	t.heads[chain] = chainHead{e.Seq, e.Hash}
+	t.events = append(t.events, chainKind(chain))
+	return nil
+}
+
+// Time is stored as Unix microseconds in UTC on both engines.
+func Micros(t time.Time) int64 { return t.UnixMicro() }
+
+func FromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
+
+func NullMicros(n sql.NullInt64) time.Time {
+	if !n.Valid {
+		return time.Time{}
+	}
+	return FromMicros(n.Int64)
+}
+
+// newToken returns a secret token (32 random bytes, unpadded base64url) and
+// the SHA-256 under which it is stored and looked up (DESIGN §5).
+func NewToken() (token string, hash []byte) {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("sqlstore: crypto/rand failed: " + err.Error())
+	}
+	token = base64.RawURLEncoding.EncodeToString(b[:])
+	return token, TokenHash(token)
+}
+
+func TokenHash(token string) []byte {
+	h := sha256.Sum256([]byte(token))
+	return h[:]
+}
+
+// validTokenShape reports whether a presented token can be one of ours, so
+// that garbage is refused without a database lookup.
+func ValidTokenShape(token string) bool {
+	if len(token) != 43 {
+		return false
+	}
+	_, err := base64.RawURLEncoding.DecodeString(token)
+	return err == nil
+}
+
+// Refuse records a rights denial of a read, in a transaction of its own,
+// and returns forbidden.
+func (s *Core) Refuse(ctx context.Context, chain string, actor kluis.Actor, action, target string) error {
+	if err := s.RecordRefusal(ctx, chain, actor, action, target, "denied", nil); err != nil {
+		return err
+	}
+	return kluis.ErrForbidden
+}
+
+// ForUpdate is the row-locking suffix of a SELECT in this transaction (the
+// engine's; nothing on SQLite, whose writer holds the database's lock).
+func (t *Tx) ForUpdate() string { return t.db.ForUpdate() }
+
+// Count counts a throttling event in the metrics once the transaction
+// commits (R18, R26): "lock", "address_block", "alarm".
+func (t *Tx) Count(kind string) { t.throttled = append(t.throttled, kind) }
