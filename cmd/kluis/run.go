@@ -21,6 +21,7 @@ import (
 
 	"github.com/kluis/kluis"
 	"github.com/kluis/kluis/internal/audit"
+	"github.com/kluis/kluis/internal/httpserver"
 	"github.com/kluis/kluis/internal/keys"
 	"github.com/kluis/kluis/internal/mail"
 	"github.com/kluis/kluis/internal/password"
@@ -355,16 +356,18 @@ func checkDSN(fromFlag bool, dsn string) error {
 
 // app is an opened instance: database, store and the audit keys.
 type app struct {
-	cfg       *config
-	db        *sqlstore.DB
-	keys      *keys.Store
-	keyEvents keyEvents
-	store     *sqlstore.Store
-	witness   audit.WitnessLog
-	witnessF  *audit.Witness // the witness file, in embedded mode
-	sender    mail.Sender
-	texter    sms.Sender
-	log       *slog.Logger
+	cfg      *config
+	db       *sqlstore.DB
+	keys     *keys.Store
+	store    *sqlstore.Store
+	witness  audit.WitnessLog
+	witnessF *audit.Witness // the witness file, in embedded mode
+	sender   mail.Sender
+	texter   sms.Sender
+	log      *slog.Logger
+	// metrics count from the start, key unwraps included; kluis serve
+	// serves them (--metrics-addr).
+	metrics *httpserver.Metrics
 }
 
 // open opens the database and the store. Only serve and migrate migrate;
@@ -398,7 +401,7 @@ func open(ctx context.Context, c *config, migrate bool, stderr io.Writer) (*app,
 		}
 		return nil, err
 	}
-	a := &app{cfg: c, db: db, log: log}
+	a := &app{cfg: c, db: db, log: log, metrics: httpserver.NewMetrics()}
 	if err := a.init(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -470,35 +473,9 @@ func (a *app) init(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	a.keyEvents = keyEvents{store: a.store, log: a.log}
+	// The key store records every key event itself; EnsureKeys also moves
+	// those a stopped process left behind into the audit chains.
 	return a.store.EnsureKeys(ctx)
-}
-
-// keyEvents turns the key store's life-cycle events into audit events. The
-// key store is opened before the data store exists, so events before that
-// (none: opening creates no keys) would be dropped.
-type keyEvents struct {
-	store *sqlstore.Store
-	log   *slog.Logger
-}
-
-// KeyEvent records the event with the actor of the context (the request's,
-// "cli" for commands, else "system"); the key store has committed, so a
-// failure here can only be logged (keys status reconciles).
-func (k *keyEvents) KeyEvent(ctx context.Context, e keys.Event) {
-	if k.store == nil {
-		return
-	}
-	if err := k.store.RecordKeyLifecycle(ctx, e); err != nil {
-		k.log.Error("key event not recorded in the audit log", "action", string(e.Action), "err", err.Error())
-	}
-}
-
-// KeyUnwrapped counts the unwrap in the metrics, per organisation (R28).
-func (k *keyEvents) KeyUnwrapped(org string, kind keys.Kind) {
-	if k.store != nil {
-		k.store.KeyUnwrapped(org, kind)
-	}
 }
 
 // signer loads the key that signs audit checkpoints. The database records
@@ -597,7 +574,7 @@ func (a *app) openKeys(ctx context.Context) (*keys.Store, error) {
 			}
 			return keys.LoadRoot(path)
 		},
-		Observer: &a.keyEvents,
+		Observer: a.metrics, // counts unwraps (R28)
 	})
 	if created && err != nil {
 		os.Remove(path) // the refusal changes nothing, not even the key folder

@@ -66,7 +66,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err := a.db.SetSetting(ctx, "public_url", c.PublicURL); err != nil {
 		return err
 	}
-	metrics := httpserver.NewMetrics()
+	metrics := a.metrics
 	worker := mail.NewWorker(a.store, a.sender, a.log, nil)
 	worker.FirstRetry = c.MailRetry
 	a.store.SetHooks(worker.Notify, metrics)
@@ -167,13 +167,18 @@ func newHolder() string {
 }
 
 // keyWorkLoop finishes key work that outlives a request or a command:
-// destroying the keys of deleted users and organisations whose destruction
-// failed (crypto-shredding), and re-encrypting data after an organisation
-// key rotation, resumed where it stopped.
+// recording in the audit chains the key events that another process (a
+// command, another node) left in the key store, destroying the keys of
+// deleted users and organisations whose destruction failed
+// (crypto-shredding), and re-encrypting data after an organisation key
+// rotation, resumed where it stopped.
 func (a *app) keyWorkLoop(ctx context.Context) {
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
 	for {
+		if _, err := a.store.DrainKeyEvents(ctx); err != nil && ctx.Err() == nil {
+			a.log.Error("key events not recorded in the audit log; retried", "err", err.Error())
+		}
 		if n, err := a.store.Shred(ctx); err != nil && ctx.Err() == nil {
 			a.log.Error("key destruction failed; retried", "pending", n, "err", err.Error())
 		}

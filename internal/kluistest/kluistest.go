@@ -199,6 +199,9 @@ type EnvOptions struct {
 	Throttle sqlstore.Throttle // zero fields mean sqlstore.DefaultThrottle's
 	// SecurityEmail is the operator's security address (alarms, digest).
 	SecurityEmail string
+	// KeyObserver counts the key store's unwraps (the metrics); nil
+	// ignores them.
+	KeyObserver keys.Observer
 }
 
 // NewEnv returns a store on a fresh database of the engine.
@@ -235,7 +238,7 @@ func NewEnv(tb testing.TB, engine string, opts ...EnvOptions) *Env {
 	if engine == sqlstore.Postgres {
 		e.KeysDSN = PostgresDSN(tb)
 	}
-	if e.Keys, err = keys.OpenStore(context.Background(), e.KeysDSN, e.Root, e.Clock.Now, keys.Options{Observer: (*envKeyEvents)(e)}); err != nil {
+	if e.Keys, err = keys.OpenStore(context.Background(), e.KeysDSN, e.Root, e.Clock.Now, keys.Options{Observer: o.KeyObserver}); err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { e.Keys.Close() })
@@ -284,24 +287,6 @@ func SMSCode(tb testing.TB, m sms.OutboxMessage) string {
 		tb.Fatalf("no code in the text message %q", m.Text)
 	}
 	return c[1]
-}
-
-// envKeyEvents records the key store's life-cycle events in the audit
-// chains, as kluis serve does.
-type envKeyEvents Env
-
-func (k *envKeyEvents) KeyEvent(ctx context.Context, ev keys.Event) {
-	if k.Store != nil {
-		if err := k.Store.RecordKeyLifecycle(ctx, ev); err != nil {
-			panic("kluistest: key event not recorded: " + err.Error())
-		}
-	}
-}
-
-func (k *envKeyEvents) KeyUnwrapped(org string, kind keys.Kind) {
-	if k.Store != nil {
-		k.Store.KeyUnwrapped(org, kind)
-	}
 }
 
 // Mail delivers the queued mail to the outbox and returns the messages that

@@ -67,14 +67,15 @@ func (s *Store) CreateOrg(ctx context.Context, actor kluis.Actor, in NewOrg) (kl
 	}
 	// The keys first (the key store is another database); if the
 	// organisation is not created after all, they are destroyed unused.
-	ctx = WithActor(ctx, actor)
 	orgID := kluis.OrgID(kluis.NewID(s.now()))
-	if err := s.keys.EnsureOrgKey(ctx, string(orgID)); err != nil {
+	err := s.keys.EnsureOrgKey(ctx, string(orgID), actor.AuditName())
+	s.drainAfterKeyChange(ctx)
+	if err != nil {
 		return kluis.Org{}, "", fmt.Errorf("make organisation keys: %w", err)
 	}
-	managerID, err := s.newUserID(ctx, orgID)
+	managerID, err := s.newUserID(ctx, orgID, actor)
 	if err != nil {
-		s.dropUnusedOrgKeys(ctx, orgID)
+		s.dropUnusedOrgKeys(ctx, orgID, actor)
 		return kluis.Org{}, "", err
 	}
 	var org kluis.Org
@@ -111,23 +112,24 @@ func (s *Store) CreateOrg(ctx context.Context, actor kluis.Actor, in NewOrg) (kl
 			map[string]any{"role": string(kluis.RoleManager), "email": sealedDetail{userKey(org.ID, u.ID), email}})
 	})
 	if err != nil {
-		s.dropUnusedOrgKeys(ctx, orgID)
+		s.dropUnusedOrgKeys(ctx, orgID, actor)
 	}
 	return org, link, err
 }
 
 // dropUnusedOrgKeys destroys the keys made for an organisation whose
 // creation failed, once it is sure the organisation does not exist (a commit
-// can succeed and still report an error).
-func (s *Store) dropUnusedOrgKeys(ctx context.Context, org kluis.OrgID) {
+// can succeed and still report an error), as actor's change.
+func (s *Store) dropUnusedOrgKeys(ctx context.Context, org kluis.OrgID, actor kluis.Actor) {
 	ctx = context.WithoutCancel(ctx)
 	var n int
 	if err := s.db.readRow(ctx, `SELECT COUNT(*) FROM orgs WHERE id = ?`, org).Scan(&n); err != nil || n > 0 {
 		return
 	}
-	if err := s.keys.DestroyOrgKeys(ctx, string(org)); err != nil {
+	if err := s.keys.DestroyOrgKeys(ctx, string(org), actor.AuditName()); err != nil {
 		s.log.Warn("the unused keys of an organisation not created were not destroyed (they seal nothing)", "err", err.Error())
 	}
+	s.drainAfterKeyChange(ctx)
 }
 
 // DeleteOrg deletes an organisation on its request, with its users,
@@ -136,7 +138,6 @@ func (s *Store) dropUnusedOrgKeys(ctx context.Context, org kluis.OrgID) {
 // verifiable; the deletion is recorded in the platform chain. Operators and
 // the CLI only. Errors: not_found, forbidden.
 func (s *Store) DeleteOrg(ctx context.Context, actor kluis.Actor, slug string) error {
-	ctx = WithActor(ctx, actor)
 	var shred string
 	err := s.write(ctx, audit.PlatformChain, func(t *Tx) error {
 		if !kluis.CanManageOrgs(actor) {
@@ -156,7 +157,7 @@ func (s *Store) DeleteOrg(ctx context.Context, actor kluis.Actor, slug string) e
 			map[string]any{"slug": org.Slug})
 	})
 	if err == nil {
-		s.shredNow(ctx, shred)
+		s.shredNow(ctx, actor, shred)
 	}
 	return err
 }

@@ -110,7 +110,8 @@ func (s *Store) RotateOrgKey(ctx context.Context, actor kluis.Actor, slug string
 	if err != nil {
 		return keys.KeyVersion{}, err
 	}
-	kv, err := s.keys.RotateOrgKey(WithActor(ctx, actor), string(org.ID))
+	kv, err := s.keys.RotateOrgKey(ctx, string(org.ID), actor.AuditName())
+	s.drainAfterKeyChange(ctx)
 	if err != nil {
 		return kv, fmt.Errorf("rotate the organisation key: %w", err)
 	}
@@ -177,7 +178,6 @@ var errStaleCache = errors.New("the key cache still holds the version before the
 // that holds the organisation's chain head, and work done twice is only
 // slower.
 func (s *Store) Reencrypt(ctx context.Context, progress func(Reencryption)) ([]Reencryption, error) {
-	ctx = WithActor(ctx, kluis.SystemActor)
 	jobs, err := s.Reencryptions(ctx)
 	if err != nil {
 		return nil, err
@@ -386,7 +386,7 @@ rows:
 // organisation key's other life-cycle events.
 func (s *Store) recordReencrypted(ctx context.Context, j Reencryption) {
 	err := s.write(ctx, audit.PlatformChain, func(t *Tx) error {
-		return t.appendEvent(ctx, audit.PlatformChain, actorFrom(ctx), "key.reencrypted", "org:"+string(j.Org), "success",
+		return t.appendEvent(ctx, audit.PlatformChain, kluis.SystemActor, "key.reencrypted", "org:"+string(j.Org), "success",
 			map[string]any{"org": string(j.Org), "version": j.KeyVersion, "rows": j.Resealed})
 	})
 	if err != nil {

@@ -57,12 +57,15 @@ func (t *Tx) findOrg(ctx context.Context, org kluis.OrgID) (kluis.Org, error) {
 }
 
 // newUserID returns the id of a user about to be created, after making the
-// user's key: the key store is written before, not inside, the data
-// transaction, which then only seals with a cached key. A key whose user is
-// never created (the transaction failed) seals nothing and is destroyed.
-func (s *Store) newUserID(ctx context.Context, org kluis.OrgID) (kluis.UserID, error) {
+// user's key as actor's change: the key store is written before, not inside,
+// the data transaction, which then only seals with a cached key. A key whose
+// user is never created (the transaction failed) seals nothing and is
+// destroyed.
+func (s *Store) newUserID(ctx context.Context, org kluis.OrgID, actor kluis.Actor) (kluis.UserID, error) {
 	id := kluis.UserID(kluis.NewID(s.now()))
-	if err := s.keys.EnsureUserKey(ctx, string(org), string(id)); err != nil {
+	err := s.keys.EnsureUserKey(ctx, string(org), string(id), actor.AuditName())
+	s.drainAfterKeyChange(ctx)
+	if err != nil {
 		return "", fmt.Errorf("make user key: %w", err)
 	}
 	return id, nil
@@ -71,8 +74,9 @@ func (s *Store) newUserID(ctx context.Context, org kluis.OrgID) (kluis.UserID, e
 // dropUnusedKey destroys the key made by newUserID when the user was not
 // created after all. An error of the transaction does not prove that: a
 // commit can succeed and still report an error, so the row is looked up
-// first, and a key whose user exists (or may exist) is kept.
-func (s *Store) dropUnusedKey(ctx context.Context, org kluis.OrgID, id kluis.UserID, err error) {
+// first, and a key whose user exists (or may exist) is kept. The destruction
+// is actor's change.
+func (s *Store) dropUnusedKey(ctx context.Context, org kluis.OrgID, id kluis.UserID, actor kluis.Actor, err error) {
 	if err == nil || id == "" {
 		return
 	}
@@ -81,9 +85,10 @@ func (s *Store) dropUnusedKey(ctx context.Context, org kluis.OrgID, id kluis.Use
 	if err := s.db.readRow(ctx, `SELECT COUNT(*) FROM users WHERE id = ?`, id).Scan(&n); err != nil || n > 0 {
 		return
 	}
-	if err := s.keys.DestroyUserKey(ctx, string(org), string(id)); err != nil {
+	if err := s.keys.DestroyUserKey(ctx, string(org), string(id), actor.AuditName()); err != nil {
 		s.log.Warn("an unused user key was not destroyed (it seals nothing)", "err", err.Error())
 	}
+	s.drainAfterKeyChange(ctx)
 }
 
 var errEmailTaken error = &kluis.Error{Code: kluis.EConflict, Message: "a user with this e-mail address exists in the organisation"}
@@ -175,13 +180,12 @@ func (s *Store) InviteUser(ctx context.Context, org kluis.OrgID, actor kluis.Act
 	} else if taken, err := s.emailTaken(ctx, org, idx); err != nil || taken {
 		return kluis.User{}, cmp.Or(err, errEmailTaken)
 	}
-	ctx = WithActor(ctx, actor)
-	id, err := s.newUserID(ctx, org)
+	id, err := s.newUserID(ctx, org, actor)
 	if err != nil {
 		return kluis.User{}, err
 	}
 	var u kluis.User
-	defer func() { s.dropUnusedKey(ctx, org, id, err) }()
+	defer func() { s.dropUnusedKey(ctx, org, id, actor, err) }()
 	err = s.write(ctx, orgChain(org), func(t *Tx) error {
 		if !kluis.CanManageUsers(actor, org) {
 			return deny(orgChain(org), actor, "user.invite", "", kluis.ErrForbidden)
@@ -511,7 +515,6 @@ func (s *Store) UpdateUser(ctx context.Context, org kluis.OrgID, actor kluis.Act
 // be decrypted any more (crypto-shredding). The last active manager cannot be deleted. Managers only.
 // Errors: not_found, conflict, forbidden.
 func (s *Store) DeleteUser(ctx context.Context, org kluis.OrgID, actor kluis.Actor, id kluis.UserID) error {
-	ctx = WithActor(ctx, actor)
 	var shred string
 	err := s.write(ctx, orgChain(org), func(t *Tx) error {
 		if !kluis.CanManageUsers(actor, org) {
@@ -539,7 +542,7 @@ func (s *Store) DeleteUser(ctx context.Context, org kluis.OrgID, actor kluis.Act
 		return t.appendEvent(ctx, orgChain(org), actor, "user.delete", "user:"+string(u.ID), "success", nil)
 	})
 	if err == nil {
-		s.shredNow(ctx, shred)
+		s.shredNow(ctx, actor, shred)
 	}
 	return err
 }
