@@ -194,7 +194,7 @@ func TestRootRotationWhileServingDropsNoRequest(t *testing.T) {
 // R28: between the moment `kluis keys rotate --root` commits the key store
 // under the new root key and the moment it puts the new root key file in the
 // old one's place (cmd/kluis/keys.go rotateRootKey: SaveRoot(root.new),
-// RotateRoot — which also records the rotation in the audit log — then
+// RotateRoot — which also records the rotation in the key store — then
 // rename), a running server that must unwrap a key it has not cached yet
 // reloads the root key file, still finds the old key, and fails the request.
 // This test puts the key store in exactly that state, with the keys package
@@ -231,7 +231,7 @@ func TestServerUnwrapsBetweenRootRotationCommitAndFileSwap(t *testing.T) {
 	if err := keys.SaveRoot(rootPath+".new", newRoot); err != nil {
 		t.Fatal(err)
 	}
-	if err := ks.RotateRoot(ctx, newRoot); err != nil {
+	if err := ks.RotateRoot(ctx, newRoot, "cli"); err != nil {
 		t.Fatal(err)
 	}
 	old, _ := os.ReadFile(rootPath)

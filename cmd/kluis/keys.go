@@ -15,7 +15,6 @@ import (
 
 	"github.com/kluis/kluis"
 	"github.com/kluis/kluis/internal/keys"
-	"github.com/kluis/kluis/internal/sqlstore"
 )
 
 // cmdKeys administers the key hierarchy (DESIGN §4, R28): status, root key
@@ -123,7 +122,7 @@ func keysStatus(ctx context.Context, a *app, stdout io.Writer) error {
 // re-encrypts its data, printing progress. Interrupted, the work goes on in
 // kluis serve (or the next run of this command) where it stopped.
 func rotateOrgKey(ctx context.Context, a *app, slug string, stdout io.Writer) error {
-	kv, err := a.areas.KeyWork.RotateOrgKey(sqlstore.WithActor(ctx, kluis.CLIActor), kluis.CLIActor, slug)
+	kv, err := a.areas.KeyWork.RotateOrgKey(ctx, kluis.CLIActor, slug)
 	if kluis.ErrorCode(err) == kluis.ENotFound {
 		return &cliError{code: 1, msg: "no organisation " + slug, hint: "kluis org list shows the slugs"}
 	}
@@ -188,13 +187,18 @@ func rotateRootKey(ctx context.Context, a *app, stdout io.Writer) error {
 		}
 		return err
 	}
-	if err := a.keys.RotateRoot(ctx, newRoot); err != nil {
+	if err := a.keys.RotateRoot(ctx, newRoot, kluis.CLIActor.AuditName()); err != nil {
 		os.Remove(next)
 		return fmt.Errorf("rotate the root key: %w", err)
 	}
 	if err := os.Rename(next, path); err != nil {
 		return &cliError{code: 1, msg: "the key store is now wrapped under the key in " + next + " but it could not replace " + path,
 			hint: "move " + next + " over " + path + " before starting kluis"}
+	}
+	// The key store recorded the rotation with its change; into the platform
+	// chain it goes now, or else at the next start of any kluis command.
+	if _, err := a.areas.Core.DrainKeyEvents(ctx); err != nil {
+		a.log.Warn("the root key rotation is not yet in the audit log; the next start records it", "err", err.Error())
 	}
 	fmt.Fprintf(stdout, "root key rotated: fingerprint %s\nback up the new root key now: kluis keys export-root --age-recipient …\n", newRoot.Fingerprint())
 	return nil

@@ -22,6 +22,7 @@ import (
 	"github.com/kluis/kluis"
 	"github.com/kluis/kluis/internal/audit"
 	"github.com/kluis/kluis/internal/deliver"
+	"github.com/kluis/kluis/internal/httpserver"
 	"github.com/kluis/kluis/internal/keys"
 	"github.com/kluis/kluis/internal/mail"
 	"github.com/kluis/kluis/internal/password"
@@ -359,24 +360,25 @@ func checkDSN(fromFlag bool, dsn string) error {
 // app is an opened instance: database, key store, the store's areas and
 // the audit keys.
 type app struct {
-	cfg       *config
-	wire      wiring
-	db        *sqlstore.DB
-	keys      *keys.Store
-	keyEvents keyEvents
-	areas     *areas.Areas
-	witness   audit.WitnessLog
-	witnessF  *audit.Witness // the witness file, in embedded mode
-	sender    mail.Sender
-	texter    sms.Sender
-	log       *slog.Logger
+	cfg      *config
+	wire     wiring
+	db       *sqlstore.DB
+	keys     *keys.Store
+	areas    *areas.Areas
+	witness  audit.WitnessLog
+	witnessF *audit.Witness // the witness file, in embedded mode
+	sender   mail.Sender
+	texter   sms.Sender
+	log      *slog.Logger
+	// metrics count from the start, key unwraps included; kluis serve
+	// serves them (--metrics-addr).
+	metrics *httpserver.Metrics
 }
 
-// wiring is what kluis serve gives the store at construction: the
-// observer that turns counts into metrics and the workers' wake-ups. The
-// other commands run without (nil: nothing counted, nobody to wake).
+// wiring is what kluis serve gives the store at construction besides the
+// metrics: the mail and SMS workers' wake-ups. The other commands run
+// without (nobody to wake: they deliver before they exit).
 type wiring struct {
-	observer sqlstore.Observer
 	mailWake deliver.Waker
 	smsWake  deliver.Waker
 }
@@ -417,7 +419,7 @@ func openWired(ctx context.Context, c *config, migrate bool, w wiring, stderr io
 		}
 		return nil, err
 	}
-	a := &app{cfg: c, wire: w, db: db, log: log, keyEvents: keyEvents{log: log, observer: w.observer}}
+	a := &app{cfg: c, wire: w, db: db, log: log, metrics: httpserver.NewMetrics()}
 	if err := a.init(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -482,7 +484,7 @@ func (a *app) init(ctx context.Context) error {
 	} else {
 		a.texter = &sms.Outbox{Dir: filepath.Join(c.DataDir, "sms-outbox"), Logger: a.log}
 	}
-	opts := sqlstore.Options{Keys: a.keys, Log: a.log, PublicURL: publicURL, MailFrom: from, Observer: a.wire.observer}
+	opts := sqlstore.Options{Keys: a.keys, Log: a.log, PublicURL: publicURL, MailFrom: from, Observer: a.metrics}
 	if a.wire.mailWake != nil {
 		opts.MailQueued = a.wire.mailWake.Notify
 	}
@@ -494,36 +496,9 @@ func (a *app) init(ctx context.Context) error {
 		return err
 	}
 	a.areas = areas.New(core, areas.Config{Hasher: hasher, Signer: signer, Witness: a.witness, SecurityEmail: c.SecurityEmail})
-	a.keyEvents.areas = a.areas
+	// The key store records every key event itself; Start also moves those
+	// a stopped process left behind into the audit chains.
 	return a.areas.Start(ctx)
-}
-
-// keyEvents turns the key store's life-cycle events into audit events. The
-// key store is opened before the data store exists, so events before that
-// (none: opening creates no keys) would be dropped.
-type keyEvents struct {
-	areas    *areas.Areas
-	log      *slog.Logger
-	observer sqlstore.Observer
-}
-
-// KeyEvent records the event with the actor of the context (the request's,
-// "cli" for commands, else "system"); the key store has committed, so a
-// failure here can only be logged (keys status reconciles).
-func (k *keyEvents) KeyEvent(ctx context.Context, e keys.Event) {
-	if k.areas == nil {
-		return
-	}
-	if err := k.areas.Audit.RecordKeyLifecycle(ctx, e); err != nil {
-		k.log.Error("key event not recorded in the audit log", "action", string(e.Action), "err", err.Error())
-	}
-}
-
-// KeyUnwrapped counts the unwrap in the metrics, per organisation (R28).
-func (k *keyEvents) KeyUnwrapped(org string, kind keys.Kind) {
-	if k.observer != nil {
-		k.observer.KeyUnwrapped(org, string(kind))
-	}
 }
 
 // signer loads the key that signs audit checkpoints. The database records
@@ -622,7 +597,7 @@ func (a *app) openKeys(ctx context.Context) (*keys.Store, error) {
 			}
 			return keys.LoadRoot(path)
 		},
-		Observer: &a.keyEvents,
+		Observer: a.metrics, // counts unwraps (R28)
 	})
 	if created && err != nil {
 		os.Remove(path) // the refusal changes nothing, not even the key folder

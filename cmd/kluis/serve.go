@@ -61,12 +61,12 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	// Everything the store reports to is made first and given to it at
 	// construction: the metrics and the workers' wake-ups.
-	metrics := httpserver.NewMetrics()
 	mailWake, smsWake := deliver.NewWaker(), deliver.NewWaker()
-	a, err := openWired(ctx, c, true, wiring{observer: metrics, mailWake: mailWake, smsWake: smsWake}, stderr)
+	a, err := openWired(ctx, c, true, wiring{mailWake: mailWake, smsWake: smsWake}, stderr)
 	if err != nil {
 		return err
 	}
+	metrics := a.metrics
 	defer a.close()
 	if err := a.db.SetSetting(ctx, "public_url", c.PublicURL); err != nil {
 		return err
@@ -169,13 +169,18 @@ func newHolder() string {
 }
 
 // keyWorkLoop finishes key work that outlives a request or a command:
-// destroying the keys of deleted users and organisations whose destruction
-// failed (crypto-shredding), and re-encrypting data after an organisation
-// key rotation, resumed where it stopped.
+// recording in the audit chains the key events that another process (a
+// command, another node) left in the key store, destroying the keys of
+// deleted users and organisations whose destruction failed
+// (crypto-shredding), and re-encrypting data after an organisation key
+// rotation, resumed where it stopped.
 func (a *app) keyWorkLoop(ctx context.Context) {
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
 	for {
+		if _, err := a.areas.Core.DrainKeyEvents(ctx); err != nil && ctx.Err() == nil {
+			a.log.Error("key events not recorded in the audit log; retried", "err", err.Error())
+		}
 		if n, err := a.areas.Core.Shred(ctx); err != nil && ctx.Err() == nil {
 			a.log.Error("key destruction failed; retried", "pending", n, "err", err.Error())
 		}

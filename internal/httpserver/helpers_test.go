@@ -62,8 +62,8 @@ type testAPI struct {
 
 func newTestAPI(tb testing.TB, engine string) *testAPI {
 	tb.Helper()
-	env := kluistest.NewEnv(tb, engine)
 	m := httpserver.NewMetrics()
+	env := kluistest.NewEnv(tb, engine, kluistest.EnvOptions{KeyObserver: m})
 	env.Store.SetHooks(nil, m)
 	logs := &lockedBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))

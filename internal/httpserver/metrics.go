@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/kluis/kluis"
+	"github.com/kluis/kluis/internal/keys"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -77,9 +78,10 @@ func (m *Metrics) AuditAppended(chainKind string, n int) {
 	m.appends.WithLabelValues(chainKind).Add(float64(n))
 }
 
-// KeyUnwrapped counts one unwrap of a key of organisation org (sqlstore.Observer).
-func (m *Metrics) KeyUnwrapped(org, kind string) {
-	m.unwraps.WithLabelValues(org, kind).Inc()
+// KeyUnwrapped counts one unwrap of a key of organisation org: Metrics is
+// the key store's keys.Observer, given to keys.OpenStore.
+func (m *Metrics) KeyUnwrapped(org string, kind keys.Kind) {
+	m.unwraps.WithLabelValues(org, string(kind)).Inc()
 }
 
 // Login counts a login attempt (sqlstore.Observer).

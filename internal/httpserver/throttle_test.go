@@ -18,8 +18,8 @@ import (
 // request can come from the client address its X-Forwarded-For names.
 func newProxiedAPI(tb testing.TB, engine string) *testAPI {
 	tb.Helper()
-	env := kluistest.NewEnv(tb, engine)
 	m := httpserver.NewMetrics()
+	env := kluistest.NewEnv(tb, engine, kluistest.EnvOptions{KeyObserver: m})
 	env.Store.SetHooks(nil, m)
 	logs := &lockedBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, nil))

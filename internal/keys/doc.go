@@ -52,7 +52,11 @@
 // key; [Store.RotateOrgKey] starts a new organisation key version and
 // re-wraps the user and project keys under it, while the retired version
 // keeps opening what it sealed until data is re-encrypted (audit rows never
-// are). Life-cycle events and unwraps are reported to an [Observer].
+// are). Every life-cycle event (a key made, rotated, retired or destroyed, the
+// root key rotated) is recorded in the key store itself, in the transaction
+// of the change and with the actor the caller names, until the caller has
+// moved it into its audit log ([Store.PendingEvents], [Store.MarkEventsDone]):
+// a crash cannot lose one. Unwraps are reported to an [Observer] (metrics).
 //
 // # Threat model
 //
@@ -76,7 +80,9 @@
 //
 // The attacker may also obtain the key store, or a copy of it, but not the
 // root key file. Wrapped keys are useless without the root key; the attacker
-// learns how many keys exist, their owners' ids, ages and states.
+// learns how many keys exist, their owners' ids, ages and states, and, from
+// the key events not yet moved into the audit log, who changed which keys
+// lately (actors' audit names, such as "user:ID").
 //
 // What this package does not protect against:
 //

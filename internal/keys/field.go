@@ -10,7 +10,9 @@ import (
 // active version of key, with AES-256-GCM and the associated data of
 // [FieldLabel]. The result is a version 1 ciphertext ([ParseCiphertext]),
 // [Overhead] bytes longer than plaintext. The key, and the organisation key
-// above it, are made if they do not exist yet.
+// above it, are made if they do not exist yet, recorded as made by "system"
+// (callers that know who causes a key to be made use the Ensure methods
+// first).
 //
 // field.Org must be key's organisation ("" for the platform key). A key that
 // has been destroyed, or any key of an organisation whose keys were
@@ -80,8 +82,8 @@ func (s *Store) Open(ctx context.Context, field FieldRef, ciphertext []byte) ([]
 // value): 32 bytes that find a row by an exact value (a normalised e-mail
 // address, DESIGN §4) without storing the value. The caller normalises. The
 // result is stable for an organisation, across organisation key rotations,
-// and differs between organisations. The index key is made if missing; a
-// destroyed organisation gets [ErrKeyDestroyed].
+// and differs between organisations. The index key is made if missing (as
+// by [Store.Seal]); a destroyed organisation gets [ErrKeyDestroyed].
 func (s *Store) BlindIndex(ctx context.Context, org string, value string) ([]byte, error) {
 	ref := indexKey(org)
 	if err := ref.validate(); err != nil {
@@ -102,12 +104,19 @@ func (s *Store) BlindIndex(ctx context.Context, org string, value string) ([]byt
 }
 
 // EnsureOrgKey makes organisation org's key and index key unless they
-// exist. Seal and BlindIndex make them on first use anyway; calling this when
-// an organisation is created puts the key event where it belongs. A destroyed
-// organisation gets [ErrKeyDestroyed].
-func (s *Store) EnsureOrgKey(ctx context.Context, org string) error {
+// exist, recording a key.created event for each key made with actor, the
+// audit name of who causes it ("user:ID", "operator:ID", "cli", "system").
+// Seal and BlindIndex make them on first use anyway; calling this when an
+// organisation is created puts the key event where it belongs, under its
+// actor. A destroyed organisation gets [ErrKeyDestroyed].
+//
+// Every method that changes keys takes the actor so, and records its events
+// in the transaction of the change ([Store.PendingEvents]). None of them
+// writes outside the key store, so they may be called while a transaction of
+// another database is open.
+func (s *Store) EnsureOrgKey(ctx context.Context, org, actor string) error {
 	for _, ref := range []KeyRef{OrgKey(org), indexKey(org)} {
-		if err := s.ensureRef(ctx, ref); err != nil {
+		if err := s.ensureRef(ctx, ref, actor); err != nil {
 			return err
 		}
 	}
@@ -115,29 +124,35 @@ func (s *Store) EnsureOrgKey(ctx context.Context, org string) error {
 }
 
 // EnsureUserKey makes the key of user in organisation org (and the
-// organisation's keys) unless it exists. A destroyed user key, or a
-// destroyed organisation, gets [ErrKeyDestroyed].
-func (s *Store) EnsureUserKey(ctx context.Context, org, user string) error {
-	return s.ensureRef(ctx, UserKey(org, user))
+// organisation's keys) unless it exists, as actor's change (see
+// [Store.EnsureOrgKey]). A destroyed user key, or a destroyed organisation,
+// gets [ErrKeyDestroyed].
+func (s *Store) EnsureUserKey(ctx context.Context, org, user, actor string) error {
+	return s.ensureRef(ctx, UserKey(org, user), actor)
 }
 
 // EnsureProjectKey makes the key of project in organisation org (and the
-// organisation's keys) unless it exists. A destroyed project key, or a
-// destroyed organisation, gets [ErrKeyDestroyed].
-func (s *Store) EnsureProjectKey(ctx context.Context, org, project string) error {
-	return s.ensureRef(ctx, ProjectKey(org, project))
+// organisation's keys) unless it exists, as actor's change (see
+// [Store.EnsureOrgKey]). A destroyed project key, or a destroyed
+// organisation, gets [ErrKeyDestroyed].
+func (s *Store) EnsureProjectKey(ctx context.Context, org, project, actor string) error {
+	return s.ensureRef(ctx, ProjectKey(org, project), actor)
 }
 
-// EnsurePlatformKey makes the platform key unless it exists.
-func (s *Store) EnsurePlatformKey(ctx context.Context) error {
-	return s.ensureRef(ctx, PlatformKey())
+// EnsurePlatformKey makes the platform key unless it exists, as actor's
+// change (see [Store.EnsureOrgKey]).
+func (s *Store) EnsurePlatformKey(ctx context.Context, actor string) error {
+	return s.ensureRef(ctx, PlatformKey(), actor)
 }
 
-func (s *Store) ensureRef(ctx context.Context, ref KeyRef) error {
+func (s *Store) ensureRef(ctx context.Context, ref KeyRef, actor string) error {
 	if err := ref.validate(); err != nil {
 		return err
 	}
-	_, err := s.activeVersion(ctx, ref)
+	if err := checkActor(actor); err != nil {
+		return err
+	}
+	_, err := s.activeVersion(ctx, ref, actor)
 	return err
 }
 

@@ -219,9 +219,10 @@ func (s *Store) latest(ctx context.Context, q queryRower, ref KeyRef) (latestRow
 }
 
 // activeVersion returns the version of ref that seals, making the key (and
-// its organisation key) if it does not exist yet. A destroyed key, or any key
-// of a destroyed organisation, is never made again: ErrKeyDestroyed.
-func (s *Store) activeVersion(ctx context.Context, ref KeyRef) (KeyVersion, error) {
+// its organisation key) if it does not exist yet, as actor's change. A
+// destroyed key, or any key of a destroyed organisation, is never made again:
+// ErrKeyDestroyed.
+func (s *Store) activeVersion(ctx context.Context, ref KeyRef, actor string) (KeyVersion, error) {
 	l, found, err := s.latest(ctx, s.reader, ref)
 	if err != nil {
 		return KeyVersion{}, err
@@ -234,11 +235,11 @@ func (s *Store) activeVersion(ctx context.Context, ref KeyRef) (KeyVersion, erro
 			return KeyVersion{}, fmt.Errorf("%w: the %s", ErrKeyDestroyed, ref)
 		}
 	}
-	return s.ensure(ctx, ref)
+	return s.ensure(ctx, ref, actor)
 }
 
-// madeKey is a key made in a transaction, reported and cached once it
-// commits.
+// madeKey is a key made in a transaction, recorded as an event in it and
+// cached once it commits.
 type madeKey struct {
 	ref KeyRef
 	kv  KeyVersion
@@ -246,8 +247,9 @@ type madeKey struct {
 }
 
 // ensure makes ref (and what it needs above it) in one transaction unless it
-// exists, and returns its active version.
-func (s *Store) ensure(ctx context.Context, ref KeyRef) (KeyVersion, error) {
+// exists, with an ActionCreated event of actor's for every key made, and
+// returns its active version.
+func (s *Store) ensure(ctx context.Context, ref KeyRef, actor string) (KeyVersion, error) {
 	s.mu.Lock()
 	epoch := s.epoch
 	s.mu.Unlock()
@@ -259,8 +261,14 @@ func (s *Store) ensure(ctx context.Context, ref KeyRef) (KeyVersion, error) {
 	err := s.inTx(ctx, func(tx *sql.Tx, m meta) error {
 		made = made[:0]
 		var err error
-		kv, err = s.ensureTx(ctx, tx, m, ref, now, &made)
-		return err
+		if kv, err = s.ensureTx(ctx, tx, m, ref, now, &made); err != nil {
+			return err
+		}
+		events := make([]Event, len(made))
+		for i, mk := range made {
+			events[i] = Event{Action: ActionCreated, Key: mk.ref, ID: mk.kv.ID, Version: mk.kv.Version}
+		}
+		return s.recordEvents(ctx, tx, now, actor, events...)
 	})
 	if err != nil {
 		return KeyVersion{}, err
@@ -274,9 +282,6 @@ func (s *Store) ensure(ctx context.Context, ref KeyRef) (KeyVersion, error) {
 		}
 	}
 	s.mu.Unlock()
-	for _, mk := range made {
-		s.obs.KeyEvent(ctx, Event{Action: ActionCreated, Key: mk.ref, ID: mk.kv.ID, Version: mk.kv.Version, At: now})
-	}
 	return kv, nil
 }
 
@@ -389,7 +394,7 @@ func (s *Store) sealing(ctx context.Context, ref KeyRef) (KeyVersion, *entry, er
 		fresh := !haveKV
 		if fresh {
 			var err error
-			if kv, err = s.activeVersion(ctx, ref); err != nil {
+			if kv, err = s.activeVersion(ctx, ref, firstUseActor); err != nil {
 				return KeyVersion{}, nil, err
 			}
 		}

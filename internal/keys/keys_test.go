@@ -19,7 +19,7 @@ import (
 var engines = []string{keys.SQLite, keys.Postgres}
 
 // env is a key store on a fresh database, with its root key, a movable clock
-// and an observer that records what it is told.
+// and an observer that counts unwraps.
 type env struct {
 	engine string
 	dsn    string
@@ -75,20 +75,13 @@ func eachEngine(t *testing.T, f func(t *testing.T, e *env)) {
 	}
 }
 
-// recorder is an Observer that keeps everything.
+// recorder is an Observer that counts unwraps.
 type recorder struct {
 	mu      sync.Mutex
-	events  []keys.Event
 	unwraps map[string]int
 }
 
 func newRecorder() *recorder { return &recorder{unwraps: map[string]int{}} }
-
-func (r *recorder) KeyEvent(_ context.Context, e keys.Event) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.events = append(r.events, e)
-}
 
 func (r *recorder) KeyUnwrapped(org string, _ keys.Kind) {
 	r.mu.Lock()
@@ -96,12 +89,24 @@ func (r *recorder) KeyUnwrapped(org string, _ keys.Kind) {
 	r.unwraps[org]++
 }
 
-func (r *recorder) count(a keys.Action, kind keys.Kind, org string) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+// events returns the life-cycle events the key store recorded. Nothing
+// marks them done here, so they are all there, oldest first.
+func (e *env) events(t testing.TB) []keys.Event {
+	t.Helper()
+	evs, err := e.store.PendingEvents(ctx, keys.MaxEventBatch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return evs
+}
+
+// count returns how many recorded events are of the action, kind and
+// organisation.
+func (e *env) count(t testing.TB, a keys.Action, kind keys.Kind, org string) int {
+	t.Helper()
 	n := 0
-	for _, e := range r.events {
-		if e.Action == a && e.Key.Kind == kind && e.Key.Org == org {
+	for _, ev := range e.events(t) {
+		if ev.Action == a && ev.Key.Kind == kind && ev.Key.Org == org {
 			n++
 		}
 	}
@@ -194,7 +199,7 @@ func TestSealOpenRoundTrip(t *testing.T) {
 		}
 		// The organisation's keys were made once, with events.
 		for _, kind := range []keys.Kind{keys.KindOrg, keys.KindIndex, keys.KindUser, keys.KindProject} {
-			if n := e.obs.count(keys.ActionCreated, kind, org); n != 1 {
+			if n := e.count(t, keys.ActionCreated, kind, org); n != 1 {
 				t.Errorf("got %d %s key creation events, want 1", n, kind)
 			}
 		}
@@ -325,7 +330,7 @@ func TestDestroyUserKey(t *testing.T) {
 		corg := mustSeal(t, e.store, keys.OrgKey(org), keys.FieldRef{Org: org, Table: "audit", Column: "client", Row: "1"}, "192.0.2.1")
 		other := e.open(t, e.root, keys.Options{}) // another process, cold cache
 
-		if err := e.store.DestroyUserKey(ctx, org, alice); err != nil {
+		if err := e.store.DestroyUserKey(ctx, org, alice, "cli"); err != nil {
 			t.Fatal(err)
 		}
 		for _, s := range []*keys.Store{e.store, other, e.open(t, e.root, keys.Options{})} {
@@ -337,25 +342,25 @@ func TestDestroyUserKey(t *testing.T) {
 		if _, err := e.store.Seal(ctx, keys.UserKey(org, alice), userField(org, alice, "name"), []byte("Alice")); !errors.Is(err, keys.ErrKeyDestroyed) {
 			t.Errorf("seal for a deleted user: got %v, want ErrKeyDestroyed", err)
 		}
-		if err := e.store.EnsureUserKey(ctx, org, alice); !errors.Is(err, keys.ErrKeyDestroyed) {
+		if err := e.store.EnsureUserKey(ctx, org, alice, "cli"); !errors.Is(err, keys.ErrKeyDestroyed) {
 			t.Errorf("ensure a deleted user's key: got %v, want ErrKeyDestroyed", err)
 		}
-		if n := e.obs.count(keys.ActionDestroyed, keys.KindUser, org); n != 1 {
+		if n := e.count(t, keys.ActionDestroyed, keys.KindUser, org); n != 1 {
 			t.Errorf("got %d destruction events, want 1", n)
 		}
 		// Destroying again does nothing; destroying a user who never had a
 		// key still bars one from being made.
-		if err := e.store.DestroyUserKey(ctx, org, alice); err != nil {
+		if err := e.store.DestroyUserKey(ctx, org, alice, "cli"); err != nil {
 			t.Fatal(err)
 		}
-		if n := e.obs.count(keys.ActionDestroyed, keys.KindUser, org); n != 1 {
+		if n := e.count(t, keys.ActionDestroyed, keys.KindUser, org); n != 1 {
 			t.Errorf("destroying twice: got %d destruction events, want 1", n)
 		}
 		never := kluistest.Name("user")
-		if err := e.store.DestroyUserKey(ctx, org, never); err != nil {
+		if err := e.store.DestroyUserKey(ctx, org, never, "cli"); err != nil {
 			t.Fatal(err)
 		}
-		if err := e.store.EnsureUserKey(ctx, org, never); !errors.Is(err, keys.ErrKeyDestroyed) {
+		if err := e.store.EnsureUserKey(ctx, org, never, "cli"); !errors.Is(err, keys.ErrKeyDestroyed) {
 			t.Errorf("ensure the key of a user destroyed before having one: got %v, want ErrKeyDestroyed", err)
 		}
 	})
@@ -392,11 +397,11 @@ func TestDestroyOrgKeys(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := e.store.RotateOrgKey(ctx, orgA); err != nil {
+		if _, err := e.store.RotateOrgKey(ctx, orgA, "cli"); err != nil {
 			t.Fatal(err)
 		}
 
-		if err := e.store.DestroyOrgKeys(ctx, orgA); err != nil {
+		if err := e.store.DestroyOrgKeys(ctx, orgA, "cli"); err != nil {
 			t.Fatal(err)
 		}
 		for _, s := range []*keys.Store{e.store, e.open(t, e.root, keys.Options{})} {
@@ -421,7 +426,7 @@ func TestDestroyOrgKeys(t *testing.T) {
 		// Both versions of the organisation key, the user key and the project
 		// key (the rotation renewed them), and the index key.
 		for kind, want := range map[keys.Kind]int{keys.KindOrg: 2, keys.KindIndex: 1, keys.KindUser: 2, keys.KindProject: 2} {
-			if n := e.obs.count(keys.ActionDestroyed, kind, orgA); n != want {
+			if n := e.count(t, keys.ActionDestroyed, kind, orgA); n != want {
 				t.Errorf("got %d %s destruction events, want %d", n, kind, want)
 			}
 		}
@@ -452,7 +457,7 @@ func TestCacheTTLBoundsAForeignDestruction(t *testing.T) {
 		mustOpen(t, first, f, c, "Ada")
 
 		second := e.open(t, e.root, keys.Options{CacheTTL: ttl})
-		if err := second.DestroyUserKey(ctx, org, user); err != nil {
+		if err := second.DestroyUserKey(ctx, org, user, "cli"); err != nil {
 			t.Fatal(err)
 		}
 		openFails(t, second, f, c, keys.ErrKeyDestroyed)
@@ -509,7 +514,7 @@ func TestRotateOrgKey(t *testing.T) {
 			t.Fatal(err)
 		}
 
-		v2, err := e.store.RotateOrgKey(ctx, org)
+		v2, err := e.store.RotateOrgKey(ctx, org, "cli")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -557,7 +562,7 @@ func TestRotateOrgKey(t *testing.T) {
 		if got := strings.Join(states, ","); got != "retired,active" {
 			t.Errorf("organisation key versions: got %s, want retired,active", got)
 		}
-		if e.obs.count(keys.ActionRotated, keys.KindOrg, org) != 1 || e.obs.count(keys.ActionRetired, keys.KindOrg, org) != 1 {
+		if e.count(t, keys.ActionRotated, keys.KindOrg, org) != 1 || e.count(t, keys.ActionRetired, keys.KindOrg, org) != 1 {
 			t.Error("want one rotation and one retirement event")
 		}
 		// The user key got a new version too: new seals use it, the old one opens.
@@ -567,10 +572,10 @@ func TestRotateOrgKey(t *testing.T) {
 		if kv, _ := keys.ParseCiphertext(mustSeal(t, e.store, keys.UserKey(org, user), userField(org, user, "name"), "Ada")); kv.Version != 2 {
 			t.Errorf("a new user seal used %v, want version 2", kv)
 		}
-		if e.obs.count(keys.ActionRotated, keys.KindUser, org) != 1 || e.obs.count(keys.ActionRetired, keys.KindUser, org) != 1 {
+		if e.count(t, keys.ActionRotated, keys.KindUser, org) != 1 || e.count(t, keys.ActionRetired, keys.KindUser, org) != 1 {
 			t.Error("want one rotation and one retirement event of the user key")
 		}
-		if _, err := e.store.RotateOrgKey(ctx, kluistest.Name("org")); !errors.Is(err, keys.ErrNoKey) {
+		if _, err := e.store.RotateOrgKey(ctx, kluistest.Name("org"), "cli"); !errors.Is(err, keys.ErrNoKey) {
 			t.Errorf("rotating a key never made: got %v, want ErrNoKey", err)
 		}
 	})
@@ -583,11 +588,11 @@ func TestRotateRootWhileSealingDropsNothing(t *testing.T) {
 		s := e.open(t, e.root, keys.Options{CacheTTL: time.Second})
 		orgs := []string{kluistest.Name("org"), kluistest.Name("org"), kluistest.Name("org")}
 		for _, org := range orgs {
-			if err := s.EnsureOrgKey(ctx, org); err != nil {
+			if err := s.EnsureOrgKey(ctx, org, "cli"); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if err := s.EnsurePlatformKey(ctx); err != nil {
+		if err := s.EnsurePlatformKey(ctx, "cli"); err != nil {
 			t.Fatal(err)
 		}
 		type sealed struct {
@@ -653,7 +658,7 @@ func TestRotateRootWhileSealingDropsNothing(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := s.RotateRoot(ctx, newRoot); err != nil {
+		if err := s.RotateRoot(ctx, newRoot, "cli"); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -681,10 +686,10 @@ func TestRotateRootWhileSealingDropsNothing(t *testing.T) {
 		if st.RootGeneration != 2 || st.RootFingerprint != newRoot.Fingerprint() {
 			t.Errorf("status: root generation %d fingerprint %s, want 2 and %s", st.RootGeneration, st.RootFingerprint, newRoot.Fingerprint())
 		}
-		if n := e.obs.count(keys.ActionRootRotated, "", ""); n != 1 {
+		if n := e.count(t, keys.ActionRootRotated, "", ""); n != 1 {
 			t.Fatalf("got %d root rotation events, want 1", n)
 		}
-		for _, ev := range e.obs.events {
+		for _, ev := range e.events(t) {
 			if ev.Action != keys.ActionRootRotated {
 				continue
 			}
@@ -694,7 +699,7 @@ func TestRotateRootWhileSealingDropsNothing(t *testing.T) {
 				t.Errorf("root rotation event %+v", ev)
 			}
 		}
-		if err := after.RotateRoot(ctx, newRoot); err == nil {
+		if err := after.RotateRoot(ctx, newRoot, "cli"); err == nil {
 			t.Error("rotating to the current root key succeeded")
 		}
 	})
@@ -723,7 +728,7 @@ func TestRootRotatedByAnotherProcess(t *testing.T) {
 		if err := keys.SaveRoot(path+".new", newRoot); err != nil {
 			t.Fatal(err)
 		}
-		if err := e.open(t, e.root, keys.Options{}).RotateRoot(ctx, newRoot); err != nil {
+		if err := e.open(t, e.root, keys.Options{}).RotateRoot(ctx, newRoot, "cli"); err != nil {
 			t.Fatal(err)
 		}
 		if err := os.Rename(path+".new", path); err != nil {
@@ -784,7 +789,7 @@ func TestUnwrapsAreCountedPerOrganisation(t *testing.T) {
 	eachEngine(t, func(t *testing.T, e *env) {
 		orgA, orgB, user := kluistest.Name("org"), kluistest.Name("org"), kluistest.Name("user")
 		c := mustSeal(t, e.store, keys.UserKey(orgA, user), userField(orgA, user, "name"), "Ada")
-		if err := e.store.EnsureOrgKey(ctx, orgB); err != nil {
+		if err := e.store.EnsureOrgKey(ctx, orgB, "cli"); err != nil {
 			t.Fatal(err)
 		}
 		obs := newRecorder()

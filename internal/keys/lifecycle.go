@@ -13,35 +13,39 @@ import (
 // destroyed and the wrapped bytes erased, and this process's cache drops the
 // key at once; other processes stop using it within their cache TTL. From then
 // on Open of anything sealed under it gets [ErrKeyDestroyed], and no new key
-// is ever made for that user. Destroying a key that never existed records a
-// destroyed placeholder for the same effect; destroying twice does nothing.
-func (s *Store) DestroyUserKey(ctx context.Context, org, user string) error {
-	return s.destroyKey(ctx, UserKey(org, user))
+// is ever made for that user. Each version destroyed is recorded as a
+// key.destroyed event of actor's, the audit name of who causes it (see
+// [Store.EnsureOrgKey]), in the same transaction. Destroying a key that never
+// existed records a destroyed placeholder for the same effect (and no
+// event); destroying twice does nothing.
+func (s *Store) DestroyUserKey(ctx context.Context, org, user, actor string) error {
+	return s.destroyKey(ctx, UserKey(org, user), actor)
 }
 
 // DestroyProjectKey is [Store.DestroyUserKey] for a project's key.
-func (s *Store) DestroyProjectKey(ctx context.Context, org, project string) error {
-	return s.destroyKey(ctx, ProjectKey(org, project))
+func (s *Store) DestroyProjectKey(ctx context.Context, org, project, actor string) error {
+	return s.destroyKey(ctx, ProjectKey(org, project), actor)
 }
 
-func (s *Store) destroyKey(ctx context.Context, ref KeyRef) error {
+func (s *Store) destroyKey(ctx context.Context, ref KeyRef, actor string) error {
 	if err := ref.validate(); err != nil {
 		return err
 	}
-	return s.destroy(ctx, ref, ` AND kind = ? AND owner_id = ?`, string(ref.Kind), ref.Owner)
+	return s.destroy(ctx, ref, actor, ` AND kind = ? AND owner_id = ?`, string(ref.Kind), ref.Owner)
 }
 
 // DestroyOrgKeys destroys every version of organisation org's key, its index
 // key and every user and project key below them, in one transaction, as
-// [Store.DestroyUserKey] does for one key. Everything the organisation
-// sealed becomes unreadable, wherever copies of the ciphertext are, and its
-// blind indexes can no longer be computed.
-func (s *Store) DestroyOrgKeys(ctx context.Context, org string) error {
+// [Store.DestroyUserKey] does for one key, with a key.destroyed event of
+// actor's for each version destroyed. Everything the organisation sealed
+// becomes unreadable, wherever copies of the ciphertext are, and its blind
+// indexes can no longer be computed.
+func (s *Store) DestroyOrgKeys(ctx context.Context, org, actor string) error {
 	ref := OrgKey(org)
 	if err := ref.validate(); err != nil {
 		return err
 	}
-	return s.destroy(ctx, ref, "")
+	return s.destroy(ctx, ref, actor, "")
 }
 
 type destroyedKey struct {
@@ -51,8 +55,12 @@ type destroyedKey struct {
 
 // destroy erases the wrapped bytes of the keys of tomb's organisation that
 // match the extra condition, and leaves a destroyed placeholder for tomb if it
-// has no row at all, so that it is never made afresh.
-func (s *Store) destroy(ctx context.Context, tomb KeyRef, cond string, args ...any) error {
+// has no row at all, so that it is never made afresh. Each version destroyed
+// is recorded as actor's event in the same transaction.
+func (s *Store) destroy(ctx context.Context, tomb KeyRef, actor, cond string, args ...any) error {
+	if err := checkActor(actor); err != nil {
+		return err
+	}
 	now := s.now()
 	var gone []destroyedKey
 	err := s.inTx(ctx, func(tx *sql.Tx, _ meta) error {
@@ -85,6 +93,13 @@ func (s *Store) destroy(ctx context.Context, tomb KeyRef, cond string, args ...a
 			return fmt.Errorf("keys: destroying keys: %w", err)
 		}
 		rows.Close()
+		events := make([]Event, len(gone))
+		for i, d := range gone {
+			events[i] = Event{Action: ActionDestroyed, Key: d.ref, ID: d.kv.ID, Version: d.kv.Version}
+		}
+		if err := s.recordEvents(ctx, tx, now, actor, events...); err != nil {
+			return err
+		}
 		_, found, err := s.latest(ctx, tx, tomb)
 		if err != nil || found {
 			return err
@@ -109,9 +124,6 @@ func (s *Store) destroy(ctx context.Context, tomb KeyRef, cond string, args ...a
 		s.forget(func(r KeyRef) bool { return r == tomb })
 	}
 	s.eraseFreedPages(ctx)
-	for _, d := range gone {
-		s.obs.KeyEvent(ctx, Event{Action: ActionDestroyed, Key: d.ref, ID: d.kv.ID, Version: d.kv.Version, At: now})
-	}
 	return nil
 }
 
@@ -135,11 +147,17 @@ func (s *Store) eraseFreedPages(ctx context.Context) {
 // the organisation gets a new version wrapped under the new organisation key
 // version, and its version before is retired the same way: rotation renews
 // the key material of all the organisation's data, once the caller has
-// re-encrypted it. The index key does not change (blind indexes stay valid). It returns the new version. An organisation without keys gets
+// re-encrypted it. The index key does not change (blind indexes stay valid).
+// Every new version and every retired one is recorded as a key.rotated or
+// key.retired event of actor's (see [Store.EnsureOrgKey]) in the same
+// transaction. It returns the new version. An organisation without keys gets
 // [ErrNoKey], a destroyed one [ErrKeyDestroyed].
-func (s *Store) RotateOrgKey(ctx context.Context, org string) (KeyVersion, error) {
+func (s *Store) RotateOrgKey(ctx context.Context, org, actor string) (KeyVersion, error) {
 	ref := OrgKey(org)
 	if err := ref.validate(); err != nil {
+		return KeyVersion{}, err
+	}
+	if err := checkActor(actor); err != nil {
 		return KeyVersion{}, err
 	}
 	now := s.now()
@@ -191,8 +209,19 @@ func (s *Store) RotateOrgKey(ctx context.Context, org string) (KeyVersion, error
 			newKV.ID.String(), newKV.Version, string(KindOrg), org, org, wrapped, rootParent, m.generation, now.UnixMicro()); err != nil {
 			return fmt.Errorf("keys: storing the %s: %w", ref, err)
 		}
-		children, err = s.rotateChildren(ctx, tx, org, newKV, newE, now)
-		return err
+		if children, err = s.rotateChildren(ctx, tx, org, newKV, newE, now); err != nil {
+			return err
+		}
+		events := []Event{
+			{Action: ActionRotated, Key: ref, ID: newKV.ID, Version: newKV.Version, Rewrapped: len(children)},
+			{Action: ActionRetired, Key: ref, ID: oldKV.ID, Version: oldKV.Version},
+		}
+		for _, c := range children {
+			events = append(events,
+				Event{Action: ActionRotated, Key: c.ref, ID: c.kv.ID, Version: c.kv.Version},
+				Event{Action: ActionRetired, Key: c.ref, ID: c.kv.ID, Version: c.retired})
+		}
+		return s.recordEvents(ctx, tx, now, actor, events...)
 	})
 	if err != nil {
 		return KeyVersion{}, err
@@ -212,12 +241,6 @@ func (s *Store) RotateOrgKey(ctx context.Context, org string) (KeyVersion, error
 		s.active.deleteFunc(func(r KeyRef, _ KeyVersion) bool { return r == ref })
 	}
 	s.mu.Unlock()
-	s.obs.KeyEvent(ctx, Event{Action: ActionRotated, Key: ref, ID: newKV.ID, Version: newKV.Version, At: now, Rewrapped: len(children)})
-	s.obs.KeyEvent(ctx, Event{Action: ActionRetired, Key: ref, ID: oldKV.ID, Version: oldKV.Version, At: now})
-	for _, c := range children {
-		s.obs.KeyEvent(ctx, Event{Action: ActionRotated, Key: c.ref, ID: c.kv.ID, Version: c.kv.Version, At: now})
-		s.obs.KeyEvent(ctx, Event{Action: ActionRetired, Key: c.ref, ID: c.kv.ID, Version: c.retired, At: now})
-	}
 	return newKV, nil
 }
 
@@ -296,10 +319,15 @@ func (s *Store) rotateChildren(ctx context.Context, tx *sql.Tx, org string, newK
 // its row was read with). Afterwards only newRoot opens the key store:
 // [OpenStore] with the old root gets [ErrRootMismatch]. The caller saves
 // newRoot ([SaveRoot]) before calling, and replaces the old root key file
-// after. newRoot must differ from the current root key.
-func (s *Store) RotateRoot(ctx context.Context, newRoot *Root) error {
+// after. newRoot must differ from the current root key. The rotation is
+// recorded as a key.root-rotated event of actor's (see [Store.EnsureOrgKey])
+// in the same transaction.
+func (s *Store) RotateRoot(ctx context.Context, newRoot *Root, actor string) error {
 	if newRoot == nil {
 		return errors.New("keys: RotateRoot needs a new root key")
+	}
+	if err := checkActor(actor); err != nil {
+		return err
 	}
 	now := s.now()
 	var (
@@ -373,6 +401,12 @@ func (s *Store) RotateRoot(ctx context.Context, newRoot *Root) error {
 			newRoot.Fingerprint(), gen, now.UnixMicro()); err != nil {
 			return fmt.Errorf("keys: recording the new root key: %w", err)
 		}
+		if err := s.recordEvents(ctx, tx, now, actor, Event{
+			Action: ActionRootRotated, Version: gen, Rewrapped: len(done),
+			RootFingerprint: newRoot.Fingerprint(), PreviousRootFingerprint: old.fingerprint,
+		}); err != nil {
+			return err
+		}
 		// Known before the commit, so that a reader that sees the new rows
 		// the moment they commit finds the root key that wraps them.
 		s.addRoot(gen, newRoot)
@@ -391,10 +425,6 @@ func (s *Store) RotateRoot(ctx context.Context, newRoot *Root) error {
 	for _, k := range done {
 		s.obs.KeyUnwrapped(k.Org, k.Kind)
 	}
-	s.obs.KeyEvent(ctx, Event{
-		Action: ActionRootRotated, Version: gen, At: now, Rewrapped: len(done),
-		RootFingerprint: newRoot.Fingerprint(), PreviousRootFingerprint: old.fingerprint,
-	})
 	return nil
 }
 

@@ -1,10 +1,6 @@
 package keys
 
-import (
-	"context"
-	"errors"
-	"time"
-)
+import "errors"
 
 // Errors of this package. Callers test for them with errors.Is; the messages
 // of the wrapping errors may name keys and paths but never hold key bytes or
@@ -30,54 +26,11 @@ var (
 	ErrNoKey = errors.New("keys: no such key")
 )
 
-// Action is what happened to a key in an [Event].
-type Action string
-
-// The key life-cycle actions reported to an [Observer].
-const (
-	// ActionCreated: a key was made (version 1).
-	ActionCreated Action = "key.created"
-	// ActionRotated: a new version of a key was made by rotation; Event.Version
-	// is the new version and Event.Rewrapped counts the keys below it that
-	// were re-wrapped under it.
-	ActionRotated Action = "key.rotated"
-	// ActionRetired: a version stopped sealing new data; it still decrypts.
-	ActionRetired Action = "key.retired"
-	// ActionDestroyed: a version's wrapped bytes were erased.
-	ActionDestroyed Action = "key.destroyed"
-	// ActionRootRotated: every key wrapped by the root key was re-wrapped
-	// under a new root key.
-	ActionRootRotated Action = "key.root-rotated"
-)
-
-// Event reports one key life-cycle event, after the key store committed it.
-type Event struct {
-	Action  Action
-	Key     KeyRef // zero for ActionRootRotated
-	ID      KeyID  // zero for ActionRootRotated
-	Version int    // the key version; for ActionRootRotated the new root generation
-	At      time.Time
-	// Rewrapped counts the keys re-wrapped (ActionRotated, ActionRootRotated).
-	Rewrapped int
-	// RootFingerprint and PreviousRootFingerprint are set for
-	// ActionRootRotated only.
-	RootFingerprint         string
-	PreviousRootFingerprint string
-}
-
-// Observer learns of key life-cycle events (for the audit log) and counts
-// unwraps (for metrics). Its methods are called synchronously, after the key
-// store has committed and with no lock of the [Store] held, so they may call
-// the Store; they should not block for long, and cannot fail the operation
-// (it has happened), so they return nothing. The context is the caller's, so
-// an observer may find the actor in it.
-//
-// Events report what the key store committed: if the process dies between
-// the commit and the call, the event is lost, so an audit trail built from
-// them can be reconciled with [Store.KeyStatus].
+// Observer counts unwraps (for metrics). It is given to [OpenStore] and its
+// method is called synchronously, with no lock of the [Store] held; it should
+// not block. Key life-cycle events are not reported to it: the key store
+// records them itself, in the transaction of the change ([Store.PendingEvents]).
 type Observer interface {
-	// KeyEvent reports a create, rotate, retire, destroy or root rotation.
-	KeyEvent(ctx context.Context, e Event)
 	// KeyUnwrapped reports that a key of the kind, belonging to organisation
 	// org ("" for the platform key), was unwrapped into the cache.
 	KeyUnwrapped(org string, kind Kind)
@@ -85,5 +38,4 @@ type Observer interface {
 
 type nopObserver struct{}
 
-func (nopObserver) KeyEvent(context.Context, Event) {}
-func (nopObserver) KeyUnwrapped(string, Kind)       {}
+func (nopObserver) KeyUnwrapped(string, Kind) {}

@@ -53,6 +53,7 @@ func dumpKeyStore(t testing.TB, e *env) string {
 		`SELECT id, root_fingerprint, root_generation, created_at, root_rotated_at FROM key_store`,
 		`SELECT version FROM key_store_migrations ORDER BY version`,
 		`SELECT id, version, kind, org_id, owner_id, state, wrapped, wrapped_by_id, wrapped_by_version, created_at, retired_at, destroyed_at FROM keys ORDER BY id, version`,
+		`SELECT seq, id, action, kind, org_id, owner_id, key_id, version, rewrapped, root_fingerprint, previous_root_fingerprint, at, actor FROM key_events ORDER BY seq`,
 	} {
 		rows, err := db.Query(q)
 		if err != nil {
@@ -147,7 +148,7 @@ func TestKeyStoreHoldsNoKeyMaterialOrPlaintext(t *testing.T) {
 		if _, err := e.store.BlindIndex(ctx, org, markers["e-mail marker"]); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := e.store.RotateOrgKey(ctx, org); err != nil {
+		if _, err := e.store.RotateOrgKey(ctx, org, "cli"); err != nil {
 			t.Fatal(err)
 		}
 
@@ -176,6 +177,10 @@ func TestKeyStoreHoldsNoKeyMaterialOrPlaintext(t *testing.T) {
 			}
 		}
 
+		// The key events are in the scanned bytes too.
+		if n := len(e.events(t)); n < 10 {
+			t.Fatalf("the key store recorded %d key events, want at least 10", n)
+		}
 		files := keyStoreBytes(t, e)
 		scan(t, files, secrets)
 		// The scan looks at the right bytes: the wrapped keys are there.
@@ -189,7 +194,7 @@ func TestKeyStoreHoldsNoKeyMaterialOrPlaintext(t *testing.T) {
 			t.Fatal("the wrapped keys are not in the scanned bytes: the scan proves nothing")
 		}
 
-		if err := e.store.DestroyUserKey(ctx, org, gone); err != nil {
+		if err := e.store.DestroyUserKey(ctx, org, gone, "cli"); err != nil {
 			t.Fatal(err)
 		}
 		secrets["wrapped bytes of the destroyed key"] = goneWrapped

@@ -206,6 +206,9 @@ type EnvOptions struct {
 	SecurityEmail string
 	// Observer receives the counts kluis serve turns into metrics.
 	Observer sqlstore.Observer
+	// KeyObserver counts the key store's unwraps (the metrics); nil
+	// ignores them.
+	KeyObserver keys.Observer
 }
 
 // NewEnv returns the store's areas on a fresh database of the engine.
@@ -242,7 +245,7 @@ func NewEnv(tb testing.TB, engine string, opts ...EnvOptions) *Env {
 	if engine == sqlstore.Postgres {
 		e.KeysDSN = PostgresDSN(tb)
 	}
-	e.Areas, e.KeyStore = e.open(tb, keys.Options{Observer: (*envKeyEvents)(e)})
+	e.Areas, e.KeyStore = e.open(tb, keys.Options{Observer: o.KeyObserver})
 	e.worker = mail.NewWorker(e.MailQueue, &mail.Outbox{Dir: e.Outbox}, nil, e.Clock.Now, nil)
 	e.SMSOutbox, e.smsSeen = filepath.Join(dir, "sms"), map[string]bool{}
 	e.smsWorker = sms.NewWorker(e.SMSQueue, &sms.Outbox{Dir: e.SMSOutbox}, nil, e.Clock.Now, nil)
@@ -305,24 +308,6 @@ func SMSCode(tb testing.TB, m sms.OutboxMessage) string {
 		tb.Fatalf("no code in the text message %q", m.Text)
 	}
 	return c[1]
-}
-
-// envKeyEvents records the key store's life-cycle events in the audit
-// chains, as kluis serve does.
-type envKeyEvents Env
-
-func (k *envKeyEvents) KeyEvent(ctx context.Context, ev keys.Event) {
-	if k.Areas != nil {
-		if err := k.Audit.RecordKeyLifecycle(ctx, ev); err != nil {
-			panic("kluistest: key event not recorded: " + err.Error())
-		}
-	}
-}
-
-func (k *envKeyEvents) KeyUnwrapped(org string, kind keys.Kind) {
-	if k.opts.Observer != nil {
-		k.opts.Observer.KeyUnwrapped(org, string(kind))
-	}
 }
 
 // Mail delivers the queued mail to the outbox and returns the messages that

@@ -48,17 +48,13 @@ type Observer interface {
 	// Throttled counts a throttling event (R18, R26): "lock" and
 	// "address_block" when one starts, "alarm", and refusals by kind.
 	Throttled(kind string)
-	// KeyUnwrapped counts a key of the kind of organisation org ("" for the
-	// platform key) unwrapped by the key store (R28).
-	KeyUnwrapped(org, kind string)
 }
 
 type nopObserver struct{}
 
-func (nopObserver) AuditAppended(string, int)     {}
-func (nopObserver) Login(kluis.Realm, string)     {}
-func (nopObserver) Throttled(string)              {}
-func (nopObserver) KeyUnwrapped(org, kind string) {}
+func (nopObserver) AuditAppended(string, int) {}
+func (nopObserver) Login(kluis.Realm, string) {}
+func (nopObserver) Throttled(string)          {}
 
 // Options configures a Core. Everything is given here, at construction:
 // nothing is bound later.
@@ -335,11 +331,22 @@ func (t *Tx) readHead(ctx context.Context, chain string) (int64, audit.Hash, err
 // no personal values in the clear: a personal value goes in as a
 // sealedDetail. The request's client address, if any, is recorded sealed.
 func (t *Tx) Append(ctx context.Context, chain string, actor kluis.Actor, action, target, outcome string, details map[string]any) error {
+	id := kluis.NewID(t.Now())
+	client, err := t.s.sealClient(ctx, chain, id, actor)
+	if err != nil {
+		return err
+	}
+	return t.appendAs(ctx, chain, id, actor.AuditName(), action, target, outcome, details, client)
+}
+
+// appendAs is Append for an actor known only by its audit name (one
+// recorded elsewhere, such as the key store's events) and an event whose
+// client address, if any, is sealed already (empty for none).
+func (t *Tx) appendAs(ctx context.Context, chain, id, actorName, action, target, outcome string, details map[string]any, client []byte) error {
 	seq, prev, err := t.lockHead(ctx, chain)
 	if err != nil {
 		return err
 	}
-	id := kluis.NewID(t.Now())
 	d := []byte("{}")
 	if len(details) > 0 {
 		if details, err = t.s.sealDetails(ctx, chain, id, details); err != nil {
@@ -349,13 +356,9 @@ func (t *Tx) Append(ctx context.Context, chain string, actor kluis.Actor, action
 			return err
 		}
 	}
-	client, err := t.s.sealClient(ctx, chain, id, actor)
-	if err != nil {
-		return err
-	}
 	e := audit.Event{
 		Chain: chain, Seq: seq + 1, ID: id, At: t.Now(),
-		Actor: actor.AuditName(), Action: action, Target: target, Outcome: outcome,
+		Actor: actorName, Action: action, Target: target, Outcome: outcome,
 		Details: d, Client: client,
 	}
 	e.Seal(prev)

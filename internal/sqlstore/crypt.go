@@ -24,17 +24,24 @@ import (
 // place in the store that calls it for data.
 
 // Keys are made before, never inside, a data transaction: making a key
-// commits in the key store and reports a life-cycle event, which is recorded
-// in the audit chain by a write transaction of its own; inside a write
-// transaction that would wait for itself (SQLite has one writer). So the
-// platform key is made at start (EnsureKeys), an organisation's keys and a
-// user's key just before the transaction that creates them, and a seal
+// records its life-cycle event in the key store, and the store then drains
+// it into the audit chain (keyevents.go) with a write transaction of its
+// own, which inside a write transaction would wait for itself (SQLite has
+// one writer). So the platform key is made at start (EnsureKeys), an
+// organisation's keys and a user's key just before the transaction that
+// creates them (their key.created comes first in the chain), and a seal
 // inside a transaction finds its key existing, or destroyed.
 
-// EnsurePlatformKey makes the platform key unless it exists. Call it once
-// at start.
+// EnsurePlatformKey makes the platform key unless it exists and records in
+// the audit chains the key events that a process stopped before recording
+// (DrainKeyEvents). Call it once at start; an error means the instance
+// cannot start.
 func (s *Core) EnsurePlatformKey(ctx context.Context) error {
-	return s.keys.EnsurePlatformKey(WithActor(ctx, kluis.SystemActor))
+	if err := s.keys.EnsurePlatformKey(ctx, kluis.SystemActor.AuditName()); err != nil {
+		return err
+	}
+	_, err := s.DrainKeyEvents(ctx)
+	return err
 }
 
 // Tables and columns named in the associated data of ciphertexts. They are
@@ -50,23 +57,6 @@ const (
 	colClient   = "client"
 	colDetails  = "details." // + the detail's name
 )
-
-type actorKey struct{}
-
-// WithActor returns a context that carries the actor of an operation, so
-// that key life-cycle events it causes are recorded as the actor's; without
-// one they are the system's.
-func WithActor(ctx context.Context, a kluis.Actor) context.Context {
-	return context.WithValue(ctx, actorKey{}, a)
-}
-
-// ActorFrom returns the actor WithActor put in ctx, or the system actor.
-func ActorFrom(ctx context.Context) kluis.Actor {
-	if a, ok := ctx.Value(actorKey{}).(kluis.Actor); ok {
-		return a
-	}
-	return kluis.SystemActor
-}
 
 func UserField(org kluis.OrgID, user kluis.UserID, column string) keys.FieldRef {
 	return keys.FieldRef{Org: string(org), Table: tabUsers, Column: column, Row: string(user)}

@@ -37,9 +37,9 @@ func (t *Tx) ScheduleShred(ctx context.Context, org kluis.OrgID, user kluis.User
 // committed, as the deleting request's actor; a failure is logged and
 // retried later by Shred, the deletion stands. Only that deletion's keys:
 // another organisation's pending destruction is never recorded under this
-// request's actor and client address.
-func (s *Core) ShredNow(ctx context.Context, id string) {
-	if n, err := s.shred(context.WithoutCancel(ctx), id); err != nil {
+// request's actor.
+func (s *Core) ShredNow(ctx context.Context, actor kluis.Actor, id string) {
+	if n, err := s.shred(context.WithoutCancel(ctx), actor, id); err != nil {
 		s.log.Error("key destruction failed; it is retried", "pending", n, "err", err.Error())
 	}
 }
@@ -48,11 +48,12 @@ func (s *Core) ShredNow(ctx context.Context, id string) {
 // destruction did not happen right after the deletion (see above), as the
 // system actor, and returns how many are still pending afterwards.
 func (s *Core) Shred(ctx context.Context) (pending int, err error) {
-	return s.shred(WithActor(ctx, kluis.SystemActor), "")
+	return s.shred(ctx, kluis.SystemActor, "")
 }
 
-// shred works on the pending destruction id, or on all when id is "".
-func (s *Core) shred(ctx context.Context, only string) (pending int, err error) {
+// shred works on the pending destruction id, or on all when id is "", as
+// actor's change, and records the key events in the audit chains.
+func (s *Core) shred(ctx context.Context, actor kluis.Actor, only string) (pending int, err error) {
 	type job struct {
 		id   string
 		org  kluis.OrgID
@@ -79,13 +80,16 @@ func (s *Core) shred(ctx context.Context, only string) (pending int, err error) 
 	if err := rows.Err(); err != nil {
 		return 0, err
 	}
+	if len(jobs) > 0 {
+		defer s.DrainAfterKeyChange(ctx)
+	}
 	var firstErr error
 	for _, j := range jobs {
 		var derr error
 		if j.user.Valid {
-			derr = s.keys.DestroyUserKey(ctx, string(j.org), j.user.String)
+			derr = s.keys.DestroyUserKey(ctx, string(j.org), j.user.String, actor.AuditName())
 		} else {
-			derr = s.keys.DestroyOrgKeys(ctx, string(j.org))
+			derr = s.keys.DestroyOrgKeys(ctx, string(j.org), actor.AuditName())
 		}
 		if derr != nil {
 			pending++

@@ -14,7 +14,6 @@ import (
 
 	"github.com/kluis/kluis"
 	"github.com/kluis/kluis/internal/audit"
-	"github.com/kluis/kluis/internal/keys"
 	"github.com/kluis/kluis/internal/sqlstore"
 )
 
@@ -430,70 +429,6 @@ func (s *Service) Checkpoint(ctx context.Context, p CheckpointPolicy, force bool
 		}
 	}
 	return len(todo), nil
-}
-
-// KeyEvent is a key life-cycle event of the key store, for the audit log
-// (R28: a log of key use). It holds ids, versions and fingerprints, never key
-// material.
-type KeyEvent struct {
-	Action              string // "created", "rotated", "retired", "destroyed", "root_rotated"
-	Kind                string // "org", "index", "user", "project", "platform"; "" for the root key
-	Org                 kluis.OrgID
-	KeyID               string
-	Version             int
-	Rewrapped           int
-	Fingerprint         string // root key events only
-	PreviousFingerprint string // root key events only
-}
-
-// RecordKeyLifecycle records an event of the key store (a keys.Observer
-// reports it after the key store committed) with the actor of ctx
-// (WithActor), or the system actor.
-func (s *Service) RecordKeyLifecycle(ctx context.Context, e keys.Event) error {
-	ev := KeyEvent{
-		Action: strings.ReplaceAll(strings.TrimPrefix(string(e.Action), "key."), "-", "_"),
-		Kind:   string(e.Key.Kind), Org: kluis.OrgID(e.Key.Org), Version: e.Version, Rewrapped: e.Rewrapped,
-		Fingerprint: e.RootFingerprint, PreviousFingerprint: e.PreviousRootFingerprint,
-	}
-	if e.ID != (keys.KeyID{}) {
-		ev.KeyID = e.ID.String()
-	}
-	return s.RecordKeyEvent(context.WithoutCancel(ctx), sqlstore.ActorFrom(ctx), ev)
-}
-
-// KeyUnwrapped counts an unwrap of the key store in the metrics (R28).
-func (s *Service) KeyUnwrapped(org string, kind keys.Kind) {
-	if s.core.Observe() != nil {
-		s.core.Observe().KeyUnwrapped(org, string(kind))
-	}
-}
-
-// RecordKeyEvent appends a key event as key.ACTION: a user's or project's key
-// to its organisation's chain, the root, organisation, index and platform
-// keys to the platform chain (issue 3, DESIGN §4). The key store commits in a
-// database of its own, so the event follows its commit.
-func (s *Service) RecordKeyEvent(ctx context.Context, actor kluis.Actor, e KeyEvent) error {
-	chain := audit.PlatformChain
-	if (e.Kind == "user" || e.Kind == "project") && e.Org != "" {
-		chain = sqlstore.OrgChain(e.Org)
-	}
-	target := ""
-	if e.KeyID != "" {
-		target = "key:" + e.KeyID
-	}
-	details := map[string]any{"kind": e.Kind, "version": e.Version}
-	if e.Org != "" {
-		details["org"] = string(e.Org)
-	}
-	if e.Rewrapped > 0 {
-		details["rewrapped"] = e.Rewrapped
-	}
-	if e.Fingerprint != "" {
-		details["root_fingerprint"], details["previous_root_fingerprint"] = e.Fingerprint, e.PreviousFingerprint
-	}
-	return s.core.Write(ctx, chain, func(t *sqlstore.Tx) error {
-		return t.Append(ctx, chain, actor, "key."+e.Action, target, "success", details)
-	})
 }
 
 // FindAuditPeople returns the names of the organisation's users by id, so

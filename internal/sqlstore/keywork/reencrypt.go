@@ -94,7 +94,8 @@ func (s *Service) RotateOrgKey(ctx context.Context, actor kluis.Actor, slug stri
 	if err != nil {
 		return 0, err
 	}
-	kv, err := s.core.Keys().RotateOrgKey(sqlstore.WithActor(ctx, actor), string(org.ID))
+	kv, err := s.core.Keys().RotateOrgKey(ctx, string(org.ID), actor.AuditName())
+	s.core.DrainAfterKeyChange(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("rotate the organisation key: %w", err)
 	}
@@ -161,7 +162,6 @@ var errStaleCache = errors.New("the key cache still holds the version before the
 // that holds the organisation's chain head, and work done twice is only
 // slower.
 func (s *Service) Reencrypt(ctx context.Context, progress func(kluis.Reencryption)) ([]kluis.Reencryption, error) {
-	ctx = sqlstore.WithActor(ctx, kluis.SystemActor)
 	jobs, err := s.Reencryptions(ctx)
 	if err != nil {
 		return nil, err
@@ -370,7 +370,7 @@ rows:
 // organisation key's other life-cycle events.
 func (s *Service) recordReencrypted(ctx context.Context, j kluis.Reencryption) {
 	err := s.core.Write(ctx, audit.PlatformChain, func(t *sqlstore.Tx) error {
-		return t.Append(ctx, audit.PlatformChain, sqlstore.ActorFrom(ctx), "key.reencrypted", "org:"+string(j.Org), "success",
+		return t.Append(ctx, audit.PlatformChain, kluis.SystemActor, "key.reencrypted", "org:"+string(j.Org), "success",
 			map[string]any{"org": string(j.Org), "version": j.KeyVersion, "rows": j.Resealed})
 	})
 	if err != nil {

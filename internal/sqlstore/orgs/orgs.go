@@ -57,14 +57,15 @@ func (s *Service) CreateOrg(ctx context.Context, actor kluis.Actor, in kluis.New
 	}
 	// The keys first (the key store is another database); if the
 	// organisation is not created after all, they are destroyed unused.
-	ctx = sqlstore.WithActor(ctx, actor)
 	orgID := kluis.OrgID(kluis.NewID(s.core.Now()))
-	if err := s.core.Keys().EnsureOrgKey(ctx, string(orgID)); err != nil {
+	err := s.core.Keys().EnsureOrgKey(ctx, string(orgID), actor.AuditName())
+	s.core.DrainAfterKeyChange(ctx)
+	if err != nil {
 		return kluis.Org{}, "", fmt.Errorf("make organisation keys: %w", err)
 	}
-	managerID, err := s.users.NewUserID(ctx, orgID)
+	managerID, err := s.users.NewUserID(ctx, orgID, actor)
 	if err != nil {
-		s.dropUnusedOrgKeys(ctx, orgID)
+		s.dropUnusedOrgKeys(ctx, orgID, actor)
 		return kluis.Org{}, "", err
 	}
 	var org kluis.Org
@@ -101,23 +102,24 @@ func (s *Service) CreateOrg(ctx context.Context, actor kluis.Actor, in kluis.New
 			map[string]any{"role": string(kluis.RoleManager), "email": sqlstore.SealedDetail{Key: sqlstore.UserKey(org.ID, u.ID), Value: email}})
 	})
 	if err != nil {
-		s.dropUnusedOrgKeys(ctx, orgID)
+		s.dropUnusedOrgKeys(ctx, orgID, actor)
 	}
 	return org, link, err
 }
 
 // dropUnusedOrgKeys destroys the keys made for an organisation whose
 // creation failed, once it is sure the organisation does not exist (a commit
-// can succeed and still report an error).
-func (s *Service) dropUnusedOrgKeys(ctx context.Context, org kluis.OrgID) {
+// can succeed and still report an error), as actor's change.
+func (s *Service) dropUnusedOrgKeys(ctx context.Context, org kluis.OrgID, actor kluis.Actor) {
 	ctx = context.WithoutCancel(ctx)
 	var n int
 	if err := s.core.DB().ReadRow(ctx, `SELECT COUNT(*) FROM orgs WHERE id = ?`, org).Scan(&n); err != nil || n > 0 {
 		return
 	}
-	if err := s.core.Keys().DestroyOrgKeys(ctx, string(org)); err != nil {
+	if err := s.core.Keys().DestroyOrgKeys(ctx, string(org), actor.AuditName()); err != nil {
 		s.core.Log().Warn("the unused keys of an organisation not created were not destroyed (they seal nothing)", "err", err.Error())
 	}
+	s.core.DrainAfterKeyChange(ctx)
 }
 
 // DeleteOrg deletes an organisation on its request, with its users,
@@ -126,7 +128,6 @@ func (s *Service) dropUnusedOrgKeys(ctx context.Context, org kluis.OrgID) {
 // verifiable; the deletion is recorded in the platform chain. Operators and
 // the CLI only. Errors: not_found, forbidden.
 func (s *Service) DeleteOrg(ctx context.Context, actor kluis.Actor, slug string) error {
-	ctx = sqlstore.WithActor(ctx, actor)
 	var shred string
 	err := s.core.Write(ctx, audit.PlatformChain, func(t *sqlstore.Tx) error {
 		if !kluis.CanManageOrgs(actor) {
@@ -146,7 +147,7 @@ func (s *Service) DeleteOrg(ctx context.Context, actor kluis.Actor, slug string)
 			map[string]any{"slug": org.Slug})
 	})
 	if err == nil {
-		s.core.ShredNow(ctx, shred)
+		s.core.ShredNow(ctx, actor, shred)
 	}
 	return err
 }

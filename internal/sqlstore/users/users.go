@@ -18,9 +18,11 @@ import (
 // user's key: the key store is written before, not inside, the data
 // transaction, which then only seals with a cached key. A key whose user is
 // never created (the transaction failed) seals nothing and is destroyed.
-func (s *Service) NewUserID(ctx context.Context, org kluis.OrgID) (kluis.UserID, error) {
+func (s *Service) NewUserID(ctx context.Context, org kluis.OrgID, actor kluis.Actor) (kluis.UserID, error) {
 	id := kluis.UserID(kluis.NewID(s.core.Now()))
-	if err := s.core.Keys().EnsureUserKey(ctx, string(org), string(id)); err != nil {
+	err := s.core.Keys().EnsureUserKey(ctx, string(org), string(id), actor.AuditName())
+	s.core.DrainAfterKeyChange(ctx)
+	if err != nil {
 		return "", fmt.Errorf("make user key: %w", err)
 	}
 	return id, nil
@@ -29,8 +31,9 @@ func (s *Service) NewUserID(ctx context.Context, org kluis.OrgID) (kluis.UserID,
 // dropUnusedKey destroys the key made by newUserID when the user was not
 // created after all. An error of the transaction does not prove that: a
 // commit can succeed and still report an error, so the row is looked up
-// first, and a key whose user exists (or may exist) is kept.
-func (s *Service) dropUnusedKey(ctx context.Context, org kluis.OrgID, id kluis.UserID, err error) {
+// first, and a key whose user exists (or may exist) is kept. The destruction
+// is actor's change.
+func (s *Service) dropUnusedKey(ctx context.Context, org kluis.OrgID, id kluis.UserID, actor kluis.Actor, err error) {
 	if err == nil || id == "" {
 		return
 	}
@@ -39,9 +42,10 @@ func (s *Service) dropUnusedKey(ctx context.Context, org kluis.OrgID, id kluis.U
 	if err := s.core.DB().ReadRow(ctx, `SELECT COUNT(*) FROM users WHERE id = ?`, id).Scan(&n); err != nil || n > 0 {
 		return
 	}
-	if err := s.core.Keys().DestroyUserKey(ctx, string(org), string(id)); err != nil {
+	if err := s.core.Keys().DestroyUserKey(ctx, string(org), string(id), actor.AuditName()); err != nil {
 		s.core.Log().Warn("an unused user key was not destroyed (it seals nothing)", "err", err.Error())
 	}
+	s.core.DrainAfterKeyChange(ctx)
 }
 
 var errEmailTaken error = &kluis.Error{Code: kluis.EConflict, Message: "a user with this e-mail address exists in the organisation"}
@@ -135,13 +139,12 @@ func (s *Service) InviteUser(ctx context.Context, org kluis.OrgID, actor kluis.A
 	} else if taken, err := s.emailTaken(ctx, org, idx); err != nil || taken {
 		return kluis.User{}, cmp.Or(err, errEmailTaken)
 	}
-	ctx = sqlstore.WithActor(ctx, actor)
-	id, err := s.NewUserID(ctx, org)
+	id, err := s.NewUserID(ctx, org, actor)
 	if err != nil {
 		return kluis.User{}, err
 	}
 	var u kluis.User
-	defer func() { s.dropUnusedKey(ctx, org, id, err) }()
+	defer func() { s.dropUnusedKey(ctx, org, id, actor, err) }()
 	err = s.core.Write(ctx, sqlstore.OrgChain(org), func(t *sqlstore.Tx) error {
 		if !kluis.CanManageUsers(actor, org) {
 			return sqlstore.Deny(sqlstore.OrgChain(org), actor, "user.invite", "", kluis.ErrForbidden)
@@ -472,7 +475,6 @@ func (s *Service) UpdateUser(ctx context.Context, org kluis.OrgID, actor kluis.A
 // be decrypted any more (crypto-shredding). The last active manager cannot be deleted. Managers only.
 // Errors: not_found, conflict, forbidden.
 func (s *Service) DeleteUser(ctx context.Context, org kluis.OrgID, actor kluis.Actor, id kluis.UserID) error {
-	ctx = sqlstore.WithActor(ctx, actor)
 	var shred string
 	err := s.core.Write(ctx, sqlstore.OrgChain(org), func(t *sqlstore.Tx) error {
 		if !kluis.CanManageUsers(actor, org) {
@@ -500,7 +502,7 @@ func (s *Service) DeleteUser(ctx context.Context, org kluis.OrgID, actor kluis.A
 		return t.Append(ctx, sqlstore.OrgChain(org), actor, "user.delete", "user:"+string(u.ID), "success", nil)
 	})
 	if err == nil {
-		s.core.ShredNow(ctx, shred)
+		s.core.ShredNow(ctx, actor, shred)
 	}
 	return err
 }
