@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/kluis/kluis/internal/httpserver"
+	"github.com/kluis/kluis/internal/kluistest"
 	"github.com/kluis/kluis/internal/mail"
 	"github.com/kluis/kluis/internal/sms"
 	"github.com/kluis/kluis/internal/sqlstore"
@@ -75,7 +76,10 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 
 	srv := &http.Server{
 		Handler: httpserver.NewServer(httpserver.Config{
-			Store: a.store, Logger: a.log, Metrics: metrics, TrustedProxies: c.TrustedProxies, MaxBodyBytes: c.MaxBodyBytes,
+			// TEMPORARY (issue 11): the store as the domain's services, through
+			// kluistest's adapter, until internal/sqlstore implements them.
+			Services: kluistest.LegacyServices(a.store, nil), Ready: a.db.Ping,
+			Logger: a.log, Metrics: metrics, TrustedProxies: c.TrustedProxies, MaxBodyBytes: c.MaxBodyBytes,
 			OperatorAddresses: c.OperatorAddresses,
 			HTTPS:             strings.HasPrefix(strings.ToLower(c.PublicURL), "https://"),
 		}),

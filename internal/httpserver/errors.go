@@ -25,6 +25,9 @@ func (h handlerFunc) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// statusOf is the one map from error code to HTTP status, for the API and
+// the pages alike (shared/CONTRACT.md, "Errors"); a code it does not know
+// is a 500.
 var statusOf = map[string]int{
 	kluis.EInvalid:              http.StatusBadRequest,
 	kluis.EUnauthenticated:      http.StatusUnauthorized,
@@ -38,6 +41,14 @@ var statusOf = map[string]int{
 	kluis.ELoginsDisabled:       http.StatusForbidden,
 	kluis.EReauthRequired:       http.StatusForbidden,
 	kluis.EMFAEnrolmentRequired: http.StatusForbidden,
+}
+
+// errorStatus is the status of an error code.
+func errorStatus(code string) int {
+	if status, ok := statusOf[code]; ok {
+		return status
+	}
+	return http.StatusInternalServerError
 }
 
 type errorBody struct {
@@ -82,10 +93,7 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if ke.Code == kluis.EInvalid {
 		body.Error.Fields = ke.Fields
 	}
-	status, ok := statusOf[ke.Code]
-	if !ok {
-		status = http.StatusInternalServerError
-	}
+	status := errorStatus(ke.Code)
 	if ke.Code == kluis.EUnauthenticated {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="kluis"`)
 	}

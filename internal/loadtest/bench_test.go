@@ -73,7 +73,7 @@ func setup(b *testing.B, engine string, params password.Params, n int) *fixture 
 		f.tokens = append(f.tokens, sess.Token)
 		f.emails = append(f.emails, email)
 	}
-	f.srv = httptest.NewServer(httpserver.NewServer(httpserver.Config{Store: env.Store}))
+	f.srv = httptest.NewServer(httpserver.NewServer(httpserver.Config{Services: env.Services(), Ready: env.Ready}))
 	b.Cleanup(f.srv.Close)
 	f.client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256}}
 	return f
