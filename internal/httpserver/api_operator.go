@@ -5,113 +5,11 @@ import (
 	"time"
 
 	"github.com/kluis/kluis"
-	"github.com/kluis/kluis/internal/sqlstore"
 )
 
-// The operator realm's own account routes (issue 5 item 8): the second step
-// of a sign-in, re-authentication, setting up an authenticator app, and the
-// instance-wide logins switch (R19). They mirror the users' routes.
-
-// operatorCodeRequest is the second step of an operator's sign-in: a code
-// from the authenticator app ("totp") or a recovery code ("recovery").
-type operatorCodeRequest struct {
-	Challenge string `json:"challenge"`
-	Method    string `json:"method"`
-	Code      string `json:"code"`
-}
-
-// operatorMethod checks the method of an operator's code: operators have an
-// app and recovery codes only.
-func operatorMethod(m string) (string, error) {
-	switch m {
-	case "", "totp":
-		return "totp", nil
-	case "recovery":
-		return m, nil
-	}
-	return "", kluis.Invalid(map[string]string{"method": "must be totp or recovery"})
-}
-
-// answerOperatorSession answers a new operator session: the browser's
-// cookie and the token for API clients; mfa_enrolment_required while the
-// operator has no second factor (R17).
-func answerOperatorSession(w http.ResponseWriter, sess sqlstore.Session) {
-	setSessionCookies(w, operatorCookie, sess)
-	writeJSON(w, http.StatusOK, loginAnswer{Token: sess.Token, ExpiresAt: sess.ExpiresAt, MFAEnrolmentRequired: sess.MFAEnrolmentRequired})
-}
-
-// handleOperatorLoginMFA completes an operator's two-step sign-in.
-func handleOperatorLoginMFA(store *sqlstore.Store) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) error {
-		var in operatorCodeRequest
-		if err := decode(r, &in); err != nil {
-			return err
-		}
-		method, err := operatorMethod(in.Method)
-		if err != nil {
-			return err
-		}
-		sess, err := store.OperatorLoginMFA(r.Context(), in.Challenge, method, in.Code)
-		if err != nil {
-			return err
-		}
-		answerOperatorSession(w, sess)
-		return nil
-	}
-}
-
-type operatorReauthRequest struct {
-	Password string `json:"password"`
-	Method   string `json:"method"`
-	Code     string `json:"code"`
-}
-
-// handleOperatorReauth replaces the operator's session with a freshly
-// authenticated one; the old token stops working.
-func handleOperatorReauth(store *sqlstore.Store) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) error {
-		var in operatorReauthRequest
-		if err := decode(r, &in); err != nil {
-			return err
-		}
-		method, err := operatorMethod(in.Method)
-		if err != nil {
-			return err
-		}
-		sess, err := store.OperatorReauth(r.Context(), state(r).actor, in.Password, method, in.Code)
-		if err != nil {
-			return err
-		}
-		answerOperatorSession(w, sess)
-		return nil
-	}
-}
-
-func handleOperatorStartTOTP(store *sqlstore.Store) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) error {
-		secret, url, err := store.StartOperatorTOTP(r.Context(), state(r).actor)
-		if err != nil {
-			return err
-		}
-		writeJSON(w, http.StatusOK, totpAnswer{Secret: secret, OTPAuthURL: url})
-		return nil
-	}
-}
-
-func handleOperatorConfirmTOTP(store *sqlstore.Store) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) error {
-		var in codeRequest
-		if err := decode(r, &in); err != nil {
-			return err
-		}
-		codes, err := store.ConfirmOperatorTOTP(r.Context(), state(r).actor, in.Code)
-		if err != nil {
-			return err
-		}
-		writeJSON(w, http.StatusOK, recoveryAnswer{RecoveryCodes: codes})
-		return nil
-	}
-}
+// The operator realm's own routes: the operator's account and the
+// instance-wide logins switch (R19). Sign-in, re-authentication and second
+// factors are the users' handlers, in the operator's realm.
 
 // operatorJSON is what GET /api/v1/operator/me answers: the operator's own
 // account, never a secret.
@@ -126,14 +24,14 @@ type operatorJSON struct {
 	MFAEnrolmentRequired bool       `json:"mfa_enrolment_required"`
 }
 
-func handleOperatorMe(store *sqlstore.Store) handlerFunc {
+func handleOperatorMe(operators kluis.OperatorService) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		a, err := store.FindOperatorAccount(r.Context(), state(r).actor)
+		a, err := operators.FindOperatorAccount(r.Context(), state(r).actor)
 		if err != nil {
 			return err
 		}
-		j := operatorJSON{ID: string(a.ID), Email: a.Email, Name: a.Name, CreatedAt: a.CreatedAt, Methods: a.Methods,
-			RecoveryCodesLeft: a.RecoveryLeft, MFAEnrolmentRequired: len(a.Methods) == 0}
+		j := operatorJSON{ID: string(a.ID), Email: a.Email, Name: a.Name, CreatedAt: a.CreatedAt, Methods: a.Factors.Methods,
+			RecoveryCodesLeft: a.Factors.RecoveryLeft, MFAEnrolmentRequired: len(a.Factors.Methods) == 0}
 		if j.Methods == nil {
 			j.Methods = []string{}
 		}
@@ -148,9 +46,9 @@ func handleOperatorMe(store *sqlstore.Store) handlerFunc {
 
 // handleGetInstanceLogins tells whether the instance's logins are open
 // (R19).
-func handleGetInstanceLogins(store *sqlstore.Store) handlerFunc {
+func handleGetInstanceLogins(logins kluis.LoginsService) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		stopped, _, err := store.InstanceLoginsStopped(r.Context(), state(r).actor)
+		stopped, _, err := logins.InstanceLoginsStopped(r.Context(), state(r).actor)
 		if err != nil {
 			return err
 		}
@@ -162,22 +60,17 @@ func handleGetInstanceLogins(store *sqlstore.Store) handlerFunc {
 
 // handleSetInstanceLogins stops ({enabled:false}: every session of every
 // organisation ends) or resumes the logins of the whole instance (R19).
-func handleSetInstanceLogins(store *sqlstore.Store) handlerFunc {
+func handleSetInstanceLogins(logins kluis.LoginsService) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		var in struct {
-			Enabled *bool `json:"enabled"`
-		}
-		if err := decode(r, &in); err != nil {
-			return err
-		}
-		if in.Enabled == nil {
-			return kluis.Invalid(map[string]string{"enabled": "is required"})
-		}
-		ended, err := store.SetInstanceLogins(r.Context(), state(r).actor, *in.Enabled)
+		enabled, err := decodeEnabled(r)
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusOK, loginsJSON{Enabled: in.Enabled, SessionsEnded: &ended})
+		ended, err := logins.SetInstanceLogins(r.Context(), state(r).actor, enabled)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, loginsJSON{Enabled: &enabled, SessionsEnded: &ended})
 		return nil
 	}
 }

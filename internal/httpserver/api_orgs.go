@@ -1,6 +1,7 @@
 package httpserver
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -10,7 +11,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/kluis/kluis"
-	"github.com/kluis/kluis/internal/sqlstore"
 )
 
 type orgJSON struct {
@@ -35,13 +35,13 @@ type orgAnswer struct {
 
 // handleCreateOrg creates an organisation and mails its first manager an
 // invitation. The link is not in the answer: it reaches the manager only.
-func handleCreateOrg(store *sqlstore.Store) handlerFunc {
+func handleCreateOrg(orgs kluis.OrgService) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		var in createOrgRequest
 		if err := decode(r, &in); err != nil {
 			return err
 		}
-		org, _, err := store.CreateOrg(r.Context(), state(r).actor, sqlstore.NewOrg{
+		org, _, err := orgs.CreateOrg(r.Context(), state(r).actor, kluis.NewOrg{
 			Slug: in.Slug, Name: in.Name, Language: in.Language, ManagerEmail: in.Manager.Email, ManagerName: in.Manager.Name,
 		})
 		if err != nil {
@@ -56,14 +56,14 @@ type orgsAnswer struct {
 	Orgs []orgJSON `json:"orgs"`
 }
 
-func handleListOrgs(store *sqlstore.Store) handlerFunc {
+func handleListOrgs(orgs kluis.OrgService) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		orgs, err := store.FindOrgs(r.Context(), state(r).actor)
+		list, err := orgs.FindOrgs(r.Context(), state(r).actor)
 		if err != nil {
 			return err
 		}
-		out := orgsAnswer{Orgs: make([]orgJSON, 0, len(orgs))}
-		for _, o := range orgs {
+		out := orgsAnswer{Orgs: make([]orgJSON, 0, len(list))}
+		for _, o := range list {
 			out.Orgs = append(out.Orgs, orgJSON{ID: string(o.ID), Slug: o.Slug, Name: o.Name})
 		}
 		writeJSON(w, http.StatusOK, out)
@@ -71,9 +71,9 @@ func handleListOrgs(store *sqlstore.Store) handlerFunc {
 	}
 }
 
-func handleDeleteOrg(store *sqlstore.Store) handlerFunc {
+func handleDeleteOrg(orgs kluis.OrgService) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		if err := store.DeleteOrg(r.Context(), state(r).actor, r.PathValue("org")); err != nil {
+		if err := orgs.DeleteOrg(r.Context(), state(r).actor, r.PathValue("org")); err != nil {
 			return err
 		}
 		w.WriteHeader(http.StatusNoContent)
@@ -93,12 +93,12 @@ type auditEventJSON struct {
 	Hash    string          `json:"hash"`
 }
 
-func toAuditJSON(e sqlstore.AuditEvent) auditEventJSON {
+func toAuditJSON(e kluis.AuditEvent) auditEventJSON {
 	d := e.Details
 	if !json.Valid(d) {
 		d = json.RawMessage(`{}`)
 	}
-	return auditEventJSON{Seq: e.Seq, At: e.At, Actor: e.Actor, Action: e.Action, Target: e.Target, Outcome: e.Outcome, Details: d, Client: e.Client, Hash: e.Hash.String()}
+	return auditEventJSON{Seq: e.Seq, At: e.At, Actor: e.Actor, Action: e.Action, Target: e.Target, Outcome: e.Outcome, Details: d, Client: e.Client, Hash: hex.EncodeToString(e.Hash[:])}
 }
 
 type auditPage struct {
@@ -108,9 +108,9 @@ type auditPage struct {
 
 // auditFilter reads the query of the audit routes; bad values are
 // invalid_input naming the parameter.
-func auditFilter(r *http.Request) (sqlstore.AuditFilter, error) {
+func auditFilter(r *http.Request) (kluis.AuditFilter, error) {
 	q := r.URL.Query()
-	var f sqlstore.AuditFilter
+	var f kluis.AuditFilter
 	bad := map[string]string{}
 	num := func(name string, dst *int64, lo, hi int64) {
 		if v := q.Get(name); v != "" {
@@ -124,7 +124,7 @@ func auditFilter(r *http.Request) (sqlstore.AuditFilter, error) {
 	}
 	var limit int64
 	num("after", &f.After, 0, 1<<62)
-	num("limit", &limit, 1, sqlstore.MaxAuditPage)
+	num("limit", &limit, 1, kluis.MaxAuditPage)
 	f.Limit = int(limit)
 	tm := func(name string, dst *time.Time) {
 		if v := q.Get(name); v != "" {
@@ -159,14 +159,14 @@ func checkFilterText(bad map[string]string, name, v string) {
 	}
 }
 
-func handleListAudit(store *sqlstore.Store) handlerFunc {
+func handleListAudit(auditLog kluis.AuditService) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		f, err := auditFilter(r)
 		if err != nil {
 			return err
 		}
 		st := state(r)
-		events, next, err := store.FindAuditEvents(r.Context(), st.org.ID, st.actor, f)
+		events, next, err := auditLog.FindAuditEvents(r.Context(), st.org.ID, st.actor, f)
 		if err != nil {
 			return err
 		}
@@ -183,7 +183,7 @@ func handleListAudit(store *sqlstore.Store) handlerFunc {
 }
 
 // handleExportAudit streams the filtered log as JSON lines (R25).
-func handleExportAudit(store *sqlstore.Store) handlerFunc {
+func handleExportAudit(auditLog kluis.AuditService) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		f, err := auditFilter(r)
 		if err != nil {
@@ -192,7 +192,7 @@ func handleExportAudit(store *sqlstore.Store) handlerFunc {
 		st := state(r)
 		enc := json.NewEncoder(w)
 		started := false
-		err = store.ExportAudit(r.Context(), st.org.ID, st.actor, f, func(e sqlstore.AuditEvent) error {
+		err = auditLog.ExportAudit(r.Context(), st.org.ID, st.actor, f, func(e kluis.AuditEvent) error {
 			if !started {
 				w.Header().Set("Content-Type", "application/x-ndjson")
 				w.Header().Set("Content-Disposition", `attachment; filename="audit.jsonl"`)
@@ -220,10 +220,10 @@ type verifyAnswer struct {
 	Problem        string `json:"problem,omitempty"`
 }
 
-func handleVerifyAudit(store *sqlstore.Store) handlerFunc {
+func handleVerifyAudit(auditLog kluis.AuditService) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		st := state(r)
-		res, err := store.VerifyOrgAudit(r.Context(), st.org.ID, st.actor)
+		res, err := auditLog.VerifyOrgAudit(r.Context(), st.org.ID, st.actor)
 		if err != nil {
 			return err
 		}
@@ -236,16 +236,31 @@ func handleVerifyAudit(store *sqlstore.Store) handlerFunc {
 	}
 }
 
+// decodeEnabled reads the body of a logins switch: {"enabled":…},
+// required.
+func decodeEnabled(r *http.Request) (bool, error) {
+	var in struct {
+		Enabled *bool `json:"enabled"`
+	}
+	if err := decode(r, &in); err != nil {
+		return false, err
+	}
+	if in.Enabled == nil {
+		return false, kluis.Invalid(map[string]string{"enabled": "is required"})
+	}
+	return *in.Enabled, nil
+}
+
 type loginsJSON struct {
 	Enabled       *bool `json:"enabled"`
 	SessionsEnded *int  `json:"sessions_ended,omitempty"`
 }
 
 // handleGetLogins tells whether the organisation's logins are open (R19).
-func handleGetLogins(store *sqlstore.Store) handlerFunc {
+func handleGetLogins(logins kluis.LoginsService) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		st := state(r)
-		stopped, err := store.LoginsStopped(r.Context(), st.org.ID, st.actor)
+		stopped, err := logins.LoginsStopped(r.Context(), st.org.ID, st.actor)
 		if err != nil {
 			return err
 		}
@@ -257,23 +272,18 @@ func handleGetLogins(store *sqlstore.Store) handlerFunc {
 
 // handleSetLogins stops ({enabled:false}: every session but the caller's
 // ends) or resumes the organisation's logins (R19). Managers only.
-func handleSetLogins(store *sqlstore.Store) handlerFunc {
+func handleSetLogins(logins kluis.LoginsService) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		var in struct {
-			Enabled *bool `json:"enabled"`
-		}
-		if err := decode(r, &in); err != nil {
-			return err
-		}
-		if in.Enabled == nil {
-			return kluis.Invalid(map[string]string{"enabled": "is required"})
-		}
-		st := state(r)
-		ended, err := store.SetLogins(r.Context(), st.org.ID, st.actor, *in.Enabled)
+		enabled, err := decodeEnabled(r)
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusOK, loginsJSON{Enabled: in.Enabled, SessionsEnded: &ended})
+		st := state(r)
+		ended, err := logins.SetLogins(r.Context(), st.org.ID, st.actor, enabled)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, loginsJSON{Enabled: &enabled, SessionsEnded: &ended})
 		return nil
 	}
 }

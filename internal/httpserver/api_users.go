@@ -5,14 +5,18 @@ import (
 	"time"
 
 	"github.com/kluis/kluis"
-	"github.com/kluis/kluis/internal/sqlstore"
 )
 
-// handleGetMe answers the signed-in user as authentication loaded them in
-// this request: a user reading their own data is not recorded (DESIGN §3).
+// handleGetMe answers the signed-in user from the identity authentication
+// found, decrypted now: a user reading their own data is not recorded
+// (DESIGN §3).
 func handleGetMe() handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		writeJSON(w, http.StatusOK, toUserJSON(state(r).user))
+		u, err := state(r).person(r.Context())
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, toUserJSON(u))
 		return nil
 	}
 }
@@ -23,14 +27,14 @@ type updateMeRequest struct {
 	MaintenanceEmails *bool   `json:"maintenance_emails"`
 }
 
-func handleUpdateMe(store *sqlstore.Store) handlerFunc {
+func handleUpdateMe(accounts kluis.AccountService) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		var in updateMeRequest
 		if err := decode(r, &in); err != nil {
 			return err
 		}
 		st := state(r)
-		u, err := store.UpdateMe(r.Context(), st.org.ID, st.actor, kluis.UserInput{Name: in.Name, Phone: in.Phone, MaintenanceEmails: in.MaintenanceEmails})
+		u, err := accounts.UpdateMe(r.Context(), st.org.ID, st.actor, kluis.UserInput{Name: in.Name, Phone: in.Phone, MaintenanceEmails: in.MaintenanceEmails})
 		if err != nil {
 			return err
 		}
@@ -44,14 +48,14 @@ type changePasswordRequest struct {
 	NewPassword     string `json:"new_password"`
 }
 
-func handleChangePassword(store *sqlstore.Store) handlerFunc {
+func handleChangePassword(signIn kluis.SignInService) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		var in changePasswordRequest
 		if err := decode(r, &in); err != nil {
 			return err
 		}
 		st := state(r)
-		if err := store.ChangePassword(r.Context(), st.org.ID, st.actor, in.CurrentPassword, in.NewPassword); err != nil {
+		if err := signIn.ChangePassword(r.Context(), st.realm.Scope, st.actor, in.CurrentPassword, in.NewPassword); err != nil {
 			return err
 		}
 		w.WriteHeader(http.StatusNoContent)
@@ -63,20 +67,20 @@ type usersAnswer struct {
 	Users []managedUserJSON `json:"users"`
 }
 
-func handleListUsers(store *sqlstore.Store) handlerFunc {
+func handleListUsers(users kluis.UserService, factors kluis.FactorService) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		st := state(r)
-		users, err := store.FindUsers(r.Context(), st.org.ID, st.actor)
+		list, err := users.FindUsers(r.Context(), st.org.ID, st.actor)
 		if err != nil {
 			return err
 		}
-		factors, err := store.FindFactorMethods(r.Context(), st.org.ID, st.actor)
+		methods, err := factors.FindFactorMethods(r.Context(), st.org.ID, st.actor)
 		if err != nil {
 			return err
 		}
-		out := usersAnswer{Users: make([]managedUserJSON, 0, len(users))}
-		for _, u := range users {
-			out.Users = append(out.Users, toManagedUserJSON(u, factors))
+		out := usersAnswer{Users: make([]managedUserJSON, 0, len(list))}
+		for _, u := range list {
+			out.Users = append(out.Users, toManagedUserJSON(u, methods))
 		}
 		writeJSON(w, http.StatusOK, out)
 		return nil
@@ -89,14 +93,14 @@ type inviteRequest struct {
 	Role  *kluis.Role `json:"role"`
 }
 
-func handleInviteUser(store *sqlstore.Store) handlerFunc {
+func handleInviteUser(users kluis.UserService) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		var in inviteRequest
 		if err := decode(r, &in); err != nil {
 			return err
 		}
 		st := state(r)
-		u, err := store.InviteUser(r.Context(), st.org.ID, st.actor, kluis.UserInput{Email: &in.Email, Name: &in.Name, Role: in.Role})
+		u, err := users.InviteUser(r.Context(), st.org.ID, st.actor, kluis.UserInput{Email: &in.Email, Name: &in.Name, Role: in.Role})
 		if err != nil {
 			return err
 		}
@@ -107,18 +111,18 @@ func handleInviteUser(store *sqlstore.Store) handlerFunc {
 
 func userID(r *http.Request) kluis.UserID { return kluis.UserID(r.PathValue("id")) }
 
-func handleGetUser(store *sqlstore.Store) handlerFunc {
+func handleGetUser(users kluis.UserService, factors kluis.FactorService) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		st := state(r)
-		u, err := store.FindUserByID(r.Context(), st.org.ID, st.actor, userID(r))
+		u, err := users.FindUserByID(r.Context(), st.org.ID, st.actor, userID(r))
 		if err != nil {
 			return err
 		}
-		factors, err := store.FindFactorMethods(r.Context(), st.org.ID, st.actor)
+		methods, err := factors.FindFactorMethods(r.Context(), st.org.ID, st.actor)
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusOK, toManagedUserJSON(u, factors))
+		writeJSON(w, http.StatusOK, toManagedUserJSON(u, methods))
 		return nil
 	}
 }
@@ -129,14 +133,14 @@ type updateUserRequest struct {
 	Disabled *bool       `json:"disabled"`
 }
 
-func handleUpdateUser(store *sqlstore.Store) handlerFunc {
+func handleUpdateUser(users kluis.UserService) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		var in updateUserRequest
 		if err := decode(r, &in); err != nil {
 			return err
 		}
 		st := state(r)
-		u, err := store.UpdateUser(r.Context(), st.org.ID, st.actor, userID(r), kluis.UserInput{Name: in.Name, Role: in.Role, Disabled: in.Disabled})
+		u, err := users.UpdateUser(r.Context(), st.org.ID, st.actor, userID(r), kluis.UserInput{Name: in.Name, Role: in.Role, Disabled: in.Disabled})
 		if err != nil {
 			return err
 		}
@@ -145,10 +149,10 @@ func handleUpdateUser(store *sqlstore.Store) handlerFunc {
 	}
 }
 
-func handleDeleteUser(store *sqlstore.Store) handlerFunc {
+func handleDeleteUser(users kluis.UserService) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		st := state(r)
-		if err := store.DeleteUser(r.Context(), st.org.ID, st.actor, userID(r)); err != nil {
+		if err := users.DeleteUser(r.Context(), st.org.ID, st.actor, userID(r)); err != nil {
 			return err
 		}
 		w.WriteHeader(http.StatusNoContent)
@@ -156,10 +160,10 @@ func handleDeleteUser(store *sqlstore.Store) handlerFunc {
 	}
 }
 
-func handleResendInvitation(store *sqlstore.Store) handlerFunc {
+func handleResendInvitation(users kluis.UserService) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		st := state(r)
-		if err := store.ResendInvitation(r.Context(), st.org.ID, st.actor, userID(r)); err != nil {
+		if err := users.ResendInvitation(r.Context(), st.org.ID, st.actor, userID(r)); err != nil {
 			return err
 		}
 		w.WriteHeader(http.StatusNoContent)
@@ -167,10 +171,10 @@ func handleResendInvitation(store *sqlstore.Store) handlerFunc {
 	}
 }
 
-func handleRevokeInvitation(store *sqlstore.Store) handlerFunc {
+func handleRevokeInvitation(users kluis.UserService) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		st := state(r)
-		if err := store.RevokeInvitation(r.Context(), st.org.ID, st.actor, userID(r)); err != nil {
+		if err := users.RevokeInvitation(r.Context(), st.org.ID, st.actor, userID(r)); err != nil {
 			return err
 		}
 		w.WriteHeader(http.StatusNoContent)
@@ -178,10 +182,10 @@ func handleRevokeInvitation(store *sqlstore.Store) handlerFunc {
 	}
 }
 
-func handleGetPolicy(store *sqlstore.Store) handlerFunc {
+func handleGetPolicy(policies kluis.PolicyService) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		st := state(r)
-		p, err := store.FindPolicy(r.Context(), st.org.ID, st.actor)
+		p, err := policies.FindPolicy(r.Context(), st.org.ID, st.actor)
 		if err != nil {
 			return err
 		}
@@ -216,7 +220,7 @@ func toPolicyJSON(p kluis.Policy) policyJSON {
 
 // handleUpdatePolicy replaces the policy: PUT takes every field, so a
 // forgotten one is an error rather than a silent reset.
-func handleUpdatePolicy(store *sqlstore.Store) handlerFunc {
+func handleUpdatePolicy(policies kluis.PolicyService) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		var in policyJSON
 		if err := decode(r, &in); err != nil {
@@ -242,7 +246,7 @@ func handleUpdatePolicy(store *sqlstore.Store) handlerFunc {
 			return kluis.Invalid(missing)
 		}
 		st := state(r)
-		p, err := store.UpdatePolicy(r.Context(), st.org.ID, st.actor, kluis.Policy{
+		p, err := policies.UpdatePolicy(r.Context(), st.org.ID, st.actor, kluis.Policy{
 			PasswordMinLength: *in.PasswordMinLength, PasswordRequireDigit: *in.PasswordRequireDigit,
 			PasswordRequireUpper: *in.PasswordRequireUpper, SessionIdleMinutes: *in.SessionIdleMinutes, SessionMaxHours: *in.SessionMaxHours,
 			MFA: deref(in.MFA), LockoutThreshold: deref(in.LockoutThreshold),
@@ -270,10 +274,10 @@ type sessionsAnswer struct {
 }
 
 // handleListSessions lists the caller's live sessions (R4, R14).
-func handleListSessions(store *sqlstore.Store) handlerFunc {
+func handleListSessions(sessions kluis.SessionService) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		st := state(r)
-		list, err := store.FindSessions(r.Context(), st.org.ID, st.actor)
+		list, err := sessions.FindSessions(r.Context(), st.realm.Scope, st.actor)
 		if err != nil {
 			return err
 		}
@@ -287,15 +291,15 @@ func handleListSessions(store *sqlstore.Store) handlerFunc {
 }
 
 // handleEndSession ends one of the caller's sessions.
-func handleEndSession(store *sqlstore.Store) handlerFunc {
+func handleEndSession(sessions kluis.SessionService) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		st := state(r)
 		id := kluis.SessionID(r.PathValue("id"))
-		if err := store.EndSession(r.Context(), st.org.ID, st.actor, id); err != nil {
+		if err := sessions.EndSession(r.Context(), st.realm.Scope, st.actor, id); err != nil {
 			return err
 		}
 		if id == st.actor.SessionID {
-			http.SetCookie(w, clearCookie(sessionCookie))
+			http.SetCookie(w, clearCookie(st.realm.sessionCookie))
 		}
 		w.WriteHeader(http.StatusNoContent)
 		return nil
@@ -303,10 +307,10 @@ func handleEndSession(store *sqlstore.Store) handlerFunc {
 }
 
 // handleEndOtherSessions ends every session of the caller but this one.
-func handleEndOtherSessions(store *sqlstore.Store) handlerFunc {
+func handleEndOtherSessions(sessions kluis.SessionService) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		st := state(r)
-		if _, err := store.EndOtherSessions(r.Context(), st.org.ID, st.actor); err != nil {
+		if _, err := sessions.EndOtherSessions(r.Context(), st.realm.Scope, st.actor); err != nil {
 			return err
 		}
 		w.WriteHeader(http.StatusNoContent)

@@ -25,6 +25,9 @@ func (h handlerFunc) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// statusOf is the one map from error code to HTTP status, for the API and
+// the pages alike (shared/CONTRACT.md, "Errors"); a code it does not know
+// is a 500.
 var statusOf = map[string]int{
 	kluis.EInvalid:              http.StatusBadRequest,
 	kluis.EUnauthenticated:      http.StatusUnauthorized,
@@ -38,6 +41,14 @@ var statusOf = map[string]int{
 	kluis.ELoginsDisabled:       http.StatusForbidden,
 	kluis.EReauthRequired:       http.StatusForbidden,
 	kluis.EMFAEnrolmentRequired: http.StatusForbidden,
+}
+
+// errorStatus is the status of an error code.
+func errorStatus(code string) int {
+	if status, ok := statusOf[code]; ok {
+		return status
+	}
+	return http.StatusInternalServerError
 }
 
 type errorBody struct {
@@ -82,10 +93,7 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if ke.Code == kluis.EInvalid {
 		body.Error.Fields = ke.Fields
 	}
-	status, ok := statusOf[ke.Code]
-	if !ok {
-		status = http.StatusInternalServerError
-	}
+	status := errorStatus(ke.Code)
 	if ke.Code == kluis.EUnauthenticated {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="kluis"`)
 	}
@@ -106,22 +114,31 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Write(buf.Bytes())
 }
 
+// errNotJSON refuses a body that does not say it is JSON in UTF-8.
+var errNotJSON = kluis.Errorf(kluis.EInvalid, "the body must be JSON in UTF-8 (Content-Type: application/json)")
+
 // decode reads exactly one JSON object into v: the body limit is enforced by
 // the middleware, unknown fields and trailing data are refused, and every
 // problem is an invalid_input (or too_large) error that names no internals.
-// The body must be UTF-8 (RFC 8259): encoding/json would silently replace
-// invalid bytes, so they are refused before, and so is anything but an
-// object (a bare null would otherwise decode as {}).
+// The request must say it sends JSON (a Content-Type of application/json
+// or +json), in UTF-8 if it names a charset: a browser's form cannot send
+// that cross-origin without a CORS preflight, which kluis never grants, and
+// a body in another encoding would be misread. The body must be UTF-8 (RFC
+// 8259): encoding/json would silently replace invalid bytes, so they are
+// refused before, and so is anything but an object (a bare null would
+// otherwise decode as {}). Routes that take no body never call decode, so
+// a request without one needs no Content-Type.
 func decode(r *http.Request, v any) error {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-			return kluis.Errorf(kluis.EInvalid, "the body must be JSON (Content-Type: application/json)")
-		}
+	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+		return errNotJSON
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		return errNotJSON
 	}
 	var raw json.RawMessage
 	dec := json.NewDecoder(r.Body)
-	err := dec.Decode(&raw)
+	err = dec.Decode(&raw)
 	if err == nil {
 		if _, extra := dec.Token(); extra != io.EOF {
 			err = errors.New("trailing data")

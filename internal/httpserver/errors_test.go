@@ -136,7 +136,7 @@ func TestMetricsCountByRoutePattern(t *testing.T) {
 			orgEvents := len(a.auditLog(t, o.Slug, o.Manager.Token))
 			// Once the key cache has expired, a request unwraps the keys it
 			// needs again: counted per organisation (R28).
-			a.env.Clock.Advance(a.env.Keys.CacheTTL())
+			a.env.Clock.Advance(a.env.KeyStore.CacheTTL())
 			wantStatus(t, "me after the key cache expired", a.call(t, "GET", orgPath(o.Slug, "/me"), o.Manager.Token, nil), 200)
 
 			rec := httptest.NewRecorder()

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/kluis/kluis"
-	"github.com/kluis/kluis/internal/sqlstore"
+	"github.com/kluis/kluis/internal/kluistest"
 )
 
 // The fuzz targets run on SQLite only: they are about the HTTP input path,
@@ -31,7 +31,7 @@ func FuzzPatchMe(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	a := newTestAPI(f, sqlstore.SQLite)
+	a := newTestAPI(f, kluistest.Engines[0])
 	o := a.newOrg(f)
 	me := func(t *testing.T) (userObject, []byte) {
 		r := a.call(t, "GET", orgPath(o.Slug, "/me"), o.Manager.Token, nil)
@@ -65,7 +65,7 @@ func FuzzPatchMe(f *testing.F) {
 // FuzzLoginBody sends random bodies to the login route: never a server
 // error; only the right credentials open a session.
 func FuzzLoginBody(f *testing.F) {
-	a := newTestAPI(f, sqlstore.SQLite)
+	a := newTestAPI(f, kluistest.Engines[0])
 	o := a.newOrg(f)
 	m := o.Manager
 	for _, s := range []string{

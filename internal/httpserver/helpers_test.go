@@ -18,7 +18,6 @@ import (
 	"github.com/kluis/kluis"
 	"github.com/kluis/kluis/internal/httpserver"
 	"github.com/kluis/kluis/internal/kluistest"
-	"github.com/kluis/kluis/internal/sqlstore"
 	"github.com/pquerna/otp/totp"
 )
 
@@ -63,11 +62,10 @@ type testAPI struct {
 func newTestAPI(tb testing.TB, engine string) *testAPI {
 	tb.Helper()
 	m := httpserver.NewMetrics()
-	env := kluistest.NewEnv(tb, engine, kluistest.EnvOptions{KeyObserver: m})
-	env.Store.SetHooks(nil, m)
+	env := kluistest.NewEnv(tb, engine, kluistest.EnvOptions{KeyObserver: m, Observer: m})
 	logs := &lockedBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv := httptest.NewServer(httpserver.NewServer(httpserver.Config{Store: env.Store, Logger: logger, Metrics: m}))
+	srv := httptest.NewServer(httpserver.NewServer(httpserver.Config{Services: env.Services(), Ready: env.Ready, Logger: logger, Metrics: m}))
 	tb.Cleanup(srv.Close)
 	return &testAPI{env: env, srv: srv, logs: logs, metrics: m, requestIDs: map[string]bool{}}
 }
@@ -447,7 +445,7 @@ func (a *testAPI) inviteToken(tb testing.TB) string {
 func (a *testAPI) operator(tb testing.TB) (kluis.Operator, account) {
 	tb.Helper()
 	acc := account{Name: uniqueName("Olga"), Email: uniqueEmail("olga"), Password: uniquePassword()}
-	op, err := a.env.Store.CreateOperator(context.Background(), kluis.CLIActor, acc.Email, acc.Name, acc.Password)
+	op, err := a.env.Services().Operators.CreateOperator(context.Background(), kluis.CLIActor, acc.Email, acc.Name, acc.Password)
 	if err != nil {
 		tb.Fatalf("create operator: %v", err)
 	}
@@ -499,7 +497,7 @@ func (a *testAPI) newOrg(tb testing.TB) orgFixture {
 	tb.Helper()
 	o := orgFixture{Slug: kluistest.Name("org"), Name: uniqueName("Org")}
 	o.Manager = account{Name: uniqueName("Mia"), Email: uniqueEmail("mia"), Password: uniquePassword()}
-	org, _, err := a.env.Store.CreateOrg(context.Background(), kluis.CLIActor, sqlstore.NewOrg{
+	org, _, err := a.env.Services().Orgs.CreateOrg(context.Background(), kluis.CLIActor, kluis.NewOrg{
 		Slug: o.Slug, Name: o.Name, ManagerEmail: o.Manager.Email,
 	})
 	if err != nil {

@@ -334,8 +334,10 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 					}
 
 					// A body that would change something, with a Content-Type
-					// that is not JSON: refused, nothing changed.
-					for _, ct := range []string{"text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "text/json", "application/xml", "application/json; charset", "application/jsonx"} {
+					// that is not JSON in UTF-8, or none: refused, nothing
+					// changed.
+					for _, ct := range []string{"text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "text/json", "application/xml", "application/json; charset", "application/jsonx",
+						"-", "application/json; charset=latin1", "application/json; charset=utf-16"} {
 						what := tg.name + ": Content-Type " + ct
 						r := send(t, tg, tg.change, ct)
 						checkRefusal(t, what, r, 400, "")

@@ -73,7 +73,7 @@ func (m *Metrics) observeRequest(method, route string, status int, d time.Durati
 	m.latency.WithLabelValues(route).Observe(d.Seconds())
 }
 
-// AuditAppended counts appended audit events (sqlstore.Observer).
+// AuditAppended counts appended audit events (the storage's observer).
 func (m *Metrics) AuditAppended(chainKind string, n int) {
 	m.appends.WithLabelValues(chainKind).Add(float64(n))
 }
@@ -84,12 +84,12 @@ func (m *Metrics) KeyUnwrapped(org string, kind keys.Kind) {
 	m.unwraps.WithLabelValues(org, string(kind)).Inc()
 }
 
-// Login counts a login attempt (sqlstore.Observer).
+// Login counts a login attempt (the storage's observer).
 func (m *Metrics) Login(realm kluis.Realm, outcome string) {
 	m.logins.WithLabelValues(string(realm), outcome).Inc()
 }
 
-// Throttled counts a lock, block, alarm or throttled refusal (sqlstore.Observer).
+// Throttled counts a lock, block, alarm or throttled refusal (the storage's observer).
 func (m *Metrics) Throttled(kind string) {
 	m.throttle.WithLabelValues(kind).Inc()
 }

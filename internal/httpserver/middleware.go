@@ -12,18 +12,6 @@ import (
 	"time"
 
 	"github.com/kluis/kluis"
-	"github.com/kluis/kluis/internal/sqlstore"
-)
-
-// Cookie names. The __Host- prefix pins a cookie to this host and path "/";
-// browsers accept Secure cookies on http://localhost.
-const (
-	sessionCookie  = "__Host-kluis_session"
-	operatorCookie = "__Host-kluis_operator"
-	// deviceCookie holds a browser's device entries (DESIGN §6): proof that
-	// it signed in to an account before, which exempts it from that
-	// account's lock and from the address block.
-	deviceCookie = "__Host-kluis_device"
 )
 
 // statusWriter remembers the status for the request log and metrics.
@@ -49,14 +37,18 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // begin is the outermost middleware: request id, panic recovery, body limit,
-// client address, response headers, and one log line and metrics per request.
+// where the request comes from, response headers, and one log line and
+// metrics per request (labelled with the route that matched, see matched).
 func (s *server) begin(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		st := &reqState{id: newRequestID(), client: s.clientAddr(r), secure: s.isSecure(r)}
-		_, st.route = s.mux.Handler(r)
-		if st.route == "" {
-			st.route = "unmatched"
+		// Where the request comes from travels with every call that
+		// records or throttles (kluis.Origin): the client address, a
+		// coarse device name, the device cookie.
+		st := &reqState{id: newRequestID(), route: "unmatched", secure: s.isSecure(r),
+			from: kluis.Origin{Client: s.clientAddr(r), Device: deviceName(r.UserAgent())}}
+		if c, err := r.Cookie(deviceCookie); err == nil && len(c.Value) <= 4096 {
+			st.from.DeviceCookie = c.Value
 		}
 		st.log = s.log.With("request_id", st.id)
 		sw := &statusWriter{ResponseWriter: w}
@@ -67,13 +59,7 @@ func (s *server) begin(next http.Handler) http.Handler {
 		h.Set("Cache-Control", "no-store")
 		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
 		r.Body = http.MaxBytesReader(sw, r.Body, s.maxBody)
-		// The client address goes into the audit events of the request,
-		// sealed under the organisation key (R28).
-		ctx := sqlstore.WithDevice(sqlstore.WithClient(withState(r.Context(), st), st.client), deviceName(r.UserAgent()))
-		if c, err := r.Cookie(deviceCookie); err == nil && len(c.Value) <= 4096 {
-			ctx = sqlstore.WithDeviceCookie(ctx, c.Value)
-		}
-		r = r.WithContext(ctx)
+		r = r.WithContext(withState(r.Context(), st))
 		defer func() {
 			if p := recover(); p != nil {
 				if p == http.ErrAbortHandler {
@@ -156,44 +142,6 @@ func (s *server) trusted(a netip.Addr) bool {
 	return false
 }
 
-// dispatch serves a matched route, and answers unknown paths and wrong
-// methods in the contract's error shape instead of the mux's plain text.
-func (s *server) dispatch(w http.ResponseWriter, r *http.Request) {
-	h, pattern := s.mux.Handler(r)
-	if pattern != "" {
-		s.mux.ServeHTTP(w, r)
-		return
-	}
-	probe := &probeWriter{header: http.Header{}}
-	h.ServeHTTP(probe, r)
-	if isPageRequest(r) {
-		setPageHeaders(w, r)
-		err := kluis.ErrNotFound
-		if probe.status == http.StatusMethodNotAllowed {
-			w.Header().Set("Allow", probe.header.Get("Allow"))
-			err = kluis.Errorf(kluis.EMethodNotAllowed, "this method is not allowed here")
-		}
-		s.pageError(w, r, s.newPage(w, r), err)
-		return
-	}
-	if probe.status == http.StatusMethodNotAllowed {
-		w.Header().Set("Allow", probe.header.Get("Allow"))
-		writeError(w, r, kluis.Errorf(kluis.EMethodNotAllowed, "this method is not allowed here"))
-		return
-	}
-	writeError(w, r, kluis.ErrNotFound)
-}
-
-// probeWriter captures what the mux's own 404/405 handler would answer.
-type probeWriter struct {
-	header http.Header
-	status int
-}
-
-func (p *probeWriter) Header() http.Header         { return p.header }
-func (p *probeWriter) Write(b []byte) (int, error) { return len(b), nil }
-func (p *probeWriter) WriteHeader(code int)        { p.status = code }
-
 // sameOrigin reports whether a browser says the request came from this
 // origin or from the person (typing, a bookmark); a request without the
 // header (an older browser, a script) counts as such.
@@ -226,32 +174,54 @@ func bearerOrCookie(r *http.Request, cookie string) string {
 	return ""
 }
 
-// org resolves the organisation of the URL once. A credential of this realm
-// is authenticated (a session, or a personal API token, authenticateOrg); a session of another organisation gets not_found before
-// any handler runs (R1). Credentials of the operator realm are worthless here.
-// A valid session resolves its organisation in the same query; without one,
-// the slug is looked up on its own.
+// authenticate resolves a credential of the realm into its identity, made
+// the request's. A personal API token counts only in the Authorization
+// header, never as a cookie, so a page can never run on one.
+func (s *server) authenticate(r *http.Request, realm kluis.Realm, credential string) (kluis.Identity, error) {
+	if kluis.IsAPIToken(credential) && !strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ") {
+		return kluis.Identity{}, kluis.ErrUnauthenticated
+	}
+	return s.sessions.Authenticate(r.Context(), realm, state(r).from, credential)
+}
+
+// org resolves the organisation of the URL once and puts its realm in the
+// request's state. A credential of this realm is authenticated (a session,
+// or a personal API token); one of another organisation gets not_found
+// before any handler runs (R1), and credentials of the operator realm are
+// worthless here. A valid credential resolves its organisation in the same
+// lookup; without one, the slug is looked up on its own. A read-only token
+// on a request that may change state is refused (and recorded) once the
+// organisation is known to be the URL's.
 func (s *server) org(next handlerFunc) http.Handler {
 	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		st := state(r)
 		slug := r.PathValue("org")
 		if token := bearerOrCookie(r, sessionCookie); token != "" {
-			actor, user, org, err := s.authenticateOrg(r, token)
+			id, err := s.authenticate(r, kluis.RealmOrg, token)
 			switch {
-			case err == nil && org.Slug != slug:
+			case err == nil && id.Org.Slug != slug:
 				return kluis.ErrNotFound
 			case err == nil:
-				st.org, st.actor, st.user = org, actor, user
+				st.signIn(id)
+				st.realm = orgRealm(st.org)
+				write := r.Method != http.MethodGet && r.Method != http.MethodHead
+				if !kluis.AllowedByScope(st.actor, write) {
+					return s.tokens.RefuseTokenScope(r.Context(), st.org.ID, st.actor)
+				}
 				return next(w, r)
+			case kluis.ErrorCode(err) == kluis.EMFAEnrolmentRequired && id.Org.Slug != slug:
+				// A token whose owner must first enrol a second factor,
+				// shown to another organisation: R1 comes first.
+				return kluis.ErrNotFound
 			case kluis.ErrorCode(err) != kluis.EUnauthenticated:
 				return err
 			}
 		}
-		org, err := s.store.FindOrgBySlug(r.Context(), slug)
+		org, err := s.orgs.FindOrgBySlug(r.Context(), slug)
 		if err != nil {
 			return err
 		}
-		st.org = org
+		st.org, st.realm = org, orgRealm(org)
 		return next(w, r)
 	})
 }
@@ -259,12 +229,40 @@ func (s *server) org(next handlerFunc) http.Handler {
 // orgUser is org for routes that need a signed-in user of the organisation.
 func (s *server) orgUser(next handlerFunc) http.Handler {
 	return s.org(func(w http.ResponseWriter, r *http.Request) error {
-		if !state(r).actor.IsOrgUser(state(r).org.ID) {
+		st := state(r)
+		if !st.actor.IsOrgUser(st.org.ID) {
 			return kluis.ErrUnauthenticated
 		}
-		if err := checkEnrolment(state(r)); err != nil {
+		if err := checkEnrolment(st); err != nil {
 			return err
 		}
+		return next(w, r)
+	})
+}
+
+// errSessionOnly refuses a personal API token on a route that needs a
+// person in a session: credentials, factors, tokens, the e-mail address,
+// re-authentication and sessions.
+var errSessionOnly = kluis.Errorf(kluis.EForbidden, "an API token cannot do this; sign in")
+
+// orgSession is orgUser for routes that need a session: a personal API
+// token, whatever its scope, gets forbidden. The services behind them
+// refuse tokens too (a token is never a fresh authentication); this makes
+// the route table say so.
+func (s *server) orgSession(next handlerFunc) http.Handler {
+	return s.orgUser(func(w http.ResponseWriter, r *http.Request) error {
+		if state(r).actor.ViaToken() {
+			return errSessionOnly
+		}
+		return next(w, r)
+	})
+}
+
+// operatorPublic puts the operator's realm in the request's state, for its
+// routes before sign-in.
+func (s *server) operatorPublic(next handlerFunc) http.Handler {
+	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		state(r).realm = operatorRealm
 		return next(w, r)
 	})
 }
@@ -273,19 +271,39 @@ func (s *server) orgUser(next handlerFunc) http.Handler {
 // not found in this realm (R22). A session of an operator without a second
 // factor reaches only the enrolment routes (R17, checkEnrolment).
 func (s *server) operator(next handlerFunc) http.Handler {
-	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+	return s.operatorPublic(func(w http.ResponseWriter, r *http.Request) error {
 		token := bearerOrCookie(r, operatorCookie)
 		if token == "" {
 			return kluis.ErrUnauthenticated
 		}
-		actor, err := s.store.AuthenticateOperator(r.Context(), token)
+		id, err := s.authenticate(r, kluis.RealmOperator, token)
 		if err != nil {
 			return err
 		}
-		state(r).actor = actor
-		if err := checkEnrolment(state(r)); err != nil {
+		st := state(r)
+		st.signIn(id)
+		if !kluis.OperatorScope.Signed(st.actor) {
+			return kluis.ErrUnauthenticated
+		}
+		if err := checkEnrolment(st); err != nil {
 			return err
 		}
 		return next(w, r)
 	})
+}
+
+// checkEnrolment refuses a request of a session limited to enrolling a
+// second factor (R17, kluis.Actor.MFAEnrolmentOnly) on every route that is
+// not one of enrolment's (Route.Enrolment): the organisation requires a
+// factor and the person has none yet, or the person is operator staff, who
+// must always have one. The API answers mfa_enrolment_required; a page
+// sends the person to their account, where the set-up is.
+func checkEnrolment(st *reqState) error {
+	if st.actor.MFAEnrolmentOnly && !st.enrolment {
+		if st.actor.Realm == kluis.RealmOperator {
+			return kluis.ErrOperatorMFAEnrolmentRequired
+		}
+		return kluis.ErrMFAEnrolmentRequired
+	}
+	return nil
 }

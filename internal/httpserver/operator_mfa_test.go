@@ -19,7 +19,7 @@ import (
 func newOperator(tb testing.TB, a *testAPI) account {
 	tb.Helper()
 	acc := account{Name: uniqueName("Otto"), Email: uniqueEmail("otto"), Password: uniquePassword()}
-	op, err := a.env.Store.CreateOperator(context.Background(), kluis.CLIActor, acc.Email, acc.Name, acc.Password)
+	op, err := a.env.Services().Operators.CreateOperator(context.Background(), kluis.CLIActor, acc.Email, acc.Name, acc.Password)
 	if err != nil {
 		tb.Fatalf("create operator: %v", err)
 	}
@@ -57,10 +57,13 @@ func TestOperatorsMustEnrolASecondFactor(t *testing.T) {
 			}
 			token := la.Token
 
-			// Every operator route but enrolment, sign-out and me is refused.
+			// Every operator route but enrolment (an app or a passkey),
+			// sign-out and me is refused.
 			allowed := map[string]bool{
 				"GET /api/v1/operator/me": true, "POST /api/v1/operator/logout": true, "POST /api/v1/operator/me/reauth": true,
 				"POST /api/v1/operator/me/totp": true, "POST /api/v1/operator/me/totp/confirm": true,
+				"POST /api/v1/operator/me/reauth/webauthn/options": true, "GET /api/v1/operator/me/passkeys": true,
+				"POST /api/v1/operator/me/passkeys/options": true, "POST /api/v1/operator/me/passkeys": true,
 			}
 			walked := 0
 			for _, rt := range httpserver.Routes() {

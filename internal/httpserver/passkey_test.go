@@ -27,10 +27,17 @@ type passkeyObject struct {
 // holder of token (a fresh session) and returns it and the recovery codes.
 func addPasskey(t *testing.T, a *testAPI, slug, token, name string) (*kluistest.Authenticator, passkeyObject, []string) {
 	t.Helper()
+	return addPasskeyAt(t, a, orgPath(slug, ""), token, name)
+}
+
+// addPasskeyAt is addPasskey in the realm whose API is at base
+// (/api/v1/orgs/SLUG, /api/v1/operator).
+func addPasskeyAt(t *testing.T, a *testAPI, base, token, name string) (*kluistest.Authenticator, passkeyObject, []string) {
+	t.Helper()
 	auth := kluistest.NewAuthenticator(t, testOrigin, testRPID)
-	r := a.call(t, "POST", orgPath(slug, "/me/passkeys/options"), token, nil)
+	r := a.call(t, "POST", base+"/me/passkeys/options", token, nil)
 	wantStatus(t, "registration options", r, 200)
-	r = a.call(t, "POST", orgPath(slug, "/me/passkeys"), token, map[string]any{"name": name, "credential": json.RawMessage(auth.Create(t, r.body))})
+	r = a.call(t, "POST", base+"/me/passkeys", token, map[string]any{"name": name, "credential": json.RawMessage(auth.Create(t, r.body))})
 	wantStatus(t, "register the passkey", r, 201)
 	got := decodeStrict[struct {
 		Passkey       passkeyObject `json:"passkey"`

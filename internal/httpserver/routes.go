@@ -1,6 +1,11 @@
 package httpserver
 
-import "net/http"
+import (
+	"context"
+	"net/http"
+
+	"github.com/kluis/kluis"
+)
 
 // Route is one entry of the HTTP surface.
 type Route struct {
@@ -8,170 +13,197 @@ type Route struct {
 	Pattern string
 	// Realm says who may call it: "public", "org-public" (anyone, within an
 	// existing organisation), "org" (a signed-in user of that organisation)
-	// or "operator". Tests walk this table.
-	Realm   string
-	Handler http.Handler
+	// or "operator"; the pages' realms start with "page". Tests walk this
+	// table.
+	Realm string
+	// Enrolment says that a session limited to enrolling a second factor
+	// (R17: the organisation requires one, or the person is operator staff,
+	// who always must have one) may use the route. Every other signed-in
+	// route refuses such a session (checkEnrolment).
+	Enrolment bool
+	Handler   http.Handler
 }
 
+// The values of Route.Enrolment.
+const (
+	enrolment = true  // one of enrolment's routes: allowed while enrolling
+	regular   = false // refused while enrolling (or open to anyone)
+)
+
 // routes is the whole HTTP surface of kluis (shared/CONTRACT.md). The
-// wrappers org, orgUser and operator resolve the tenant and the actor before
-// any handler runs; rights are checked in the store method each handler calls.
-func (s *server) routes() []Route {
-	st := s.store
+// wrappers org, orgUser, orgSession, operatorPublic and operator (orgPage
+// and operatorPage for pages) resolve the realm, the tenant and the actor
+// before any handler runs; each handler gets only the services it uses, and
+// rights are checked in the service methods they call. Sign-in, second
+// factors and sign-out are one handler for both realms, mounted twice.
+func (s *server) routes(svc kluis.Services, ready func(context.Context) error) []Route {
+	myAccount := showMyAccount(svc.Accounts, svc.Sessions, svc.Factors, svc.Tokens)
+	staffAccount := showOperatorAccount(svc.Operators)
+	staffAddress := operatorAddress(svc.Operators)
+	person := userView{users: svc.Users, throttle: svc.Throttle, factors: svc.Factors}
 	return []Route{
-		{"GET", "/healthz", "public", handleHealth()},
-		{"GET", "/readyz", "public", handleReady(st)},
+		{"GET", "/healthz", "public", regular, handleHealth()},
+		{"GET", "/readyz", "public", regular, handleReady(ready)},
 
 		// Operator realm.
-		{"POST", "/api/v1/operator/login", "public", handleOperatorLogin(st)},
-		{"POST", "/api/v1/operator/login/mfa", "public", handleOperatorLoginMFA(st)},
-		{"POST", "/api/v1/operator/logout", "operator", s.operator(handleOperatorLogout(st))},
-		{"GET", "/api/v1/operator/me", "operator", s.operator(handleOperatorMe(st))},
-		{"POST", "/api/v1/operator/me/reauth", "operator", s.operator(handleOperatorReauth(st))},
-		{"POST", "/api/v1/operator/me/totp", "operator", s.operator(handleOperatorStartTOTP(st))},
-		{"POST", "/api/v1/operator/me/totp/confirm", "operator", s.operator(handleOperatorConfirmTOTP(st))},
-		{"GET", "/api/v1/operator/logins", "operator", s.operator(handleGetInstanceLogins(st))},
-		{"PUT", "/api/v1/operator/logins", "operator", s.operator(handleSetInstanceLogins(st))},
-		{"GET", "/api/v1/orgs", "operator", s.operator(handleListOrgs(st))},
-		{"POST", "/api/v1/orgs", "operator", s.operator(handleCreateOrg(st))},
-		{"DELETE", "/api/v1/orgs/{org}", "operator", s.operator(handleDeleteOrg(st))},
+		{"POST", "/api/v1/operator/login", "public", regular, s.operatorPublic(handleLogin(svc.SignIn))},
+		{"POST", "/api/v1/operator/login/mfa", "public", regular, s.operatorPublic(handleLoginMFA(svc.SignIn))},
+		{"POST", "/api/v1/operator/login/mfa/webauthn/options", "public", regular, s.operatorPublic(handlePrepareSecondStep(svc.SignIn, "webauthn"))},
+		{"POST", "/api/v1/operator/logout", "operator", enrolment, s.operator(handleLogout(svc.SignIn))},
+		{"GET", "/api/v1/operator/me", "operator", enrolment, s.operator(handleOperatorMe(svc.Operators))},
+		{"POST", "/api/v1/operator/me/reauth", "operator", enrolment, s.operator(handleReauth(svc.SignIn))},
+		{"POST", "/api/v1/operator/me/reauth/webauthn/options", "operator", enrolment, s.operator(handlePrepareReauth(svc.SignIn, "webauthn"))},
+		{"POST", "/api/v1/operator/me/totp", "operator", enrolment, s.operator(handleStartTOTP(svc.Factors))},
+		{"POST", "/api/v1/operator/me/totp/confirm", "operator", enrolment, s.operator(handleConfirmTOTP(svc.Factors))},
+		{"GET", "/api/v1/operator/me/passkeys", "operator", enrolment, s.operator(handleListPasskeys(svc.Factors))},
+		{"POST", "/api/v1/operator/me/passkeys/options", "operator", enrolment, s.operator(handleBeginPasskeyRegistration(svc.Factors))},
+		{"POST", "/api/v1/operator/me/passkeys", "operator", enrolment, s.operator(handleFinishPasskeyRegistration(svc.Factors))},
+		{"DELETE", "/api/v1/operator/me/passkeys/{id}", "operator", regular, s.operator(handleRemoveFactor(svc.Factors, kluis.FactorPasskey))},
+		{"GET", "/api/v1/operator/logins", "operator", regular, s.operator(handleGetInstanceLogins(svc.Logins))},
+		{"PUT", "/api/v1/operator/logins", "operator", regular, s.operator(handleSetInstanceLogins(svc.Logins))},
+		{"GET", "/api/v1/orgs", "operator", regular, s.operator(handleListOrgs(svc.Orgs))},
+		{"POST", "/api/v1/orgs", "operator", regular, s.operator(handleCreateOrg(svc.Orgs))},
+		{"DELETE", "/api/v1/orgs/{org}", "operator", regular, s.operator(handleDeleteOrg(svc.Orgs))},
 
 		// Organisation realm, before sign-in.
-		{"POST", "/api/v1/orgs/{org}/login", "org-public", s.org(handleLogin(st))},
-		{"POST", "/api/v1/orgs/{org}/login/mfa", "org-public", s.org(handleLoginMFA(st))},
-		{"POST", "/api/v1/orgs/{org}/login/mfa/webauthn/options", "org-public", s.org(handleBeginPasskeyLogin(st))},
-		{"POST", "/api/v1/orgs/{org}/login/mfa/sms", "org-public", s.org(handleSendLoginSMS(st))},
-		{"POST", "/api/v1/orgs/{org}/invitations/accept", "org-public", s.org(handleAcceptInvitation(st))},
-		{"POST", "/api/v1/orgs/{org}/password-reset", "org-public", s.org(handleRequestPasswordReset(st))},
-		{"POST", "/api/v1/orgs/{org}/password-reset/confirm", "org-public", s.org(handleConfirmPasswordReset(st))},
-		{"POST", "/api/v1/orgs/{org}/unlock", "org-public", s.org(handleUnlock(st))},
+		{"POST", "/api/v1/orgs/{org}/login", "org-public", regular, s.org(handleLogin(svc.SignIn))},
+		{"POST", "/api/v1/orgs/{org}/login/mfa", "org-public", regular, s.org(handleLoginMFA(svc.SignIn))},
+		{"POST", "/api/v1/orgs/{org}/login/mfa/webauthn/options", "org-public", regular, s.org(handlePrepareSecondStep(svc.SignIn, "webauthn"))},
+		{"POST", "/api/v1/orgs/{org}/login/mfa/sms", "org-public", regular, s.org(handlePrepareSecondStep(svc.SignIn, "sms"))},
+		{"POST", "/api/v1/orgs/{org}/invitations/accept", "org-public", regular, s.org(handleAcceptInvitation(svc.Users))},
+		{"POST", "/api/v1/orgs/{org}/password-reset", "org-public", regular, s.org(handleRequestPasswordReset(svc.Recovery))},
+		{"POST", "/api/v1/orgs/{org}/password-reset/confirm", "org-public", regular, s.org(handleConfirmPasswordReset(svc.Recovery))},
+		{"POST", "/api/v1/orgs/{org}/unlock", "org-public", regular, s.org(handleUnlock(svc.Recovery))},
 
 		// Organisation realm, signed in.
-		{"POST", "/api/v1/orgs/{org}/logout", "org", s.orgUser(handleLogout(st))},
-		{"GET", "/api/v1/orgs/{org}/me", "org", s.orgUser(handleGetMe())},
-		{"PATCH", "/api/v1/orgs/{org}/me", "org", s.orgUser(handleUpdateMe(st))},
-		{"POST", "/api/v1/orgs/{org}/me/password", "org", s.orgSession(handleChangePassword(st))},
-		{"POST", "/api/v1/orgs/{org}/me/reauth", "org", s.orgSession(handleReauth(st))},
-		{"POST", "/api/v1/orgs/{org}/me/totp", "org", s.orgSession(handleStartTOTP(st))},
-		{"POST", "/api/v1/orgs/{org}/me/totp/confirm", "org", s.orgSession(handleConfirmTOTP(st))},
-		{"DELETE", "/api/v1/orgs/{org}/me/totp", "org", s.orgSession(handleDisableTOTP(st))},
-		{"POST", "/api/v1/orgs/{org}/me/reauth/webauthn/options", "org", s.orgSession(handleBeginPasskeyReauth(st))},
-		{"POST", "/api/v1/orgs/{org}/me/reauth/sms", "org", s.orgSession(handleSendReauthSMS(st))},
-		{"POST", "/api/v1/orgs/{org}/me/sms", "org", s.orgSession(handleStartSMS(st))},
-		{"POST", "/api/v1/orgs/{org}/me/sms/confirm", "org", s.orgSession(handleConfirmSMS(st))},
-		{"DELETE", "/api/v1/orgs/{org}/me/sms", "org", s.orgSession(handleDisableSMS(st))},
-		{"GET", "/api/v1/orgs/{org}/me/passkeys", "org", s.orgSession(handleListPasskeys(st))},
-		{"POST", "/api/v1/orgs/{org}/me/passkeys/options", "org", s.orgSession(handleBeginPasskeyRegistration(st))},
-		{"POST", "/api/v1/orgs/{org}/me/passkeys", "org", s.orgSession(handleFinishPasskeyRegistration(st))},
-		{"DELETE", "/api/v1/orgs/{org}/me/passkeys/{id}", "org", s.orgSession(handleDeletePasskey(st))},
-		{"GET", "/api/v1/orgs/{org}/me/sessions", "org", s.orgUser(handleListSessions(st))},
-		{"DELETE", "/api/v1/orgs/{org}/me/sessions", "org", s.orgSession(handleEndOtherSessions(st))},
-		{"DELETE", "/api/v1/orgs/{org}/me/sessions/{id}", "org", s.orgSession(handleEndSession(st))},
+		{"POST", "/api/v1/orgs/{org}/logout", "org", enrolment, s.orgUser(handleLogout(svc.SignIn))},
+		{"GET", "/api/v1/orgs/{org}/me", "org", enrolment, s.orgUser(handleGetMe())},
+		{"PATCH", "/api/v1/orgs/{org}/me", "org", regular, s.orgUser(handleUpdateMe(svc.Accounts))},
+		{"POST", "/api/v1/orgs/{org}/me/password", "org", regular, s.orgSession(handleChangePassword(svc.SignIn))},
+		{"POST", "/api/v1/orgs/{org}/me/reauth", "org", enrolment, s.orgSession(handleReauth(svc.SignIn))},
+		{"POST", "/api/v1/orgs/{org}/me/totp", "org", enrolment, s.orgSession(handleStartTOTP(svc.Factors))},
+		{"POST", "/api/v1/orgs/{org}/me/totp/confirm", "org", enrolment, s.orgSession(handleConfirmTOTP(svc.Factors))},
+		{"DELETE", "/api/v1/orgs/{org}/me/totp", "org", regular, s.orgSession(handleRemoveFactor(svc.Factors, kluis.FactorTOTP))},
+		{"POST", "/api/v1/orgs/{org}/me/reauth/webauthn/options", "org", enrolment, s.orgSession(handlePrepareReauth(svc.SignIn, "webauthn"))},
+		{"POST", "/api/v1/orgs/{org}/me/reauth/sms", "org", enrolment, s.orgSession(handlePrepareReauth(svc.SignIn, "sms"))},
+		{"POST", "/api/v1/orgs/{org}/me/sms", "org", enrolment, s.orgSession(handleStartSMS(svc.Factors))},
+		{"POST", "/api/v1/orgs/{org}/me/sms/confirm", "org", enrolment, s.orgSession(handleConfirmSMS(svc.Factors))},
+		{"DELETE", "/api/v1/orgs/{org}/me/sms", "org", regular, s.orgSession(handleRemoveFactor(svc.Factors, kluis.FactorSMS))},
+		{"GET", "/api/v1/orgs/{org}/me/passkeys", "org", enrolment, s.orgSession(handleListPasskeys(svc.Factors))},
+		{"POST", "/api/v1/orgs/{org}/me/passkeys/options", "org", enrolment, s.orgSession(handleBeginPasskeyRegistration(svc.Factors))},
+		{"POST", "/api/v1/orgs/{org}/me/passkeys", "org", enrolment, s.orgSession(handleFinishPasskeyRegistration(svc.Factors))},
+		{"DELETE", "/api/v1/orgs/{org}/me/passkeys/{id}", "org", regular, s.orgSession(handleRemoveFactor(svc.Factors, kluis.FactorPasskey))},
+		{"GET", "/api/v1/orgs/{org}/me/sessions", "org", regular, s.orgUser(handleListSessions(svc.Sessions))},
+		{"DELETE", "/api/v1/orgs/{org}/me/sessions", "org", regular, s.orgSession(handleEndOtherSessions(svc.Sessions))},
+		{"DELETE", "/api/v1/orgs/{org}/me/sessions/{id}", "org", regular, s.orgSession(handleEndSession(svc.Sessions))},
 		// Personal API tokens and the e-mail address: orgSession refuses
 		// tokens on everything but listing and revoking tokens.
-		{"GET", "/api/v1/orgs/{org}/me/tokens", "org", s.orgUser(handleListTokens(st))},
-		{"POST", "/api/v1/orgs/{org}/me/tokens", "org", s.orgSession(handleCreateToken(st))},
-		{"DELETE", "/api/v1/orgs/{org}/me/tokens/{id}", "org", s.orgUser(handleRevokeToken(st))},
-		{"POST", "/api/v1/orgs/{org}/me/email", "org", s.orgSession(handleRequestEmailChange(st))},
-		{"POST", "/api/v1/orgs/{org}/me/email/confirm", "org", s.orgSession(handleConfirmEmailChange(st))},
-		{"GET", "/api/v1/orgs/{org}/users", "org", s.orgUser(handleListUsers(st))},
-		{"POST", "/api/v1/orgs/{org}/users", "org", s.orgUser(handleInviteUser(st))},
-		{"GET", "/api/v1/orgs/{org}/users/{id}", "org", s.orgUser(handleGetUser(st))},
-		{"PATCH", "/api/v1/orgs/{org}/users/{id}", "org", s.orgUser(handleUpdateUser(st))},
-		{"DELETE", "/api/v1/orgs/{org}/users/{id}", "org", s.orgUser(handleDeleteUser(st))},
-		{"POST", "/api/v1/orgs/{org}/users/{id}/invitation", "org", s.orgUser(handleResendInvitation(st))},
-		{"DELETE", "/api/v1/orgs/{org}/users/{id}/invitation", "org", s.orgUser(handleRevokeInvitation(st))},
-		{"POST", "/api/v1/orgs/{org}/users/{id}/unlock", "org", s.orgUser(handleUnlockUser(st))},
-		{"DELETE", "/api/v1/orgs/{org}/users/{id}/factors", "org", s.orgSession(handleResetFactors(st))},
-		{"GET", "/api/v1/orgs/{org}/policy", "org", s.orgUser(handleGetPolicy(st))},
-		{"PUT", "/api/v1/orgs/{org}/policy", "org", s.orgUser(handleUpdatePolicy(st))},
-		{"GET", "/api/v1/orgs/{org}/logins", "org", s.orgUser(handleGetLogins(st))},
-		{"PUT", "/api/v1/orgs/{org}/logins", "org", s.orgUser(handleSetLogins(st))},
-		{"GET", "/api/v1/orgs/{org}/audit", "org", s.orgUser(handleListAudit(st))},
-		{"GET", "/api/v1/orgs/{org}/audit/export", "org", s.orgUser(handleExportAudit(st))},
-		{"GET", "/api/v1/orgs/{org}/audit/verify", "org", s.orgUser(handleVerifyAudit(st))},
+		{"GET", "/api/v1/orgs/{org}/me/tokens", "org", regular, s.orgUser(handleListTokens(svc.Tokens))},
+		{"POST", "/api/v1/orgs/{org}/me/tokens", "org", regular, s.orgSession(handleCreateToken(svc.Tokens))},
+		{"DELETE", "/api/v1/orgs/{org}/me/tokens/{id}", "org", regular, s.orgUser(handleRevokeToken(svc.Tokens))},
+		{"POST", "/api/v1/orgs/{org}/me/email", "org", regular, s.orgSession(handleRequestEmailChange(svc.Accounts))},
+		{"POST", "/api/v1/orgs/{org}/me/email/confirm", "org", regular, s.orgSession(handleConfirmEmailChange(svc.Accounts))},
+		{"GET", "/api/v1/orgs/{org}/users", "org", regular, s.orgUser(handleListUsers(svc.Users, svc.Factors))},
+		{"POST", "/api/v1/orgs/{org}/users", "org", regular, s.orgUser(handleInviteUser(svc.Users))},
+		{"GET", "/api/v1/orgs/{org}/users/{id}", "org", regular, s.orgUser(handleGetUser(svc.Users, svc.Factors))},
+		{"PATCH", "/api/v1/orgs/{org}/users/{id}", "org", regular, s.orgUser(handleUpdateUser(svc.Users))},
+		{"DELETE", "/api/v1/orgs/{org}/users/{id}", "org", regular, s.orgUser(handleDeleteUser(svc.Users))},
+		{"POST", "/api/v1/orgs/{org}/users/{id}/invitation", "org", regular, s.orgUser(handleResendInvitation(svc.Users))},
+		{"DELETE", "/api/v1/orgs/{org}/users/{id}/invitation", "org", regular, s.orgUser(handleRevokeInvitation(svc.Users))},
+		{"POST", "/api/v1/orgs/{org}/users/{id}/unlock", "org", regular, s.orgUser(handleUnlockUser(svc.Throttle))},
+		{"DELETE", "/api/v1/orgs/{org}/users/{id}/factors", "org", regular, s.orgSession(handleResetFactors(svc.Factors))},
+		{"GET", "/api/v1/orgs/{org}/policy", "org", regular, s.orgUser(handleGetPolicy(svc.Policies))},
+		{"PUT", "/api/v1/orgs/{org}/policy", "org", regular, s.orgUser(handleUpdatePolicy(svc.Policies))},
+		{"GET", "/api/v1/orgs/{org}/logins", "org", regular, s.orgUser(handleGetLogins(svc.Logins))},
+		{"PUT", "/api/v1/orgs/{org}/logins", "org", regular, s.orgUser(handleSetLogins(svc.Logins))},
+		{"GET", "/api/v1/orgs/{org}/audit", "org", regular, s.orgUser(handleListAudit(svc.Audit))},
+		{"GET", "/api/v1/orgs/{org}/audit/export", "org", regular, s.orgUser(handleExportAudit(svc.Audit))},
+		{"GET", "/api/v1/orgs/{org}/audit/verify", "org", regular, s.orgUser(handleVerifyAudit(svc.Audit))},
 
 		// The web interface (docs/UI.md). Its realms start with "page".
-		{"GET", "/{$}", "page", s.page(handleHomePage())},
-		{"GET", "/static/{file}", "page", s.static},
-		{"POST", "/lang", "page", s.page(handleLangForm())},
+		{"GET", "/{$}", "page", regular, s.page(handleHomePage())},
+		{"GET", "/static/{file}", "page", regular, s.static},
+		{"POST", "/lang", "page", regular, s.page(handleLangForm())},
 
-		{"GET", "/operator/login", "page-operator", s.operatorPage(anyone, handleOperatorLoginPage())},
-		{"POST", "/operator/login", "page-operator", s.operatorPage(anyone, handleOperatorLoginForm(st))},
-		{"GET", "/operator/login/mfa", "page-operator", s.operatorPage(anyone, handleOperatorMFAPage(st))},
-		{"POST", "/operator/login/mfa", "page-operator", s.operatorPage(anyone, handleOperatorMFAForm(st))},
-		{"POST", "/operator/logout", "page-operator", s.operatorPage(signedIn, handleOperatorLogoutForm(st))},
-		{"GET", "/operator", "page-operator", s.operatorPage(signedIn, handleOrgsPage(st))},
-		{"POST", "/operator/orgs", "page-operator", s.operatorPage(signedIn, handleCreateOrgForm(st))},
-		{"POST", "/operator/logins", "page-operator", s.operatorPage(signedIn, handleInstanceLoginsForm(st))},
-		{"GET", "/operator/account", "page-operator", s.operatorPage(signedIn, handleOperatorAccountPage(st))},
-		{"GET", "/operator/account/reauth", "page-operator", s.operatorPage(signedIn, handleOperatorReauthPage(st))},
-		{"POST", "/operator/account/reauth", "page-operator", s.operatorPage(signedIn, handleOperatorReauthForm(st))},
-		{"POST", "/operator/account/totp", "page-operator", s.operatorPage(signedIn, handleOperatorStartTOTPForm(st))},
-		{"GET", "/operator/account/totp/qr.png", "page-operator", s.operatorPage(signedIn, handleOperatorTOTPQRCode(st))},
-		{"POST", "/operator/account/totp/confirm", "page-operator", s.operatorPage(signedIn, handleOperatorConfirmTOTPForm(st))},
+		{"GET", "/operator/login", "page-operator", regular, s.operatorPage(anyone, handleLoginPage())},
+		{"POST", "/operator/login", "page-operator", regular, s.operatorPage(anyone, handleLoginForm(svc.SignIn))},
+		{"GET", "/operator/login/mfa", "page-operator", regular, s.operatorPage(anyone, handleMFAPage(svc.SignIn))},
+		{"POST", "/operator/login/mfa", "page-operator", regular, s.operatorPage(anyone, handleMFAForm(svc.SignIn))},
+		{"POST", "/operator/logout", "page-operator", enrolment, s.operatorPage(signedIn, handleLogoutForm(svc.SignIn))},
+		{"GET", "/operator", "page-operator", regular, s.operatorPage(signedIn, handleOrgsPage(svc.Orgs, svc.Logins))},
+		{"POST", "/operator/orgs", "page-operator", regular, s.operatorPage(signedIn, handleCreateOrgForm(svc.Orgs, svc.Logins))},
+		{"POST", "/operator/logins", "page-operator", regular, s.operatorPage(signedIn, handleInstanceLoginsForm(svc.Logins))},
+		{"GET", "/operator/account", "page-operator", enrolment, s.operatorPage(signedIn, handleAccountPage(staffAccount))},
+		{"GET", "/operator/account/reauth", "page-operator", enrolment, s.operatorPage(signedIn, handleReauthPage(svc.SignIn, svc.Factors, staffAddress))},
+		{"POST", "/operator/account/reauth", "page-operator", enrolment, s.operatorPage(signedIn, handleReauthForm(svc.SignIn, svc.Factors, staffAddress))},
+		{"POST", "/operator/account/totp", "page-operator", enrolment, s.operatorPage(signedIn, handleStartTOTPForm(svc.Factors, staffAccount))},
+		{"GET", "/operator/account/totp/qr.png", "page-operator", enrolment, s.operatorPage(signedIn, handleTOTPQRCode(svc.Factors))},
+		{"POST", "/operator/account/totp/confirm", "page-operator", enrolment, s.operatorPage(signedIn, handleConfirmTOTPForm(svc.Factors))},
+		{"POST", "/operator/account/passkeys/new", "page-operator", enrolment, s.operatorPage(signedIn, handleNewPasskeyForm(svc.Factors, staffAccount))},
+		{"POST", "/operator/account/passkeys", "page-operator", enrolment, s.operatorPage(signedIn, handleAddPasskeyForm(svc.Factors, staffAccount))},
+		{"POST", "/operator/account/passkeys/{id}/remove", "page-operator", regular, s.operatorPage(signedIn, handleRemovePasskeyForm(svc.Factors))},
 
-		{"GET", "/o/{org}/{$}", "page-org", s.orgPage(anyone, handleOrgHome())},
-		{"GET", "/o/{org}/login", "page-org", s.orgPage(anyone, handleLoginPage())},
-		{"POST", "/o/{org}/login", "page-org", s.orgPage(anyone, handleLoginForm(st))},
-		{"GET", "/o/{org}/login/mfa", "page-org", s.orgPage(anyone, handleMFAPage(st))},
-		{"POST", "/o/{org}/login/mfa", "page-org", s.orgPage(anyone, handleMFAForm(st))},
-		{"POST", "/o/{org}/login/mfa/sms", "page-org", s.orgPage(anyone, handleSendLoginSMSForm(st))},
-		{"POST", "/o/{org}/logout", "page-org", s.orgPage(signedIn, handleLogoutForm(st))},
-		{"GET", "/o/{org}/signed-out", "page-org", s.orgPage(anyone, handleSignedOutPage())},
-		{"GET", "/o/{org}/forgot", "page-org", s.orgPage(anyone, handleForgotPage())},
-		{"POST", "/o/{org}/forgot", "page-org", s.orgPage(anyone, handleForgotForm(st))},
-		{"GET", "/o/{org}/reset", "page-org", s.orgPage(anyone, handleResetPage())},
-		{"POST", "/o/{org}/reset", "page-org", s.orgPage(anyone, handleResetForm(st))},
-		{"GET", "/o/{org}/unlock", "page-org", s.orgPage(anyone, handleUnlockPage())},
-		{"POST", "/o/{org}/unlock", "page-org", s.orgPage(anyone, handleUnlockForm(st))},
-		{"GET", "/o/{org}/invite", "page-org", s.orgPage(anyone, handleInvitePage())},
-		{"POST", "/o/{org}/invite", "page-org", s.orgPage(anyone, handleInviteForm(st))},
-		{"GET", "/o/{org}/account", "page-org", s.orgPage(signedIn, handleAccountPage(st))},
-		{"POST", "/o/{org}/account/profile", "page-org", s.orgPage(signedIn, handleProfileForm(st))},
-		{"POST", "/o/{org}/account/password", "page-org", s.orgPage(signedIn, handlePasswordForm(st))},
-		{"GET", "/o/{org}/account/reauth", "page-org", s.orgPage(signedIn, handleReauthPage(st))},
-		{"POST", "/o/{org}/account/reauth", "page-org", s.orgPage(signedIn, handleReauthForm(st))},
-		{"POST", "/o/{org}/account/reauth/sms", "page-org", s.orgPage(signedIn, handleSendReauthSMSForm(st))},
-		{"POST", "/o/{org}/account/totp", "page-org", s.orgPage(signedIn, handleStartTOTPForm(st))},
-		{"GET", "/o/{org}/account/totp/qr.png", "page-org", s.orgPage(signedIn, handleTOTPQRCode(st))},
-		{"POST", "/o/{org}/account/totp/confirm", "page-org", s.orgPage(signedIn, handleConfirmTOTPForm(st))},
-		{"POST", "/o/{org}/account/totp/disable", "page-org", s.orgPage(signedIn, handleDisableTOTPForm(st))},
-		{"POST", "/o/{org}/account/sms", "page-org", s.orgPage(signedIn, handleStartSMSForm(st))},
-		{"POST", "/o/{org}/account/sms/confirm", "page-org", s.orgPage(signedIn, handleConfirmSMSForm(st))},
-		{"POST", "/o/{org}/account/sms/disable", "page-org", s.orgPage(signedIn, handleDisableSMSForm(st))},
-		{"POST", "/o/{org}/account/passkeys/new", "page-org", s.orgPage(signedIn, handleNewPasskeyForm(st))},
-		{"POST", "/o/{org}/account/passkeys", "page-org", s.orgPage(signedIn, handleAddPasskeyForm(st))},
-		{"POST", "/o/{org}/account/passkeys/{id}/remove", "page-org", s.orgPage(signedIn, handleRemovePasskeyForm(st))},
-		{"POST", "/o/{org}/account/sessions/{id}/end", "page-org", s.orgPage(signedIn, handleEndSessionForm(st))},
-		{"POST", "/o/{org}/account/sessions/end-others", "page-org", s.orgPage(signedIn, handleEndOtherSessionsForm(st))},
-		{"POST", "/o/{org}/account/email", "page-org", s.orgPage(signedIn, handleEmailChangeForm(st))},
-		{"GET", "/o/{org}/confirm-email", "page-org", s.orgPage(anyone, handleConfirmEmailPage())},
-		{"POST", "/o/{org}/confirm-email", "page-org", s.orgPage(signedIn, handleConfirmEmailForm(st))},
-		{"POST", "/o/{org}/account/tokens", "page-org", s.orgPage(signedIn, handleCreateTokenForm(st))},
-		{"POST", "/o/{org}/account/tokens/{id}/revoke", "page-org", s.orgPage(signedIn, handleRevokeTokenForm(st))},
-		{"GET", "/o/{org}/users", "page-org", s.orgPage(signedIn, handleUsersPage(st))},
-		{"POST", "/o/{org}/users", "page-org", s.orgPage(signedIn, handleInviteUserForm(st))},
-		{"GET", "/o/{org}/users/{id}", "page-org", s.orgPage(signedIn, handleUserPage(st))},
-		{"POST", "/o/{org}/users/{id}", "page-org", s.orgPage(signedIn, handleUpdateUserForm(st))},
-		{"POST", "/o/{org}/users/{id}/invitation/resend", "page-org", s.orgPage(signedIn, handleInvitationForm(st, false))},
-		{"POST", "/o/{org}/users/{id}/invitation/revoke", "page-org", s.orgPage(signedIn, handleInvitationForm(st, true))},
-		{"POST", "/o/{org}/users/{id}/unlock", "page-org", s.orgPage(signedIn, handleUnlockUserForm(st))},
-		{"POST", "/o/{org}/users/{id}/factors/reset", "page-org", s.orgPage(signedIn, handleResetFactorsForm(st))},
-		{"GET", "/o/{org}/users/{id}/delete", "page-org", s.orgPage(signedIn, handleDeleteUserPage(st))},
-		{"POST", "/o/{org}/users/{id}/delete", "page-org", s.orgPage(signedIn, handleDeleteUserForm(st))},
-		{"GET", "/o/{org}/policy", "page-org", s.orgPage(signedIn, handlePolicyPage(st))},
-		{"POST", "/o/{org}/policy", "page-org", s.orgPage(signedIn, handlePolicyForm(st))},
-		{"POST", "/o/{org}/logins", "page-org", s.orgPage(signedIn, handleLoginsForm(st))},
-		{"GET", "/o/{org}/audit", "page-org", s.orgPage(signedIn, handleAuditPage(st))},
-		{"GET", "/o/{org}/audit/verify", "page-org", s.orgPage(signedIn, handleAuditVerifyPage(st))},
+		{"GET", "/o/{org}/{$}", "page-org", regular, s.orgPage(anyone, handleOrgHome())},
+		{"GET", "/o/{org}/login", "page-org", regular, s.orgPage(anyone, handleLoginPage())},
+		{"POST", "/o/{org}/login", "page-org", regular, s.orgPage(anyone, handleLoginForm(svc.SignIn))},
+		{"GET", "/o/{org}/login/mfa", "page-org", regular, s.orgPage(anyone, handleMFAPage(svc.SignIn))},
+		{"POST", "/o/{org}/login/mfa", "page-org", regular, s.orgPage(anyone, handleMFAForm(svc.SignIn))},
+		{"POST", "/o/{org}/login/mfa/sms", "page-org", regular, s.orgPage(anyone, handleSendLoginSMSForm(svc.SignIn))},
+		{"POST", "/o/{org}/logout", "page-org", enrolment, s.orgPage(signedIn, handleLogoutForm(svc.SignIn))},
+		{"GET", "/o/{org}/signed-out", "page-org", regular, s.orgPage(anyone, handleSignedOutPage())},
+		{"GET", "/o/{org}/forgot", "page-org", regular, s.orgPage(anyone, handleForgotPage())},
+		{"POST", "/o/{org}/forgot", "page-org", regular, s.orgPage(anyone, handleForgotForm(svc.Recovery))},
+		{"GET", "/o/{org}/reset", "page-org", regular, s.orgPage(anyone, handleResetPage())},
+		{"POST", "/o/{org}/reset", "page-org", regular, s.orgPage(anyone, handleResetForm(svc.Recovery))},
+		{"GET", "/o/{org}/unlock", "page-org", regular, s.orgPage(anyone, handleUnlockPage())},
+		{"POST", "/o/{org}/unlock", "page-org", regular, s.orgPage(anyone, handleUnlockForm(svc.Recovery))},
+		{"GET", "/o/{org}/invite", "page-org", regular, s.orgPage(anyone, handleInvitePage())},
+		{"POST", "/o/{org}/invite", "page-org", regular, s.orgPage(anyone, handleInviteForm(svc.Users))},
+		{"GET", "/o/{org}/account", "page-org", enrolment, s.orgPage(signedIn, handleAccountPage(myAccount))},
+		{"POST", "/o/{org}/account/profile", "page-org", regular, s.orgPage(signedIn, handleProfileForm(svc.Accounts, myAccount))},
+		{"POST", "/o/{org}/account/password", "page-org", regular, s.orgPage(signedIn, handlePasswordForm(svc.SignIn, myAccount))},
+		{"GET", "/o/{org}/account/reauth", "page-org", enrolment, s.orgPage(signedIn, handleReauthPage(svc.SignIn, svc.Factors, userAddress))},
+		{"POST", "/o/{org}/account/reauth", "page-org", enrolment, s.orgPage(signedIn, handleReauthForm(svc.SignIn, svc.Factors, userAddress))},
+		{"POST", "/o/{org}/account/reauth/sms", "page-org", enrolment, s.orgPage(signedIn, handleSendReauthSMSForm(svc.SignIn, svc.Factors, userAddress))},
+		{"POST", "/o/{org}/account/totp", "page-org", enrolment, s.orgPage(signedIn, handleStartTOTPForm(svc.Factors, myAccount))},
+		{"GET", "/o/{org}/account/totp/qr.png", "page-org", enrolment, s.orgPage(signedIn, handleTOTPQRCode(svc.Factors))},
+		{"POST", "/o/{org}/account/totp/confirm", "page-org", enrolment, s.orgPage(signedIn, handleConfirmTOTPForm(svc.Factors))},
+		{"POST", "/o/{org}/account/totp/disable", "page-org", regular, s.orgPage(signedIn, handleRemoveFactorForm(svc.Factors, kluis.FactorTOTP, "totp_disabled"))},
+		{"POST", "/o/{org}/account/sms", "page-org", enrolment, s.orgPage(signedIn, handleStartSMSForm(svc.Factors, myAccount))},
+		{"POST", "/o/{org}/account/sms/confirm", "page-org", enrolment, s.orgPage(signedIn, handleConfirmSMSForm(svc.Factors))},
+		{"POST", "/o/{org}/account/sms/disable", "page-org", regular, s.orgPage(signedIn, handleRemoveFactorForm(svc.Factors, kluis.FactorSMS, "sms_disabled"))},
+		{"POST", "/o/{org}/account/passkeys/new", "page-org", enrolment, s.orgPage(signedIn, handleNewPasskeyForm(svc.Factors, myAccount))},
+		{"POST", "/o/{org}/account/passkeys", "page-org", enrolment, s.orgPage(signedIn, handleAddPasskeyForm(svc.Factors, myAccount))},
+		{"POST", "/o/{org}/account/passkeys/{id}/remove", "page-org", regular, s.orgPage(signedIn, handleRemovePasskeyForm(svc.Factors))},
+		{"POST", "/o/{org}/account/sessions/{id}/end", "page-org", regular, s.orgPage(signedIn, handleEndSessionForm(svc.Sessions))},
+		{"POST", "/o/{org}/account/sessions/end-others", "page-org", regular, s.orgPage(signedIn, handleEndOtherSessionsForm(svc.Sessions))},
+		{"POST", "/o/{org}/account/email", "page-org", regular, s.orgPage(signedIn, handleEmailChangeForm(svc.Accounts, myAccount))},
+		{"GET", "/o/{org}/confirm-email", "page-org", regular, s.orgPage(anyone, handleConfirmEmailPage())},
+		{"POST", "/o/{org}/confirm-email", "page-org", regular, s.orgPage(signedIn, handleConfirmEmailForm(svc.Accounts))},
+		{"POST", "/o/{org}/account/tokens", "page-org", regular, s.orgPage(signedIn, handleCreateTokenForm(svc.Tokens, myAccount))},
+		{"POST", "/o/{org}/account/tokens/{id}/revoke", "page-org", regular, s.orgPage(signedIn, handleRevokeTokenForm(svc.Tokens))},
+		{"GET", "/o/{org}/users", "page-org", regular, s.orgPage(signedIn, handleUsersPage(svc.Users))},
+		{"POST", "/o/{org}/users", "page-org", regular, s.orgPage(signedIn, handleInviteUserForm(svc.Users))},
+		{"GET", "/o/{org}/users/{id}", "page-org", regular, s.orgPage(signedIn, handleUserPage(person))},
+		{"POST", "/o/{org}/users/{id}", "page-org", regular, s.orgPage(signedIn, handleUpdateUserForm(person))},
+		{"POST", "/o/{org}/users/{id}/invitation/resend", "page-org", regular, s.orgPage(signedIn, handleInvitationForm(person, false))},
+		{"POST", "/o/{org}/users/{id}/invitation/revoke", "page-org", regular, s.orgPage(signedIn, handleInvitationForm(person, true))},
+		{"POST", "/o/{org}/users/{id}/unlock", "page-org", regular, s.orgPage(signedIn, handleUnlockUserForm(svc.Throttle))},
+		{"POST", "/o/{org}/users/{id}/factors/reset", "page-org", regular, s.orgPage(signedIn, handleResetFactorsForm(svc.Factors))},
+		{"GET", "/o/{org}/users/{id}/delete", "page-org", regular, s.orgPage(signedIn, handleDeleteUserPage(person))},
+		{"POST", "/o/{org}/users/{id}/delete", "page-org", regular, s.orgPage(signedIn, handleDeleteUserForm(person))},
+		{"GET", "/o/{org}/policy", "page-org", regular, s.orgPage(signedIn, handlePolicyPage(svc.Policies, svc.Logins))},
+		{"POST", "/o/{org}/policy", "page-org", regular, s.orgPage(signedIn, handlePolicyForm(svc.Policies, svc.Logins))},
+		{"POST", "/o/{org}/logins", "page-org", regular, s.orgPage(signedIn, handleLoginsForm(svc.Logins))},
+		{"GET", "/o/{org}/audit", "page-org", regular, s.orgPage(signedIn, handleAuditPage(svc.Audit))},
+		{"GET", "/o/{org}/audit/verify", "page-org", regular, s.orgPage(signedIn, handleAuditVerifyPage(svc.Audit))},
 	}
 }
 
 // Routes returns the route table without handlers, for tests and docs.
 func Routes() []Route {
 	s := &server{}
-	rs := s.routes()
+	rs := s.routes(kluis.Services{}, nil)
 	for i := range rs {
 		rs[i].Handler = nil
 	}

@@ -5,9 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kluis/kluis"
 	"github.com/kluis/kluis/internal/kluistest"
 	"github.com/kluis/kluis/internal/sms"
-	"github.com/kluis/kluis/internal/sqlstore"
 )
 
 // lastSMS delivers the queued text messages and returns the code of the
@@ -111,7 +111,7 @@ func TestSMSCodesAreASecondFactor(t *testing.T) {
 			// (four were sent this hour already).
 			clock.Advance(61 * time.Minute)
 			ch = password()
-			for i := 0; i < sqlstore.SMSCodesPerChallenge; i++ {
+			for i := 0; i < kluis.SMSCodesPerChallenge; i++ {
 				wantStatus(t, "a code for the challenge", send(ch.Challenge), 202)
 			}
 			limited := send(ch.Challenge)
@@ -120,11 +120,11 @@ func TestSMSCodesAreASecondFactor(t *testing.T) {
 				t.Error("429 without Retry-After")
 			}
 			codes := a.env.SMS(t)
-			if len(codes) != sqlstore.SMSCodesPerChallenge {
-				t.Fatalf("%d text messages, want %d", len(codes), sqlstore.SMSCodesPerChallenge)
+			if len(codes) != kluis.SMSCodesPerChallenge {
+				t.Fatalf("%d text messages, want %d", len(codes), kluis.SMSCodesPerChallenge)
 			}
 			ch = password()
-			for i := sqlstore.SMSCodesPerChallenge; i < sqlstore.SMSCodesPerHour; i++ {
+			for i := kluis.SMSCodesPerChallenge; i < kluis.SMSCodesPerHour; i++ {
 				wantStatus(t, "a code within the hourly limit", send(ch.Challenge), 202)
 			}
 			wantError(t, "a sixth code in an hour", send(password().Challenge), 429, "too_many_requests")
@@ -143,7 +143,7 @@ func TestSMSCodesAreASecondFactor(t *testing.T) {
 			wantStatus(t, "a code for re-authentication", a.call(t, "POST", orgPath(o.Slug, "/me/reauth/sms"), token, nil), 202)
 			code = lastSMS(t, a, number)
 			wantStatus(t, "a code never delivered", a.call(t, "POST", orgPath(o.Slug, "/me/reauth/sms"), token, nil), 202)
-			clock.Advance(sqlstore.SMSCodeTTL + time.Second)
+			clock.Advance(kluis.SMSCodeTTL + time.Second)
 			if n := len(a.env.SMS(t)); n != 0 {
 				t.Errorf("%d text messages delivered after their code lapsed, want none", n)
 			}

@@ -4,17 +4,16 @@ import (
 	"net/http"
 
 	"github.com/kluis/kluis"
-	"github.com/kluis/kluis/internal/sqlstore"
 )
 
 // Unlocking a sign-in lock (R18, DESIGN §6): a manager for a person of the
 // organisation, or the owner through the link mailed when the lock started.
 
 // handleUnlockUser lifts a person's sign-in lock (manager).
-func handleUnlockUser(store *sqlstore.Store) handlerFunc {
+func handleUnlockUser(throttle kluis.ThrottleService) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		st := state(r)
-		if err := store.UnlockUser(r.Context(), st.org.ID, st.actor, userID(r)); err != nil {
+		if err := throttle.UnlockUser(r.Context(), st.org.ID, st.actor, userID(r)); err != nil {
 			return err
 		}
 		w.WriteHeader(http.StatusNoContent)
@@ -27,13 +26,14 @@ type unlockRequest struct {
 }
 
 // handleUnlock lifts the lock an unlock link was mailed for.
-func handleUnlock(store *sqlstore.Store) handlerFunc {
+func handleUnlock(recovery kluis.RecoveryService) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		var in unlockRequest
 		if err := decode(r, &in); err != nil {
 			return err
 		}
-		if err := store.Unlock(r.Context(), state(r).org.ID, in.Token); err != nil {
+		st := state(r)
+		if err := recovery.Unlock(r.Context(), st.org.ID, st.from, in.Token); err != nil {
 			return err
 		}
 		w.WriteHeader(http.StatusNoContent)
@@ -50,14 +50,14 @@ func handleUnlockPage() pageFunc {
 	}
 }
 
-func handleUnlockForm(store *sqlstore.Store) pageFunc {
+func handleUnlockForm(recovery kluis.RecoveryService) pageFunc {
 	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
 		form, err := formValues(r)
 		if err != nil {
 			return err
 		}
 		p.title("unlock.title")
-		err = store.Unlock(r.Context(), p.Org.ID, form.Get("token"))
+		err = recovery.Unlock(r.Context(), p.Org.ID, state(r).from, form.Get("token"))
 		switch {
 		case kluis.ErrorCode(err) == kluis.ENotFound:
 			p.Error = p.L.T("unlock.invalid")
@@ -73,10 +73,10 @@ func handleUnlockForm(store *sqlstore.Store) pageFunc {
 }
 
 // handleUnlockUserForm is the manager's unlock button on a person's page.
-func handleUnlockUserForm(store *sqlstore.Store) pageFunc {
+func handleUnlockUserForm(throttle kluis.ThrottleService) pageFunc {
 	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
 		st := state(r)
-		if err := store.UnlockUser(r.Context(), st.org.ID, st.actor, userID(r)); err != nil {
+		if err := throttle.UnlockUser(r.Context(), st.org.ID, st.actor, userID(r)); err != nil {
 			return err
 		}
 		return redirect(w, r, "/o/"+p.Org.Slug+"/users/"+string(userID(r)), "user_unlocked")

@@ -19,12 +19,11 @@ import (
 func newProxiedAPI(tb testing.TB, engine string) *testAPI {
 	tb.Helper()
 	m := httpserver.NewMetrics()
-	env := kluistest.NewEnv(tb, engine, kluistest.EnvOptions{KeyObserver: m})
-	env.Store.SetHooks(nil, m)
+	env := kluistest.NewEnv(tb, engine, kluistest.EnvOptions{KeyObserver: m, Observer: m})
 	logs := &lockedBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, nil))
 	srv := httptest.NewServer(httpserver.NewServer(httpserver.Config{
-		Store: env.Store, Logger: logger, Metrics: m,
+		Services: env.Services(), Ready: env.Ready, Logger: logger, Metrics: m,
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
 	}))
 	tb.Cleanup(srv.Close)
@@ -247,6 +246,7 @@ func (a *testAPI) metricsText(tb testing.TB) string {
 var unauthenticatedBodies = map[string]any{
 	"POST /api/v1/operator/login":                        map[string]string{"email": "op@example.test", "password": "Some password 1"},
 	"POST /api/v1/operator/login/mfa":                    map[string]string{"challenge": strings.Repeat("A", 43), "method": "totp", "code": "123456"},
+	"POST /api/v1/operator/login/mfa/webauthn/options":   map[string]string{"challenge": strings.Repeat("A", 43)},
 	"POST /api/v1/orgs/{org}/login":                      map[string]string{"email": "x@example.test", "password": "Some password 1"},
 	"POST /api/v1/orgs/{org}/login/mfa":                  map[string]string{"challenge": strings.Repeat("A", 43), "method": "totp", "code": "123456"},
 	"POST /api/v1/orgs/{org}/login/mfa/webauthn/options": map[string]string{"challenge": strings.Repeat("A", 43)},
@@ -317,7 +317,7 @@ func TestEveryUnauthenticatedRouteHonoursTheAddressBlock(t *testing.T) {
 func TestOperatorRealmAnswersOnlyAllowedAddresses(t *testing.T) {
 	env := kluistest.NewEnv(t, kluistest.Engines[0])
 	srv := httptest.NewServer(httpserver.NewServer(httpserver.Config{
-		Store:             env.Store,
+		Services:          env.Services(),
 		TrustedProxies:    []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
 		OperatorAddresses: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")},
 	}))

@@ -159,7 +159,7 @@ func TestAPITokenFirstUseFromNewAddress(t *testing.T) {
 			// A second door to the same store behind a trusted proxy, so
 			// that requests can come from other addresses.
 			proxied := httptest.NewServer(httpserver.NewServer(httpserver.Config{
-				Store: a.env.Store, Logger: slog.New(slog.DiscardHandler), TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
+				Services: a.env.Services(), Logger: slog.New(slog.DiscardHandler), TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
 			}))
 			t.Cleanup(proxied.Close)
 			from := func(addr string) {

@@ -19,7 +19,7 @@ import (
 	"github.com/kluis/kluis/internal/i18n"
 )
 
-// The web interface (docs/UI.md): server-rendered pages on the same store
+// The web interface (docs/UI.md): server-rendered pages on the same service
 // methods as the API. Page handlers are pageFuncs: they fill a pageData and
 // render one template, or return an error that the page wrapper shows as an
 // HTML page in the person's language.
@@ -111,7 +111,9 @@ type pageData struct {
 	Org          kluis.Org
 	InOrg        bool
 	Operator     bool
-	Me           *kluis.User
+	Realm        realm // of the page: its paths (Base, Account, Start)
+	SignedIn     bool  // a person of the page's realm is signed in
+	Actor        kluis.Actor
 	Manager      bool
 	Notice       string
 	Error        string
@@ -211,7 +213,7 @@ func (p *pageData) Select(name, keyPrefix string, values ...string) inputData {
 	return f
 }
 
-// showError puts an error of a store method on the page: field problems next
+// showError puts an error of a service method on the page: field problems next
 // to their fields, a conflict or a refusal above the form. It reports false
 // for errors the page cannot show, which the caller returns.
 func (p *pageData) showError(err error) bool {

@@ -6,7 +6,6 @@ import (
 
 	"github.com/kluis/kluis"
 	"github.com/kluis/kluis/internal/i18n"
-	"github.com/kluis/kluis/internal/sqlstore"
 )
 
 func handleHomePage() pageFunc {
@@ -27,40 +26,42 @@ func renderPage(w http.ResponseWriter, r *http.Request, p *pageData, status int,
 // handleOrgHome sends a person to their account, or to sign in.
 func handleOrgHome() pageFunc {
 	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
-		if p.Me != nil {
-			return redirect(w, r, "/o/"+p.Org.Slug+"/account", "")
+		if p.SignedIn {
+			return redirect(w, r, p.Realm.Start, "")
 		}
-		return redirect(w, r, "/o/"+p.Org.Slug+"/login", "")
+		return redirect(w, r, p.Realm.Base+"/login", "")
 	}
 }
 
-// handleLoginPage shows the sign-in form; a signed-in person goes on to
-// their account.
+// handleLoginPage shows the sign-in form of the page's realm; a signed-in
+// person goes on to where they start.
 func handleLoginPage() pageFunc {
 	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
-		if p.Me != nil {
-			return redirect(w, r, "/o/"+p.Org.Slug+"/account", "")
+		if p.SignedIn {
+			return redirect(w, r, p.Realm.Start, "")
 		}
-		p.title("login.title")
+		p.title(p.Realm.loginTitle)
 		return renderPage(w, r, p, http.StatusOK, "login")
 	}
 }
 
-// handleLoginForm signs a person in (R14). Every failure shows the same
+// handleLoginForm signs a person in (R14), or sends them on to the second
+// step with the challenge in a cookie. Every failure shows the same
 // message; the address typed stays in the form.
-func handleLoginForm(store *sqlstore.Store) pageFunc {
+func handleLoginForm(signIn kluis.SignInService) pageFunc {
 	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
 		form, err := formValues(r)
 		if err != nil {
 			return err
 		}
-		p.title("login.title")
+		rm := p.Realm
+		p.title(rm.loginTitle)
 		p.Form.Set("email", form.Get("email"))
-		sess, _, err := store.Login(r.Context(), p.Org.ID, form.Get("email"), form.Get("password"))
-		var challenge *sqlstore.MFAChallenge
+		sess, err := signIn.Login(r.Context(), rm.Scope, state(r).from, form.Get("email"), form.Get("password"))
+		var challenge *kluis.Challenge
 		if errors.As(err, &challenge) {
-			setChallengeCookie(w, challenge)
-			return redirect(w, r, "/o/"+p.Org.Slug+"/login/mfa", "")
+			rm.setChallenge(w, challenge)
+			return redirect(w, r, rm.Base+"/login/mfa", "")
 		}
 		if kluis.ErrorCode(err) == kluis.EUnauthenticated {
 			p.Error = p.L.T("login.failed")
@@ -72,19 +73,20 @@ func handleLoginForm(store *sqlstore.Store) pageFunc {
 			}
 			return err
 		}
-		setSessionCookies(w, sessionCookie, sess)
-		return redirect(w, r, "/o/"+p.Org.Slug+"/account", "")
+		rm.setSession(w, sess)
+		return redirect(w, r, rm.Start, "")
 	}
 }
 
-func handleLogoutForm(store *sqlstore.Store) pageFunc {
+// handleLogoutForm signs the person out of the page's realm.
+func handleLogoutForm(signIn kluis.SignInService) pageFunc {
 	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
 		st := state(r)
-		if err := store.Logout(r.Context(), st.org.ID, st.actor); err != nil {
+		if err := signIn.Logout(r.Context(), st.realm.Scope, st.actor); err != nil {
 			return err
 		}
-		http.SetCookie(w, clearCookie(sessionCookie))
-		return redirect(w, r, "/o/"+p.Org.Slug+"/login", "signed_out")
+		http.SetCookie(w, clearCookie(st.realm.sessionCookie))
+		return redirect(w, r, st.realm.Base+"/login", "signed_out")
 	}
 }
 
@@ -106,7 +108,7 @@ func handleInvitePage() pageFunc {
 	}
 }
 
-func handleInviteForm(store *sqlstore.Store) pageFunc {
+func handleInviteForm(users kluis.UserService) pageFunc {
 	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
 		form, err := formValues(r)
 		if err != nil {
@@ -117,7 +119,7 @@ func handleInviteForm(store *sqlstore.Store) pageFunc {
 		// The token goes back into the form, so that a person who fixes a
 		// field does not need the link again. It is in the body only.
 		p.Form.Set("token", form.Get("token"))
-		_, err = store.AcceptInvitation(r.Context(), p.Org.ID, form.Get("token"), form.Get("name"), form.Get("password"))
+		_, err = users.AcceptInvitation(r.Context(), p.Org.ID, state(r).from, form.Get("token"), form.Get("name"), form.Get("password"))
 		switch {
 		case kluis.ErrorCode(err) == kluis.EUnauthenticated || kluis.ErrorCode(err) == kluis.ENotFound:
 			p.Error = p.L.T("invite.invalid")
@@ -143,13 +145,13 @@ func handleForgotPage() pageFunc {
 
 // handleForgotForm queues the link, if there is an account to send it to,
 // and answers the same either way.
-func handleForgotForm(store *sqlstore.Store) pageFunc {
+func handleForgotForm(recovery kluis.RecoveryService) pageFunc {
 	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
 		form, err := formValues(r)
 		if err != nil {
 			return err
 		}
-		if err := store.RequestPasswordReset(r.Context(), p.Org.ID, form.Get("email")); err != nil {
+		if err := recovery.RequestPasswordReset(r.Context(), p.Org.ID, state(r).from, form.Get("email")); err != nil {
 			return err
 		}
 		return redirect(w, r, "/o/"+p.Org.Slug+"/forgot", "reset_sent")
@@ -165,7 +167,7 @@ func handleResetPage() pageFunc {
 	}
 }
 
-func handleResetForm(store *sqlstore.Store) pageFunc {
+func handleResetForm(recovery kluis.RecoveryService) pageFunc {
 	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
 		form, err := formValues(r)
 		if err != nil {
@@ -173,7 +175,7 @@ func handleResetForm(store *sqlstore.Store) pageFunc {
 		}
 		p.title("reset.title")
 		p.Form.Set("token", form.Get("token"))
-		err = store.ResetPassword(r.Context(), p.Org.ID, form.Get("token"), form.Get("new_password"))
+		err = recovery.ResetPassword(r.Context(), p.Org.ID, state(r).from, form.Get("token"), form.Get("new_password"))
 		switch {
 		case kluis.ErrorCode(err) == kluis.ENotFound:
 			p.Error = p.L.T("reset.invalid")
@@ -187,56 +189,6 @@ func handleResetForm(store *sqlstore.Store) pageFunc {
 		}
 		http.SetCookie(w, clearCookie(sessionCookie))
 		return redirect(w, r, "/o/"+p.Org.Slug+"/login", "password_reset")
-	}
-}
-
-func handleOperatorLoginPage() pageFunc {
-	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
-		if state(r).actor.IsOperator() {
-			return redirect(w, r, "/operator", "")
-		}
-		p.title("operator_login.title")
-		return renderPage(w, r, p, http.StatusOK, "operator_login")
-	}
-}
-
-func handleOperatorLoginForm(store *sqlstore.Store) pageFunc {
-	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
-		form, err := formValues(r)
-		if err != nil {
-			return err
-		}
-		p.title("operator_login.title")
-		p.Form.Set("email", form.Get("email"))
-		sess, err := store.OperatorLogin(r.Context(), form.Get("email"), form.Get("password"))
-		var challenge *sqlstore.MFAChallenge
-		if errors.As(err, &challenge) {
-			http.SetCookie(w, &http.Cookie{Name: operatorChallengeCookie, Value: challenge.Token, Path: "/", Expires: challenge.ExpiresAt,
-				Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
-			return redirect(w, r, "/operator/login/mfa", "")
-		}
-		if kluis.ErrorCode(err) == kluis.EUnauthenticated {
-			p.Error = p.L.T("login.failed")
-			return renderPage(w, r, p, http.StatusUnauthorized, "operator_login")
-		}
-		if err != nil {
-			if p.showError(err) {
-				return renderPage(w, r, p, formStatus(err), "operator_login")
-			}
-			return err
-		}
-		setSessionCookies(w, operatorCookie, sess)
-		return redirect(w, r, "/operator", "")
-	}
-}
-
-func handleOperatorLogoutForm(store *sqlstore.Store) pageFunc {
-	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
-		if err := store.OperatorLogout(r.Context(), state(r).actor); err != nil {
-			return err
-		}
-		http.SetCookie(w, clearCookie(operatorCookie))
-		return redirect(w, r, "/operator/login", "signed_out")
 	}
 }
 
@@ -255,9 +207,9 @@ func handleLangForm() pageFunc {
 	}
 }
 
-// formStatus is the status of a form shown again with a store error on it.
+// formStatus is the status of a form shown again with a service's error on it.
 func formStatus(err error) int {
-	if status, ok := pageStatus[kluis.ErrorCode(err)]; ok && status != http.StatusInternalServerError {
+	if status := errorStatus(kluis.ErrorCode(err)); status != http.StatusInternalServerError {
 		return status
 	}
 	return http.StatusBadRequest

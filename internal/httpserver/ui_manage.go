@@ -11,37 +11,35 @@ import (
 	"time"
 
 	"github.com/kluis/kluis"
-	"github.com/kluis/kluis/internal/audit"
 	"github.com/kluis/kluis/internal/i18n"
-	"github.com/kluis/kluis/internal/sqlstore"
 )
 
-// Pages for managers. Rights are the store's: a member who types one of
-// these addresses gets the store's refusal, shown as a page.
+// Pages for managers. Rights are the services': a member who types one of
+// these addresses gets the service's refusal, shown as a page.
 
 type usersPage struct {
 	Users []kluis.User
 }
 
-func showUsers(w http.ResponseWriter, r *http.Request, p *pageData, store *sqlstore.Store, status int) error {
+func showUsers(w http.ResponseWriter, r *http.Request, p *pageData, users kluis.UserService, status int) error {
 	st := state(r)
-	users, err := store.FindUsers(r.Context(), st.org.ID, st.actor)
+	list, err := users.FindUsers(r.Context(), st.org.ID, st.actor)
 	if err != nil {
 		return err
 	}
 	p.title("users.title")
-	p.Data = usersPage{Users: users}
+	p.Data = usersPage{Users: list}
 	return renderPage(w, r, p, status, "users")
 }
 
-func handleUsersPage(store *sqlstore.Store) pageFunc {
+func handleUsersPage(users kluis.UserService) pageFunc {
 	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
 		p.Form.Set("role", string(kluis.RoleMember))
-		return showUsers(w, r, p, store, http.StatusOK)
+		return showUsers(w, r, p, users, http.StatusOK)
 	}
 }
 
-func handleInviteUserForm(store *sqlstore.Store) pageFunc {
+func handleInviteUserForm(users kluis.UserService) pageFunc {
 	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
 		form, err := formValues(r)
 		if err != nil {
@@ -49,12 +47,12 @@ func handleInviteUserForm(store *sqlstore.Store) pageFunc {
 		}
 		st := state(r)
 		email, name, role := form.Get("email"), form.Get("name"), kluis.Role(form.Get("role"))
-		if _, err := store.InviteUser(r.Context(), st.org.ID, st.actor, kluis.UserInput{Email: &email, Name: &name, Role: &role}); err != nil {
+		if _, err := users.InviteUser(r.Context(), st.org.ID, st.actor, kluis.UserInput{Email: &email, Name: &name, Role: &role}); err != nil {
 			if !p.showError(err) {
 				return err
 			}
 			p.Form = form
-			return showUsers(w, r, p, store, http.StatusBadRequest)
+			return showUsers(w, r, p, users, http.StatusBadRequest)
 		}
 		return redirect(w, r, "/o/"+p.Org.Slug+"/users", "invited")
 	}
@@ -66,10 +64,18 @@ type userPage struct {
 	Factors     []string  // the methods of their second factors (R17)
 }
 
-// showUser renders one person, unmasked: FindUserByID records the read.
-func showUser(w http.ResponseWriter, r *http.Request, p *pageData, store *sqlstore.Store, status int, name string) error {
+// userView is what the page of one person reads: the person (a recorded
+// read), their sign-in lock and their second factors.
+type userView struct {
+	users    kluis.UserService
+	throttle kluis.ThrottleService
+	factors  kluis.FactorService
+}
+
+// show renders one person, unmasked: FindUserByID records the read.
+func (v userView) show(w http.ResponseWriter, r *http.Request, p *pageData, status int, name string) error {
 	st := state(r)
-	u, err := store.FindUserByID(r.Context(), st.org.ID, st.actor, userID(r))
+	u, err := v.users.FindUserByID(r.Context(), st.org.ID, st.actor, userID(r))
 	if err != nil {
 		return err
 	}
@@ -84,25 +90,25 @@ func showUser(w http.ResponseWriter, r *http.Request, p *pageData, store *sqlsto
 	if name == "user_delete" {
 		p.title("user_delete.title", u.Name)
 	}
-	locked, err := store.UserLocked(r.Context(), st.org.ID, st.actor, u.ID)
+	locked, err := v.throttle.UserLocked(r.Context(), st.org.ID, st.actor, u.ID)
 	if err != nil {
 		return err
 	}
-	factors, err := store.FindFactorMethods(r.Context(), st.org.ID, st.actor)
+	methods, err := v.factors.FindFactorMethods(r.Context(), st.org.ID, st.actor)
 	if err != nil {
 		return err
 	}
-	p.Data = userPage{User: u, LockedUntil: locked, Factors: factors[u.ID]}
+	p.Data = userPage{User: u, LockedUntil: locked, Factors: methods[u.ID]}
 	return renderPage(w, r, p, status, name)
 }
 
-func handleUserPage(store *sqlstore.Store) pageFunc {
+func handleUserPage(v userView) pageFunc {
 	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
-		return showUser(w, r, p, store, http.StatusOK, "user")
+		return v.show(w, r, p, http.StatusOK, "user")
 	}
 }
 
-func handleUpdateUserForm(store *sqlstore.Store) pageFunc {
+func handleUpdateUserForm(v userView) pageFunc {
 	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
 		form, err := formValues(r)
 		if err != nil {
@@ -110,30 +116,30 @@ func handleUpdateUserForm(store *sqlstore.Store) pageFunc {
 		}
 		st := state(r)
 		name, role, disabled := form.Get("name"), kluis.Role(form.Get("role")), form.Get("disabled") == "on"
-		if _, err := store.UpdateUser(r.Context(), st.org.ID, st.actor, userID(r), kluis.UserInput{Name: &name, Role: &role, Disabled: &disabled}); err != nil {
+		if _, err := v.users.UpdateUser(r.Context(), st.org.ID, st.actor, userID(r), kluis.UserInput{Name: &name, Role: &role, Disabled: &disabled}); err != nil {
 			if !p.showError(err) {
 				return err
 			}
 			p.Form = form
-			return showUser(w, r, p, store, http.StatusBadRequest, "user")
+			return v.show(w, r, p, http.StatusBadRequest, "user")
 		}
 		return redirect(w, r, "/o/"+p.Org.Slug+"/users/"+string(userID(r)), "saved")
 	}
 }
 
 // handleInvitationForm re-sends or revokes an invitation.
-func handleInvitationForm(store *sqlstore.Store, revoke bool) pageFunc {
+func handleInvitationForm(v userView, revoke bool) pageFunc {
 	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
 		st := state(r)
-		do, notice := store.ResendInvitation, "invitation_resent"
+		do, notice := v.users.ResendInvitation, "invitation_resent"
 		if revoke {
-			do, notice = store.RevokeInvitation, "invitation_revoked"
+			do, notice = v.users.RevokeInvitation, "invitation_revoked"
 		}
 		if err := do(r.Context(), st.org.ID, st.actor, userID(r)); err != nil {
 			if !p.showError(err) {
 				return err
 			}
-			return showUser(w, r, p, store, http.StatusConflict, "user")
+			return v.show(w, r, p, http.StatusConflict, "user")
 		}
 		if revoke {
 			return redirect(w, r, "/o/"+p.Org.Slug+"/users", notice)
@@ -142,20 +148,20 @@ func handleInvitationForm(store *sqlstore.Store, revoke bool) pageFunc {
 	}
 }
 
-func handleDeleteUserPage(store *sqlstore.Store) pageFunc {
+func handleDeleteUserPage(v userView) pageFunc {
 	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
-		return showUser(w, r, p, store, http.StatusOK, "user_delete")
+		return v.show(w, r, p, http.StatusOK, "user_delete")
 	}
 }
 
-func handleDeleteUserForm(store *sqlstore.Store) pageFunc {
+func handleDeleteUserForm(v userView) pageFunc {
 	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
 		st := state(r)
-		if err := store.DeleteUser(r.Context(), st.org.ID, st.actor, userID(r)); err != nil {
+		if err := v.users.DeleteUser(r.Context(), st.org.ID, st.actor, userID(r)); err != nil {
 			if !p.showError(err) {
 				return err
 			}
-			return showUser(w, r, p, store, http.StatusConflict, "user_delete")
+			return v.show(w, r, p, http.StatusConflict, "user_delete")
 		}
 		return redirect(w, r, "/o/"+p.Org.Slug+"/users", "deleted")
 	}
@@ -163,10 +169,10 @@ func handleDeleteUserForm(store *sqlstore.Store) pageFunc {
 
 var policyFields = []string{"password_min_length", "password_require_digit", "password_require_upper", "session_idle_minutes", "session_max_hours", "mfa", "lockout_threshold"}
 
-func handlePolicyPage(store *sqlstore.Store) pageFunc {
+func handlePolicyPage(policies kluis.PolicyService, logins kluis.LoginsService) pageFunc {
 	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
 		st := state(r)
-		pol, err := store.FindPolicy(r.Context(), st.org.ID, st.actor)
+		pol, err := policies.FindPolicy(r.Context(), st.org.ID, st.actor)
 		if err != nil {
 			return err
 		}
@@ -181,7 +187,7 @@ func handlePolicyPage(store *sqlstore.Store) pageFunc {
 		if pol.PasswordRequireUpper {
 			p.Form.Set("password_require_upper", "on")
 		}
-		return showPolicy(w, r, p, store, http.StatusOK)
+		return showPolicy(w, r, p, logins, http.StatusOK)
 	}
 }
 
@@ -190,9 +196,9 @@ type policyPage struct {
 }
 
 // showPolicy renders the policy page with the state of the logins switch.
-func showPolicy(w http.ResponseWriter, r *http.Request, p *pageData, store *sqlstore.Store, status int) error {
+func showPolicy(w http.ResponseWriter, r *http.Request, p *pageData, logins kluis.LoginsService, status int) error {
 	st := state(r)
-	stopped, err := store.LoginsStopped(r.Context(), st.org.ID, st.actor)
+	stopped, err := logins.LoginsStopped(r.Context(), st.org.ID, st.actor)
 	if err != nil {
 		return err
 	}
@@ -203,24 +209,16 @@ func showPolicy(w http.ResponseWriter, r *http.Request, p *pageData, store *sqls
 
 // handleLoginsForm is the managers' switch that stops every sign-in of the
 // organisation at once, ending every other session, or resumes them (R19).
-func handleLoginsForm(store *sqlstore.Store) pageFunc {
+func handleLoginsForm(logins kluis.LoginsService) pageFunc {
 	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
-		form, err := formValues(r)
+		enabled, err := loginsSwitch(r)
 		if err != nil {
 			return err
 		}
 		st := state(r)
-		var enabled bool
-		switch form.Get("enabled") {
-		case "true":
-			enabled = true
-		case "false":
-		default:
-			return kluis.Errorf(kluis.EInvalid, "the form could not be read")
-		}
-		_, err = store.SetLogins(r.Context(), st.org.ID, st.actor, enabled)
+		_, err = logins.SetLogins(r.Context(), st.org.ID, st.actor, enabled)
 		if kluis.ErrorCode(err) == kluis.EReauthRequired {
-			return redirect(w, r, "/o/"+p.Org.Slug+"/account/reauth", "reauth_first")
+			return redirect(w, r, st.realm.Account+"/reauth", "reauth_first")
 		}
 		if err != nil {
 			return err
@@ -233,7 +231,7 @@ func handleLoginsForm(store *sqlstore.Store) pageFunc {
 	}
 }
 
-func handlePolicyForm(store *sqlstore.Store) pageFunc {
+func handlePolicyForm(policies kluis.PolicyService, logins kluis.LoginsService) pageFunc {
 	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
 		form, err := formValues(r)
 		if err != nil {
@@ -255,12 +253,12 @@ func handlePolicyForm(store *sqlstore.Store) pageFunc {
 		}
 		if pol.MFA == "" {
 			bad["mfa"] = "must be off, optional or required"
-			pol.MFA = "?" // refused by the store like any other wrong value
+			pol.MFA = "?" // refused by the service like any other wrong value
 		}
-		// The store is asked even when a number could not be read: it
+		// The service is asked even when a number could not be read: it
 		// decides (and records) a refusal first, and a number that could
 		// not be read is 0, which no policy accepts.
-		_, err = store.UpdatePolicy(r.Context(), st.org.ID, st.actor, pol)
+		_, err = policies.UpdatePolicy(r.Context(), st.org.ID, st.actor, pol)
 		var ke *kluis.Error
 		if errors.As(err, &ke) && ke.Code == kluis.EInvalid && len(bad) > 0 {
 			fields := map[string]string{}
@@ -277,7 +275,7 @@ func handlePolicyForm(store *sqlstore.Store) pageFunc {
 				return err
 			}
 			p.Form = form
-			return showPolicy(w, r, p, store, http.StatusBadRequest)
+			return showPolicy(w, r, p, logins, http.StatusBadRequest)
 		}
 		return redirect(w, r, "/o/"+p.Org.Slug+"/policy", "saved")
 	}
@@ -294,7 +292,7 @@ var auditActions = []string{
 
 // auditRow is one event as the page shows it.
 type auditRow struct {
-	sqlstore.AuditEvent
+	kluis.AuditEvent
 	What    string // the action in words
 	Who     string
 	Whom    string
@@ -314,8 +312,8 @@ const datetimeLocal = "2006-01-02T15:04"
 
 // auditPageFilter reads the page's filter: times are in the person's time
 // zone; the API's export takes them as RFC 3339.
-func auditPageFilter(q url.Values, p *pageData) (sqlstore.AuditFilter, error) {
-	f := sqlstore.AuditFilter{Limit: 50, Newest: true, Action: q.Get("action"), Actor: q.Get("actor")}
+func auditPageFilter(q url.Values, p *pageData) (kluis.AuditFilter, error) {
+	f := kluis.AuditFilter{Limit: 50, Newest: true, Action: q.Get("action"), Actor: q.Get("actor")}
 	bad := map[string]string{}
 	if v := q.Get("before"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
@@ -344,7 +342,7 @@ func auditPageFilter(q url.Values, p *pageData) (sqlstore.AuditFilter, error) {
 	return f, nil
 }
 
-func handleAuditPage(store *sqlstore.Store) pageFunc {
+func handleAuditPage(auditLog kluis.AuditService) pageFunc {
 	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
 		st := state(r)
 		q := r.URL.Query()
@@ -353,7 +351,7 @@ func handleAuditPage(store *sqlstore.Store) pageFunc {
 		}
 		p.title("audit.title")
 		p.Wide = true
-		people, err := store.FindAuditPeople(r.Context(), st.org.ID, st.actor)
+		people, err := auditLog.FindAuditPeople(r.Context(), st.org.ID, st.actor)
 		if err != nil {
 			return err
 		}
@@ -378,7 +376,7 @@ func handleAuditPage(store *sqlstore.Store) pageFunc {
 			}
 			return renderPage(w, r, p, http.StatusBadRequest, "audit")
 		}
-		events, next, err := store.FindAuditEvents(r.Context(), st.org.ID, st.actor, f)
+		events, next, err := auditLog.FindAuditEvents(r.Context(), st.org.ID, st.actor, f)
 		if err != nil {
 			return err
 		}
@@ -456,18 +454,35 @@ func actionLabel(p *pageData, action string) string {
 }
 
 type verifyPage struct {
-	Result audit.Result
+	Result kluis.ChainCheck
 }
 
-func handleAuditVerifyPage(store *sqlstore.Store) pageFunc {
+func handleAuditVerifyPage(auditLog kluis.AuditService) pageFunc {
 	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
 		st := state(r)
-		res, err := store.VerifyOrgAudit(r.Context(), st.org.ID, st.actor)
+		res, err := auditLog.VerifyOrgAudit(r.Context(), st.org.ID, st.actor)
 		if err != nil {
 			return err
 		}
 		p.title("audit_verify.title")
 		p.Data = verifyPage{Result: res}
 		return renderPage(w, r, p, http.StatusOK, "audit_verify")
+	}
+}
+
+// handleResetFactorsForm is the user page's reset of a person's second
+// factors (R17); it needs a fresh authentication.
+func handleResetFactorsForm(factors kluis.FactorService) pageFunc {
+	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
+		st := state(r)
+		id := userID(r)
+		err := factors.ResetFactors(r.Context(), st.realm.Scope, st.actor, string(id))
+		if kluis.ErrorCode(err) == kluis.EReauthRequired {
+			return redirect(w, r, st.realm.Account+"/reauth", "reauth_first")
+		}
+		if err != nil {
+			return err
+		}
+		return redirect(w, r, "/o/"+p.Org.Slug+"/users/"+string(id), "factors_reset")
 	}
 }

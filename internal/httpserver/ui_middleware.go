@@ -122,8 +122,9 @@ func (s *server) page(fn pageFunc) http.Handler {
 }
 
 // orgPage resolves the organisation of the URL and the person's session,
-// as the API's org wrapper does. A session that no longer opens (idle, past
-// its lifetime, ended elsewhere) clears its cookie; a page that needs a
+// as the API's org wrapper does, and puts the organisation's realm in the
+// request's state. A session that no longer opens (idle, past its
+// lifetime, ended elsewhere) clears its cookie; a page that needs a
 // signed-in person then says "you were signed out" (R21), and without any
 // session it asks to sign in. A session of another organisation counts as
 // none here: the browser holds one session cookie for the whole site.
@@ -133,10 +134,10 @@ func (s *server) orgPage(need access, fn pageFunc) http.Handler {
 		slug := r.PathValue("org")
 		ended := false
 		if token := sessionToken(r, sessionCookie); token != "" {
-			actor, user, org, err := s.store.AuthenticateOrg(r.Context(), token)
+			id, err := s.authenticate(r, kluis.RealmOrg, token)
 			switch {
-			case err == nil && org.Slug == slug:
-				st.org, st.actor, st.user = org, actor, user
+			case err == nil && id.Org.Slug == slug:
+				st.signIn(id)
 			case err == nil:
 			case kluis.ErrorCode(err) == kluis.EUnauthenticated:
 				ended = true
@@ -146,104 +147,94 @@ func (s *server) orgPage(need access, fn pageFunc) http.Handler {
 			}
 		}
 		if st.org.ID == "" {
-			org, err := s.store.FindOrgBySlug(r.Context(), slug)
+			org, err := s.orgs.FindOrgBySlug(r.Context(), slug)
 			if err != nil {
 				return err
 			}
 			st.org = org
 		}
-		p.Org, p.InOrg = st.org, true
-		base := "/o/" + st.org.Slug
-		p.Home = base + "/"
+		st.realm = orgRealm(st.org)
+		p.Org, p.InOrg, p.Realm = st.org, true, st.realm
+		p.Home = st.realm.Base + "/"
 		if st.actor.IsOrgUser(st.org.ID) {
-			p.Me = &st.user
-			p.Manager = st.actor.IsManager(st.org.ID)
-			p.LogoutAction = base + "/logout"
-			policy, err := s.store.FindPolicy(r.Context(), st.org.ID, st.actor)
+			policy, err := s.policies.FindPolicy(r.Context(), st.org.ID, st.actor)
 			if err != nil {
 				return err
 			}
 			p.policy = policy
 			p.IdleSeconds = int(policy.IdleTimeout().Seconds())
-			items := [][2]string{{"/account", "nav.account"}}
-			if p.Manager && !st.actor.MFAEnrolmentOnly {
-				items = append(items, [2]string{"/users", "nav.users"}, [2]string{"/policy", "nav.policy"}, [2]string{"/audit", "nav.audit"})
-			}
-			for _, it := range items {
-				href := base + it[0]
-				p.Nav = append(p.Nav, navItem{Href: href, Label: p.L.T(it[1]), Current: r.URL.Path == href || strings.HasPrefix(r.URL.Path, href+"/")})
-			}
-			// A session limited to enrolment (R17) is sent to the set-up.
-			if need == signedIn && checkEnrolment(st) != nil {
-				return redirect(w, r, base+"/account#mfa-h", "mfa_enrolment_required")
-			}
-			p.Enrolling = st.actor.MFAEnrolmentOnly
-		} else if need == signedIn {
-			if ended {
-				return redirect(w, r, base+"/signed-out", "")
-			}
-			return redirect(w, r, base+"/login", "")
+		} else if need == signedIn && ended {
+			return redirect(w, r, st.realm.Base+"/signed-out", "")
 		}
-		return fn(w, r, p)
+		return s.pageSession(w, r, p, need, fn)
 	})
 }
 
-// operatorPage resolves an operator's session for the operator pages.
+// operatorPage resolves an operator's session for the operator pages and
+// puts the operator's realm in the request's state.
 func (s *server) operatorPage(need access, fn pageFunc) http.Handler {
 	return s.page(func(w http.ResponseWriter, r *http.Request, p *pageData) error {
 		st := state(r)
-		p.Operator, p.Home = true, "/operator"
+		st.realm = operatorRealm
+		p.Operator, p.Home, p.Realm = true, "/operator", st.realm
 		if token := sessionToken(r, operatorCookie); token != "" {
-			actor, err := s.store.AuthenticateOperator(r.Context(), token)
+			id, err := s.authenticate(r, kluis.RealmOperator, token)
 			switch {
 			case err == nil:
-				st.actor = actor
+				st.signIn(id)
 			case kluis.ErrorCode(err) == kluis.EUnauthenticated:
 				http.SetCookie(w, clearCookie(operatorCookie))
 			default:
 				return err
 			}
 		}
-		if st.actor.IsOperator() {
-			p.LogoutAction = "/operator/logout"
-			setOperatorNav(r, p, st.actor.MFAEnrolmentOnly)
-			// An operator without a second factor is sent to set one up
-			// (R17): operators must enrol.
-			if need == signedIn && checkEnrolment(st) != nil {
-				return redirect(w, r, "/operator/account#mfa-h", "operator_mfa_required")
-			}
-			p.Enrolling = st.actor.MFAEnrolmentOnly
-		} else if need == signedIn {
-			return redirect(w, r, "/operator/login", "")
-		}
-		return fn(w, r, p)
+		return s.pageSession(w, r, p, need, fn)
 	})
 }
 
-// setOperatorNav is the operator's navigation: organisations and their
-// own account; only the account while enrolment is due.
-func setOperatorNav(r *http.Request, p *pageData, enrolling bool) {
-	p.Nav = nil
-	items := [][2]string{{"/operator", "nav.orgs"}, {"/operator/account", "nav.account"}}
-	if enrolling {
-		items = items[1:]
+// pageSession finishes a realm's page wrapper: a signed-in person gets the
+// realm's navigation, and a session limited to enrolment (R17) is sent to
+// the set-up on their account page from every page not of enrolment's;
+// without a session, a page that needs one asks to sign in.
+func (s *server) pageSession(w http.ResponseWriter, r *http.Request, p *pageData, need access, fn pageFunc) error {
+	st := state(r)
+	if st.realm.Scope.Signed(st.actor) {
+		p.SignedIn, p.Actor, p.Manager = true, st.actor, st.actor.IsManager(st.org.ID)
+		p.LogoutAction = st.realm.Base + "/logout"
+		p.navigate(r, st.actor.MFAEnrolmentOnly)
+		if need == signedIn && checkEnrolment(st) != nil {
+			return redirect(w, r, st.realm.Account+"#mfa-h", st.realm.enrolNotice)
+		}
+	} else if need == signedIn {
+		return redirect(w, r, st.realm.Base+"/login", "")
 	}
-	for _, it := range items {
-		p.Nav = append(p.Nav, navItem{Href: it[0], Label: p.L.T(it[1]), Current: r.URL.Path == it[0] || it[0] != "/operator" && strings.HasPrefix(r.URL.Path, it[0]+"/")})
-	}
+	return fn(w, r, p)
 }
 
-var pageStatus = map[string]int{
-	kluis.EInvalid:              http.StatusBadRequest,
-	kluis.EForbidden:            http.StatusForbidden,
-	kluis.ENotFound:             http.StatusNotFound,
-	kluis.EMethodNotAllowed:     http.StatusMethodNotAllowed,
-	kluis.EConflict:             http.StatusConflict,
-	kluis.ETooLarge:             http.StatusRequestEntityTooLarge,
-	kluis.ETooManyRequests:      http.StatusTooManyRequests,
-	kluis.ELoginsDisabled:       http.StatusForbidden,
-	kluis.EReauthRequired:       http.StatusForbidden,
-	kluis.EMFAEnrolmentRequired: http.StatusForbidden,
+// navigate sets the navigation of a signed-in person's pages: their
+// account, and what their role reaches — only the account while enrolment
+// is due.
+func (p *pageData) navigate(r *http.Request, enrolling bool) {
+	p.Enrolling = enrolling
+	var items [][2]string
+	if p.Operator {
+		items = [][2]string{{"/operator", "nav.orgs"}, {"/operator/account", "nav.account"}}
+		if enrolling {
+			items = items[1:]
+		}
+	} else {
+		base := p.Realm.Base
+		items = [][2]string{{base + "/account", "nav.account"}}
+		if p.Manager && !enrolling {
+			items = append(items, [2]string{base + "/users", "nav.users"}, [2]string{base + "/policy", "nav.policy"}, [2]string{base + "/audit", "nav.audit"})
+		}
+	}
+	p.Nav = nil
+	for _, it := range items {
+		href := it[0]
+		current := r.URL.Path == href || href != "/operator" && strings.HasPrefix(r.URL.Path, href+"/")
+		p.Nav = append(p.Nav, navItem{Href: href, Label: p.L.T(it[1]), Current: current})
+	}
 }
 
 // pageError shows an error as a page in the person's language, classified
@@ -261,10 +252,7 @@ func (s *server) pageError(w http.ResponseWriter, r *http.Request, p *pageData, 
 		redirect(w, r, to, "")
 		return
 	}
-	status, ok := pageStatus[ke.Code]
-	if !ok {
-		status = http.StatusInternalServerError
-	}
+	status := errorStatus(ke.Code)
 	setRetryAfter(w, ke)
 	p.Form, p.Fields = nil, nil
 	p.title("error." + ke.Code + ".title")

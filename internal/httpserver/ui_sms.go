@@ -1,16 +1,15 @@
 package httpserver
 
 import (
-	"errors"
 	"net/http"
 
 	"github.com/kluis/kluis"
-	"github.com/kluis/kluis/internal/sqlstore"
 )
 
-// The pages of codes by SMS (R17): verifying a number on My account, and
-// asking for a code on the second step of a sign-in and on the
-// re-authentication page. Every step is a plain form post: no script.
+// The pages of codes by SMS (R17), for the people of an organisation:
+// verifying a number on My account, and asking for a code on the second
+// step of a sign-in and on the re-authentication page. Every step is a
+// plain form post: no script.
 
 type smsSetupPage struct {
 	Number string // masked
@@ -18,30 +17,35 @@ type smsSetupPage struct {
 
 // handleStartSMSForm sends a code to the number typed and shows the page
 // that asks for it; without a fresh authentication it asks for one first.
-func handleStartSMSForm(store *sqlstore.Store) pageFunc {
+func handleStartSMSForm(factors kluis.FactorService, account accountPage) pageFunc {
 	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
 		form, err := formValues(r)
 		if err != nil {
 			return err
 		}
 		st := state(r)
-		masked, err := store.StartSMS(r.Context(), st.org.ID, st.actor, form.Get("sms_phone"))
+		e, err := factors.StartFactor(r.Context(), st.realm.Scope, st.actor, kluis.FactorSMS, kluis.FactorSetup{Phone: form.Get("sms_phone")})
 		if kluis.ErrorCode(err) == kluis.EReauthRequired {
-			return redirect(w, r, "/o/"+p.Org.Slug+"/account/reauth", "reauth_first")
+			return redirect(w, r, st.realm.Account+"/reauth", "reauth_first")
 		}
 		if err != nil {
 			if !p.showError(err) {
 				return err // forbidden (the policy is off): the error page says why
 			}
-			if msg, ok := p.Fields["phone"]; ok {
-				p.Fields["sms_phone"] = msg
-				delete(p.Fields, "phone")
-			}
-			profileForm(p, st.user)
+			renameField(p, "phone", "sms_phone")
 			p.Form.Set("sms_phone", form.Get("sms_phone"))
-			return showAccount(w, r, p, store, formStatus(err))
+			return account(w, r, p, formStatus(err))
 		}
-		return showSMSSetup(w, r, p, masked, http.StatusOK)
+		return showSMSSetup(w, r, p, e.Number, http.StatusOK)
+	}
+}
+
+// renameField moves a field's problem to the name the form on the page
+// gives the field.
+func renameField(p *pageData, from, to string) {
+	if msg, ok := p.Fields[from]; ok {
+		delete(p.Fields, from)
+		p.Fields[to] = msg
 	}
 }
 
@@ -53,64 +57,49 @@ func showSMSSetup(w http.ResponseWriter, r *http.Request, p *pageData, masked st
 
 // handleConfirmSMSForm turns codes by SMS on with the code sent. With the
 // person's first second factor it shows the new recovery codes, once.
-func handleConfirmSMSForm(store *sqlstore.Store) pageFunc {
+func handleConfirmSMSForm(factors kluis.FactorService) pageFunc {
 	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
 		form, err := formValues(r)
 		if err != nil {
 			return err
 		}
 		st := state(r)
-		codes, err := store.ConfirmSMS(r.Context(), st.org.ID, st.actor, form.Get("code"))
+		done, err := factors.ConfirmFactor(r.Context(), st.realm.Scope, st.actor, kluis.FactorSMS, kluis.FactorProof{Code: form.Get("code")})
 		if err != nil {
-			if errors.Is(err, kluis.ErrNotFound) {
-				return redirect(w, r, "/o/"+p.Org.Slug+"/account", "sms_lapsed")
+			if kluis.ErrorCode(err) == kluis.ENotFound {
+				return redirect(w, r, st.realm.Account, "sms_lapsed")
 			}
 			if !p.showError(err) {
 				return err
 			}
-			masked, perr := store.PendingSMS(r.Context(), st.org.ID, st.actor)
+			e, perr := factors.PendingFactor(r.Context(), st.realm.Scope, st.actor, kluis.FactorSMS)
 			if perr != nil {
 				return perr
 			}
-			return showSMSSetup(w, r, p, masked, formStatus(err))
+			return showSMSSetup(w, r, p, e.Number, formStatus(err))
 		}
-		if len(codes) > 0 {
-			p.title("recovery.title")
-			p.Data = recoveryPage{Codes: codes}
-			return renderPage(w, r, p, http.StatusOK, "recovery_codes")
+		if len(done.RecoveryCodes) > 0 {
+			return showRecoveryCodes(w, r, p, done.RecoveryCodes)
 		}
-		return redirect(w, r, "/o/"+p.Org.Slug+"/account", "sms_enabled")
-	}
-}
-
-func handleDisableSMSForm(store *sqlstore.Store) pageFunc {
-	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
-		st := state(r)
-		err := store.DisableSMS(r.Context(), st.org.ID, st.actor)
-		if kluis.ErrorCode(err) == kluis.EReauthRequired {
-			return redirect(w, r, "/o/"+p.Org.Slug+"/account/reauth", "reauth_first")
-		}
-		if err != nil && !errors.Is(err, kluis.ErrNotFound) {
-			return err
-		}
-		return redirect(w, r, "/o/"+p.Org.Slug+"/account", "sms_disabled")
+		return redirect(w, r, st.realm.Account, "sms_enabled")
 	}
 }
 
 // handleSendLoginSMSForm sends a code for the second step of a sign-in and
 // shows the second step again, ready for the code. Without a challenge (or
 // with a lapsed one) it sends the person back to the password.
-func handleSendLoginSMSForm(store *sqlstore.Store) pageFunc {
+func handleSendLoginSMSForm(signIn kluis.SignInService) pageFunc {
 	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
 		if _, err := formValues(r); err != nil {
 			return err
 		}
+		rm := p.Realm
 		// Called even without a challenge: a blocked address is refused.
-		challenge := sessionToken(r, challengeCookie)
-		err := store.SendLoginSMS(r.Context(), p.Org.ID, challenge)
+		challenge := sessionToken(r, rm.challengeCookie)
+		_, err := signIn.PrepareSecondStep(r.Context(), rm.Scope, state(r).from, challenge, "sms")
 		if kluis.ErrorCode(err) == kluis.EUnauthenticated {
-			http.SetCookie(w, clearCookie(challengeCookie))
-			return redirect(w, r, "/o/"+p.Org.Slug+"/login", "challenge_expired")
+			http.SetCookie(w, clearCookie(rm.challengeCookie))
+			return redirect(w, r, rm.Base+"/login", "challenge_expired")
 		}
 		status := http.StatusOK
 		if err != nil {
@@ -118,7 +107,7 @@ func handleSendLoginSMSForm(store *sqlstore.Store) pageFunc {
 				return err
 			}
 			status = formStatus(err)
-			if _, cerr := store.FindChallengeMethods(r.Context(), p.Org.ID, challenge); cerr != nil {
+			if _, cerr := signIn.ChallengeMethods(r.Context(), rm.Scope, challenge); cerr != nil {
 				// Refused before the challenge was looked at (a blocked
 				// address): the page without its forms.
 				p.title("mfa.title")
@@ -129,19 +118,19 @@ func handleSendLoginSMSForm(store *sqlstore.Store) pageFunc {
 			p.Notice = p.L.T("notice.sms_sent")
 		}
 		p.Form.Set("method", "sms")
-		return showMFA(w, r, p, store, status)
+		return showMFA(w, r, p, signIn, status)
 	}
 }
 
 // handleSendReauthSMSForm sends a code for a re-authentication and shows
 // the page again, ready for password and code.
-func handleSendReauthSMSForm(store *sqlstore.Store) pageFunc {
+func handleSendReauthSMSForm(signIn kluis.SignInService, factors kluis.FactorService, address addressOf) pageFunc {
 	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
 		if _, err := formValues(r); err != nil {
 			return err
 		}
 		st := state(r)
-		err := store.SendReauthSMS(r.Context(), st.org.ID, st.actor)
+		_, err := signIn.PrepareReauth(r.Context(), st.realm.Scope, st.actor, "sms")
 		status := http.StatusOK
 		if err != nil {
 			if !p.showError(err) {
@@ -152,6 +141,6 @@ func handleSendReauthSMSForm(store *sqlstore.Store) pageFunc {
 			p.Notice = p.L.T("notice.sms_sent")
 		}
 		p.Form.Set("method", "sms")
-		return showReauth(w, r, p, store, status)
+		return showReauth(w, r, p, signIn, factors, address, status)
 	}
 }

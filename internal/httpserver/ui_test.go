@@ -332,7 +332,7 @@ func TestPagesOverHTTPSSendHSTSAndSecureCookies(t *testing.T) {
 		{name: "plain HTTP"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tc.config.Store = env.Store
+			tc.config.Services = env.Services()
 			h := httpserver.NewServer(tc.config)
 			srv := httptest.NewUnstartedServer(h)
 			if tc.tls {

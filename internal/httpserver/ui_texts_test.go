@@ -65,7 +65,7 @@ func TestPagesUseOnlyKnownTexts(t *testing.T) {
 	for _, a := range []string{"cli", "system", "anonymous", "operator"} {
 		keys = append(keys, "audit.actor."+a)
 	}
-	for code := range pageStatus {
+	for code := range statusOf {
 		keys = append(keys, "error."+code, "error."+code+".title")
 	}
 	keys = append(keys, "error.internal", "error.internal.title")

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/kluis/kluis"
-	"github.com/kluis/kluis/internal/sqlstore"
 )
 
 // The pages of personal API tokens and of the e-mail address change (R14,
@@ -19,30 +18,26 @@ var tokenDays = []string{"7", "30", "90", "365"}
 // handleEmailChangeForm asks for a new address: a link goes to it, a
 // notice to the current one. Without a fresh sign-in it goes to the reauth
 // page first.
-func handleEmailChangeForm(store *sqlstore.Store) pageFunc {
+func handleEmailChangeForm(accounts kluis.AccountService, account accountPage) pageFunc {
 	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
 		form, err := formValues(r)
 		if err != nil {
 			return err
 		}
 		st := state(r)
-		err = store.RequestEmailChange(r.Context(), st.org.ID, st.actor, form.Get("new_email"))
+		err = accounts.RequestEmailChange(r.Context(), st.org.ID, st.actor, form.Get("new_email"))
 		if kluis.ErrorCode(err) == kluis.EReauthRequired {
-			return redirect(w, r, "/o/"+p.Org.Slug+"/account/reauth", "reauth_first")
+			return redirect(w, r, st.realm.Account+"/reauth", "reauth_first")
 		}
 		if err != nil {
 			if !p.showError(err) {
 				return err
 			}
-			if msg, ok := p.Fields["email"]; ok {
-				delete(p.Fields, "email")
-				p.Fields["new_email"] = msg
-			}
-			profileForm(p, st.user)
+			renameField(p, "email", "new_email")
 			p.Form.Set("new_email", form.Get("new_email"))
-			return showAccount(w, r, p, store, http.StatusBadRequest)
+			return account(w, r, p, http.StatusBadRequest)
 		}
-		return redirect(w, r, "/o/"+p.Org.Slug+"/account", "email_change_sent")
+		return redirect(w, r, st.realm.Account, "email_change_sent")
 	}
 }
 
@@ -57,19 +52,19 @@ type confirmEmailPage struct {
 func handleConfirmEmailPage() pageFunc {
 	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
 		p.title("confirm_email.title")
-		p.Data = confirmEmailPage{SignedIn: p.Me != nil}
+		p.Data = confirmEmailPage{SignedIn: p.SignedIn}
 		return renderPage(w, r, p, http.StatusOK, "confirm_email")
 	}
 }
 
-func handleConfirmEmailForm(store *sqlstore.Store) pageFunc {
+func handleConfirmEmailForm(accounts kluis.AccountService) pageFunc {
 	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
 		form, err := formValues(r)
 		if err != nil {
 			return err
 		}
 		st := state(r)
-		err = store.ConfirmEmailChange(r.Context(), st.org.ID, st.actor, form.Get("token"))
+		err = accounts.ConfirmEmailChange(r.Context(), st.org.ID, st.actor, form.Get("token"))
 		if err != nil {
 			p.title("confirm_email.title")
 			p.Data = confirmEmailPage{SignedIn: true}
@@ -83,19 +78,19 @@ func handleConfirmEmailForm(store *sqlstore.Store) pageFunc {
 			}
 			return err
 		}
-		return redirect(w, r, "/o/"+p.Org.Slug+"/account", "email_changed")
+		return redirect(w, r, st.realm.Account, "email_changed")
 	}
 }
 
 type tokenCreatedPage struct {
-	Token  sqlstore.APIToken
+	Token  kluis.APIToken
 	Secret string
 }
 
 // handleCreateTokenForm makes a personal API token and shows its secret on
 // the answer to the post, once: it is never stored, put in a cookie or in a
 // URL. Without a fresh sign-in it goes to the reauth page first.
-func handleCreateTokenForm(store *sqlstore.Store) pageFunc {
+func handleCreateTokenForm(tokens kluis.TokenService, account accountPage) pageFunc {
 	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
 		form, err := formValues(r)
 		if err != nil {
@@ -106,26 +101,21 @@ func handleCreateTokenForm(store *sqlstore.Store) pageFunc {
 		if days, err := strconv.Atoi(form.Get("expires_in")); err == nil && days > 0 && days <= 366 {
 			in.Lifetime = time.Duration(days) * 24 * time.Hour
 		}
-		tok, secret, err := store.CreateAPIToken(r.Context(), st.org.ID, st.actor, in)
+		tok, secret, err := tokens.CreateAPIToken(r.Context(), st.org.ID, st.actor, in)
 		if kluis.ErrorCode(err) == kluis.EReauthRequired {
-			return redirect(w, r, "/o/"+p.Org.Slug+"/account/reauth", "reauth_first")
+			return redirect(w, r, st.realm.Account+"/reauth", "reauth_first")
 		}
 		if err != nil {
 			if !p.showError(err) {
 				return err
 			}
 			// The form's fields have names of their own on My account.
-			for from, to := range map[string]string{"name": "token_name", "expires_at": "expires_in"} {
-				if msg, ok := p.Fields[from]; ok {
-					delete(p.Fields, from)
-					p.Fields[to] = msg
-				}
-			}
-			profileForm(p, st.user)
+			renameField(p, "name", "token_name")
+			renameField(p, "expires_at", "expires_in")
 			for _, f := range []string{"token_name", "scope", "expires_in"} {
 				p.Form.Set(f, form.Get(f))
 			}
-			return showAccount(w, r, p, store, http.StatusBadRequest)
+			return account(w, r, p, http.StatusBadRequest)
 		}
 		p.title("token_created.title")
 		p.Data = tokenCreatedPage{Token: tok, Secret: secret}
@@ -134,12 +124,12 @@ func handleCreateTokenForm(store *sqlstore.Store) pageFunc {
 }
 
 // handleRevokeTokenForm ends one of the person's tokens.
-func handleRevokeTokenForm(store *sqlstore.Store) pageFunc {
+func handleRevokeTokenForm(tokens kluis.TokenService) pageFunc {
 	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
 		st := state(r)
-		if err := store.RevokeAPIToken(r.Context(), st.org.ID, st.actor, kluis.TokenID(r.PathValue("id"))); err != nil {
+		if err := tokens.RevokeAPIToken(r.Context(), st.org.ID, st.actor, kluis.TokenID(r.PathValue("id"))); err != nil {
 			return err
 		}
-		return redirect(w, r, "/o/"+p.Org.Slug+"/account", "token_revoked")
+		return redirect(w, r, st.realm.Account, "token_revoked")
 	}
 }

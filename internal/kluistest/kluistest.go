@@ -518,3 +518,6 @@ func AuthenticateFrom(ctx context.Context, s kluis.SessionService, from kluis.Or
 	}
 	return id.Actor, u, nil
 }
+
+// Ready is the server's readiness check on the env's database.
+func (e *Env) Ready(ctx context.Context) error { return e.DB.Ping(ctx) }

@@ -18,7 +18,7 @@ import (
 	"github.com/kluis/kluis/internal/httpserver"
 	"github.com/kluis/kluis/internal/kluistest"
 	"github.com/kluis/kluis/internal/password"
-	"github.com/kluis/kluis/internal/sqlstore"
+	"github.com/kluis/kluis/internal/sqlstore/throttle"
 )
 
 const pw = "bench-passw0rd"
@@ -36,17 +36,17 @@ type fixture struct {
 // n active users, each signed in once.
 // benchThrottle lets one address (the benchmark's) fail without end: the
 // timing benchmarks measure the path a request takes before any block.
-var benchThrottle = sqlstore.Throttle{AddressFailures: 1 << 30}
+var benchThrottle = throttle.Config{AddressFailures: 1 << 30}
 
 func setup(b *testing.B, engine string, params password.Params, n int) *fixture {
 	b.Helper()
 	env := kluistest.NewEnv(b, engine, kluistest.EnvOptions{Argon2: params, Throttle: benchThrottle})
 	ctx := context.Background()
-	org, link, err := env.Store.CreateOrg(ctx, kluis.CLIActor, sqlstore.NewOrg{Slug: "bench", Name: "Bench", ManagerEmail: "u0@bench.example"})
+	org, link, err := env.Orgs.CreateOrg(ctx, kluis.CLIActor, kluis.NewOrg{Slug: "bench", Name: "Bench", ManagerEmail: "u0@bench.example"})
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := env.Store.AcceptInvitation(ctx, org.ID, kluistest.Token(link), "User 0", pw); err != nil {
+	if _, err := env.Users.AcceptInvitation(ctx, org.ID, kluis.Origin{}, kluistest.Token(link), "User 0", pw); err != nil {
 		b.Fatal(err)
 	}
 	f := &fixture{env: env, org: org}
@@ -54,26 +54,26 @@ func setup(b *testing.B, engine string, params password.Params, n int) *fixture 
 	for i := 0; i < n; i++ {
 		email := fmt.Sprintf("u%d@bench.example", i)
 		if i > 0 {
-			if _, err := env.Store.InviteUser(ctx, org.ID, manager, kluis.UserInput{Email: &email}); err != nil {
+			if _, err := env.Users.InviteUser(ctx, org.ID, manager, kluis.UserInput{Email: &email}); err != nil {
 				b.Fatal(err)
 			}
-			if _, err := env.Store.AcceptInvitation(ctx, org.ID, env.LastToken(b), fmt.Sprintf("User %d", i), pw); err != nil {
+			if _, err := env.Users.AcceptInvitation(ctx, org.ID, kluis.Origin{}, env.LastToken(b), fmt.Sprintf("User %d", i), pw); err != nil {
 				b.Fatal(err)
 			}
 		}
-		sess, _, err := env.Store.Login(ctx, org.ID, email, pw)
+		sess, _, err := kluistest.Login(ctx, env.SignIn, org.ID, email, pw)
 		if err != nil {
 			b.Fatal(err)
 		}
 		if i == 0 {
-			if manager, _, err = env.Store.Authenticate(ctx, sess.Token); err != nil {
+			if manager, _, err = kluistest.Authenticate(ctx, env.SignIn, sess.Token); err != nil {
 				b.Fatal(err)
 			}
 		}
 		f.tokens = append(f.tokens, sess.Token)
 		f.emails = append(f.emails, email)
 	}
-	f.srv = httptest.NewServer(httpserver.NewServer(httpserver.Config{Store: env.Store}))
+	f.srv = httptest.NewServer(httpserver.NewServer(httpserver.Config{Services: env.Services(), Ready: env.Ready}))
 	b.Cleanup(f.srv.Close)
 	f.client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256}}
 	return f
@@ -135,20 +135,20 @@ func BenchmarkLogin(b *testing.B) {
 func BenchmarkLoginFailureTiming(b *testing.B) {
 	f := setup(b, kluistest.Engines[0], password.DefaultParams, 3)
 	ctx := context.Background()
-	manager, _, err := f.env.Store.Authenticate(ctx, f.tokens[0])
+	manager, _, err := kluistest.Authenticate(ctx, f.env.SignIn, f.tokens[0])
 	if err != nil {
 		b.Fatal(err)
 	}
 	var members []kluis.User // u0, u1, u2 by their sessions
 	for _, token := range f.tokens {
-		_, u, err := f.env.Store.Authenticate(ctx, token)
+		_, u, err := kluistest.Authenticate(ctx, f.env.SignIn, token)
 		if err != nil {
 			b.Fatal(err)
 		}
 		members = append(members, u)
 	}
 	yes := true
-	if _, err := f.env.Store.UpdateUser(ctx, f.org.ID, manager, members[2].ID, kluis.UserInput{Disabled: &yes}); err != nil {
+	if _, err := f.env.Users.UpdateUser(ctx, f.org.ID, manager, members[2].ID, kluis.UserInput{Disabled: &yes}); err != nil {
 		b.Fatal(err)
 	}
 	cases := map[string][]byte{
@@ -167,7 +167,7 @@ func BenchmarkLoginFailureTiming(b *testing.B) {
 			for b.Loop() {
 				body := cases[name]
 				if id, ok := unlock[name]; ok {
-					if err := f.env.Store.UnlockUser(ctx, f.org.ID, manager, id); err != nil {
+					if err := f.env.Throttle.UnlockUser(ctx, f.org.ID, manager, id); err != nil {
 						b.Fatal(err)
 					}
 				} else {
@@ -288,11 +288,11 @@ func BenchmarkBlockedSignIn(b *testing.B) {
 			ctx := context.Background()
 			body := []byte(`{"email":"u0@bench.example","password":"wrong-passw0rd"}`)
 			f.do(b, "POST", "/api/v1/orgs/bench/login", "", body, 401) // the address is counted
-			ref, err := f.env.Store.AddressRef(ctx, netip.MustParseAddr("127.0.0.1"))
+			ref, err := f.env.Throttle.AddressRef(ctx, netip.MustParseAddr("127.0.0.1"))
 			if err != nil {
 				b.Fatal(err)
 			}
-			if err := f.env.Store.KeepAddressBlock(ctx, kluis.CLIActor, ref); err != nil {
+			if err := f.env.Throttle.KeepAddressBlock(ctx, kluis.CLIActor, ref); err != nil {
 				b.Fatal(err)
 			}
 			b.SetParallelism(8)
