@@ -157,7 +157,7 @@ func TestMetricsCountByRoutePattern(t *testing.T) {
 				{`kluis_logins_total{outcome="success",realm="org"}`, 2},
 				{`kluis_logins_total{outcome="success",realm="operator"}`, 1},
 				{`kluis_audit_appends_total{chain="org"}`, float64(orgEvents)},
-				{`kluis_audit_appends_total{chain="platform"}`, 7}, // operator.create, operator.login, operator.totp_start, operator.totp_enable, org.create, key.created of the org and index keys
+				{`kluis_audit_appends_total{chain="platform"}`, 8}, // key.created of the platform key at start (counted: the observer is given at construction), operator.create, operator.login, operator.totp_start, operator.totp_enable, org.create, key.created of the org and index keys
 			} {
 				if got, ok := samples[c.sample]; !ok || got != c.want {
 					t.Errorf("%s = %v (present: %v), want %v", c.sample, got, ok, c.want)

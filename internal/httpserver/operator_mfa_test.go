@@ -108,17 +108,25 @@ func TestOperatorsMustEnrolASecondFactor(t *testing.T) {
 			wantError(t, "a second set-up", a.call(t, "POST", "/api/v1/operator/me/totp", token, nil), 409, "conflict")
 
 			// The secret is sealed: the stored row holds neither it nor the codes.
-			for _, row := range a.env.Query(t, `SELECT secret, recovery_key FROM operator_factors`) {
+			rows := a.env.Query(t, `SELECT secret FROM factors WHERE org_id = '' UNION ALL SELECT recovery_key FROM operators`)
+			if len(rows) != 2 {
+				t.Fatalf("%d rows of the operator's factor and recovery key, want 2", len(rows))
+			}
+			for _, row := range rows {
 				for _, col := range row {
 					if strings.Contains(string(col), start.Secret) {
-						t.Error("operator_factors holds the TOTP secret in clear")
+						t.Error("the operator's factor holds the TOTP secret in clear")
 					}
 				}
 			}
-			for _, row := range a.env.Query(t, `SELECT code_hash FROM operator_recovery_codes`) {
+			codes := a.env.Query(t, `SELECT code_hash FROM recovery_codes WHERE org_id = ''`)
+			if len(codes) != len(recovery) {
+				t.Fatalf("%d stored recovery codes, want %d", len(codes), len(recovery))
+			}
+			for _, row := range codes {
 				for _, c := range recovery {
 					if strings.Contains(string(row[0]), c) {
-						t.Error("operator_recovery_codes holds a code in clear")
+						t.Error("the operator's recovery codes are stored in clear")
 					}
 				}
 			}

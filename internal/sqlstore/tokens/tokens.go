@@ -234,7 +234,7 @@ func (s *Service) Authenticate(ctx context.Context, from kluis.Origin, secret st
 	// A token cannot enrol a factor: while the organisation requires one
 	// and its owner has none, the token does nothing (R17).
 	if enrolmentOnly == 1 {
-		return kluis.Identity{}, kluis.ErrMFAEnrolmentRequired
+		return kluis.Identity{Org: o}, kluis.ErrMFAEnrolmentRequired
 	}
 	actor := kluis.Actor{Realm: kluis.RealmOrg, OrgID: u.OrgID, UserID: u.ID, Role: u.Role, TokenID: id, ReadOnly: kluis.TokenScope(scope) != kluis.ScopeFull, From: from}
 	var client []byte
