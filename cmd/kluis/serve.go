@@ -33,7 +33,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address")
 	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "base URL of every link (default http:// + the listen address)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "listen address of the Prometheus metrics (off when empty)")
-	fs.StringVar(&c.SecurityEmail, "security-email", c.SecurityEmail, "the operator's security address: alarms and the security digest (R26)")
+	fs.StringVar(&c.SecurityEmail, "security-email", c.SecurityEmail, "the operator's security address: alarms and the security digest")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -46,6 +46,15 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	if err := checkDSN(flagSet(fs, "keys-db"), c.KeysDB); err != nil {
 		return err
+	}
+	if c.DB == "" {
+		// One server per embedded database, held until everything below
+		// is closed (the deferred calls run in reverse order).
+		unlock, err := lockDataFolder(c.DataDir)
+		if err != nil {
+			return err
+		}
+		defer unlock()
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
