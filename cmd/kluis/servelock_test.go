@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/kluis/kluis/internal/kluistest"
 	"github.com/kluis/kluis/internal/sqlstore"
@@ -16,7 +15,7 @@ import (
 // it ends by itself; a server that starts instead fails the test.
 func serveOnce(t *testing.T, env map[string]string, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	defer cancel()
 	var stdout, stderr kluistest.SyncBuffer
 	getenv := func(k string) string { return env[k] }
@@ -101,7 +100,7 @@ func TestKilledServerDoesNotBlockARestart(t *testing.T) {
 		t.Fatalf("the killed server's lock file: %v, want it left behind", err)
 	}
 	q := startServerProcess(t, env, "--addr", "127.0.0.1:0", "--data", dir)
-	if code := q.terminate(t, 15*time.Second); code != 0 {
+	if code := q.terminate(t, patience); code != 0 {
 		t.Errorf("the restarted server exited %d after SIGTERM, want 0\nstderr:\n%s", code, q.stderr)
 	}
 }

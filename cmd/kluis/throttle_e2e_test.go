@@ -141,8 +141,8 @@ func TestThrottleHoldsAcrossTwoProcessesOnOnePostgreSQL(t *testing.T) {
 	if counts["auth.locked"] != 2 || counts["auth.address_blocked"] != 2 || counts["auth.login_failed"] < 40 {
 		t.Errorf("audit counts %v, want 2 locks, 2 address blocks, at least 40 failures", counts)
 	}
-	nodeA.terminate(t, 15e9)
-	nodeB.terminate(t, 15e9)
+	nodeA.terminate(t, patience)
+	nodeB.terminate(t, patience)
 	if r := runProcess(t, env, "", "audit", "verify", "--data", dir); r.code != 0 {
 		t.Errorf("audit verify after two nodes: %s", r)
 	}
