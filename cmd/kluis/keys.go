@@ -18,7 +18,7 @@ import (
 	"github.com/kluis/kluis/internal/sqlstore"
 )
 
-// cmdKeys administers the key hierarchy (DESIGN §4, R28): status, root key
+// cmdKeys administers the key hierarchy (R28, docs/KEYS.md): status, root key
 // rotation, and the root key's backup to an age recipient.
 func cmdKeys(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {

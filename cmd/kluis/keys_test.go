@@ -16,7 +16,7 @@ import (
 	"github.com/kluis/kluis/internal/kluistest"
 )
 
-// R28, DESIGN §4: the key store lives apart from the data and opens only with
+// R28, docs/KEYS.md: the key store lives apart from the data and opens only with
 // the root key it was made with; a wrong root key refuses with a clear message
 // and changes nothing: not a row of the key store or of the data database,
 // and not what keys status shows. (Its AGE column counts seconds from now, so

@@ -427,7 +427,7 @@ func (a *app) init(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// The witness of audit checkpoints (DESIGN §3): a file in the data
+	// The witness of audit checkpoints (docs/SECURITY.md, Audit): a file in the data
 	// folder in embedded mode; the key store when it is a PostgreSQL
 	// database (scale-out mode), so that every node sees every checkpoint.
 	if a.keys.Engine() == keys.Postgres {
@@ -561,7 +561,7 @@ func (a *app) close() error {
 	return err
 }
 
-// rootKeyPath is where the root key lives: never in any database (DESIGN §4).
+// rootKeyPath is where the root key lives: never in any database (docs/KEYS.md).
 func (c *config) rootKeyPath() string {
 	if c.RootKeyFile != "" {
 		return c.RootKeyFile

@@ -197,7 +197,7 @@ func (a *app) keyWorkLoop(ctx context.Context) {
 	}
 }
 
-// checkpointLoop signs audit checkpoints when they are due (DESIGN §3).
+// checkpointLoop signs audit checkpoints when they are due (docs/SECURITY.md, Audit).
 func (a *app) checkpointLoop(ctx context.Context) {
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()

@@ -11,7 +11,7 @@ import (
 )
 
 // When serve's context ends (SIGINT or SIGTERM in the binary) it finishes in
-// flight work, checkpoints every chain and returns nil (DESIGN §3: a
+// flight work, checkpoints every chain and returns nil (docs/SECURITY.md, Audit: a
 // checkpoint at shutdown). Nil also means that the graceful shutdown did
 // not have to give up at its own deadline; how many seconds it took is the
 // machine's business.

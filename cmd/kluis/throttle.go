@@ -11,7 +11,7 @@ import (
 )
 
 // cmdThrottle shows and settles the address blocks of the brute-force
-// protection (R18, DESIGN §6): addresses appear by reference only; an
+// protection (R18, docs/SECURITY.md "Brute-force protection"): addresses appear by reference only; an
 // operator told an address (a customer's office, say) finds its reference
 // with --address.
 func cmdThrottle(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {

@@ -50,7 +50,7 @@ func signInFrom(t *testing.T, base, slug, from, email, password string, device *
 	return a
 }
 
-// TestThrottleHoldsAcrossTwoProcessesOnOnePostgreSQL (R18, DESIGN §6):
+// TestThrottleHoldsAcrossTwoProcessesOnOnePostgreSQL (R18, docs/SECURITY.md "Brute-force protection"):
 // two kluis processes share one PostgreSQL database; 1,000 wrong passwords
 // spread over both, against an existing account and against an unknown
 // identifier, meet one lock and one address block with the documented
