@@ -62,22 +62,22 @@ func cmdOperator(ctx context.Context, args []string, getenv func(string) string,
 		return cmdOperatorAccount(ctx, args, getenv, stdin, stdout, stderr)
 	}
 	if len(args) == 0 {
-		return usageError("usage: kluis operator create|reset-password|disable|enable|reset-factors --email E …")
+		return usageOf("operator")
 	}
 	c, err := newConfig(getenv)
 	if err != nil {
 		return err
 	}
-	fs := c.flags("operator create", stderr)
-	email := fs.String("email", "", "the operator's e-mail address")
-	name := fs.String("name", "", "the operator's name")
-	pwStdin := fs.Bool("password-stdin", false, "read the password from the first line of standard input")
+	fs := c.flags("operator create")
+	email := fs.String("email", "", "the operator's e-mail `ADDRESS`, with which they sign in")
+	name := fs.String("name", "", "the operator's `NAME`")
+	pwStdin := fs.Bool("password-stdin", false, "read the password from the first line of standard input (required: passwords never come from flags)")
 	pos, err := parseFlags(fs, args[1:])
 	if err != nil {
 		return err
 	}
 	if len(pos) > 0 || *email == "" {
-		return usageError("usage: kluis operator create --email E [--name N] --password-stdin")
+		return usageOf("operator create")
 	}
 	if !*pwStdin {
 		return &cliError{code: 2, msg: "the password is read from standard input", hint: "add --password-stdin and pipe the password in"}
@@ -115,7 +115,7 @@ func readSecretLine(r io.Reader) (string, error) {
 
 func cmdOrg(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return usageError("usage: kluis org create|delete|list|logins|reset-factors …")
+		return usageOf("org")
 	}
 	c, err := newConfig(getenv)
 	if err != nil {
@@ -123,19 +123,19 @@ func cmdOrg(ctx context.Context, args []string, getenv func(string) string, stdo
 	}
 	switch args[0] {
 	case "create":
-		fs := c.flags("org create", stderr)
-		name := fs.String("name", "", "the organisation's name")
-		managerEmail := fs.String("manager-email", "", "e-mail address of the first manager, who is invited")
-		managerName := fs.String("manager-name", "", "name of the first manager (optional)")
-		lang := fs.String("language", "en", "language of the organisation's mail: en or nl")
-		fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "base URL of the invitation link (default: the one recorded by serve)")
+		fs := c.flags("org create")
+		name := fs.String("name", "", "the organisation's `NAME`")
+		managerEmail := fs.String("manager-email", "", "the e-mail `ADDRESS` of the first manager, who is invited")
+		managerName := fs.String("manager-name", "", "the first manager's `NAME` (optional: they choose it when they accept)")
+		lang := fs.String("language", "en", "the `LANGUAGE` of the organisation's mail: en or nl")
+		fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "the `URL` the invitation link starts with; default the one serve recorded, else http://127.0.0.1:8080 (or KLUIS_PUBLIC_URL)")
 		a, pos, err := prepare(ctx, c, fs, args[1:], false, stderr)
 		if err != nil {
 			return err
 		}
 		if len(pos) != 1 || *name == "" || *managerEmail == "" {
 			a.close()
-			return usageError("usage: kluis org create SLUG --name NAME --manager-email E [--manager-name N]")
+			return usageOf("org create")
 		}
 		org, link, err := a.areas.Orgs.CreateOrg(ctx, kluis.CLIActor, kluis.NewOrg{
 			Slug: pos[0], Name: *name, Language: *lang, ManagerEmail: *managerEmail, ManagerName: *managerName,
@@ -148,15 +148,15 @@ func cmdOrg(ctx context.Context, args []string, getenv func(string) string, stdo
 		fmt.Fprintf(stderr, "organisation %s created (%s); the invitation was mailed to the manager\n", org.Slug, org.ID)
 		return a.finish(ctx)
 	case "delete":
-		fs := c.flags("org delete", stderr)
-		confirm := fs.Bool("confirm", false, "confirm that the organisation, its users and data are deleted")
+		fs := c.flags("org delete")
+		confirm := fs.Bool("confirm", false, "confirm that the organisation, its people and its data are deleted for good")
 		a, pos, err := prepare(ctx, c, fs, args[1:], false, stderr)
 		if err != nil {
 			return err
 		}
 		if len(pos) != 1 {
 			a.close()
-			return usageError("usage: kluis org delete SLUG --confirm")
+			return usageOf("org delete")
 		}
 		if !*confirm {
 			a.close()
@@ -172,14 +172,14 @@ func cmdOrg(ctx context.Context, args []string, getenv func(string) string, stdo
 		fmt.Fprintf(stdout, "organisation %s deleted\n", pos[0])
 		return a.finish(ctx)
 	case "list":
-		fs := c.flags("org list", stderr)
+		fs := c.flags("org list")
 		a, pos, err := prepare(ctx, c, fs, args[1:], false, stderr)
 		if err != nil {
 			return err
 		}
 		defer a.close()
 		if len(pos) != 0 {
-			return usageError("usage: kluis org list")
+			return usageOf("org list")
 		}
 		orgs, err := a.areas.Orgs.FindOrgs(ctx, kluis.CLIActor)
 		if err != nil {
@@ -201,15 +201,18 @@ func cmdOrg(ctx context.Context, args []string, getenv func(string) string, stdo
 // chain and first broken sequence), 2 when it could not check.
 func cmdAudit(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "verify" {
-		return usageError("usage: kluis audit verify [--org SLUG]")
+		return usageOf("audit verify")
 	}
 	c, err := newConfig(getenv)
 	if err != nil {
 		return err
 	}
-	fs := c.flags("audit verify", stderr)
-	slug := fs.String("org", "", "verify only this organisation's chain")
+	fs := c.flags("audit verify")
+	slug := fs.String("org", "", "check only the chain of the organisation with this `SLUG`")
 	a, pos, err := prepare(ctx, c, fs, args[1:], false, stderr)
+	if hr := (*helpRequest)(nil); errors.As(err, &hr) {
+		return err
+	}
 	if err != nil {
 		// Exit 2 whatever the cause, keeping the hint (run migrate, …).
 		ce := &cliError{code: 2, msg: "could not check: " + err.Error()}
@@ -221,7 +224,7 @@ func cmdAudit(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	defer a.close()
 	if len(pos) != 0 {
-		return usageError("usage: kluis audit verify [--org SLUG]")
+		return usageOf("audit verify")
 	}
 	var chains []string
 	if *slug != "" {
@@ -262,7 +265,7 @@ func cmdMigrate(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return err
 	}
-	fs := c.flags("migrate", stderr)
+	fs := c.flags("migrate")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -290,18 +293,17 @@ func cmdMigrate(ctx context.Context, args []string, getenv func(string) string, 
 // of them (R19): the operator's switch for an incident. Stopping ends every
 // session of the organisation.
 func cmdOrgLogins(ctx context.Context, c *config, args []string, stdout, stderr io.Writer) error {
-	const usage = "usage: kluis org logins SLUG|--all --stop|--resume"
-	fs := c.flags("org logins", stderr)
-	stop := fs.Bool("stop", false, "stop every login and end every session")
+	fs := c.flags("org logins")
+	stop := fs.Bool("stop", false, "stop every sign-in and end every session")
 	resume := fs.Bool("resume", false, "let people sign in again")
-	all := fs.Bool("all", false, "every organisation of the instance")
+	all := fs.Bool("all", false, "every organisation of the instance instead of the one named")
 	a, pos, err := prepare(ctx, c, fs, args, false, stderr)
 	if err != nil {
 		return err
 	}
 	defer a.close()
 	if *stop == *resume || (len(pos) == 1) == *all || len(pos) > 1 {
-		return usageError(usage)
+		return usageOf("org logins")
 	}
 	var orgs []kluis.Org
 	if *all {

@@ -5,7 +5,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/kluis/kluis"
 )
@@ -15,7 +14,7 @@ import (
 func (s *browserSite) mailsTo(n int) map[string]outboxMail {
 	s.t.Helper()
 	var got []outboxMail
-	waitFor(s.t, 10*time.Second, "new mails in the outbox", func() bool {
+	waitFor(s.t, patience, "new mails in the outbox", func() bool {
 		got = append(got, readOutbox(s.t, s.dir, s.seen)...)
 		return len(got) >= n
 	})
@@ -88,7 +87,7 @@ func TestBrowserEmailChangeIsConfirmedByMail(t *testing.T) {
 	if got := mgr.text("dl.facts"); !strings.Contains(got, newAddr) || strings.Contains(got, browserMgrEmail) {
 		t.Errorf("My account shows %q, want the new address only", got)
 	}
-	if done := waitMail(t, s.dir, s.seen, 10*time.Second); !strings.Contains(done.header.Get("To"), browserMgrEmail) || !strings.Contains(done.body, kluis.MaskEmail(newAddr)) {
+	if done := waitMail(t, s.dir, s.seen, patience); !strings.Contains(done.header.Get("To"), browserMgrEmail) || !strings.Contains(done.body, kluis.MaskEmail(newAddr)) {
 		t.Errorf("after the change a mail to %q:\n%s\nwant the notice to the old address", done.header.Get("To"), done.raw)
 	}
 

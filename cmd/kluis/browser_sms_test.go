@@ -6,7 +6,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/kluis/kluis/internal/sms"
 )
@@ -16,7 +15,7 @@ import (
 func waitSMS(t *testing.T, dataDir, to string, seen map[string]bool) string {
 	t.Helper()
 	var got []sms.OutboxMessage
-	waitFor(t, 10*time.Second, "a text message in the SMS outbox", func() bool {
+	waitFor(t, patience, "a text message in the SMS outbox", func() bool {
 		all, err := sms.ReadOutbox(filepath.Join(dataDir, "sms-outbox"))
 		if err != nil {
 			t.Fatal(err)

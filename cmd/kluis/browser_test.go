@@ -87,7 +87,7 @@ func (s *browserSite) invitationLink(to string) string {
 // and returns its one link, which must lead to the page /o/SLUG/PAGE#TOKEN.
 func (s *browserSite) mailedLink(to, page string) string {
 	s.t.Helper()
-	m := waitMail(s.t, s.dir, s.seen, 10*time.Second)
+	m := waitMail(s.t, s.dir, s.seen, patience)
 	if !strings.Contains(m.header.Get("To"), to) {
 		s.t.Errorf("the %s mail went to %q, want %q", page, m.header.Get("To"), to)
 	}

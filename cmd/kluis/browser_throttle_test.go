@@ -10,7 +10,7 @@ import (
 // locked for browsers it never signed in with, and the member's browser is
 // told to wait. The manager sees the lock on the member's page and lifts
 // it; when it happens again, the member lifts it through the mailed link
-// (R18, DESIGN §6).
+// (R18, docs/SECURITY.md "Brute-force protection").
 func TestBrowserLockIsLiftedByTheManagerAndByMail(t *testing.T) {
 	t.Parallel()
 	s, mgr := signedInManager(t)

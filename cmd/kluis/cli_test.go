@@ -16,7 +16,7 @@ import (
 )
 
 // The command line, run in-process through run() with its environment given
-// as a map (shared/CONTRACT.md "Command line").
+// as a map (docs/REFERENCE.md, "Command line").
 
 func TestVersionAndHelpPrintToStdout(t *testing.T) {
 	t.Parallel()
@@ -91,7 +91,7 @@ func TestUsageErrorsExit2WithKluisPrefix(t *testing.T) {
 }
 
 // The password comes from the first line of stdin; the line ending is not
-// part of it, everything else is (R15, CONTRACT "secrets never come from
+// part of it, everything else is (R15, docs/REFERENCE.md "Secrets never come from
 // flags").
 func TestOperatorCreateReadsPasswordLineFromStdin(t *testing.T) {
 	t.Parallel()
@@ -168,7 +168,7 @@ func TestOperatorCreateRefusesWithoutPasswordOnStdin(t *testing.T) {
 	}
 }
 
-// Flags may stand before or after the positional argument (CONTRACT).
+// Flags may stand before or after the positional argument (docs/REFERENCE.md).
 func TestOrgCreateTakesFlagsBeforeAndAfterTheSlug(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -202,7 +202,7 @@ var invitationLinkPattern = regexp.MustCompile(`^http://127\.0\.0\.1:8080/o/acme
 
 // org create prints exactly the invitation link and mails it: a notice with
 // the link on a line of its own, no personal data but the recipient (R3, R40,
-// R45, CONTRACT "Links and mail").
+// R45, docs/REFERENCE.md "Links and mail").
 func TestOrgCreatePrintsAndMailsTheInvitationLink(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -266,7 +266,7 @@ func TestOrgCreatePrintsAndMailsTheInvitationLink(t *testing.T) {
 
 // --public-url, KLUIS_PUBLIC_URL and the URL serve records are the base of
 // the invitation link, in that order; the default is http://127.0.0.1:8080
-// (CONTRACT "Links and mail").
+// (docs/REFERENCE.md "Links and mail").
 func TestOrgCreateLinkUsesThePublicURL(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -394,7 +394,7 @@ func TestOrgDeleteNeedsConfirmAndIsAudited(t *testing.T) {
 }
 
 // A database password never comes from --db, where other users of the machine
-// can read it, and is never echoed (CONTRACT "secrets never come from
+// can read it, and is never echoed (docs/REFERENCE.md "Secrets never come from
 // flags").
 func TestDBFlagWithPasswordIsRefused(t *testing.T) {
 	t.Parallel()
@@ -454,7 +454,7 @@ func TestDBFlagWithPasswordIsRefused(t *testing.T) {
 	}
 }
 
-// KLUIS_DB is where a DSN with its password belongs (CONTRACT).
+// KLUIS_DB is where a DSN with its password belongs (docs/REFERENCE.md).
 func TestKLUISDBMayCarryAPassword(t *testing.T) {
 	t.Parallel()
 	dsn := kluistest.PostgresDSN(t)
@@ -491,7 +491,7 @@ func TestKLUISDBMayCarryAPassword(t *testing.T) {
 }
 
 // Only serve and migrate migrate; every other command refuses an unmigrated
-// database with a hint, and creates nothing (CONTRACT).
+// database with a hint, and creates nothing (docs/REFERENCE.md).
 func TestCommandsRefuseAnUnmigratedDatabase(t *testing.T) {
 	t.Parallel()
 	commands := []struct {

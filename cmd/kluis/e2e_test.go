@@ -73,7 +73,7 @@ func processEnv(extra ...string) []string {
 // runProcess runs the kluis binary to its end.
 func runProcess(t testing.TB, env []string, stdin string, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, kluisBinary(t), args...)
 	cmd.Env = env
@@ -125,7 +125,7 @@ func startServerProcess(t testing.TB, env []string, args ...string) *serverProce
 			<-p.exited
 		}
 	})
-	waitFor(t, 30*time.Second, "the server to print its address", func() bool {
+	waitFor(t, patience, "the server to print its address", func() bool {
 		select {
 		case <-p.exited:
 			t.Fatalf("the server ended early: %v\nstderr:\n%s", p.waitErr, p.stderr)
@@ -324,7 +324,7 @@ func endToEnd(t *testing.T, env []string) {
 		}
 	}
 	seen := map[string]bool{}
-	m := waitMail(t, dir, seen, 5*time.Second)
+	m := waitMail(t, dir, seen, patience)
 	if got := linkLines(m.body); len(got) != 1 || got[0] != link {
 		t.Errorf("the mailed link lines are %q, want [%q]", got, link)
 	}
@@ -361,7 +361,7 @@ func endToEnd(t *testing.T, env []string) {
 		map[string]string{"email": memberEmail, "name": "Mia Member", "role": "member"}, &invited); got != http.StatusCreated {
 		t.Fatalf("invite a member: got %d, want 201", got)
 	}
-	m = waitMail(t, dir, seen, 5*time.Second)
+	m = waitMail(t, dir, seen, patience)
 	if !strings.Contains(m.header.Get("To"), memberEmail) {
 		t.Errorf("the member's invitation went to %q, want %q", m.header.Get("To"), memberEmail)
 	}
@@ -395,7 +395,7 @@ func endToEnd(t *testing.T, env []string) {
 
 	// SIGTERM: a graceful end, with a final checkpoint of every chain.
 	start := time.Now()
-	if code := srv.terminate(t, 10*time.Second); code != 0 {
+	if code := srv.terminate(t, patience); code != 0 {
 		t.Errorf("the server exited %d after SIGTERM, want 0\nstderr:\n%s", code, srv.stderr)
 	}
 	t.Logf("the server exited %v after SIGTERM", time.Since(start).Round(time.Millisecond))

@@ -14,7 +14,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/kluis/kluis/internal/keys"
 )
@@ -106,7 +105,7 @@ func TestRootRotationWhileServingDropsNoRequest(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		client := &http.Client{Timeout: 20 * time.Second}
+		client := &http.Client{Timeout: patience}
 		me := base + "/api/v1/orgs/acme/me"
 		for i := 0; ; i++ {
 			select {
@@ -141,7 +140,7 @@ func TestRootRotationWhileServingDropsNoRequest(t *testing.T) {
 	}
 	defer stopClient()
 
-	waitFor(t, 10*time.Second, "the client's first requests", func() bool { return total.Load() >= 20 })
+	waitFor(t, patience, "the client's first requests", func() bool { return total.Load() >= 20 })
 	before := total.Load()
 	r := cli(t, env, "", "keys", "rotate", "--root", "--data", dir)
 	during := total.Load() - before
@@ -153,7 +152,7 @@ func TestRootRotationWhileServingDropsNoRequest(t *testing.T) {
 		t.Fatalf("keys rotate --root printed %q, want the new fingerprint", r.stdout)
 	}
 	after := total.Load()
-	waitFor(t, 10*time.Second, "the client's requests after the rotation", func() bool { return total.Load() >= after+20 })
+	waitFor(t, patience, "the client's requests after the rotation", func() bool { return total.Load() >= after+20 })
 	stopClient()
 	t.Logf("%d requests in all, %d while the rotation ran", total.Load(), during)
 	mu.Lock()

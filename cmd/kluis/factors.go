@@ -15,16 +15,15 @@ import (
 // by mail. It is recorded in the organisation's own audit chain, where its
 // managers see it. Nothing about the person is printed.
 func cmdOrgResetFactors(ctx context.Context, c *config, args []string, stdout, stderr io.Writer) error {
-	const usage = "usage: kluis org reset-factors SLUG --user-email E"
-	fs := c.flags("org reset-factors", stderr)
-	email := fs.String("user-email", "", "e-mail address of the manager whose second factors are reset")
+	fs := c.flags("org reset-factors")
+	email := fs.String("user-email", "", "the e-mail `ADDRESS` of the manager whose second factors are removed")
 	a, pos, err := prepare(ctx, c, fs, args, false, stderr)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 || *email == "" {
 		a.close()
-		return usageError(usage)
+		return usageOf("org reset-factors")
 	}
 	o, err := a.areas.Orgs.FindOrgBySlug(ctx, pos[0])
 	if err != nil {

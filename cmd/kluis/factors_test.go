@@ -49,7 +49,7 @@ func TestOrgResetFactorsRecoversASoleManager(t *testing.T) {
 	if got := api(t, "GET", base+"/me", login.Token, nil, nil); got != http.StatusUnauthorized {
 		t.Errorf("the manager's session after the reset: got %d, want 401", got)
 	}
-	m := waitMail(t, s.dir, s.seen, 10*time.Second)
+	m := waitMail(t, s.dir, s.seen, patience)
 	if !strings.Contains(m.header.Get("To"), browserMgrEmail) || !strings.Contains(m.header.Get("Subject"), "reset") {
 		t.Errorf("the reset's mail went to %q with subject %q", m.header.Get("To"), m.header.Get("Subject"))
 	}

@@ -17,29 +17,28 @@ import (
 	"github.com/kluis/kluis/internal/keys"
 )
 
-// cmdKeys administers the key hierarchy (DESIGN §4, R28): status, root key
+// cmdKeys administers the key hierarchy (R28, docs/KEYS.md): status, root key
 // rotation, and the root key's backup to an age recipient.
 func cmdKeys(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	const usage = "usage: kluis keys status | rotate --root | rotate --org SLUG | export-root --age-recipient AGE1…"
 	if len(args) == 0 {
-		return usageError(usage)
+		return usageOf("keys")
 	}
 	c, err := newConfig(getenv)
 	if err != nil {
 		return err
 	}
-	fs := c.flags("keys "+args[0], stderr)
+	fs := c.flags("keys " + args[0])
 	var rotateRoot bool
 	var recipient, rotateOrg string
 	switch args[0] {
 	case "status":
 	case "rotate":
-		fs.BoolVar(&rotateRoot, "root", false, "re-wrap every organisation key under a new root key")
-		fs.StringVar(&rotateOrg, "org", "", "start new versions of the organisation's keys and re-encrypt its data")
+		fs.BoolVar(&rotateRoot, "root", false, "re-wrap every key under a new root key, which replaces the root key file")
+		fs.StringVar(&rotateOrg, "org", "", "start new versions of the keys of the organisation with this `SLUG` and re-encrypt its data")
 	case "export-root":
-		fs.StringVar(&recipient, "age-recipient", "", "age public key (age1…) to encrypt the root key to")
+		fs.StringVar(&recipient, "age-recipient", "", "the age public `KEY` (age1…) to encrypt the root key to; keep its identity offline")
 	default:
-		return usageError(usage)
+		return usageOf("keys")
 	}
 	a, pos, err := prepare(ctx, c, fs, args[1:], false, stderr)
 	if err != nil {
@@ -47,7 +46,7 @@ func cmdKeys(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	defer a.close()
 	if len(pos) != 0 {
-		return usageError(usage)
+		return usageOf("keys " + args[0])
 	}
 	switch args[0] {
 	case "status":

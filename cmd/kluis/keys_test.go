@@ -2,32 +2,46 @@ package main
 
 import (
 	"bytes"
+	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
+	"slices"
+	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/kluis/kluis/internal/kluistest"
 )
 
-// R28, DESIGN §4: the key store lives apart from the data and opens only with
+// R28, docs/KEYS.md: the key store lives apart from the data and opens only with
 // the root key it was made with; a wrong root key refuses with a clear message
-// and changes nothing.
+// and changes nothing: not a row of the key store or of the data database,
+// and not what keys status shows. (Its AGE column counts seconds from now, so
+// it is left out of that comparison; the rows hold the creation times.)
 func TestWrongRootKeyRefusesAndChangesNothing(t *testing.T) {
 	for _, engine := range kluistest.Engines {
 		t.Run(engine, func(t *testing.T) {
 			dir := t.TempDir()
 			env := testEnv()
+			dataDB := databaseSource{"sqlite", filepath.Join(dir, "kluis.db")}
+			keysDB := databaseSource{"sqlite", filepath.Join(dir, "keys", "keys.db")}
 			if engine == "postgres" {
-				env = testEnv("KLUIS_DB", kluistest.DSN(t, engine), "KLUIS_KEYS_DB", kluistest.DSN(t, engine))
+				dataDSN, keysDSN := kluistest.DSN(t, engine), kluistest.DSN(t, engine)
+				env = testEnv("KLUIS_DB", dataDSN, "KLUIS_KEYS_DB", keysDSN)
+				dataDB, keysDB = databaseSource{"pgx", dataDSN}, databaseSource{"pgx", keysDSN}
 			}
 			mustCLI(t, env, "", "migrate", "--data", dir)
 			mustCLI(t, env, "", "org", "create", "acme", "--name", "Acme", "--manager-email", "boss@acme.example", "--data", dir)
 			status := mustCLI(t, env, "", "keys", "status", "--data", dir).stdout
-			if !strings.Contains(status, "root key: fingerprint ") {
+			if !strings.Contains(status, "root key: fingerprint ") || !strings.Contains(status, "org key of organisation ") {
 				t.Fatalf("keys status: got %q", status)
+			}
+			keysBefore, dataBefore := keysDB.rows(t), dataDB.rows(t)
+			if len(keysBefore) == 0 || len(dataBefore) == 0 {
+				t.Fatalf("found %d rows in the key store and %d in the data database, want some in both", len(keysBefore), len(dataBefore))
 			}
 
 			env2 := map[string]string{}
@@ -43,24 +57,111 @@ func TestWrongRootKeyRefusesAndChangesNothing(t *testing.T) {
 			if r.code != 2 || !strings.Contains(r.stderr, "not the key the key store was made with") {
 				t.Fatalf("wrong root key: got %s, want exit 2 with a clear message", r)
 			}
-			if got := mustCLI(t, env, "", "keys", "status", "--data", dir).stdout; withoutAges(got) != withoutAges(status) {
-				t.Fatalf("the refused start changed the key store:\n got %s\nwant %s", got, status)
+			checkErrorShape(t, r.stderr)
+			for _, db := range []struct {
+				name          string
+				before, after []string
+			}{
+				{"key store", keysBefore, keysDB.rows(t)},
+				{"data database", dataBefore, dataDB.rows(t)},
+			} {
+				if diff := diffLines(db.before, db.after); diff != "" {
+					t.Errorf("the refused start changed the %s (- before, + after):\n%s", db.name, diff)
+				}
+			}
+			got := mustCLI(t, env, "", "keys", "status", "--data", dir).stdout
+			if got, want := withoutAgeColumn(t, got), withoutAgeColumn(t, status); got != want {
+				t.Fatalf("the refused start changed what keys status shows:\n got %s\nwant %s", got, want)
 			}
 		})
 	}
 }
 
-// ageColumn matches an AGE of keys status (a duration in whole seconds).
-var ageColumn = regexp.MustCompile(`\b(\d+h)?(\d+m)?\d+s\b`)
+// databaseSource names a database for a connection of the test's own:
+// driver "sqlite" with a file, or "pgx" with a DSN.
+type databaseSource struct{ driver, source string }
 
-// withoutAges is keys status without the keys' ages, which grow with the
-// clock and not with a change, and without the column padding they move.
-func withoutAges(status string) string {
-	lines := strings.Split(ageColumn.ReplaceAllString(status, "AGE"), "\n")
-	for i, l := range lines {
-		lines[i] = strings.Join(strings.Fields(l), " ")
+// rows returns every row of every table, one line each ("table: values"),
+// sorted: two snapshots are equal when no row was added, removed or
+// changed.
+func (d databaseSource) rows(t testing.TB) []string {
+	t.Helper()
+	tables := `SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`
+	if d.driver == "pgx" {
+		tables = `SELECT quote_ident(table_schema) || '.' || quote_ident(table_name) FROM information_schema.tables
+			WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1`
 	}
-	return strings.Join(lines, "\n")
+	var out []string
+	for _, table := range kluistest.QueryRows(t, d.driver, d.source, tables) {
+		name := string(table[0])
+		query := "SELECT * FROM " + name
+		if d.driver == "sqlite" {
+			query = `SELECT * FROM "` + name + `"`
+		}
+		for _, row := range kluistest.QueryRows(t, d.driver, d.source, query) {
+			var b strings.Builder
+			b.WriteString(name + ":")
+			for _, v := range row {
+				b.WriteString(" " + strconv.Quote(string(v)))
+			}
+			out = append(out, b.String())
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// diffLines lists the lines only in before (-) and only in after (+).
+func diffLines(before, after []string) string {
+	count := map[string]int{}
+	for _, l := range before {
+		count[l]++
+	}
+	for _, l := range after {
+		count[l]--
+	}
+	var b strings.Builder
+	for _, l := range slices.Sorted(maps.Keys(count)) {
+		switch n := count[l]; {
+		case n > 0:
+			fmt.Fprintf(&b, "- %s (%d×)\n", l, n)
+		case n < 0:
+			fmt.Fprintf(&b, "+ %s (%d×)\n", l, -n)
+		}
+	}
+	return b.String()
+}
+
+// withoutAgeColumn returns keys status output with the AGE column of the
+// key table left out: the only part that moves with the clock.
+func withoutAgeColumn(t testing.TB, status string) string {
+	t.Helper()
+	lines := strings.Split(status, "\n")
+	for i, l := range lines {
+		if !strings.HasPrefix(l, "KEY ") {
+			continue
+		}
+		start := strings.Index(l, "AGE")
+		if start < 0 {
+			t.Fatalf("keys status has no AGE column: %q", l)
+		}
+		end := start + len("AGE")
+		for end < len(l) && l[end] == ' ' {
+			end++
+		}
+		// The table's rows follow the header up to the first empty line;
+		// tabwriter gives every row the header's column positions.
+		for j := i; j < len(lines) && lines[j] != ""; j++ {
+			row := lines[j]
+			if len(row) < end {
+				t.Fatalf("keys status row %q is shorter than its header", row)
+			}
+			lines[j] = row[:start] + row[end:]
+		}
+		return strings.Join(lines, "\n")
+	}
+	t.Fatalf("keys status has no key table:\n%s", status)
+	return ""
 }
 
 // R28: the root key rotates without touching data; afterwards only the new

@@ -1,5 +1,5 @@
-// Command kluis runs the kluis platform and administers it: see
-// shared/CONTRACT.md for the commands and `kluis help`.
+// Command kluis runs the kluis platform and administers it: `kluis help`
+// lists the commands (help.go), docs/REFERENCE.md describes them.
 package main
 
 import (

@@ -65,7 +65,7 @@ func (r result) String() string {
 // main would give and both outputs.
 func cli(t testing.TB, env map[string]string, stdin string, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
 	getenv := func(k string) string { return env[k] }
@@ -105,6 +105,14 @@ func checkErrorShape(t testing.TB, stderr string) {
 	}
 }
 
+// patience bounds every wait for something that must happen: a server to
+// listen, a mail to arrive, a process to end, a command to finish. It
+// detects a hang; it measures nothing. A wait returns as soon as its
+// condition holds, and on a loaded machine (go test -cpu 1, two at once,
+// other work beside it) what takes milliseconds alone can take many
+// seconds, so the bound is generous.
+const patience = 2 * time.Minute
+
 // waitFor polls cond until it holds or the timeout passes.
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
@@ -139,7 +147,7 @@ func startServe(t testing.TB, env map[string]string, args ...string) *server {
 		s.done <- run(ctx, append([]string{"kluis", "serve"}, args...), getenv, strings.NewReader(""), s.stdout, s.stderr)
 	}()
 	t.Cleanup(func() { s.shutdown(t) })
-	waitFor(t, 20*time.Second, "serve to print its address", func() bool {
+	waitFor(t, patience, "serve to print its address", func() bool {
 		select {
 		case err := <-s.done:
 			s.done <- err
@@ -157,7 +165,7 @@ func startServe(t testing.TB, env map[string]string, args ...string) *server {
 }
 
 // shutdown cancels the server's context and returns run's error; it fails
-// the test if run does not return within 10 seconds.
+// the test if run does not return within patience.
 func (s *server) shutdown(t testing.TB) error {
 	t.Helper()
 	if s.stop == nil {
@@ -168,8 +176,8 @@ func (s *server) shutdown(t testing.TB) error {
 	select {
 	case err := <-s.done:
 		return err
-	case <-time.After(10 * time.Second):
-		t.Fatalf("serve did not return within 10 s of its context ending")
+	case <-time.After(patience):
+		t.Fatalf("serve did not return within %v of its context ending", patience)
 		return nil
 	}
 }
@@ -177,7 +185,7 @@ func (s *server) shutdown(t testing.TB) error {
 // waitReady polls base/readyz until it answers 200.
 func waitReady(t testing.TB, base string) {
 	t.Helper()
-	waitFor(t, 20*time.Second, base+"/readyz", func() bool {
+	waitFor(t, patience, base+"/readyz", func() bool {
 		resp, err := http.Get(base + "/readyz")
 		if err != nil {
 			return false

@@ -15,31 +15,25 @@ import (
 // do it (kluis.CanManageOperators).
 func cmdOperatorAccount(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	sub := args[0]
-	usage := map[string]string{
-		"reset-password": "usage: kluis operator reset-password --email E --password-stdin",
-		"disable":        "usage: kluis operator disable --email E",
-		"enable":         "usage: kluis operator enable --email E",
-		"reset-factors":  "usage: kluis operator reset-factors --email E",
-	}[sub]
-	if usage == "" {
+	if _, ok := findDoc("operator " + sub); !ok {
 		return usageError("unknown operator command %q", sub)
 	}
 	c, err := newConfig(getenv)
 	if err != nil {
 		return err
 	}
-	fs := c.flags("operator "+sub, stderr)
-	email := fs.String("email", "", "the operator's e-mail address")
+	fs := c.flags("operator " + sub)
+	email := fs.String("email", "", "the operator's e-mail `ADDRESS`")
 	pwStdin := false
 	if sub == "reset-password" {
-		fs.BoolVar(&pwStdin, "password-stdin", false, "read the new password from the first line of standard input")
+		fs.BoolVar(&pwStdin, "password-stdin", false, "read the new password from the first line of standard input (required: passwords never come from flags)")
 	}
 	pos, err := parseFlags(fs, args[1:])
 	if err != nil {
 		return err
 	}
 	if len(pos) > 0 || *email == "" {
-		return usageError("%s", usage)
+		return usageOf("operator " + sub)
 	}
 	pw := ""
 	if sub == "reset-password" {
@@ -90,13 +84,12 @@ func cmdOperatorAccount(ctx context.Context, args []string, getenv func(string) 
 // Each organisation's own switch (kluis org logins) is kept and applies
 // again after a resume.
 func cmdLogins(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	const usage = "usage: kluis logins --stop|--resume"
 	c, err := newConfig(getenv)
 	if err != nil {
 		return err
 	}
-	fs := c.flags("logins", stderr)
-	stop := fs.Bool("stop", false, "stop every login of every organisation and end every session")
+	fs := c.flags("logins")
+	stop := fs.Bool("stop", false, "stop every sign-in to every organisation and end every session")
 	resume := fs.Bool("resume", false, "let people sign in again")
 	a, pos, err := prepare(ctx, c, fs, args, false, stderr)
 	if err != nil {
@@ -104,7 +97,7 @@ func cmdLogins(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	if *stop == *resume || len(pos) != 0 {
 		a.close()
-		return usageError(usage)
+		return usageOf("logins")
 	}
 	ended, err := a.areas.Orgs.SetInstanceLogins(ctx, kluis.CLIActor, *resume)
 	if err != nil {

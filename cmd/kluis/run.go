@@ -35,28 +35,6 @@ import (
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
 
-const usage = `kluis — a self-hosted, multi-tenant platform that keeps GDPR promises in software
-
-Usage:
-  kluis serve [--addr 127.0.0.1:8080] [--data ./kluis-data] [--db DSN] [--public-url URL] [--metrics-addr ADDR]
-  kluis operator create --email E [--name N] --password-stdin
-  kluis operator reset-password --email E --password-stdin
-  kluis operator disable|enable|reset-factors --email E
-  kluis org create SLUG --name NAME --manager-email E [--manager-name N] [--language en|nl]
-  kluis org delete SLUG --confirm
-  kluis org list
-  kluis org logins SLUG|--all --stop|--resume
-  kluis logins --stop|--resume
-  kluis throttle list | lift REF|--address IP | permanent REF|--address IP
-  kluis audit verify [--org SLUG]
-  kluis keys status | rotate --root | export-root --age-recipient AGE1…
-  kluis migrate
-  kluis version
-
-Every command takes --data and --db; KLUIS_DATA, KLUIS_DB, KLUIS_ADDR and
-KLUIS_PUBLIC_URL stand in for the flags. Secrets never come from flags.
-`
-
 // cliError is an error with an exit code and an optional hint for the person
 // at the terminal.
 type cliError struct {
@@ -67,8 +45,12 @@ type cliError struct {
 
 func (e *cliError) Error() string { return e.msg }
 
+// usageHint stands for the hint of a usage error; run replaces it with one
+// naming the help of the command at hand.
+const usageHint = "run 'kluis help' for the commands and their flags"
+
 func usageError(format string, args ...any) error {
-	return &cliError{code: 2, msg: fmt.Sprintf(format, args...), hint: "run 'kluis help' for the commands and their flags"}
+	return &cliError{code: 2, msg: fmt.Sprintf(format, args...), hint: usageHint}
 }
 
 // exitCode prints err the contract's way ("kluis: message", lower-case, then
@@ -94,13 +76,40 @@ func exitCode(err error, stderr io.Writer) int {
 // errSilent marks an error whose report was already printed.
 var errSilent = errors.New("silent")
 
-// run is the whole program, callable in-process by tests.
+// run is the whole program, callable in-process by tests. Help asked for
+// (kluis help, -h or --help anywhere) is printed to stdout and is not an
+// error; a command that is not in the command table is a usage error
+// before anything runs.
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) < 2 {
-		fmt.Fprint(stderr, usage)
-		return &cliError{code: 2, msg: "no command given"}
+		writeHelp(ctx, stderr, nil)
+		return &cliError{code: 2, msg: "no command given", hint: usageHint}
 	}
-	cmd, rest := args[1], args[2:]
+	words, help, err := resolve(args[1:])
+	if err != nil {
+		return err
+	}
+	if help {
+		return writeHelp(ctx, stdout, words)
+	}
+	if len(words) == 1 && len(subcommands(words[0])) > 0 {
+		return &cliError{code: 2, msg: fmt.Sprintf("%s needs a command: %s", words[0], strings.Join(subcommands(words[0]), ", ")),
+			hint: "run 'kluis " + words[0] + " --help' for its commands and their flags"}
+	}
+	err = dispatch(ctx, words[0], args[2:], getenv, stdin, stdout, stderr)
+	var hr *helpRequest
+	if errors.As(err, &hr) {
+		return writeHelp(ctx, stdout, words)
+	}
+	var ce *cliError
+	if errors.As(err, &ce) && ce.hint == usageHint {
+		ce.hint = "run 'kluis " + strings.Join(words, " ") + " --help' for its usage"
+	}
+	return err
+}
+
+// dispatch runs the command group cmd with the arguments after its name.
+func dispatch(ctx context.Context, cmd string, rest []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	switch cmd {
 	case "serve":
 		return cmdServe(ctx, rest, getenv, stdout, stderr)
@@ -120,9 +129,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return cmdLogins(ctx, rest, getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "kluis", version)
-		return nil
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
 		return nil
 	}
 	return usageError("unknown command %q", cmd)
@@ -305,13 +311,17 @@ func readConfigFile(path string) (map[string]string, error) {
 	return out, sc.Err()
 }
 
-// flags makes a flag set with the flags every command takes.
-func (c *config) flags(name string, stderr io.Writer) *flag.FlagSet {
+// flags makes a flag set with the flags every command takes. A word in
+// backquotes in a flag's text names its value in the help (flag.UnquoteUsage).
+// The flag package prints nothing: a flag error is reported the contract's
+// way by exitCode, and help is printed by run from the flag set.
+func (c *config) flags(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet("kluis "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&c.DataDir, "data", c.DataDir, "data folder (embedded database, keys, outbox)")
-	fs.Var((*dsnFlag)(&c.DB), "db", "database `DSN`: postgres://… (no password here: use KLUIS_DB or a pgpass file)")
-	fs.Var((*dsnFlag)(&c.KeysDB), "keys-db", "key store `DSN` in scale-out mode: postgres://… of its own (no password here: use KLUIS_KEYS_DB)")
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	fs.StringVar(&c.DataDir, "data", c.DataDir, "the data `FOLDER`: embedded database, keys, audit witness, outboxes (or KLUIS_DATA)")
+	fs.Var((*dsnFlag)(&c.DB), "db", "PostgreSQL instead of the embedded database: a postgres:// `DSN` without a password (a DSN with one goes in KLUIS_DB, or the password in a pgpass file)")
+	fs.Var((*dsnFlag)(&c.KeysDB), "keys-db", "the key store in its own PostgreSQL database (scale-out): a postgres:// `DSN` without a password (or KLUIS_KEYS_DB); default DATA/keys/keys.db")
 	return fs
 }
 
@@ -323,15 +333,16 @@ func (f *dsnFlag) String() string     { return "" }
 func (f *dsnFlag) Set(s string) error { *f = dsnFlag(s); return nil }
 
 // parseFlags parses flags that may stand before or after positional
-// arguments, and returns the positional ones.
+// arguments, and returns the positional ones. -h or --help among them
+// returns a *helpRequest, which run answers with the command's help.
 func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				return nil, &cliError{code: 2, msg: "help requested"}
+				return nil, &helpRequest{fs: fs}
 			}
-			return nil, &cliError{code: 2, msg: err.Error()}
+			return nil, &cliError{code: 2, msg: err.Error(), hint: usageHint}
 		}
 		args = fs.Args()
 		if len(args) == 0 {
@@ -437,7 +448,7 @@ func (a *app) init(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// The witness of audit checkpoints (DESIGN §3): a file in the data
+	// The witness of audit checkpoints (docs/SECURITY.md, Audit): a file in the data
 	// folder in embedded mode; the key store when it is a PostgreSQL
 	// database (scale-out mode), so that every node sees every checkpoint.
 	if a.keys.Engine() == keys.Postgres {
@@ -550,7 +561,7 @@ func (a *app) close() error {
 	return err
 }
 
-// rootKeyPath is where the root key lives: never in any database (DESIGN §4).
+// rootKeyPath is where the root key lives: never in any database (docs/KEYS.md).
 func (c *config) rootKeyPath() string {
 	if c.RootKeyFile != "" {
 		return c.RootKeyFile

@@ -30,11 +30,11 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	fs := c.flags("serve", stderr)
-	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address")
-	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "base URL of every link (default http:// + the listen address)")
-	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "listen address of the Prometheus metrics (off when empty)")
-	fs.StringVar(&c.SecurityEmail, "security-email", c.SecurityEmail, "the operator's security address: alarms and the security digest (R26)")
+	fs := c.flags("serve")
+	fs.StringVar(&c.Addr, "addr", c.Addr, "the `HOST:PORT` to listen on (or KLUIS_ADDR)")
+	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "the `URL` every link in mail starts with, recorded for the other commands; default http:// and the listen address (or KLUIS_PUBLIC_URL)")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "the `HOST:PORT` of the Prometheus metrics, apart from the API; off when empty (or KLUIS_METRICS_ADDR)")
+	fs.StringVar(&c.SecurityEmail, "security-email", c.SecurityEmail, "the operator's security `ADDRESS`: sign-in alarms at once, and the security digest (or KLUIS_SECURITY_EMAIL)")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -47,6 +47,15 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	if err := checkDSN(flagSet(fs, "keys-db"), c.KeysDB); err != nil {
 		return err
+	}
+	if c.DB == "" {
+		// One server per embedded database, held until everything below
+		// is closed (the deferred calls run in reverse order).
+		unlock, err := lockDataFolder(c.DataDir)
+		if err != nil {
+			return err
+		}
+		defer unlock()
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -195,7 +204,7 @@ func (a *app) keyWorkLoop(ctx context.Context) {
 	}
 }
 
-// checkpointLoop signs audit checkpoints when they are due (DESIGN §3).
+// checkpointLoop signs audit checkpoints when they are due (docs/SECURITY.md, Audit).
 func (a *app) checkpointLoop(ctx context.Context) {
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()

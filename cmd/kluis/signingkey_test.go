@@ -9,7 +9,7 @@ import (
 	"github.com/kluis/kluis/internal/kluistest"
 )
 
-// R25, DESIGN §3: the database records which key signs its checkpoints. A
+// R25, docs/SECURITY.md "Audit": the database records which key signs its checkpoints. A
 // command run with the key missing or replaced (another data folder on the
 // same PostgreSQL database, a node without a copy) refuses with exit 2
 // instead of signing checkpoints nobody else can verify.

@@ -16,7 +16,7 @@ import (
 )
 
 // `kluis audit verify` finds tampering with the audit log, on both engines
-// (R23, R25, DESIGN §3): exit 0 intact, 1 broken (naming the chain and the
+// (R23, R25, docs/SECURITY.md "Audit"): exit 0 intact, 1 broken (naming the chain and the
 // first broken sequence number), 2 when it could not check.
 
 // chainSetup is a data folder whose chains hold known events:
@@ -316,7 +316,7 @@ func TestAuditVerifyExits2WhenItCannotCheck(t *testing.T) {
 	}
 }
 
-// DESIGN §3, scale-out mode: with the key store in PostgreSQL, audit
+// docs/SECURITY.md "Audit", scale-out mode: with the key store in PostgreSQL, audit
 // checkpoints are witnessed there — every node sees them — and no witness
 // file is written; deleting the newest events with their database
 // checkpoints and a consistent head is still detected.

@@ -11,20 +11,22 @@ import (
 )
 
 // cmdThrottle shows and settles the address blocks of the brute-force
-// protection (R18, DESIGN §6): addresses appear by reference only; an
+// protection (R18, docs/SECURITY.md "Brute-force protection"): addresses appear by reference only; an
 // operator told an address (a customer's office, say) finds its reference
 // with --address.
 func cmdThrottle(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	const usage = "usage: kluis throttle list | lift REF|--address IP | permanent REF|--address IP"
 	if len(args) == 0 {
-		return usageError(usage)
+		return usageOf("throttle")
 	}
 	c, err := newConfig(getenv)
 	if err != nil {
 		return err
 	}
-	fs := c.flags("throttle "+args[0], stderr)
-	address := fs.String("address", "", "the client address instead of its reference")
+	fs := c.flags("throttle " + args[0])
+	address := new(string)
+	if args[0] != "list" {
+		fs.StringVar(address, "address", "", "the client `IP` address instead of its reference")
+	}
 	a, pos, err := prepare(ctx, c, fs, args[1:], false, stderr)
 	if err != nil {
 		return err
@@ -33,7 +35,7 @@ func cmdThrottle(ctx context.Context, args []string, getenv func(string) string,
 	switch args[0] {
 	case "list":
 		if len(pos) > 0 || *address != "" {
-			return usageError(usage)
+			return usageOf("throttle " + args[0])
 		}
 		blocks, err := a.areas.Throttle.AddressBlocks(ctx, kluis.CLIActor)
 		if err != nil {
@@ -61,7 +63,7 @@ func cmdThrottle(ctx context.Context, args []string, getenv func(string) string,
 				return err
 			}
 		default:
-			return usageError(usage)
+			return usageOf("throttle " + args[0])
 		}
 		set := a.areas.Throttle.LiftAddressBlock
 		if args[0] == "permanent" {
@@ -76,5 +78,5 @@ func cmdThrottle(ctx context.Context, args []string, getenv func(string) string,
 		fmt.Fprintf(stdout, "%s: %s\n", ref, map[string]string{"lift": "block lifted", "permanent": "blocked until lifted"}[args[0]])
 		return nil
 	}
-	return usageError(usage)
+	return usageOf("throttle")
 }

@@ -50,7 +50,7 @@ func signInFrom(t *testing.T, base, slug, from, email, password string, device *
 	return a
 }
 
-// TestThrottleHoldsAcrossTwoProcessesOnOnePostgreSQL (R18, DESIGN §6):
+// TestThrottleHoldsAcrossTwoProcessesOnOnePostgreSQL (R18, docs/SECURITY.md "Brute-force protection"):
 // two kluis processes share one PostgreSQL database; 1,000 wrong passwords
 // spread over both, against an existing account and against an unknown
 // identifier, meet one lock and one address block with the documented
@@ -141,8 +141,8 @@ func TestThrottleHoldsAcrossTwoProcessesOnOnePostgreSQL(t *testing.T) {
 	if counts["auth.locked"] != 2 || counts["auth.address_blocked"] != 2 || counts["auth.login_failed"] < 40 {
 		t.Errorf("audit counts %v, want 2 locks, 2 address blocks, at least 40 failures", counts)
 	}
-	nodeA.terminate(t, 15e9)
-	nodeB.terminate(t, 15e9)
+	nodeA.terminate(t, patience)
+	nodeB.terminate(t, patience)
 	if r := runProcess(t, env, "", "audit", "verify", "--data", dir); r.code != 0 {
 		t.Errorf("audit verify after two nodes: %s", r)
 	}
