@@ -86,3 +86,58 @@ func TestBrowserPasskeySignIn(t *testing.T) {
 		t.Error("no notice after confirming with the passkey")
 	}
 }
+
+// An operator's first sign-in is limited to setting up a second factor;
+// they set up a passkey (no app), get recovery codes as with a first
+// factor, and then sign in with the passkey as the second step, in
+// Chromium: the one factor core serves the operator's staff as it serves
+// an organisation's people (R17, R22, issue 11).
+func TestBrowserOperatorPasskeySignIn(t *testing.T) {
+	t.Parallel()
+	s := startBrowserSite(t)
+	b := startBrowser(t)
+	op := b.newPerson("the operator", s.base, "en")
+	addVirtualAuthenticator(op)
+
+	op.open("/operator/login")
+	op.fill("form#login [name=email]", browserOpEmail)
+	op.fill("form#login [name=password]", browserOpPassword)
+	if resp := op.submit("login"); resp.Status != http.StatusOK || op.path() != "/operator/account#mfa-h" {
+		t.Fatalf("operator sign-in without a second factor: got %d at %s, want 200 at /operator/account", resp.Status, op.path())
+	}
+	if resp := op.submit("passkey-new"); resp.Status != http.StatusOK {
+		t.Fatalf("start adding a passkey: got %d at %s, want 200", resp.Status, op.path())
+	}
+	op.checkPage("operator-passkey-setup")
+	op.fill("form#passkey-add [name=passkey_name]", "Security key")
+	if resp := op.submit("passkey-add"); resp.Status != http.StatusOK {
+		t.Fatalf("add the passkey: got %d at %s, want 200", resp.Status, op.path())
+	}
+	if codes := evaluate[[]string](op, `[...document.querySelectorAll("#recovery-codes code")].map(c => c.textContent)`); len(codes) != 10 {
+		t.Fatalf("%d recovery codes shown after the operator's first passkey, want 10", len(codes))
+	}
+	// The passkey lifted the enrolment limit: the organisations page opens.
+	if resp := op.open("/operator"); resp.Status != http.StatusOK || op.path() != "/operator" {
+		t.Fatalf("after the passkey, /operator: got %d at %s, want 200", resp.Status, op.path())
+	}
+	op.open("/operator/account")
+	if got := op.text("#passkeys"); !strings.Contains(got, "Security key") {
+		t.Errorf("the operator's passkeys read %q, want Security key", got)
+	}
+
+	op.submit("logout")
+	op.open("/operator/login")
+	op.fill("form#login [name=email]", browserOpEmail)
+	op.fill("form#login [name=password]", browserOpPassword)
+	if op.submit("login"); op.path() != "/operator/login/mfa" {
+		t.Fatalf("after the operator's password the page is %s, want /operator/login/mfa", op.path())
+	}
+	op.checkPage("operator-mfa-passkey")
+	if resp := op.submit("mfa-passkey"); resp.Status != http.StatusOK || op.path() != "/operator" {
+		t.Fatalf("the operator's second step with the passkey: got %d at %s, want 200 at /operator", resp.Status, op.path())
+	}
+	op.open("/operator/account")
+	if got := op.text("#passkeys"); !strings.Contains(got, "last used") {
+		t.Errorf("after signing in with it, the operator's passkey reads %q", got)
+	}
+}
