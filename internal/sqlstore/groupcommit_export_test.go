@@ -1,0 +1,73 @@
+package sqlstore
+
+import (
+	"context"
+	"time"
+
+	"github.com/kluis/kluis"
+)
+
+// SetBatchBounds replaces the bounds at which a batch closes, so that a test
+// can put every queued write into one batch.
+func (s *Store) SetBatchBounds(requests int, work time.Duration) {
+	s.commits.mu.Lock()
+	defer s.commits.mu.Unlock()
+	s.commits.maxRequests, s.commits.maxWork = requests, work
+}
+
+// QueuedWrites returns how many writes wait in the queue that writes locking
+// lockChain join.
+func (s *Store) QueuedWrites(lockChain string) int {
+	key, _ := queueKey(s.db.Engine, lockChain)
+	s.commits.mu.Lock()
+	defer s.commits.mu.Unlock()
+	if q := s.commits.queues[key]; q != nil {
+		return len(q.pending)
+	}
+	return 0
+}
+
+// WriteHolding is a write on the organisation's chain that appends
+// test.held, tells held that it runs and then waits for release: the writes
+// that arrive meanwhile queue up behind it.
+func (s *Store) WriteHolding(ctx context.Context, org kluis.OrgID, held chan<- struct{}, release <-chan struct{}) error {
+	return s.write(ctx, orgChain(org), func(t *Tx) error {
+		if err := t.appendEvent(ctx, orgChain(org), kluis.CLIActor, "test.held", "", "success", nil); err != nil {
+			return err
+		}
+		close(held)
+		<-release
+		return nil
+	})
+}
+
+// AppendAction is a write on the organisation's chain that appends one
+// event with the action given.
+func (s *Store) AppendAction(ctx context.Context, org kluis.OrgID, action string) error {
+	return s.write(ctx, orgChain(org), func(t *Tx) error {
+		return t.appendEvent(ctx, orgChain(org), kluis.CLIActor, action, "", "success", nil)
+	})
+}
+
+// AppendThenPanic appends an event in a write and then panics.
+func (s *Store) AppendThenPanic(ctx context.Context, org kluis.OrgID) error {
+	return s.write(ctx, orgChain(org), func(t *Tx) error {
+		if err := t.appendEvent(ctx, orgChain(org), kluis.CLIActor, "test.panicked", "", "success", nil); err != nil {
+			return err
+		}
+		panic("test: a bug in a transaction body")
+	})
+}
+
+// ExecInWrite runs statements (no placeholders) and appends test.exec in a
+// write on the organisation's chain.
+func (s *Store) ExecInWrite(ctx context.Context, org kluis.OrgID, stmts ...string) error {
+	return s.write(ctx, orgChain(org), func(t *Tx) error {
+		for _, q := range stmts {
+			if _, err := t.tx.ExecContext(ctx, q); err != nil {
+				return err
+			}
+		}
+		return t.appendEvent(ctx, orgChain(org), kluis.CLIActor, "test.exec", "", "success", nil)
+	})
+}
