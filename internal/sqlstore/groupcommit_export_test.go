@@ -71,3 +71,10 @@ func (s *Store) ExecInWrite(ctx context.Context, org kluis.OrgID, stmts ...strin
 		return t.appendEvent(ctx, orgChain(org), kluis.CLIActor, "test.exec", "", "success", nil)
 	})
 }
+
+// WriterPragma reads a PRAGMA on the writer connection (SQLite).
+func (db *DB) WriterPragma(ctx context.Context, name string) (string, error) {
+	var v string
+	err := db.writer.QueryRowContext(ctx, "PRAGMA "+name).Scan(&v)
+	return v, err
+}

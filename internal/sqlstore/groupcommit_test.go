@@ -307,3 +307,18 @@ func TestConcurrentBatchesKeepEveryChainInOrder(t *testing.T) {
 		chainsIntact(t, env)
 	})
 }
+
+// An answered write survives a power cut (DESIGN §7): SQLite syncs the WAL
+// at every commit (synchronous=FULL, 2), not only at checkpoints (NORMAL).
+func TestSQLiteSyncsEveryCommit(t *testing.T) {
+	env := kluistest.NewEnv(t, sqlstore.SQLite)
+	for pragma, want := range map[string]string{"synchronous": "2", "journal_mode": "wal", "foreign_keys": "1"} {
+		got, err := env.DB.WriterPragma(context.Background(), pragma)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("PRAGMA %s is %s, want %s", pragma, got, want)
+		}
+	}
+}
