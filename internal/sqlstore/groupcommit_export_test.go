@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/kluis/kluis"
@@ -29,15 +30,28 @@ func (s *Store) QueuedWrites(lockChain string) int {
 
 // WriteHolding is a write on the organisation's chain that appends
 // test.held, tells held that it runs and then waits for release: the writes
-// that arrive meanwhile queue up behind it.
+// that arrive meanwhile queue up behind it. Run again (after a deadlock), it
+// does not wait.
 func (s *Store) WriteHolding(ctx context.Context, org kluis.OrgID, held chan<- struct{}, release <-chan struct{}) error {
+	var once sync.Once
 	return s.write(ctx, orgChain(org), func(t *Tx) error {
 		if err := t.appendEvent(ctx, orgChain(org), kluis.CLIActor, "test.held", "", "success", nil); err != nil {
 			return err
 		}
-		close(held)
+		once.Do(func() { close(held) })
 		<-release
 		return nil
+	})
+}
+
+// WriteSteps is a write on the organisation's chain that appends test.steps
+// and lets steps run statements (no placeholders) in it.
+func (s *Store) WriteSteps(ctx context.Context, org kluis.OrgID, steps func(exec func(query string) error) error) error {
+	return s.write(ctx, orgChain(org), func(t *Tx) error {
+		if err := steps(func(q string) error { _, err := t.tx.ExecContext(ctx, q); return err }); err != nil {
+			return err
+		}
+		return t.appendEvent(ctx, orgChain(org), kluis.CLIActor, "test.steps", "", "success", nil)
 	})
 }
 

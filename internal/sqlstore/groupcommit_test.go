@@ -2,10 +2,12 @@ package sqlstore_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -321,4 +323,97 @@ func TestSQLiteSyncsEveryCommit(t *testing.T) {
 			t.Errorf("PRAGMA %s is %s, want %s", pragma, got, want)
 		}
 	}
+}
+
+// PostgreSQL: when a batch loses a deadlock against another transaction
+// (another node's, say), nothing of it has been answered, so each of its
+// requests runs again in a transaction of its own, and all of them succeed.
+func TestDeadlockedBatchRunsItsRequestsAgain(t *testing.T) {
+	env := kluistest.NewEnv(t, sqlstore.Postgres)
+	ctx := context.Background()
+	o, manager := org(t, env, "deadlock")
+	if err := env.Store.ExecInWrite(ctx, o.ID, `CREATE TABLE contested (id INTEGER PRIMARY KEY, v INTEGER)`,
+		`INSERT INTO contested (id, v) VALUES (1, 0), (2, 0)`); err != nil {
+		t.Fatal(err)
+	}
+	other, err := sql.Open("pgx", env.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	otherTx, err := other.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer otherTx.Rollback()
+	if _, err := otherTx.ExecContext(ctx, `UPDATE contested SET v = v + 1 WHERE id = 2`); err != nil {
+		t.Fatal(err)
+	}
+
+	env.Store.SetBatchBounds(1000, time.Minute)
+	release := holdQueue(t, env, o.ID)
+	var (
+		wg        sync.WaitGroup
+		runs      atomic.Int32
+		lockedOne = make(chan struct{}, 2)
+		stepsErr  error
+	)
+	wg.Go(func() {
+		stepsErr = env.Store.WriteSteps(ctx, o.ID, func(exec func(string) error) error {
+			runs.Add(1)
+			if err := exec(`UPDATE contested SET v = v + 1 WHERE id = 1`); err != nil {
+				return err
+			}
+			lockedOne <- struct{}{}
+			return exec(`UPDATE contested SET v = v + 1 WHERE id = 2`) // waits for the other transaction
+		})
+	})
+	waitQueued(t, env, o.ID, 1)
+	const n = 4
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() { errs[i] = env.Store.AppendAction(ctx, o.ID, fmt.Sprintf("test.bystander%d", i)) })
+	}
+	waitQueued(t, env, o.ID, n+1)
+	holderErr := make(chan error, 1)
+	go func() { holderErr <- release() }()
+	<-lockedOne
+	// The batch waits first, so its deadlock check runs first and it is
+	// the one aborted; the other transaction then gets row 1.
+	time.Sleep(200 * time.Millisecond)
+	if _, err := otherTx.ExecContext(ctx, `UPDATE contested SET v = v + 1 WHERE id = 1`); err != nil {
+		t.Fatalf("the other transaction lost the deadlock instead of the batch: %v", err)
+	}
+	if err := otherTx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if err := <-holderErr; err != nil {
+		t.Errorf("the holding write: %v", err)
+	}
+	if stepsErr != nil {
+		t.Errorf("the deadlocked request: %v", stepsErr)
+	}
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("bystander %d: %v", i, err)
+		}
+	}
+	if got := runs.Load(); got != 2 {
+		t.Errorf("the deadlocked request ran %d times, want 2 (in the batch, then alone)", got)
+	}
+	evs := allEvents(t, env, o.ID, manager)
+	for action, want := range map[string]int{"test.held": 1, "test.steps": 1, "test.bystander0": 1, "test.bystander3": 1} {
+		if got := countAction(evs, action); got != want {
+			t.Errorf("%d %s events, want %d", got, action, want)
+		}
+	}
+	var v1, v2 int
+	if err := other.QueryRowContext(ctx, `SELECT (SELECT v FROM contested WHERE id = 1), (SELECT v FROM contested WHERE id = 2)`).Scan(&v1, &v2); err != nil {
+		t.Fatal(err)
+	}
+	if v1 != 2 || v2 != 2 {
+		t.Errorf("contested rows are %d and %d, want 2 and 2 (each transaction once)", v1, v2)
+	}
+	chainsIntact(t, env)
 }
