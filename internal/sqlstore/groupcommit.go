@@ -44,13 +44,17 @@ import (
 
 // Batch bounds. A batch closes at whichever comes first: the queue empty,
 // this many requests, or this much time since its transaction began.
-// PostgreSQL's bound stays below its 64 cached subtransactions per
+// PostgreSQL's count stays below its 64 cached subtransactions per
 // transaction (each released savepoint is one), past which other sessions'
-// snapshots must look subtransactions up on disk.
+// snapshots must look subtransactions up on disk. Its time is longer: there
+// every statement is a round trip to the server, a request takes ~0.5 ms
+// and the commit's WAL flush ~2 ms, so 2 ms would close batches after two
+// or three requests.
 const (
 	maxBatchRequests         = 64
 	maxBatchRequestsPostgres = 48
 	maxBatchWork             = 2 * time.Millisecond
+	maxBatchWorkPostgres     = 10 * time.Millisecond
 )
 
 // groupCommit gathers concurrent writes into batches. Its zero value is
@@ -160,6 +164,9 @@ func (g *groupCommit) take(s *Store, q *writeQueue, n int, began time.Time) *wri
 	}
 	if work == 0 {
 		work = maxBatchWork
+		if s.db.Engine == Postgres {
+			work = maxBatchWorkPostgres
+		}
 	}
 	if n > 0 && (n >= limit || time.Since(began) >= work) {
 		return nil
