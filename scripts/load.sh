@@ -38,12 +38,21 @@ request = function()
   return wrk.format("PATCH", nil, {["Authorization"] = "Bearer $session", ["Content-Type"] = "application/json"}, '{"name":"Name ' .. n .. '"}')
 end
 LUA
+# CPU time of the server process in ms (utime + stime, 100 ticks a second).
+cpu() { awk '{print ($14 + $15) * 10}' "/proc/$pid/stat"; }
 events() { "$work/kluis" audit verify | sed -n 's/^org:.*: ok, \([0-9]*\) events$/\1/p'; }
 echo "== $engine: GET /me"
-wrk -t1 -c16 -d"${secs}s" -H "Authorization: Bearer $session" "$base/me" | grep -E "Requests/sec|Latency|Non-2xx"
+c0=$(cpu)
+wrk -t1 -c16 -d"${secs}s" -H "Authorization: Bearer $session" "$base/me" | tee "$work/get.out" | grep -E "Requests/sec|Latency|Non-2xx"
+n=$(grep -oE '^ *[0-9]+ requests' "$work/get.out" | tr -d ' ' | sed 's/requests//')
+c1=$(cpu)
+echo "   server CPU per request: $(( (c1 - c0) * 1000 / n )) µs, $(( (c1 - c0) / secs / 10 )) % of a core"
 echo "== $engine: PATCH /me (audited, one organisation)"
 before=$(events)
+c0=$(cpu)
 wrk -t1 -c16 -d"${secs}s" -s "$work/patch.lua" "$base/me" | tee "$work/patch.out" | grep -E "Requests/sec|Latency|Non-2xx"
+c1=$(cpu)
 after=$(events)
-echo "   $(grep -oE '^ *[0-9]+ requests' "$work/patch.out" | tr -d ' ' | sed 's/requests//') PATCH answers counted by wrk, $((after - before)) events appended to the chain"
+n=$(grep -oE '^ *[0-9]+ requests' "$work/patch.out" | tr -d ' ' | sed 's/requests//')
+echo "   $n PATCH answers counted by wrk, $((after - before)) events appended to the chain; server CPU per request: $(( (c1 - c0) * 1000 / n )) µs, $(( (c1 - c0) / secs / 10 )) % of a core"
 "$work/kluis" audit verify >/dev/null && echo "== audit chains verify after the load"

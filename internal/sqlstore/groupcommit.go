@@ -88,7 +88,7 @@ type writeRequest struct {
 
 	// Set by the batch's leader before the wake-up (or by the request
 	// itself when it leads).
-	lead  bool  // lead the next batch
+	lead  bool  // woken to lead the next batch
 	alone bool  // run again in a transaction of its own (PostgreSQL deadlock)
 	err   error // the answer, once the batch has ended
 	after *Tx   // the request's work, to finish after a successful commit
@@ -133,13 +133,14 @@ func (g *groupCommit) write(ctx context.Context, s *Store, lockChain string, fn 
 		g.queues[key] = q
 	}
 	q.pending = append(q.pending, r)
-	r.lead = !q.leading
+	lead := !q.leading
 	q.leading = true
 	g.mu.Unlock()
-	if !r.lead {
-		<-r.wake
+	if !lead {
+		<-r.wake // answered, or told to lead
+		lead = r.lead
 	}
-	if r.lead {
+	if lead {
 		g.lead(s, q, r)
 	}
 	if r.alone {
@@ -155,6 +156,8 @@ func (g *groupCommit) write(ctx context.Context, s *Store, lockChain string, fn 
 // requests, or nil when the batch closes: the queue is empty or a bound is
 // reached.
 func (g *groupCommit) take(s *Store, q *writeQueue, n int, began time.Time) *writeRequest {
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	limit, work := g.maxRequests, g.maxWork
 	if limit == 0 {
 		limit = maxBatchRequests
@@ -168,12 +171,7 @@ func (g *groupCommit) take(s *Store, q *writeQueue, n int, began time.Time) *wri
 			work = maxBatchWorkPostgres
 		}
 	}
-	if n > 0 && (n >= limit || time.Since(began) >= work) {
-		return nil
-	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if len(q.pending) == 0 {
+	if len(q.pending) == 0 || n > 0 && (n >= limit || time.Since(began) >= work) {
 		return nil
 	}
 	r := q.pending[0]
@@ -198,7 +196,6 @@ func (g *groupCommit) lead(s *Store, q *writeQueue, self *writeRequest) {
 		delete(g.queues, q.key)
 	}
 	g.mu.Unlock()
-	self.lead = false
 	if next != nil {
 		next.wake <- struct{}{}
 	}

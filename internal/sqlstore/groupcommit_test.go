@@ -254,8 +254,10 @@ func TestConcurrentBatchesKeepEveryChainInOrder(t *testing.T) {
 			o, manager := org(t, env, fmt.Sprintf("order%d", i))
 			os = append(os, orgUnderLoad{org: o, manager: manager, start: len(allEvents(t, env, o.ID, manager))})
 		}
-		// The first organisation's writers queue up behind a held write,
-		// so that batches of several requests surely form.
+		// The first organisation's writers queue up behind a held write
+		// and then go into its batch, so that a batch of several requests
+		// surely forms however slow the machine.
+		env.Store.SetBatchBounds(1000, time.Minute)
 		release := holdQueue(t, env, os[0].org.ID)
 		var wg sync.WaitGroup
 		errc := make(chan error, orgs*writers*writes)
