@@ -3,10 +3,12 @@
 # real `kluis serve` on loopback: authenticated GET /me and audited PATCH /me.
 # Usage: scripts/load.sh [sqlite|postgres] [seconds]   (figures: docs/PERFORMANCE.md)
 # KLUIS_BIN=/path/to/kluis runs that binary instead of building this tree
-# (to compare builds with the same load).
+# (to compare builds with the same load); KLUIS_LOAD_CONNECTIONS sets wrk's
+# connections (16).
 set -euo pipefail
 engine=${1:-sqlite}
 secs=${2:-10}
+conns=${KLUIS_LOAD_CONNECTIONS:-16}
 command -v wrk >/dev/null || { echo "load.sh: install wrk (apt-get install wrk)" >&2; exit 2; }
 cd "$(dirname "$0")/.."
 work=$(mktemp -d)
@@ -43,14 +45,14 @@ cpu() { awk '{print ($14 + $15) * 10}' "/proc/$pid/stat"; }
 events() { "$work/kluis" audit verify | sed -n 's/^org:.*: ok, \([0-9]*\) events$/\1/p'; }
 echo "== $engine: GET /me"
 c0=$(cpu)
-wrk -t1 -c16 -d"${secs}s" -H "Authorization: Bearer $session" "$base/me" | tee "$work/get.out" | grep -E "Requests/sec|Latency|Non-2xx"
+wrk -t1 -c"$conns" -d"${secs}s" -H "Authorization: Bearer $session" "$base/me" | tee "$work/get.out" | grep -E "Requests/sec|Latency|Non-2xx"
 n=$(grep -oE '^ *[0-9]+ requests' "$work/get.out" | tr -d ' ' | sed 's/requests//')
 c1=$(cpu)
 echo "   server CPU per request: $(( (c1 - c0) * 1000 / n )) µs, $(( (c1 - c0) / secs / 10 )) % of a core"
 echo "== $engine: PATCH /me (audited, one organisation)"
 before=$(events)
 c0=$(cpu)
-wrk -t1 -c16 -d"${secs}s" -s "$work/patch.lua" "$base/me" | tee "$work/patch.out" | grep -E "Requests/sec|Latency|Non-2xx"
+wrk -t1 -c"$conns" -d"${secs}s" -s "$work/patch.lua" "$base/me" | tee "$work/patch.out" | grep -E "Requests/sec|Latency|Non-2xx"
 c1=$(cpu)
 after=$(events)
 n=$(grep -oE '^ *[0-9]+ requests' "$work/patch.out" | tr -d ' ' | sed 's/requests//')
