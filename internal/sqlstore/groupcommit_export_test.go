@@ -92,3 +92,15 @@ func (db *DB) WriterPragma(ctx context.Context, name string) (string, error) {
 	err := db.writer.QueryRowContext(ctx, "PRAGMA "+name).Scan(&v)
 	return v, err
 }
+
+// AppendThenExec appends test.then_exec in a write and then runs a statement
+// (no placeholders).
+func (s *Store) AppendThenExec(ctx context.Context, org kluis.OrgID, stmt string) error {
+	return s.write(ctx, orgChain(org), func(t *Tx) error {
+		if err := t.appendEvent(ctx, orgChain(org), kluis.CLIActor, "test.then_exec", "", "success", nil); err != nil {
+			return err
+		}
+		_, err := t.tx.ExecContext(ctx, stmt)
+		return err
+	})
+}

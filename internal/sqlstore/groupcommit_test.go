@@ -111,13 +111,16 @@ func TestBatchRollsBackOnlyTheFailingRequest(t *testing.T) {
 			})
 		}
 		boom := errors.New("boom")
-		var failErr, panicErr, denyErr, cancelErr error
+		var failErr, sqlErr, panicErr, denyErr, cancelErr error
 		wg.Go(func() { failErr = env.Store.AppendThenFail(ctx, o.ID, boom) })
+		// A failed statement (on PostgreSQL it aborts the transaction
+		// until the savepoint is rolled back).
+		wg.Go(func() { sqlErr = env.Store.AppendThenExec(ctx, o.ID, `INSERT INTO no_such_table (x) VALUES (1)`) })
 		wg.Go(func() { panicErr = env.Store.AppendThenPanic(ctx, o.ID) })
 		wg.Go(func() { _, denyErr = env.Store.FindUsers(ctx, o.ID, members[0]) })
 		gone, cancel := context.WithCancel(ctx)
 		wg.Go(func() { cancelErr = env.Store.AppendAction(gone, o.ID, "test.gone") })
-		waitQueued(t, env, o.ID, n+4)
+		waitQueued(t, env, o.ID, n+5)
 		cancel()
 		if err := release(); err != nil {
 			t.Fatalf("the holding write: %v", err)
@@ -125,10 +128,10 @@ func TestBatchRollsBackOnlyTheFailingRequest(t *testing.T) {
 		wg.Wait()
 
 		stats := env.Store.GroupCommitStats()
-		// The holder, the n updates, the failing, panicking and denied
-		// writes; the cancelled one never ran.
-		if stats.Largest < n+4 {
-			t.Fatalf("the largest batch held %d requests, want %d (stats before %+v, after %+v)", stats.Largest, n+4, before, stats)
+		// The holder, the n updates, the failing, failed-statement,
+		// panicking and denied writes; the cancelled one never ran.
+		if stats.Largest < n+5 {
+			t.Fatalf("the largest batch held %d requests, want %d (stats before %+v, after %+v)", stats.Largest, n+5, before, stats)
 		}
 		for i, err := range updateErrs {
 			if err != nil {
@@ -137,6 +140,9 @@ func TestBatchRollsBackOnlyTheFailingRequest(t *testing.T) {
 		}
 		if !errors.Is(failErr, boom) {
 			t.Errorf("the failing write returned %v, want %v", failErr, boom)
+		}
+		if sqlErr == nil {
+			t.Errorf("the write with a failed statement returned no error")
 		}
 		if panicErr == nil || !strings.Contains(panicErr.Error(), "panic") {
 			t.Errorf("the panicking write returned %v, want a panic error", panicErr)
@@ -160,7 +166,7 @@ func TestBatchRollsBackOnlyTheFailingRequest(t *testing.T) {
 			}
 		}
 		evs := allEvents(t, env, o.ID, manager)
-		for action, want := range map[string]int{"test.held": 1, "test.rolled_back": 0, "test.panicked": 0, "test.gone": 0} {
+		for action, want := range map[string]int{"test.held": 1, "test.rolled_back": 0, "test.then_exec": 0, "test.panicked": 0, "test.gone": 0} {
 			if got := countAction(evs, action); got != want {
 				t.Errorf("%d %s events, want %d", got, action, want)
 			}
