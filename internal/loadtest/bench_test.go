@@ -230,10 +230,12 @@ func BenchmarkPatchMe(b *testing.B) {
 	for _, engine := range kluistest.Engines {
 		b.Run(engine, func(b *testing.B) {
 			f := setup(b, engine, kluistest.FastArgon2, 16)
+			before := f.env.Core.GroupCommitStats()
 			load(b, 8, "req/s", func(k int64) {
 				body := []byte(fmt.Sprintf(`{"name":"Name %d"}`, k))
 				f.do(b, "PATCH", "/api/v1/orgs/bench/me", f.tokens[k%int64(len(f.tokens))], body, 200)
 			})
+			reportBatches(b, f.env.Core, before)
 		})
 	}
 }

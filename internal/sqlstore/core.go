@@ -11,6 +11,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"runtime/debug"
+	"slices"
 	"time"
 
 	"github.com/kluis/kluis"
@@ -38,6 +41,8 @@ type Core struct {
 	// transaction that queued a message commits.
 	mailQueued func()
 	smsQueued  func()
+	// commits gathers concurrent writes into batches (group commit).
+	commits groupCommit
 }
 
 // Observer receives events worth counting (metrics). Implementations must be
@@ -120,23 +125,22 @@ func (s *Core) Observe() Observer { return s.observe }
 // PublicURL is the base of every link in mail.
 func (s *Core) PublicURL() string { return s.publicURL }
 
-// Now is the one time of the transaction: every timestamp written in it.
-func (t *Tx) Now() time.Time { return t.at }
-
 // DB returns the store's database.
 func (s *Core) DB() *DB { return s.db }
 
-// Tx is one write transaction. Every timestamp written in it comes from one
-// reading of the clock (DESIGN §2).
+// Tx is one request's part of a write transaction (or a read transaction).
+// Every timestamp written in it comes from one reading of the clock (DESIGN
+// §2). Under group commit (groupcommit.go) the requests of a batch share one
+// database transaction, each in a savepoint of its own, and the chain heads.
 type Tx struct {
-	tx     *sql.Tx
+	tx     sharedTx
 	db     *DB
 	s      *Core
 	at     time.Time
 	events []string // chain kinds of appended events, counted after commit
 	mailed bool
-	texted bool                 // an SMS was queued
-	heads  map[string]chainHead // chain heads locked in this transaction
+	texted bool       // an SMS was queued
+	heads  *headCache // chain heads read (and locked) in this database transaction
 	// throttled lists the locks, blocks and alarms started in this
 	// transaction, counted after commit.
 	throttled []string
@@ -145,44 +149,111 @@ type Tx struct {
 	reader     bool     // a read transaction on the reader pool: no cached statements
 }
 
-type chainHead struct {
-	seq  int64
-	hash audit.Hash
+// sharedTx is the database transaction under a Tx. In a batch it carries the
+// work of several requests, so no request's context may interrupt one of its
+// statements: SQLite rolls the whole transaction back when a statement is
+// interrupted, and pgx may close the connection of a cancelled query. A
+// statement of a shared transaction therefore runs under its request's
+// context without the cancellation; a request already cancelled fails at its
+// next statement, before the driver sees it (database/sql checks first), and
+// its savepoint is rolled back.
+type sharedTx struct {
+	tx     *sql.Tx
+	shared bool // the transaction carries other requests' work too
 }
 
-// stmt returns the writer's cached prepared statement bound to this
-// transaction, or nil when the query has not been prepared yet. Preparing
-// needs a connection of the writer pool, which on SQLite is the one this
-// transaction holds, so new queries run unprepared now and are prepared
-// once the transaction has ended.
-func (t *Tx) stmt(ctx context.Context, query string) *sql.Stmt {
+func (c sharedTx) ctx(ctx context.Context) context.Context {
+	if !c.shared || ctx.Err() != nil {
+		return ctx
+	}
+	return context.WithoutCancel(ctx)
+}
+
+// QueryRowContext makes a sharedTx a queryRower.
+func (c sharedTx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	return c.tx.QueryRowContext(c.ctx(ctx), query, args...)
+}
+
+func (c sharedTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return c.tx.ExecContext(c.ctx(ctx), query, args...)
+}
+
+func (c sharedTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return c.tx.QueryContext(c.ctx(ctx), query, args...)
+}
+
+func (c sharedTx) stmtExec(ctx context.Context, st *sql.Stmt, args ...any) (sql.Result, error) {
+	ctx = c.ctx(ctx)
+	return c.tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+}
+
+func (c sharedTx) stmtQueryRow(ctx context.Context, st *sql.Stmt, args ...any) *sql.Row {
+	ctx = c.ctx(ctx)
+	return c.tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+}
+
+func (c sharedTx) stmtQuery(ctx context.Context, st *sql.Stmt, args ...any) (*sql.Rows, error) {
+	ctx = c.ctx(ctx)
+	return c.tx.StmtContext(ctx, st).QueryContext(ctx, args...)
+}
+
+// chainHead is a chain's head as a transaction sees it: seq and hash of the
+// last event appended, and the seq that audit_heads holds (written once, before
+// the commit).
+type chainHead struct {
+	seq    int64
+	hash   audit.Hash
+	stored int64
+}
+
+// headCache holds the chain heads of one database transaction: read (on
+// PostgreSQL locked) once, advanced in memory by every append, and written to
+// audit_heads once before the commit. A request's savepoint that rolls back
+// restores the heads it started with.
+type headCache struct {
+	m map[string]chainHead
+}
+
+// save returns the heads as they are, for restore.
+func (h *headCache) save() map[string]chainHead { return maps.Clone(h.m) }
+
+// restore puts back the heads save returned: the heads a rolled-back
+// savepoint read, created or advanced are forgotten (on PostgreSQL its row
+// locks are released with it, so they are read and locked again).
+func (h *headCache) restore(m map[string]chainHead) { h.m = m }
+
+// stmt returns the writer's cached prepared statement for query, or nil when
+// it has not been prepared yet. Preparing needs a connection of the writer
+// pool, which on SQLite is the one this transaction holds, so new queries run
+// unprepared now and are prepared once the transaction has ended.
+func (t *Tx) stmt(query string) *sql.Stmt {
 	if t.reader {
 		return nil
 	}
 	if v, ok := t.db.writerStmts.Load(query); ok {
-		return t.tx.StmtContext(ctx, v.(*sql.Stmt))
+		return v.(*sql.Stmt)
 	}
 	t.unprepared = append(t.unprepared, query)
 	return nil
 }
 
 func (t *Tx) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	if st := t.stmt(ctx, query); st != nil {
-		return st.ExecContext(ctx, args...)
+	if st := t.stmt(query); st != nil {
+		return t.tx.stmtExec(ctx, st, args...)
 	}
 	return t.tx.ExecContext(ctx, t.db.Q(query), args...)
 }
 
 func (t *Tx) QueryRow(ctx context.Context, query string, args ...any) *sql.Row {
-	if st := t.stmt(ctx, query); st != nil {
-		return st.QueryRowContext(ctx, args...)
+	if st := t.stmt(query); st != nil {
+		return t.tx.stmtQueryRow(ctx, st, args...)
 	}
 	return t.tx.QueryRowContext(ctx, t.db.Q(query), args...)
 }
 
 func (t *Tx) Query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	if st := t.stmt(ctx, query); st != nil {
-		return st.QueryContext(ctx, args...)
+	if st := t.stmt(query); st != nil {
+		return t.tx.stmtQuery(ctx, st, args...)
 	}
 	return t.tx.QueryContext(ctx, t.db.Q(query), args...)
 }
@@ -194,55 +265,12 @@ func (t *Tx) prepareLater(ctx context.Context) {
 	}
 }
 
-// denial is returned by a transaction body when a rights rule refused the
-// actor. write records it in the chain in a transaction of its own, since
-// nothing else changes, and answers forbidden.
-type denial struct {
-	chain, action, target string
-	actor                 kluis.Actor
-	answer                *kluis.Error
-}
-
-func (d *denial) Error() string { return "denied: " + d.action }
-
-// deny returns the error a transaction body gives when the actor lacks the
-// right. answer is what the client sees (forbidden, or not_found where even the
-// existence of the object must not be confirmed).
-func Deny(chain string, actor kluis.Actor, action, target string, answer *kluis.Error) error {
-	return &denial{chain: chain, actor: actor, action: action, target: target, answer: answer}
-}
-
-// write runs fn in one write transaction. lockChain, when not empty, is the
-// audit chain whose head is locked first: it serialises the organisation's
-// writes, so rules such as "the last active manager stays" hold on PostgreSQL
-// too. A denial is rolled back and recorded on its own.
-func (s *Core) Write(ctx context.Context, lockChain string, fn func(*Tx) error) error {
-	sqlTx, err := s.db.writer.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	t := &Tx{tx: sqlTx, db: s.db, s: s, at: s.Now().UTC().Truncate(time.Microsecond)}
-	defer t.prepareLater(ctx)
-	if lockChain != "" {
-		if _, _, err := t.lockHead(ctx, lockChain); err != nil {
-			sqlTx.Rollback()
-			return err
-		}
-	}
-	if err := fn(t); err != nil {
-		sqlTx.Rollback()
-		var d *denial
-		if errors.As(err, &d) {
-			if rerr := s.RecordRefusal(ctx, d.chain, d.actor, d.action, d.target, "denied", nil); rerr != nil {
-				return rerr
-			}
-			return d.answer
-		}
-		return err
-	}
-	if err := sqlTx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
+// afterCommit does what waits for the commit of the request's work: counts
+// for the metrics, waking the mail and SMS workers, preparing the statements
+// that ran unprepared. It runs only for work that committed.
+func (t *Tx) afterCommit(ctx context.Context) {
+	t.prepareLater(ctx)
+	s := t.s
 	for _, kind := range t.events {
 		s.observe.AuditAppended(kind, 1)
 	}
@@ -255,24 +283,109 @@ func (s *Core) Write(ctx context.Context, lockChain string, fn func(*Tx) error) 
 	if t.texted {
 		s.smsQueued()
 	}
+}
+
+// denial is returned by a transaction body when a rights rule refused the
+// actor. write rolls the body's work back and records the refusal in the
+// chain instead, since nothing else changes, and answers forbidden.
+type denial struct {
+	chain, action, target string
+	actor                 kluis.Actor
+	answer                *kluis.Error
+}
+
+func (d *denial) Error() string { return "denied: " + d.action }
+
+// Deny returns the error a transaction body gives when the actor lacks the
+// right. answer is what the client sees (forbidden, or not_found where even the
+// existence of the object must not be confirmed).
+func Deny(chain string, actor kluis.Actor, action, target string, answer *kluis.Error) error {
+	return &denial{chain: chain, actor: actor, action: action, target: target, answer: answer}
+}
+
+// write runs fn as one atomic unit of writing: its changes and its audit
+// events commit together or not at all, and write returns only once they
+// are committed (or known not to be). lockChain, when not empty, is the audit
+// chain whose head is locked first: it serialises the organisation's writes,
+// so rules such as "the last active manager stays" hold on PostgreSQL too. A
+// denial is rolled back and recorded instead, and answered with its answer.
+//
+// Concurrent writes are group-committed (groupcommit.go, DESIGN §10): fn runs
+// in a savepoint of a transaction shared with other requests. So fn must not
+// call write itself (it would wait for the batch it runs in), and everything
+// it does in the database goes through t.
+func (s *Core) Write(ctx context.Context, lockChain string, fn func(*Tx) error) error {
+	return s.commits.write(ctx, s, lockChain, fn)
+}
+
+// writeAlone runs fn in a database transaction of its own: for writes that
+// are not batched (on PostgreSQL, those that lock no chain head) and for the
+// requests of a batch that PostgreSQL aborted with a deadlock.
+func (s *Core) writeAlone(ctx context.Context, lockChain string, fn func(*Tx) error) error {
+	sqlTx, err := s.db.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	t := &Tx{tx: sharedTx{tx: sqlTx}, db: s.db, s: s, at: s.Now().UTC().Truncate(time.Microsecond), heads: &headCache{}}
+	err = s.runBody(ctx, t, lockChain, fn)
+	if err == nil {
+		err = t.writeHeads(ctx)
+	}
+	if err != nil {
+		sqlTx.Rollback()
+		t.prepareLater(ctx)
+		var d *denial
+		if errors.As(err, &d) {
+			if rerr := s.RecordRefusal(ctx, d.chain, d.actor, d.action, d.target, "denied", nil); rerr != nil {
+				return rerr
+			}
+			return d.answer
+		}
+		return err
+	}
+	if err := sqlTx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	t.afterCommit(ctx)
 	return nil
 }
 
+// runBody locks lockChain's head and runs fn. A panic in fn becomes an error
+// of this request: it must not take down the goroutine that commits a batch
+// for others, nor leave a transaction open.
+func (s *Core) runBody(ctx context.Context, t *Tx, lockChain string, fn func(*Tx) error) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			stack := debug.Stack()
+			s.log.Error("panic in a write transaction; its work is rolled back", "panic", fmt.Sprint(v), "stack", string(stack))
+			err = fmt.Errorf("sqlstore: panic in a write transaction: %v", v)
+		}
+	}()
+	if lockChain != "" {
+		if _, _, err := t.lockHead(ctx, lockChain); err != nil {
+			return err
+		}
+	}
+	return fn(t)
+}
+
 // read runs fn in a transaction on the reader pool, for reads that need a
-// consistent view of several rows; it never writes and takes no lock.
+// consistent view of several rows; it never writes, takes no lock and is
+// never batched.
 func (s *Core) Read(ctx context.Context, fn func(*Tx) error) error {
 	sqlTx, err := s.db.reader.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer sqlTx.Rollback()
-	return fn(&Tx{tx: sqlTx, db: s.db, s: s, at: s.Now().UTC().Truncate(time.Microsecond), reader: true})
+	return fn(&Tx{tx: sharedTx{tx: sqlTx}, db: s.db, s: s, at: s.Now().UTC().Truncate(time.Microsecond), reader: true})
 }
 
 // recordRefusal appends one refused request (a rights denial, a failed login)
-// to a chain, in a transaction of its own.
+// to a chain, as a write of its own: nothing else changes. It locks the
+// chain's head first, so on PostgreSQL it joins the chain's batch.
 func (s *Core) RecordRefusal(ctx context.Context, chain string, actor kluis.Actor, action, target, outcome string, details map[string]any) error {
-	return s.Write(ctx, "", func(t *Tx) error {
+	return s.Write(ctx, chain, func(t *Tx) error {
 		return t.Append(ctx, chain, actor, action, target, outcome, details)
 	})
 }
@@ -287,21 +400,43 @@ func chainKind(chain string) string {
 	return "org"
 }
 
-// lockHead reads a chain head, locking it on PostgreSQL. A missing head is
-// created (a new organisation's chain starts in the transaction that creates
-// the organisation).
+// lockHead reads a chain head, locking it on PostgreSQL, once per database
+// transaction: later appends advance it in memory (writeHeads stores it). A
+// missing head is created (a new organisation's chain starts in the
+// transaction that creates the organisation).
 func (t *Tx) lockHead(ctx context.Context, chain string) (int64, audit.Hash, error) {
-	if h, ok := t.heads[chain]; ok {
+	if h, ok := t.heads.m[chain]; ok {
 		return h.seq, h.hash, nil
 	}
 	seq, hash, err := t.readHead(ctx, chain)
 	if err == nil {
-		if t.heads == nil {
-			t.heads = map[string]chainHead{}
+		if t.heads.m == nil {
+			t.heads.m = map[string]chainHead{}
 		}
-		t.heads[chain] = chainHead{seq, hash}
+		t.heads.m[chain] = chainHead{seq: seq, hash: hash, stored: seq}
 	}
 	return seq, hash, err
+}
+
+// writeHeads stores the heads that appends advanced, once per database
+// transaction, in the order of their chain ids.
+func (t *Tx) writeHeads(ctx context.Context) error {
+	var chains []string
+	for chain, h := range t.heads.m {
+		if h.seq != h.stored {
+			chains = append(chains, chain)
+		}
+	}
+	slices.Sort(chains)
+	for _, chain := range chains {
+		h := t.heads.m[chain]
+		if _, err := t.Exec(ctx, `UPDATE audit_heads SET seq = ?, hash = ? WHERE chain = ?`, h.seq, h.hash[:], chain); err != nil {
+			return fmt.Errorf("advance chain head: %w", err)
+		}
+		h.stored = h.seq
+		t.heads.m[chain] = h
+	}
+	return nil
 }
 
 func (t *Tx) readHead(ctx context.Context, chain string) (int64, audit.Hash, error) {
@@ -326,10 +461,10 @@ func (t *Tx) readHead(ctx context.Context, chain string) (int64, audit.Hash, err
 	return seq, hash, nil
 }
 
-// appendEvent appends one event to a chain in this transaction: the change
-// and its record commit together or not at all (R23, R25). details must hold
-// no personal values in the clear: a personal value goes in as a
-// sealedDetail. The request's client address, if any, is recorded sealed.
+// Append appends one event to a chain in this transaction: the change and
+// its record commit together or not at all (R23, R25). details must hold no
+// personal values in the clear: a personal value goes in as a SealedDetail.
+// The client address of the actor's request, if any, is recorded sealed.
 func (t *Tx) Append(ctx context.Context, chain string, actor kluis.Actor, action, target, outcome string, details map[string]any) error {
 	id := kluis.NewID(t.Now())
 	client, err := t.s.sealClient(ctx, chain, id, actor)
@@ -341,7 +476,9 @@ func (t *Tx) Append(ctx context.Context, chain string, actor kluis.Actor, action
 
 // appendAs is Append for an actor known only by its audit name (one
 // recorded elsewhere, such as the key store's events) and an event whose
-// client address, if any, is sealed already (empty for none).
+// client address, if any, is sealed already (empty for none). The chain's
+// head advances in memory; the write path stores it once per database
+// transaction (writeHeads).
 func (t *Tx) appendAs(ctx context.Context, chain, id, actorName, action, target, outcome string, details map[string]any, client []byte) error {
 	seq, prev, err := t.lockHead(ctx, chain)
 	if err != nil {
@@ -367,10 +504,9 @@ func (t *Tx) appendAs(ctx context.Context, chain, id, actorName, action, target,
 		e.Chain, e.Seq, e.ID, Micros(e.At), e.Actor, e.Action, e.Target, e.Outcome, e.Details, e.Client, e.PrevHash[:], e.Hash[:]); err != nil {
 		return fmt.Errorf("append audit event: %w", err)
 	}
-	if _, err := t.Exec(ctx, `UPDATE audit_heads SET seq = ?, hash = ? WHERE chain = ?`, e.Seq, e.Hash[:], chain); err != nil {
-		return fmt.Errorf("advance chain head: %w", err)
-	}
-	t.heads[chain] = chainHead{e.Seq, e.Hash}
+	h := t.heads.m[chain]
+	h.seq, h.hash = e.Seq, e.Hash
+	t.heads.m[chain] = h
 	t.events = append(t.events, chainKind(chain))
 	return nil
 }
@@ -412,6 +548,9 @@ func ValidTokenShape(token string) bool {
 	_, err := base64.RawURLEncoding.DecodeString(token)
 	return err == nil
 }
+
+// Now is the one time of the transaction: every timestamp written in it.
+func (t *Tx) Now() time.Time { return t.at }
 
 // Refuse records a rights denial of a read, in a transaction of its own,
 // and returns forbidden.
