@@ -17,12 +17,12 @@ import (
 // request of organisation A's manager (actor and client address); the
 // background retry does it as the system, with no client address.
 func TestPendingShredIsNotAttributedToAnotherTenant(t *testing.T) {
-	forEngine(t, func(t *testing.T, env *kluistest.Env) {
+	kluistest.ForEngines(t, func(t *testing.T, env *kluistest.Env) {
 		bg := context.Background()
-		a, mgrA := org(t, env, "rva")
-		b, mgrB := org(t, env, "rvb")
-		victimA := member(t, env, a, mgrA, "va@rva.example", kluis.RoleMember)
-		gone := member(t, env, b, mgrB, "gone@rvb.example", kluis.RoleMember)
+		a, mgrA := env.NewOrg(t, "rva")
+		b, mgrB := env.NewOrg(t, "rvb")
+		victimA := env.NewMember(t, a, mgrA, "va@rva.example", kluis.RoleMember)
+		gone := env.NewMember(t, b, mgrB, "gone@rvb.example", kluis.RoleMember)
 		// Simulate DeleteUser in B whose key destruction failed (key store
 		// unreachable): the row is gone, the key_shreds note stays.
 		env.MustExec(t, `DELETE FROM users WHERE id = '`+string(gone.UserID)+`'`)
@@ -62,9 +62,9 @@ func TestPendingShredIsNotAttributedToAnotherTenant(t *testing.T) {
 
 // Regression (security review), the bug that must not return: a transient key store failure makes ClaimDue delete queued mail for good.
 func TestQueuedMailSurvivesAKeyStoreOutage(t *testing.T) {
-	forEngine(t, func(t *testing.T, env *kluistest.Env) {
+	kluistest.ForEngines(t, func(t *testing.T, env *kluistest.Env) {
 		ctx := context.Background()
-		o, mgr := org(t, env, "rvm")
+		o, mgr := env.NewOrg(t, "rvm")
 		env.Mail(t)
 		email := "later@rvm.example"
 		if _, err := env.Users.InviteUser(ctx, o.ID, mgr, kluis.UserInput{Email: &email}); err != nil {
@@ -87,12 +87,12 @@ func TestQueuedMailSurvivesAKeyStoreOutage(t *testing.T) {
 
 // Regression (security review), the bug that must not return: a deleted user's own client addresses stay readable (org key).
 func TestDeletedUsersAddressesAreErased(t *testing.T) {
-	forEngine(t, func(t *testing.T, env *kluistest.Env) {
+	kluistest.ForEngines(t, func(t *testing.T, env *kluistest.Env) {
 		bg := context.Background()
-		o, mgr := org(t, env, "rvd")
-		m := member(t, env, o, mgr, "del@rvd.example", kluis.RoleMember)
+		o, mgr := env.NewOrg(t, "rvd")
+		m := env.NewMember(t, o, mgr, "del@rvd.example", kluis.RoleMember)
 		fromM := kluis.Origin{Client: netip.MustParseAddr("203.0.113.99")}
-		if _, _, err := kluistest.LoginFrom(bg, env.SignIn, o.ID, fromM, "del@rvd.example", pw); err != nil {
+		if _, _, err := kluistest.LoginFrom(bg, env.SignIn, o.ID, fromM, "del@rvd.example", kluistest.Password); err != nil {
 			t.Fatal(err)
 		}
 		if err := env.Users.DeleteUser(bg, o.ID, mgr, m.UserID); err != nil {
@@ -119,10 +119,10 @@ func TestDeletedUsersAddressesAreErased(t *testing.T) {
 // Regression (security review), the bug that must not return: one unreadable row stops the re-encryption of every organisation
 // sorted after it.
 func TestOneBadRowDoesNotBlockReencryption(t *testing.T) {
-	forEngine(t, func(t *testing.T, env *kluistest.Env) {
+	kluistest.ForEngines(t, func(t *testing.T, env *kluistest.Env) {
 		ctx := context.Background()
-		a, mgrA := org(t, env, "aa-rv")
-		b, _ := org(t, env, "bb-rv")
+		a, mgrA := env.NewOrg(t, "aa-rv")
+		b, _ := env.NewOrg(t, "bb-rv")
 		// a ciphertext moved within a row (corruption, a bad restore): name <- email
 		env.MustExec(t, `UPDATE users SET name = email WHERE id = '`+string(mgrA.UserID)+`'`)
 		for _, s := range []string{"aa-rv", "bb-rv"} {
@@ -146,7 +146,7 @@ func TestOneBadRowDoesNotBlockReencryption(t *testing.T) {
 			}
 		}
 		// The unreadable value is left as it was (and counted); all else moved.
-		if n := reencStaleRows(t, env, b.ID); n != 0 {
+		if n := env.StaleRows(t, b.ID); n != 0 {
 			t.Errorf("%d values of bb-rv under retired versions, want 0", n)
 		}
 		uses, err := env.KeyWork.RetiredUses(ctx)
@@ -164,14 +164,14 @@ func TestOneBadRowDoesNotBlockReencryption(t *testing.T) {
 // Regression (security review), the bug that must not return: under key cache pressure a process keeps sealing with a retired
 // version after the job finished: sealing re-puts a stale active version.
 func TestRetiredVersionStopsSealingAfterTheTTL(t *testing.T) {
-	forEngine(t, func(t *testing.T, env *kluistest.Env) {
+	kluistest.ForEngines(t, func(t *testing.T, env *kluistest.Env) {
 		ctx := context.Background()
-		o, mgr := org(t, env, "rvs")
-		m := member(t, env, o, mgr, "m@rvs.example", kluis.RoleMember)
+		o, mgr := env.NewOrg(t, "rvs")
+		m := env.NewMember(t, o, mgr, "m@rvs.example", kluis.RoleMember)
 		stale, _ := env.OtherProcess(t, keys.Options{CacheSize: 2})
 		upd := func(name string) {
 			t.Helper()
-			if _, err := stale.Users.UpdateMe(ctx, o.ID, m, kluis.UserInput{Name: ptr(name)}); err != nil {
+			if _, err := stale.Users.UpdateMe(ctx, o.ID, m, kluis.UserInput{Name: new(name)}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -200,7 +200,7 @@ func TestRetiredVersionStopsSealingAfterTheTTL(t *testing.T) {
 			t.Fatalf("the re-encryption did not finish: %+v, %v", jobs, err)
 		}
 		upd("C") // more than a TTL after the rotation, after the job finished
-		if n := reencStaleRows(t, env, o.ID); n > 0 {
+		if n := env.StaleRows(t, o.ID); n > 0 {
 			t.Errorf("a finished re-encryption, yet %d values sealed under the retired version more than the TTL after the rotation", n)
 		}
 	})

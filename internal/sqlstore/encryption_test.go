@@ -55,7 +55,7 @@ func encOrg(t *testing.T, ctx context.Context, env *kluistest.Env, slug, email, 
 	if err != nil {
 		t.Fatalf("CreateOrg %s: %v", slug, err)
 	}
-	if _, err := env.Users.AcceptInvitation(ctx, o.ID, originOf(ctx), kluistest.Token(link), name, pw); err != nil {
+	if _, err := env.Users.AcceptInvitation(ctx, o.ID, originOf(ctx), kluistest.Token(link), name, kluistest.Password); err != nil {
 		t.Fatalf("AcceptInvitation %s: %v", slug, err)
 	}
 	return o, encLogin(t, ctx, env, o.ID, email, name)
@@ -63,7 +63,7 @@ func encOrg(t *testing.T, ctx context.Context, env *kluistest.Env, slug, email, 
 
 func encLogin(t *testing.T, ctx context.Context, env *kluistest.Env, org kluis.OrgID, email, name string) encUser {
 	t.Helper()
-	sess, _, err := kluistest.LoginFrom(ctx, env.SignIn, org, originOf(ctx), email, pw)
+	sess, _, err := kluistest.LoginFrom(ctx, env.SignIn, org, originOf(ctx), email, kluistest.Password)
 	if err != nil {
 		t.Fatalf("Login %s: %v", email, err)
 	}
@@ -86,7 +86,7 @@ func encMember(t *testing.T, ctx context.Context, env *kluistest.Env, o kluis.Or
 	if err != nil {
 		t.Fatalf("InviteUser %s: %v", email, err)
 	}
-	if _, err := env.Users.AcceptInvitation(ctx, o.ID, originOf(ctx), env.LastToken(t), name, pw); err != nil {
+	if _, err := env.Users.AcceptInvitation(ctx, o.ID, originOf(ctx), env.LastToken(t), name, kluistest.Password); err != nil {
 		t.Fatalf("AcceptInvitation %s: %v", email, err)
 	}
 	m := encLogin(t, ctx, env, o.ID, email, name)
@@ -281,7 +281,7 @@ func pgDump(t *testing.T) string {
 // appears anywhere. The organisation's name, stored in the clear, is found:
 // the scan sees the data.
 func TestMarkersAppearNowhereAtRest(t *testing.T) {
-	forEngine(t, func(t *testing.T, env *kluistest.Env) {
+	kluistest.ForEngines(t, func(t *testing.T, env *kluistest.Env) {
 		ctx := context.Background()
 		from := kluis.Origin{Client: netip.MustParseAddr(encClient)}
 		const (
@@ -425,7 +425,7 @@ func wantUnreadableUser(t *testing.T, env *kluistest.Env, o kluis.Org, manager, 
 			t.Errorf("FindUsers listed the unreadable user as %+v", u)
 		}
 	}
-	sess, u, err := kluistest.LoginFrom(ctx, env.SignIn, o.ID, originOf(ctx), victim.email, pw)
+	sess, u, err := kluistest.LoginFrom(ctx, env.SignIn, o.ID, originOf(ctx), victim.email, kluistest.Password)
 	if err == nil || sess.Token != "" {
 		t.Errorf("Login: got session %q and error %v, want no session and an error", sess.Token, err)
 	}
@@ -450,7 +450,7 @@ func wantReadable(t *testing.T, env *kluistest.Env, o kluis.Org, manager, u encU
 // answers with an error, never with someone else's data. The same for a
 // queued message and an audit detail.
 func TestMovedCiphertextIsAnErrorNeverAnotherValue(t *testing.T) {
-	forEngine(t, func(t *testing.T, env *kluistest.Env) {
+	kluistest.ForEngines(t, func(t *testing.T, env *kluistest.Env) {
 		ctx := context.Background()
 
 		t.Run("name into another user's row", func(t *testing.T) {
@@ -584,7 +584,7 @@ func TestMovedCiphertextIsAnErrorNeverAnotherValue(t *testing.T) {
 // must not hand out the users it decrypted before the unreadable one with
 // its error (a caller that logs or shows the value would disclose them).
 func TestFindUsersGivesNoPartialListWithAnError(t *testing.T) {
-	forEngine(t, func(t *testing.T, env *kluistest.Env) {
+	kluistest.ForEngines(t, func(t *testing.T, env *kluistest.Env) {
 		ctx := context.Background()
 		o, mgr := encOrg(t, ctx, env, "partial", "boss@partial.example", "Boss Partial")
 		env.Clock.Advance(time.Second) // list order is by creation: the broken row comes last
@@ -671,7 +671,7 @@ func openKeyStore(t *testing.T, env *kluistest.Env) *keys.Store {
 // as before. The audit chains still verify, and the key destructions are in
 // them.
 func TestDeletionShredsCopiesTakenBefore(t *testing.T) {
-	forEngine(t, func(t *testing.T, env *kluistest.Env) {
+	kluistest.ForEngines(t, func(t *testing.T, env *kluistest.Env) {
 		ctx := context.Background()
 		alpha, mgrA := encOrg(t, ctx, env, "shred-a", "boss@shred-a.example", "Boss Alpha")
 		victim := encMember(t, ctx, env, alpha, mgrA, "victim7q@shred-a.example", "Victim Name7q")
@@ -855,10 +855,10 @@ func TestDeletionShredsCopiesTakenBefore(t *testing.T) {
 		if users, err := cp.Users.FindUsers(ctx, beta.ID, mgrB.actor); err == nil {
 			t.Errorf("copy: FindUsers(deleted organisation) = %+v, want an error", users)
 		}
-		if _, _, err := kluistest.Login(ctx, cp.SignIn, beta.ID, betaMember.email, pw); kluis.ErrorCode(err) != kluis.EUnauthenticated {
+		if _, _, err := kluistest.Login(ctx, cp.SignIn, beta.ID, betaMember.email, kluistest.Password); kluis.ErrorCode(err) != kluis.EUnauthenticated {
 			t.Errorf("copy: Login to the deleted organisation: %v, want unauthenticated (its blind index key is gone)", err)
 		}
-		if _, _, err := kluistest.Login(ctx, cp.SignIn, alpha.ID, victim.email, pw); err == nil {
+		if _, _, err := kluistest.Login(ctx, cp.SignIn, alpha.ID, victim.email, kluistest.Password); err == nil {
 			t.Errorf("copy: the deleted user logs in")
 		}
 		// The audit details of the copy: the deleted user's address is erased,
@@ -946,7 +946,7 @@ func copyExport(t *testing.T, st *areas.Areas, o kluis.Org, mgr encUser) []kluis
 // do not, and it is nowhere in the stored bytes. The deleted invitee's
 // queued mail is gone with them.
 func TestErasedUserInAuditAndClientAddress(t *testing.T) {
-	forEngine(t, func(t *testing.T, env *kluistest.Env) {
+	kluistest.ForEngines(t, func(t *testing.T, env *kluistest.Env) {
 		ctx := withClient(context.Background(), netip.MustParseAddr(encClient))
 		o, mgr := encOrg(t, ctx, env, "erase", "boss@erase.example", "Boss Erase")
 		env.Mail(t)

@@ -91,13 +91,13 @@ func chainsIntact(t *testing.T, env *kluistest.Env) {
 // commit; the failing and panicking ones' changes and events vanish; the
 // denial is recorded; the chain stays intact (R23, R25).
 func TestBatchRollsBackOnlyTheFailingRequest(t *testing.T) {
-	forEngine(t, func(t *testing.T, env *kluistest.Env) {
+	kluistest.ForEngines(t, func(t *testing.T, env *kluistest.Env) {
 		ctx := context.Background()
-		o, manager := org(t, env, "batch")
+		o, manager := env.NewOrg(t, "batch")
 		const n = 6
 		var members []kluis.Actor
 		for i := range n {
-			members = append(members, member(t, env, o, manager, fmt.Sprintf("m%d@batch.example", i), kluis.RoleMember))
+			members = append(members, env.NewMember(t, o, manager, fmt.Sprintf("m%d@batch.example", i), kluis.RoleMember))
 		}
 		env.Core.SetBatchBounds(1000, time.Minute) // everything queued goes into one batch
 		before := env.Core.GroupCommitStats()
@@ -148,7 +148,7 @@ func TestBatchRollsBackOnlyTheFailingRequest(t *testing.T) {
 		if panicErr == nil || !strings.Contains(panicErr.Error(), "panic") {
 			t.Errorf("the panicking write returned %v, want a panic error", panicErr)
 		}
-		wantCode(t, denyErr, kluis.EForbidden)
+		kluistest.WantCode(t, denyErr, kluis.EForbidden)
 		if !errors.Is(cancelErr, context.Canceled) {
 			t.Errorf("the write cancelled while queued returned %v, want context.Canceled", cancelErr)
 		}
@@ -168,7 +168,7 @@ func TestBatchRollsBackOnlyTheFailingRequest(t *testing.T) {
 		}
 		evs := allEvents(t, env, o.ID, manager)
 		for action, want := range map[string]int{"test.held": 1, "test.rolled_back": 0, "test.then_exec": 0, "test.panicked": 0, "test.gone": 0} {
-			if got := countAction(evs, action); got != want {
+			if got := kluistest.CountAction(evs, action); got != want {
 				t.Errorf("%d %s events, want %d", got, action, want)
 			}
 		}
@@ -200,9 +200,9 @@ func TestBatchRollsBackOnlyTheFailingRequest(t *testing.T) {
 // before the commit, and none of their changes or events is kept. Here one
 // request leaves a deferred foreign-key violation, which only COMMIT checks.
 func TestFailedCommitFailsTheWholeBatch(t *testing.T) {
-	forEngine(t, func(t *testing.T, env *kluistest.Env) {
+	kluistest.ForEngines(t, func(t *testing.T, env *kluistest.Env) {
 		ctx := context.Background()
-		o, manager := org(t, env, "doomed")
+		o, manager := env.NewOrg(t, "doomed")
 		if err := env.Core.ExecInWrite(ctx, o.ID,
 			`CREATE TABLE poison_parent (id INTEGER PRIMARY KEY)`,
 			`CREATE TABLE poison_child (parent INTEGER REFERENCES poison_parent (id) DEFERRABLE INITIALLY DEFERRED)`); err != nil {
@@ -233,7 +233,7 @@ func TestFailedCommitFailsTheWholeBatch(t *testing.T) {
 				t.Errorf("event %d %s of the failed batch was kept", e.Seq, e.Action)
 			}
 		}
-		if got := countAction(evs, "test.exec"); got != 1 {
+		if got := kluistest.CountAction(evs, "test.exec"); got != 1 {
 			t.Errorf("%d test.exec events, want 1 (the table's creation)", got)
 		}
 		chainsIntact(t, env)
@@ -248,7 +248,7 @@ func TestFailedCommitFailsTheWholeBatch(t *testing.T) {
 // organisation's chain stays gap-free and each writer's events appear in
 // the order it wrote them (R25).
 func TestConcurrentBatchesKeepEveryChainInOrder(t *testing.T) {
-	forEngine(t, func(t *testing.T, env *kluistest.Env) {
+	kluistest.ForEngines(t, func(t *testing.T, env *kluistest.Env) {
 		ctx := context.Background()
 		const orgs, writers, writes = 3, 6, 15
 		type orgUnderLoad struct {
@@ -258,7 +258,7 @@ func TestConcurrentBatchesKeepEveryChainInOrder(t *testing.T) {
 		}
 		var os []orgUnderLoad
 		for i := range orgs {
-			o, manager := org(t, env, fmt.Sprintf("order%d", i))
+			o, manager := env.NewOrg(t, fmt.Sprintf("order%d", i))
 			os = append(os, orgUnderLoad{org: o, manager: manager, start: len(allEvents(t, env, o.ID, manager))})
 		}
 		// The first organisation's writers queue up behind a held write
@@ -340,7 +340,7 @@ func TestSQLiteSyncsEveryCommit(t *testing.T) {
 func TestDeadlockedBatchRunsItsRequestsAgain(t *testing.T) {
 	env := kluistest.NewEnv(t, sqlstore.Postgres)
 	ctx := context.Background()
-	o, manager := org(t, env, "deadlock")
+	o, manager := env.NewOrg(t, "deadlock")
 	if err := env.Core.ExecInWrite(ctx, o.ID, `CREATE TABLE contested (id INTEGER PRIMARY KEY, v INTEGER)`,
 		`INSERT INTO contested (id, v) VALUES (1, 0), (2, 0)`); err != nil {
 		t.Fatal(err)
@@ -413,7 +413,7 @@ func TestDeadlockedBatchRunsItsRequestsAgain(t *testing.T) {
 	}
 	evs := allEvents(t, env, o.ID, manager)
 	for action, want := range map[string]int{"test.held": 1, "test.steps": 1, "test.bystander0": 1, "test.bystander3": 1} {
-		if got := countAction(evs, action); got != want {
+		if got := kluistest.CountAction(evs, action); got != want {
 			t.Errorf("%d %s events, want %d", got, action, want)
 		}
 	}

@@ -46,15 +46,15 @@ func wantChainsIntact(t *testing.T, st *areas.Areas) {
 // user's key.created before the invitation, a deleted user's key.destroyed
 // after the deletion.
 func TestKeyEventsAreInTheChainWhenTheRequestAnswers(t *testing.T) {
-	forEngine(t, func(t *testing.T, env *kluistest.Env) {
+	kluistest.ForEngines(t, func(t *testing.T, env *kluistest.Env) {
 		ctx := context.Background()
-		o, mgr := org(t, env, "ke-req")
+		o, mgr := env.NewOrg(t, "ke-req")
 		email := "new@ke-req.example"
 		u, err := env.Users.InviteUser(ctx, o.ID, mgr, kluis.UserInput{Email: &email})
 		if err != nil {
 			t.Fatal(err)
 		}
-		evs := events(t, env, o.ID, mgr)
+		evs := env.Events(t, o.ID, mgr)
 		last := evs[len(evs)-2:]
 		if last[0].Action != "key.created" || last[0].Actor != mgr.AuditName() || last[1].Action != "user.invite" {
 			t.Errorf("the chain ends with %s by %s, %s; want key.created by %s, then user.invite", last[0].Action, last[0].Actor, last[1].Action, mgr.AuditName())
@@ -66,7 +66,7 @@ func TestKeyEventsAreInTheChainWhenTheRequestAnswers(t *testing.T) {
 		if err := env.Users.DeleteUser(ctx, o.ID, mgr, u.ID); err != nil {
 			t.Fatal(err)
 		}
-		evs = events(t, env, o.ID, mgr)
+		evs = env.Events(t, o.ID, mgr)
 		last = evs[len(evs)-2:]
 		if last[0].Action != "user.delete" || last[1].Action != "key.destroyed" || last[1].Actor != mgr.AuditName() || !strings.HasPrefix(last[1].Target, "key:") {
 			t.Errorf("the chain ends with %s, %s by %s on %q; want user.delete, then key.destroyed by %s on the key", last[0].Action, last[1].Action, last[1].Actor, last[1].Target, mgr.AuditName())
@@ -88,14 +88,14 @@ func TestKeyEventsAreInTheChainWhenTheRequestAnswers(t *testing.T) {
 // (which could drain) is then left aside; a second one starts on the same
 // databases, as kluis serve and every command do.
 func TestKeyEventOfAKilledProcessIsRecordedAtRestart(t *testing.T) {
-	forEngine(t, func(t *testing.T, env *kluistest.Env) {
+	kluistest.ForEngines(t, func(t *testing.T, env *kluistest.Env) {
 		ctx := context.Background()
-		o, mgr := org(t, env, "ke-kill")
-		m := member(t, env, o, mgr, "m@ke-kill.example", kluis.RoleMember)
+		o, mgr := env.NewOrg(t, "ke-kill")
+		m := env.NewMember(t, o, mgr, "m@ke-kill.example", kluis.RoleMember)
 		if err := env.KeyStore.DestroyUserKey(ctx, string(o.ID), string(m.UserID), mgr.AuditName()); err != nil {
 			t.Fatal(err)
 		}
-		if n := countAction(events(t, env, o.ID, mgr), "key.destroyed"); n != 0 {
+		if n := kluistest.CountAction(env.Events(t, o.ID, mgr), "key.destroyed"); n != 0 {
 			t.Fatalf("before the restart the chain holds %d key.destroyed, want 0 (the test crashes nothing)", n)
 		}
 		if p := pendingKeyEvents(t, env); len(p) != 1 || p[0].Action != keys.ActionDestroyed || p[0].Actor != mgr.AuditName() {
@@ -107,7 +107,7 @@ func TestKeyEventOfAKilledProcessIsRecordedAtRestart(t *testing.T) {
 			t.Fatalf("start: %v", err)
 		}
 		var destroyed []kluis.AuditEvent
-		for _, e := range events(t, env, o.ID, mgr) {
+		for _, e := range env.Events(t, o.ID, mgr) {
 			if e.Action == "key.destroyed" {
 				destroyed = append(destroyed, e)
 			}
@@ -127,7 +127,7 @@ func TestKeyEventOfAKilledProcessIsRecordedAtRestart(t *testing.T) {
 				t.Errorf("%s drains again: %d appended, %v; want 0", name, n, err)
 			}
 		}
-		if n := countAction(events(t, env, o.ID, mgr), "key.destroyed"); n != 1 {
+		if n := kluistest.CountAction(env.Events(t, o.ID, mgr), "key.destroyed"); n != 1 {
 			t.Errorf("the chain holds %d key.destroyed, want 1", n)
 		}
 		wantChainsIntact(t, restarted)
@@ -138,10 +138,10 @@ func TestKeyEventOfAKilledProcessIsRecordedAtRestart(t *testing.T) {
 // key store marked the events done does not append them twice: the next
 // drain finds their ids noted and only marks them.
 func TestInterruptedKeyEventDrainAppendsOnce(t *testing.T) {
-	forEngine(t, func(t *testing.T, env *kluistest.Env) {
+	kluistest.ForEngines(t, func(t *testing.T, env *kluistest.Env) {
 		ctx := context.Background()
-		o, mgr := org(t, env, "ke-half")
-		m := member(t, env, o, mgr, "m@ke-half.example", kluis.RoleMember)
+		o, mgr := env.NewOrg(t, "ke-half")
+		m := env.NewMember(t, o, mgr, "m@ke-half.example", kluis.RoleMember)
 		if err := env.KeyStore.DestroyUserKey(ctx, string(o.ID), string(m.UserID), mgr.AuditName()); err != nil {
 			t.Fatal(err)
 		}
@@ -164,7 +164,7 @@ func TestInterruptedKeyEventDrainAppendsOnce(t *testing.T) {
 		if p := pendingKeyEvents(t, env); len(p) != 0 {
 			t.Errorf("the key store still holds %d events, want none", len(p))
 		}
-		if n := countAction(events(t, env, o.ID, mgr), "key.destroyed"); n != 1 {
+		if n := kluistest.CountAction(env.Events(t, o.ID, mgr), "key.destroyed"); n != 1 {
 			t.Errorf("the chain holds %d key.destroyed, want 1", n)
 		}
 		wantChainsIntact(t, restarted)
@@ -176,12 +176,12 @@ func TestInterruptedKeyEventDrainAppendsOnce(t *testing.T) {
 // stay intact (on PostgreSQL the drains wait for each other, they do not
 // deadlock).
 func TestConcurrentKeyEventDrainsAppendEachOnce(t *testing.T) {
-	forEngine(t, func(t *testing.T, env *kluistest.Env) {
+	kluistest.ForEngines(t, func(t *testing.T, env *kluistest.Env) {
 		ctx := context.Background()
-		o, mgr := org(t, env, "ke-many")
+		o, mgr := env.NewOrg(t, "ke-many")
 		var members []kluis.Actor
 		for _, name := range []string{"a", "b", "c"} {
-			members = append(members, member(t, env, o, mgr, name+"@ke-many.example", kluis.RoleMember))
+			members = append(members, env.NewMember(t, o, mgr, name+"@ke-many.example", kluis.RoleMember))
 		}
 		// The other process is running already (its start drains what it
 		// finds, and here that is nothing yet).
@@ -240,7 +240,7 @@ func TestConcurrentKeyEventDrainsAppendEachOnce(t *testing.T) {
 		if got := count() - before; got != want {
 			t.Errorf("the chains gained %d key events, want %d", got, want)
 		}
-		if n := countAction(events(t, env, o.ID, mgr), "key.destroyed"); n != len(members) {
+		if n := kluistest.CountAction(env.Events(t, o.ID, mgr), "key.destroyed"); n != len(members) {
 			t.Errorf("the organisation's chain holds %d key.destroyed, want %d", n, len(members))
 		}
 		if p := pendingKeyEvents(t, env); len(p) != 0 {

@@ -1,4 +1,4 @@
-package sqlstore_test
+package throttle_test
 
 import (
 	"context"
@@ -16,29 +16,19 @@ import (
 
 const securityDesk = "security@operator.example"
 
-func forEngineWith(t *testing.T, o kluistest.EnvOptions, test func(t *testing.T, env *kluistest.Env)) {
-	t.Helper()
-	for _, engine := range kluistest.Engines {
-		t.Run(engine, func(t *testing.T) {
-			t.Parallel()
-			test(t, kluistest.NewEnv(t, engine, o))
-		})
-	}
-}
-
 // TestOrganisationWideAlarm (R26, R43, DESIGN §6): many identifiers failing
 // with few successes raise one alarm — recorded in the organisation's chain,
 // mailed to its managers and to the operator's security address without
 // personal data — and never lock the organisation; the operator's digest
 // counts it once, across two processes.
 func TestOrganisationWideAlarm(t *testing.T) {
-	forEngineWith(t, kluistest.EnvOptions{SecurityEmail: securityDesk}, func(t *testing.T, env *kluistest.Env) {
+	kluistest.ForEngines(t, func(t *testing.T, env *kluistest.Env) {
 		ctx := context.Background()
-		o, mgr := org(t, env, "alarmed")
+		o, mgr := env.NewOrg(t, "alarmed")
 		env.Mail(t)
 		// 49 failures over 10 identifiers: no alarm yet.
 		for i := range 49 {
-			_, _, err := kluistest.LoginFrom(ctx, env.SignIn, o.ID, originOf(ctx), fmt.Sprintf("guess%d@alarmed.example", i%10), "Wrong 1 password")
+			_, _, err := kluistest.LoginFrom(ctx, env.SignIn, o.ID, kluis.Origin{}, fmt.Sprintf("guess%d@alarmed.example", i%10), "Wrong 1 password")
 			if code := kluis.ErrorCode(err); code != kluis.EUnauthenticated && code != kluis.ETooManyRequests {
 				t.Fatalf("failure %d: %v", i, err)
 			}
@@ -47,13 +37,13 @@ func TestOrganisationWideAlarm(t *testing.T) {
 			t.Fatalf("alarm after 49 failures: %d", n)
 		}
 		for i := range 30 {
-			kluistest.LoginFrom(ctx, env.SignIn, o.ID, originOf(ctx), fmt.Sprintf("guess%d@alarmed.example", i%10), "Wrong 1 password")
+			kluistest.LoginFrom(ctx, env.SignIn, o.ID, kluis.Origin{}, fmt.Sprintf("guess%d@alarmed.example", i%10), "Wrong 1 password")
 		}
 		if n := countAudit(t, env, o.ID, mgr, "security.alarm"); n != 1 {
 			t.Fatalf("alarms after 79 failures over 10 identifiers: %d, want one (at most one an hour)", n)
 		}
 		// The organisation is not locked: its manager signs in.
-		login(t, env, o.ID, "boss@alarmed.example")
+		env.SignedIn(t, o.ID, "boss@alarmed.example")
 		var toManager, toDesk string
 		for _, m := range env.Mail(t) {
 			switch {
@@ -99,7 +89,7 @@ func TestOrganisationWideAlarm(t *testing.T) {
 		if made, err := other.Throttle.SecurityDigest(ctx, "node-b", time.Hour); err != nil || !made {
 			t.Fatalf("digest an hour later on the other node: %v, %v", made, err)
 		}
-	})
+	}, kluistest.EnvOptions{SecurityEmail: securityDesk})
 }
 
 func countAudit(t *testing.T, env *kluistest.Env, org kluis.OrgID, mgr kluis.Actor, action string) int {
@@ -116,14 +106,14 @@ func countAudit(t *testing.T, env *kluistest.Env, org kluis.OrgID, mgr kluis.Act
 // permanent block holds even for a browser with a device cookie — and each
 // step is recorded in the platform chain. Old counters are forgotten.
 func TestOperatorSettlesAddressBlocks(t *testing.T) {
-	forEngine(t, func(t *testing.T, env *kluistest.Env) {
-		o, _ := org(t, env, "blocks")
+	kluistest.ForEngines(t, func(t *testing.T, env *kluistest.Env) {
+		o, _ := env.NewOrg(t, "blocks")
 		addr := netip.MustParseAddr("192.0.2.55")
-		ctx := withClient(context.Background(), addr)
+		ctx, from := context.Background(), kluis.Origin{Client: addr}
 		for range 20 {
-			kluistest.LoginFrom(ctx, env.SignIn, o.ID, originOf(ctx), "nobody@blocks.example", "Wrong 1 password")
+			kluistest.LoginFrom(ctx, env.SignIn, o.ID, from, "nobody@blocks.example", "Wrong 1 password")
 		}
-		_, _, err := kluistest.LoginFrom(ctx, env.SignIn, o.ID, originOf(ctx), "boss@blocks.example", pw)
+		_, _, err := kluistest.LoginFrom(ctx, env.SignIn, o.ID, from, "boss@blocks.example", kluistest.Password)
 		if kluis.ErrorCode(err) != kluis.ETooManyRequests {
 			t.Fatalf("right password from a blocked address: %v, want too_many_requests", err)
 		}
@@ -141,14 +131,14 @@ func TestOperatorSettlesAddressBlocks(t *testing.T) {
 		if err := env.Throttle.LiftAddressBlock(context.Background(), kluis.CLIActor, ref); err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := kluistest.LoginFrom(ctx, env.SignIn, o.ID, originOf(ctx), "boss@blocks.example", pw); err != nil {
+		if _, _, err := kluistest.LoginFrom(ctx, env.SignIn, o.ID, from, "boss@blocks.example", kluistest.Password); err != nil {
 			t.Fatalf("after the lift: %v", err)
 		}
 		if err := env.Throttle.KeepAddressBlock(context.Background(), kluis.CLIActor, ref); err != nil {
 			t.Fatal(err)
 		}
 		env.Clock.Advance(48 * time.Hour)
-		if _, _, err := kluistest.LoginFrom(ctx, env.SignIn, o.ID, originOf(ctx), "boss@blocks.example", pw); kluis.ErrorCode(err) != kluis.ETooManyRequests {
+		if _, _, err := kluistest.LoginFrom(ctx, env.SignIn, o.ID, from, "boss@blocks.example", kluistest.Password); kluis.ErrorCode(err) != kluis.ETooManyRequests {
 			t.Fatalf("permanent block two days later: %v, want too_many_requests", err)
 		}
 		if err := env.Throttle.LiftAddressBlock(context.Background(), kluis.CLIActor, "000000000000"); kluis.ErrorCode(err) != kluis.ENotFound {

@@ -1,4 +1,4 @@
-package sqlstore_test
+package keywork_test
 
 import (
 	"bytes"
@@ -15,10 +15,10 @@ import (
 // and an organisation key rotation re-encrypts both; the message is then
 // still delivered and its code still works.
 func TestSMSNumberAndQueueAreSealedAndReencrypted(t *testing.T) {
-	forEngine(t, func(t *testing.T, env *kluistest.Env) {
+	kluistest.ForEngines(t, func(t *testing.T, env *kluistest.Env) {
 		ctx := context.Background()
-		o, mgr := org(t, env, "txt")
-		m := member(t, env, o, mgr, "m@txt.example", kluis.RoleMember)
+		o, mgr := env.NewOrg(t, "txt")
+		m := env.NewMember(t, o, mgr, "m@txt.example", kluis.RoleMember)
 		if _, err := env.Factors.StartFactor(ctx, kluis.OrgScope(o.ID), m, kluis.FactorSMS, kluis.FactorSetup{Phone: "+31 6 12345678"}); err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package sqlstore_test
+package keywork_test
 
 import (
 	"context"
@@ -11,52 +11,21 @@ import (
 	"github.com/kluis/kluis/internal/kluistest"
 )
 
-// reencStaleRows counts the sealed values of the organisation's users and
-// queued mail whose ciphertext does not use the active version of its key.
-func reencStaleRows(t *testing.T, env *kluistest.Env, org kluis.OrgID) (stale int) {
-	t.Helper()
-	ctx := context.Background()
-	for _, query := range []string{
-		`SELECT id, email FROM users WHERE org_id = '` + string(org) + `'`,
-		`SELECT id, name FROM users WHERE org_id = '` + string(org) + `'`,
-		`SELECT id, phone FROM users WHERE org_id = '` + string(org) + `'`,
-		`SELECT user_id, envelope FROM mail_queue WHERE org_id = '` + string(org) + `'`,
-		`SELECT user_id, name FROM api_tokens WHERE org_id = '` + string(org) + `'`,
-		`SELECT user_id, new_email FROM email_changes WHERE org_id = '` + string(org) + `'`,
-		`SELECT user_id, device FROM sessions WHERE org_id = '` + string(org) + `' AND device IS NOT NULL`,
-	} {
-		for _, r := range env.Query(t, query) {
-			kv, err := keys.ParseCiphertext(r[1])
-			if err != nil {
-				t.Fatalf("%s: %v", query, err)
-			}
-			active, err := env.KeyStore.ActiveVersion(ctx, keys.UserKey(string(org), string(r[0])))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if kv != active {
-				stale++
-			}
-		}
-	}
-	return stale
-}
-
 // R28, issue 3 item 4: kluis keys rotate --org starts new versions of the
 // organisation's keys; the background re-encryption leaves no row but audit
 // rows under the retired versions, also rows written by a process whose key
 // cache was stale, and the audit chains still verify.
 func TestOrgKeyRotationReencryptsEverythingButAudit(t *testing.T) {
-	forEngine(t, func(t *testing.T, env *kluistest.Env) {
+	kluistest.ForEngines(t, func(t *testing.T, env *kluistest.Env) {
 		ctx := context.Background()
-		o, mgr := org(t, env, "rot")
-		other, _ := org(t, env, "other")
-		m := member(t, env, o, mgr, "member@rot.example", kluis.RoleMember)
+		o, mgr := env.NewOrg(t, "rot")
+		other, _ := env.NewOrg(t, "other")
+		m := env.NewMember(t, o, mgr, "member@rot.example", kluis.RoleMember)
 		email, role := "invited@rot.example", kluis.RoleMember
 		if _, err := env.Users.InviteUser(ctx, o.ID, mgr, kluis.UserInput{Email: &email, Role: &role}); err != nil {
 			t.Fatal(err) // its invitation mail stays queued
 		}
-		if _, err := env.Users.UpdateMe(ctx, o.ID, m, kluis.UserInput{Phone: ptr("+31 6 12345678")}); err != nil {
+		if _, err := env.Users.UpdateMe(ctx, o.ID, m, kluis.UserInput{Phone: new("+31 6 12345678")}); err != nil {
 			t.Fatal(err)
 		}
 		// A token's name, a pending e-mail change and a session's device
@@ -67,14 +36,14 @@ func TestOrgKeyRotationReencryptsEverythingButAudit(t *testing.T) {
 		if err := env.Users.RequestEmailChange(ctx, o.ID, m, "new@rot.example"); err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := kluistest.LoginFrom(ctx, env.SignIn, o.ID, kluis.Origin{Device: "Firefox on Linux"}, "member@rot.example", pw); err != nil {
+		if _, _, err := kluistest.LoginFrom(ctx, env.SignIn, o.ID, kluis.Origin{Device: "Firefox on Linux"}, "member@rot.example", kluistest.Password); err != nil {
 			t.Fatal(err)
 		}
 		stale, _ := env.OtherProcess(t, keys.Options{})
-		if _, _, err := kluistest.Login(ctx, stale.SignIn, o.ID, "member@rot.example", pw); err != nil { // warms its cache
+		if _, _, err := kluistest.Login(ctx, stale.SignIn, o.ID, "member@rot.example", kluistest.Password); err != nil { // warms its cache
 			t.Fatal(err)
 		}
-		if _, err := stale.Users.UpdateMe(ctx, o.ID, m, kluis.UserInput{Name: ptr("Before")}); err != nil {
+		if _, err := stale.Users.UpdateMe(ctx, o.ID, m, kluis.UserInput{Name: new("Before")}); err != nil {
 			t.Fatal(err)
 		}
 
@@ -88,11 +57,11 @@ func TestOrgKeyRotationReencryptsEverythingButAudit(t *testing.T) {
 		if kv != 2 {
 			t.Fatalf("rotated to version %d, want 2", kv)
 		}
-		if n := reencStaleRows(t, env, o.ID); n == 0 {
+		if n := env.StaleRows(t, o.ID); n == 0 {
 			t.Fatal("no row under a retired version right after the rotation: nothing to test")
 		}
 		// The other process still seals with the version it cached.
-		if _, err := stale.Users.UpdateMe(ctx, o.ID, m, kluis.UserInput{Name: ptr("During")}); err != nil {
+		if _, err := stale.Users.UpdateMe(ctx, o.ID, m, kluis.UserInput{Name: new("During")}); err != nil {
 			t.Fatal(err)
 		}
 
@@ -103,15 +72,15 @@ func TestOrgKeyRotationReencryptsEverythingButAudit(t *testing.T) {
 		if len(jobs) != 1 || jobs[0].Finished() {
 			t.Fatalf("before the caches settled: jobs %+v, want one unfinished", jobs)
 		}
-		if n := reencStaleRows(t, env, o.ID); n != 0 {
+		if n := env.StaleRows(t, o.ID); n != 0 {
 			t.Errorf("after the first pass %d values under retired versions, want 0", n)
 		}
 		// Another write of the stale process after the first pass: only the
 		// final pass, once the caches settled, can catch it.
-		if _, err := stale.Users.UpdateMe(ctx, o.ID, m, kluis.UserInput{Name: ptr("Later")}); err != nil {
+		if _, err := stale.Users.UpdateMe(ctx, o.ID, m, kluis.UserInput{Name: new("Later")}); err != nil {
 			t.Fatal(err)
 		}
-		if n := reencStaleRows(t, env, o.ID); n != 2 {
+		if n := env.StaleRows(t, o.ID); n != 2 {
 			t.Errorf("after the stale write %d values under retired versions, want its 2 (name, phone)", n)
 		}
 		env.Clock.Advance(env.KeyStore.CacheTTL())
@@ -123,7 +92,7 @@ func TestOrgKeyRotationReencryptsEverythingButAudit(t *testing.T) {
 		if len(jobs) != 1 || !jobs[0].Finished() || len(seen) == 0 {
 			t.Fatalf("after the caches settled: jobs %+v (progress %d calls), want finished", jobs, len(seen))
 		}
-		if n := reencStaleRows(t, env, o.ID); n != 0 {
+		if n := env.StaleRows(t, o.ID); n != 0 {
 			t.Errorf("after the re-encryption %d values use retired versions, want 0", n)
 		}
 		uses, err := env.KeyWork.RetiredUses(ctx)
@@ -144,7 +113,7 @@ func TestOrgKeyRotationReencryptsEverythingButAudit(t *testing.T) {
 		if err != nil || got.Name != "Later" || got.Phone != "+31612345678" || got.Email != "member@rot.example" {
 			t.Errorf("after the rotation: %+v, %v", got, err)
 		}
-		login(t, env, o.ID, "member@rot.example") // the blind index did not change
+		env.SignedIn(t, o.ID, "member@rot.example") // the blind index did not change
 		n := 0
 		if err := env.Audit.ExportAudit(ctx, o.ID, mgr, kluis.AuditFilter{Action: "user.invite"}, func(e kluis.AuditEvent) error {
 			n++
