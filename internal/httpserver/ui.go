@@ -154,6 +154,13 @@ type option struct {
 	Selected     bool
 }
 
+// WithHint is the field with another hint than its name's: the code on a
+// set-up page comes from one source, not from any factor.
+func (f inputData) WithHint(hint string) inputData {
+	f.Hint = hint
+	return f
+}
+
 // Describedby links the field to its hint and its error.
 func (f inputData) Describedby() string {
 	var ids []string

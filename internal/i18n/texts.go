@@ -311,6 +311,8 @@ var texts = map[string]struct{ en, nl string }{
 	"field.optional":               {"(optional)", "(niet verplicht)"},
 
 	"hint.code":               {"Six digits from the app or the text message, or a recovery code such as abcde-fghij.", "Zes cijfers uit de app of de sms, of een herstelcode zoals abcde-fghij."},
+	"hint.code_app":           {"Six digits from the app.", "Zes cijfers uit de app."},
+	"hint.code_sms":           {"Six digits from the text message.", "Zes cijfers uit de sms."},
 	"hint.sms_phone":          {"With the country code, for example +31 6 12345678. It need not be the number in your profile.", "Met de landcode, bijvoorbeeld +31 6 12345678. Het hoeft niet het nummer in je profiel te zijn."},
 	"hint.passkey_name":       {"For example “Laptop” or “Blue security key”.", "Bijvoorbeeld ‘Laptop’ of ‘Blauwe beveiligingssleutel’."},
 	"hint.phone":              {"Only if you want to be called about your account, for example +31 20 123 4567.", "Alleen als je over je account gebeld wilt worden, bijvoorbeeld +31 20 123 4567."},
