@@ -46,6 +46,12 @@ func (s Scope) Signed(a Actor) bool {
 	return false
 }
 
+// InSession reports whether a is a signed-in person of the scope acting
+// through a session, not through a personal API token: changing one's
+// password, factors or sessions, and re-authenticating, need one. (The
+// routes refuse tokens there too; this holds for every other caller.)
+func (s Scope) InSession(a Actor) bool { return s.Signed(a) && a.SessionID != "" }
+
 // Subject returns the id of the signed-in person a of the scope: the user
 // id, or the operator id.
 func (s Scope) Subject(a Actor) string {

@@ -220,7 +220,9 @@ func (h *headCache) save() map[string]chainHead { return maps.Clone(h.m) }
 // restore puts back the heads save returned: the heads a rolled-back
 // savepoint read, created or advanced are forgotten (on PostgreSQL its row
 // locks are released with it, so they are read and locked again).
-func (h *headCache) restore(m map[string]chainHead) { h.m = m }
+// The cache gets a copy: a later restore to the same saved heads must find
+// them as they were saved.
+func (h *headCache) restore(m map[string]chainHead) { h.m = maps.Clone(m) }
 
 // stmt returns the writer's cached prepared statement for query, or nil when
 // it has not been prepared yet. Preparing needs a connection of the writer
@@ -430,8 +432,15 @@ func (t *Tx) writeHeads(ctx context.Context) error {
 	slices.Sort(chains)
 	for _, chain := range chains {
 		h := t.heads.m[chain]
-		if _, err := t.Exec(ctx, `UPDATE audit_heads SET seq = ?, hash = ? WHERE chain = ?`, h.seq, h.hash[:], chain); err != nil {
+		res, err := t.Exec(ctx, `UPDATE audit_heads SET seq = ?, hash = ? WHERE chain = ?`, h.seq, h.hash[:], chain)
+		if err != nil {
 			return fmt.Errorf("advance chain head: %w", err)
+		}
+		// The row was read or created in this transaction: a head that is
+		// not there is a cache that went wrong, and committing would leave
+		// the chain's events without their head.
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			return fmt.Errorf("advance chain head: %d rows, %v", n, err)
 		}
 		h.stored = h.seq
 		t.heads.m[chain] = h

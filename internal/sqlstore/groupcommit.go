@@ -35,6 +35,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -67,6 +69,9 @@ type groupCommit struct {
 	// Bounds; zero means the defaults above. Tests widen them.
 	maxRequests int
 	maxWork     time.Duration
+	// beforeHeads, when set (by tests), runs before a batch writes its
+	// chain heads: outside every request's body.
+	beforeHeads atomic.Pointer[func()]
 
 	// Statistics, for tests and benchmarks.
 	batches, batched, largest atomic.Int64
@@ -137,7 +142,21 @@ func (g *groupCommit) write(ctx context.Context, s *Core, lockChain string, fn f
 	q.leading = true
 	g.mu.Unlock()
 	if !lead {
-		<-r.wake // answered, or told to lead
+		select {
+		case <-r.wake: // answered, or told to lead
+		case <-ctx.Done():
+			// Gone while still queued, and not yet told to lead: leave the
+			// queue, nothing ran. Once a batch took it, or the lead was
+			// handed to it, its answer (or the lead) comes.
+			g.mu.Lock()
+			if i := slices.Index(q.pending, r); i >= 0 && !r.lead {
+				q.pending = slices.Delete(q.pending, i, i+1)
+				g.mu.Unlock()
+				return ctx.Err()
+			}
+			g.mu.Unlock()
+			<-r.wake
+		}
 		lead = r.lead
 	}
 	if lead {
@@ -185,7 +204,8 @@ func (g *groupCommit) take(s *Core, q *writeQueue, n int, began time.Time) *writ
 // reads on return, not woken.
 func (g *groupCommit) lead(s *Core, q *writeQueue, self *writeRequest) {
 	b := &batch{s: s, heads: &headCache{}}
-	answer := b.run(g, q)
+	b.runGuarded(g, q)
+	answer := b.taken
 	g.mu.Lock()
 	var next *writeRequest
 	if len(q.pending) > 0 {
@@ -212,21 +232,43 @@ type batch struct {
 	tx      sharedTx
 	heads   *headCache
 	began   time.Time
+	taken   []*writeRequest // requests taken from the queue, to be answered
 	members []*writeRequest // requests whose work ran in the transaction
 	err     error           // the transaction failed: its members fail with it
 	flush   *Tx             // writes the heads; its statements are prepared later
 }
 
-// run runs requests from q until the batch closes, then commits. It returns
-// every request it took, each with its answer set.
-func (b *batch) run(g *groupCommit, q *writeQueue) []*writeRequest {
-	var taken []*writeRequest
+// runGuarded is run, with a panic outside a request's body (in recording a
+// refusal, in writing the heads, in the driver) failing the whole batch:
+// its transaction is rolled back and its requests answered, instead of a
+// transaction left open on the writer and a queue left without a leader.
+func (b *batch) runGuarded(g *groupCommit, q *writeQueue) {
+	defer func() {
+		v := recover()
+		if v == nil {
+			return
+		}
+		b.s.log.Error("panic in a write batch; the batch is rolled back", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+		if b.tx.tx != nil {
+			b.tx.tx.Rollback()
+		}
+		err := fmt.Errorf("sqlstore: panic in a write batch: %v", v)
+		for _, r := range b.taken {
+			r.err, r.own, r.after, r.alone = err, true, nil, false
+		}
+	}()
+	b.run(g, q)
+}
+
+// run runs requests from q until the batch closes, then commits. Every
+// request it took (b.taken) has its answer set.
+func (b *batch) run(g *groupCommit, q *writeQueue) {
 	for b.err == nil {
 		r := g.take(b.s, q, len(b.members), b.began)
 		if r == nil {
 			break
 		}
-		taken = append(taken, r)
+		b.taken = append(b.taken, r)
 		if err := r.ctx.Err(); err != nil {
 			r.err, r.own = err, true // cancelled while queued: nothing ran
 			continue
@@ -256,7 +298,6 @@ func (b *batch) run(g *groupCommit, q *writeQueue) []*writeRequest {
 			}
 		}
 	}
-	return taken
 }
 
 // savepoint runs a savepoint statement of the batch. Its failure means the
@@ -329,6 +370,9 @@ func (b *batch) runRequest(r *writeRequest) {
 // sets every member's answer.
 func (b *batch) end() {
 	if b.err == nil {
+		if hook := b.s.commits.beforeHeads.Load(); hook != nil {
+			(*hook)()
+		}
 		b.flush = b.newTx()
 		b.err = b.flush.writeHeads(context.Background())
 	}

@@ -16,6 +16,16 @@ func (s *Core) SetBatchBounds(requests int, work time.Duration) {
 	s.commits.maxRequests, s.commits.maxWork = requests, work
 }
 
+// SetBeforeHeads makes every batch call hook before it writes its chain
+// heads, outside every request's body (nil: no hook).
+func (s *Core) SetBeforeHeads(hook func()) {
+	if hook == nil {
+		s.commits.beforeHeads.Store(nil)
+		return
+	}
+	s.commits.beforeHeads.Store(&hook)
+}
+
 // QueuedWrites returns how many writes wait in the queue that writes locking
 // lockChain join.
 func (s *Core) QueuedWrites(lockChain string) int {

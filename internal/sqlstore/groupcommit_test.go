@@ -426,3 +426,53 @@ func TestDeadlockedBatchRunsItsRequestsAgain(t *testing.T) {
 	}
 	chainsIntact(t, env)
 }
+
+// A write whose client goes away while it waits behind a batch that does
+// not end leaves the queue at once, having run nothing; a panic outside
+// every request's body (here: just before the batch writes its chain heads)
+// fails and rolls back that whole batch, and the queue goes on with the
+// next write on an intact chain.
+func TestStuckOrPanickedBatchReleasesItsQueue(t *testing.T) {
+	kluistest.ForEngines(t, func(t *testing.T, env *kluistest.Env) {
+		ctx := context.Background()
+		o, manager := env.NewOrg(t, "stuck")
+		release := holdQueue(t, env, o.ID)
+		gone, cancel := context.WithCancel(ctx)
+		errc := make(chan error, 1)
+		go func() { errc <- env.Core.AppendAction(gone, o.ID, "test.gone") }()
+		waitQueued(t, env, o.ID, 1)
+		cancel()
+		select {
+		case err := <-errc:
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("the cancelled write returned %v, want context.Canceled", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("a cancelled write still waits behind a batch that does not end")
+		}
+		if err := release(); err != nil {
+			t.Fatalf("the holding write: %v", err)
+		}
+
+		var fired atomic.Bool
+		env.Core.SetBeforeHeads(func() {
+			if fired.CompareAndSwap(false, true) {
+				panic("injected")
+			}
+		})
+		defer env.Core.SetBeforeHeads(nil)
+		if err := env.Core.AppendAction(ctx, o.ID, "test.panicked_batch"); err == nil || !strings.Contains(err.Error(), "panic in a write batch") {
+			t.Fatalf("the write of the panicking batch returned %v, want a panic error", err)
+		}
+		if err := env.Core.AppendAction(ctx, o.ID, "test.after"); err != nil {
+			t.Fatalf("the next write: %v", err)
+		}
+		evs := allEvents(t, env, o.ID, manager)
+		for action, want := range map[string]int{"test.held": 1, "test.gone": 0, "test.panicked_batch": 0, "test.after": 1} {
+			if got := kluistest.CountAction(evs, action); got != want {
+				t.Errorf("%d %s events, want %d", got, action, want)
+			}
+		}
+		chainsIntact(t, env)
+	})
+}

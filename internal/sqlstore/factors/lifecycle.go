@@ -83,7 +83,7 @@ func enrolmentAllowed(ctx context.Context, t *sqlstore.Tx, scope kluis.Scope, ac
 // must be removed first. Errors: unauthenticated, reauth_required,
 // invalid_input, forbidden, conflict, too_many_requests.
 func (s *Service) StartFactor(ctx context.Context, scope kluis.Scope, actor kluis.Actor, kind kluis.FactorKind, setup kluis.FactorSetup) (kluis.FactorEnrolment, error) {
-	if !scope.Signed(actor) {
+	if !scope.InSession(actor) {
 		return kluis.FactorEnrolment{}, kluis.ErrUnauthenticated
 	}
 	act, ok := actions[kind]
@@ -154,7 +154,7 @@ func (s *Service) StartFactor(ctx context.Context, scope kluis.Scope, actor klui
 // the secret alone), or the number being verified, masked. Errors:
 // unauthenticated, not_found.
 func (s *Service) PendingFactor(ctx context.Context, scope kluis.Scope, actor kluis.Actor, kind kluis.FactorKind) (kluis.FactorEnrolment, error) {
-	if !scope.Signed(actor) {
+	if !scope.InSession(actor) {
 		return kluis.FactorEnrolment{}, kluis.ErrUnauthenticated
 	}
 	if kind != kluis.FactorTOTP && kind != kluis.FactorSMS {
@@ -193,7 +193,7 @@ func (s *Service) PendingFactor(ctx context.Context, scope kluis.Scope, actor kl
 // sessions end. A wrong proof is recorded. Errors: unauthenticated,
 // not_found (nothing started here), invalid_input, forbidden, conflict.
 func (s *Service) ConfirmFactor(ctx context.Context, scope kluis.Scope, actor kluis.Actor, kind kluis.FactorKind, proof kluis.FactorProof) (kluis.FactorEnrolled, error) {
-	if !scope.Signed(actor) {
+	if !scope.InSession(actor) {
 		return kluis.FactorEnrolled{}, kluis.ErrUnauthenticated
 	}
 	act, ok := actions[kind]
@@ -297,7 +297,7 @@ func (s *Service) ConfirmFactor(ctx context.Context, scope kluis.Scope, actor kl
 // operator reset-factors). Errors: unauthenticated, reauth_required,
 // not_found, conflict.
 func (s *Service) RemoveFactor(ctx context.Context, scope kluis.Scope, actor kluis.Actor, kind kluis.FactorKind, id string) error {
-	if !scope.Signed(actor) {
+	if !scope.InSession(actor) {
 		return kluis.ErrUnauthenticated
 	}
 	act, ok := actions[kind]
@@ -318,6 +318,9 @@ func (s *Service) RemoveFactor(ctx context.Context, scope kluis.Scope, actor klu
 			}
 			n, _ = res.RowsAffected()
 		} else {
+			if err := s.keepRecoveryKey(ctx, t, scope, subject); err != nil {
+				return err
+			}
 			res, err := t.Exec(ctx, `DELETE FROM factors WHERE org_id = ? AND subject = ? AND kind = ?`, scope.Org, subject, string(kind))
 			if err != nil {
 				return err

@@ -99,19 +99,11 @@ func (s *Service) recoveryHasher(ctx context.Context, t *sqlstore.Tx, scope klui
 // operators.recovery_key, or for codes made before it existed the
 // recovery_key of the operator's TOTP row. With fresh it makes a new one.
 func (s *Service) operatorRecoveryKey(ctx context.Context, t *sqlstore.Tx, op string, fresh bool) ([]byte, error) {
-	field := keys.FieldRef{Table: "operators", Column: "recovery_key", Row: op}
+	field := operatorRecoveryField(op)
 	if fresh {
 		key := make([]byte, 32)
 		rand.Read(key)
-		sealed, err := s.core.Seal(ctx, keys.PlatformKey(), field, key)
-		if err != nil {
-			return nil, fmt.Errorf("seal recovery key: %w", err)
-		}
-		if _, err := t.Exec(ctx, `UPDATE operators SET recovery_key = ? WHERE id = ?`, sealed, op); err != nil {
-			return nil, err
-		}
-		_, err = t.Exec(ctx, `UPDATE factors SET recovery_key = NULL WHERE org_id = '' AND subject = ?`, op)
-		return key, err
+		return key, s.storeOperatorRecoveryKey(ctx, t, op, key)
 	}
 	var sealed []byte
 	if err := t.QueryRow(ctx, `SELECT recovery_key FROM operators WHERE id = ?`, op).Scan(&sealed); err != nil {
@@ -129,6 +121,47 @@ func (s *Service) operatorRecoveryKey(ctx context.Context, t *sqlstore.Tx, op st
 		return nil, err
 	}
 	return s.core.Open(ctx, secretField(kluis.OperatorScope, id, "recovery_key"), sealed)
+}
+
+func operatorRecoveryField(op string) keys.FieldRef {
+	return keys.FieldRef{Table: "operators", Column: "recovery_key", Row: op}
+}
+
+// storeOperatorRecoveryKey seals key into operators.recovery_key and
+// forgets any copy kept on the operator's factor rows.
+func (s *Service) storeOperatorRecoveryKey(ctx context.Context, t *sqlstore.Tx, op string, key []byte) error {
+	sealed, err := s.core.Seal(ctx, keys.PlatformKey(), operatorRecoveryField(op), key)
+	if err != nil {
+		return fmt.Errorf("seal recovery key: %w", err)
+	}
+	if _, err := t.Exec(ctx, `UPDATE operators SET recovery_key = ? WHERE id = ?`, sealed, op); err != nil {
+		return err
+	}
+	_, err = t.Exec(ctx, `UPDATE factors SET recovery_key = NULL WHERE org_id = '' AND subject = ?`, op)
+	return err
+}
+
+// keepRecoveryKey is called before an operator's factor row is deleted or
+// replaced: recovery codes made before operators.recovery_key existed are
+// keyed by the recovery_key of the operator's authenticator-app row, which
+// then moves to operators.recovery_key, so that the codes keep working
+// without the app. Users' codes do not depend on a factor row.
+func (s *Service) keepRecoveryKey(ctx context.Context, t *sqlstore.Tx, scope kluis.Scope, subject string) error {
+	if scope.Realm != kluis.RealmOperator {
+		return nil
+	}
+	var sealed []byte
+	if err := t.QueryRow(ctx, `SELECT recovery_key FROM operators WHERE id = ?`, subject).Scan(&sealed); err != nil {
+		return err
+	}
+	if sealed != nil {
+		return nil
+	}
+	key, err := s.operatorRecoveryKey(ctx, t, subject, false)
+	if err != nil || key == nil {
+		return err
+	}
+	return s.storeOperatorRecoveryKey(ctx, t, subject, key)
 }
 
 // dropRecoveryWithoutFactor removes the recovery codes and the wrong-answer

@@ -154,6 +154,9 @@ func (s *Service) pendFactor(ctx context.Context, t *sqlstore.Tx, scope kluis.Sc
 	if err != nil {
 		return err
 	}
+	if err := s.keepRecoveryKey(ctx, t, scope, subject); err != nil {
+		return err
+	}
 	if _, err := t.Exec(ctx, `DELETE FROM factors WHERE org_id = ? AND subject = ? AND kind = ?`, scope.Org, subject, string(kind)); err != nil {
 		return err
 	}

@@ -22,7 +22,7 @@ import (
 // factor's lock. Errors: unauthenticated, logins_disabled, invalid_input
 // (password, code: one answer for either).
 func (s *Service) Reauth(ctx context.Context, scope kluis.Scope, actor kluis.Actor, pw, method, code string) (kluis.Session, error) {
-	if !scope.Signed(actor) {
+	if !scope.InSession(actor) {
 		return kluis.Session{}, kluis.ErrUnauthenticated
 	}
 	subject, chain := scope.Subject(actor), accounts.Chain(scope)
@@ -107,7 +107,7 @@ func (s *Service) Reauth(ctx context.Context, scope kluis.Scope, actor kluis.Act
 // not_found (nothing enrolled for the method), forbidden,
 // too_many_requests, invalid_input (method).
 func (s *Service) PrepareReauth(ctx context.Context, scope kluis.Scope, actor kluis.Actor, method string) ([]byte, error) {
-	if !scope.Signed(actor) {
+	if !scope.InSession(actor) {
 		return nil, kluis.ErrUnauthenticated
 	}
 	subject := scope.Subject(actor)
@@ -169,7 +169,7 @@ func (s *Service) Logout(ctx context.Context, scope kluis.Scope, actor kluis.Act
 // tokens and every credential in flight go, and they get a notice by mail.
 // Errors: invalid_input, unauthenticated, reauth_required.
 func (s *Service) ChangePassword(ctx context.Context, scope kluis.Scope, actor kluis.Actor, current, next string) error {
-	if !scope.Signed(actor) {
+	if !scope.InSession(actor) {
 		return kluis.ErrUnauthenticated
 	}
 	action := accounts.Action(scope, "user.password_change")
@@ -259,7 +259,7 @@ func (s *Service) FindSessions(ctx context.Context, scope kluis.Scope, actor klu
 // auth.session_end; ending the current one signs out. A session of someone
 // else is not found. Errors: unauthenticated, not_found.
 func (s *Service) EndSession(ctx context.Context, scope kluis.Scope, actor kluis.Actor, id kluis.SessionID) error {
-	if !scope.Signed(actor) && !actor.IsOrgUser(scope.Org) {
+	if !scope.InSession(actor) {
 		return kluis.ErrUnauthenticated
 	}
 	if !kluis.ValidID(string(id)) {
@@ -280,7 +280,7 @@ func (s *Service) EndSession(ctx context.Context, scope kluis.Scope, actor kluis
 // current one, recorded as auth.session_end with the number ended. Errors:
 // unauthenticated.
 func (s *Service) EndOtherSessions(ctx context.Context, scope kluis.Scope, actor kluis.Actor) (int, error) {
-	if !scope.Signed(actor) && !actor.IsOrgUser(scope.Org) {
+	if !scope.InSession(actor) {
 		return 0, kluis.ErrUnauthenticated
 	}
 	subject, chain := scope.Subject(actor), accounts.Chain(scope)

@@ -127,3 +127,53 @@ func TestWeakHashUpgradedAtLogin(t *testing.T) {
 		})
 	}
 }
+
+// A personal API token never changes its owner's password, factors or
+// sessions and never re-authenticates (R9, R14): the services refuse a
+// token's actor themselves, whatever route or caller hands it over, and
+// nothing changes.
+func TestTokensCannotChangeCredentialsOrSessions(t *testing.T) {
+	kluistest.ForEngines(t, func(t *testing.T, env *kluistest.Env) {
+		ctx := context.Background()
+		o, manager := env.NewOrg(t, "tokcred")
+		env.SignedIn(t, o.ID, "boss@tokcred.example") // a second session to end
+		_, secret, err := env.Tokens.CreateAPIToken(ctx, o.ID, manager, kluis.TokenInput{Name: "script", Scope: kluis.ScopeFull, Lifetime: 24 * time.Hour})
+		if err != nil {
+			t.Fatalf("CreateAPIToken: %v", err)
+		}
+		token, _, err := kluistest.Authenticate(ctx, env.SignIn, secret)
+		if err != nil {
+			t.Fatalf("Authenticate the token: %v", err)
+		}
+		if !token.ViaToken() || token.SessionID != "" {
+			t.Fatalf("the token's actor: %+v", token)
+		}
+		scope := kluis.OrgScope(o.ID)
+		before, err := env.SignIn.FindSessions(ctx, scope, manager)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = env.SignIn.EndOtherSessions(ctx, scope, token)
+		kluistest.WantCode(t, err, kluis.EUnauthenticated)
+		kluistest.WantCode(t, env.SignIn.EndSession(ctx, scope, token, manager.SessionID), kluis.EUnauthenticated)
+		kluistest.WantCode(t, env.SignIn.ChangePassword(ctx, scope, token, kluistest.Password, "another-horse-42"), kluis.EUnauthenticated)
+		_, err = env.SignIn.Reauth(ctx, scope, token, kluistest.Password, "", "")
+		kluistest.WantCode(t, err, kluis.EUnauthenticated)
+		_, err = env.SignIn.PrepareReauth(ctx, scope, token, "sms")
+		kluistest.WantCode(t, err, kluis.EUnauthenticated)
+		_, err = env.Factors.StartFactor(ctx, scope, token, kluis.FactorTOTP, kluis.FactorSetup{})
+		kluistest.WantCode(t, err, kluis.EUnauthenticated)
+		kluistest.WantCode(t, env.Factors.RemoveFactor(ctx, scope, token, kluis.FactorTOTP, ""), kluis.EUnauthenticated)
+
+		after, err := env.SignIn.FindSessions(ctx, scope, manager)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(after) != len(before) || len(after) != 2 {
+			t.Fatalf("sessions before %d, after %d, want 2 both times", len(before), len(after))
+		}
+		if _, _, err := kluistest.Login(ctx, env.SignIn, o.ID, "boss@tokcred.example", kluistest.Password); err != nil {
+			t.Fatalf("the password changed: %v", err)
+		}
+	})
+}
