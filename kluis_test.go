@@ -155,10 +155,10 @@ func TestPolicyValidate(t *testing.T) {
 	if e, ok := err.(*kluis.Error); ok {
 		ke = e
 	}
-	if ke == nil || ke.Code != kluis.EInvalid || len(ke.Fields) != 5 {
-		t.Fatalf("got %v, want invalid_input naming five fields", err)
+	if ke == nil || ke.Code != kluis.EInvalid || len(ke.Fields) != 7 {
+		t.Fatalf("got %v, want invalid_input naming seven fields", err)
 	}
-	for _, f := range []string{"mfa", "lockout_threshold"} {
+	for _, f := range []string{"mfa", "lockout_threshold", "project_access", "trash_days"} {
 		if ke.Fields[f] == "" {
 			t.Errorf("field %s not named: %v", f, ke.Fields)
 		}
@@ -232,4 +232,58 @@ func FuzzCheckPassword(f *testing.F) {
 			t.Fatalf("a password of %d characters passed", utf8.RuneCountInString(n))
 		}
 	})
+}
+
+// R2, R6, R7: what each relation allows, and the manager's rights under
+// each project access policy.
+func TestProjectRights(t *testing.T) {
+	for rel, want := range map[kluis.Relation][]string{
+		kluis.RelViewer: {"view"},
+		kluis.RelRunner: {"view", "start"},
+		kluis.RelEditor: {"view", "edit"},
+		kluis.RelOwner:  {"view", "edit", "start", "grant", "delete"},
+		"god":           {},
+	} {
+		if got := kluis.RelationRights(rel).Names(); !slices.Equal(got, want) {
+			t.Errorf("%s: got %v, want %v", rel, got, want)
+		}
+	}
+	org := kluis.OrgID("o1")
+	manager := kluis.Actor{Realm: kluis.RealmOrg, OrgID: org, UserID: "u1", Role: kluis.RoleManager}
+	member := kluis.Actor{Realm: kluis.RealmOrg, OrgID: org, UserID: "u2", Role: kluis.RoleMember}
+	foreign := kluis.Actor{Realm: kluis.RealmOrg, OrgID: "o2", UserID: "u3", Role: kluis.RoleManager}
+	operator := kluis.Actor{Realm: kluis.RealmOperator, OperatorID: "op"}
+	viewer := kluis.RelationRights(kluis.RelViewer)
+	cases := []struct {
+		name    string
+		actor   kluis.Actor
+		access  string
+		granted kluis.Rights
+		want    kluis.Rights
+	}{
+		{"manager under managers holds every right", manager, kluis.ProjectAccessManagers, 0, kluis.AllRights},
+		{"manager under owners holds only grants", manager, kluis.ProjectAccessOwners, 0, 0},
+		{"manager under owners with a grant", manager, kluis.ProjectAccessOwners, viewer, viewer},
+		{"member holds their grants", member, kluis.ProjectAccessManagers, viewer, viewer},
+		{"member without grant", member, kluis.ProjectAccessManagers, 0, 0},
+		{"another organisation's manager", foreign, kluis.ProjectAccessManagers, kluis.AllRights, 0},
+		{"operator", operator, kluis.ProjectAccessManagers, kluis.AllRights, 0},
+		{"anonymous", kluis.Actor{}, kluis.ProjectAccessManagers, kluis.AllRights, 0},
+	}
+	for _, c := range cases {
+		if got := kluis.ProjectRights(c.actor, org, c.access, c.granted); got != c.want {
+			t.Errorf("%s: got %v, want %v", c.name, got.Names(), c.want.Names())
+		}
+	}
+	if !kluis.AllRights.Covers(viewer) || viewer.Covers(kluis.AllRights) {
+		t.Error("Covers: an owner covers a viewer, not the other way round")
+	}
+	for _, s := range []string{"user:x", "team:0190a0b0-0000-7000-8000-000000000000", "user", "", "group:"} {
+		if _, err := kluis.ParseSubject(s); kluis.ErrorCode(err) != kluis.EInvalid {
+			t.Errorf("ParseSubject(%q): got %v, want invalid_input", s, err)
+		}
+	}
+	if s, err := kluis.ParseSubject("group:0190a0b0-0000-7000-8000-000000000000"); err != nil || s.Kind != kluis.SubjectGroup {
+		t.Errorf("ParseSubject(group:…): got %v, %v", s, err)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	_ "embed"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -31,6 +32,12 @@ type Policy struct {
 	// LockoutThreshold is how many failed sign-ins in a row lock an
 	// identifier for unknown browsers (R18, DESIGN §6).
 	LockoutThreshold int `json:"lockout_threshold"`
+	// ProjectAccess says who decides about project content (R2, R7):
+	// ProjectAccessManagers or ProjectAccessOwners.
+	ProjectAccess string `json:"project_access"`
+	// TrashDays is how long a deleted project stays in the trash, where its
+	// owner can bring it back, before its key is destroyed (R12).
+	TrashDays int `json:"trash_days"`
 }
 
 // The values of Policy.MFA.
@@ -54,6 +61,8 @@ var DefaultPolicy = Policy{
 	SessionMaxHours:    12,
 	MFA:                MFAOptional,
 	LockoutThreshold:   5,
+	ProjectAccess:      ProjectAccessManagers,
+	TrashDays:          DefaultTrashDays,
 }
 
 // Validate checks the policy's bounds and names each problem per field.
@@ -75,6 +84,14 @@ func (p Policy) Validate() error {
 	}
 	if p.LockoutThreshold < MinLockoutThreshold || p.LockoutThreshold > MaxLockoutThreshold {
 		f["lockout_threshold"] = fmt.Sprintf("must be between %d and %d", MinLockoutThreshold, MaxLockoutThreshold)
+	}
+	switch p.ProjectAccess {
+	case ProjectAccessManagers, ProjectAccessOwners:
+	default:
+		f["project_access"] = "must be managers or owners"
+	}
+	if p.TrashDays < 1 || p.TrashDays > MaxTrashDays {
+		f["trash_days"] = "must be between 1 and " + strconv.Itoa(MaxTrashDays)
 	}
 	if len(f) > 0 {
 		return Invalid(f)

@@ -19,4 +19,7 @@ type Services struct {
 	Audit     AuditService
 	Operators OperatorService
 	Keys      KeyService
+	Projects  ProjectService
+	Grants    GrantService
+	Groups    GroupService
 }

@@ -212,10 +212,13 @@ type policyJSON struct {
 	// Added with account security; left out of a PUT, they keep their value.
 	MFA              *string `json:"mfa"`
 	LockoutThreshold *int    `json:"lockout_threshold"`
+	// Added with projects; left out of a PUT, they keep their value.
+	ProjectAccess *string `json:"project_access"`
+	TrashDays     *int    `json:"trash_days"`
 }
 
 func toPolicyJSON(p kluis.Policy) policyJSON {
-	return policyJSON{&p.PasswordMinLength, &p.PasswordRequireDigit, &p.PasswordRequireUpper, &p.SessionIdleMinutes, &p.SessionMaxHours, &p.MFA, &p.LockoutThreshold}
+	return policyJSON{&p.PasswordMinLength, &p.PasswordRequireDigit, &p.PasswordRequireUpper, &p.SessionIdleMinutes, &p.SessionMaxHours, &p.MFA, &p.LockoutThreshold, &p.ProjectAccess, &p.TrashDays}
 }
 
 // handleUpdatePolicy replaces the policy: PUT takes every field, so a
@@ -250,6 +253,7 @@ func handleUpdatePolicy(policies kluis.PolicyService) handlerFunc {
 			PasswordMinLength: *in.PasswordMinLength, PasswordRequireDigit: *in.PasswordRequireDigit,
 			PasswordRequireUpper: *in.PasswordRequireUpper, SessionIdleMinutes: *in.SessionIdleMinutes, SessionMaxHours: *in.SessionMaxHours,
 			MFA: deref(in.MFA), LockoutThreshold: deref(in.LockoutThreshold),
+			ProjectAccess: deref(in.ProjectAccess), TrashDays: deref(in.TrashDays),
 		})
 		if err != nil {
 			return err

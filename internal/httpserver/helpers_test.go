@@ -369,9 +369,11 @@ type policyObject struct {
 	SessionMaxHours      int    `json:"session_max_hours"`
 	MFA                  string `json:"mfa"`
 	LockoutThreshold     int    `json:"lockout_threshold"`
+	ProjectAccess        string `json:"project_access"`
+	TrashDays            int    `json:"trash_days"`
 }
 
-var defaultPolicy = policyObject{8, false, false, 30, 12, "optional", 5}
+var defaultPolicy = policyObject{8, false, false, 30, 12, "optional", 5, "managers", 30}
 
 type auditEvent struct {
 	Seq     int64           `json:"seq"`

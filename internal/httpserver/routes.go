@@ -120,6 +120,24 @@ func (s *server) routes(svc kluis.Services, ready func(context.Context) error) [
 		{"GET", "/api/v1/orgs/{org}/audit/export", "org", regular, s.orgUser(handleExportAudit(svc.Audit))},
 		{"GET", "/api/v1/orgs/{org}/audit/verify", "org", regular, s.orgUser(handleVerifyAudit(svc.Audit))},
 
+		// Projects, their rights and groups (R2, R6, R7, R9, R12): the
+		// service methods ask the rights engine.
+		{"POST", "/api/v1/orgs/{org}/projects", "org", regular, s.orgUser(handleCreateProject(svc.Projects))},
+		{"GET", "/api/v1/orgs/{org}/projects", "org", regular, s.orgUser(handleListProjects(svc.Projects))},
+		{"GET", "/api/v1/orgs/{org}/projects/{id}", "org", regular, s.orgUser(handleGetProject(svc.Projects))},
+		{"PATCH", "/api/v1/orgs/{org}/projects/{id}", "org", regular, s.orgUser(handleUpdateProject(svc.Projects))},
+		{"DELETE", "/api/v1/orgs/{org}/projects/{id}", "org", regular, s.orgUser(handleDeleteProject(svc.Projects))},
+		{"GET", "/api/v1/orgs/{org}/trash", "org", regular, s.orgUser(handleListTrash(svc.Projects))},
+		{"POST", "/api/v1/orgs/{org}/projects/{id}/undelete", "org", regular, s.orgUser(handleUndeleteProject(svc.Projects))},
+		{"GET", "/api/v1/orgs/{org}/projects/{id}/grants", "org", regular, s.orgUser(handleListGrants(svc.Grants))},
+		{"PUT", "/api/v1/orgs/{org}/projects/{id}/grants/{subject}", "org", regular, s.orgUser(handleSetGrant(svc.Grants))},
+		{"DELETE", "/api/v1/orgs/{org}/projects/{id}/grants/{subject}", "org", regular, s.orgUser(handleRemoveGrant(svc.Grants))},
+		{"POST", "/api/v1/orgs/{org}/groups", "org", regular, s.orgUser(handleCreateGroup(svc.Groups))},
+		{"GET", "/api/v1/orgs/{org}/groups", "org", regular, s.orgUser(handleListGroups(svc.Groups))},
+		{"DELETE", "/api/v1/orgs/{org}/groups/{id}", "org", regular, s.orgUser(handleDeleteGroup(svc.Groups))},
+		{"PUT", "/api/v1/orgs/{org}/groups/{id}/members/{user}", "org", regular, s.orgUser(handleGroupMember(svc.Groups, true))},
+		{"DELETE", "/api/v1/orgs/{org}/groups/{id}/members/{user}", "org", regular, s.orgUser(handleGroupMember(svc.Groups, false))},
+
 		// The web interface (docs/UI.md). Its realms start with "page".
 		{"GET", "/{$}", "page", regular, s.page(handleHomePage())},
 		{"GET", "/static/{file}", "page", regular, s.static},

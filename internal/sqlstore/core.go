@@ -294,6 +294,7 @@ type denial struct {
 	chain, action, target string
 	actor                 kluis.Actor
 	answer                *kluis.Error
+	details               map[string]any
 }
 
 func (d *denial) Error() string { return "denied: " + d.action }
@@ -303,6 +304,13 @@ func (d *denial) Error() string { return "denied: " + d.action }
 // existence of the object must not be confirmed).
 func Deny(chain string, actor kluis.Actor, action, target string, answer *kluis.Error) error {
 	return &denial{chain: chain, actor: actor, action: action, target: target, answer: answer}
+}
+
+// DenyAccess is Deny for the rights engine (R6): recorded as access.denied
+// on target, with the action that was attempted, such as "file.put".
+func DenyAccess(chain string, actor kluis.Actor, target, attempted string, answer *kluis.Error) error {
+	return &denial{chain: chain, actor: actor, action: "access.denied", target: target, answer: answer,
+		details: map[string]any{"action": attempted}}
 }
 
 // write runs fn as one atomic unit of writing: its changes and its audit
@@ -338,7 +346,7 @@ func (s *Core) writeAlone(ctx context.Context, lockChain string, fn func(*Tx) er
 		t.prepareLater(ctx)
 		var d *denial
 		if errors.As(err, &d) {
-			if rerr := s.RecordRefusal(ctx, d.chain, d.actor, d.action, d.target, "denied", nil); rerr != nil {
+			if rerr := s.RecordRefusal(ctx, d.chain, d.actor, d.action, d.target, "denied", d.details); rerr != nil {
 				return rerr
 			}
 			return d.answer
@@ -371,16 +379,25 @@ func (s *Core) runBody(ctx context.Context, t *Tx, lockChain string, fn func(*Tx
 	return fn(t)
 }
 
-// read runs fn in a transaction on the reader pool, for reads that need a
+// Read runs fn in a transaction on the reader pool, for reads that need a
 // consistent view of several rows; it never writes, takes no lock and is
-// never batched.
+// never batched. A denial fn returns is recorded in a write of its own and
+// answered with its answer, as in Write.
 func (s *Core) Read(ctx context.Context, fn func(*Tx) error) error {
 	sqlTx, err := s.db.reader.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	defer sqlTx.Rollback()
-	return fn(&Tx{tx: sharedTx{tx: sqlTx}, db: s.db, s: s, at: s.Now().UTC().Truncate(time.Microsecond), reader: true})
+	err = fn(&Tx{tx: sharedTx{tx: sqlTx}, db: s.db, s: s, at: s.Now().UTC().Truncate(time.Microsecond), reader: true})
+	sqlTx.Rollback()
+	var d *denial
+	if errors.As(err, &d) {
+		if rerr := s.RecordRefusal(context.WithoutCancel(ctx), d.chain, d.actor, d.action, d.target, "denied", d.details); rerr != nil {
+			return rerr
+		}
+		return d.answer
+	}
+	return err
 }
 
 // recordRefusal appends one refused request (a rights denial, a failed login)

@@ -349,7 +349,7 @@ func (b *batch) runRequest(r *writeRequest) {
 		// The refusal is recorded even if the client has gone: it happened.
 		ctx := context.WithoutCancel(r.ctx)
 		rt := b.newTx()
-		if rerr := rt.Append(ctx, d.chain, d.actor, d.action, d.target, "denied", nil); rerr != nil {
+		if rerr := rt.Append(ctx, d.chain, d.actor, d.action, d.target, "denied", d.details); rerr != nil {
 			if retryable(rerr) {
 				b.err = rerr
 				return

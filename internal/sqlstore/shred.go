@@ -33,6 +33,17 @@ func (t *Tx) ScheduleShred(ctx context.Context, org kluis.OrgID, user kluis.User
 	return id, nil
 }
 
+// ScheduleProjectShred records, in the transaction that purges a project,
+// that the project's keys are to be destroyed, and returns the record's id.
+func (t *Tx) ScheduleProjectShred(ctx context.Context, org kluis.OrgID, project kluis.ProjectID) (string, error) {
+	id := kluis.NewID(t.Now())
+	if _, err := t.Exec(ctx, `INSERT INTO key_shreds (id, org_id, project_id, created_at, attempts) VALUES (?, ?, ?, ?, 0)`,
+		id, org, project, Micros(t.Now())); err != nil {
+		return "", fmt.Errorf("schedule key destruction: %w", err)
+	}
+	return id, nil
+}
+
 // shredNow destroys the keys one deletion scheduled, right after it
 // committed, as the deleting request's actor; a failure is logged and
 // retried later by Shred, the deletion stands. Only that deletion's keys:
@@ -55,13 +66,14 @@ func (s *Core) Shred(ctx context.Context) (pending int, err error) {
 // actor's change, and records the key events in the audit chains.
 func (s *Core) shred(ctx context.Context, actor kluis.Actor, only string) (pending int, err error) {
 	type job struct {
-		id   string
-		org  kluis.OrgID
-		user sql.NullString
+		id      string
+		org     kluis.OrgID
+		user    sql.NullString
+		project sql.NullString
 	}
-	query, args := `SELECT id, org_id, user_id FROM key_shreds ORDER BY created_at, id`, []any(nil)
+	query, args := `SELECT id, org_id, user_id, project_id FROM key_shreds ORDER BY created_at, id`, []any(nil)
 	if only != "" {
-		query, args = `SELECT id, org_id, user_id FROM key_shreds WHERE id = ?`, []any{only}
+		query, args = `SELECT id, org_id, user_id, project_id FROM key_shreds WHERE id = ?`, []any{only}
 	}
 	rows, err := s.db.writer.QueryContext(ctx, s.db.Q(query), args...)
 	if err != nil {
@@ -70,7 +82,7 @@ func (s *Core) shred(ctx context.Context, actor kluis.Actor, only string) (pendi
 	var jobs []job
 	for rows.Next() {
 		var j job
-		if err := rows.Scan(&j.id, &j.org, &j.user); err != nil {
+		if err := rows.Scan(&j.id, &j.org, &j.user, &j.project); err != nil {
 			rows.Close()
 			return 0, err
 		}
@@ -86,9 +98,12 @@ func (s *Core) shred(ctx context.Context, actor kluis.Actor, only string) (pendi
 	var firstErr error
 	for _, j := range jobs {
 		var derr error
-		if j.user.Valid {
+		switch {
+		case j.user.Valid:
 			derr = s.keys.DestroyUserKey(ctx, string(j.org), j.user.String, actor.AuditName())
-		} else {
+		case j.project.Valid:
+			derr = s.keys.DestroyProjectKey(ctx, string(j.org), j.project.String, actor.AuditName())
+		default:
 			derr = s.keys.DestroyOrgKeys(ctx, string(j.org), actor.AuditName())
 		}
 		if derr != nil {

@@ -17,6 +17,8 @@ import (
 	"github.com/kluis/kluis/internal/sqlstore/operators"
 	"github.com/kluis/kluis/internal/sqlstore/orgs"
 	"github.com/kluis/kluis/internal/sqlstore/outbox"
+	"github.com/kluis/kluis/internal/sqlstore/projects"
+	"github.com/kluis/kluis/internal/sqlstore/rights"
 	"github.com/kluis/kluis/internal/sqlstore/signin"
 	"github.com/kluis/kluis/internal/sqlstore/throttle"
 	"github.com/kluis/kluis/internal/sqlstore/tokens"
@@ -50,6 +52,8 @@ type Areas struct {
 	KeyWork   *keywork.Service
 	MailQueue *outbox.Mail
 	SMSQueue  *outbox.SMS
+	Projects  *projects.Service
+	Rights    *rights.Service
 }
 
 // New builds the areas over core.
@@ -66,6 +70,8 @@ func New(core *sqlstore.Core, c Config) *Areas {
 	a.KeyWork = keywork.New(core, a.Orgs)
 	a.MailQueue = outbox.NewMail(core)
 	a.SMSQueue = outbox.NewSMS(core)
+	a.Rights = rights.New(core)
+	a.Projects = projects.New(core)
 	return a
 }
 
@@ -87,5 +93,6 @@ func (a *Areas) Services() kluis.Services {
 		SignIn: a.SignIn, Sessions: a.SignIn, Recovery: a.SignIn,
 		Factors: a.Factors, Tokens: a.Tokens, Throttle: a.Throttle,
 		Audit: a.Audit, Operators: a.Operators, Keys: a.KeyWork,
+		Projects: a.Projects, Grants: a.Rights, Groups: a.Rights,
 	}
 }

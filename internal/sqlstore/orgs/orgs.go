@@ -198,8 +198,8 @@ func (s *Service) FindPolicy(ctx context.Context, org kluis.OrgID, actor kluis.A
 
 // UpdatePolicy replaces an organisation's policy (R16, R17, R18, R21).
 // Managers only. The fields added after the first release (MFA,
-// LockoutThreshold) keep their value when left zero, so older clients do not
-// reset them. Errors: invalid_input, forbidden.
+// LockoutThreshold, ProjectAccess, TrashDays) keep their value when left
+// zero, so older clients do not reset them. Errors: invalid_input, forbidden.
 func (s *Service) UpdatePolicy(ctx context.Context, org kluis.OrgID, actor kluis.Actor, p kluis.Policy) (kluis.Policy, error) {
 	if !kluis.CanUpdatePolicy(actor, org) {
 		return kluis.Policy{}, s.core.Refuse(ctx, sqlstore.OrgChain(org), actor, "policy.update", "")
@@ -209,6 +209,8 @@ func (s *Service) UpdatePolicy(ctx context.Context, org kluis.OrgID, actor kluis
 	check := p
 	check.MFA = cmp.Or(check.MFA, kluis.MFAOptional)
 	check.LockoutThreshold = cmp.Or(check.LockoutThreshold, kluis.DefaultPolicy.LockoutThreshold)
+	check.ProjectAccess = cmp.Or(check.ProjectAccess, kluis.DefaultPolicy.ProjectAccess)
+	check.TrashDays = cmp.Or(check.TrashDays, kluis.DefaultPolicy.TrashDays)
 	if err := check.Validate(); err != nil {
 		return kluis.Policy{}, err
 	}
@@ -222,9 +224,12 @@ func (s *Service) UpdatePolicy(ctx context.Context, org kluis.OrgID, actor kluis
 		}
 		p.MFA = cmp.Or(p.MFA, old.MFA)
 		p.LockoutThreshold = cmp.Or(p.LockoutThreshold, old.LockoutThreshold)
+		p.ProjectAccess = cmp.Or(p.ProjectAccess, old.ProjectAccess)
+		p.TrashDays = cmp.Or(p.TrashDays, old.TrashDays)
 		if _, err := t.Exec(ctx, `UPDATE orgs SET password_min_length = ?, password_require_digit = ?, password_require_upper = ?,
-			session_idle_minutes = ?, session_max_hours = ?, mfa = ?, lockout_threshold = ? WHERE id = ?`,
-			p.PasswordMinLength, p.PasswordRequireDigit, p.PasswordRequireUpper, p.SessionIdleMinutes, p.SessionMaxHours, p.MFA, p.LockoutThreshold, org); err != nil {
+			session_idle_minutes = ?, session_max_hours = ?, mfa = ?, lockout_threshold = ?, project_access = ?, trash_days = ? WHERE id = ?`,
+			p.PasswordMinLength, p.PasswordRequireDigit, p.PasswordRequireUpper, p.SessionIdleMinutes, p.SessionMaxHours, p.MFA, p.LockoutThreshold,
+			p.ProjectAccess, p.TrashDays, org); err != nil {
 			return err
 		}
 		return t.Append(ctx, sqlstore.OrgChain(org), actor, "policy.update", "org:"+string(org), "success",

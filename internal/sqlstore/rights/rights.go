@@ -1,0 +1,463 @@
+// Package rights is the rights engine of projects (R2, R6, R7): who may do
+// what to which project, decided in one place that every project route and
+// page passes through, inside the transaction of the request.
+//
+// Rights come from relationships: a person or a group is viewer, runner,
+// editor or owner of a project (project_grants), people are members of
+// groups (group_members), and the organisation's policy (project_access)
+// says whether its managers hold every right on every project ("managers")
+// or only what owners grant them ("owners"). The pure rule is
+// kluis.ProjectRights; this package loads its inputs with indexed queries
+// and answers the engine's two questions: "what may this person do to this
+// project" (Of, Require) and "which projects may this person see" (Visible).
+//
+// A caller who may not view a project gets not_found for it and everything
+// in it, one who may view but not act gets forbidden; both are recorded as
+// access.denied with the attempted action.
+//
+// It implements kluis.GrantService and kluis.GroupService.
+package rights
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strings"
+
+	"github.com/kluis/kluis"
+	"github.com/kluis/kluis/internal/sqlstore"
+)
+
+// Service is the rights area: grants and groups.
+type Service struct {
+	core *sqlstore.Core
+}
+
+// New returns the rights area over core.
+func New(core *sqlstore.Core) *Service { return &Service{core: core} }
+
+var (
+	_ kluis.GrantService = (*Service)(nil)
+	_ kluis.GroupService = (*Service)(nil)
+)
+
+// ProjectTarget names a project as an audit target.
+func ProjectTarget(id kluis.ProjectID) string { return "project:" + string(id) }
+
+// State is where a project stands for the engine.
+type State struct {
+	Rights kluis.Rights
+	// Access is the organisation's project_access policy.
+	Access string
+	// Trashed is set for a project in the trash.
+	Trashed bool
+}
+
+// Of returns what actor may do to project of org, and whether the project
+// is in the trash. A project that does not exist in org is not_found.
+func Of(ctx context.Context, t *sqlstore.Tx, org kluis.OrgID, actor kluis.Actor, project kluis.ProjectID) (State, error) {
+	var st State
+	if !kluis.ValidID(string(project)) {
+		return st, kluis.ErrNotFound
+	}
+	var deleted sql.NullInt64
+	err := t.QueryRow(ctx, `SELECT p.deleted_at, o.project_access FROM projects p JOIN orgs o ON o.id = p.org_id
+		WHERE p.org_id = ? AND p.id = ?`, org, project).Scan(&deleted, &st.Access)
+	if errors.Is(err, sql.ErrNoRows) {
+		return st, kluis.ErrNotFound
+	}
+	if err != nil {
+		return st, err
+	}
+	st.Trashed = deleted.Valid
+	granted, err := Granted(ctx, t, org, project, actor)
+	if err != nil {
+		return st, err
+	}
+	st.Rights = kluis.ProjectRights(actor, org, st.Access, granted)
+	return st, nil
+}
+
+// Granted is the union of what project's grants give actor: their own and
+// their groups'. Only signed-in people of org hold grants.
+func Granted(ctx context.Context, t *sqlstore.Tx, org kluis.OrgID, project kluis.ProjectID, actor kluis.Actor) (kluis.Rights, error) {
+	if !actor.IsOrgUser(org) {
+		return 0, nil
+	}
+	rows, err := t.Query(ctx, `SELECT relation FROM project_grants WHERE project_id = ? AND subject = ?
+		UNION ALL
+		SELECT g.relation FROM group_members m JOIN project_grants g ON g.project_id = ? AND g.subject = 'group:' || m.group_id
+		WHERE m.org_id = ? AND m.user_id = ?`,
+		project, "user:"+string(actor.UserID), project, org, actor.UserID)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	var r kluis.Rights
+	for rows.Next() {
+		var rel kluis.Relation
+		if err := rows.Scan(&rel); err != nil {
+			return 0, err
+		}
+		r |= kluis.RelationRights(rel)
+	}
+	return r, rows.Err()
+}
+
+// Require returns what actor may do to a project that is not in the trash,
+// or a recorded denial: not_found when actor may not view it (or it is in
+// the trash, or does not exist), forbidden when actor may view it but lacks
+// need. attempted is the audit action of the request, such as "file.put".
+func Require(ctx context.Context, t *sqlstore.Tx, org kluis.OrgID, actor kluis.Actor, project kluis.ProjectID, need kluis.Right, attempted string) (State, error) {
+	st, err := Of(ctx, t, org, actor, project)
+	if err != nil {
+		return st, err
+	}
+	return st, check(org, actor, project, st, need, attempted)
+}
+
+func check(org kluis.OrgID, actor kluis.Actor, project kluis.ProjectID, st State, need kluis.Right, attempted string) error {
+	switch {
+	case st.Trashed:
+		return kluis.ErrNotFound
+	case !st.Rights.Has(kluis.RightView):
+		return sqlstore.DenyAccess(sqlstore.OrgChain(org), actor, ProjectTarget(project), attempted, kluis.ErrNotFound)
+	case !st.Rights.Has(need):
+		return sqlstore.DenyAccess(sqlstore.OrgChain(org), actor, ProjectTarget(project), attempted, kluis.ErrForbidden)
+	}
+	return nil
+}
+
+// RequireTrashed is Require for a project in the trash (bringing it back):
+// the rights are those the project would have outside it.
+func RequireTrashed(ctx context.Context, t *sqlstore.Tx, org kluis.OrgID, actor kluis.Actor, project kluis.ProjectID, need kluis.Right, attempted string) (State, error) {
+	st, err := Of(ctx, t, org, actor, project)
+	if err != nil {
+		return st, err
+	}
+	if !st.Trashed {
+		return st, kluis.ErrNotFound
+	}
+	st.Trashed = false
+	return st, check(org, actor, project, st, need, attempted)
+}
+
+// Page is one page of the projects a person may see: their ids in order and
+// what the person may do to each.
+type Page struct {
+	IDs    []kluis.ProjectID
+	Rights map[kluis.ProjectID]kluis.Rights
+}
+
+// Visible answers "which projects may this person see": a page of at most
+// limit project ids of org after the id after, in id order, that actor may
+// view, with the rights on each. trashed selects the projects in the trash
+// instead of the others. It reads only grants that concern actor (and
+// every project only for a manager under the "managers" policy), through
+// indexes, so a person's page costs the same among ten or a million
+// projects.
+func Visible(ctx context.Context, t *sqlstore.Tx, org kluis.OrgID, actor kluis.Actor, after kluis.ProjectID, limit int, trashed bool) (Page, error) {
+	page := Page{Rights: map[kluis.ProjectID]kluis.Rights{}}
+	if !actor.IsOrgUser(org) {
+		return page, nil
+	}
+	var access string
+	if err := t.QueryRow(ctx, `SELECT project_access FROM orgs WHERE id = ?`, org).Scan(&access); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return page, kluis.ErrNotFound
+		}
+		return page, err
+	}
+	inTrash := "p.deleted_at IS NULL"
+	if trashed {
+		inTrash = "p.deleted_at IS NOT NULL"
+	}
+	if kluis.ProjectRights(actor, org, access, 0) == kluis.AllRights {
+		rows, err := t.Query(ctx, `SELECT p.id FROM projects p WHERE p.org_id = ? AND p.id > ? AND `+inTrash+`
+			ORDER BY p.id LIMIT ?`, org, after, limit)
+		if err != nil {
+			return page, err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id kluis.ProjectID
+			if err := rows.Scan(&id); err != nil {
+				return page, err
+			}
+			page.IDs = append(page.IDs, id)
+			page.Rights[id] = kluis.AllRights
+		}
+		return page, rows.Err()
+	}
+	// The page's ids: the person's own grants and their groups' grants, in
+	// project order. As one compound SELECT with ORDER BY and LIMIT, SQLite
+	// merges the two arms, each read in order from its index, and stops at
+	// the page's end.
+	rows, err := t.Query(ctx, `SELECT g.project_id FROM project_grants g JOIN projects p ON p.id = g.project_id
+			WHERE g.org_id = ? AND g.user_id = ? AND g.project_id > ? AND `+inTrash+`
+		UNION
+		SELECT g.project_id FROM group_members m
+			JOIN project_grants g ON g.org_id = m.org_id AND g.group_id = m.group_id
+			JOIN projects p ON p.id = g.project_id
+			WHERE m.org_id = ? AND m.user_id = ? AND g.project_id > ? AND `+inTrash+`
+		ORDER BY 1 LIMIT ?`,
+		org, actor.UserID, after, org, actor.UserID, after, limit)
+	if err != nil {
+		return page, err
+	}
+	for rows.Next() {
+		var id kluis.ProjectID
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return page, err
+		}
+		page.IDs = append(page.IDs, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil || len(page.IDs) == 0 {
+		return page, err
+	}
+	// What the person may do to each: every grant of theirs on the page.
+	in := strings.Repeat("?, ", len(page.IDs)-1) + "?"
+	args := make([]any, 0, 2*len(page.IDs)+3)
+	args = append(args, "user:"+string(actor.UserID))
+	for _, id := range page.IDs {
+		args = append(args, id)
+	}
+	args = append(args, org, actor.UserID)
+	for _, id := range page.IDs {
+		args = append(args, id)
+	}
+	rows, err = t.Query(ctx, `SELECT project_id, relation FROM project_grants WHERE subject = ? AND project_id IN (`+in+`)
+		UNION ALL
+		SELECT g.project_id, g.relation FROM group_members m JOIN project_grants g ON g.org_id = m.org_id AND g.group_id = m.group_id
+		WHERE m.org_id = ? AND m.user_id = ? AND g.project_id IN (`+in+`)`, args...)
+	if err != nil {
+		return page, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id kluis.ProjectID
+		var rel kluis.Relation
+		if err := rows.Scan(&id, &rel); err != nil {
+			return page, err
+		}
+		page.Rights[id] |= kluis.RelationRights(rel)
+	}
+	return page, rows.Err()
+}
+
+// subjectExists reports whether a grant's subject is a person or group of
+// org.
+func subjectExists(ctx context.Context, t *sqlstore.Tx, org kluis.OrgID, s kluis.Subject) (bool, error) {
+	q := `SELECT COUNT(*) FROM users WHERE org_id = ? AND id = ?`
+	if s.Kind == kluis.SubjectGroup {
+		q = `SELECT COUNT(*) FROM user_groups WHERE org_id = ? AND id = ?`
+	}
+	var n int
+	err := t.QueryRow(ctx, q, org, s.ID).Scan(&n)
+	return n > 0, err
+}
+
+// isMember reports whether user is in group.
+func isMember(ctx context.Context, t *sqlstore.Tx, group string, user kluis.UserID) (bool, error) {
+	var n int
+	err := t.QueryRow(ctx, `SELECT COUNT(*) FROM group_members WHERE group_id = ? AND user_id = ?`, group, user).Scan(&n)
+	return n > 0, err
+}
+
+// otherOwners counts the owner grants of project other than subject's.
+func otherOwners(ctx context.Context, t *sqlstore.Tx, project kluis.ProjectID, subject string) (int, error) {
+	var n int
+	err := t.QueryRow(ctx, `SELECT COUNT(*) FROM project_grants WHERE project_id = ? AND relation = ? AND subject <> ?`,
+		project, kluis.RelOwner, subject).Scan(&n)
+	return n, err
+}
+
+// errLastOwner answers a change that would leave a project without owner.
+var errLastOwner = kluis.Errorf(kluis.EConflict, "a project keeps at least one owner; make someone else owner first")
+
+// InsertOwner makes actor the owner of a new project, in the transaction
+// that creates it.
+func InsertOwner(ctx context.Context, t *sqlstore.Tx, org kluis.OrgID, project kluis.ProjectID, user kluis.UserID) error {
+	_, err := t.Exec(ctx, `INSERT INTO project_grants (project_id, org_id, subject, user_id, relation, granted_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		project, org, "user:"+string(user), user, kluis.RelOwner, sqlstore.Micros(t.Now()))
+	return err
+}
+
+// FindGrants lists a project's grants, for anyone who may view it.
+// Errors: not_found.
+func (s *Service) FindGrants(ctx context.Context, org kluis.OrgID, actor kluis.Actor, id kluis.ProjectID) ([]kluis.Grant, error) {
+	var out []kluis.Grant
+	err := s.core.Read(ctx, func(t *sqlstore.Tx) error {
+		if _, err := Require(ctx, t, org, actor, id, kluis.RightView, "grant.list"); err != nil {
+			return err
+		}
+		rows, err := t.Query(ctx, `SELECT subject, relation FROM project_grants WHERE project_id = ? ORDER BY subject`, id)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var subject string
+			var g kluis.Grant
+			if err := rows.Scan(&subject, &g.Relation); err != nil {
+				return err
+			}
+			kind, sid, _ := strings.Cut(subject, ":")
+			g.Subject = kluis.Subject{Kind: kluis.SubjectKind(kind), ID: sid}
+			out = append(out, g)
+		}
+		return rows.Err()
+	})
+	return out, err
+}
+
+// SetGrant gives a person or group a relation to a project, replacing any
+// earlier one. The granter needs the grant right and every right the
+// relation gives (no grant exceeds the granter's own); under the "owners"
+// policy a manager never gives themselves a right, directly or through a
+// group. Recorded as grant.set. Errors: not_found, forbidden,
+// invalid_input, conflict (the last owner would go).
+func (s *Service) SetGrant(ctx context.Context, org kluis.OrgID, actor kluis.Actor, id kluis.ProjectID, g kluis.Grant) error {
+	return s.core.Write(ctx, sqlstore.OrgChain(org), func(t *sqlstore.Tx) error {
+		st, err := Require(ctx, t, org, actor, id, kluis.RightGrant, "grant.set")
+		if err != nil {
+			return err
+		}
+		// The input is judged only once the caller may grant: nobody
+		// learns about a project they cannot see from a 400.
+		f := map[string]string{}
+		if !g.Subject.Valid() {
+			f["subject"] = "must be user:ID or group:ID"
+		}
+		if !g.Relation.Valid() {
+			f["relation"] = "must be viewer, runner, editor or owner"
+		}
+		if len(f) > 0 {
+			return kluis.Invalid(f)
+		}
+		give := kluis.RelationRights(g.Relation)
+		if !st.Rights.Covers(give) {
+			return sqlstore.DenyAccess(sqlstore.OrgChain(org), actor, ProjectTarget(id), "grant.set", kluis.ErrForbidden)
+		}
+		ok, err := subjectExists(ctx, t, org, g.Subject)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return kluis.Invalid(map[string]string{"subject": "is not a person or group of this organisation"})
+		}
+		if err := s.refuseSelfGrant(ctx, t, org, actor, id, g.Subject, give); err != nil {
+			return err
+		}
+		subject := g.Subject.String()
+		var old kluis.Relation
+		err = t.QueryRow(ctx, `SELECT relation FROM project_grants WHERE project_id = ? AND subject = ?`, id, subject).Scan(&old)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		if old == g.Relation {
+			return nil
+		}
+		if old == kluis.RelOwner {
+			n, err := otherOwners(ctx, t, id, subject)
+			if err != nil {
+				return err
+			}
+			if n == 0 {
+				return errLastOwner
+			}
+		}
+		var user, group any
+		if g.Subject.Kind == kluis.SubjectUser {
+			user = g.Subject.ID
+		} else {
+			group = g.Subject.ID
+		}
+		if _, err := t.Exec(ctx, `INSERT INTO project_grants (project_id, org_id, subject, user_id, group_id, relation, granted_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (project_id, subject) DO UPDATE SET relation = excluded.relation, granted_at = excluded.granted_at`,
+			id, org, subject, user, group, g.Relation, sqlstore.Micros(t.Now())); err != nil {
+			return err
+		}
+		details := map[string]any{"subject": subject, "relation": string(g.Relation)}
+		if old != "" {
+			details["old"] = string(old)
+		}
+		return t.Append(ctx, sqlstore.OrgChain(org), actor, "grant.set", ProjectTarget(id), "success", details)
+	})
+}
+
+// refuseSelfGrant is the "owners" policy's guard (R7): a manager's change
+// that would give the manager a right they do not hold yet on the project
+// is refused, whether the grant names them or a group they are in.
+func (s *Service) refuseSelfGrant(ctx context.Context, t *sqlstore.Tx, org kluis.OrgID, actor kluis.Actor, id kluis.ProjectID, subject kluis.Subject, give kluis.Rights) error {
+	if !actor.IsManager(org) {
+		return nil
+	}
+	var access string
+	if err := t.QueryRow(ctx, `SELECT project_access FROM orgs WHERE id = ?`, org).Scan(&access); err != nil {
+		return err
+	}
+	if access != kluis.ProjectAccessOwners {
+		return nil
+	}
+	reaches := subject.Kind == kluis.SubjectUser && subject.ID == string(actor.UserID)
+	if subject.Kind == kluis.SubjectGroup {
+		var err error
+		if reaches, err = isMember(ctx, t, subject.ID, actor.UserID); err != nil {
+			return err
+		}
+	}
+	if !reaches {
+		return nil
+	}
+	held, err := Granted(ctx, t, org, id, actor)
+	if err != nil {
+		return err
+	}
+	if !held.Covers(give) {
+		return sqlstore.DenyAccess(sqlstore.OrgChain(org), actor, ProjectTarget(id), "grant.set", kluis.ErrForbidden)
+	}
+	return nil
+}
+
+// RemoveGrant takes a person's or group's relation to a project away (the
+// grant right). Recorded as grant.remove. Errors: not_found, forbidden,
+// conflict (the last owner).
+func (s *Service) RemoveGrant(ctx context.Context, org kluis.OrgID, actor kluis.Actor, id kluis.ProjectID, subject kluis.Subject) error {
+	return s.core.Write(ctx, sqlstore.OrgChain(org), func(t *sqlstore.Tx) error {
+		st, err := Require(ctx, t, org, actor, id, kluis.RightGrant, "grant.remove")
+		if err != nil {
+			return err
+		}
+		if !subject.Valid() {
+			return kluis.ErrNotFound
+		}
+		var old kluis.Relation
+		err = t.QueryRow(ctx, `SELECT relation FROM project_grants WHERE project_id = ? AND subject = ?`, id, subject.String()).Scan(&old)
+		if errors.Is(err, sql.ErrNoRows) {
+			return kluis.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if !st.Rights.Covers(kluis.RelationRights(old)) {
+			return sqlstore.DenyAccess(sqlstore.OrgChain(org), actor, ProjectTarget(id), "grant.remove", kluis.ErrForbidden)
+		}
+		if old == kluis.RelOwner {
+			n, err := otherOwners(ctx, t, id, subject.String())
+			if err != nil {
+				return err
+			}
+			if n == 0 {
+				return errLastOwner
+			}
+		}
+		if _, err := t.Exec(ctx, `DELETE FROM project_grants WHERE project_id = ? AND subject = ?`, id, subject.String()); err != nil {
+			return err
+		}
+		return t.Append(ctx, sqlstore.OrgChain(org), actor, "grant.remove", ProjectTarget(id), "success",
+			map[string]any{"subject": subject.String(), "old": string(old)})
+	})
+}
