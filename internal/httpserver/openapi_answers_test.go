@@ -17,6 +17,7 @@ import (
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/legacy"
 
+	"github.com/kluis/kluis/internal/httpserver"
 	"github.com/kluis/kluis/internal/kluistest"
 	"github.com/kluis/kluis/internal/openapi"
 )
@@ -352,5 +353,48 @@ func TestOpenAPIDocumentIsServed(t *testing.T) {
 	doc, err := openapi3.NewLoader().LoadFromData(body)
 	if err != nil || doc.OpenAPI != "3.1.0" {
 		t.Errorf("the served document does not load as OpenAPI 3.1: %v", err)
+	}
+}
+
+// TestOpenAPITokenSchemesMatchTheServer: the document's security says, per
+// operation, whether a personal API token may call it. Every organisation
+// route it closes to tokens refuses a full token with 403 forbidden before
+// any handler runs, and every GET it opens to tokens does not.
+func TestOpenAPITokenSchemesMatchTheServer(t *testing.T) {
+	doc := loadOpenAPI(t)
+	a := newTestAPI(t, kluistest.Engines[0])
+	o := a.newOrg(t)
+	pat := a.createToken(t, o.Slug, o.Manager.Token, "script", "full", time.Hour).Secret
+	closed, open := 0, 0
+	for _, rt := range httpserver.Routes() {
+		if rt.Realm != "org" {
+			continue
+		}
+		path, _ := openAPIPath(rt.Pattern)
+		op := doc.Paths.Value(path).GetOperation(rt.Method)
+		tokens := false
+		for _, req := range *op.Security {
+			_, ok := req["apiToken"]
+			tokens = tokens || ok
+		}
+		url := strings.NewReplacer("{org}", o.Slug, "{id}", "no-such-id").Replace(rt.Pattern)
+		key := rt.Method + " " + rt.Pattern
+		switch {
+		case !tokens:
+			closed++
+			r := a.do(t, request{method: rt.Method, path: url, bearer: pat, body: map[string]any{}})
+			if e := wantError(t, key+" with a token", r, 403, "forbidden"); !strings.Contains(e.Error.Message, "API token") {
+				t.Errorf("%s with a token: %v, want the refusal of a token", key, r)
+			}
+		case rt.Method == "GET":
+			open++
+			r := a.do(t, request{method: rt.Method, path: url, bearer: pat})
+			if r.status == 403 || r.status == 401 {
+				t.Errorf("%s with a full token: %v; the document lets tokens call it", key, r)
+			}
+		}
+	}
+	if closed < 15 || open < 5 {
+		t.Fatalf("walked %d routes closed to tokens and %d GETs open to them; the walk is broken", closed, open)
 	}
 }
