@@ -987,7 +987,7 @@ type ListAuditParams struct {
 	// Limit At most this many events (1 to 1000).
 	Limit *AuditLimit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Action Only events of this action, e.g. `auth.login`.
+	// Action Only events of this action, e.g. `auth.login`, or of every action of an area when it ends with a dot, e.g. `auth.`.
 	Action *AuditAction `form:"action,omitempty" json:"action,omitempty"`
 
 	// Actor Only events of this actor, e.g. `user:ID`.
@@ -1008,7 +1008,7 @@ type ExportAuditParams struct {
 	// Limit At most this many events (1 to 1000).
 	Limit *AuditLimit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Action Only events of this action, e.g. `auth.login`.
+	// Action Only events of this action, e.g. `auth.login`, or of every action of an area when it ends with a dot, e.g. `auth.`.
 	Action *AuditAction `form:"action,omitempty" json:"action,omitempty"`
 
 	// Actor Only events of this actor, e.g. `user:ID`.
