@@ -73,7 +73,8 @@ var notYetMerged = []string{
 }
 
 // notYetMergedCodes are the error codes the document names for those
-// routes that the server's error table does not have yet.
+// routes that the contract's error table in the tests (statusOfCode) does
+// not have yet; emptied with notYetMerged.
 var notYetMergedCodes = []string{"precondition_failed"}
 
 // muxWildcard is one wildcard of a Go 1.22 ServeMux pattern: {name},
@@ -262,6 +263,11 @@ func TestOpenAPIDocumentIsComplete(t *testing.T) {
 		enum = append(enum, c.(string))
 	}
 	want := slices.Clone(notYetMergedCodes)
+	for _, code := range notYetMergedCodes {
+		if _, ok := statusOfCode[code]; ok {
+			t.Errorf("%s is in the error table now: take it off notYetMergedCodes", code)
+		}
+	}
 	for code, status := range statusOfCode {
 		want = append(want, code)
 		if !strings.Contains(codes.Description, code+" "+strconv.Itoa(status)) {
