@@ -44,6 +44,7 @@ func (s *server) routes(svc kluis.Services, ready func(context.Context) error) [
 	return []Route{
 		{"GET", "/healthz", "public", regular, handleHealth()},
 		{"GET", "/readyz", "public", regular, handleReady(ready)},
+		{"GET", "/api/openapi.json", "public", regular, handleOpenAPI()},
 
 		// Operator realm.
 		{"POST", "/api/v1/operator/login", "public", regular, s.operatorPublic(handleLogin(svc.SignIn))},
