@@ -430,8 +430,12 @@ type Grants struct {
 
 // Group defines model for Group.
 type Group struct {
-	ID   string `json:"id"`
-	Name string `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+	ID        string    `json:"id"`
+
+	// Members The members' user ids.
+	Members []string `json:"members"`
+	Name    string   `json:"name"`
 }
 
 // GroupAnswer defines model for GroupAnswer.
@@ -597,16 +601,19 @@ type Policy struct {
 	PasswordRequireUpper bool `json:"password_require_upper"`
 
 	// ProjectAccess `managers` (default): managers may grant any right on any project; `owners`: only owners grant, and managers cannot give themselves a project right.
-	ProjectAccess *ProjectAccess `json:"project_access,omitempty"`
+	ProjectAccess ProjectAccess `json:"project_access"`
 
 	// SessionIdleMinutes Default 30.
 	SessionIdleMinutes int `json:"session_idle_minutes"`
 
 	// SessionMaxHours Default 12.
 	SessionMaxHours int `json:"session_max_hours"`
+
+	// TrashDays Default 30: how long a deleted project waits in the trash before its key is destroyed.
+	TrashDays int `json:"trash_days"`
 }
 
-// PolicyUpdate The whole policy; `mfa`, `lockout_threshold` and `project_access` may be left out and keep their value.
+// PolicyUpdate The whole policy; `mfa`, `lockout_threshold`, `project_access` and `trash_days` may be left out and keep their value.
 type PolicyUpdate struct {
 	LockoutThreshold *int `json:"lockout_threshold,omitempty"`
 
@@ -620,6 +627,7 @@ type PolicyUpdate struct {
 	ProjectAccess      *ProjectAccess `json:"project_access,omitempty"`
 	SessionIdleMinutes int            `json:"session_idle_minutes"`
 	SessionMaxHours    int            `json:"session_max_hours"`
+	TrashDays          *int           `json:"trash_days,omitempty"`
 }
 
 // Project defines model for Project.
@@ -629,7 +637,7 @@ type Project struct {
 	Name      string    `json:"name"`
 
 	// Rights What the caller may do.
-	Rights *[]ProjectRight `json:"rights,omitempty"`
+	Rights []ProjectRight `json:"rights"`
 }
 
 // ProjectAccess `managers` (default): managers may grant any right on any project; `owners`: only owners grant, and managers cannot give themselves a project right.
@@ -645,6 +653,8 @@ type ProjectRight string
 
 // Projects defines model for Projects.
 type Projects struct {
+	// Next The `after` of the next page; absent on the last page.
+	Next     *string   `json:"next,omitempty"`
 	Projects []Project `json:"projects"`
 }
 
@@ -766,7 +776,7 @@ type Trash struct {
 	Projects []TrashedProject `json:"projects"`
 }
 
-// TrashedProject A project in the trash. The contract fixes only that it comes with its purge date.
+// TrashedProject A project in the trash, with what the caller may do to it and when it is purged.
 type TrashedProject struct {
 	CreatedAt *time.Time `json:"created_at,omitempty"`
 	DeletedAt *time.Time `json:"deleted_at,omitempty"`
@@ -774,7 +784,8 @@ type TrashedProject struct {
 	Name      string     `json:"name"`
 
 	// PurgeAt When it is purged for good.
-	PurgeAt time.Time `json:"purge_at"`
+	PurgeAt time.Time       `json:"purge_at"`
+	Rights  *[]ProjectRight `json:"rights,omitempty"`
 }
 
 // Tree defines model for Tree.
@@ -1019,6 +1030,15 @@ type ExportAuditParams struct {
 
 	// Until Only events before this time.
 	Until *AuditUntil `form:"until,omitempty" json:"until,omitempty"`
+}
+
+// ListProjectsParams defines parameters for ListProjects.
+type ListProjectsParams struct {
+	// Limit Page size, default 100.
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// After The `next` of the previous page.
+	After *string `form:"after,omitempty" json:"after,omitempty"`
 }
 
 // DeleteFileParams defines parameters for DeleteFile.
@@ -1952,10 +1972,10 @@ type ClientInterface interface {
 	// Corresponds with PUT /api/v1/orgs/{org}/policy (the `UpdatePolicy` operationId).
 	UpdatePolicy(ctx context.Context, org OrgSlug, body UpdatePolicyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// ListProjects The projects the caller may view.
+	// ListProjects A page of the projects the caller may view, in order of creation.
 	//
 	// Corresponds with GET /api/v1/orgs/{org}/projects (the `ListProjects` operationId).
-	ListProjects(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*http.Response, error)
+	ListProjects(ctx context.Context, org OrgSlug, params *ListProjectsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateProjectWithBody Creates a project (member); the creator is its owner.
 	//
@@ -3747,11 +3767,11 @@ func (c *Client) UpdatePolicy(ctx context.Context, org OrgSlug, body UpdatePolic
 	return c.Client.Do(req)
 }
 
-// ListProjects The projects the caller may view.
+// ListProjects A page of the projects the caller may view, in order of creation.
 //
 // Corresponds with GET /api/v1/orgs/{org}/projects (the `ListProjects` operationId).
-func (c *Client) ListProjects(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewListProjectsRequest(c.Server, org)
+func (c *Client) ListProjects(ctx context.Context, org OrgSlug, params *ListProjectsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListProjectsRequest(c.Server, org, params)
 	if err != nil {
 		return nil, err
 	}
@@ -7041,7 +7061,7 @@ func NewUpdatePolicyRequestWithBody(server string, org OrgSlug, contentType stri
 }
 
 // NewListProjectsRequest constructs an http.Request for the ListProjects method
-func NewListProjectsRequest(server string, org OrgSlug) (*http.Request, error) {
+func NewListProjectsRequest(server string, org OrgSlug, params *ListProjectsParams) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -7064,6 +7084,45 @@ func NewListProjectsRequest(server string, org OrgSlug) (*http.Request, error) {
 	queryURL, err := serverURL.Parse(operationPath)
 	if err != nil {
 		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.After != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "after", *params.After, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
@@ -9477,12 +9536,12 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with PUT /api/v1/orgs/{org}/policy (the `UpdatePolicy` operationId).
 	UpdatePolicyWithResponse(ctx context.Context, org OrgSlug, body UpdatePolicyJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdatePolicyResponse, error)
 
-	// ListProjectsWithResponse The projects the caller may view.
+	// ListProjectsWithResponse A page of the projects the caller may view, in order of creation.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /api/v1/orgs/{org}/projects (the `ListProjects` operationId).
-	ListProjectsWithResponse(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*ListProjectsResponse, error)
+	ListProjectsWithResponse(ctx context.Context, org OrgSlug, params *ListProjectsParams, reqEditors ...RequestEditorFn) (*ListProjectsResponse, error)
 
 	// CreateProjectWithBodyWithResponse Creates a project (member); the creator is its owner.
 	//
@@ -14932,13 +14991,13 @@ func (c *ClientWithResponses) UpdatePolicyWithResponse(ctx context.Context, org 
 	return ParseUpdatePolicyResponse(rsp)
 }
 
-// ListProjectsWithResponse The projects the caller may view.
+// ListProjectsWithResponse A page of the projects the caller may view, in order of creation.
 //
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /api/v1/orgs/{org}/projects (the `ListProjects` operationId).
-func (c *ClientWithResponses) ListProjectsWithResponse(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*ListProjectsResponse, error) {
-	rsp, err := c.ListProjects(ctx, org, reqEditors...)
+func (c *ClientWithResponses) ListProjectsWithResponse(ctx context.Context, org OrgSlug, params *ListProjectsParams, reqEditors ...RequestEditorFn) (*ListProjectsResponse, error) {
+	rsp, err := c.ListProjects(ctx, org, params, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
