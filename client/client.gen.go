@@ -1972,7 +1972,7 @@ type ClientInterface interface {
 	// Corresponds with PUT /api/v1/orgs/{org}/policy (the `UpdatePolicy` operationId).
 	UpdatePolicy(ctx context.Context, org OrgSlug, body UpdatePolicyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// ListProjects A page of the projects the caller may view, in order of creation.
+	// ListProjects A page of the projects the caller may view, in id order (roughly by creation).
 	//
 	// Corresponds with GET /api/v1/orgs/{org}/projects (the `ListProjects` operationId).
 	ListProjects(ctx context.Context, org OrgSlug, params *ListProjectsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3767,7 +3767,7 @@ func (c *Client) UpdatePolicy(ctx context.Context, org OrgSlug, body UpdatePolic
 	return c.Client.Do(req)
 }
 
-// ListProjects A page of the projects the caller may view, in order of creation.
+// ListProjects A page of the projects the caller may view, in id order (roughly by creation).
 //
 // Corresponds with GET /api/v1/orgs/{org}/projects (the `ListProjects` operationId).
 func (c *Client) ListProjects(ctx context.Context, org OrgSlug, params *ListProjectsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -9536,7 +9536,7 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with PUT /api/v1/orgs/{org}/policy (the `UpdatePolicy` operationId).
 	UpdatePolicyWithResponse(ctx context.Context, org OrgSlug, body UpdatePolicyJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdatePolicyResponse, error)
 
-	// ListProjectsWithResponse A page of the projects the caller may view, in order of creation.
+	// ListProjectsWithResponse A page of the projects the caller may view, in id order (roughly by creation).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -14991,7 +14991,7 @@ func (c *ClientWithResponses) UpdatePolicyWithResponse(ctx context.Context, org 
 	return ParseUpdatePolicyResponse(rsp)
 }
 
-// ListProjectsWithResponse A page of the projects the caller may view, in order of creation.
+// ListProjectsWithResponse A page of the projects the caller may view, in id order (roughly by creation).
 //
 // Returns a wrapper object for the known response body format(s).
 //

@@ -146,7 +146,7 @@ type Tx struct {
 	throttled []string
 
 	unprepared []string // queries to prepare after the transaction
-	reader     bool     // a read transaction on the reader pool: no cached statements
+	reader     bool     // a read transaction on the reader pool: the reader pool's statements
 }
 
 // sharedTx is the database transaction under a Tx. In a batch it carries the
@@ -229,10 +229,11 @@ func (h *headCache) restore(m map[string]chainHead) { h.m = maps.Clone(m) }
 // pool, which on SQLite is the one this transaction holds, so new queries run
 // unprepared now and are prepared once the transaction has ended.
 func (t *Tx) stmt(query string) *sql.Stmt {
+	cache := &t.db.writerStmts
 	if t.reader {
-		return nil
+		cache = &t.db.readerStmts
 	}
-	if v, ok := t.db.writerStmts.Load(query); ok {
+	if v, ok := cache.Load(query); ok {
 		return v.(*sql.Stmt)
 	}
 	t.unprepared = append(t.unprepared, query)
@@ -263,7 +264,7 @@ func (t *Tx) Query(ctx context.Context, query string, args ...any) (*sql.Rows, e
 // prepareLater prepares the statements a finished transaction ran unprepared.
 func (t *Tx) prepareLater(ctx context.Context) {
 	for _, q := range t.unprepared {
-		t.db.stmt(ctx, true, q) // a failure only means the next call runs unprepared again
+		t.db.stmt(ctx, !t.reader, q) // a failure only means the next call runs unprepared again
 	}
 }
 
@@ -388,8 +389,10 @@ func (s *Core) Read(ctx context.Context, fn func(*Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	err = fn(&Tx{tx: sharedTx{tx: sqlTx}, db: s.db, s: s, at: s.Now().UTC().Truncate(time.Microsecond), reader: true})
+	t := &Tx{tx: sharedTx{tx: sqlTx}, db: s.db, s: s, at: s.Now().UTC().Truncate(time.Microsecond), reader: true}
+	err = fn(t)
 	sqlTx.Rollback()
+	t.prepareLater(ctx)
 	var d *denial
 	if errors.As(err, &d) {
 		if rerr := s.RecordRefusal(context.WithoutCancel(ctx), d.chain, d.actor, d.action, d.target, "denied", d.details); rerr != nil {

@@ -22,6 +22,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"slices"
 	"strings"
 
 	"github.com/kluis/kluis"
@@ -189,48 +190,57 @@ func Visible(ctx context.Context, t *sqlstore.Tx, org kluis.OrgID, actor kluis.A
 		}
 		return page, rows.Err()
 	}
-	// The page's ids: the person's own grants and their groups' grants, in
-	// project order. As one compound SELECT with ORDER BY and LIMIT, SQLite
-	// merges the two arms, each read in order from its index, and stops at
-	// the page's end.
-	rows, err := t.Query(ctx, `SELECT g.project_id FROM project_grants g JOIN projects p ON p.id = g.project_id
-			WHERE g.org_id = ? AND g.user_id = ? AND g.project_id > ? AND `+inTrash+`
-		UNION
-		SELECT g.project_id FROM group_members m
-			JOIN project_grants g ON g.org_id = m.org_id AND g.group_id = m.group_id
-			JOIN projects p ON p.id = g.project_id
-			WHERE m.org_id = ? AND m.user_id = ? AND g.project_id > ? AND `+inTrash+`
-		ORDER BY 1 LIMIT ?`,
-		org, actor.UserID, after, org, actor.UserID, after, limit)
+	// The page's ids: the first of the person's own grants and the first of
+	// their groups' grants, each read in project order from its index and
+	// cut at the page's size by the database, merged here. The first ids
+	// of the union are among the first of either.
+	own, err := t.Query(ctx, `SELECT g.project_id, g.relation FROM project_grants g JOIN projects p ON p.id = g.project_id
+		WHERE g.org_id = ? AND g.user_id = ? AND g.project_id > ? AND `+inTrash+` ORDER BY g.project_id LIMIT ?`,
+		org, actor.UserID, after, limit)
 	if err != nil {
 		return page, err
 	}
-	for rows.Next() {
+	var ownIDs []kluis.ProjectID
+	for own.Next() {
 		var id kluis.ProjectID
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
+		var rel kluis.Relation
+		if err := own.Scan(&id, &rel); err != nil {
+			own.Close()
 			return page, err
 		}
-		page.IDs = append(page.IDs, id)
+		ownIDs = append(ownIDs, id)
+		page.Rights[id] = kluis.RelationRights(rel)
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil || len(page.IDs) == 0 {
+	own.Close()
+	if err := own.Err(); err != nil {
 		return page, err
 	}
-	// What the person may do to each: every grant of theirs on the page.
-	in := strings.Repeat("?, ", len(page.IDs)-1) + "?"
-	args := make([]any, 0, 2*len(page.IDs)+3)
-	args = append(args, "user:"+string(actor.UserID))
-	for _, id := range page.IDs {
-		args = append(args, id)
+	groupIDs, err := ids(ctx, t, `SELECT DISTINCT g.project_id FROM group_members m
+			JOIN project_grants g ON g.org_id = m.org_id AND g.group_id = m.group_id
+			JOIN projects p ON p.id = g.project_id
+		WHERE m.org_id = ? AND m.user_id = ? AND g.project_id > ? AND `+inTrash+` ORDER BY g.project_id LIMIT ?`,
+		org, actor.UserID, after, limit)
+	if err != nil {
+		return page, err
 	}
+	page.IDs = mergeIDs(ownIDs, groupIDs, limit)
+	for id := range page.Rights {
+		if !slices.Contains(page.IDs, id) {
+			delete(page.Rights, id)
+		}
+	}
+	if len(groupIDs) == 0 {
+		return page, nil
+	}
+	// What the groups add on the page: every group grant of theirs on it.
+	in := strings.Repeat("?, ", len(page.IDs)-1) + "?"
+	args := make([]any, 0, len(page.IDs)+2)
 	args = append(args, org, actor.UserID)
 	for _, id := range page.IDs {
 		args = append(args, id)
 	}
-	rows, err = t.Query(ctx, `SELECT project_id, relation FROM project_grants WHERE subject = ? AND project_id IN (`+in+`)
-		UNION ALL
-		SELECT g.project_id, g.relation FROM group_members m JOIN project_grants g ON g.org_id = m.org_id AND g.group_id = m.group_id
+	rows, err := t.Query(ctx, `SELECT g.project_id, g.relation FROM group_members m
+		JOIN project_grants g ON g.org_id = m.org_id AND g.group_id = m.group_id
 		WHERE m.org_id = ? AND m.user_id = ? AND g.project_id IN (`+in+`)`, args...)
 	if err != nil {
 		return page, err
@@ -245,6 +255,41 @@ func Visible(ctx context.Context, t *sqlstore.Tx, org kluis.OrgID, actor kluis.A
 		page.Rights[id] |= kluis.RelationRights(rel)
 	}
 	return page, rows.Err()
+}
+
+// ids reads one column of project ids.
+func ids(ctx context.Context, t *sqlstore.Tx, query string, args ...any) ([]kluis.ProjectID, error) {
+	rows, err := t.Query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []kluis.ProjectID
+	for rows.Next() {
+		var id kluis.ProjectID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}
+
+// mergeIDs merges two ascending lists of distinct ids into the first limit
+// distinct ids of both.
+func mergeIDs(a, b []kluis.ProjectID, limit int) []kluis.ProjectID {
+	out := make([]kluis.ProjectID, 0, min(limit, len(a)+len(b)))
+	for len(out) < limit && (len(a) > 0 || len(b) > 0) {
+		switch {
+		case len(b) == 0 || len(a) > 0 && a[0] < b[0]:
+			out, a = append(out, a[0]), a[1:]
+		case len(a) == 0 || b[0] < a[0]:
+			out, b = append(out, b[0]), b[1:]
+		default:
+			out, a, b = append(out, a[0]), a[1:], b[1:]
+		}
+	}
+	return out
 }
 
 // subjectExists reports whether a grant's subject is a person or group of
