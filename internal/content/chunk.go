@@ -39,8 +39,7 @@ func Cut(r io.Reader, buf []byte, fn func(chunk []byte) error) error {
 	if cap(buf) < MaxChunkSize {
 		buf = make([]byte, 0, MaxChunkSize)
 	}
-	c := chunker.NewWithBoundaries(r, polynomial, MinChunkSize, MaxChunkSize)
-	c.SetAverageBits(averageBits)
+	c := newChunker(r)
 	for {
 		chunk, err := c.Next(buf[:0])
 		if err == io.EOF {
@@ -56,4 +55,11 @@ func Cut(r io.Reader, buf []byte, fn func(chunk []byte) error) error {
 			return err
 		}
 	}
+}
+
+// newChunker returns the chunker of r, with kluis's polynomial and bounds.
+func newChunker(r io.Reader) *chunker.Chunker {
+	c := chunker.NewWithBoundaries(r, polynomial, MinChunkSize, MaxChunkSize)
+	c.SetAverageBits(averageBits)
+	return c
 }

@@ -310,6 +310,7 @@ func TestAnInsertedByteChangesOnlyNearbyChunks(t *testing.T) {
 	edited := make([]byte, 0, len(data)+1)
 	edited = append(append(append(edited, data[:len(data)/2]...), 'x'), data[len(data)/2:]...)
 	second := mustStore(t, s, f.dir, edited)
+	t.Logf("%d chunks; the inserted byte made %d new", len(second.Manifest.Chunks), len(second.New))
 	if len(second.New) > 2 {
 		t.Errorf("an inserted byte made %d new chunks of %d, want at most 2", len(second.New), len(second.Manifest.Chunks))
 	}

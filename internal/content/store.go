@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"sync"
-
-	"github.com/restic/chunker"
 )
 
 // ErrTooLarge means a file is larger than the limit given to [Store].
@@ -66,8 +64,7 @@ func Store(ctx context.Context, r io.Reader, s Sealer, b Blobs, limit int64) (St
 	for range storeSealers + 1 {
 		free <- make([]byte, 0, MaxChunkSize)
 	}
-	c := chunker.NewWithBoundaries(&limitedReader{r: r, left: limit}, polynomial, MinChunkSize, MaxChunkSize)
-	c.SetAverageBits(averageBits)
+	c := newChunker(&limitedReader{r: r, left: limit})
 	var (
 		chunks []*storedChunk
 		wg     sync.WaitGroup
