@@ -22,8 +22,8 @@ func (s *Store) Seal(ctx context.Context, key KeyRef, field FieldRef, plaintext 
 	if err := key.validate(); err != nil {
 		return nil, err
 	}
-	if key.Kind == KindIndex {
-		return nil, fmt.Errorf("%w: index keys do not seal", errBadRef)
+	if key.Kind.macs() {
+		return nil, fmt.Errorf("%w: %s keys do not seal", errBadRef, key.Kind)
 	}
 	if err := field.validate(); err != nil {
 		return nil, err
@@ -131,12 +131,18 @@ func (s *Store) EnsureUserKey(ctx context.Context, org, user, actor string) erro
 	return s.ensureRef(ctx, UserKey(org, user), actor)
 }
 
-// EnsureProjectKey makes the key of project in organisation org (and the
-// organisation's keys) unless it exists, as actor's change (see
+// EnsureProjectKey makes the key of project in organisation org, its
+// content-address key (made together with it, in one transaction) and the
+// organisation's keys unless they exist, as actor's change (see
 // [Store.EnsureOrgKey]). A destroyed project key, or a destroyed
 // organisation, gets [ErrKeyDestroyed].
 func (s *Store) EnsureProjectKey(ctx context.Context, org, project, actor string) error {
-	return s.ensureRef(ctx, ProjectKey(org, project), actor)
+	if err := s.ensureRef(ctx, ProjectKey(org, project), actor); err != nil {
+		return err
+	}
+	// A project key made before address keys existed gets its address key
+	// now; otherwise this finds it.
+	return s.ensureRef(ctx, addressKey(org, project), actor)
 }
 
 // EnsurePlatformKey makes the platform key unless it exists, as actor's

@@ -20,8 +20,8 @@ import (
 type entry struct {
 	ref   KeyRef
 	state State     // as read when unwrapped; only "destroyed" is acted upon
-	aead  tink.AEAD // nil for index keys and tombstones
-	mac   tink.MAC  // index keys only
+	aead  tink.AEAD // nil for index and address keys and tombstones
+	mac   tink.MAC  // index and address keys only
 }
 
 // errUnknownKey means no row has the key version. Open turns it into
@@ -29,11 +29,12 @@ type entry struct {
 var errUnknownKey = errors.New("keys: unknown key")
 
 // newKeyset makes a fresh single-key keyset for a key of the kind:
-// AES-256-GCM, or HMAC-SHA-256 with a 32-byte tag for index keys. Neither
+// AES-256-GCM, or HMAC-SHA-256 with a 32-byte tag for index and address
+// keys. Neither
 // adds tink's output prefix; the ciphertext format is kluis's own. tink draws
 // the key from crypto/rand.
 func newKeyset(kind Kind) (*keyset.Handle, error) {
-	if kind != KindIndex {
+	if !kind.macs() {
 		return keyset.NewHandle(aead.AES256GCMNoPrefixKeyTemplate())
 	}
 	p, err := hmac.NewParameters(hmac.ParametersOpts{
@@ -60,7 +61,7 @@ func newEntry(ref KeyRef, state State, h *keyset.Handle) (*entry, error) {
 	}
 	e := &entry{ref: ref, state: state}
 	var err error
-	if ref.Kind == KindIndex {
+	if ref.Kind.macs() {
 		e.mac, err = mac.New(h)
 	} else {
 		e.aead, err = aead.New(h)
@@ -295,6 +296,13 @@ func (s *Store) ensureTx(ctx context.Context, tx *sql.Tx, m meta, ref KeyRef, no
 			return KeyVersion{}, fmt.Errorf("%w: the keys of organisation %s", ErrKeyDestroyed, ref.Org)
 		}
 	}
+	if ref.Kind == KindAddress {
+		// An address key exists only with its project key: making the
+		// project key makes it (below), and a destroyed project key bars it.
+		if _, err := s.ensureTx(ctx, tx, m, ProjectKey(ref.Org, ref.Owner), now, made); err != nil {
+			return KeyVersion{}, err
+		}
+	}
 	l, found, err := s.latest(ctx, tx, ref)
 	if err != nil {
 		return KeyVersion{}, err
@@ -363,9 +371,15 @@ func (s *Store) ensureTx(ctx context.Context, tx *sql.Tx, m meta, ref KeyRef, no
 		return KeyVersion{}, err
 	}
 	*made = append(*made, madeKey{ref: ref, kv: kv, e: e})
-	if ref.Kind == KindOrg {
+	switch ref.Kind {
+	case KindOrg:
 		// The index key is made with the organisation key.
 		if _, err := s.ensureTx(ctx, tx, m, indexKey(ref.Org), now, made); err != nil {
+			return KeyVersion{}, err
+		}
+	case KindProject:
+		// And the content-address key with the project key.
+		if _, err := s.ensureTx(ctx, tx, m, addressKey(ref.Org, ref.Owner), now, made); err != nil {
 			return KeyVersion{}, err
 		}
 	}

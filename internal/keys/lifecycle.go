@@ -22,9 +22,17 @@ func (s *Store) DestroyUserKey(ctx context.Context, org, user, actor string) err
 	return s.destroyKey(ctx, UserKey(org, user), actor)
 }
 
-// DestroyProjectKey is [Store.DestroyUserKey] for a project's key.
+// DestroyProjectKey is [Store.DestroyUserKey] for a project's key, and
+// destroys the project's content-address key with it, in one transaction:
+// afterwards nothing of the project's content opens ([ErrKeyDestroyed]) and
+// no content address or path index of it can be computed, by this process
+// at once and by others within their cache TTL.
 func (s *Store) DestroyProjectKey(ctx context.Context, org, project, actor string) error {
-	return s.destroyKey(ctx, ProjectKey(org, project), actor)
+	ref := ProjectKey(org, project)
+	if err := ref.validate(); err != nil {
+		return err
+	}
+	return s.destroy(ctx, ref, actor, ` AND kind IN (?, ?) AND owner_id = ?`, string(KindProject), string(KindAddress), project)
 }
 
 func (s *Store) destroyKey(ctx context.Context, ref KeyRef, actor string) error {
@@ -118,9 +126,12 @@ func (s *Store) destroy(ctx context.Context, tomb KeyRef, actor, cond string, ar
 	if err != nil {
 		return err
 	}
-	if tomb.Kind == KindOrg {
+	switch tomb.Kind {
+	case KindOrg:
 		s.forget(func(r KeyRef) bool { return r.Org == tomb.Org })
-	} else {
+	case KindProject:
+		s.forget(func(r KeyRef) bool { return r == tomb || r == addressKey(tomb.Org, tomb.Owner) })
+	default:
 		s.forget(func(r KeyRef) bool { return r == tomb })
 	}
 	s.eraseFreedPages(ctx)
@@ -147,10 +158,13 @@ func (s *Store) eraseFreedPages(ctx context.Context) {
 // the organisation gets a new version wrapped under the new organisation key
 // version, and its version before is retired the same way: rotation renews
 // the key material of all the organisation's data, once the caller has
-// re-encrypted it. The index key does not change (blind indexes stay valid).
+// re-encrypted it. The index key does not change (blind indexes stay valid),
+// nor do the projects' content-address keys (content addresses stay valid):
+// these are re-wrapped, unchanged, under the new organisation key version.
 // Every new version and every retired one is recorded as a key.rotated or
 // key.retired event of actor's (see [Store.EnsureOrgKey]) in the same
-// transaction. It returns the new version. An organisation without keys gets
+// transaction; the organisation key's key.rotated event counts the keys
+// given a new version and those re-wrapped. It returns the new version. An organisation without keys gets
 // [ErrNoKey], a destroyed one [ErrKeyDestroyed].
 func (s *Store) RotateOrgKey(ctx context.Context, org, actor string) (KeyVersion, error) {
 	ref := OrgKey(org)
@@ -212,8 +226,12 @@ func (s *Store) RotateOrgKey(ctx context.Context, org, actor string) (KeyVersion
 		if children, err = s.rotateChildren(ctx, tx, org, newKV, newE, now); err != nil {
 			return err
 		}
+		rewrapped, err := s.rewrapAddressKeys(ctx, tx, org, newKV, newE)
+		if err != nil {
+			return err
+		}
 		events := []Event{
-			{Action: ActionRotated, Key: ref, ID: newKV.ID, Version: newKV.Version, Rewrapped: len(children)},
+			{Action: ActionRotated, Key: ref, ID: newKV.ID, Version: newKV.Version, Rewrapped: len(children) + rewrapped},
 			{Action: ActionRetired, Key: ref, ID: oldKV.ID, Version: oldKV.Version},
 		}
 		for _, c := range children {
@@ -310,6 +328,70 @@ func (s *Store) rotateChildren(ctx context.Context, tx *sql.Tx, org string, newK
 		children[i].kv = next
 	}
 	return children, nil
+}
+
+// rewrapAddressKeys re-wraps every live content-address key of org under
+// the organisation key version newKV, in place: same key id, version and key
+// material (content addresses must not change), the new parent recorded in
+// the row. The retired organisation key version is then no longer needed to
+// compute addresses. It returns how many keys it re-wrapped.
+func (s *Store) rewrapAddressKeys(ctx context.Context, tx *sql.Tx, org string, newKV KeyVersion, newE *entry) (int, error) {
+	type addressRow struct {
+		ref           KeyRef
+		kv            KeyVersion
+		wrapped       []byte
+		parentID      string
+		parentVersion int
+	}
+	rows, err := tx.QueryContext(ctx, s.q(`SELECT id, version, owner_id, wrapped, wrapped_by_id, wrapped_by_version FROM keys
+		WHERE org_id = ? AND kind = ? AND state <> 'destroyed'`), org, string(KindAddress))
+	if err != nil {
+		return 0, fmt.Errorf("keys: re-wrapping address keys: %w", err)
+	}
+	var all []addressRow
+	for rows.Next() {
+		var (
+			a     addressRow
+			id    string
+			owner string
+		)
+		if err := rows.Scan(&id, &a.kv.Version, &owner, &a.wrapped, &a.parentID, &a.parentVersion); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("keys: re-wrapping address keys: %w", err)
+		}
+		if a.kv.ID, err = parseKeyID(id); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		a.ref = addressKey(org, owner)
+		all = append(all, a)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("keys: re-wrapping address keys: %w", err)
+	}
+	parentID := newKV.ID.String()
+	for _, a := range all {
+		// The parent is a committed organisation key version, which the
+		// reader pool sees.
+		parent, err := s.parentAEAD(ctx, a.parentID, a.parentVersion)
+		if err != nil {
+			return 0, err
+		}
+		h, err := unwrap(a.ref, a.kv, a.wrapped, parent, a.parentID, a.parentVersion)
+		if err != nil {
+			return 0, err
+		}
+		w, err := wrap(h, newE.aead, wrapAAD(a.ref, a.kv, parentID, newKV.Version))
+		if err != nil {
+			return 0, err
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE keys SET wrapped = ?, wrapped_by_id = ?, wrapped_by_version = ? WHERE id = ? AND version = ?`),
+			w, parentID, newKV.Version, a.kv.ID.String(), a.kv.Version); err != nil {
+			return 0, fmt.Errorf("keys: re-wrapping the %s: %w", a.ref, err)
+		}
+	}
+	return len(all), nil
 }
 
 // RotateRoot re-wraps every live organisation, index and platform key under
@@ -435,8 +517,8 @@ type Status struct {
 	RootGeneration  int // 1, plus one per root rotation
 	RootRotatedAt   time.Time
 	// Keys lists every version of every organisation, index and platform
-	// key, by organisation, kind and version. User and project keys are
-	// counted in their organisation key's entries, not listed.
+	// key, by organisation, kind and version. User, project and address
+	// keys are counted in their organisation key's entries, not listed.
 	Keys []KeyInfo
 }
 
@@ -450,9 +532,9 @@ type KeyInfo struct {
 	RetiredAt   time.Time // zero unless retired
 	DestroyedAt time.Time // zero unless destroyed
 	Age         time.Duration
-	// Users and Projects count the live user and project keys wrapped by
-	// this version (organisation keys only).
-	Users, Projects int
+	// Users, Projects and Addresses count the live user, project and
+	// content-address keys wrapped by this version (organisation keys only).
+	Users, Projects, Addresses int
 }
 
 // KeyStatus returns the root key's fingerprint and generation and the
@@ -498,7 +580,7 @@ func (s *Store) KeyStatus(ctx context.Context) (Status, error) {
 	rows.Close()
 
 	rows, err = s.reader.QueryContext(ctx, `SELECT wrapped_by_id, wrapped_by_version, kind, COUNT(*) FROM keys
-		WHERE kind IN ('user', 'project') AND state <> 'destroyed' GROUP BY wrapped_by_id, wrapped_by_version, kind`)
+		WHERE kind IN ('user', 'project', 'address') AND state <> 'destroyed' GROUP BY wrapped_by_id, wrapped_by_version, kind`)
 	if err != nil {
 		return st, fmt.Errorf("keys: reading key store: %w", err)
 	}
@@ -519,10 +601,13 @@ func (s *Store) KeyStatus(ctx context.Context) (Status, error) {
 		if !ok {
 			continue
 		}
-		if Kind(kind) == KindUser {
+		switch Kind(kind) {
+		case KindUser:
 			st.Keys[i].Users += n
-		} else {
+		case KindProject:
 			st.Keys[i].Projects += n
+		case KindAddress:
+			st.Keys[i].Addresses += n
 		}
 	}
 	if err := rows.Err(); err != nil {

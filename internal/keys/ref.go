@@ -12,7 +12,7 @@ import (
 type Kind string
 
 // The kinds of key. Organisation, index and platform keys are wrapped by the
-// root key; user and project keys by their organisation's key.
+// root key; user, project and address keys by their organisation's key.
 const (
 	// KindOrg is an organisation key (AES-256-GCM): organisation-level
 	// personal data such as client addresses in audit rows. It rotates.
@@ -25,6 +25,12 @@ const (
 	KindUser Kind = "user"
 	// KindProject is a project key (AES-256-GCM): that project's content.
 	KindProject Kind = "project"
+	// KindAddress is a project's content-address key (HMAC-SHA-256): the
+	// addresses of the project's content chunks and the blind index of its
+	// paths. It is made with the project key and destroyed with it; it does
+	// not rotate (an organisation key rotation re-wraps it), so addresses
+	// stay valid across rotations.
+	KindAddress Kind = "address"
 	// KindPlatform is the one platform key (AES-256-GCM): operator-side
 	// secrets such as crash reports and incident notes.
 	KindPlatform Kind = "platform"
@@ -43,11 +49,12 @@ const (
 
 // KeyRef names a key by what it belongs to; the key store maps it to a
 // [KeyID] and versions. Build one with [OrgKey], [UserKey], [ProjectKey] or
-// [PlatformKey]. Ids are kluis's own (UUIDs); this package only compares them.
+// [PlatformKey] (index and address keys are used through [Store.BlindIndex],
+// [Store.ContentAddress] and [Store.PathIndex]). Ids are kluis's own (UUIDs); this package only compares them.
 type KeyRef struct {
 	Kind  Kind
 	Org   string // the organisation id; "" for the platform key
-	Owner string // the user or project id; the organisation id for KindOrg and KindIndex; "" for the platform key
+	Owner string // the user or project id (KindAddress: the project's); the organisation id for KindOrg and KindIndex; "" for the platform key
 }
 
 // OrgKey names organisation org's key.
@@ -66,6 +73,11 @@ func PlatformKey() KeyRef { return KeyRef{Kind: KindPlatform} }
 
 // indexKey names organisation org's index key.
 func indexKey(org string) KeyRef { return KeyRef{Kind: KindIndex, Org: org, Owner: org} }
+
+// addressKey names the content-address key of project in organisation org.
+func addressKey(org, project string) KeyRef {
+	return KeyRef{Kind: KindAddress, Org: org, Owner: project}
+}
 
 // maxIDLen bounds the ids in a KeyRef and the names in a FieldRef.
 const maxIDLen = 255
@@ -95,7 +107,7 @@ func (r KeyRef) validate() error {
 		if r.Owner != r.Org {
 			return fmt.Errorf("%w: an organisation's own key is owned by the organisation", errBadRef)
 		}
-	case KindUser, KindProject:
+	case KindUser, KindProject, KindAddress:
 	default:
 		return fmt.Errorf("%w: unknown kind %q", errBadRef, r.Kind)
 	}
@@ -108,6 +120,9 @@ func (r KeyRef) validate() error {
 // wrappedByRoot reports whether keys of the kind are wrapped by the root key
 // (else by their organisation key).
 func (k Kind) wrappedByRoot() bool { return k == KindOrg || k == KindIndex || k == KindPlatform }
+
+// macs reports whether keys of the kind are HMAC keys (else AEAD keys).
+func (k Kind) macs() bool { return k == KindIndex || k == KindAddress }
 
 // KeyID identifies a key (all its versions) in the key store and in
 // ciphertexts. It is random and says nothing about the owner.

@@ -156,8 +156,8 @@ func TestKeyStoreHoldsNoKeyMaterialOrPlaintext(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(live) != 10 { // org v1 and v2, index, 2 users and the project in 2 versions each, platform
-			t.Fatalf("found %d live keys, want 10", len(live))
+		if len(live) != 11 { // org v1 and v2, index, 2 users and the project in 2 versions each, the project's address key, platform
+			t.Fatalf("found %d live keys, want 11", len(live))
 		}
 		secrets := map[string][]byte{}
 		for what, m := range markers {

@@ -115,10 +115,11 @@ func (s *Core) appendKeyEvents(ctx context.Context, events []keys.Event) (int, e
 	return appended, nil
 }
 
-// keyEventChain is the chain of a key event: a user's or project's key is
-// its organisation's business, every other key the platform's (DESIGN §4).
+// keyEventChain is the chain of a key event: a user's or project's key (and
+// a project's address key) is its organisation's business, every other key
+// the platform's (DESIGN §4).
 func keyEventChain(e keys.Event) string {
-	if (e.Key.Kind == keys.KindUser || e.Key.Kind == keys.KindProject) && e.Key.Org != "" {
+	if (e.Key.Kind == keys.KindUser || e.Key.Kind == keys.KindProject || e.Key.Kind == keys.KindAddress) && e.Key.Org != "" {
 		return OrgChain(kluis.OrgID(e.Key.Org))
 	}
 	return audit.PlatformChain
