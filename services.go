@@ -22,4 +22,6 @@ type Services struct {
 	Projects  ProjectService
 	Grants    GrantService
 	Groups    GroupService
+	Files     FileService
+	Versions  VersionService
 }

@@ -35,6 +35,7 @@ var statusOf = map[string]int{
 	kluis.ENotFound:             http.StatusNotFound,
 	kluis.EMethodNotAllowed:     http.StatusMethodNotAllowed,
 	kluis.EConflict:             http.StatusConflict,
+	kluis.EPreconditionFailed:   http.StatusPreconditionFailed,
 	kluis.ETooLarge:             http.StatusRequestEntityTooLarge,
 	kluis.ETooManyRequests:      http.StatusTooManyRequests,
 	kluis.EInternal:             http.StatusInternalServerError,
