@@ -41,6 +41,11 @@ func (s *server) routes(svc kluis.Services, ready func(context.Context) error) [
 	staffAccount := showOperatorAccount(svc.Operators)
 	staffAddress := operatorAddress(svc.Operators)
 	person := userView{users: svc.Users, throttle: svc.Throttle, factors: svc.Factors}
+	project := projectView{projects: svc.Projects, files: svc.Files, versions: svc.Versions}
+	history := versionsView{projects: svc.Projects, versions: svc.Versions}
+	oneVersion := versionView{projects: svc.Projects, files: svc.Files, versions: svc.Versions}
+	projectRights := rightsView{projects: svc.Projects, grants: svc.Grants, users: svc.Users, groups: svc.Groups, versions: svc.Versions}
+	groups := groupsView{groups: svc.Groups, users: svc.Users}
 	return []Route{
 		{"GET", "/healthz", "public", regular, handleHealth()},
 		{"GET", "/readyz", "public", regular, handleReady(ready)},
@@ -216,6 +221,29 @@ func (s *server) routes(svc kluis.Services, ready func(context.Context) error) [
 		{"POST", "/o/{org}/logins", "page-org", regular, s.orgPage(signedIn, handleLoginsForm(svc.Logins))},
 		{"GET", "/o/{org}/audit", "page-org", regular, s.orgPage(signedIn, handleAuditPage(svc.Audit))},
 		{"GET", "/o/{org}/audit/verify", "page-org", regular, s.orgPage(signedIn, handleAuditVerifyPage(svc.Audit))},
+
+		// Projects, their files, versions and rights, the trash and groups:
+		// the same service methods as the API's routes above.
+		{"GET", "/o/{org}/projects", "page-org", regular, s.orgPage(signedIn, handleProjectsPage(svc.Projects))},
+		{"POST", "/o/{org}/projects", "page-org", regular, s.orgPage(signedIn, handleCreateProjectForm(svc.Projects))},
+		{"GET", "/o/{org}/projects/{id}", "page-org", regular, s.orgPage(signedIn, handleProjectPage(project))},
+		{"POST", "/o/{org}/projects/{id}", "page-org", regular, s.orgPage(signedIn, handleRenameProjectForm(project))},
+		{"POST", "/o/{org}/projects/{id}/delete", "page-org", regular, s.orgPage(signedIn, handleDeleteProjectForm(svc.Projects))},
+		{"POST", "/o/{org}/projects/{id}/undelete", "page-org", regular, s.orgPage(signedIn, handleUndeleteProjectForm(svc.Projects))},
+		{"POST", "/o/{org}/projects/{id}/files/delete", "page-org", regular, s.orgPage(signedIn, handleDeleteFileForm(svc.Files))},
+		{"GET", "/o/{org}/projects/{id}/versions", "page-org", regular, s.orgPage(signedIn, handleVersionsPage(history))},
+		{"POST", "/o/{org}/projects/{id}/versions", "page-org", regular, s.orgPage(signedIn, handleCreateVersionForm(history))},
+		{"GET", "/o/{org}/projects/{id}/versions/{n}", "page-org", regular, s.orgPage(signedIn, handleVersionPage(oneVersion))},
+		{"POST", "/o/{org}/projects/{id}/versions/{n}/restore", "page-org", regular, s.orgPage(signedIn, handleRestoreVersionForm(history))},
+		{"GET", "/o/{org}/projects/{id}/rights", "page-org", regular, s.orgPage(signedIn, handleRightsPage(projectRights))},
+		{"POST", "/o/{org}/projects/{id}/rights", "page-org", regular, s.orgPage(signedIn, handleSetGrantForm(projectRights))},
+		{"POST", "/o/{org}/projects/{id}/rights/remove", "page-org", regular, s.orgPage(signedIn, handleRemoveGrantForm(projectRights))},
+		{"GET", "/o/{org}/trash", "page-org", regular, s.orgPage(signedIn, handleTrashPage(svc.Projects))},
+		{"GET", "/o/{org}/groups", "page-org", regular, s.orgPage(signedIn, handleGroupsPage(groups))},
+		{"POST", "/o/{org}/groups", "page-org", regular, s.orgPage(signedIn, handleCreateGroupForm(groups))},
+		{"POST", "/o/{org}/groups/{id}/delete", "page-org", regular, s.orgPage(signedIn, handleDeleteGroupForm(svc.Groups))},
+		{"POST", "/o/{org}/groups/{id}/members", "page-org", regular, s.orgPage(signedIn, handleAddGroupMemberForm(svc.Groups))},
+		{"POST", "/o/{org}/groups/{id}/members/{user}/remove", "page-org", regular, s.orgPage(signedIn, handleRemoveGroupMemberForm(svc.Groups))},
 	}
 }
 

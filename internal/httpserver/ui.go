@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 
@@ -89,6 +90,35 @@ func (l local) Time(t time.Time) string {
 
 // Date formats the day of t in the person's time zone.
 func (l local) Date(t time.Time) string { return l.Lang.Date(t, l.loc) }
+
+// Size is a number of bytes as people read it: 512 bytes, 1.5 kB, 2.3 MB
+// (with the page language's decimal mark).
+func (l local) Size(n int64) string {
+	if n < 1000 {
+		return l.T("size.bytes", n)
+	}
+	f, unit := float64(n), ""
+	for _, u := range []string{"kB", "MB", "GB", "TB"} {
+		f, unit = f/1000, u
+		if f < 1000 {
+			break
+		}
+	}
+	s := strconv.FormatFloat(f, 'f', 1, 64)
+	if l.Lang == i18n.NL {
+		s = strings.Replace(s, ".", ",", 1)
+	}
+	return s + " " + unit
+}
+
+// Rights are the names of what a person may do to a project, in words.
+func (l local) Rights(rs kluis.Rights) []string {
+	names := rs.Names()
+	for i, n := range names {
+		names[i] = l.T("right." + n)
+	}
+	return names
+}
 
 // ISO is t as RFC 3339 for <time datetime>.
 func (l local) ISO(t time.Time) string { return t.UTC().Format(time.RFC3339) }

@@ -212,8 +212,8 @@ func (s *server) pageSession(w http.ResponseWriter, r *http.Request, p *pageData
 }
 
 // navigate sets the navigation of a signed-in person's pages: their
-// account, and what their role reaches — only the account while enrolment
-// is due.
+// projects, their account, and what their role reaches — only the account
+// while enrolment is due.
 func (p *pageData) navigate(r *http.Request, enrolling bool) {
 	p.Enrolling = enrolling
 	var items [][2]string
@@ -225,8 +225,11 @@ func (p *pageData) navigate(r *http.Request, enrolling bool) {
 	} else {
 		base := p.Realm.Base
 		items = [][2]string{{base + "/account", "nav.account"}}
+		if !enrolling {
+			items = append([][2]string{{base + "/projects", "nav.projects"}}, items...)
+		}
 		if p.Manager && !enrolling {
-			items = append(items, [2]string{base + "/users", "nav.users"}, [2]string{base + "/policy", "nav.policy"}, [2]string{base + "/audit", "nav.audit"})
+			items = append(items, [2]string{base + "/users", "nav.users"}, [2]string{base + "/groups", "nav.groups"}, [2]string{base + "/policy", "nav.policy"}, [2]string{base + "/audit", "nav.audit"})
 		}
 	}
 	p.Nav = nil
