@@ -86,7 +86,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 
 	srv := &http.Server{
 		Handler: httpserver.NewServer(httpserver.Config{
-			Services: a.areas.Services(), Ready: a.db.Ping, Logger: a.log, Metrics: metrics, TrustedProxies: c.TrustedProxies, MaxBodyBytes: c.MaxBodyBytes,
+			Services: a.areas.Services(), Ready: a.db.Ping, Logger: a.log, Metrics: metrics, TrustedProxies: c.TrustedProxies, MaxBodyBytes: c.MaxBodyBytes, MaxFileBytes: c.MaxFileBytes,
 			OperatorAddresses: c.OperatorAddresses,
 			HTTPS:             strings.HasPrefix(strings.ToLower(c.PublicURL), "https://"),
 		}),
