@@ -42,8 +42,7 @@ func loadOpenAPI(tb testing.TB) *openapi3.T {
 // being written on another branch. The engineer who merges those routes
 // into routes.go empties this list; an entry whose route is in the table
 // fails the test, so the list cannot go stale.
-var notYetMerged = []string{
-}
+var notYetMerged = []string{}
 
 // notYetMergedCodes are the error codes the document names for those
 // routes that the contract's error table in the tests (statusOfCode) does
