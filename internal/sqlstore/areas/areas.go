@@ -70,7 +70,8 @@ func New(core *sqlstore.Core, c Config) *Areas {
 	a.Tokens = tokens.New(core)
 	a.Factors = factors.New(core)
 	a.Users = users.New(core, c.Hasher, a.Throttle)
-	a.Orgs = orgs.New(core, a.Users)
+	a.Projects = projects.New(core, projects.Options{Blobs: c.Blobs, MaxFileSize: c.MaxFileSize})
+	a.Orgs = orgs.New(core, a.Users, a.Projects)
 	a.SignIn = signin.New(core, c.Hasher, a.Throttle, a.Factors, a.Tokens)
 	a.Operators = operators.New(core, c.Hasher, a.Throttle, a.Factors)
 	a.Audit = auditlog.New(core, c.Signer, c.Witness)
@@ -78,7 +79,6 @@ func New(core *sqlstore.Core, c Config) *Areas {
 	a.MailQueue = outbox.NewMail(core)
 	a.SMSQueue = outbox.NewSMS(core)
 	a.Rights = rights.New(core)
-	a.Projects = projects.New(core, projects.Options{Blobs: c.Blobs, MaxFileSize: c.MaxFileSize})
 	return a
 }
 

@@ -274,3 +274,51 @@ func (s *Service) collect(ctx context.Context, org kluis.OrgID, project kluis.Pr
 	})
 	return deleted, err
 }
+
+// ForgetContent deletes the content rows of every project of org, in the
+// transaction that deletes the organisation (whose projects, files and
+// versions go with it by foreign key), and returns the projects, whose
+// blobs DropBlobs removes once it has committed.
+func ForgetContent(ctx context.Context, t *sqlstore.Tx, org kluis.OrgID) ([]kluis.ProjectID, error) {
+	rows, err := t.Query(ctx, `SELECT id FROM projects WHERE org_id = ?`, org)
+	if err != nil {
+		return nil, err
+	}
+	var ids []kluis.ProjectID
+	for rows.Next() {
+		var id kluis.ProjectID
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		for _, q := range []string{
+			`DELETE FROM chunk_refs WHERE project_id = ?`,
+			`DELETE FROM content_chunks WHERE project_id = ?`,
+			`DELETE FROM content_blobs WHERE project_id = ?`,
+			`DELETE FROM content_uploads WHERE project_id = ?`,
+			`DELETE FROM content_collections WHERE project_id = ?`,
+		} {
+			if _, err := t.Exec(ctx, q, id); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return ids, nil
+}
+
+// DropBlobs removes the blobs of projects that are gone. Their keys are
+// destroyed, so a failure leaves only unreadable bytes; it is logged.
+func (s *Service) DropBlobs(ctx context.Context, ids []kluis.ProjectID) {
+	for _, id := range ids {
+		if err := s.blobs.DeleteProject(context.WithoutCancel(ctx), string(id)); err != nil {
+			s.core.Log().Warn("a deleted project's chunks stay in the content store, unreadable (their key is destroyed)", "err", err.Error())
+		}
+	}
+}

@@ -216,3 +216,29 @@ func TestChunkCollection(t *testing.T) {
 func hexDecode(dst []byte, s string) (int, error) { return hex.Decode(dst, []byte(s)) }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestDeletedOrganisationTakesItsContent (R5, R12): deleting an
+// organisation removes its projects' chunks from the content store too.
+func TestDeletedOrganisationTakesItsContent(t *testing.T) {
+	kluistest.ForEngines(t, func(t *testing.T, env *kluistest.Env) {
+		ctx := context.Background()
+		slug := "orgdel-" + env.Engine
+		o, mgr := env.NewOrg(t, slug)
+		p, _ := env.Projects.CreateProject(ctx, o.ID, mgr, kluis.ProjectInput{Name: "Doomed"})
+		put(t, env, o.ID, mgr, p.ID, "a.bin", noise(9, 2<<20))
+		if len(blobs(t, env, p.ID)) == 0 {
+			t.Fatal("nothing stored: the test would prove nothing")
+		}
+		if err := env.Orgs.DeleteOrg(ctx, kluis.CLIActor, slug); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(blobs(t, env, p.ID)); n != 0 {
+			t.Errorf("%d blobs of the deleted organisation's project remain", n)
+		}
+		for _, table := range []string{"content_chunks", "chunk_refs", "project_files", "project_versions", "project_grants"} {
+			if n := count(t, env, `SELECT project_id FROM `+table+` WHERE project_id = '`+string(p.ID)+`'`); n != 0 {
+				t.Errorf("%s: %d rows of the deleted organisation's project remain", table, n)
+			}
+		}
+	})
+}
