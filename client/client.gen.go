@@ -847,10 +847,21 @@ type Users struct {
 
 // Version defines model for Version.
 type Version struct {
-	At      time.Time `json:"at"`
-	Author  string    `json:"author"`
-	Message string    `json:"message"`
-	Number  int64     `json:"number"`
+	At time.Time `json:"at"`
+
+	// Author The id of the person who saved it.
+	Author string `json:"author"`
+
+	// AuthorName Their name, empty when their account is gone.
+	AuthorName string `json:"author_name"`
+
+	// Files How many files its tree holds.
+	Files   int    `json:"files"`
+	Message string `json:"message"`
+	Number  int64  `json:"number"`
+
+	// RestoredFrom The version whose tree it took back, when it was made by going back.
+	RestoredFrom *int `json:"restored_from,omitempty"`
 }
 
 // VersionAnswer defines model for VersionAnswer.

@@ -157,6 +157,7 @@ type config struct {
 	// operator's routes answer (R46); the command line is not affected.
 	OperatorAddresses []netip.Prefix
 	MaxBodyBytes      int64
+	MaxFileBytes      int64         // one file of a project (KLUIS_MAX_FILE_MIB)
 	KeyCacheTTL       time.Duration // 0: the keys package's default; the same on every process sharing a key store
 	Argon2            password.Params
 	LogLevel          slog.Level
@@ -252,6 +253,13 @@ func newConfig(getenv func(string) string) (*config, error) {
 			return nil, &cliError{code: 2, msg: "KLUIS_MAX_BODY_KIB must be a whole number from 1 to 1048576"}
 		}
 		c.MaxBodyBytes = n << 10
+	}
+	if v := env("KLUIS_MAX_FILE_MIB"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 || n > 512<<10 {
+			return nil, &cliError{code: 2, msg: "KLUIS_MAX_FILE_MIB must be a whole number from 1 to 524288"}
+		}
+		c.MaxFileBytes = n << 20
 	}
 	if v := env("KLUIS_KEY_CACHE_TTL"); v != "" {
 		d, err := time.ParseDuration(v)
@@ -506,7 +514,12 @@ func (a *app) init(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	a.areas = areas.New(core, areas.Config{Hasher: hasher, Signer: signer, Witness: a.witness, SecurityEmail: c.SecurityEmail})
+	blobs, err := areas.ContentStore(a.db, c.DataDir)
+	if err != nil {
+		return err
+	}
+	a.areas = areas.New(core, areas.Config{Hasher: hasher, Signer: signer, Witness: a.witness, SecurityEmail: c.SecurityEmail,
+		Blobs: blobs, MaxFileSize: c.MaxFileBytes})
 	// The key store records every key event itself; Start also moves those
 	// a stopped process left behind into the audit chains.
 	return a.areas.Start(ctx)

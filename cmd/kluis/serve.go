@@ -86,7 +86,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 
 	srv := &http.Server{
 		Handler: httpserver.NewServer(httpserver.Config{
-			Services: a.areas.Services(), Ready: a.db.Ping, Logger: a.log, Metrics: metrics, TrustedProxies: c.TrustedProxies, MaxBodyBytes: c.MaxBodyBytes,
+			Services: a.areas.Services(), Ready: a.db.Ping, Logger: a.log, Metrics: metrics, TrustedProxies: c.TrustedProxies, MaxBodyBytes: c.MaxBodyBytes, MaxFileBytes: c.MaxFileBytes,
 			OperatorAddresses: c.OperatorAddresses,
 			HTTPS:             strings.HasPrefix(strings.ToLower(c.PublicURL), "https://"),
 		}),
@@ -105,6 +105,8 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	go func() { defer wg.Done(); a.checkpointLoop(bg) }()
 	go func() { defer wg.Done(); a.keyWorkLoop(bg) }()
 	go func() { defer wg.Done(); a.securityLoop(bg, c.DigestEvery) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); a.projectLoop(bg) }()
 
 	var metricsSrv *http.Server
 	if c.MetricsAddr != "" {
@@ -161,6 +163,36 @@ func (a *app) securityLoop(ctx context.Context, every time.Duration) {
 		}
 		if _, err := a.areas.Throttle.SecurityDigest(ctx, holder, every); err != nil && ctx.Err() == nil {
 			a.log.Error("security digest", "err", err.Error())
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// projectLoop purges the projects whose time in the trash is over (their
+// keys destroyed, R12) and collects the chunks nothing uses any more, each
+// on one node at a time under its job lease (DESIGN §9).
+func (a *app) projectLoop(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	holder := newHolder()
+	for {
+		if due, err := a.areas.Core.ClaimJob(ctx, "project_purge", holder, 10*time.Minute, 30*time.Minute); err != nil && ctx.Err() == nil {
+			a.log.Error("project purge", "err", err.Error())
+		} else if due {
+			if _, err := a.areas.Projects.PurgeProjects(ctx); err != nil && ctx.Err() == nil {
+				a.log.Error("project purge failed; retried", "err", err.Error())
+			}
+		}
+		if due, err := a.areas.Core.ClaimJob(ctx, "chunk_collection", holder, time.Hour, time.Hour); err != nil && ctx.Err() == nil {
+			a.log.Error("chunk collection", "err", err.Error())
+		} else if due {
+			if _, err := a.areas.Projects.CollectChunks(ctx); err != nil && ctx.Err() == nil {
+				a.log.Error("chunk collection failed; retried", "err", err.Error())
+			}
 		}
 		select {
 		case <-ctx.Done():

@@ -193,6 +193,7 @@ var statusOfCode = map[string]int{
 	"not_found":              404,
 	"method_not_allowed":     405,
 	"conflict":               409,
+	"precondition_failed":    412,
 	"too_large":              413,
 	"too_many_requests":      429,
 	"internal":               500,

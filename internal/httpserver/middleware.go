@@ -58,6 +58,7 @@ func (s *server) begin(next http.Handler) http.Handler {
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("Cache-Control", "no-store")
 		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+		st.rawBody = r.Body
 		r.Body = http.MaxBytesReader(sw, r.Body, s.maxBody)
 		r = r.WithContext(withState(r.Context(), st))
 		defer func() {

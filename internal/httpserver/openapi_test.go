@@ -42,25 +42,12 @@ func loadOpenAPI(tb testing.TB) *openapi3.T {
 // being written on another branch. The engineer who merges those routes
 // into routes.go empties this list; an entry whose route is in the table
 // fails the test, so the list cannot go stale.
-var notYetMerged = []string{
-	"PUT /api/v1/orgs/{org}/projects/{id}/files/{path}",
-	"GET /api/v1/orgs/{org}/projects/{id}/files/{path}",
-	"HEAD /api/v1/orgs/{org}/projects/{id}/files/{path}",
-	"DELETE /api/v1/orgs/{org}/projects/{id}/files/{path}",
-	"GET /api/v1/orgs/{org}/projects/{id}/tree",
-	"POST /api/v1/orgs/{org}/projects/{id}/versions",
-	"GET /api/v1/orgs/{org}/projects/{id}/versions",
-	"GET /api/v1/orgs/{org}/projects/{id}/versions/{n}/tree",
-	"GET /api/v1/orgs/{org}/projects/{id}/versions/{n}/files/{path}",
-	"GET /api/v1/orgs/{org}/projects/{id}/versions/{n}/diff",
-	"GET /api/v1/orgs/{org}/projects/{id}/versions/{n}/zip",
-	"POST /api/v1/orgs/{org}/projects/{id}/versions/{n}/restore",
-}
+var notYetMerged = []string{}
 
 // notYetMergedCodes are the error codes the document names for those
 // routes that the contract's error table in the tests (statusOfCode) does
 // not have yet; emptied with notYetMerged.
-var notYetMergedCodes = []string{"precondition_failed"}
+var notYetMergedCodes = []string{}
 
 // muxWildcard is one wildcard of a Go 1.22 ServeMux pattern: {name},
 // {name...} (the rest of the path) or {$} (the end of the path).

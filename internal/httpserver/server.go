@@ -10,6 +10,7 @@ package httpserver
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -30,6 +31,9 @@ type Config struct {
 	Metrics *Metrics // may be nil
 	// MaxBodyBytes caps every request body; 0 means 1 MiB.
 	MaxBodyBytes int64
+	// MaxFileBytes caps an uploaded file instead; 0 means
+	// kluis.DefaultMaxFileSize.
+	MaxFileBytes int64
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For (and
 	// X-Forwarded-Proto) is believed; from anyone else the header is ignored.
 	TrustedProxies []netip.Prefix
@@ -55,6 +59,7 @@ type server struct {
 	log     *slog.Logger
 	metrics *Metrics
 	maxBody int64
+	maxFile int64
 	proxies []netip.Prefix
 	https   bool
 	// mux serves every route and, for anything else, the catch-all;
@@ -76,11 +81,14 @@ func NewServer(c Config) http.Handler {
 	svc := c.Services
 	s := &server{
 		sessions: svc.Sessions, orgs: svc.Orgs, tokens: svc.Tokens, policies: svc.Policies,
-		log: c.Logger, metrics: c.Metrics, maxBody: c.MaxBodyBytes, proxies: c.TrustedProxies, https: c.HTTPS,
+		log: c.Logger, metrics: c.Metrics, maxBody: c.MaxBodyBytes, maxFile: c.MaxFileBytes, proxies: c.TrustedProxies, https: c.HTTPS,
 		mux: http.NewServeMux(), patterns: http.NewServeMux(),
 	}
 	if s.maxBody <= 0 {
 		s.maxBody = 1 << 20
+	}
+	if s.maxFile <= 0 {
+		s.maxFile = kluis.DefaultMaxFileSize
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -139,6 +147,9 @@ type reqState struct {
 	actor    kluis.Actor
 	identity kluis.Identity // what the request's credential stands for
 	log      *slog.Logger
+	// rawBody is the request's body without the JSON routes' size limit,
+	// for the one route that takes a file (its own, larger limit).
+	rawBody io.ReadCloser
 }
 
 type stateKey struct{}

@@ -84,16 +84,6 @@ func handleCreateVersionForm(v versionsView) pageFunc {
 	}
 }
 
-// versionNumber reads the {n} of a version's address; anything but a
-// positive number names no version.
-func versionNumber(r *http.Request) (int, error) {
-	n, err := strconv.Atoi(r.PathValue("n"))
-	if err != nil || n < 1 {
-		return 0, kluis.ErrNotFound
-	}
-	return n, nil
-}
-
 // handleRestoreVersionForm makes version n's tree the working tree again,
 // as a new version (editors).
 func handleRestoreVersionForm(v versionsView) pageFunc {

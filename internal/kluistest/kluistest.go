@@ -206,6 +206,8 @@ type EnvOptions struct {
 	SecurityEmail string
 	// Observer receives the counts kluis serve turns into metrics.
 	Observer sqlstore.Observer
+	// MaxFileSize bounds a project's file; 0: kluis.DefaultMaxFileSize.
+	MaxFileSize int64
 	// KeyObserver counts the key store's unwraps (the metrics); nil
 	// ignores them.
 	KeyObserver keys.Observer
@@ -267,8 +269,13 @@ func (e *Env) open(tb testing.TB, opts keys.Options) (*areas.Areas, *keys.Store)
 	if err != nil {
 		tb.Fatal(err)
 	}
+	blobs, err := areas.ContentStore(e.DB, e.Dir)
+	if err != nil {
+		tb.Fatal(err)
+	}
 	a := areas.New(core, areas.Config{
 		Hasher: e.hasher, Signer: e.Signer, Witness: e.Witness, Throttle: e.opts.Throttle, SecurityEmail: e.opts.SecurityEmail,
+		Blobs: blobs, MaxFileSize: e.opts.MaxFileSize,
 	})
 	if err := a.Start(context.Background()); err != nil {
 		tb.Fatal(err)

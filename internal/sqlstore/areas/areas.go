@@ -6,9 +6,11 @@ package areas
 
 import (
 	"context"
+	"path/filepath"
 
 	"github.com/kluis/kluis"
 	"github.com/kluis/kluis/internal/audit"
+	"github.com/kluis/kluis/internal/content"
 	"github.com/kluis/kluis/internal/password"
 	"github.com/kluis/kluis/internal/sqlstore"
 	"github.com/kluis/kluis/internal/sqlstore/auditlog"
@@ -33,6 +35,11 @@ type Config struct {
 	// Throttle holds the brute-force protection's numbers; zero fields
 	// take throttle.DefaultConfig's.
 	Throttle throttle.Config
+	// Blobs keeps projects' sealed chunks: the data folder's content
+	// folder in embedded mode; nil keeps them in the database.
+	Blobs content.Blobs
+	// MaxFileSize bounds one file of a project; 0: kluis.DefaultMaxFileSize.
+	MaxFileSize int64
 	// SecurityEmail is the operator's security address: alarms and the
 	// security digest go there (R26). Empty: not mailed.
 	SecurityEmail string
@@ -63,7 +70,8 @@ func New(core *sqlstore.Core, c Config) *Areas {
 	a.Tokens = tokens.New(core)
 	a.Factors = factors.New(core)
 	a.Users = users.New(core, c.Hasher, a.Throttle)
-	a.Orgs = orgs.New(core, a.Users)
+	a.Projects = projects.New(core, projects.Options{Blobs: c.Blobs, MaxFileSize: c.MaxFileSize})
+	a.Orgs = orgs.New(core, a.Users, a.Projects)
 	a.SignIn = signin.New(core, c.Hasher, a.Throttle, a.Factors, a.Tokens)
 	a.Operators = operators.New(core, c.Hasher, a.Throttle, a.Factors)
 	a.Audit = auditlog.New(core, c.Signer, c.Witness)
@@ -71,7 +79,6 @@ func New(core *sqlstore.Core, c Config) *Areas {
 	a.MailQueue = outbox.NewMail(core)
 	a.SMSQueue = outbox.NewSMS(core)
 	a.Rights = rights.New(core)
-	a.Projects = projects.New(core)
 	return a
 }
 
@@ -84,6 +91,16 @@ func (a *Areas) Start(ctx context.Context) error {
 	return a.Core.EnsurePlatformKey(ctx)
 }
 
+// ContentStore is where projects' sealed chunks live for the engine of db
+// (DESIGN §8): the folder DATA/content with the embedded SQLite database,
+// the database itself with PostgreSQL (nil), which every node shares.
+func ContentStore(db *sqlstore.DB, dataDir string) (content.Blobs, error) {
+	if db.Engine == sqlstore.Postgres {
+		return nil, nil
+	}
+	return content.OpenDir(filepath.Join(dataDir, "content"))
+}
+
 // Services are the areas as the adapters see them: one domain interface
 // each.
 func (a *Areas) Services() kluis.Services {
@@ -94,5 +111,6 @@ func (a *Areas) Services() kluis.Services {
 		Factors: a.Factors, Tokens: a.Tokens, Throttle: a.Throttle,
 		Audit: a.Audit, Operators: a.Operators, Keys: a.KeyWork,
 		Projects: a.Projects, Grants: a.Rights, Groups: a.Rights,
+		Files: a.Projects, Versions: a.Projects,
 	}
 }

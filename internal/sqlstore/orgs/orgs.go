@@ -9,6 +9,7 @@ import (
 	"github.com/kluis/kluis"
 	"github.com/kluis/kluis/internal/audit"
 	"github.com/kluis/kluis/internal/sqlstore"
+	"github.com/kluis/kluis/internal/sqlstore/projects"
 )
 
 var errSlugTaken error = &kluis.Error{Code: kluis.EConflict, Message: "an organisation with this slug exists"}
@@ -129,12 +130,16 @@ func (s *Service) dropUnusedOrgKeys(ctx context.Context, org kluis.OrgID, actor 
 // the CLI only. Errors: not_found, forbidden.
 func (s *Service) DeleteOrg(ctx context.Context, actor kluis.Actor, slug string) error {
 	var shred string
+	var gone []kluis.ProjectID
 	err := s.core.Write(ctx, audit.PlatformChain, func(t *sqlstore.Tx) error {
 		if !kluis.CanManageOrgs(actor) {
 			return sqlstore.Deny(audit.PlatformChain, actor, "org.delete", "", kluis.ErrForbidden)
 		}
 		org, err := s.findOrgBySlug(ctx, t, slug)
 		if err != nil {
+			return err
+		}
+		if gone, err = projects.ForgetContent(ctx, t, org.ID); err != nil {
 			return err
 		}
 		if _, err := t.Exec(ctx, `DELETE FROM orgs WHERE id = ?`, org.ID); err != nil {
@@ -148,6 +153,7 @@ func (s *Service) DeleteOrg(ctx context.Context, actor kluis.Actor, slug string)
 	})
 	if err == nil {
 		s.core.ShredNow(ctx, actor, shred)
+		s.projects.DropBlobs(ctx, gone)
 	}
 	return err
 }

@@ -8,18 +8,20 @@ package orgs
 import (
 	"github.com/kluis/kluis"
 	"github.com/kluis/kluis/internal/sqlstore"
+	"github.com/kluis/kluis/internal/sqlstore/projects"
 	"github.com/kluis/kluis/internal/sqlstore/users"
 )
 
 // Service is the organisations area.
 type Service struct {
-	core  *sqlstore.Core
-	users *users.Service // the first manager's invitation
+	core     *sqlstore.Core
+	users    *users.Service    // the first manager's invitation
+	projects *projects.Service // a deleted organisation's content
 }
 
 // New returns the organisations area over core.
-func New(core *sqlstore.Core, users *users.Service) *Service {
-	return &Service{core: core, users: users}
+func New(core *sqlstore.Core, users *users.Service, projects *projects.Service) *Service {
+	return &Service{core: core, users: users, projects: projects}
 }
 
 var (

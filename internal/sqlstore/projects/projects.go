@@ -18,20 +18,44 @@ import (
 	"time"
 
 	"github.com/kluis/kluis"
+	"github.com/kluis/kluis/internal/content"
 	"github.com/kluis/kluis/internal/keys"
 	"github.com/kluis/kluis/internal/sqlstore"
 	"github.com/kluis/kluis/internal/sqlstore/rights"
 )
 
-// Service is the projects area.
+// Service is the projects area: projects, their files and versions.
 type Service struct {
-	core *sqlstore.Core
+	core        *sqlstore.Core
+	blobs       content.Blobs
+	maxFileSize int64
+}
+
+// Options are what the projects area needs beyond the core.
+type Options struct {
+	// Blobs keeps the sealed chunks: a content.Dir in embedded mode;
+	// nil keeps them in the database (DBBlobs), as with PostgreSQL.
+	Blobs content.Blobs
+	// MaxFileSize bounds one file; 0 means kluis.DefaultMaxFileSize.
+	MaxFileSize int64
 }
 
 // New returns the projects area over core.
-func New(core *sqlstore.Core) *Service { return &Service{core: core} }
+func New(core *sqlstore.Core, o Options) *Service {
+	if o.Blobs == nil {
+		o.Blobs = DBBlobs(core.DB())
+	}
+	if o.MaxFileSize <= 0 {
+		o.MaxFileSize = kluis.DefaultMaxFileSize
+	}
+	return &Service{core: core, blobs: o.Blobs, maxFileSize: o.MaxFileSize}
+}
 
-var _ kluis.ProjectService = (*Service)(nil)
+var (
+	_ kluis.ProjectService = (*Service)(nil)
+	_ kluis.FileService    = (*Service)(nil)
+	_ kluis.VersionService = (*Service)(nil)
+)
 
 const tabProjects = "projects"
 
@@ -311,6 +335,12 @@ func (s *Service) PurgeProjects(ctx context.Context) (int, error) {
 			continue
 		}
 		s.core.ShredNow(ctx, kluis.SystemActor, shred)
+		if err := s.blobs.DeleteProject(ctx, string(d.id)); err != nil {
+			// Sealed under a destroyed key, the chunks are unreadable;
+			// a folder's interrupted deletion is finished at the next
+			// start (content.OpenDir).
+			s.core.Log().Warn("a purged project's chunks stay in the content store, unreadable (their key is destroyed)", "err", err.Error())
+		}
 		purged++
 	}
 	return purged, nil

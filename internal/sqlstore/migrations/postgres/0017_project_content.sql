@@ -44,6 +44,7 @@ CREATE TABLE project_versions (
     message    BYTEA NOT NULL,
     tree       BYTEA NOT NULL,
     files      BIGINT NOT NULL,
+    restored_from BIGINT,
     PRIMARY KEY (project_id, number)
 );
 
@@ -54,6 +55,23 @@ CREATE TABLE chunk_refs (
     PRIMARY KEY (project_id, address, holder)
 );
 CREATE INDEX chunk_refs_holder ON chunk_refs (project_id, holder);
+
+-- Uploads in progress and chunk collections in progress, per project: the
+-- collector does not start while an upload of the project runs, and an upload
+-- waits while the collector works on its project, so a chunk an upload found
+-- is never collected before the upload's file refers to it. Both are
+-- claimed under the organisation's chain lock; stale rows (a crash) expire.
+CREATE TABLE content_uploads (
+    id         TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL,
+    started_at BIGINT NOT NULL
+);
+CREATE INDEX content_uploads_project ON content_uploads (project_id);
+
+CREATE TABLE content_collections (
+    project_id TEXT PRIMARY KEY,
+    until      BIGINT NOT NULL
+);
 
 -- A purged project's key is destroyed after the purge commits, like a
 -- deleted person's (crypto-shredding).
