@@ -214,7 +214,7 @@ func TestPagesAnswerEveryPersonWithHeadersAndRightPages(t *testing.T) {
 					continue
 				}
 				pages++
-				path := strings.NewReplacer("{org}", o.Slug, "{id}", mem.ID, "{$}", "").Replace(rt.Pattern)
+				path := strings.NewReplacer("{org}", o.Slug, "{id}", mem.ID, "{n}", "1", "{$}", "").Replace(rt.Pattern)
 				switch rt.Realm {
 				case "page":
 					wantPage(t, path, nobody.get(t, path), 200, "")
@@ -258,8 +258,13 @@ func TestPagesAnswerEveryPersonWithHeadersAndRightPages(t *testing.T) {
 					wantPage(t, path+" without a session", nobody.get(t, path), 303, "/o/"+o.Slug+"/login")
 					wantPage(t, path+" with an operator session", op.get(t, path), 303, "/o/"+o.Slug+"/login")
 					wantPage(t, path+" with another organisation's manager session", otherMgr.get(t, path), 303, "/o/"+o.Slug+"/login")
+					if strings.HasPrefix(rest, "/projects/") { // {id} names no project
+						wantPage(t, path+" as manager", mgr.get(t, path), 404, "")
+						wantPage(t, path+" as member", member.get(t, path), 404, "")
+						continue
+					}
 					wantPage(t, path+" as manager", mgr.get(t, path), 200, "")
-					managerOnly := !strings.HasPrefix(rest, "/account") && rest != "/policy"
+					managerOnly := !strings.HasPrefix(rest, "/account") && rest != "/policy" && rest != "/projects" && rest != "/trash"
 					if managerOnly {
 						p := member.get(t, path)
 						wantPage(t, path+" as member", p, 403, "")
