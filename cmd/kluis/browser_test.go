@@ -37,6 +37,7 @@ var readmeScreenshots = map[string]bool{
 	"operator-orgs": true, "invite": true, "login-nl": true, "account-nl": true,
 	"account-nl-phone": true, "users": true, "user": true, "audit": true,
 	"totp-setup": true, "mfa-passkey": true, "account-sessions": true,
+	"project-files": true, "versions": true, "version-diff": true,
 }
 
 // browserSite is a `kluis serve` for a browser test, with one operator,
