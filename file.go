@@ -33,7 +33,7 @@ func ValidatePath(p string) error {
 	case len(p) > MaxPathLength:
 		return bad("must be at most 1024 bytes")
 	case !utf8.ValidString(p):
-		return bad("must be UTF-8")
+		return bad("must be valid text")
 	case strings.ContainsFunc(p, func(r rune) bool { return r < 0x20 || r == 0x7f }):
 		return bad("must not contain control characters")
 	}

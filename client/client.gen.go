@@ -517,6 +517,7 @@ type ManagedUser struct {
 
 // NameRequest defines model for NameRequest.
 type NameRequest struct {
+	// Name Trimmed; no control characters.
 	Name string `json:"name"`
 }
 

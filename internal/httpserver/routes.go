@@ -140,7 +140,6 @@ func (s *server) routes(svc kluis.Services, ready func(context.Context) error) [
 		{"DELETE", "/api/v1/orgs/{org}/projects/{id}/grants/{subject}", "org", regular, s.orgUser(handleRemoveGrant(svc.Grants))},
 		{"PUT", "/api/v1/orgs/{org}/projects/{id}/files/{path...}", "org", regular, s.orgUser(s.handlePutFile(svc.Files))},
 		{"GET", "/api/v1/orgs/{org}/projects/{id}/files/{path...}", "org", regular, s.orgUser(handleGetFile(svc.Files, false))},
-		{"HEAD", "/api/v1/orgs/{org}/projects/{id}/files/{path...}", "org", regular, s.orgUser(handleGetFile(svc.Files, false))},
 		{"DELETE", "/api/v1/orgs/{org}/projects/{id}/files/{path...}", "org", regular, s.orgUser(handleDeleteFile(svc.Files))},
 		{"GET", "/api/v1/orgs/{org}/projects/{id}/tree", "org", regular, s.orgUser(handleTree(svc.Files, false))},
 		{"POST", "/api/v1/orgs/{org}/projects/{id}/versions", "org", regular, s.orgUser(handleCreateVersion(svc.Versions))},

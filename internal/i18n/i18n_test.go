@@ -59,7 +59,14 @@ func TestDomainMessagesAreTranslated(t *testing.T) {
 	for _, pw := range []string{"short", strings.Repeat("a", kluis.MaxPasswordLength+1), "          ", "abcdefghij", "abcdefghi1", "\xff\xfe\xfd\xfc\xfb\xfa\xf9\xf8"} {
 		add(p.CheckPassword(pw))
 	}
-	msgs = append(msgs, kluis.ErrLastManager.Message)
+	msgs = append(msgs, kluis.ErrLastManager.Message, kluis.ErrPreconditionFailed.Message)
+	add(kluis.Policy{ProjectAccess: "anyone", TrashDays: 900}.Validate())
+	for _, path := range []string{"", "a//b", strings.Repeat("x", kluis.MaxPathLength+1), "\xff"} {
+		add(kluis.ValidatePath(path))
+	}
+	_, err := kluis.ParseSubject("nobody")
+	add(err)
+	add(kluis.ProjectInput{Name: strings.Repeat("p", 201)}.Validate())
 	for _, m := range msgs {
 		if !i18n.Translated(m) {
 			t.Errorf("domain message %q has no Dutch text", m)
