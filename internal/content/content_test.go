@@ -234,9 +234,9 @@ func TestCutPointsAreContentDefinedAndStable(t *testing.T) {
 	if avg := total / len(sizes); avg < 768<<10 || avg > 1280<<10 {
 		t.Errorf("chunks average %d bytes, want about 1 MiB", avg)
 	}
-	// The boundaries are part of the format: a change of polynomial or
+	// The boundaries are part of the format: a change of gear table, masks or
 	// bounds would store every old file's chunks anew.
-	want := []int{717200, 530039, 613320, 666017, 1546981}
+	want := []int{1223494, 991201, 1079321, 1238799, 1223391}
 	for i, n := range want {
 		if sizes[i] != n {
 			t.Fatalf("the first chunks are %v, want %v: the cut points changed", sizes[:len(want)], want)

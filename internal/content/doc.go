@@ -26,18 +26,21 @@
 //
 // # Chunk boundaries
 //
-// Cut points are found by restic's chunker (a Rabin fingerprint over a 64
-// byte window) with one fixed, public polynomial: boundaries are the same on
-// every node and run, so an unchanged part of a file keeps its chunks (and an
-// inserted byte changes only the chunk or two around it), and they are part
-// of the format: changing the polynomial or the size bounds would make every
-// later upload of old content store new chunks. restic makes its polynomial
-// a per-repository secret so that chunk boundaries cannot be predicted from
-// known content. Here chunks are addressed by a keyed HMAC and sealed under
-// per-project keys, so a known plaintext cannot be matched to an address or
-// a blob; a secret polynomial would only hide where the cuts fall, which
-// chunk sizes give away in part anyway, at the cost of another per-project
-// secret. What a fixed polynomial does leave is written down below.
+// Cut points are found by a gear hash, FastCDC style (gear.go): a rolling
+// hash over the last 64 bytes with a fixed, public table, nothing hashed in
+// a chunk's first 512 KiB, a stricter mask before 1 MiB and a looser one
+// after it (normalised chunking), 4 MiB at most. Boundaries are the same on
+// every node and run, so an unchanged part of a file keeps its chunks (and
+// an inserted byte changes only the chunk or two around it), and they are
+// part of the format: changing the table, the masks or the size bounds
+// would make every later upload of old content store new chunks. Backup
+// tools such as restic keep their cut-point parameters secret per
+// repository so that boundaries cannot be predicted from known content.
+// Here chunks are addressed by a keyed HMAC and sealed under per-project
+// keys, so a known plaintext cannot be matched to an address or a blob; a
+// secret table would only hide where the cuts fall, which chunk sizes give
+// away in part anyway, at the cost of another per-project secret. What a
+// fixed table does leave is written down below.
 //
 // # Threat model
 //
@@ -54,7 +57,7 @@
 //     sizes (a blob is its chunk plus a fixed overhead), when they were
 //     written (file times), and which chunks are shared by several files or
 //     versions of the project (dedup: one blob per address). Because the
-//     polynomial is public, the sequence of chunk sizes of a file the
+//     gear table is public, the sequence of chunk sizes of a file the
 //     attacker already knows is predictable; an attacker who can also tell
 //     which blobs belong to one upload (file times, or watching the folder)
 //     can test whether that known file was stored. Sealed manifests hide the

@@ -64,7 +64,7 @@ func Store(ctx context.Context, r io.Reader, s Sealer, b Blobs, limit int64) (St
 	for range storeSealers + 1 {
 		free <- make([]byte, 0, MaxChunkSize)
 	}
-	c := newChunker(&limitedReader{r: r, left: limit})
+	c := newCutter(&limitedReader{r: r, left: limit})
 	var (
 		chunks []*storedChunk
 		wg     sync.WaitGroup
@@ -79,7 +79,7 @@ func Store(ctx context.Context, r io.Reader, s Sealer, b Blobs, limit int64) (St
 			w.fail(context.Cause(w.ctx))
 			break
 		}
-		chunk, err := c.Next(buf[:0])
+		chunk, err := c.next(buf)
 		if err == io.EOF {
 			break
 		}
@@ -90,12 +90,12 @@ func Store(ctx context.Context, r io.Reader, s Sealer, b Blobs, limit int64) (St
 			w.fail(err)
 			break
 		}
-		sc := &storedChunk{size: len(chunk.Data)}
+		sc := &storedChunk{size: len(chunk)}
 		chunks = append(chunks, sc)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w.store(sc, chunk.Data, func() { free <- buf })
+			w.store(sc, chunk, func() { free <- buf })
 		}()
 	}
 	wg.Wait()
