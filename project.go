@@ -288,6 +288,12 @@ type GrantService interface {
 	// earlier one (granter: the grant right). Errors: not_found, forbidden,
 	// invalid_input, conflict (the last owner).
 	SetGrant(ctx context.Context, org OrgID, actor Actor, id ProjectID, g Grant) error
+	// SetGrantByEmail is SetGrant for the person of the organisation with
+	// that e-mail address, for granters who do not know the person's id
+	// (members cannot list the organisation's people). The address goes in
+	// a form or request body, never a URL. Errors: as SetGrant; an address
+	// of nobody in the organisation is invalid_input naming email.
+	SetGrantByEmail(ctx context.Context, org OrgID, actor Actor, id ProjectID, email string, rel Relation) error
 	// RemoveGrant takes subject's relation away. Errors: not_found,
 	// forbidden, conflict (the last owner).
 	RemoveGrant(ctx context.Context, org OrgID, actor Actor, id ProjectID, s Subject) error

@@ -142,9 +142,12 @@ func TestProjectPagesCarryAProjectFromCreationToTrashAndBack(t *testing.T) {
 			// Rights: the owner gives the colleague viewer; the colleague
 			// sees the project, its files and versions, but no form that
 			// changes anything, and is refused each change in Dutch.
-			wantPage(t, "give viewer", owner.post(t, proj+"/rights", url.Values{"subject": {"user:" + colleagueAcc.ID}, "relation": {"viewer"}}), 303, proj+"/rights")
+			// A member cannot list the organisation's people: the owner
+			// names the colleague by their e-mail address, in the form.
+			wantPage(t, "give viewer to an unknown address", owner.post(t, proj+"/rights", url.Values{"email": {"nobody-" + colleagueAcc.Email}, "relation": {"viewer"}}), 400, "")
+			wantPage(t, "give viewer", owner.post(t, proj+"/rights", url.Values{"email": {colleagueAcc.Email}, "relation": {"viewer"}}), 303, proj+"/rights")
 			p = owner.get(t, proj+"/rights")
-			mustContain(t, "the owner's rights page", p.body, "The right is given", `data-subject="user:`+colleagueAcc.ID+`" data-relation="viewer"`, `class="grant-remove"`, `id="no-candidates"`)
+			mustContain(t, "the owner's rights page", p.body, "The right is given", `data-subject="user:`+colleagueAcc.ID+`" data-relation="viewer"`, `class="grant-remove"`, `id="grant-email"`)
 			p = colleague.get(t, proj)
 			wantPage(t, "the colleague's view", p, 200, "")
 			mustContain(t, "the colleague's view", p.body, htmlEscape(name), "notes.txt", "bekijken")
@@ -237,7 +240,7 @@ func TestProjectPagesForManagersNamePeopleAndGroups(t *testing.T) {
 			wantPage(t, "the manager's rights page", p, 200, "")
 			mustContain(t, "the manager's rights page", p.body, htmlEscape(memAcc.Name), "Group "+htmlEscape(groupName), `<option value="group:`+group[1]+`"`, `<option value="user:`+memAcc.ID+`"`)
 			p = mem.get(t, proj+"/rights")
-			mustContain(t, "the owner's rights page", p.body, htmlEscape(memAcc.Name), "a group", `id="no-candidates"`)
+			mustContain(t, "the owner's rights page", p.body, htmlEscape(memAcc.Name), "a group", `id="grant-email"`)
 			mustNotContain(t, "the owner's rights page", p.body, htmlEscape(groupName), htmlEscape(o.Manager.Name))
 
 			wantPage(t, "remove the member", mgr.post(t, base+"/groups/"+group[1]+"/members/"+memAcc.ID+"/remove", nil), 303, base+"/groups")

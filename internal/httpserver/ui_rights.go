@@ -157,11 +157,18 @@ func handleSetGrantForm(v rightsView) pageFunc {
 			return err
 		}
 		st := state(r)
-		// A malformed subject is judged by the service, after the rights
-		// check, as in the API.
-		sub, _ := kluis.ParseSubject(form.Get("subject"))
-		g := kluis.Grant{Subject: sub, Relation: kluis.Relation(form.Get("relation"))}
-		if err := v.grants.SetGrant(r.Context(), st.org.ID, st.actor, projectID(r), g); err != nil {
+		rel := kluis.Relation(form.Get("relation"))
+		if email := strings.TrimSpace(form.Get("email")); email != "" {
+			// Someone the page cannot name: by their address, which
+			// stays in the form's body.
+			err = v.grants.SetGrantByEmail(r.Context(), st.org.ID, st.actor, projectID(r), email, rel)
+		} else {
+			// A malformed subject is judged by the service, after the
+			// rights check, as in the API.
+			sub, _ := kluis.ParseSubject(form.Get("subject"))
+			err = v.grants.SetGrant(r.Context(), st.org.ID, st.actor, projectID(r), kluis.Grant{Subject: sub, Relation: rel})
+		}
+		if err != nil {
 			return v.failed(w, r, p, form, err)
 		}
 		return redirect(w, r, "/o/"+p.Org.Slug+"/projects/"+string(projectID(r))+"/rights", "grant_saved")

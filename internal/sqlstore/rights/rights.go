@@ -366,71 +366,102 @@ func (s *Service) FindGrants(ctx context.Context, org kluis.OrgID, actor kluis.A
 // invalid_input, conflict (the last owner would go).
 func (s *Service) SetGrant(ctx context.Context, org kluis.OrgID, actor kluis.Actor, id kluis.ProjectID, g kluis.Grant) error {
 	return s.core.Write(ctx, sqlstore.OrgChain(org), func(t *sqlstore.Tx) error {
-		st, err := Require(ctx, t, org, actor, id, kluis.RightGrant, "grant.set")
-		if err != nil {
-			return err
-		}
-		// The input is judged only once the caller may grant: nobody
-		// learns about a project they cannot see from a 400.
-		f := map[string]string{}
-		if !g.Subject.Valid() {
-			f["subject"] = "must be user:ID or group:ID"
-		}
-		if !g.Relation.Valid() {
-			f["relation"] = "must be viewer, runner, editor or owner"
-		}
-		if len(f) > 0 {
-			return kluis.Invalid(f)
-		}
-		give := kluis.RelationRights(g.Relation)
-		if !st.Rights.Covers(give) {
-			return sqlstore.DenyAccess(sqlstore.OrgChain(org), actor, ProjectTarget(id), "grant.set", kluis.ErrForbidden)
-		}
-		ok, err := subjectExists(ctx, t, org, g.Subject)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return kluis.Invalid(map[string]string{"subject": "is not a person or group of this organisation"})
-		}
-		if err := s.refuseSelfGrant(ctx, t, org, actor, id, g.Subject, give); err != nil {
-			return err
-		}
-		subject := g.Subject.String()
-		var old kluis.Relation
-		err = t.QueryRow(ctx, `SELECT relation FROM project_grants WHERE project_id = ? AND subject = ?`, id, subject).Scan(&old)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return err
-		}
-		if old == g.Relation {
-			return nil
-		}
-		if old == kluis.RelOwner {
-			n, err := otherOwners(ctx, t, id, subject)
-			if err != nil {
-				return err
-			}
-			if n == 0 {
-				return errLastOwner
-			}
-		}
-		var user, group any
-		if g.Subject.Kind == kluis.SubjectUser {
-			user = g.Subject.ID
-		} else {
-			group = g.Subject.ID
-		}
-		if _, err := t.Exec(ctx, `INSERT INTO project_grants (project_id, org_id, subject, user_id, group_id, relation, granted_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (project_id, subject) DO UPDATE SET relation = excluded.relation, granted_at = excluded.granted_at`,
-			id, org, subject, user, group, g.Relation, sqlstore.Micros(t.Now())); err != nil {
-			return err
-		}
-		details := map[string]any{"subject": subject, "relation": string(g.Relation)}
-		if old != "" {
-			details["old"] = string(old)
-		}
-		return t.Append(ctx, sqlstore.OrgChain(org), actor, "grant.set", ProjectTarget(id), "success", details)
+		return s.setGrant(ctx, t, org, actor, id, g)
 	})
+}
+
+// SetGrantByEmail is SetGrant for the person with that e-mail address,
+// found by its blind index (DESIGN §4), after the rights check: nobody
+// learns who is in the organisation from a project they cannot grant on.
+// Errors: as SetGrant; invalid_input naming email for an address of nobody
+// in the organisation.
+func (s *Service) SetGrantByEmail(ctx context.Context, org kluis.OrgID, actor kluis.Actor, id kluis.ProjectID, email string, rel kluis.Relation) error {
+	idx, err := s.core.EmailIndex(ctx, org, kluis.NormalizeEmail(email))
+	if err != nil {
+		return err
+	}
+	return s.core.Write(ctx, sqlstore.OrgChain(org), func(t *sqlstore.Tx) error {
+		if _, err := Require(ctx, t, org, actor, id, kluis.RightGrant, "grant.set"); err != nil {
+			return err
+		}
+		var user string
+		err := t.QueryRow(ctx, `SELECT id FROM users WHERE org_id = ? AND email_index = ?`, org, idx).Scan(&user)
+		if errors.Is(err, sql.ErrNoRows) {
+			return kluis.Invalid(map[string]string{"email": "is not the address of anyone in this organisation"})
+		}
+		if err != nil {
+			return err
+		}
+		return s.setGrant(ctx, t, org, actor, id, kluis.Grant{Subject: kluis.Subject{Kind: kluis.SubjectUser, ID: user}, Relation: rel})
+	})
+}
+
+// setGrant is SetGrant inside its transaction.
+func (s *Service) setGrant(ctx context.Context, t *sqlstore.Tx, org kluis.OrgID, actor kluis.Actor, id kluis.ProjectID, g kluis.Grant) error {
+	st, err := Require(ctx, t, org, actor, id, kluis.RightGrant, "grant.set")
+	if err != nil {
+		return err
+	}
+	// The input is judged only once the caller may grant: nobody
+	// learns about a project they cannot see from a 400.
+	f := map[string]string{}
+	if !g.Subject.Valid() {
+		f["subject"] = "must be user:ID or group:ID"
+	}
+	if !g.Relation.Valid() {
+		f["relation"] = "must be viewer, runner, editor or owner"
+	}
+	if len(f) > 0 {
+		return kluis.Invalid(f)
+	}
+	give := kluis.RelationRights(g.Relation)
+	if !st.Rights.Covers(give) {
+		return sqlstore.DenyAccess(sqlstore.OrgChain(org), actor, ProjectTarget(id), "grant.set", kluis.ErrForbidden)
+	}
+	ok, err := subjectExists(ctx, t, org, g.Subject)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return kluis.Invalid(map[string]string{"subject": "is not a person or group of this organisation"})
+	}
+	if err := s.refuseSelfGrant(ctx, t, org, actor, id, g.Subject, give); err != nil {
+		return err
+	}
+	subject := g.Subject.String()
+	var old kluis.Relation
+	err = t.QueryRow(ctx, `SELECT relation FROM project_grants WHERE project_id = ? AND subject = ?`, id, subject).Scan(&old)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	if old == g.Relation {
+		return nil
+	}
+	if old == kluis.RelOwner {
+		n, err := otherOwners(ctx, t, id, subject)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return errLastOwner
+		}
+	}
+	var user, group any
+	if g.Subject.Kind == kluis.SubjectUser {
+		user = g.Subject.ID
+	} else {
+		group = g.Subject.ID
+	}
+	if _, err := t.Exec(ctx, `INSERT INTO project_grants (project_id, org_id, subject, user_id, group_id, relation, granted_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (project_id, subject) DO UPDATE SET relation = excluded.relation, granted_at = excluded.granted_at`,
+		id, org, subject, user, group, g.Relation, sqlstore.Micros(t.Now())); err != nil {
+		return err
+	}
+	details := map[string]any{"subject": subject, "relation": string(g.Relation)}
+	if old != "" {
+		details["old"] = string(old)
+	}
+	return t.Append(ctx, sqlstore.OrgChain(org), actor, "grant.set", ProjectTarget(id), "success", details)
 }
 
 // refuseSelfGrant is the "owners" policy's guard (R7): a manager's change
