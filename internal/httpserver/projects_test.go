@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kluis/kluis/internal/httpserver"
 	"github.com/kluis/kluis/internal/kluistest"
 )
 
@@ -101,35 +102,94 @@ func (c rightsCast) newProject(tb testing.TB, a *testAPI) string {
 	} {
 		wantStatus(tb, "grant "+rel, a.call(tb, "PUT", p+"/grants/"+subject, c.owner.Token, map[string]string{"relation": rel}), 204)
 	}
+	wantStatus(tb, "a file", a.do(tb, request{method: "PUT", path: p + "/files/docs/a.txt", bearer: c.owner.Token, body: []byte("a"), contentType: "text/plain"}), 201)
+	wantStatus(tb, "version 1", a.call(tb, "POST", p+"/versions", c.owner.Token, map[string]string{"message": "one"}), 201)
 	return p
 }
 
+// newGroup makes a group the cast's grouped member is in, holding no grant.
+func (c rightsCast) newGroup(tb testing.TB, a *testAPI) string {
+	tb.Helper()
+	r := a.call(tb, "POST", orgPath(c.org.Slug, "/groups"), c.org.Manager.Token, map[string]string{"name": "Temporary"})
+	wantStatus(tb, "group", r, 201)
+	id := decodeStrict[groupAnswer](tb, r).Group.ID
+	wantStatus(tb, "member", a.call(tb, "PUT", orgPath(c.org.Slug, "/groups/"+id+"/members/"+c.grouped.ID), c.org.Manager.Token, nil), 204)
+	return id
+}
+
 // TestProjectRightsTable is the rights engine's table (R2, R6, R7): every
-// project route, for each relation, a member without grant, the manager
-// under both policies, another organisation's manager and no one; the
-// exact status for each.
+// route of projects, files, versions, grants, groups and the trash, for
+// each relation, a member without grant, the manager under both policies,
+// another organisation's manager and no one; the exact status for each. A
+// route of the table that the rows leave out fails the test.
 func TestProjectRightsTable(t *testing.T) {
 	// Columns: owner, editor, viewer, runner, group editor, member without
 	// grant, manager, other organisation, anonymous.
 	type row struct {
-		method, path string // path after the project's, "" for the project itself
-		body         any
-		trashed      bool // the project is in the trash first
-		managers     [9]int
-		owners       [9]int // the manager's column (6) differs
+		route   string // the route table's method and pattern
+		path    string // after the project's path ({p}), the group's ({g}) or the organisation's
+		body    any
+		trashed bool // the project is in the trash first
+		want    [9]int
+		// owners is the manager's status under the "owners" policy; the
+		// other columns are the same under both.
+		owners int
 	}
+	const (
+		p = "/api/v1/orgs/{org}/projects/{id}"
+		g = "/api/v1/orgs/{org}/groups/{id}"
+	)
+	view := [9]int{200, 200, 200, 200, 200, 404, 200, 404, 401}
+	edit := func(ok int) [9]int { return [9]int{ok, ok, 403, 403, ok, 404, ok, 404, 401} }
+	own := func(ok int) [9]int { return [9]int{ok, 403, 403, 403, 403, 404, ok, 404, 401} }
+	hidden := [9]int{404, 404, 404, 404, 404, 404, 404, 404, 401}
+	member := func(ok int) [9]int { return [9]int{ok, ok, ok, ok, ok, ok, ok, 404, 401} }
+	manager := func(ok int) [9]int { return [9]int{403, 403, 403, 403, 403, 403, ok, 404, 401} }
 	rename := map[string]string{"name": "Renamed"}
+	file := []byte("new content")
 	rows := []row{
-		{"GET", "", nil, false, [9]int{200, 200, 200, 200, 200, 404, 200, 404, 401}, [9]int{200, 200, 200, 200, 200, 404, 404, 404, 401}},
-		{"PATCH", "", rename, false, [9]int{200, 403, 403, 403, 403, 404, 200, 404, 401}, [9]int{200, 403, 403, 403, 403, 404, 404, 404, 401}},
-		{"GET", "/grants", nil, false, [9]int{200, 200, 200, 200, 200, 404, 200, 404, 401}, [9]int{200, 200, 200, 200, 200, 404, 404, 404, 401}},
-		{"PUT", "/grants/STRANGER", map[string]string{"relation": "viewer"}, false, [9]int{204, 403, 403, 403, 403, 404, 204, 404, 401}, [9]int{204, 403, 403, 403, 403, 404, 404, 404, 401}},
-		{"DELETE", "/grants/VIEWER", nil, false, [9]int{204, 403, 403, 403, 403, 404, 204, 404, 401}, [9]int{204, 403, 403, 403, 403, 404, 404, 404, 401}},
-		{"DELETE", "", nil, false, [9]int{204, 403, 403, 403, 403, 404, 204, 404, 401}, [9]int{204, 403, 403, 403, 403, 404, 404, 404, 401}},
-		{"POST", "/undelete", nil, true, [9]int{200, 403, 403, 403, 403, 404, 200, 404, 401}, [9]int{200, 403, 403, 403, 403, 404, 404, 404, 401}},
-		{"GET", "", nil, true, [9]int{404, 404, 404, 404, 404, 404, 404, 404, 401}, [9]int{404, 404, 404, 404, 404, 404, 404, 404, 401}},
-		{"PATCH", "", rename, true, [9]int{404, 404, 404, 404, 404, 404, 404, 404, 401}, [9]int{404, 404, 404, 404, 404, 404, 404, 404, 401}},
-		{"GET", "/grants", nil, true, [9]int{404, 404, 404, 404, 404, 404, 404, 404, 401}, [9]int{404, 404, 404, 404, 404, 404, 404, 404, 401}},
+		{"POST /api/v1/orgs/{org}/projects", "/projects", rename, false, member(201), 201},
+		{"GET /api/v1/orgs/{org}/projects", "/projects", nil, false, member(200), 200},
+		{"GET /api/v1/orgs/{org}/trash", "/trash", nil, false, member(200), 200},
+		{"GET " + p, "{p}", nil, false, view, 404},
+		{"PATCH " + p, "{p}", rename, false, own(200), 404},
+		{"DELETE " + p, "{p}", nil, false, own(204), 404},
+		{"POST " + p + "/undelete", "{p}/undelete", nil, true, own(200), 404},
+		{"GET " + p + "/grants", "{p}/grants", nil, false, view, 404},
+		{"PUT " + p + "/grants/{subject}", "{p}/grants/STRANGER", map[string]string{"relation": "viewer"}, false, own(204), 404},
+		{"DELETE " + p + "/grants/{subject}", "{p}/grants/VIEWER", nil, false, own(204), 404},
+		{"PUT " + p + "/files/{path...}", "{p}/files/docs/new.txt", file, false, edit(201), 404},
+		{"GET " + p + "/files/{path...}", "{p}/files/docs/a.txt", nil, false, view, 404},
+		{"DELETE " + p + "/files/{path...}", "{p}/files/docs/a.txt", nil, false, edit(204), 404},
+		{"GET " + p + "/tree", "{p}/tree", nil, false, view, 404},
+		{"POST " + p + "/versions", "{p}/versions", map[string]string{"message": "m"}, false, edit(201), 404},
+		{"GET " + p + "/versions", "{p}/versions", nil, false, view, 404},
+		{"GET " + p + "/versions/{n}/tree", "{p}/versions/1/tree", nil, false, view, 404},
+		{"GET " + p + "/versions/{n}/files/{path...}", "{p}/versions/1/files/docs/a.txt", nil, false, view, 404},
+		{"GET " + p + "/versions/{n}/diff", "{p}/versions/1/diff", nil, false, view, 404},
+		{"GET " + p + "/versions/{n}/zip", "{p}/versions/1/zip", nil, false, view, 404},
+		{"POST " + p + "/versions/{n}/restore", "{p}/versions/1/restore", nil, false, edit(201), 404},
+		{"POST /api/v1/orgs/{org}/groups", "/groups", map[string]string{"name": "Team"}, false, manager(201), 201},
+		{"GET /api/v1/orgs/{org}/groups", "/groups", nil, false, manager(200), 200},
+		{"DELETE " + g, "{g}", nil, false, manager(204), 204},
+		{"PUT " + g + "/members/{user}", "{g}/members/STRANGER_ID", nil, false, manager(204), 204},
+		{"DELETE " + g + "/members/{user}", "{g}/members/GROUPED_ID", nil, false, manager(204), 204},
+		// In the trash a project is not there, but for undeleting it.
+		{"", "{p}", nil, true, hidden, 404},
+		{"", "{p}", rename, true, hidden, 404},
+		{"", "{p}/grants", nil, true, hidden, 404},
+		{"", "{p}/files/docs/a.txt", nil, true, hidden, 404},
+		{"", "{p}/versions", map[string]string{"message": "m"}, true, hidden, 404},
+	}
+	covered := map[string]bool{}
+	for _, rw := range rows {
+		covered[rw.route] = true
+	}
+	for _, rt := range httpserver.Routes() {
+		key := rt.Method + " " + rt.Pattern
+		if rt.Realm == "org" && (strings.Contains(rt.Pattern, "/projects") || strings.Contains(rt.Pattern, "/groups") || strings.HasSuffix(rt.Pattern, "/trash")) && !covered[key] {
+			t.Errorf("the rights table has no row for %s", key)
+		}
 	}
 	for _, engine := range kluistest.Engines {
 		t.Run(engine, func(t *testing.T) {
@@ -139,21 +199,44 @@ func TestProjectRightsTable(t *testing.T) {
 				t.Run(access, func(t *testing.T) {
 					c := newRightsCast(t, a, access)
 					for _, rw := range rows {
-						want := rw.managers
+						want := rw.want
 						if access == "owners" {
-							want = rw.owners
+							want[6] = rw.owners
+						}
+						method, _, _ := strings.Cut(rw.route, " ")
+						if rw.route == "" {
+							method = "GET"
+							if rw.body != nil {
+								method = "PATCH"
+								if strings.HasSuffix(rw.path, "/versions") {
+									method = "POST"
+								}
+							}
 						}
 						for i, w := range c.who() {
-							p := c.newProject(t, a)
-							if rw.trashed {
-								wantStatus(t, "to the trash", a.call(t, "DELETE", p, c.owner.Token, nil), 204)
+							path := rw.path
+							switch {
+							case strings.HasPrefix(path, "{p}"):
+								pp := c.newProject(t, a)
+								if rw.trashed {
+									wantStatus(t, "to the trash", a.call(t, "DELETE", pp, c.owner.Token, nil), 204)
+								}
+								path = pp + strings.TrimPrefix(path, "{p}")
+							case strings.HasPrefix(path, "{g}"):
+								path = orgPath(c.org.Slug, "/groups/"+c.newGroup(t, a)) + strings.TrimPrefix(path, "{g}")
+							default:
+								path = orgPath(c.org.Slug, path)
 							}
-							path := p + rw.path
-							path = strings.NewReplacer("STRANGER", "user:"+c.stranger.ID, "VIEWER", "user:"+c.viewer.ID).Replace(path)
-							r := a.call(t, rw.method, path, w.acc.Token, rw.body)
-							what := fmt.Sprintf("%s %s%s (trashed %v) as %s", rw.method, "{p}", rw.path, rw.trashed, w.name)
+							path = strings.NewReplacer("STRANGER_ID", c.stranger.ID, "GROUPED_ID", c.grouped.ID,
+								"STRANGER", "user:"+c.stranger.ID, "VIEWER", "user:"+c.viewer.ID).Replace(path)
+							var r response
+							if b, ok := rw.body.([]byte); ok {
+								r = a.do(t, request{method: method, path: path, bearer: w.acc.Token, body: b, contentType: "application/octet-stream"})
+							} else {
+								r = a.call(t, method, path, w.acc.Token, rw.body)
+							}
 							if r.status != want[i] {
-								t.Errorf("%s: got %v, want %d", what, r, want[i])
+								t.Errorf("%s %s (trashed %v) as %s: got %v, want %d", method, rw.path, rw.trashed, w.name, r, want[i])
 							}
 						}
 					}
