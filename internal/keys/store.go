@@ -24,10 +24,15 @@ import (
 // Cache limits. DESIGN §4: unwrapped keys are held for at most a minute, so
 // a key destroyed by another process (the CLI, another node) is unusable
 // everywhere within that time.
+//
+// DefaultCacheSize holds the keys of some ten thousand projects (each has a
+// key and an address key) besides the organisations' and people's: a list
+// walks every project's key, and a least-recently-used cache smaller than
+// that working set misses on every key of a cyclic walk.
 const (
 	MaxCacheTTL      = time.Minute
 	DefaultCacheTTL  = MaxCacheTTL
-	DefaultCacheSize = 10000
+	DefaultCacheSize = 30000
 )
 
 // Options tunes [OpenStore]; the zero value is the default.

@@ -15,6 +15,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/kluis/kluis"
@@ -100,27 +101,47 @@ func (s *Service) CreateProject(ctx context.Context, org kluis.OrgID, actor klui
 	return p, err
 }
 
-// load reads a project's row and opens its name.
-func (s *Service) load(ctx context.Context, t *sqlstore.Tx, org kluis.OrgID, id kluis.ProjectID) (kluis.Project, error) {
-	var p kluis.Project
-	var name []byte
+const projectColumns = `id, name, created_at, deleted_at, purge_at`
+
+// sealedProject is a projects row as stored, its name still sealed.
+type sealedProject struct {
+	kluis.Project
+	name []byte
+}
+
+func scanProject(row interface{ Scan(...any) error }) (sealedProject, error) {
+	var sp sealedProject
 	var created int64
 	var deleted, purge sql.NullInt64
-	err := t.QueryRow(ctx, `SELECT id, name, created_at, deleted_at, purge_at FROM projects WHERE org_id = ? AND id = ?`, org, id).
-		Scan(&p.ID, &name, &created, &deleted, &purge)
-	if errors.Is(err, sql.ErrNoRows) {
-		return p, kluis.ErrNotFound
+	if err := row.Scan(&sp.ID, &sp.name, &created, &deleted, &purge); err != nil {
+		return sp, err
 	}
+	sp.CreatedAt = sqlstore.FromMicros(created)
+	sp.DeletedAt, sp.PurgeAt = sqlstore.NullMicros(deleted), sqlstore.NullMicros(purge)
+	return sp, nil
+}
+
+// openProject opens a project's sealed name.
+func (s *Service) openProject(ctx context.Context, org kluis.OrgID, sp sealedProject) (kluis.Project, error) {
+	plain, err := s.core.Open(ctx, nameField(org, sp.ID), sp.name)
 	if err != nil {
-		return p, err
+		return kluis.Project{}, err
 	}
-	plain, err := s.core.Open(ctx, nameField(org, id), name)
-	if err != nil {
-		return p, err
-	}
-	p.Name, p.CreatedAt = string(plain), sqlstore.FromMicros(created)
-	p.DeletedAt, p.PurgeAt = sqlstore.NullMicros(deleted), sqlstore.NullMicros(purge)
+	p := sp.Project
+	p.Name = string(plain)
 	return p, nil
+}
+
+// load reads a project's row and opens its name.
+func (s *Service) load(ctx context.Context, t *sqlstore.Tx, org kluis.OrgID, id kluis.ProjectID) (kluis.Project, error) {
+	sp, err := scanProject(t.QueryRow(ctx, `SELECT `+projectColumns+` FROM projects WHERE org_id = ? AND id = ?`, org, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return kluis.Project{}, kluis.ErrNotFound
+	}
+	if err != nil {
+		return kluis.Project{}, err
+	}
+	return s.openProject(ctx, org, sp)
 }
 
 // FindProjects lists a page of the projects the caller may view, in order
@@ -143,11 +164,39 @@ func (s *Service) list(ctx context.Context, org kluis.OrgID, actor kluis.Actor, 
 	out := []kluis.Project{}
 	err := s.core.Read(ctx, func(t *sqlstore.Tx) error {
 		page, err := rights.Visible(ctx, t, org, actor, f.After, limit, trashed)
+		if err != nil || len(page.IDs) == 0 {
+			return err
+		}
+		// The page's rows in one read.
+		args := make([]any, 0, len(page.IDs)+1)
+		args = append(args, org)
+		for _, id := range page.IDs {
+			args = append(args, id)
+		}
+		rows, err := t.Query(ctx, `SELECT `+projectColumns+` FROM projects WHERE org_id = ? AND id IN (`+
+			strings.TrimSuffix(strings.Repeat("?, ", len(page.IDs)), ", ")+`)`, args...)
 		if err != nil {
 			return err
 		}
+		byID := make(map[kluis.ProjectID]sealedProject, len(page.IDs))
+		for rows.Next() {
+			sp, err := scanProject(rows)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			byID[sp.ID] = sp
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
 		for _, id := range page.IDs {
-			p, err := s.load(ctx, t, org, id)
+			sp, ok := byID[id]
+			if !ok {
+				continue
+			}
+			p, err := s.openProject(ctx, org, sp)
 			if err != nil {
 				return err
 			}

@@ -121,7 +121,7 @@ func (s *Service) CreateVersion(ctx context.Context, org kluis.OrgID, actor klui
 		}
 		// The version holds exactly the working tree's chunks.
 		if _, err := t.Exec(ctx, `INSERT INTO chunk_refs (project_id, address, holder)
-			SELECT DISTINCT project_id, address, ? FROM chunk_refs WHERE project_id = ? AND holder LIKE 'f:%'`,
+			SELECT DISTINCT project_id, address, ? FROM chunk_refs WHERE project_id = ? AND holder >= 'f:' AND holder < 'f;'`,
 			versionHolder(v.Number), project); err != nil {
 			return err
 		}
@@ -285,7 +285,7 @@ func (s *Service) RestoreVersion(ctx context.Context, org kluis.OrgID, actor klu
 		if _, err := t.Exec(ctx, `DELETE FROM project_files WHERE project_id = ?`, project); err != nil {
 			return err
 		}
-		if _, err := t.Exec(ctx, `DELETE FROM chunk_refs WHERE project_id = ? AND holder LIKE 'f:%'`, project); err != nil {
+		if _, err := t.Exec(ctx, `DELETE FROM chunk_refs WHERE project_id = ? AND holder >= 'f:' AND holder < 'f;'`, project); err != nil {
 			return err
 		}
 		for _, e := range tree {
