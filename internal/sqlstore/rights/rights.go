@@ -162,12 +162,15 @@ func Visible(ctx context.Context, t *sqlstore.Tx, org kluis.OrgID, actor kluis.A
 	if !actor.IsOrgUser(org) {
 		return page, nil
 	}
-	var access string
-	if err := t.QueryRow(ctx, `SELECT project_access FROM orgs WHERE id = ?`, org).Scan(&access); err != nil {
-		if errors.Is(err, sql.ErrNoRows) {
-			return page, kluis.ErrNotFound
+	// Only a manager's rights depend on the policy.
+	access := kluis.ProjectAccessOwners
+	if actor.IsManager(org) {
+		if err := t.QueryRow(ctx, `SELECT project_access FROM orgs WHERE id = ?`, org).Scan(&access); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return page, kluis.ErrNotFound
+			}
+			return page, err
 		}
-		return page, err
 	}
 	inTrash := "p.deleted_at IS NULL"
 	if trashed {
