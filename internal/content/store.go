@@ -52,7 +52,11 @@ func Store(ctx context.Context, r io.Reader, s Sealer, b Blobs, limit int64) (St
 	if err := CheckProject(project); err != nil {
 		return Stored{}, err
 	}
-	w := &storeWork{s: s, b: b, project: project, seen: map[Address]bool{}, puts: make(chan struct{}, storePutters)}
+	putters := storePutters
+	if l, ok := b.(PutLimiter); ok {
+		putters = max(1, min(putters, l.MaxConcurrentPuts()))
+	}
+	w := &storeWork{s: s, b: b, project: project, seen: map[Address]bool{}, puts: make(chan struct{}, putters)}
 	w.ctx, w.cancel = context.WithCancel(ctx)
 	defer w.cancel()
 
@@ -132,6 +136,14 @@ const (
 	storeSealers = 1
 	storePutters = 3
 )
+
+// PutLimiter is implemented by a Blobs that gains nothing from several
+// puts of one file at once, or pays for each in memory: a database whose
+// driver copies every blob on its way in. Store then writes at most
+// MaxConcurrentPuts blobs at once.
+type PutLimiter interface {
+	MaxConcurrentPuts() int
+}
 
 // storeWork is what the goroutines of one Store share.
 type storeWork struct {

@@ -41,7 +41,15 @@ const (
 // PostgreSQL engine where every node must see every chunk.
 type dbBlobs struct{ db *sqlstore.DB }
 
-var _ content.Blobs = dbBlobs{}
+var (
+	_ content.Blobs      = dbBlobs{}
+	_ content.PutLimiter = dbBlobs{}
+)
+
+// MaxConcurrentPuts is 1: each blob is one INSERT that commits and syncs on
+// its own, and the driver copies the blob twice on its way in, so puts at
+// once cost memory and buy little.
+func (dbBlobs) MaxConcurrentPuts() int { return 1 }
 
 func (b dbBlobs) Put(ctx context.Context, project string, a content.Address, sealed []byte) error {
 	if err := content.CheckProject(project); err != nil {
