@@ -51,20 +51,9 @@ func (s *Store) PathIndex(ctx context.Context, org, project, path string) ([32]b
 
 func (s *Store) addressMAC(ctx context.Context, org, project, label string, data []byte) ([32]byte, error) {
 	var out [32]byte
-	ref := addressKey(org, project)
-	if err := ref.validate(); err != nil {
-		return out, err
-	}
-	_, e, err := s.sealing(ctx, ref)
+	tag, err := s.keyedMAC(ctx, addressKey(org, project), label, data)
 	if err != nil {
 		return out, err
-	}
-	msg := make([]byte, 0, len(label)+len(data))
-	msg = append(msg, label...)
-	msg = append(msg, data...)
-	tag, err := e.mac.ComputeMAC(msg)
-	if err != nil {
-		return out, fmt.Errorf("keys: content address: %w", err)
 	}
 	if len(tag) != len(out) {
 		return out, fmt.Errorf("keys: content address of %d bytes, want %d", len(tag), len(out))

@@ -85,7 +85,12 @@ func (s *Store) Open(ctx context.Context, field FieldRef, ciphertext []byte) ([]
 // and differs between organisations. The index key is made if missing (as
 // by [Store.Seal]); a destroyed organisation gets [ErrKeyDestroyed].
 func (s *Store) BlindIndex(ctx context.Context, org string, value string) ([]byte, error) {
-	ref := indexKey(org)
+	return s.keyedMAC(ctx, indexKey(org), BlindIndexLabel, []byte(value))
+}
+
+// keyedMAC is HMAC-SHA-256(the MAC key ref, label ‖ data), the one way an
+// index or address key is used; the key is made if missing (as by Seal).
+func (s *Store) keyedMAC(ctx context.Context, ref KeyRef, label string, data []byte) ([]byte, error) {
 	if err := ref.validate(); err != nil {
 		return nil, err
 	}
@@ -93,12 +98,12 @@ func (s *Store) BlindIndex(ctx context.Context, org string, value string) ([]byt
 	if err != nil {
 		return nil, err
 	}
-	msg := make([]byte, 0, len(BlindIndexLabel)+len(value))
-	msg = append(msg, BlindIndexLabel...)
-	msg = append(msg, value...)
+	msg := make([]byte, 0, len(label)+len(data))
+	msg = append(msg, label...)
+	msg = append(msg, data...)
 	tag, err := e.mac.ComputeMAC(msg)
 	if err != nil {
-		return nil, fmt.Errorf("keys: blind index: %w", err)
+		return nil, fmt.Errorf("keys: %s: %w", label, err)
 	}
 	return tag, nil
 }
