@@ -124,7 +124,32 @@ type Operator struct {
 	ID        OperatorID
 	Email     string
 	Name      string
+	Role      OperatorRole
 	CreatedAt time.Time
+}
+
+// OperatorRole is what an operator's staff member may do (R8, R46): each
+// role holds only the powers its work needs.
+type OperatorRole string
+
+// The operator roles.
+const (
+	// OperatorAdmin keeps organisations, their licences and the operators.
+	OperatorAdmin OperatorRole = "admin"
+	// OperatorSupport sees that an organisation exists and its licence;
+	// anything more only through a grant of the customer (R22).
+	OperatorSupport OperatorRole = "support"
+	// OperatorSecurity keeps address blocks, alarms and the platform's
+	// audit chain.
+	OperatorSecurity OperatorRole = "security"
+)
+
+// OperatorRoles lists the roles in the order the pages show them.
+var OperatorRoles = []OperatorRole{OperatorAdmin, OperatorSupport, OperatorSecurity}
+
+// Valid reports whether r is one of OperatorRoles.
+func (r OperatorRole) Valid() bool {
+	return r == OperatorAdmin || r == OperatorSupport || r == OperatorSecurity
 }
 
 // Languages lists the languages kluis speaks.

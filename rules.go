@@ -19,8 +19,14 @@ type Actor struct {
 	OrgID      OrgID      // RealmOrg only
 	UserID     UserID     // RealmOrg only
 	Role       Role       // RealmOrg only
-	OperatorID OperatorID // RealmOperator only
-	SessionID  SessionID
+	OperatorID OperatorID // RealmOperator, and a support session
+	// OperatorRole is the role of a signed-in operator (RealmOperator).
+	OperatorRole OperatorRole
+	// Support is set for a support session (R22): an operator acting in
+	// organisation OrgID with exactly the rights of the customer's grant.
+	// UserID is then empty: support is never a user of the organisation.
+	Support   *SupportAccess
+	SessionID SessionID
 	// AuthenticatedAt is when the session's holder last proved who they are
 	// (sign-in or re-authentication); zero outside a session.
 	AuthenticatedAt time.Time
@@ -62,6 +68,8 @@ func (a Actor) AuditName() string {
 		return "system"
 	case a.Realm == RealmOrg && a.UserID != "":
 		return "user:" + string(a.UserID)
+	case a.Realm == RealmOrg && a.Support != nil:
+		return "support:" + string(a.OperatorID)
 	case a.Realm == RealmOperator && a.OperatorID != "":
 		return "operator:" + string(a.OperatorID)
 	}
@@ -76,9 +84,47 @@ func (a Actor) IsOrgUser(org OrgID) bool {
 // IsManager reports whether a is a signed-in manager of organisation org.
 func (a Actor) IsManager(org OrgID) bool { return a.IsOrgUser(org) && a.Role == RoleManager }
 
-// IsOperator reports whether a is an operator admin or the command line.
+// IsOperator reports whether a is a signed-in operator (of any role) or the
+// command line.
 func (a Actor) IsOperator() bool {
 	return a.CLI || (a.Realm == RealmOperator && a.OperatorID != "")
+}
+
+// HasOperatorRole reports whether a is a signed-in operator of one of roles,
+// or the command line: whoever runs kluis's commands has the server's data
+// folder and its root key, and so every operator power already.
+func (a Actor) HasOperatorRole(roles ...OperatorRole) bool {
+	if a.CLI {
+		return true
+	}
+	if a.Realm != RealmOperator || a.OperatorID == "" {
+		return false
+	}
+	for _, r := range roles {
+		if a.OperatorRole == r {
+			return true
+		}
+	}
+	return false
+}
+
+// IsSupport reports whether a is a support session in organisation org.
+func (a Actor) IsSupport(org OrgID) bool {
+	return a.Realm == RealmOrg && a.OrgID == org && a.Support != nil
+}
+
+// ManagerReads reports whether a may read what a manager of org reads: a
+// manager, or support with an organisation grant (R22).
+func (a Actor) ManagerReads(org OrgID) bool {
+	return a.IsManager(org) || (a.IsSupport(org) && a.Support.Scope.Org())
+}
+
+// ManagerWrites reports whether a may change what a manager of org changes:
+// a manager, or support with an organisation grant of right edit. Support
+// never changes credentials, factors, keys, exports or grants: the rules of
+// those ask IsManager.
+func (a Actor) ManagerWrites(org OrgID) bool {
+	return a.IsManager(org) || (a.IsSupport(org) && a.Support.Scope.Org() && a.Support.Right == SupportEdit)
 }
 
 // The rights of the foundation, one pure rule each (R2, R6, R8). The store
@@ -101,7 +147,35 @@ func CanReadAudit(a Actor, org OrgID) bool { return a.IsManager(org) }
 
 // CanManageOrgs: operator admins and the command line create and delete
 // organisations. They never read an organisation's users (R22).
-func CanManageOrgs(a Actor) bool { return a.IsOperator() }
+func CanManageOrgs(a Actor) bool { return a.HasOperatorRole(OperatorAdmin) }
+
+// CanListOrgs: every operator role sees which organisations exist (never
+// their people): admins keep them, support asks them for access, security
+// watches their sign-ins.
+func CanListOrgs(a Actor) bool {
+	return a.HasOperatorRole(OperatorAdmin, OperatorSupport, OperatorSecurity)
+}
+
+// CanReadLicence: the organisation's managers, and operator admins and
+// support (R13).
+func CanReadLicence(a Actor, org OrgID) bool {
+	return a.IsManager(org) || a.HasOperatorRole(OperatorAdmin, OperatorSupport)
+}
+
+// CanManageLicences: operator admins set an organisation's licence (R13).
+func CanManageLicences(a Actor) bool { return a.HasOperatorRole(OperatorAdmin) }
+
+// CanEraseOnRequest: operator admins (and the command line) erase one person
+// when the organisation asks (R5).
+func CanEraseOnRequest(a Actor) bool { return a.HasOperatorRole(OperatorAdmin) }
+
+// CanKeepSecurity: operator security staff (and admins) keep address blocks
+// and alarms and read the platform's audit chain (R46).
+func CanKeepSecurity(a Actor) bool { return a.HasOperatorRole(OperatorAdmin, OperatorSecurity) }
+
+// CanAskSupport: operator support asks an organisation for access and
+// opens support sessions on its grants (R22).
+func CanAskSupport(a Actor) bool { return a.HasOperatorRole(OperatorSupport) }
 
 // CanManageOperators: only the command line resets an operator's password
 // or second factors, or disables or enables an operator: a stolen operator
