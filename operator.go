@@ -20,10 +20,11 @@ type OperatorAccount struct {
 // OperatorService keeps the operator's staff accounts (R8, R22): created
 // and recovered from the command line, read by their owner.
 type OperatorService interface {
-	// CreateOperator creates an operator account. The first one is made at
-	// the command line and bootstraps the instance. Errors: forbidden,
+	// CreateOperator creates an operator account of role (R8). The first
+	// one is made at the command line and bootstraps the instance; after
+	// that, the command line or an operator admin. Errors: forbidden,
 	// invalid_input, conflict.
-	CreateOperator(ctx context.Context, actor Actor, email, name, password string) (Operator, error)
+	CreateOperator(ctx context.Context, actor Actor, email, name, password string, role OperatorRole) (Operator, error)
 	// FindOperatorAccount returns the signed-in operator's own account.
 	// Errors: unauthenticated.
 	FindOperatorAccount(ctx context.Context, actor Actor) (OperatorAccount, error)

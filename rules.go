@@ -177,6 +177,10 @@ func CanKeepSecurity(a Actor) bool { return a.HasOperatorRole(OperatorAdmin, Ope
 // opens support sessions on its grants (R22).
 func CanAskSupport(a Actor) bool { return a.HasOperatorRole(OperatorSupport) }
 
+// CanManageOperatorAccounts: operator admins and the command line create
+// operator accounts and see every operator's role and last sign-in (R8).
+func CanManageOperatorAccounts(a Actor) bool { return a.HasOperatorRole(OperatorAdmin) }
+
 // CanManageOperators: only the command line resets an operator's password
 // or second factors, or disables or enables an operator: a stolen operator
 // session cannot take over, or lock out, the other operators.

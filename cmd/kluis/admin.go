@@ -71,6 +71,7 @@ func cmdOperator(ctx context.Context, args []string, getenv func(string) string,
 	fs := c.flags("operator create")
 	email := fs.String("email", "", "the operator's e-mail `ADDRESS`, with which they sign in")
 	name := fs.String("name", "", "the operator's `NAME`")
+	role := fs.String("role", "admin", "the operator's `ROLE`: admin (organisations, licences, operators), support (asks customers for access) or security (blocks, alarms, the platform chain)")
 	pwStdin := fs.Bool("password-stdin", false, "read the password from the first line of standard input (required: passwords never come from flags)")
 	pos, err := parseFlags(fs, args[1:])
 	if err != nil {
@@ -90,7 +91,7 @@ func cmdOperator(ctx context.Context, args []string, getenv func(string) string,
 	if err != nil {
 		return err
 	}
-	op, err := a.areas.Operators.CreateOperator(ctx, kluis.CLIActor, *email, *name, pw)
+	op, err := a.areas.Operators.CreateOperator(ctx, kluis.CLIActor, *email, *name, pw, kluis.OperatorRole(*role))
 	if err != nil {
 		a.close()
 		return clientError(err)

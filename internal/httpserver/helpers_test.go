@@ -447,8 +447,15 @@ func (a *testAPI) inviteToken(tb testing.TB) string {
 // operator creates an operator admin and signs them in.
 func (a *testAPI) operator(tb testing.TB) (kluis.Operator, account) {
 	tb.Helper()
+	return a.operatorOf(tb, kluis.OperatorAdmin)
+}
+
+// operatorOf creates an operator of role, signs them in and enrols an
+// authenticator app.
+func (a *testAPI) operatorOf(tb testing.TB, role kluis.OperatorRole) (kluis.Operator, account) {
+	tb.Helper()
 	acc := account{Name: uniqueName("Olga"), Email: uniqueEmail("olga"), Password: uniquePassword()}
-	op, err := a.env.Services().Operators.CreateOperator(context.Background(), kluis.CLIActor, acc.Email, acc.Name, acc.Password)
+	op, err := a.env.Services().Operators.CreateOperator(context.Background(), kluis.CLIActor, acc.Email, acc.Name, acc.Password, role)
 	if err != nil {
 		tb.Fatalf("create operator: %v", err)
 	}

@@ -19,7 +19,7 @@ import (
 func newOperator(tb testing.TB, a *testAPI) account {
 	tb.Helper()
 	acc := account{Name: uniqueName("Otto"), Email: uniqueEmail("otto"), Password: uniquePassword()}
-	op, err := a.env.Services().Operators.CreateOperator(context.Background(), kluis.CLIActor, acc.Email, acc.Name, acc.Password)
+	op, err := a.env.Services().Operators.CreateOperator(context.Background(), kluis.CLIActor, acc.Email, acc.Name, acc.Password, kluis.OperatorAdmin)
 	if err != nil {
 		tb.Fatalf("create operator: %v", err)
 	}

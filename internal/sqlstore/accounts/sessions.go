@@ -155,13 +155,14 @@ func authenticateOperator(ctx context.Context, core *sqlstore.Core, from kluis.O
 	var created, lastSeen, expires, authAt int64
 	var disabled bool
 	var enrolled int
+	var role kluis.OperatorRole
 	// enrolled: a confirmed second factor. Without one the session may
 	// only enrol one (R17): operators must have a factor.
-	err := core.DB().ReadRow(ctx, `SELECT s.id, s.subject, s.created_at, s.last_seen_at, s.expires_at, s.auth_at, o.disabled,
+	err := core.DB().ReadRow(ctx, `SELECT s.id, s.subject, s.created_at, s.last_seen_at, s.expires_at, s.auth_at, o.disabled, o.role,
 		(SELECT COUNT(*) FROM factors f WHERE f.org_id = '' AND f.subject = s.subject AND f.confirmed_at IS NOT NULL)
 		+ (SELECT COUNT(*) FROM passkeys p WHERE p.org_id = '' AND p.subject = s.subject)
 		FROM sessions s JOIN operators o ON o.id = s.operator_id WHERE s.token_hash = ?`, sqlstore.TokenHash(token)).
-		Scan(&sid, &id, &created, &lastSeen, &expires, &authAt, &disabled, &enrolled)
+		Scan(&sid, &id, &created, &lastSeen, &expires, &authAt, &disabled, &role, &enrolled)
 	if errors.Is(err, sql.ErrNoRows) {
 		return kluis.Identity{}, kluis.ErrUnauthenticated
 	}
@@ -171,7 +172,7 @@ func authenticateOperator(ctx context.Context, core *sqlstore.Core, from kluis.O
 	if err := keepAlive(ctx, core, sid, !disabled, created, lastSeen, expires, kluis.OperatorPolicy); err != nil {
 		return kluis.Identity{}, err
 	}
-	return kluis.Identity{Actor: kluis.Actor{Realm: kluis.RealmOperator, OperatorID: id, SessionID: sid,
+	return kluis.Identity{Actor: kluis.Actor{Realm: kluis.RealmOperator, OperatorID: id, OperatorRole: role, SessionID: sid,
 		AuthenticatedAt: sqlstore.FromMicros(authAt), MFAEnrolmentOnly: enrolled == 0, From: from}}, nil
 }
 

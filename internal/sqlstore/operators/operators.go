@@ -41,7 +41,7 @@ func target(id string) string { return accounts.Target(kluis.OperatorScope, id) 
 // CreateOperator creates an operator admin. The first one is created from
 // the command line and bootstraps the instance; later ones by the CLI or an
 // operator. Errors: invalid_input, conflict, forbidden.
-func (s *Service) CreateOperator(ctx context.Context, actor kluis.Actor, email, name, pw string) (kluis.Operator, error) {
+func (s *Service) CreateOperator(ctx context.Context, actor kluis.Actor, email, name, pw string, role kluis.OperatorRole) (kluis.Operator, error) {
 	email, name, pw = kluis.NormalizeEmail(email), kluis.NormalizeName(name), kluis.NormalizePassword(pw)
 	f := map[string]string{}
 	if err := kluis.ValidateEmail(email); err != nil {
@@ -55,6 +55,9 @@ func (s *Service) CreateOperator(ctx context.Context, actor kluis.Actor, email, 
 	if err := kluis.OperatorPolicy.CheckPassword(pw); err != nil {
 		f["password"] = err.Error()
 	}
+	if !role.Valid() {
+		f["role"] = "must be one of admin, support, security"
+	}
 	if len(f) > 0 {
 		return kluis.Operator{}, kluis.Invalid(f)
 	}
@@ -64,19 +67,19 @@ func (s *Service) CreateOperator(ctx context.Context, actor kluis.Actor, email, 
 	}
 	var op kluis.Operator
 	err = s.core.Write(ctx, audit.PlatformChain, func(t *sqlstore.Tx) error {
-		if !actor.IsOperator() {
+		if !kluis.CanManageOperatorAccounts(actor) {
 			return sqlstore.Deny(audit.PlatformChain, actor, "operator.create", "", kluis.ErrForbidden)
 		}
-		op = kluis.Operator{ID: kluis.OperatorID(kluis.NewID(t.Now())), Email: email, Name: name, CreatedAt: t.Now()}
-		_, err := t.Exec(ctx, `INSERT INTO operators (id, email, name, password_hash, disabled, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
-			op.ID, op.Email, op.Name, hash, false, sqlstore.Micros(t.Now()))
+		op = kluis.Operator{ID: kluis.OperatorID(kluis.NewID(t.Now())), Email: email, Name: name, Role: role, CreatedAt: t.Now()}
+		_, err := t.Exec(ctx, `INSERT INTO operators (id, email, name, password_hash, disabled, created_at, role) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			op.ID, op.Email, op.Name, hash, false, sqlstore.Micros(t.Now()), role)
 		if sqlstore.IsUniqueViolation(err) {
 			return kluis.Errorf(kluis.EConflict, "an operator with this e-mail address exists")
 		}
 		if err != nil {
 			return fmt.Errorf("create operator: %w", err)
 		}
-		return t.Append(ctx, audit.PlatformChain, actor, "operator.create", target(string(op.ID)), "success", nil)
+		return t.Append(ctx, audit.PlatformChain, actor, "operator.create", target(string(op.ID)), "success", map[string]any{"role": string(role)})
 	})
 	return op, err
 }
@@ -97,7 +100,7 @@ func (s *Service) FindOperatorAccount(ctx context.Context, actor kluis.Actor) (k
 	}
 	f, err := s.factors.FindFactors(ctx, scope, actor)
 	return kluis.OperatorAccount{
-		Operator:    kluis.Operator{ID: kluis.OperatorID(a.ID), Email: a.Email, Name: a.Name, CreatedAt: a.CreatedAt},
+		Operator:    kluis.Operator{ID: kluis.OperatorID(a.ID), Email: a.Email, Name: a.Name, Role: actor.OperatorRole, CreatedAt: a.CreatedAt},
 		LastLoginAt: a.LastLoginAt, Factors: f,
 	}, err
 }
