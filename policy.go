@@ -38,6 +38,10 @@ type Policy struct {
 	// TrashDays is how long a deleted project stays in the trash, where its
 	// owner can bring it back, before its key is destroyed (R12).
 	TrashDays int `json:"trash_days"`
+	// SupportApprovals is how many managers must agree before support
+	// access takes effect (R22): 1, the granter alone, or 2, a second
+	// manager too (four eyes).
+	SupportApprovals int `json:"support_approvals"`
 }
 
 // The values of Policy.MFA.
@@ -63,6 +67,7 @@ var DefaultPolicy = Policy{
 	LockoutThreshold:   5,
 	ProjectAccess:      ProjectAccessManagers,
 	TrashDays:          DefaultTrashDays,
+	SupportApprovals:   1,
 }
 
 // Validate checks the policy's bounds and names each problem per field.
@@ -92,6 +97,9 @@ func (p Policy) Validate() error {
 	}
 	if p.TrashDays < 1 || p.TrashDays > MaxTrashDays {
 		f["trash_days"] = "must be between 1 and " + strconv.Itoa(MaxTrashDays)
+	}
+	if p.SupportApprovals != 1 && p.SupportApprovals != 2 {
+		f["support_approvals"] = "must be 1 or 2"
 	}
 	if len(f) > 0 {
 		return Invalid(f)

@@ -117,10 +117,20 @@ func ProjectRights(a Actor, org OrgID, access string, granted Rights) Rights {
 	if !a.IsOrgUser(org) {
 		return 0
 	}
-	if a.IsManager(org) && access != ProjectAccessOwners {
-		return AllRights
+	if a.IsManager(org) {
+		return ManagerProjectRights(access) | granted
 	}
 	return granted
+}
+
+// ManagerProjectRights is what a manager may do to any project of their
+// organisation by the policy alone: everything under "managers", nothing
+// under "owners".
+func ManagerProjectRights(access string) Rights {
+	if access == ProjectAccessOwners {
+		return 0
+	}
+	return AllRights
 }
 
 // CanCreateProject: every signed-in member of the organisation may create a

@@ -130,20 +130,43 @@ func (a Actor) ManagerWrites(org OrgID) bool {
 // The rights of the foundation, one pure rule each (R2, R6, R8). The store
 // calls them inside the transaction that acts, after loading by org id.
 
-// CanManageUsers: managers invite, list, read, change, disable and delete the
-// users of their own organisation.
-func CanManageUsers(a Actor, org OrgID) bool { return a.IsManager(org) }
+// CanReadUsers: managers list and read the users of their own
+// organisation; so does support with an organisation grant (R22).
+func CanReadUsers(a Actor, org OrgID) bool { return a.ManagerReads(org) }
+
+// CanManageUsers: managers invite, change, disable and unlock the users of
+// their own organisation; so does support with an organisation grant of
+// right edit — except changing a role (CanChangeRoles) or deleting
+// (CanDeleteUsers).
+func CanManageUsers(a Actor, org OrgID) bool { return a.ManagerWrites(org) }
+
+// CanChangeRoles: managers only; support never hands out a manager's
+// powers.
+func CanChangeRoles(a Actor, org OrgID) bool { return a.IsManager(org) }
+
+// CanDeleteUsers: managers only; an erasure destroys a person's key, which
+// support never does.
+func CanDeleteUsers(a Actor, org OrgID) bool { return a.IsManager(org) }
+
+// CanResetFactors: managers only; support never touches credentials or
+// second factors (R22).
+func CanResetFactors(a Actor, org OrgID) bool { return a.IsManager(org) }
 
 // CanReadPolicy: every user of the organisation may read its policy, so they
-// know what a new password must look like.
-func CanReadPolicy(a Actor, org OrgID) bool { return a.IsOrgUser(org) }
+// know what a new password must look like; and support with an
+// organisation grant.
+func CanReadPolicy(a Actor, org OrgID) bool { return a.IsOrgUser(org) || a.ManagerReads(org) }
 
-// CanUpdatePolicy: managers only.
+// CanUpdatePolicy: managers only. The policy decides who sees projects and
+// how support is let in, so support never changes it.
 func CanUpdatePolicy(a Actor, org OrgID) bool { return a.IsManager(org) }
 
-// CanReadAudit: managers read, filter, export and verify their
-// organisation's log (R25).
-func CanReadAudit(a Actor, org OrgID) bool { return a.IsManager(org) }
+// CanReadAudit: managers read, filter and verify their organisation's log
+// (R25); so does support with an organisation grant.
+func CanReadAudit(a Actor, org OrgID) bool { return a.ManagerReads(org) }
+
+// CanExportAudit: managers only: exports never go to support (R22).
+func CanExportAudit(a Actor, org OrgID) bool { return a.IsManager(org) }
 
 // CanManageOrgs: operator admins and the command line create and delete
 // organisations. They never read an organisation's users (R22).
@@ -186,10 +209,16 @@ func CanManageOperatorAccounts(a Actor) bool { return a.HasOperatorRole(Operator
 // session cannot take over, or lock out, the other operators.
 func CanManageOperators(a Actor) bool { return a.CLI }
 
+// CanStopInstanceLogins: operator admins and security staff stop and
+// resume every login of the instance in an incident (R19, R46).
+func CanStopInstanceLogins(a Actor) bool { return a.HasOperatorRole(OperatorAdmin, OperatorSecurity) }
+
 // CanStopLogins: managers stop and resume their organisation's logins (R19);
 // operator admins and the command line may too, for an organisation that
 // asks or in an incident.
-func CanStopLogins(a Actor, org OrgID) bool { return a.IsManager(org) || a.IsOperator() }
+func CanStopLogins(a Actor, org OrgID) bool {
+	return a.IsManager(org) || a.HasOperatorRole(OperatorAdmin, OperatorSecurity)
+}
 
 // FreshAuthWindow is how long after signing in (or re-authenticating) a
 // person may do sensitive things without proving again who they are.

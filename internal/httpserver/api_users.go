@@ -215,10 +215,12 @@ type policyJSON struct {
 	// Added with projects; left out of a PUT, they keep their value.
 	ProjectAccess *string `json:"project_access"`
 	TrashDays     *int    `json:"trash_days"`
+	// Added with support access; left out of a PUT, it keeps its value.
+	SupportApprovals *int `json:"support_approvals"`
 }
 
 func toPolicyJSON(p kluis.Policy) policyJSON {
-	return policyJSON{&p.PasswordMinLength, &p.PasswordRequireDigit, &p.PasswordRequireUpper, &p.SessionIdleMinutes, &p.SessionMaxHours, &p.MFA, &p.LockoutThreshold, &p.ProjectAccess, &p.TrashDays}
+	return policyJSON{&p.PasswordMinLength, &p.PasswordRequireDigit, &p.PasswordRequireUpper, &p.SessionIdleMinutes, &p.SessionMaxHours, &p.MFA, &p.LockoutThreshold, &p.ProjectAccess, &p.TrashDays, &p.SupportApprovals}
 }
 
 // handleUpdatePolicy replaces the policy: PUT takes every field, so a
@@ -254,6 +256,7 @@ func handleUpdatePolicy(policies kluis.PolicyService) handlerFunc {
 			PasswordRequireUpper: *in.PasswordRequireUpper, SessionIdleMinutes: *in.SessionIdleMinutes, SessionMaxHours: *in.SessionMaxHours,
 			MFA: deref(in.MFA), LockoutThreshold: deref(in.LockoutThreshold),
 			ProjectAccess: deref(in.ProjectAccess), TrashDays: deref(in.TrashDays),
+			SupportApprovals: deref(in.SupportApprovals),
 		})
 		if err != nil {
 			return err

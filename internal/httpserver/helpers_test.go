@@ -372,9 +372,10 @@ type policyObject struct {
 	LockoutThreshold     int    `json:"lockout_threshold"`
 	ProjectAccess        string `json:"project_access"`
 	TrashDays            int    `json:"trash_days"`
+	SupportApprovals     int    `json:"support_approvals"`
 }
 
-var defaultPolicy = policyObject{8, false, false, 30, 12, "optional", 5, "managers", 30}
+var defaultPolicy = policyObject{8, false, false, 30, 12, "optional", 5, "managers", 30, 1}
 
 type auditEvent struct {
 	Seq     int64           `json:"seq"`

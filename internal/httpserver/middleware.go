@@ -182,7 +182,67 @@ func (s *server) authenticate(r *http.Request, realm kluis.Realm, credential str
 	if kluis.IsAPIToken(credential) && !strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ") {
 		return kluis.Identity{}, kluis.ErrUnauthenticated
 	}
+	if kluis.IsSupportToken(credential) {
+		if realm != kluis.RealmOrg {
+			return kluis.Identity{}, kluis.ErrUnauthenticated
+		}
+		return s.support.AuthenticateSupport(r.Context(), state(r).from, credential)
+	}
 	return s.sessions.Authenticate(r.Context(), realm, state(r).from, credential)
+}
+
+// supportCookie holds a support session for the pages (R22): set by the
+// operator's page that opens one, sent with the organisation's pages and
+// API calls alike, and taken before a person's session cookie.
+const supportCookie = "__Host-kluis_support"
+
+// orgCredential is the credential of a request to an organisation's
+// routes: the bearer token, else a support session's cookie, else a
+// person's session cookie (bearerOrCookie's rules).
+func orgCredential(r *http.Request) string {
+	if r.Header.Get("Authorization") == "" && sameOrigin(r) {
+		if c, err := r.Cookie(supportCookie); err == nil && c.Value != "" {
+			return c.Value
+		}
+	}
+	return bearerOrCookie(r, sessionCookie)
+}
+
+// errNotForSupport refuses a support session on a route of a person:
+// their account, credentials, factors, tokens, sessions (R22).
+var errNotForSupport = kluis.Errorf(kluis.EForbidden, "support access cannot do this")
+
+// asSupport runs a request of a support session (R22): a view grant
+// changes nothing (forbidden before any handler), and every request is
+// recorded as a use of the grant — in the organisation's chain and on its
+// managers' support page — before it runs, so none goes unrecorded.
+func (s *server) asSupport(w http.ResponseWriter, r *http.Request, next handlerFunc) error {
+	st := state(r)
+	use := kluis.SupportUse{Method: r.Method, Route: st.route, Object: supportObject(r, st.org.ID)}
+	if err := s.support.RecordSupportUse(r.Context(), st.actor, use); err != nil {
+		return err
+	}
+	write := r.Method != http.MethodGet && r.Method != http.MethodHead
+	if write && st.actor.Support.Right != kluis.SupportEdit {
+		return kluis.ErrForbidden
+	}
+	return next(w, r)
+}
+
+// supportObject names what a support request touches for its record: the
+// person, project or group of the URL, else the organisation. Never a file
+// path or a name: those are the customer's data.
+func supportObject(r *http.Request, org kluis.OrgID) string {
+	id := r.PathValue("id")
+	if id == "" || !kluis.ValidID(id) {
+		return "org:" + string(org)
+	}
+	for _, k := range [][2]string{{"/users/{id}", "user:"}, {"/projects/{id}", "project:"}, {"/groups/{id}", "group:"}} {
+		if strings.Contains(r.Pattern, k[0]) {
+			return k[1] + id
+		}
+	}
+	return "org:" + string(org)
 }
 
 // org resolves the organisation of the URL once and puts its realm in the
@@ -197,10 +257,22 @@ func (s *server) org(next handlerFunc) http.Handler {
 	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		st := state(r)
 		slug := r.PathValue("org")
-		if token := bearerOrCookie(r, sessionCookie); token != "" {
+		if token := orgCredential(r); token != "" {
 			id, err := s.authenticate(r, kluis.RealmOrg, token)
 			switch {
 			case err == nil && id.Org.Slug != slug:
+				return kluis.ErrNotFound
+			case err == nil && id.Actor.Support != nil:
+				st.signIn(id)
+				st.realm = orgRealm(st.org)
+				return s.asSupport(w, r, next)
+			case err != nil && kluis.IsSupportToken(token):
+				// A support session that ended (revoked, expired, idle):
+				// the organisation is not there for it (R22).
+				return kluis.ErrNotFound
+			case err != nil && kluis.ErrorCode(err) == kluis.EUnauthenticated && s.isOperatorCredential(r, token):
+				// An operator's own credential sees no organisation:
+				// support reaches one only through a grant (R22).
 				return kluis.ErrNotFound
 			case err == nil:
 				st.signIn(id)
@@ -227,10 +299,43 @@ func (s *server) org(next handlerFunc) http.Handler {
 	})
 }
 
-// orgUser is org for routes that need a signed-in user of the organisation.
+// isOperatorCredential reports whether a bearer token presented to an
+// organisation's route is an operator's session.
+func (s *server) isOperatorCredential(r *http.Request, token string) bool {
+	if !strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ") || kluis.IsAPIToken(token) {
+		return false
+	}
+	_, err := s.sessions.Authenticate(r.Context(), kluis.RealmOperator, state(r).from, token)
+	return err == nil
+}
+
+// orgActor is org for the routes a support session may use as well as
+// the organisation's people: what managers read and change, and projects.
+// The services' rules decide what the grant allows (R22).
+func (s *server) orgActor(next handlerFunc) http.Handler {
+	return s.org(func(w http.ResponseWriter, r *http.Request) error {
+		st := state(r)
+		if st.actor.IsSupport(st.org.ID) {
+			return next(w, r)
+		}
+		if !st.actor.IsOrgUser(st.org.ID) {
+			return kluis.ErrUnauthenticated
+		}
+		if err := checkEnrolment(st); err != nil {
+			return err
+		}
+		return next(w, r)
+	})
+}
+
+// orgUser is org for routes that need a signed-in user of the
+// organisation: a person's own account. A support session is refused.
 func (s *server) orgUser(next handlerFunc) http.Handler {
 	return s.org(func(w http.ResponseWriter, r *http.Request) error {
 		st := state(r)
+		if st.actor.IsSupport(st.org.ID) {
+			return errNotForSupport
+		}
 		if !st.actor.IsOrgUser(st.org.ID) {
 			return kluis.ErrUnauthenticated
 		}

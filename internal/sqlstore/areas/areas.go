@@ -22,6 +22,7 @@ import (
 	"github.com/kluis/kluis/internal/sqlstore/projects"
 	"github.com/kluis/kluis/internal/sqlstore/rights"
 	"github.com/kluis/kluis/internal/sqlstore/signin"
+	"github.com/kluis/kluis/internal/sqlstore/support"
 	"github.com/kluis/kluis/internal/sqlstore/throttle"
 	"github.com/kluis/kluis/internal/sqlstore/tokens"
 	"github.com/kluis/kluis/internal/sqlstore/users"
@@ -61,6 +62,7 @@ type Areas struct {
 	SMSQueue  *outbox.SMS
 	Projects  *projects.Service
 	Rights    *rights.Service
+	Support   *support.Service
 }
 
 // New builds the areas over core.
@@ -79,6 +81,7 @@ func New(core *sqlstore.Core, c Config) *Areas {
 	a.MailQueue = outbox.NewMail(core)
 	a.SMSQueue = outbox.NewSMS(core)
 	a.Rights = rights.New(core)
+	a.Support = support.New(core)
 	return a
 }
 
@@ -111,6 +114,6 @@ func (a *Areas) Services() kluis.Services {
 		Factors: a.Factors, Tokens: a.Tokens, Throttle: a.Throttle,
 		Audit: a.Audit, Operators: a.Operators, Keys: a.KeyWork,
 		Projects: a.Projects, Grants: a.Rights, Groups: a.Rights,
-		Files: a.Projects, Versions: a.Projects,
+		Files: a.Projects, Versions: a.Projects, Support: a.Support,
 	}
 }

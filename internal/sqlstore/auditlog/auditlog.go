@@ -172,7 +172,7 @@ func (s *Service) FindAuditEvents(ctx context.Context, org kluis.OrgID, actor kl
 // event of the organisation's log that matches the filter (Limit is ignored)
 // to emit (R24, R25). Managers only. Errors: forbidden.
 func (s *Service) ExportAudit(ctx context.Context, org kluis.OrgID, actor kluis.Actor, f kluis.AuditFilter, emit func(kluis.AuditEvent) error) error {
-	if !kluis.CanReadAudit(actor, org) {
+	if !kluis.CanExportAudit(actor, org) {
 		return s.core.Refuse(ctx, sqlstore.OrgChain(org), actor, "audit.export", "")
 	}
 	// Recorded before the first byte leaves: a client that stops reading

@@ -18,7 +18,7 @@ import (
 // secret nor a key. Managers only; it is part of reading the people (the
 // caller records that read). Errors: forbidden.
 func (s *Service) FindFactorMethods(ctx context.Context, org kluis.OrgID, actor kluis.Actor) (map[kluis.UserID][]string, error) {
-	if !kluis.CanManageUsers(actor, org) {
+	if !kluis.CanReadUsers(actor, org) {
 		return nil, s.core.Refuse(ctx, sqlstore.OrgChain(org), actor, "user.factors", "")
 	}
 	out := map[kluis.UserID][]string{}
@@ -55,7 +55,7 @@ func (s *Service) ResetFactors(ctx context.Context, scope kluis.Scope, actor klu
 	}
 	org := scope.Org
 	target := sqlstore.UserTarget(kluis.UserID(subject))
-	if !kluis.CanManageUsers(actor, org) {
+	if !kluis.CanResetFactors(actor, org) {
 		return s.core.Refuse(ctx, sqlstore.OrgChain(org), actor, "mfa.reset", target)
 	}
 	if !kluis.ValidID(subject) {

@@ -14,7 +14,7 @@ import (
 // (R19). Any signed-in user of the organisation, an operator or the command
 // line may ask. Errors: forbidden.
 func (s *Service) LoginsStopped(ctx context.Context, org kluis.OrgID, actor kluis.Actor) (bool, error) {
-	if !actor.IsOrgUser(org) && !actor.IsOperator() {
+	if !actor.IsOrgUser(org) && !actor.IsSupport(org) && !actor.IsOperator() {
 		return false, kluis.ErrForbidden
 	}
 	return s.core.LoginsStopped(ctx, org)
@@ -73,7 +73,7 @@ func (s *Service) SetLogins(ctx context.Context, org kluis.OrgID, actor kluis.Ac
 // stopped (R19), and since when. Operators and the command line. Errors:
 // forbidden.
 func (s *Service) InstanceLoginsStopped(ctx context.Context, actor kluis.Actor) (bool, time.Time, error) {
-	if !kluis.CanManageOrgs(actor) {
+	if !kluis.CanListOrgs(actor) {
 		return false, time.Time{}, kluis.ErrForbidden
 	}
 	v, err := s.core.DB().Setting(ctx, sqlstore.InstanceLoginsKey)
@@ -90,7 +90,8 @@ func (s *Service) InstanceLoginsStopped(ctx context.Context, actor kluis.Actor) 
 // resume. Stopping ends every session and personal API token of every
 // organisation in the same transaction; operators' sessions stay, so the
 // operator can resume. Recorded in the platform chain (instance.logins_stop,
-// instance.logins_resume). Operator admins and the command line; an operator
+// instance.logins_resume). Operator admins and security staff, and the
+// command line; an operator
 // needs a fresh authentication to stop. It returns the number of sessions
 // ended. Errors: forbidden, reauth_required.
 func (s *Service) SetInstanceLogins(ctx context.Context, actor kluis.Actor, enabled bool) (int, error) {
@@ -98,7 +99,7 @@ func (s *Service) SetInstanceLogins(ctx context.Context, actor kluis.Actor, enab
 	if enabled {
 		action = "instance.logins_resume"
 	}
-	if !kluis.CanManageOrgs(actor) {
+	if !kluis.CanStopInstanceLogins(actor) {
 		return 0, s.core.Refuse(ctx, audit.PlatformChain, actor, action, "")
 	}
 	if !enabled && !actor.CLI && !kluis.FreshlyAuthenticated(actor, s.core.Now()) {

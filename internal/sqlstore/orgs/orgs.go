@@ -174,7 +174,7 @@ func (s *Service) findOrgBySlug(ctx context.Context, t *sqlstore.Tx, slug string
 // FindOrgs lists every organisation for the operator: ids, slugs and names,
 // never users or their data (R22). Errors: forbidden.
 func (s *Service) FindOrgs(ctx context.Context, actor kluis.Actor) ([]kluis.Org, error) {
-	if !kluis.CanManageOrgs(actor) {
+	if !kluis.CanListOrgs(actor) {
 		return nil, s.core.Refuse(ctx, audit.PlatformChain, actor, "org.list", "")
 	}
 	rows, err := s.core.DB().Query(ctx, `SELECT `+sqlstore.OrgColumns+` FROM orgs ORDER BY slug`)
@@ -204,7 +204,7 @@ func (s *Service) FindPolicy(ctx context.Context, org kluis.OrgID, actor kluis.A
 
 // UpdatePolicy replaces an organisation's policy (R16, R17, R18, R21).
 // Managers only. The fields added after the first release (MFA,
-// LockoutThreshold, ProjectAccess, TrashDays) keep their value when left
+// LockoutThreshold, ProjectAccess, TrashDays, SupportApprovals) keep their value when left
 // zero, so older clients do not reset them. Errors: invalid_input, forbidden.
 func (s *Service) UpdatePolicy(ctx context.Context, org kluis.OrgID, actor kluis.Actor, p kluis.Policy) (kluis.Policy, error) {
 	if !kluis.CanUpdatePolicy(actor, org) {
@@ -217,6 +217,7 @@ func (s *Service) UpdatePolicy(ctx context.Context, org kluis.OrgID, actor kluis
 	check.LockoutThreshold = cmp.Or(check.LockoutThreshold, kluis.DefaultPolicy.LockoutThreshold)
 	check.ProjectAccess = cmp.Or(check.ProjectAccess, kluis.DefaultPolicy.ProjectAccess)
 	check.TrashDays = cmp.Or(check.TrashDays, kluis.DefaultPolicy.TrashDays)
+	check.SupportApprovals = cmp.Or(check.SupportApprovals, kluis.DefaultPolicy.SupportApprovals)
 	if err := check.Validate(); err != nil {
 		return kluis.Policy{}, err
 	}
@@ -232,10 +233,12 @@ func (s *Service) UpdatePolicy(ctx context.Context, org kluis.OrgID, actor kluis
 		p.LockoutThreshold = cmp.Or(p.LockoutThreshold, old.LockoutThreshold)
 		p.ProjectAccess = cmp.Or(p.ProjectAccess, old.ProjectAccess)
 		p.TrashDays = cmp.Or(p.TrashDays, old.TrashDays)
+		p.SupportApprovals = cmp.Or(p.SupportApprovals, old.SupportApprovals)
 		if _, err := t.Exec(ctx, `UPDATE orgs SET password_min_length = ?, password_require_digit = ?, password_require_upper = ?,
-			session_idle_minutes = ?, session_max_hours = ?, mfa = ?, lockout_threshold = ?, project_access = ?, trash_days = ? WHERE id = ?`,
+			session_idle_minutes = ?, session_max_hours = ?, mfa = ?, lockout_threshold = ?, project_access = ?, trash_days = ?,
+			support_approvals = ? WHERE id = ?`,
 			p.PasswordMinLength, p.PasswordRequireDigit, p.PasswordRequireUpper, p.SessionIdleMinutes, p.SessionMaxHours, p.MFA, p.LockoutThreshold,
-			p.ProjectAccess, p.TrashDays, org); err != nil {
+			p.ProjectAccess, p.TrashDays, p.SupportApprovals, org); err != nil {
 			return err
 		}
 		return t.Append(ctx, sqlstore.OrgChain(org), actor, "policy.update", "org:"+string(org), "success",

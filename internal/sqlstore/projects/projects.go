@@ -153,7 +153,7 @@ func (s *Service) FindProjects(ctx context.Context, org kluis.OrgID, actor kluis
 }
 
 func (s *Service) list(ctx context.Context, org kluis.OrgID, actor kluis.Actor, f kluis.ProjectFilter, trashed bool) ([]kluis.Project, error) {
-	if !actor.IsOrgUser(org) {
+	if !actor.IsOrgUser(org) && !actor.IsSupport(org) {
 		return nil, kluis.ErrUnauthenticated
 	}
 	limit := f.Limit

@@ -64,8 +64,8 @@ func (s *Service) CreateGroup(ctx context.Context, org kluis.OrgID, actor kluis.
 func (s *Service) FindGroups(ctx context.Context, org kluis.OrgID, actor kluis.Actor) ([]kluis.Group, error) {
 	var out []kluis.Group
 	err := s.core.Read(ctx, func(t *sqlstore.Tx) error {
-		if err := s.refuseGroups(org, actor, "group.list", ""); err != nil {
-			return err
+		if !actor.ManagerReads(org) {
+			return sqlstore.DenyAccess(sqlstore.OrgChain(org), actor, "", "group.list", kluis.ErrForbidden)
 		}
 		rows, err := t.Query(ctx, `SELECT g.id, g.name, g.created_at, m.user_id FROM user_groups g
 			LEFT JOIN group_members m ON m.group_id = g.id WHERE g.org_id = ? ORDER BY g.id, m.user_id`, org)

@@ -71,6 +71,10 @@ func Of(ctx context.Context, t *sqlstore.Tx, org kluis.OrgID, actor kluis.Actor,
 		return st, err
 	}
 	st.Trashed = deleted.Valid
+	if actor.IsSupport(org) {
+		st.Rights = kluis.SupportProjectRights(actor, org, project, kluis.ManagerProjectRights(st.Access))
+		return st, nil
+	}
 	granted, err := Granted(ctx, t, org, project, actor)
 	if err != nil {
 		return st, err
@@ -159,6 +163,9 @@ type Page struct {
 // projects.
 func Visible(ctx context.Context, t *sqlstore.Tx, org kluis.OrgID, actor kluis.Actor, after kluis.ProjectID, limit int, trashed bool) (Page, error) {
 	page := Page{Rights: map[kluis.ProjectID]kluis.Rights{}}
+	if actor.IsSupport(org) {
+		return supportVisible(ctx, t, org, actor, after, limit, trashed)
+	}
 	if !actor.IsOrgUser(org) {
 		return page, nil
 	}
@@ -539,4 +546,38 @@ func (s *Service) RemoveGrant(ctx context.Context, org kluis.OrgID, actor kluis.
 		return t.Append(ctx, sqlstore.OrgChain(org), actor, "grant.remove", ProjectTarget(id), "success",
 			map[string]any{"subject": subject.String(), "old": string(old)})
 	})
+}
+
+// supportVisible is Visible for a support session (R22): every project a
+// manager sees under an organisation grant, the grant's one project under a
+// project grant; never the trash.
+func supportVisible(ctx context.Context, t *sqlstore.Tx, org kluis.OrgID, actor kluis.Actor, after kluis.ProjectID, limit int, trashed bool) (Page, error) {
+	page := Page{Rights: map[kluis.ProjectID]kluis.Rights{}}
+	if trashed {
+		return page, nil
+	}
+	var access string
+	if err := t.QueryRow(ctx, `SELECT project_access FROM orgs WHERE id = ?`, org).Scan(&access); err != nil {
+		return page, err
+	}
+	query, args := `SELECT id FROM projects WHERE org_id = ? AND id > ? AND deleted_at IS NULL ORDER BY id LIMIT ?`, []any{org, after, limit}
+	if p, ok := actor.Support.Scope.Project(); ok {
+		query, args = `SELECT id FROM projects WHERE org_id = ? AND id = ? AND id > ? AND deleted_at IS NULL`, []any{org, p, after}
+	}
+	rows, err := t.Query(ctx, query, args...)
+	if err != nil {
+		return page, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id kluis.ProjectID
+		if err := rows.Scan(&id); err != nil {
+			return page, err
+		}
+		if r := kluis.SupportProjectRights(actor, org, id, kluis.ManagerProjectRights(access)); r.Has(kluis.RightView) {
+			page.IDs = append(page.IDs, id)
+			page.Rights[id] = r
+		}
+	}
+	return page, rows.Err()
 }

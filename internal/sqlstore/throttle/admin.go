@@ -15,9 +15,9 @@ import (
 )
 
 // AddressBlocks lists the addresses blocked now or permanently (the
-// operator, the command line).
+// operator's security staff and admins, the command line: R46).
 func (s *Service) AddressBlocks(ctx context.Context, actor kluis.Actor) ([]kluis.AddressBlock, error) {
-	if !kluis.CanManageOrgs(actor) {
+	if !kluis.CanKeepSecurity(actor) {
 		return nil, s.core.Refuse(ctx, audit.PlatformChain, actor, "throttle.list", "")
 	}
 	rows, err := s.core.DB().Query(ctx, `SELECT ref, blocks, blocked_until, permanent, updated_at FROM address_failures
@@ -58,7 +58,7 @@ func (s *Service) setAddressBlock(ctx context.Context, actor kluis.Actor, ref st
 	if permanent {
 		action = "throttle.permanent"
 	}
-	if !kluis.CanManageOrgs(actor) {
+	if !kluis.CanKeepSecurity(actor) {
 		return s.core.Refuse(ctx, audit.PlatformChain, actor, action, "")
 	}
 	return s.core.Write(ctx, audit.PlatformChain, func(t *sqlstore.Tx) error {

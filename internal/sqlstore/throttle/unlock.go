@@ -118,7 +118,7 @@ func (s *Service) UnlockUser(ctx context.Context, org kluis.OrgID, actor kluis.A
 // UserLocked tells a manager whether a person is locked out of signing in
 // from unknown browsers now, and until when.
 func (s *Service) UserLocked(ctx context.Context, org kluis.OrgID, actor kluis.Actor, id kluis.UserID) (time.Time, error) {
-	if !kluis.CanManageUsers(actor, org) {
+	if !kluis.CanReadUsers(actor, org) {
 		return time.Time{}, s.core.Refuse(ctx, sqlstore.OrgChain(org), actor, "user.read", sqlstore.UserTarget(id))
 	}
 	var idx []byte

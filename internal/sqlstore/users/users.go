@@ -304,7 +304,7 @@ func (s *Service) acceptInvitation(ctx context.Context, org kluis.OrgID, from kl
 func (s *Service) FindUsers(ctx context.Context, org kluis.OrgID, actor kluis.Actor) ([]kluis.User, error) {
 	var users []kluis.User
 	err := s.core.Write(ctx, sqlstore.OrgChain(org), func(t *sqlstore.Tx) error {
-		if !kluis.CanManageUsers(actor, org) {
+		if !kluis.CanReadUsers(actor, org) {
 			return sqlstore.Deny(sqlstore.OrgChain(org), actor, "user.list", "", kluis.ErrForbidden)
 		}
 		rows, err := t.Query(ctx, `SELECT `+sqlstore.UserColumns+` FROM users WHERE org_id = ? ORDER BY created_at, id`, org)
@@ -346,7 +346,7 @@ func (s *Service) FindUsers(ctx context.Context, org kluis.OrgID, actor kluis.Ac
 func (s *Service) FindUserByID(ctx context.Context, org kluis.OrgID, actor kluis.Actor, id kluis.UserID) (kluis.User, error) {
 	var u kluis.User
 	err := s.core.Write(ctx, sqlstore.OrgChain(org), func(t *sqlstore.Tx) error {
-		if !kluis.CanManageUsers(actor, org) {
+		if !kluis.CanReadUsers(actor, org) {
 			return sqlstore.Deny(sqlstore.OrgChain(org), actor, "user.read", sqlstore.UserTarget(id), kluis.ErrForbidden)
 		}
 		var err error
@@ -380,7 +380,7 @@ func (s *Service) UpdateUser(ctx context.Context, org kluis.OrgID, actor kluis.A
 	}
 	var u kluis.User
 	err := s.core.Write(ctx, sqlstore.OrgChain(org), func(t *sqlstore.Tx) error {
-		if !kluis.CanManageUsers(actor, org) {
+		if !kluis.CanManageUsers(actor, org) || (in.Role != nil && !kluis.CanChangeRoles(actor, org)) {
 			return sqlstore.Deny(sqlstore.OrgChain(org), actor, "user.update", sqlstore.UserTarget(id), kluis.ErrForbidden)
 		}
 		var err error
@@ -477,7 +477,7 @@ func (s *Service) UpdateUser(ctx context.Context, org kluis.OrgID, actor kluis.A
 func (s *Service) DeleteUser(ctx context.Context, org kluis.OrgID, actor kluis.Actor, id kluis.UserID) error {
 	var shred string
 	err := s.core.Write(ctx, sqlstore.OrgChain(org), func(t *sqlstore.Tx) error {
-		if !kluis.CanManageUsers(actor, org) {
+		if !kluis.CanDeleteUsers(actor, org) {
 			return sqlstore.Deny(sqlstore.OrgChain(org), actor, "user.delete", sqlstore.UserTarget(id), kluis.ErrForbidden)
 		}
 		u, err := t.FindUser(ctx, org, id)
