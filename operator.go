@@ -40,4 +40,19 @@ type OperatorService interface {
 	// ends their sessions and mails them a notice. The command line only.
 	// Errors: forbidden, not_found.
 	ResetOperatorFactors(ctx context.Context, actor Actor, email string) error
+	// FindOperators lists every operator with their role, last sign-in and
+	// whether they are disabled, for the operator admins' page (R8).
+	// Errors: forbidden.
+	FindOperators(ctx context.Context, actor Actor) ([]OperatorInfo, error)
+	// CountOperators counts the enabled operators of each role, for the
+	// organisations' managers (R8: few administrators): numbers, never
+	// names. Anyone signed in may ask.
+	CountOperators(ctx context.Context) (map[OperatorRole]int, error)
+}
+
+// OperatorInfo is an operator as the operator admins' page shows them.
+type OperatorInfo struct {
+	Operator
+	LastLoginAt time.Time // zero when never signed in
+	Disabled    bool
 }

@@ -255,6 +255,9 @@ type SupportService interface {
 	// RecordSupportUse records one request made through a support session
 	// in the organisation's chain (support.access) and in the grant's uses.
 	RecordSupportUse(ctx context.Context, actor Actor, use SupportUse) error
+	// EndSupportSession ends the support session of actor (signing out of
+	// it).
+	EndSupportSession(ctx context.Context, actor Actor) error
 	// SupportIn reports the support sessions active in the organisation
 	// now, for the banner on its managers' pages. Managers only; others
 	// get none.

@@ -160,6 +160,12 @@ type pageData struct {
 	// Enrolling marks a session limited to enrolling a second factor
 	// (R17): My account explains why.
 	Enrolling bool
+	// Support is the grant of a support session (R22): every page it
+	// opens says who is in, until when, on which grant.
+	Support *kluis.SupportAccess
+	// SupportIn lists support sessions active in the organisation now,
+	// shown on its managers' pages.
+	SupportIn []kluis.SupportAccess
 
 	srv    *server
 	policy kluis.Policy // the organisation's, when a person is signed in

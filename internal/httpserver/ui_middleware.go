@@ -18,7 +18,13 @@ type access int
 
 const (
 	anyone access = iota
+	// signedIn: a signed-in person of the realm. A support session is
+	// refused: these are people's own pages.
 	signedIn
+	// working: a signed-in person, or a support session (R22) — the
+	// pages of what managers read and change, and projects; the
+	// services' rules decide what the grant allows.
+	working
 )
 
 func setPageHeaders(w http.ResponseWriter, r *http.Request) {
@@ -133,6 +139,21 @@ func (s *server) orgPage(need access, fn pageFunc) http.Handler {
 		st := state(r)
 		slug := r.PathValue("org")
 		ended := false
+		if token := sessionToken(r, supportCookie); token != "" {
+			id, err := s.authenticate(r, kluis.RealmOrg, token)
+			switch {
+			case err == nil && id.Org.Slug == slug:
+				st.signIn(id)
+				return s.supportPage(w, r, p, need, fn)
+			case err == nil:
+			case kluis.ErrorCode(err) == kluis.EUnauthenticated:
+				// The grant was revoked or ended: back to the operator.
+				http.SetCookie(w, clearCookie(supportCookie))
+				return redirect(w, r, "/operator", "support_ended")
+			default:
+				return err
+			}
+		}
 		if token := sessionToken(r, sessionCookie); token != "" {
 			id, err := s.authenticate(r, kluis.RealmOrg, token)
 			switch {
@@ -163,11 +184,43 @@ func (s *server) orgPage(need access, fn pageFunc) http.Handler {
 			}
 			p.policy = policy
 			p.IdleSeconds = int(policy.IdleTimeout().Seconds())
-		} else if need == signedIn && ended {
+			if st.actor.IsManager(st.org.ID) {
+				// Support working in the organisation right now shows on
+				// every page of its managers (R22).
+				if p.SupportIn, err = s.support.SupportIn(r.Context(), st.org.ID, st.actor); err != nil {
+					return err
+				}
+			}
+		} else if need != anyone && ended {
 			return redirect(w, r, st.realm.Base+"/signed-out", "")
 		}
 		return s.pageSession(w, r, p, need, fn)
 	})
+}
+
+// supportPage serves an organisation's page to a support session (R22):
+// every page carries the banner (who, until when, which grant); a person's
+// own page is refused; every request is recorded as a use of the grant
+// before it runs, and a view grant posts nothing.
+func (s *server) supportPage(w http.ResponseWriter, r *http.Request, p *pageData, need access, fn pageFunc) error {
+	st := state(r)
+	st.realm = orgRealm(st.org)
+	p.Org, p.InOrg, p.Realm = st.org, true, st.realm
+	p.Home = st.realm.Base + "/projects"
+	p.SignedIn, p.Actor, p.Support = true, st.actor, st.actor.Support
+	p.LogoutAction = st.realm.Base + "/support/end"
+	p.navigate(r, false)
+	use := kluis.SupportUse{Method: r.Method, Route: st.route, Object: supportObject(r, st.org.ID)}
+	if err := s.support.RecordSupportUse(r.Context(), st.actor, use); err != nil {
+		return err
+	}
+	switch {
+	case need == signedIn:
+		return errNotForSupport
+	case r.Method == http.MethodPost && st.actor.Support.Right != kluis.SupportEdit && !strings.HasSuffix(r.URL.Path, "/support/end"):
+		return kluis.ErrForbidden
+	}
+	return fn(w, r, p)
 }
 
 // operatorPage resolves an operator's session for the operator pages and
@@ -202,10 +255,10 @@ func (s *server) pageSession(w http.ResponseWriter, r *http.Request, p *pageData
 		p.SignedIn, p.Actor, p.Manager = true, st.actor, st.actor.IsManager(st.org.ID)
 		p.LogoutAction = st.realm.Base + "/logout"
 		p.navigate(r, st.actor.MFAEnrolmentOnly)
-		if need == signedIn && checkEnrolment(st) != nil {
+		if need != anyone && checkEnrolment(st) != nil {
 			return redirect(w, r, st.realm.Account+"#mfa-h", st.realm.enrolNotice)
 		}
-	} else if need == signedIn {
+	} else if need != anyone {
 		return redirect(w, r, st.realm.Base+"/login", "")
 	}
 	return fn(w, r, p)
@@ -218,9 +271,19 @@ func (p *pageData) navigate(r *http.Request, enrolling bool) {
 	p.Enrolling = enrolling
 	var items [][2]string
 	if p.Operator {
-		items = [][2]string{{"/operator", "nav.orgs"}, {"/operator/account", "nav.account"}}
+		items = [][2]string{{"/operator", "nav.orgs"}}
+		if p.Actor.HasOperatorRole(kluis.OperatorAdmin) {
+			items = append(items, [2]string{"/operator/operators", "nav.operators"})
+		}
+		items = append(items, [2]string{"/operator/account", "nav.account"})
 		if enrolling {
-			items = items[1:]
+			items = items[len(items)-1:]
+		}
+	} else if p.Support != nil {
+		base := p.Realm.Base
+		items = [][2]string{{base + "/projects", "nav.projects"}}
+		if p.Support.Scope.Org() {
+			items = append(items, [2]string{base + "/users", "nav.users"}, [2]string{base + "/groups", "nav.groups"}, [2]string{base + "/audit", "nav.audit"})
 		}
 	} else {
 		base := p.Realm.Base
@@ -229,7 +292,7 @@ func (p *pageData) navigate(r *http.Request, enrolling bool) {
 			items = append([][2]string{{base + "/projects", "nav.projects"}}, items...)
 		}
 		if p.Manager && !enrolling {
-			items = append(items, [2]string{base + "/users", "nav.users"}, [2]string{base + "/groups", "nav.groups"}, [2]string{base + "/policy", "nav.policy"}, [2]string{base + "/audit", "nav.audit"})
+			items = append(items, [2]string{base + "/users", "nav.users"}, [2]string{base + "/groups", "nav.groups"}, [2]string{base + "/policy", "nav.policy"}, [2]string{base + "/audit", "nav.audit"}, [2]string{base + "/support", "nav.support"})
 		}
 	}
 	p.Nav = nil

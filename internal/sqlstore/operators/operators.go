@@ -238,3 +238,50 @@ func (s *Service) ResetOperatorFactors(ctx context.Context, actor kluis.Actor, e
 		return s.factors.Reset(ctx, t, kluis.OperatorScope, actor, id, nil)
 	})
 }
+
+// FindOperators lists every operator with role, last sign-in and state,
+// by name. Operator admins and the command line. Errors: forbidden.
+func (s *Service) FindOperators(ctx context.Context, actor kluis.Actor) ([]kluis.OperatorInfo, error) {
+	if !kluis.CanManageOperatorAccounts(actor) {
+		return nil, s.core.Refuse(ctx, audit.PlatformChain, actor, "operator.list", "")
+	}
+	rows, err := s.core.DB().Query(ctx, `SELECT id, email, name, role, created_at, last_login_at, disabled FROM operators ORDER BY name, email`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []kluis.OperatorInfo
+	for rows.Next() {
+		var o kluis.OperatorInfo
+		var created int64
+		var last sql.NullInt64
+		if err := rows.Scan(&o.ID, &o.Email, &o.Name, &o.Role, &created, &last, &o.Disabled); err != nil {
+			return nil, err
+		}
+		o.CreatedAt, o.LastLoginAt = sqlstore.FromMicros(created), sqlstore.NullMicros(last)
+		out = append(out, o)
+	}
+	return out, rows.Err()
+}
+
+// CountOperators counts the enabled operators of each role.
+func (s *Service) CountOperators(ctx context.Context) (map[kluis.OperatorRole]int, error) {
+	rows, err := s.core.DB().Query(ctx, `SELECT role, COUNT(*) FROM operators WHERE NOT disabled GROUP BY role`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[kluis.OperatorRole]int{}
+	for _, r := range kluis.OperatorRoles {
+		out[r] = 0
+	}
+	for rows.Next() {
+		var r kluis.OperatorRole
+		var n int
+		if err := rows.Scan(&r, &n); err != nil {
+			return nil, err
+		}
+		out[r] = n
+	}
+	return out, rows.Err()
+}

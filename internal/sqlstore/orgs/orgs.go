@@ -19,6 +19,9 @@ var errSlugTaken error = &kluis.Error{Code: kluis.EConflict, Message: "an organi
 // the invitation link (the CLI prints it). Operators and the CLI only.
 // Errors: invalid_input, conflict (slug taken), forbidden.
 func (s *Service) CreateOrg(ctx context.Context, actor kluis.Actor, in kluis.NewOrg) (kluis.Org, string, error) {
+	if !kluis.CanManageOrgs(actor) {
+		return kluis.Org{}, "", s.core.Refuse(ctx, audit.PlatformChain, actor, "org.create", "")
+	}
 	in.Slug = kluis.NormalizeName(in.Slug)
 	in.Name = kluis.NormalizeName(in.Name)
 	if in.Language == "" {
@@ -45,9 +48,6 @@ func (s *Service) CreateOrg(ctx context.Context, actor kluis.Actor, in kluis.New
 	}
 	if len(f) > 0 {
 		return kluis.Org{}, "", kluis.Invalid(f)
-	}
-	if !kluis.CanManageOrgs(actor) {
-		return kluis.Org{}, "", s.core.Refuse(ctx, audit.PlatformChain, actor, "org.create", "")
 	}
 	// A taken slug is refused before keys are made for nothing (the unique
 	// index decides in the transaction, should two race).

@@ -342,3 +342,13 @@ func (s *Service) SupportIn(ctx context.Context, org kluis.OrgID, actor kluis.Ac
 	}
 	return out, rows.Err()
 }
+
+// EndSupportSession deletes the support session of actor: support signs
+// out of the organisation.
+func (s *Service) EndSupportSession(ctx context.Context, actor kluis.Actor) error {
+	if actor.Support == nil {
+		return kluis.ErrUnauthenticated
+	}
+	_, err := s.core.DB().WriteExec(ctx, `DELETE FROM support_sessions WHERE id = ? AND org_id = ?`, actor.SessionID, actor.OrgID)
+	return err
+}
