@@ -15,6 +15,7 @@ package orgexport
 
 import (
 	"archive/zip"
+	"compress/flate"
 	"context"
 	_ "embed"
 	"encoding/json"
@@ -117,6 +118,9 @@ func (s *Service) ExportOrg(ctx context.Context, org kluis.OrgID, actor kluis.Ac
 		return err
 	}
 	zw := zip.NewWriter(w)
+	// Project files are often incompressible (models, images): the fastest
+	// level keeps the export near the speed of the disk.
+	zw.RegisterCompressor(zip.Deflate, func(w io.Writer) (io.WriteCloser, error) { return flate.NewWriter(w, flate.BestSpeed) })
 	if err := s.write(ctx, zw, o, pol, readable, others); err != nil {
 		return err
 	}
