@@ -8,6 +8,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -306,5 +308,49 @@ func TestOrgExportRefusals(t *testing.T) {
 				t.Errorf("org.export events %v, want one success, one denial (the member) and one failure (stale sign-in)", n)
 			}
 		})
+	}
+}
+
+// TestOrgExportPage (R9, docs/UI.md): the policy page offers a manager the
+// export; the button downloads the ZIP with a fresh sign-in and leads
+// through re-authentication without one; a member is refused.
+func TestOrgExportPage(t *testing.T) {
+	a := newTestAPI(t, "sqlite")
+	o := a.newOrg(t)
+	member := a.addUser(t, o, "member")
+	b := signInPage(t, a, o.Slug, o.Manager)
+	b.lang = "nl"
+	p := b.get(t, "/o/"+o.Slug+"/policy")
+	if !strings.Contains(p.body, `id="org-export"`) || !strings.Contains(p.body, "Alles meenemen") {
+		t.Fatalf("the policy page has no export button in Dutch:\n%s", excerpt(p.body))
+	}
+
+	// Fresh: the button downloads the archive (not a page: sent by hand).
+	req, _ := http.NewRequest("POST", a.srv.URL+"/o/"+o.Slug+"/export", strings.NewReader(""))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", a.srv.URL)
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	for _, c := range b.cookies {
+		req.AddCookie(&http.Cookie{Name: c.Name, Value: c.Value})
+	}
+	res, err := a.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || res.Header.Get("Content-Type") != "application/zip" || !strings.HasPrefix(res.Header.Get("Content-Disposition"), "attachment; filename="+o.Slug+"-export-") {
+		t.Fatalf("the export button: %d %v", res.StatusCode, res.Header)
+	}
+	if _, files := unzip(t, body); files["organisation.json"] == nil {
+		t.Errorf("the downloaded archive has no organisation.json")
+	}
+
+	// Stale: to the re-authentication page first.
+	a.env.Clock.Advance(6 * time.Minute)
+	wantPage(t, "stale export", b.post(t, "/o/"+o.Slug+"/export", url.Values{}), http.StatusSeeOther, "/o/"+o.Slug+"/account/reauth")
+	mb := signInPage(t, a, o.Slug, member)
+	if p := mb.post(t, "/o/"+o.Slug+"/export", url.Values{}); p.status != http.StatusForbidden {
+		t.Errorf("a member's export: %d, want 403", p.status)
 	}
 }
