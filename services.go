@@ -25,4 +25,5 @@ type Services struct {
 	Files     FileService
 	Versions  VersionService
 	Support   SupportService
+	Export    ExportService
 }

@@ -1551,6 +1551,13 @@ type ClientInterface interface {
 	// Corresponds with GET /api/v1/orgs/{org}/audit/verify (the `VerifyAudit` operationId).
 	VerifyAudit(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ExportOrg Everything the organisation holds, as a ZIP archive (manager, fresh sign-in; R9).
+	//
+	// Streams a ZIP with README.md, organisation.json, users.json, groups.json, projects/<id>/project.json, versions.json and files/<path> (each file of the current tree, byte for byte), and audit/events.jsonl, audit/checkpoints.json and audit/public-key; the layout and schemas are in docs/EXPORT.md and in the archive's README.md. Only a session of a manager who signed in or re-authenticated in the last five minutes may take it (`reauth_required` otherwise); an API token never can. Recorded as `org.export` before the first byte. `kluis audit verify --export FILE` checks the archive's audit log.
+	//
+	// Corresponds with GET /api/v1/orgs/{org}/export (the `ExportOrg` operationId).
+	ExportOrg(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListGroups The organisation's groups (manager).
 	//
 	// Corresponds with GET /api/v1/orgs/{org}/groups (the `ListGroups` operationId).
@@ -2726,6 +2733,23 @@ func (c *Client) ExportAudit(ctx context.Context, org OrgSlug, params *ExportAud
 // Corresponds with GET /api/v1/orgs/{org}/audit/verify (the `VerifyAudit` operationId).
 func (c *Client) VerifyAudit(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewVerifyAuditRequest(c.Server, org)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ExportOrg Everything the organisation holds, as a ZIP archive (manager, fresh sign-in; R9).
+//
+// Streams a ZIP with README.md, organisation.json, users.json, groups.json, projects/<id>/project.json, versions.json and files/<path> (each file of the current tree, byte for byte), and audit/events.jsonl, audit/checkpoints.json and audit/public-key; the layout and schemas are in docs/EXPORT.md and in the archive's README.md. Only a session of a manager who signed in or re-authenticated in the last five minutes may take it (`reauth_required` otherwise); an API token never can. Recorded as `org.export` before the first byte. `kluis audit verify --export FILE` checks the archive's audit log.
+//
+// Corresponds with GET /api/v1/orgs/{org}/export (the `ExportOrg` operationId).
+func (c *Client) ExportOrg(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewExportOrgRequest(c.Server, org)
 	if err != nil {
 		return nil, err
 	}
@@ -5345,6 +5369,40 @@ func NewVerifyAuditRequest(server string, org OrgSlug) (*http.Request, error) {
 	}
 
 	operationPath := fmt.Sprintf("/api/v1/orgs/%s/audit/verify", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewExportOrgRequest constructs an http.Request for the ExportOrg method
+func NewExportOrgRequest(server string, org OrgSlug) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "org", org, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/orgs/%s/export", pathParam0)
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -9073,6 +9131,15 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/v1/orgs/{org}/audit/verify (the `VerifyAudit` operationId).
 	VerifyAuditWithResponse(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*VerifyAuditResponse, error)
 
+	// ExportOrgWithResponse Everything the organisation holds, as a ZIP archive (manager, fresh sign-in; R9).
+	//
+	// Streams a ZIP with README.md, organisation.json, users.json, groups.json, projects/<id>/project.json, versions.json and files/<path> (each file of the current tree, byte for byte), and audit/events.jsonl, audit/checkpoints.json and audit/public-key; the layout and schemas are in docs/EXPORT.md and in the archive's README.md. Only a session of a manager who signed in or re-authenticated in the last five minutes may take it (`reauth_required` otherwise); an API token never can. Recorded as `org.export` before the first byte. `kluis audit verify --export FILE` checks the archive's audit log.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/orgs/{org}/export (the `ExportOrg` operationId).
+	ExportOrgWithResponse(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*ExportOrgResponse, error)
+
 	// ListGroupsWithResponse The organisation's groups (manager).
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -10697,6 +10764,50 @@ func (r VerifyAuditResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r VerifyAuditResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ExportOrgResponse200Headers the declared response headers of an HTTP 200 response for ExportOrg
+type ExportOrgResponse200Headers struct {
+	ContentDisposition *string
+}
+
+type ExportOrgResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthenticated
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *Error
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ExportOrgResponse200Headers
+}
+
+// Status returns HTTPResponse.Status
+func (r ExportOrgResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ExportOrgResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ExportOrgResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -14162,6 +14273,21 @@ func (c *ClientWithResponses) VerifyAuditWithResponse(ctx context.Context, org O
 	return ParseVerifyAuditResponse(rsp)
 }
 
+// ExportOrgWithResponse Everything the organisation holds, as a ZIP archive (manager, fresh sign-in; R9).
+//
+// Streams a ZIP with README.md, organisation.json, users.json, groups.json, projects/<id>/project.json, versions.json and files/<path> (each file of the current tree, byte for byte), and audit/events.jsonl, audit/checkpoints.json and audit/public-key; the layout and schemas are in docs/EXPORT.md and in the archive's README.md. Only a session of a manager who signed in or re-authenticated in the last five minutes may take it (`reauth_required` otherwise); an API token never can. Recorded as `org.export` before the first byte. `kluis audit verify --export FILE` checks the archive's audit log.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/orgs/{org}/export (the `ExportOrg` operationId).
+func (c *ClientWithResponses) ExportOrgWithResponse(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*ExportOrgResponse, error) {
+	rsp, err := c.ExportOrg(ctx, org, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseExportOrgResponse(rsp)
+}
+
 // ListGroupsWithResponse The organisation's groups (manager).
 //
 // Returns a wrapper object for the known response body format(s).
@@ -16700,6 +16826,66 @@ func ParseVerifyAuditResponse(rsp *http.Response) (*VerifyAuditResponse, error) 
 		}
 		response.JSONDefault = &dest
 
+	}
+
+	return response, nil
+}
+
+// ParseExportOrgResponse parses an HTTP response from a ExportOrgWithResponse call
+func ParseExportOrgResponse(rsp *http.Response) (*ExportOrgResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ExportOrgResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ExportOrgResponse200Headers
+		if values := rsp.Header.Values("Content-Disposition"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Disposition", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentDisposition = &value
+		}
+		response.Headers200 = &headers
 	}
 
 	return response, nil

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"archive/zip"
 	"bufio"
 	"context"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/kluis/kluis"
+	"github.com/kluis/kluis/internal/audit"
 	"github.com/kluis/kluis/internal/sqlstore"
 )
 
@@ -210,6 +212,16 @@ func cmdAudit(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	fs := c.flags("audit verify")
 	slug := fs.String("org", "", "check only the chain of the organisation with this `SLUG`")
+	export := fs.String("export", "", "check the audit log of an organisation's export `FILE` (a ZIP) instead, from the file alone")
+	if pos, err := parseFlags(fs, args[1:]); err != nil || *export != "" {
+		if err != nil {
+			return err
+		}
+		if len(pos) != 0 || *slug != "" {
+			return usageOf("audit verify")
+		}
+		return verifyExportFile(*export, stdout)
+	}
 	a, pos, err := prepare(ctx, c, fs, args[1:], false, stderr)
 	if hr := (*helpRequest)(nil); errors.As(err, &hr) {
 		return err
@@ -258,6 +270,27 @@ func cmdAudit(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		return &cliError{code: 1, msg: fmt.Sprintf("audit chain %s is broken at sequence %d (%s)", first.Chain, first.FirstBrokenSeq, first.Problem)}
 	}
+	return nil
+}
+
+// verifyExportFile checks the audit log inside an organisation's export
+// (R9, docs/EXPORT.md) with nothing but the archive: no database, no keys.
+// Exit 0 intact, 1 broken, 2 when the file cannot be read as an export.
+func verifyExportFile(path string, stdout io.Writer) error {
+	zr, err := zip.OpenReader(path)
+	if err != nil {
+		return &cliError{code: 2, msg: "could not check: " + err.Error()}
+	}
+	defer zr.Close()
+	r, err := audit.VerifyExport(&zr.Reader)
+	if err != nil {
+		return &cliError{code: 2, msg: "could not check: " + err.Error()}
+	}
+	if !r.OK {
+		fmt.Fprintf(stdout, "%s: BROKEN at sequence %d: %s\n", r.Chain, r.FirstBrokenSeq, r.Problem)
+		return &cliError{code: 1, msg: fmt.Sprintf("the export's audit chain %s is broken at sequence %d (%s)", r.Chain, r.FirstBrokenSeq, r.Problem)}
+	}
+	fmt.Fprintf(stdout, "%s: ok, %d events, checkpoints verified\n", r.Chain, r.Checked)
 	return nil
 }
 

@@ -144,6 +144,7 @@ func streamLargeFile(t *testing.T, env []string, bound int64) {
 		t.Errorf("the server's peak resident memory grew by %s moving a %s file, want at most %s",
 			mib(after-before), mib(streamFileSize), mib(bound))
 	}
+	exportLargeOrg(t, srv, base, token, created.Project.ID, sent.Sum(nil), before, bound)
 }
 
 // vmHWM returns a process's peak resident set size ("high water mark"),

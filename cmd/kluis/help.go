@@ -58,9 +58,10 @@ var commands = []commandDoc{
 		"Lifts the block of an address."},
 	{"throttle permanent", "REF|--address IP",
 		"Keeps an address blocked until it is lifted."},
-	{"audit verify", "[--org SLUG]",
+	{"audit verify", "[--org SLUG | --export FILE]",
 		"Checks the audit chains and their signed checkpoints: exit 0 when intact, 1 when broken " +
-			"(naming the chain and the first broken sequence number), 2 when it could not check."},
+			"(naming the chain and the first broken sequence number), 2 when it could not check. " +
+			"With --export, checks the audit log inside an organisation's export (a ZIP) from the file alone."},
 	{"keys status", "",
 		"Shows the root key's fingerprint, every key's version, state and use, and the progress of re-encryption."},
 	{"keys rotate", "--root | --org SLUG",

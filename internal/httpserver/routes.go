@@ -130,6 +130,7 @@ func (s *server) routes(svc kluis.Services, ready func(context.Context) error) [
 		{"GET", "/api/v1/orgs/{org}/audit", "org", regular, s.orgActor(handleListAudit(svc.Audit))},
 		{"GET", "/api/v1/orgs/{org}/audit/export", "org", regular, s.orgUser(handleExportAudit(svc.Audit))},
 		{"GET", "/api/v1/orgs/{org}/audit/verify", "org", regular, s.orgActor(handleVerifyAudit(svc.Audit))},
+		{"GET", "/api/v1/orgs/{org}/export", "org", regular, s.orgSession(handleExportOrg(svc.Export))},
 
 		// Projects, their rights and groups (R2, R6, R7, R9, R12): the
 		// service methods ask the rights engine.
@@ -250,6 +251,7 @@ func (s *server) routes(svc kluis.Services, ready func(context.Context) error) [
 		{"POST", "/o/{org}/logins", "page-org", regular, s.orgPage(signedIn, handleLoginsForm(svc.Logins))},
 		{"GET", "/o/{org}/audit", "page-org", regular, s.orgPage(working, handleAuditPage(svc.Audit))},
 		{"GET", "/o/{org}/audit/verify", "page-org", regular, s.orgPage(working, handleAuditVerifyPage(svc.Audit))},
+		{"POST", "/o/{org}/export", "page-org", regular, s.orgPage(signedIn, handleExportOrgForm(svc.Export))},
 
 		// Projects, their files, versions and rights, the trash and groups:
 		// the same service methods as the API's routes above.

@@ -301,6 +301,11 @@ var texts = map[string]struct{ en, nl string }{
 	"logins.stop":    {"Stop every sign-in now", "Alle aanmeldingen nu stoppen"},
 	"logins.resume":  {"Let people sign in again", "Aanmelden weer toestaan"},
 
+	"export.title":    {"Take everything with you", "Alles meenemen"},
+	"export.body":     {"Download one ZIP archive of everything your organisation keeps here: its people, groups, projects with their files and versions, and the audit log with the signed checkpoints that prove it was not changed. The archive explains its own layout in README.md; kluis audit verify --export checks its log.", "Download één ZIP-archief met alles wat je organisatie hier bewaart: de personen, groepen, projecten met hun bestanden en versies, en het auditlog met de ondertekende controlepunten die bewijzen dat het niet gewijzigd is. Het archief legt zijn indeling uit in README.md; kluis audit verify --export controleert het log."},
+	"export.reauth":   {"You confirm it is you first. The download is recorded in the audit log.", "Je bevestigt eerst dat jij het bent. Het downloaden wordt vastgelegd in het auditlog."},
+	"export.download": {"Download the organisation's export", "Export van de organisatie downloaden"},
+
 	"policy.title":         {"Password and session policy", "Wachtwoord- en sessiebeleid"},
 	"policy.passwords":     {"Passwords", "Wachtwoorden"},
 	"policy.sessions":      {"Sessions", "Sessies"},
@@ -445,6 +450,7 @@ var texts = map[string]struct{ en, nl string }{
 	"action.org.logins_resume":           {"Allowed sign-ins again", "Aanmelden weer toegestaan"},
 	"action.policy.update":               {"Policy changed", "Beleid gewijzigd"},
 	"action.audit.export":                {"Audit log exported", "Auditlog geëxporteerd"},
+	"action.org.export":                  {"Organisation exported", "Organisatie geëxporteerd"},
 	"action.mfa.":                        {"Two-step sign-in", "Inloggen in twee stappen"},
 	"action.key.":                        {"Encryption keys", "Versleutelingssleutels"},
 	"action.key.created":                 {"Key made", "Sleutel aangemaakt"},

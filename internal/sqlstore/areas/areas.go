@@ -17,6 +17,7 @@ import (
 	"github.com/kluis/kluis/internal/sqlstore/factors"
 	"github.com/kluis/kluis/internal/sqlstore/keywork"
 	"github.com/kluis/kluis/internal/sqlstore/operators"
+	"github.com/kluis/kluis/internal/sqlstore/orgexport"
 	"github.com/kluis/kluis/internal/sqlstore/orgs"
 	"github.com/kluis/kluis/internal/sqlstore/outbox"
 	"github.com/kluis/kluis/internal/sqlstore/projects"
@@ -63,6 +64,7 @@ type Areas struct {
 	Projects  *projects.Service
 	Rights    *rights.Service
 	Support   *support.Service
+	Export    *orgexport.Service
 }
 
 // New builds the areas over core.
@@ -82,6 +84,7 @@ func New(core *sqlstore.Core, c Config) *Areas {
 	a.SMSQueue = outbox.NewSMS(core)
 	a.Rights = rights.New(core)
 	a.Support = support.New(core)
+	a.Export = orgexport.New(core, a.Projects, a.Rights, a.Audit)
 	return a
 }
 
@@ -115,5 +118,6 @@ func (a *Areas) Services() kluis.Services {
 		Audit: a.Audit, Operators: a.Operators, Keys: a.KeyWork,
 		Projects: a.Projects, Grants: a.Rights, Groups: a.Rights,
 		Files: a.Projects, Versions: a.Projects, Support: a.Support,
+		Export: a.Export,
 	}
 }

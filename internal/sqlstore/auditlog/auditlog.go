@@ -378,20 +378,8 @@ var DefaultCheckpointPolicy = CheckpointPolicy{Every: 1000, Interval: 30 * time.
 func (s *Service) Checkpoint(ctx context.Context, p CheckpointPolicy, force bool) (int, error) {
 	s.cpMu.Lock()
 	defer s.cpMu.Unlock()
-	// The last checkpoint of each chain comes from the witness, outside the
-	// database: a forged checkpoint row in the database must not be able to
-	// hold back new checkpoints.
-	if s.lastCP == nil {
-		cps, err := s.witness.Checkpoints()
-		if err != nil {
-			return 0, fmt.Errorf("read witness: %w", err)
-		}
-		s.lastCP = map[string]audit.Checkpoint{}
-		for _, c := range cps {
-			if last, ok := s.lastCP[c.Chain]; (!ok || c.Seq > last.Seq) && audit.VerifyCheckpoint(s.signer.PublicKey(), c) {
-				s.lastCP[c.Chain] = c
-			}
-		}
+	if err := s.loadLastCheckpoints(); err != nil {
+		return 0, err
 	}
 	rows, err := s.core.DB().Query(ctx, `SELECT chain, seq, hash FROM audit_heads WHERE seq > 0`)
 	if err != nil {
@@ -417,18 +405,46 @@ func (s *Service) Checkpoint(ctx context.Context, p CheckpointPolicy, force bool
 		return 0, err
 	}
 	for i := range todo {
-		c := &todo[i]
-		s.signer.Sign(c)
-		if err := s.witness.Append(*c); err != nil {
-			return i, fmt.Errorf("witness checkpoint: %w", err)
-		}
-		s.lastCP[c.Chain] = *c
-		if _, err := s.core.DB().WriteExec(ctx, `INSERT INTO audit_checkpoints (chain, seq, hash, at, signature) VALUES (?, ?, ?, ?, ?)
-			ON CONFLICT (chain, seq) DO NOTHING`, c.Chain, c.Seq, c.Hash[:], sqlstore.Micros(c.At), c.Signature); err != nil {
-			return i, fmt.Errorf("store checkpoint: %w", err)
+		if err := s.signAndStore(ctx, &todo[i]); err != nil {
+			return i, err
 		}
 	}
 	return len(todo), nil
+}
+
+// loadLastCheckpoints reads the last checkpoint of each chain, once, from
+// the witness, outside the database: a forged checkpoint row in the
+// database must not be able to hold back new checkpoints. Under cpMu.
+func (s *Service) loadLastCheckpoints() error {
+	if s.lastCP != nil {
+		return nil
+	}
+	cps, err := s.witness.Checkpoints()
+	if err != nil {
+		return fmt.Errorf("read witness: %w", err)
+	}
+	s.lastCP = map[string]audit.Checkpoint{}
+	for _, c := range cps {
+		if last, ok := s.lastCP[c.Chain]; (!ok || c.Seq > last.Seq) && audit.VerifyCheckpoint(s.signer.PublicKey(), c) {
+			s.lastCP[c.Chain] = c
+		}
+	}
+	return nil
+}
+
+// signAndStore signs c and writes it to the witness, then to the database.
+// Under cpMu.
+func (s *Service) signAndStore(ctx context.Context, c *audit.Checkpoint) error {
+	s.signer.Sign(c)
+	if err := s.witness.Append(*c); err != nil {
+		return fmt.Errorf("witness checkpoint: %w", err)
+	}
+	s.lastCP[c.Chain] = *c
+	if _, err := s.core.DB().WriteExec(ctx, `INSERT INTO audit_checkpoints (chain, seq, hash, at, signature) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (chain, seq) DO NOTHING`, c.Chain, c.Seq, c.Hash[:], sqlstore.Micros(c.At), c.Signature); err != nil {
+		return fmt.Errorf("store checkpoint: %w", err)
+	}
+	return nil
 }
 
 // FindAuditPeople returns the names of the organisation's users by id, so

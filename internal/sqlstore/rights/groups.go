@@ -67,35 +67,45 @@ func (s *Service) FindGroups(ctx context.Context, org kluis.OrgID, actor kluis.A
 		if !actor.ManagerReads(org) {
 			return sqlstore.DenyAccess(sqlstore.OrgChain(org), actor, "", "group.list", kluis.ErrForbidden)
 		}
-		rows, err := t.Query(ctx, `SELECT g.id, g.name, g.created_at, m.user_id FROM user_groups g
-			LEFT JOIN group_members m ON m.group_id = g.id WHERE g.org_id = ? ORDER BY g.id, m.user_id`, org)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var id kluis.GroupID
-			var name []byte
-			var created int64
-			var member sql.NullString
-			if err := rows.Scan(&id, &name, &created, &member); err != nil {
-				return err
-			}
-			if len(out) == 0 || out[len(out)-1].ID != id {
-				plain, err := s.core.Open(ctx, groupNameField(org, id), name)
-				if err != nil {
-					return err
-				}
-				out = append(out, kluis.Group{ID: id, Name: string(plain), CreatedAt: sqlstore.FromMicros(created), Members: []kluis.UserID{}})
-			}
-			if member.Valid {
-				g := &out[len(out)-1]
-				g.Members = append(g.Members, kluis.UserID(member.String))
-			}
-		}
-		return rows.Err()
+		var err error
+		out, err = GroupsOf(ctx, s.core, t, org)
+		return err
 	})
 	return out, err
+}
+
+// GroupsOf lists the organisation's groups with their members inside t,
+// names opened, without a rights check (the caller's business: the
+// organisation's export).
+func GroupsOf(ctx context.Context, core *sqlstore.Core, t *sqlstore.Tx, org kluis.OrgID) ([]kluis.Group, error) {
+	rows, err := t.Query(ctx, `SELECT g.id, g.name, g.created_at, m.user_id FROM user_groups g
+		LEFT JOIN group_members m ON m.group_id = g.id WHERE g.org_id = ? ORDER BY g.id, m.user_id`, org)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []kluis.Group
+	for rows.Next() {
+		var id kluis.GroupID
+		var name []byte
+		var created int64
+		var member sql.NullString
+		if err := rows.Scan(&id, &name, &created, &member); err != nil {
+			return nil, err
+		}
+		if len(out) == 0 || out[len(out)-1].ID != id {
+			plain, err := core.Open(ctx, groupNameField(org, id), name)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, kluis.Group{ID: id, Name: string(plain), CreatedAt: sqlstore.FromMicros(created), Members: []kluis.UserID{}})
+		}
+		if member.Valid {
+			g := &out[len(out)-1]
+			g.Members = append(g.Members, kluis.UserID(member.String))
+		}
+	}
+	return out, rows.Err()
 }
 
 // groupExists reports whether id is a group of org.

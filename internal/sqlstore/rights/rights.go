@@ -348,24 +348,33 @@ func (s *Service) FindGrants(ctx context.Context, org kluis.OrgID, actor kluis.A
 		if _, err := Require(ctx, t, org, actor, id, kluis.RightView, "grant.list"); err != nil {
 			return err
 		}
-		rows, err := t.Query(ctx, `SELECT subject, relation FROM project_grants WHERE project_id = ? ORDER BY subject`, id)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var subject string
-			var g kluis.Grant
-			if err := rows.Scan(&subject, &g.Relation); err != nil {
-				return err
-			}
-			kind, sid, _ := strings.Cut(subject, ":")
-			g.Subject = kluis.Subject{Kind: kluis.SubjectKind(kind), ID: sid}
-			out = append(out, g)
-		}
-		return rows.Err()
+		var err error
+		out, err = GrantsOf(ctx, t, id)
+		return err
 	})
 	return out, err
+}
+
+// GrantsOf lists a project's grants inside t, ordered by subject, without
+// a rights check (the caller's business: the organisation's export).
+func GrantsOf(ctx context.Context, t *sqlstore.Tx, id kluis.ProjectID) ([]kluis.Grant, error) {
+	rows, err := t.Query(ctx, `SELECT subject, relation FROM project_grants WHERE project_id = ? ORDER BY subject`, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []kluis.Grant
+	for rows.Next() {
+		var subject string
+		var g kluis.Grant
+		if err := rows.Scan(&subject, &g.Relation); err != nil {
+			return nil, err
+		}
+		kind, sid, _ := strings.Cut(subject, ":")
+		g.Subject = kluis.Subject{Kind: kluis.SubjectKind(kind), ID: sid}
+		out = append(out, g)
+	}
+	return out, rows.Err()
 }
 
 // SetGrant gives a person or group a relation to a project, replacing any
