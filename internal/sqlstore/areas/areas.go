@@ -16,6 +16,7 @@ import (
 	"github.com/kluis/kluis/internal/sqlstore/auditlog"
 	"github.com/kluis/kluis/internal/sqlstore/factors"
 	"github.com/kluis/kluis/internal/sqlstore/keywork"
+	"github.com/kluis/kluis/internal/sqlstore/licences"
 	"github.com/kluis/kluis/internal/sqlstore/operators"
 	"github.com/kluis/kluis/internal/sqlstore/orgs"
 	"github.com/kluis/kluis/internal/sqlstore/outbox"
@@ -61,6 +62,7 @@ type Areas struct {
 	SMSQueue  *outbox.SMS
 	Projects  *projects.Service
 	Rights    *rights.Service
+	Licences  *licences.Service
 }
 
 // New builds the areas over core.
@@ -79,6 +81,7 @@ func New(core *sqlstore.Core, c Config) *Areas {
 	a.MailQueue = outbox.NewMail(core)
 	a.SMSQueue = outbox.NewSMS(core)
 	a.Rights = rights.New(core)
+	a.Licences = licences.New(core)
 	return a
 }
 
@@ -112,5 +115,6 @@ func (a *Areas) Services() kluis.Services {
 		Audit: a.Audit, Operators: a.Operators, Keys: a.KeyWork,
 		Projects: a.Projects, Grants: a.Rights, Groups: a.Rights,
 		Files: a.Projects, Versions: a.Projects,
+		Licences: a.Licences,
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/kluis/kluis"
 	"github.com/kluis/kluis/internal/mail"
 	"github.com/kluis/kluis/internal/sqlstore"
+	"github.com/kluis/kluis/internal/sqlstore/licences"
 	"github.com/kluis/kluis/internal/sqlstore/accounts"
 )
 
@@ -151,6 +152,9 @@ func (s *Service) InviteUser(ctx context.Context, org kluis.OrgID, actor kluis.A
 		}
 		o, err := t.FindOrg(ctx, org)
 		if err != nil {
+			return err
+		}
+		if err := licences.CheckUser(ctx, t, org); err != nil {
 			return err
 		}
 		name := ""
