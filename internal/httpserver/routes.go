@@ -41,7 +41,9 @@ func (s *server) routes(svc kluis.Services, ready func(context.Context) error) [
 	staffAccount := showOperatorAccount(svc.Operators)
 	staffAddress := operatorAddress(svc.Operators)
 	person := userView{users: svc.Users, throttle: svc.Throttle, factors: svc.Factors}
-	project := projectView{projects: svc.Projects, files: svc.Files, versions: svc.Versions}
+	project := projectView{projects: svc.Projects, files: svc.Files, versions: svc.Versions, licences: svc.Licences}
+	licence := licenceView{licences: svc.Licences, projects: svc.Projects, users: svc.Users}
+	operatorOrg := operatorOrgView{orgs: svc.Orgs, licences: svc.Licences}
 	history := versionsView{projects: svc.Projects, versions: svc.Versions}
 	oneVersion := versionView{projects: svc.Projects, files: svc.Files, versions: svc.Versions}
 	projectRights := rightsView{projects: svc.Projects, grants: svc.Grants, users: svc.Users, groups: svc.Groups, versions: svc.Versions}
@@ -149,6 +151,14 @@ func (s *server) routes(svc kluis.Services, ready func(context.Context) error) [
 		{"GET", "/api/v1/orgs/{org}/projects/{id}/versions/{n}/diff", "org", regular, s.orgUser(handleDiff(svc.Versions))},
 		{"GET", "/api/v1/orgs/{org}/projects/{id}/versions/{n}/zip", "org", regular, s.orgUser(handleVersionZip(svc.Versions))},
 		{"POST", "/api/v1/orgs/{org}/projects/{id}/versions/{n}/restore", "org", regular, s.orgUser(handleRestoreVersion(svc.Versions))},
+		// Licences and activity (R13): the licence's path serves the
+		// organisation's managers and the operator (orgOrOperator).
+		{"GET", "/api/v1/orgs/{org}/licence", "org", regular, s.orgOrOperator(handleGetLicence(svc.Licences))},
+		{"PUT", "/api/v1/orgs/{org}/licence", "org", regular, s.orgOrOperator(handleSetLicence(svc.Licences))},
+		{"POST", "/api/v1/orgs/{org}/projects/{id}/start", "org", regular, s.orgUser(handleStartProject(svc.Licences))},
+		{"POST", "/api/v1/orgs/{org}/projects/{id}/stop", "org", regular, s.orgUser(handleStopProject(svc.Licences))},
+		{"GET", "/api/v1/orgs/{org}/activity", "org", regular, s.orgUser(handleListActivity(svc.Licences))},
+		{"GET", "/api/v1/operator/orgs/{org}/activity", "operator", regular, s.operator(handleListActivityAnonymous(svc.Orgs, svc.Licences))},
 		{"POST", "/api/v1/orgs/{org}/groups", "org", regular, s.orgUser(handleCreateGroup(svc.Groups))},
 		{"GET", "/api/v1/orgs/{org}/groups", "org", regular, s.orgUser(handleListGroups(svc.Groups))},
 		{"DELETE", "/api/v1/orgs/{org}/groups/{id}", "org", regular, s.orgUser(handleDeleteGroup(svc.Groups))},
@@ -168,6 +178,8 @@ func (s *server) routes(svc kluis.Services, ready func(context.Context) error) [
 		{"GET", "/operator", "page-operator", regular, s.operatorPage(signedIn, handleOrgsPage(svc.Orgs, svc.Logins))},
 		{"POST", "/operator/orgs", "page-operator", regular, s.operatorPage(signedIn, handleCreateOrgForm(svc.Orgs, svc.Logins))},
 		{"POST", "/operator/logins", "page-operator", regular, s.operatorPage(signedIn, handleInstanceLoginsForm(svc.Logins))},
+		{"GET", "/operator/orgs/{org}", "page-operator", regular, s.operatorPage(signedIn, handleOperatorOrgPage(operatorOrg))},
+		{"POST", "/operator/orgs/{org}/licence", "page-operator", regular, s.operatorPage(signedIn, handleLicenceForm(operatorOrg))},
 		{"GET", "/operator/account", "page-operator", enrolment, s.operatorPage(signedIn, handleAccountPage(staffAccount))},
 		{"GET", "/operator/account/reauth", "page-operator", enrolment, s.operatorPage(signedIn, handleReauthPage(svc.SignIn, svc.Factors, staffAddress))},
 		{"POST", "/operator/account/reauth", "page-operator", enrolment, s.operatorPage(signedIn, handleReauthForm(svc.SignIn, svc.Factors, staffAddress))},
@@ -242,6 +254,9 @@ func (s *server) routes(svc kluis.Services, ready func(context.Context) error) [
 		{"POST", "/o/{org}/projects/{id}/delete", "page-org", regular, s.orgPage(signedIn, handleDeleteProjectForm(svc.Projects))},
 		{"POST", "/o/{org}/projects/{id}/undelete", "page-org", regular, s.orgPage(signedIn, handleUndeleteProjectForm(svc.Projects))},
 		{"POST", "/o/{org}/projects/{id}/files/delete", "page-org", regular, s.orgPage(signedIn, handleDeleteFileForm(svc.Files))},
+		{"POST", "/o/{org}/projects/{id}/start", "page-org", regular, s.orgPage(signedIn, handleStartProjectForm(svc.Licences))},
+		{"POST", "/o/{org}/projects/{id}/stop", "page-org", regular, s.orgPage(signedIn, handleStopProjectForm(svc.Licences))},
+		{"GET", "/o/{org}/licence", "page-org", regular, s.orgPage(signedIn, handleLicencePage(licence))},
 		{"GET", "/o/{org}/projects/{id}/versions", "page-org", regular, s.orgPage(signedIn, handleVersionsPage(history))},
 		{"POST", "/o/{org}/projects/{id}/versions", "page-org", regular, s.orgPage(signedIn, handleCreateVersionForm(history))},
 		{"GET", "/o/{org}/projects/{id}/versions/{n}", "page-org", regular, s.orgPage(signedIn, handleVersionPage(oneVersion))},

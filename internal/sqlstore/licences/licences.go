@@ -54,7 +54,7 @@ func nullable[T int | int64](v *T) any {
 
 // errEnded refuses growth after the licence's end date.
 func errEnded(l kluis.Licence) error {
-	return kluis.LicenceLimit("ends_at", "the licence ended on "+l.EndsAt.Format(time.DateOnly))
+	return kluis.LicenceLimit("ends_at", "the licence has ended")
 }
 
 // usage counts what the organisation uses; active projects are counted at
