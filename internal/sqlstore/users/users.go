@@ -11,8 +11,8 @@ import (
 	"github.com/kluis/kluis"
 	"github.com/kluis/kluis/internal/mail"
 	"github.com/kluis/kluis/internal/sqlstore"
-	"github.com/kluis/kluis/internal/sqlstore/licences"
 	"github.com/kluis/kluis/internal/sqlstore/accounts"
+	"github.com/kluis/kluis/internal/sqlstore/licences"
 )
 
 // NewUserID returns the id of a user about to be created, after making the
