@@ -31,7 +31,8 @@ const (
 
 // Error is the only error type whose content reaches a client. Message is safe
 // to show: it never holds personal data, SQL text, paths or secrets. Fields
-// names the problem per input field and is only set for EInvalid.
+// names the problem per input field (EInvalid) or the limit exceeded
+// (ELicenceLimit).
 type Error struct {
 	Code    string
 	Message string

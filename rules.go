@@ -182,8 +182,13 @@ func CanListOrgs(a Actor) bool {
 // CanReadLicence: the organisation's managers, and operator admins and
 // support (R13).
 func CanReadLicence(a Actor, org OrgID) bool {
-	return a.IsManager(org) || a.HasOperatorRole(OperatorAdmin, OperatorSupport)
+	return a.ManagerReads(org) || a.HasOperatorRole(OperatorAdmin, OperatorSupport)
 }
+
+// CanReadActivity: who had which project active when is the
+// organisation's managers' to read (R13); the operator reads it without the
+// people (CanReadLicence).
+func CanReadActivity(a Actor, org OrgID) bool { return a.ManagerReads(org) }
 
 // CanManageLicences: operator admins set an organisation's licence (R13).
 func CanManageLicences(a Actor) bool { return a.HasOperatorRole(OperatorAdmin) }

@@ -26,4 +26,5 @@ type Services struct {
 	Versions  VersionService
 	Support   SupportService
 	Export    ExportService
+	Licences  LicenceService
 }

@@ -44,6 +44,7 @@ const (
 	ErrorCodeForbidden            ErrorCode = "forbidden"
 	ErrorCodeInternal             ErrorCode = "internal"
 	ErrorCodeInvalidInput         ErrorCode = "invalid_input"
+	ErrorCodeLicenceLimit         ErrorCode = "licence_limit"
 	ErrorCodeLoginsDisabled       ErrorCode = "logins_disabled"
 	ErrorCodeMFAEnrolmentRequired ErrorCode = "mfa_enrolment_required"
 	ErrorCodeMethodNotAllowed     ErrorCode = "method_not_allowed"
@@ -65,6 +66,8 @@ func (e ErrorCode) Valid() bool {
 	case ErrorCodeInternal:
 		return true
 	case ErrorCodeInvalidInput:
+		return true
+	case ErrorCodeLicenceLimit:
 		return true
 	case ErrorCodeLoginsDisabled:
 		return true
@@ -284,6 +287,38 @@ type AcceptInvitationRequest struct {
 	Token    string `json:"token"`
 }
 
+// ActivityAnswer defines model for ActivityAnswer.
+type ActivityAnswer struct {
+	Activity struct {
+		ID        string    `json:"id"`
+		Project   string    `json:"project"`
+		StartedAt time.Time `json:"started_at"`
+	} `json:"activity"`
+}
+
+// ActivityPeriods defines model for ActivityPeriods.
+type ActivityPeriods struct {
+	Periods []struct {
+		From    time.Time `json:"from"`
+		Project string    `json:"project"`
+
+		// To null while it runs.
+		To *time.Time `json:"to"`
+
+		// User The person's id; empty once they are erased.
+		User string `json:"user"`
+	} `json:"periods"`
+}
+
+// AnonymousActivityPeriods defines model for AnonymousActivityPeriods.
+type AnonymousActivityPeriods struct {
+	Periods []struct {
+		From    time.Time  `json:"from"`
+		Project string     `json:"project"`
+		To      *time.Time `json:"to"`
+	} `json:"periods"`
+}
+
 // AuditEvent defines model for AuditEvent.
 type AuditEvent struct {
 	// Action `area.verb`, e.g. `auth.login`.
@@ -379,10 +414,10 @@ type Empty = map[string]interface{}
 // Error The one shape of every error.
 type Error struct {
 	Error struct {
-		// Code Each code has one status: invalid_input 400, unauthenticated 401, forbidden 403, logins_disabled 403, reauth_required 403, mfa_enrolment_required 403, not_found 404, method_not_allowed 405, conflict 409, precondition_failed 412, too_large 413, too_many_requests 429, internal 500.
+		// Code Each code has one status: invalid_input 400, unauthenticated 401, forbidden 403, logins_disabled 403, reauth_required 403, mfa_enrolment_required 403, not_found 404, method_not_allowed 405, conflict 409, licence_limit 409, precondition_failed 412, too_large 413, too_many_requests 429, internal 500.
 		Code ErrorCode `json:"code"`
 
-		// Fields With `invalid_input` only: the problem per field.
+		// Fields With `invalid_input`: the problem per field; with `licence_limit`: the limit and what it allows.
 		Fields *map[string]string `json:"fields,omitempty"`
 
 		// Message Safe to show: never personal data, SQL text, paths or stack traces.
@@ -390,7 +425,7 @@ type Error struct {
 	} `json:"error"`
 }
 
-// ErrorCode Each code has one status: invalid_input 400, unauthenticated 401, forbidden 403, logins_disabled 403, reauth_required 403, mfa_enrolment_required 403, not_found 404, method_not_allowed 405, conflict 409, precondition_failed 412, too_large 413, too_many_requests 429, internal 500.
+// ErrorCode Each code has one status: invalid_input 400, unauthenticated 401, forbidden 403, logins_disabled 403, reauth_required 403, mfa_enrolment_required 403, not_found 404, method_not_allowed 405, conflict 409, licence_limit 409, precondition_failed 412, too_large 413, too_many_requests 429, internal 500.
 type ErrorCode string
 
 // FactorMethod defines model for FactorMethod.
@@ -461,6 +496,43 @@ type InviteRequest struct {
 
 	// Role Default `member`.
 	Role *Role `json:"role,omitempty"`
+}
+
+// Licence An organisation's licence; null is no limit.
+type Licence struct {
+	// ActivityTimeoutMinutes An unstopped activity period ends after it; 0 or absent: 480.
+	ActivityTimeoutMinutes *int `json:"activity_timeout_minutes,omitempty"`
+
+	// EndsAt After it, inviting, creating and starting projects answer licence_limit.
+	EndsAt *time.Time `json:"ends_at,omitempty"`
+
+	// MaxActiveProjects Projects with an open activity period.
+	MaxActiveProjects *int `json:"max_active_projects,omitempty"`
+
+	// MaxProjects Projects in the trash count.
+	MaxProjects *int `json:"max_projects,omitempty"`
+
+	// MaxStorageBytes Every stored chunk of content counted once.
+	MaxStorageBytes *int `json:"max_storage_bytes,omitempty"`
+
+	// MaxUsers Everyone not erased counts, invited and disabled people too.
+	MaxUsers *int `json:"max_users,omitempty"`
+}
+
+// LicenceAnswer defines model for LicenceAnswer.
+type LicenceAnswer struct {
+	ActivityTimeoutMinutes int        `json:"activity_timeout_minutes"`
+	EndsAt                 *time.Time `json:"ends_at"`
+	MaxActiveProjects      *int       `json:"max_active_projects"`
+	MaxProjects            *int       `json:"max_projects"`
+	MaxStorageBytes        *int       `json:"max_storage_bytes"`
+	MaxUsers               *int       `json:"max_users"`
+	Usage                  struct {
+		ActiveProjects int `json:"active_projects"`
+		Projects       int `json:"projects"`
+		StorageBytes   int `json:"storage_bytes"`
+		Users          int `json:"users"`
+	} `json:"usage"`
 }
 
 // LoginAnswer A session (`SessionAnswer`) or, with a second factor, a challenge (`MFAChallenge`).
@@ -885,6 +957,12 @@ type WebAuthnOptions struct {
 	PublicKey map[string]interface{} `json:"publicKey"`
 }
 
+// ActivitySince defines model for ActivitySince.
+type ActivitySince = time.Time
+
+// ActivityUntil defines model for ActivityUntil.
+type ActivityUntil = time.Time
+
 // AuditAction defines model for AuditAction.
 type AuditAction = string
 
@@ -957,6 +1035,9 @@ type Conflict = Error
 // Forbidden The one shape of every error.
 type Forbidden = Error
 
+// LicenceLimit The one shape of every error.
+type LicenceLimit = Error
+
 // NotFound The one shape of every error.
 type NotFound = Error
 
@@ -1000,6 +1081,24 @@ type Token = TokenRequest
 type GetOpenAPIDocumentParams struct {
 	// IfNoneMatch On a write, `*`: only if there is no such file yet (else `412`). On a read, an ETag the client holds: `304` if it is still current.
 	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
+}
+
+// ListActivityAnonymousParams defines parameters for ListActivityAnonymous.
+type ListActivityAnonymousParams struct {
+	// Since Only periods that end after this time (RFC 3339).
+	Since *ActivitySince `form:"since,omitempty" json:"since,omitempty"`
+
+	// Until Only periods that start before this time (RFC 3339).
+	Until *ActivityUntil `form:"until,omitempty" json:"until,omitempty"`
+}
+
+// ListActivityParams defines parameters for ListActivity.
+type ListActivityParams struct {
+	// Since Only periods that end after this time (RFC 3339).
+	Since *ActivitySince `form:"since,omitempty" json:"since,omitempty"`
+
+	// Until Only periods that start before this time (RFC 3339).
+	Until *ActivityUntil `form:"until,omitempty" json:"until,omitempty"`
 }
 
 // ListAuditParams defines parameters for ListAudit.
@@ -1139,6 +1238,9 @@ type CreateGroupJSONRequestBody = NameRequest
 
 // AcceptInvitationJSONRequestBody defines body for AcceptInvitation for application/json ContentType.
 type AcceptInvitationJSONRequestBody = AcceptInvitationRequest
+
+// SetLicenceJSONRequestBody defines body for SetLicence for application/json ContentType.
+type SetLicenceJSONRequestBody = Licence
 
 // LoginJSONRequestBody defines body for Login for application/json ContentType.
 type LoginJSONRequestBody = LoginRequest
@@ -1510,6 +1612,11 @@ type ClientInterface interface {
 	// Corresponds with POST /api/v1/operator/me/totp/confirm (the `OperatorConfirmTOTP` operationId).
 	OperatorConfirmTOTP(ctx context.Context, body OperatorConfirmTOTPJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListActivityAnonymous The operator's view of the activity log (admins and support): the same periods without who.
+	//
+	// Corresponds with GET /api/v1/operator/orgs/{org}/activity (the `ListActivityAnonymous` operationId).
+	ListActivityAnonymous(ctx context.Context, org OrgSlug, params *ListActivityAnonymousParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListOrgs The instance's organisations.
 	//
 	// Corresponds with GET /api/v1/orgs (the `ListOrgs` operationId).
@@ -1533,6 +1640,11 @@ type ClientInterface interface {
 	//
 	// Corresponds with DELETE /api/v1/orgs/{org} (the `DeleteOrg` operationId).
 	DeleteOrg(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListActivity The activity log (managers): who had which project active from when to when, newest first, at most 1000.
+	//
+	// Corresponds with GET /api/v1/orgs/{org}/activity (the `ListActivity` operationId).
+	ListActivity(ctx context.Context, org OrgSlug, params *ListActivityParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListAudit A page of the organisation's audit log (manager), oldest first.
 	//
@@ -1613,6 +1725,25 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /api/v1/orgs/{org}/invitations/accept (the `AcceptInvitation` operationId).
 	AcceptInvitation(ctx context.Context, org OrgSlug, body AcceptInvitationJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetLicence The organisation's licence and its usage against each limit (managers; an operator admin or support with their own session token or cookie).
+	//
+	// Corresponds with GET /api/v1/orgs/{org}/licence (the `GetLicence` operationId).
+	GetLicence(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SetLicenceWithBody Replaces the licence (operator admins, with their session token or cookie); a field left out or null is no limit. Recorded as licence.update in the organisation's chain.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PUT /api/v1/orgs/{org}/licence (the `SetLicence` operationId).
+	SetLicenceWithBody(ctx context.Context, org OrgSlug, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SetLicence Replaces the licence (operator admins, with their session token or cookie); a field left out or null is no limit. Recorded as licence.update in the organisation's chain.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PUT /api/v1/orgs/{org}/licence (the `SetLicence` operationId).
+	SetLicence(ctx context.Context, org OrgSlug, body SetLicenceJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// LoginWithBody Signs a person of the organisation in.
 	//
@@ -2089,6 +2220,16 @@ type ClientInterface interface {
 	//
 	// Corresponds with PUT /api/v1/orgs/{org}/projects/{id}/grants/{subject} (the `SetGrant` operationId).
 	SetGrant(ctx context.Context, org OrgSlug, id ProjectID, subject GrantSubject, body SetGrantJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// StartProject Starts the project: opens an activity period (the start right: owner or runner). The caller's own period that still runs is answered with 200.
+	//
+	// Corresponds with POST /api/v1/orgs/{org}/projects/{id}/start (the `StartProject` operationId).
+	StartProject(ctx context.Context, org OrgSlug, id ProjectID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// StopProject Stops the project: ends every open activity period of it (the start right). Stopping a project that does not run changes nothing.
+	//
+	// Corresponds with POST /api/v1/orgs/{org}/projects/{id}/stop (the `StopProject` operationId).
+	StopProject(ctx context.Context, org OrgSlug, id ProjectID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetTree The files of the working tree (viewer), optionally under a prefix.
 	//
@@ -2632,6 +2773,21 @@ func (c *Client) OperatorConfirmTOTP(ctx context.Context, body OperatorConfirmTO
 	return c.Client.Do(req)
 }
 
+// ListActivityAnonymous The operator's view of the activity log (admins and support): the same periods without who.
+//
+// Corresponds with GET /api/v1/operator/orgs/{org}/activity (the `ListActivityAnonymous` operationId).
+func (c *Client) ListActivityAnonymous(ctx context.Context, org OrgSlug, params *ListActivityAnonymousParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListActivityAnonymousRequest(c.Server, org, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ListOrgs The instance's organisations.
 //
 // Corresponds with GET /api/v1/orgs (the `ListOrgs` operationId).
@@ -2686,6 +2842,21 @@ func (c *Client) CreateOrg(ctx context.Context, body CreateOrgJSONRequestBody, r
 // Corresponds with DELETE /api/v1/orgs/{org} (the `DeleteOrg` operationId).
 func (c *Client) DeleteOrg(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewDeleteOrgRequest(c.Server, org)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListActivity The activity log (managers): who had which project active from when to when, newest first, at most 1000.
+//
+// Corresponds with GET /api/v1/orgs/{org}/activity (the `ListActivity` operationId).
+func (c *Client) ListActivity(ctx context.Context, org OrgSlug, params *ListActivityParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListActivityRequest(c.Server, org, params)
 	if err != nil {
 		return nil, err
 	}
@@ -2886,6 +3057,55 @@ func (c *Client) AcceptInvitationWithBody(ctx context.Context, org OrgSlug, cont
 // Corresponds with POST /api/v1/orgs/{org}/invitations/accept (the `AcceptInvitation` operationId).
 func (c *Client) AcceptInvitation(ctx context.Context, org OrgSlug, body AcceptInvitationJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewAcceptInvitationRequest(c.Server, org, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetLicence The organisation's licence and its usage against each limit (managers; an operator admin or support with their own session token or cookie).
+//
+// Corresponds with GET /api/v1/orgs/{org}/licence (the `GetLicence` operationId).
+func (c *Client) GetLicence(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetLicenceRequest(c.Server, org)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SetLicenceWithBody Replaces the licence (operator admins, with their session token or cookie); a field left out or null is no limit. Recorded as licence.update in the organisation's chain.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PUT /api/v1/orgs/{org}/licence (the `SetLicence` operationId).
+func (c *Client) SetLicenceWithBody(ctx context.Context, org OrgSlug, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSetLicenceRequestWithBody(c.Server, org, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SetLicence Replaces the licence (operator admins, with their session token or cookie); a field left out or null is no limit. Recorded as licence.update in the organisation's chain.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PUT /api/v1/orgs/{org}/licence (the `SetLicence` operationId).
+func (c *Client) SetLicence(ctx context.Context, org OrgSlug, body SetLicenceJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSetLicenceRequest(c.Server, org, body)
 	if err != nil {
 		return nil, err
 	}
@@ -4052,6 +4272,36 @@ func (c *Client) SetGrant(ctx context.Context, org OrgSlug, id ProjectID, subjec
 	return c.Client.Do(req)
 }
 
+// StartProject Starts the project: opens an activity period (the start right: owner or runner). The caller's own period that still runs is answered with 200.
+//
+// Corresponds with POST /api/v1/orgs/{org}/projects/{id}/start (the `StartProject` operationId).
+func (c *Client) StartProject(ctx context.Context, org OrgSlug, id ProjectID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewStartProjectRequest(c.Server, org, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// StopProject Stops the project: ends every open activity period of it (the start right). Stopping a project that does not run changes nothing.
+//
+// Corresponds with POST /api/v1/orgs/{org}/projects/{id}/stop (the `StopProject` operationId).
+func (c *Client) StopProject(ctx context.Context, org OrgSlug, id ProjectID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewStopProjectRequest(c.Server, org, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // GetTree The files of the working tree (viewer), optionally under a prefix.
 //
 // Corresponds with GET /api/v1/orgs/{org}/projects/{id}/tree (the `GetTree` operationId).
@@ -5009,6 +5259,79 @@ func NewOperatorConfirmTOTPRequestWithBody(server string, contentType string, bo
 	return req, nil
 }
 
+// NewListActivityAnonymousRequest constructs an http.Request for the ListActivityAnonymous method
+func NewListActivityAnonymousRequest(server string, org OrgSlug, params *ListActivityAnonymousParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "org", org, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/operator/orgs/%s/activity", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Since != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "since", *params.Since, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Until != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "until", *params.Until, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewListOrgsRequest constructs an http.Request for the ListOrgs method
 func NewListOrgsRequest(server string) (*http.Request, error) {
 	var err error
@@ -5103,6 +5426,79 @@ func NewDeleteOrgRequest(server string, org OrgSlug) (*http.Request, error) {
 	}
 
 	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListActivityRequest constructs an http.Request for the ListActivity method
+func NewListActivityRequest(server string, org OrgSlug, params *ListActivityParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "org", org, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/orgs/%s/activity", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Since != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "since", *params.Since, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Until != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "until", *params.Until, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -5676,6 +6072,87 @@ func NewAcceptInvitationRequestWithBody(server string, org OrgSlug, contentType 
 	}
 
 	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewGetLicenceRequest constructs an http.Request for the GetLicence method
+func NewGetLicenceRequest(server string, org OrgSlug) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "org", org, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/orgs/%s/licence", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewSetLicenceRequest calls the generic SetLicence builder with application/json body
+func NewSetLicenceRequest(server string, org OrgSlug, body SetLicenceJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewSetLicenceRequestWithBody(server, org, "application/json", bodyReader)
+}
+
+// NewSetLicenceRequestWithBody constructs an http.Request for the SetLicence method, with any body, and a specified content type
+func NewSetLicenceRequestWithBody(server string, org OrgSlug, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "org", org, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/orgs/%s/licence", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
 	if err != nil {
 		return nil, err
 	}
@@ -7812,6 +8289,88 @@ func NewSetGrantRequestWithBody(server string, org OrgSlug, id ProjectID, subjec
 	return req, nil
 }
 
+// NewStartProjectRequest constructs an http.Request for the StartProject method
+func NewStartProjectRequest(server string, org OrgSlug, id ProjectID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "org", org, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/orgs/%s/projects/%s/start", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewStopProjectRequest constructs an http.Request for the StopProject method
+func NewStopProjectRequest(server string, org OrgSlug, id ProjectID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "org", org, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/orgs/%s/projects/%s/stop", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewGetTreeRequest constructs an http.Request for the GetTree method
 func NewGetTreeRequest(server string, org OrgSlug, id ProjectID, params *GetTreeParams) (*http.Request, error) {
 	var err error
@@ -9080,6 +9639,13 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /api/v1/operator/me/totp/confirm (the `OperatorConfirmTOTP` operationId).
 	OperatorConfirmTOTPWithResponse(ctx context.Context, body OperatorConfirmTOTPJSONRequestBody, reqEditors ...RequestEditorFn) (*OperatorConfirmTOTPResponse, error)
 
+	// ListActivityAnonymousWithResponse The operator's view of the activity log (admins and support): the same periods without who.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/operator/orgs/{org}/activity (the `ListActivityAnonymous` operationId).
+	ListActivityAnonymousWithResponse(ctx context.Context, org OrgSlug, params *ListActivityAnonymousParams, reqEditors ...RequestEditorFn) (*ListActivityAnonymousResponse, error)
+
 	// ListOrgsWithResponse The instance's organisations.
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -9107,6 +9673,13 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with DELETE /api/v1/orgs/{org} (the `DeleteOrg` operationId).
 	DeleteOrgWithResponse(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*DeleteOrgResponse, error)
+
+	// ListActivityWithResponse The activity log (managers): who had which project active from when to when, newest first, at most 1000.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/orgs/{org}/activity (the `ListActivity` operationId).
+	ListActivityWithResponse(ctx context.Context, org OrgSlug, params *ListActivityParams, reqEditors ...RequestEditorFn) (*ListActivityResponse, error)
 
 	// ListAuditWithResponse A page of the organisation's audit log (manager), oldest first.
 	//
@@ -9203,6 +9776,27 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /api/v1/orgs/{org}/invitations/accept (the `AcceptInvitation` operationId).
 	AcceptInvitationWithResponse(ctx context.Context, org OrgSlug, body AcceptInvitationJSONRequestBody, reqEditors ...RequestEditorFn) (*AcceptInvitationResponse, error)
+
+	// GetLicenceWithResponse The organisation's licence and its usage against each limit (managers; an operator admin or support with their own session token or cookie).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/orgs/{org}/licence (the `GetLicence` operationId).
+	GetLicenceWithResponse(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*GetLicenceResponse, error)
+
+	// SetLicenceWithBodyWithResponse Replaces the licence (operator admins, with their session token or cookie); a field left out or null is no limit. Recorded as licence.update in the organisation's chain.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /api/v1/orgs/{org}/licence (the `SetLicence` operationId).
+	SetLicenceWithBodyWithResponse(ctx context.Context, org OrgSlug, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SetLicenceResponse, error)
+
+	// SetLicenceWithResponse Replaces the licence (operator admins, with their session token or cookie); a field left out or null is no limit. Recorded as licence.update in the organisation's chain.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /api/v1/orgs/{org}/licence (the `SetLicence` operationId).
+	SetLicenceWithResponse(ctx context.Context, org OrgSlug, body SetLicenceJSONRequestBody, reqEditors ...RequestEditorFn) (*SetLicenceResponse, error)
 
 	// LoginWithBodyWithResponse Signs a person of the organisation in.
 	//
@@ -9729,6 +10323,20 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with PUT /api/v1/orgs/{org}/projects/{id}/grants/{subject} (the `SetGrant` operationId).
 	SetGrantWithResponse(ctx context.Context, org OrgSlug, id ProjectID, subject GrantSubject, body SetGrantJSONRequestBody, reqEditors ...RequestEditorFn) (*SetGrantResponse, error)
+
+	// StartProjectWithResponse Starts the project: opens an activity period (the start right: owner or runner). The caller's own period that still runs is answered with 200.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/orgs/{org}/projects/{id}/start (the `StartProject` operationId).
+	StartProjectWithResponse(ctx context.Context, org OrgSlug, id ProjectID, reqEditors ...RequestEditorFn) (*StartProjectResponse, error)
+
+	// StopProjectWithResponse Stops the project: ends every open activity period of it (the start right). Stopping a project that does not run changes nothing.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/orgs/{org}/projects/{id}/stop (the `StopProject` operationId).
+	StopProjectWithResponse(ctx context.Context, org OrgSlug, id ProjectID, reqEditors ...RequestEditorFn) (*StopProjectResponse, error)
 
 	// GetTreeWithResponse The files of the working tree (viewer), optionally under a prefix.
 	//
@@ -10536,6 +11144,47 @@ func (r OperatorConfirmTOTPResponse) ContentType() string {
 	return ""
 }
 
+type ListActivityAnonymousResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AnonymousActivityPeriods
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthenticated
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *Error
+}
+
+// Status returns HTTPResponse.Status
+func (r ListActivityAnonymousResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListActivityAnonymousResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListActivityAnonymousResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type ListOrgsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -10645,6 +11294,47 @@ func (r DeleteOrgResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r DeleteOrgResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ListActivityResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ActivityPeriods
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthenticated
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *Error
+}
+
+// Status returns HTTPResponse.Status
+func (r ListActivityResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListActivityResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListActivityResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -11044,6 +11734,86 @@ func (r AcceptInvitationResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r AcceptInvitationResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetLicenceResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *LicenceAnswer
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthenticated
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *Error
+}
+
+// Status returns HTTPResponse.Status
+func (r GetLicenceResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetLicenceResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetLicenceResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type SetLicenceResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *LicenceAnswer
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthenticated
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *Error
+}
+
+// Status returns HTTPResponse.Status
+func (r SetLicenceResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SetLicenceResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SetLicenceResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -12980,6 +13750,86 @@ func (r SetGrantResponse) ContentType() string {
 	return ""
 }
 
+type StartProjectResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ActivityAnswer
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *ActivityAnswer
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthenticated
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *LicenceLimit
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *Error
+}
+
+// Status returns HTTPResponse.Status
+func (r StartProjectResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r StartProjectResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r StartProjectResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type StopProjectResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthenticated
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *Error
+}
+
+// Status returns HTTPResponse.Status
+func (r StopProjectResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r StopProjectResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r StopProjectResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type GetTreeResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -14180,6 +15030,19 @@ func (c *ClientWithResponses) OperatorConfirmTOTPWithResponse(ctx context.Contex
 	return ParseOperatorConfirmTOTPResponse(rsp)
 }
 
+// ListActivityAnonymousWithResponse The operator's view of the activity log (admins and support): the same periods without who.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/operator/orgs/{org}/activity (the `ListActivityAnonymous` operationId).
+func (c *ClientWithResponses) ListActivityAnonymousWithResponse(ctx context.Context, org OrgSlug, params *ListActivityAnonymousParams, reqEditors ...RequestEditorFn) (*ListActivityAnonymousResponse, error) {
+	rsp, err := c.ListActivityAnonymous(ctx, org, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListActivityAnonymousResponse(rsp)
+}
+
 // ListOrgsWithResponse The instance's organisations.
 //
 // Returns a wrapper object for the known response body format(s).
@@ -14230,6 +15093,19 @@ func (c *ClientWithResponses) DeleteOrgWithResponse(ctx context.Context, org Org
 		return nil, err
 	}
 	return ParseDeleteOrgResponse(rsp)
+}
+
+// ListActivityWithResponse The activity log (managers): who had which project active from when to when, newest first, at most 1000.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/orgs/{org}/activity (the `ListActivity` operationId).
+func (c *ClientWithResponses) ListActivityWithResponse(ctx context.Context, org OrgSlug, params *ListActivityParams, reqEditors ...RequestEditorFn) (*ListActivityResponse, error) {
+	rsp, err := c.ListActivity(ctx, org, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListActivityResponse(rsp)
 }
 
 // ListAuditWithResponse A page of the organisation's audit log (manager), oldest first.
@@ -14398,6 +15274,45 @@ func (c *ClientWithResponses) AcceptInvitationWithResponse(ctx context.Context, 
 		return nil, err
 	}
 	return ParseAcceptInvitationResponse(rsp)
+}
+
+// GetLicenceWithResponse The organisation's licence and its usage against each limit (managers; an operator admin or support with their own session token or cookie).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/orgs/{org}/licence (the `GetLicence` operationId).
+func (c *ClientWithResponses) GetLicenceWithResponse(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*GetLicenceResponse, error) {
+	rsp, err := c.GetLicence(ctx, org, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetLicenceResponse(rsp)
+}
+
+// SetLicenceWithBodyWithResponse Replaces the licence (operator admins, with their session token or cookie); a field left out or null is no limit. Recorded as licence.update in the organisation's chain.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /api/v1/orgs/{org}/licence (the `SetLicence` operationId).
+func (c *ClientWithResponses) SetLicenceWithBodyWithResponse(ctx context.Context, org OrgSlug, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SetLicenceResponse, error) {
+	rsp, err := c.SetLicenceWithBody(ctx, org, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSetLicenceResponse(rsp)
+}
+
+// SetLicenceWithResponse Replaces the licence (operator admins, with their session token or cookie); a field left out or null is no limit. Recorded as licence.update in the organisation's chain.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /api/v1/orgs/{org}/licence (the `SetLicence` operationId).
+func (c *ClientWithResponses) SetLicenceWithResponse(ctx context.Context, org OrgSlug, body SetLicenceJSONRequestBody, reqEditors ...RequestEditorFn) (*SetLicenceResponse, error) {
+	rsp, err := c.SetLicence(ctx, org, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSetLicenceResponse(rsp)
 }
 
 // LoginWithBodyWithResponse Signs a person of the organisation in.
@@ -15332,6 +16247,32 @@ func (c *ClientWithResponses) SetGrantWithResponse(ctx context.Context, org OrgS
 		return nil, err
 	}
 	return ParseSetGrantResponse(rsp)
+}
+
+// StartProjectWithResponse Starts the project: opens an activity period (the start right: owner or runner). The caller's own period that still runs is answered with 200.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/orgs/{org}/projects/{id}/start (the `StartProject` operationId).
+func (c *ClientWithResponses) StartProjectWithResponse(ctx context.Context, org OrgSlug, id ProjectID, reqEditors ...RequestEditorFn) (*StartProjectResponse, error) {
+	rsp, err := c.StartProject(ctx, org, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseStartProjectResponse(rsp)
+}
+
+// StopProjectWithResponse Stops the project: ends every open activity period of it (the start right). Stopping a project that does not run changes nothing.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/orgs/{org}/projects/{id}/stop (the `StopProject` operationId).
+func (c *ClientWithResponses) StopProjectWithResponse(ctx context.Context, org OrgSlug, id ProjectID, reqEditors ...RequestEditorFn) (*StopProjectResponse, error) {
+	rsp, err := c.StopProject(ctx, org, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseStopProjectResponse(rsp)
 }
 
 // GetTreeWithResponse The files of the working tree (viewer), optionally under a prefix.
@@ -16504,6 +17445,67 @@ func ParseOperatorConfirmTOTPResponse(rsp *http.Response) (*OperatorConfirmTOTPR
 	return response, nil
 }
 
+// ParseListActivityAnonymousResponse parses an HTTP response from a ListActivityAnonymousWithResponse call
+func ParseListActivityAnonymousResponse(rsp *http.Response) (*ListActivityAnonymousResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListActivityAnonymousResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AnonymousActivityPeriods
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
 // ParseListOrgsResponse parses an HTTP response from a ListOrgsWithResponse call
 func ParseListOrgsResponse(rsp *http.Response) (*ListOrgsResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -16628,6 +17630,67 @@ func ParseDeleteOrgResponse(rsp *http.Response) (*DeleteOrgResponse, error) {
 	switch {
 	case rsp.StatusCode == 204:
 		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListActivityResponse parses an HTTP response from a ListActivityWithResponse call
+func ParseListActivityResponse(rsp *http.Response) (*ListActivityResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListActivityResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ActivityPeriods
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
 		var dest Unauthenticated
@@ -17218,6 +18281,121 @@ func ParseAcceptInvitationResponse(rsp *http.Response) (*AcceptInvitationRespons
 			return nil, err
 		}
 		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetLicenceResponse parses an HTTP response from a GetLicenceWithResponse call
+func ParseGetLicenceResponse(rsp *http.Response) (*GetLicenceResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetLicenceResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest LicenceAnswer
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseSetLicenceResponse parses an HTTP response from a SetLicenceWithResponse call
+func ParseSetLicenceResponse(rsp *http.Response) (*SetLicenceResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SetLicenceResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest LicenceAnswer
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest Error
@@ -20044,6 +21222,124 @@ func ParseSetGrantResponse(rsp *http.Response) (*SetGrantResponse, error) {
 			return nil, err
 		}
 		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseStartProjectResponse parses an HTTP response from a StartProjectWithResponse call
+func ParseStartProjectResponse(rsp *http.Response) (*StartProjectResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &StartProjectResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ActivityAnswer
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest ActivityAnswer
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest LicenceLimit
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseStopProjectResponse parses an HTTP response from a StopProjectWithResponse call
+func ParseStopProjectResponse(rsp *http.Response) (*StopProjectResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &StopProjectResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest Error

@@ -42,6 +42,7 @@ var statusOf = map[string]int{
 	kluis.ELoginsDisabled:       http.StatusForbidden,
 	kluis.EReauthRequired:       http.StatusForbidden,
 	kluis.EMFAEnrolmentRequired: http.StatusForbidden,
+	kluis.ELicenceLimit:         http.StatusConflict,
 }
 
 // errorStatus is the status of an error code.
@@ -91,7 +92,7 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	var body errorBody
 	body.Error.Code, body.Error.Message = ke.Code, ke.Message
-	if ke.Code == kluis.EInvalid {
+	if ke.Code == kluis.EInvalid || ke.Code == kluis.ELicenceLimit {
 		body.Error.Fields = ke.Fields
 	}
 	status := errorStatus(ke.Code)

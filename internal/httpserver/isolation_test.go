@@ -196,6 +196,7 @@ func TestOtherOrganisationIsNotFound(t *testing.T) {
 			})
 
 			t.Run("operator credentials in the organisation realm", func(t *testing.T) {
+				bothRealms := map[string]bool{"GET /api/v1/orgs/{org}/licence": true, "PUT /api/v1/orgs/{org}/licence": true}
 				creds := []credential{
 					{name: "operator bearer", bearer: op.Token},
 					{name: "operator cookie", cookie: &http.Cookie{Name: "__Host-kluis_operator", Value: op.Token}},
@@ -207,6 +208,12 @@ func TestOtherOrganisationIsNotFound(t *testing.T) {
 					}
 					path := fillPattern(rt.Pattern, orgA.Slug, memA.ID)
 					for _, cred := range creds {
+						// The licence's path serves both realms (R13): the
+						// operator's own credentials are judged by role there
+						// (TestLicenceAPI), never in the session cookie.
+						if bothRealms[rt.Method+" "+rt.Pattern] && cred.name != "operator token in the session cookie" {
+							continue
+						}
 						r := a.do(t, cred.apply(request{method: rt.Method, path: path, body: bodyFor(rt)}))
 						wantError(t, rt.Method+" "+path+" with "+cred.name, r, 401, "unauthenticated")
 					}

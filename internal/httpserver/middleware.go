@@ -364,6 +364,39 @@ func (s *server) orgSession(next handlerFunc) http.Handler {
 	})
 }
 
+// orgOrOperator serves a path of an organisation that both realms use
+// (the licence, R13): a signed-in operator's credential (session cookie or
+// bearer) is taken in the operator's realm, for the organisation of the
+// URL, and the service checks the operator's role; anything else goes
+// through orgActor (a person, or a support session), so an organisation's credential of another organisation
+// is still not_found.
+func (s *server) orgOrOperator(next handlerFunc) http.Handler {
+	orgRoute := s.orgActor(next)
+	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		if token := bearerOrCookie(r, operatorCookie); token != "" && !kluis.IsAPIToken(token) {
+			if id, err := s.authenticate(r, kluis.RealmOperator, token); err == nil {
+				st := state(r)
+				st.realm = operatorRealm
+				st.signIn(id)
+				if !kluis.OperatorScope.Signed(st.actor) {
+					return kluis.ErrUnauthenticated
+				}
+				if err := checkEnrolment(st); err != nil {
+					return err
+				}
+				org, err := s.orgs.FindOrgBySlug(r.Context(), r.PathValue("org"))
+				if err != nil {
+					return err
+				}
+				st.org = org
+				return next(w, r)
+			}
+		}
+		orgRoute.ServeHTTP(w, r)
+		return nil
+	})
+}
+
 // operatorPublic puts the operator's realm in the request's state, for its
 // routes before sign-in.
 func (s *server) operatorPublic(next handlerFunc) http.Handler {

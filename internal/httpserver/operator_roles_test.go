@@ -17,26 +17,26 @@ import (
 // must have a row: TestOperatorRoleTable fails on one without.
 var operatorRoleTable = map[string][]kluis.OperatorRole{
 	// Their own account: every role.
-	"POST /api/v1/operator/logout":                          allRoles,
-	"GET /api/v1/operator/me":                               allRoles,
-	"POST /api/v1/operator/me/reauth":                       allRoles,
-	"POST /api/v1/operator/me/reauth/webauthn/options":      allRoles,
-	"POST /api/v1/operator/me/totp":                         allRoles,
-	"POST /api/v1/operator/me/totp/confirm":                 allRoles,
-	"GET /api/v1/operator/me/passkeys":                      allRoles,
-	"POST /api/v1/operator/me/passkeys/options":             allRoles,
-	"POST /api/v1/operator/me/passkeys":                     allRoles,
-	"DELETE /api/v1/operator/me/passkeys/{id}":              allRoles,
-	"GET /operator/account":                                 allRoles,
-	"GET /operator/account/reauth":                          allRoles,
-	"POST /operator/account/reauth":                         allRoles,
-	"POST /operator/account/totp":                           allRoles,
-	"GET /operator/account/totp/qr.png":                     allRoles,
-	"POST /operator/account/totp/confirm":                   allRoles,
-	"POST /operator/account/passkeys/new":                   allRoles,
-	"POST /operator/account/passkeys":                       allRoles,
-	"POST /operator/account/passkeys/{id}/remove":           allRoles,
-	"POST /operator/logout":                                 allRoles,
+	"POST /api/v1/operator/logout":                     allRoles,
+	"GET /api/v1/operator/me":                          allRoles,
+	"POST /api/v1/operator/me/reauth":                  allRoles,
+	"POST /api/v1/operator/me/reauth/webauthn/options": allRoles,
+	"POST /api/v1/operator/me/totp":                    allRoles,
+	"POST /api/v1/operator/me/totp/confirm":            allRoles,
+	"GET /api/v1/operator/me/passkeys":                 allRoles,
+	"POST /api/v1/operator/me/passkeys/options":        allRoles,
+	"POST /api/v1/operator/me/passkeys":                allRoles,
+	"DELETE /api/v1/operator/me/passkeys/{id}":         allRoles,
+	"GET /operator/account":                            allRoles,
+	"GET /operator/account/reauth":                     allRoles,
+	"POST /operator/account/reauth":                    allRoles,
+	"POST /operator/account/totp":                      allRoles,
+	"GET /operator/account/totp/qr.png":                allRoles,
+	"POST /operator/account/totp/confirm":              allRoles,
+	"POST /operator/account/passkeys/new":              allRoles,
+	"POST /operator/account/passkeys":                  allRoles,
+	"POST /operator/account/passkeys/{id}/remove":      allRoles,
+	"POST /operator/logout":                            allRoles,
 	// Which organisations exist, and whether logins are stopped: every role.
 	"GET /api/v1/orgs":            allRoles,
 	"GET /api/v1/operator/logins": allRoles,
@@ -45,10 +45,15 @@ var operatorRoleTable = map[string][]kluis.OperatorRole{
 	"PUT /api/v1/operator/logins": {kluis.OperatorAdmin, kluis.OperatorSecurity},
 	"POST /operator/logins":       {kluis.OperatorAdmin, kluis.OperatorSecurity},
 	// Organisations and operators: admin.
-	"POST /api/v1/orgs":           {kluis.OperatorAdmin},
-	"DELETE /api/v1/orgs/{org}":   {kluis.OperatorAdmin},
-	"POST /operator/orgs":         {kluis.OperatorAdmin},
-	"GET /operator/operators":     {kluis.OperatorAdmin},
+	"POST /api/v1/orgs":         {kluis.OperatorAdmin},
+	"DELETE /api/v1/orgs/{org}": {kluis.OperatorAdmin},
+	"POST /operator/orgs":       {kluis.OperatorAdmin},
+	"GET /operator/operators":   {kluis.OperatorAdmin},
+	// Licences (R13): admins set them; support sees them; activity without
+	// people.
+	"GET /operator/orgs/{org}":                 {kluis.OperatorAdmin, kluis.OperatorSupport},
+	"POST /operator/orgs/{org}/licence":        {kluis.OperatorAdmin},
+	"GET /api/v1/operator/orgs/{org}/activity": {kluis.OperatorAdmin, kluis.OperatorSupport},
 	// Support access: support asks and works through grants (R22).
 	"POST /api/v1/operator/orgs/{org}/support-requests": {kluis.OperatorSupport},
 	"GET /api/v1/operator/orgs/{org}/support-grants":    {kluis.OperatorSupport},
@@ -63,7 +68,7 @@ var allRoles = kluis.OperatorRoles
 // operatorRoute reports whether a route belongs to the operator's realm
 // once signed in: the table's subject.
 func operatorRoute(rt httpserver.Route) bool {
-	return rt.Realm == "operator" || (rt.Realm == "page-operator" && !strings.HasPrefix(rt.Pattern, "/operator/login"))
+	return rt.Realm == "operator" || (rt.Realm == "page-operator" && rt.Pattern != "/operator/login" && rt.Pattern != "/operator/login/mfa")
 }
 
 // TestOperatorRoleTable walks every route of the operator's realm as an
@@ -82,6 +87,11 @@ func TestOperatorRoleTable(t *testing.T) {
 			t.Errorf("the operator role table has no row for %s", key)
 		}
 		routes = append(routes, rt)
+	}
+	for key := range operatorRoleTable {
+		if !slices.ContainsFunc(routes, func(rt httpserver.Route) bool { return rt.Method+" "+rt.Pattern == key }) {
+			t.Errorf("the operator role table has a row for %s, which is no route", key)
+		}
 	}
 	// Signing out last.
 	slices.SortStableFunc(routes, func(x, y httpserver.Route) int {

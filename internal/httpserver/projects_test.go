@@ -169,6 +169,9 @@ func TestProjectRightsTable(t *testing.T) {
 		{"GET " + p + "/versions/{n}/diff", "{p}/versions/1/diff", nil, false, view, 404},
 		{"GET " + p + "/versions/{n}/zip", "{p}/versions/1/zip", nil, false, view, 404},
 		{"POST " + p + "/versions/{n}/restore", "{p}/versions/1/restore", nil, false, edit(201), 404},
+		// Starting and stopping (R13): the start right, an owner's or a runner's.
+		{"POST " + p + "/start", "{p}/start", nil, false, [9]int{201, 403, 403, 201, 403, 404, 201, 404, 401}, 404},
+		{"POST " + p + "/stop", "{p}/stop", nil, false, [9]int{204, 403, 403, 204, 403, 404, 204, 404, 401}, 404},
 		{"POST /api/v1/orgs/{org}/groups", "/groups", map[string]string{"name": "Team"}, false, manager(201), 201},
 		{"GET /api/v1/orgs/{org}/groups", "/groups", nil, false, manager(200), 200},
 		{"DELETE " + g, "{g}", nil, false, manager(204), 204},

@@ -41,7 +41,9 @@ func (s *server) routes(svc kluis.Services, ready func(context.Context) error) [
 	staffAccount := showOperatorAccount(svc.Operators)
 	staffAddress := operatorAddress(svc.Operators)
 	person := userView{users: svc.Users, throttle: svc.Throttle, factors: svc.Factors}
-	project := projectView{projects: svc.Projects, files: svc.Files, versions: svc.Versions}
+	project := projectView{projects: svc.Projects, files: svc.Files, versions: svc.Versions, licences: svc.Licences}
+	licence := licenceView{licences: svc.Licences, projects: svc.Projects, users: svc.Users}
+	operatorOrg := operatorOrgView{orgs: svc.Orgs, licences: svc.Licences}
 	history := versionsView{projects: svc.Projects, versions: svc.Versions}
 	oneVersion := versionView{projects: svc.Projects, files: svc.Files, versions: svc.Versions}
 	projectRights := rightsView{projects: svc.Projects, grants: svc.Grants, users: svc.Users, groups: svc.Groups, versions: svc.Versions}
@@ -169,6 +171,14 @@ func (s *server) routes(svc kluis.Services, ready func(context.Context) error) [
 		{"POST", "/api/v1/orgs/{org}/support-grants/{id}/approve", "org", regular, s.orgSession(handleApproveSupportGrant(svc.Support))},
 		{"POST", "/api/v1/orgs/{org}/support-requests/{id}/approve", "org", regular, s.orgSession(handleApproveSupportRequest(svc.Support))},
 		{"POST", "/api/v1/orgs/{org}/support-requests/{id}/refuse", "org", regular, s.orgUser(handleRefuseSupportRequest(svc.Support))},
+		// Licences and activity (R13): the licence's path serves the
+		// organisation's managers and the operator (orgOrOperator).
+		{"GET", "/api/v1/orgs/{org}/licence", "org", regular, s.orgOrOperator(handleGetLicence(svc.Licences))},
+		{"PUT", "/api/v1/orgs/{org}/licence", "org", regular, s.orgOrOperator(handleSetLicence(svc.Licences))},
+		{"POST", "/api/v1/orgs/{org}/projects/{id}/start", "org", regular, s.orgUser(handleStartProject(svc.Licences))},
+		{"POST", "/api/v1/orgs/{org}/projects/{id}/stop", "org", regular, s.orgUser(handleStopProject(svc.Licences))},
+		{"GET", "/api/v1/orgs/{org}/activity", "org", regular, s.orgActor(handleListActivity(svc.Licences))},
+		{"GET", "/api/v1/operator/orgs/{org}/activity", "operator", regular, s.operator(handleListActivityAnonymous(svc.Orgs, svc.Licences))},
 
 		// The web interface (docs/UI.md). Its realms start with "page".
 		{"GET", "/{$}", "page", regular, s.page(handleHomePage())},
@@ -187,6 +197,8 @@ func (s *server) routes(svc kluis.Services, ready func(context.Context) error) [
 		{"GET", "/operator/orgs/{org}/support", "page-operator", regular, s.operatorPage(signedIn, handleOperatorSupportPage(svc.Support))},
 		{"POST", "/operator/orgs/{org}/support/requests", "page-operator", regular, s.operatorPage(signedIn, handleRequestSupportForm(svc.Support))},
 		{"POST", "/operator/orgs/{org}/support/session", "page-operator", regular, s.operatorPage(signedIn, handleOpenSupportForm(svc.Support))},
+		{"GET", "/operator/orgs/{org}", "page-operator", regular, s.operatorPage(signedIn, handleOperatorOrgPage(operatorOrg))},
+		{"POST", "/operator/orgs/{org}/licence", "page-operator", regular, s.operatorPage(signedIn, handleLicenceForm(operatorOrg))},
 		{"GET", "/operator/account", "page-operator", enrolment, s.operatorPage(signedIn, handleAccountPage(staffAccount))},
 		{"GET", "/operator/account/reauth", "page-operator", enrolment, s.operatorPage(signedIn, handleReauthPage(svc.SignIn, svc.Factors, staffAddress))},
 		{"POST", "/operator/account/reauth", "page-operator", enrolment, s.operatorPage(signedIn, handleReauthForm(svc.SignIn, svc.Factors, staffAddress))},
@@ -271,6 +283,9 @@ func (s *server) routes(svc kluis.Services, ready func(context.Context) error) [
 		{"POST", "/o/{org}/projects/{id}/rights/remove", "page-org", regular, s.orgPage(working, handleRemoveGrantForm(projectRights))},
 		{"GET", "/o/{org}/trash", "page-org", regular, s.orgPage(working, handleTrashPage(svc.Projects))},
 		{"GET", "/o/{org}/groups", "page-org", regular, s.orgPage(working, handleGroupsPage(groups))},
+		{"POST", "/o/{org}/projects/{id}/start", "page-org", regular, s.orgPage(signedIn, handleStartProjectForm(svc.Licences))},
+		{"POST", "/o/{org}/projects/{id}/stop", "page-org", regular, s.orgPage(signedIn, handleStopProjectForm(svc.Licences))},
+		{"GET", "/o/{org}/licence", "page-org", regular, s.orgPage(signedIn, handleLicencePage(licence))},
 		{"POST", "/o/{org}/groups", "page-org", regular, s.orgPage(signedIn, handleCreateGroupForm(groups))},
 		{"POST", "/o/{org}/groups/{id}/delete", "page-org", regular, s.orgPage(signedIn, handleDeleteGroupForm(svc.Groups))},
 		{"POST", "/o/{org}/groups/{id}/members", "page-org", regular, s.orgPage(signedIn, handleAddGroupMemberForm(svc.Groups))},

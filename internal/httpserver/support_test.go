@@ -146,6 +146,9 @@ func TestSupportWithoutGrantFindsNothing(t *testing.T) {
 					continue
 				}
 				for who, cred := range map[string]string{"support's own session": c.support.Token, "admin's own session": c.admin.Token, "revoked support session": token} {
+					if rt.Pattern == "/api/v1/orgs/{org}/licence" && cred != token {
+						continue // the licence is the operator's too (TestLicenceAPI)
+					}
 					r := a.call(t, rt.Method, c.fill(rt.Pattern), cred, map[string]string{})
 					wantError(t, rt.Method+" "+rt.Pattern+" with "+who, r, 404, "not_found")
 					n++

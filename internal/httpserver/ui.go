@@ -286,6 +286,14 @@ func (p *pageData) showError(err error) bool {
 	case kluis.EConflict:
 		p.Error = p.message(ke.Message, "error."+ke.Code)
 		return true
+	case kluis.ELicenceLimit:
+		p.Error = p.L.T("error.licence_limit")
+		for _, m := range ke.Fields {
+			if t := p.L.Lang.Message(m); t != "" {
+				p.Error += " (" + t + ")"
+			}
+		}
+		return true
 	}
 	return false
 }

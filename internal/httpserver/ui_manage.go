@@ -288,7 +288,7 @@ var auditActions = []string{
 	"user.", "user.invite", "user.invitation_accept", "user.invitation_resend", "user.invitation_revoke",
 	"user.update", "user.disable", "user.enable", "user.password_change", "user.delete", "user.read", "user.list",
 	"mfa.", "policy.update", "org.logins_stop", "org.logins_resume", "audit.export", "org.export", "key.",
-	"project.", "file.", "file.read", "version.", "grant.", "group.", "access.denied",
+	"project.", "file.", "file.read", "version.", "grant.", "group.", "access.denied", "licence.update",
 }
 
 // auditRow is one event as the page shows it.

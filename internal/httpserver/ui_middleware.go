@@ -292,7 +292,8 @@ func (p *pageData) navigate(r *http.Request, enrolling bool) {
 			items = append([][2]string{{base + "/projects", "nav.projects"}}, items...)
 		}
 		if p.Manager && !enrolling {
-			items = append(items, [2]string{base + "/users", "nav.users"}, [2]string{base + "/groups", "nav.groups"}, [2]string{base + "/policy", "nav.policy"}, [2]string{base + "/audit", "nav.audit"}, [2]string{base + "/support", "nav.support"})
+			items = append(items, [2]string{base + "/users", "nav.users"}, [2]string{base + "/groups", "nav.groups"}, [2]string{base + "/policy", "nav.policy"}, [2]string{base + "/audit", "nav.audit"},
+				[2]string{base + "/licence", "nav.licence"}, [2]string{base + "/support", "nav.support"})
 		}
 	}
 	p.Nav = nil

@@ -162,6 +162,11 @@ type projectPage struct {
 	projectHead
 	Table  fileTable
 	Latest *versionRow // the newest version, or nil
+	// CanStart: the caller holds the start right (R13); Running: the
+	// project runs; Mine: the caller's own period that runs, or nil.
+	CanStart bool
+	Running  bool
+	Mine     *kluis.ActivityPeriod
 }
 
 // projectView is what a project's page reads: the project, its working
@@ -170,6 +175,7 @@ type projectView struct {
 	projects kluis.ProjectService
 	files    kluis.FileService
 	versions kluis.VersionService
+	licences kluis.LicenceService
 }
 
 // show renders the project's page. On a first visit the rename form holds
@@ -200,6 +206,11 @@ func (v projectView) show(w http.ResponseWriter, r *http.Request, p *pageData, s
 	}
 	for _, f := range tree {
 		data.Table.Files = append(data.Table.Files, fileRow{FileInfo: f, Who: names.of(f.ModifiedBy), Download: data.API + "/files/" + escapePath(f.Path)})
+	}
+	if data.CanStart = pr.Rights.Has(kluis.RightStart); data.CanStart {
+		if data.Mine, data.Running, err = v.licences.FindRunning(ctx, st.org.ID, st.actor, pr.ID); err != nil {
+			return err
+		}
 	}
 	if len(versions) > 0 {
 		latest := newVersionRow(data.projectHead, versions[0], p.L.T("versions.former_author"))

@@ -16,6 +16,7 @@ import (
 	"github.com/kluis/kluis/internal/sqlstore/auditlog"
 	"github.com/kluis/kluis/internal/sqlstore/factors"
 	"github.com/kluis/kluis/internal/sqlstore/keywork"
+	"github.com/kluis/kluis/internal/sqlstore/licences"
 	"github.com/kluis/kluis/internal/sqlstore/operators"
 	"github.com/kluis/kluis/internal/sqlstore/orgexport"
 	"github.com/kluis/kluis/internal/sqlstore/orgs"
@@ -65,6 +66,7 @@ type Areas struct {
 	Rights    *rights.Service
 	Support   *support.Service
 	Export    *orgexport.Service
+	Licences  *licences.Service
 }
 
 // New builds the areas over core.
@@ -85,6 +87,7 @@ func New(core *sqlstore.Core, c Config) *Areas {
 	a.Rights = rights.New(core)
 	a.Support = support.New(core)
 	a.Export = orgexport.New(core, a.Projects, a.Rights, a.Audit)
+	a.Licences = licences.New(core)
 	return a
 }
 
@@ -118,6 +121,7 @@ func (a *Areas) Services() kluis.Services {
 		Audit: a.Audit, Operators: a.Operators, Keys: a.KeyWork,
 		Projects: a.Projects, Grants: a.Rights, Groups: a.Rights,
 		Files: a.Projects, Versions: a.Projects, Support: a.Support,
-		Export: a.Export,
+		Export:   a.Export,
+		Licences: a.Licences,
 	}
 }

@@ -168,6 +168,19 @@ func recordChunks(ctx context.Context, t *sqlstore.Tx, project kluis.ProjectID, 
 	return nil
 }
 
+// sizeChunks notes the content size of the manifest's chunks where it is
+// not known yet (a chunk recorded by a failed upload, or before sizes were
+// kept): the licence's storage counts each chunk once by it (R13).
+func sizeChunks(ctx context.Context, t *sqlstore.Tx, project kluis.ProjectID, m content.FileManifest) error {
+	for _, c := range m.Chunks {
+		if _, err := t.Exec(ctx, `UPDATE content_chunks SET size = ? WHERE project_id = ? AND address = ? AND size = 0`,
+			int64(c.Size), project, c.Address[:]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // holdChunks makes holder (a file "f:…" or a version "v:N") the user of
 // exactly the chunks of the manifests given.
 func holdChunks(ctx context.Context, t *sqlstore.Tx, project kluis.ProjectID, holder string, ms ...content.FileManifest) error {

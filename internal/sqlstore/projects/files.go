@@ -13,6 +13,7 @@ import (
 	"github.com/kluis/kluis/internal/content"
 	"github.com/kluis/kluis/internal/keys"
 	"github.com/kluis/kluis/internal/sqlstore"
+	"github.com/kluis/kluis/internal/sqlstore/licences"
 	"github.com/kluis/kluis/internal/sqlstore/rights"
 )
 
@@ -184,6 +185,12 @@ func (s *Service) PutFile(ctx context.Context, org kluis.OrgID, actor kluis.Acto
 			return err
 		}
 		if err := holdChunks(ctx, t, project, ref.holder(), m); err != nil {
+			return err
+		}
+		if err := sizeChunks(ctx, t, project, m); err != nil {
+			return err
+		}
+		if err := licences.CheckStorage(ctx, t, org); err != nil {
 			return err
 		}
 		if _, err := t.Exec(ctx, `DELETE FROM content_uploads WHERE id = ?`, upload); err != nil {

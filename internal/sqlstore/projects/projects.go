@@ -22,6 +22,7 @@ import (
 	"github.com/kluis/kluis/internal/content"
 	"github.com/kluis/kluis/internal/keys"
 	"github.com/kluis/kluis/internal/sqlstore"
+	"github.com/kluis/kluis/internal/sqlstore/licences"
 	"github.com/kluis/kluis/internal/sqlstore/rights"
 )
 
@@ -79,6 +80,9 @@ func (s *Service) CreateProject(ctx context.Context, org kluis.OrgID, actor klui
 			return sqlstore.DenyAccess(sqlstore.OrgChain(org), actor, "", "project.create", kluis.ErrForbidden)
 		}
 		if err := in.Validate(); err != nil {
+			return err
+		}
+		if err := licences.CheckProject(ctx, t, org); err != nil {
 			return err
 		}
 		p = kluis.Project{ID: kluis.ProjectID(kluis.NewID(t.Now())), Name: in.Name, CreatedAt: t.Now(), Rights: kluis.AllRights}
@@ -272,6 +276,9 @@ func (s *Service) DeleteProject(ctx context.Context, org kluis.OrgID, actor klui
 			return err
 		}
 		purge := t.Now().Add(time.Duration(pol.TrashDays) * 24 * time.Hour)
+		if err := licences.EndActivity(ctx, t, org, id); err != nil {
+			return err
+		}
 		if _, err := t.Exec(ctx, `UPDATE projects SET deleted_at = ?, purge_at = ? WHERE org_id = ? AND id = ?`,
 			sqlstore.Micros(t.Now()), sqlstore.Micros(purge), org, id); err != nil {
 			return err

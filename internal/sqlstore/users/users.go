@@ -12,6 +12,7 @@ import (
 	"github.com/kluis/kluis/internal/mail"
 	"github.com/kluis/kluis/internal/sqlstore"
 	"github.com/kluis/kluis/internal/sqlstore/accounts"
+	"github.com/kluis/kluis/internal/sqlstore/licences"
 )
 
 // NewUserID returns the id of a user about to be created, after making the
@@ -151,6 +152,9 @@ func (s *Service) InviteUser(ctx context.Context, org kluis.OrgID, actor kluis.A
 		}
 		o, err := t.FindOrg(ctx, org)
 		if err != nil {
+			return err
+		}
+		if err := licences.CheckUser(ctx, t, org); err != nil {
 			return err
 		}
 		name := ""
