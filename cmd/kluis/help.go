@@ -29,8 +29,10 @@ var commands = []commandDoc{
 			"Migrates the database first. With the embedded database one server runs per data folder; with PostgreSQL, any number."},
 	{"migrate", "",
 		"Brings the database up to date and exits (serve does this at every start)."},
-	{"operator create", "--email ADDRESS [--name NAME] --password-stdin",
-		"Creates an operator account; the first one bootstraps the instance. Its first sign-in sets up an authenticator app."},
+	{"operator create", "--email ADDRESS [--name NAME] [--role admin|support|security] --password-stdin",
+		"Creates an operator account of a role (admin by default): admin keeps organisations, licences and operators; support sees " +
+			"an organisation's data only through its managers' grant; security keeps address blocks, alarms and the platform's log. " +
+			"The first one bootstraps the instance. Its first sign-in sets up an authenticator app."},
 	{"operator reset-password", "--email ADDRESS --password-stdin",
 		"Gives an operator a new password, ends their sessions and lifts their sign-in lock."},
 	{"operator disable", "--email ADDRESS",
