@@ -155,49 +155,133 @@ func TestPolicyValidate(t *testing.T) {
 	if e, ok := err.(*kluis.Error); ok {
 		ke = e
 	}
-	if ke == nil || ke.Code != kluis.EInvalid || len(ke.Fields) != 7 {
-		t.Fatalf("got %v, want invalid_input naming seven fields", err)
+	if ke == nil || ke.Code != kluis.EInvalid || len(ke.Fields) != 8 {
+		t.Fatalf("got %v, want invalid_input naming eight fields", err)
 	}
-	for _, f := range []string{"mfa", "lockout_threshold", "project_access", "trash_days"} {
+	for _, f := range []string{"mfa", "lockout_threshold", "project_access", "trash_days", "support_approvals"} {
 		if ke.Fields[f] == "" {
 			t.Errorf("field %s not named: %v", f, ke.Fields)
 		}
 	}
 }
 
-// R6, R8, R22: the rights of the foundation as pure rules.
+// R6, R8, R22, R46: the rights of the foundation as pure rules, for the
+// people of an organisation, each operator role, support sessions of each
+// grant and the command line.
 func TestRights(t *testing.T) {
 	org, other := kluis.OrgID("o1"), kluis.OrgID("o2")
 	manager := kluis.Actor{Realm: kluis.RealmOrg, OrgID: org, UserID: "u1", Role: kluis.RoleManager}
 	member := kluis.Actor{Realm: kluis.RealmOrg, OrgID: org, UserID: "u2", Role: kluis.RoleMember}
 	foreignManager := kluis.Actor{Realm: kluis.RealmOrg, OrgID: other, UserID: "u3", Role: kluis.RoleManager}
-	operator := kluis.Actor{Realm: kluis.RealmOperator, OperatorID: "op"}
-	cases := []struct {
+	op := func(r kluis.OperatorRole) kluis.Actor {
+		return kluis.Actor{Realm: kluis.RealmOperator, OperatorID: "op", OperatorRole: r}
+	}
+	sup := func(scope kluis.SupportScope, right kluis.SupportRight) kluis.Actor {
+		return kluis.Actor{Realm: kluis.RealmOrg, OrgID: org, OperatorID: "op", Support: &kluis.SupportAccess{GrantID: "g", Scope: scope, Right: right}}
+	}
+	actors := map[string]kluis.Actor{
+		"manager": manager, "member": member, "foreign manager": foreignManager, "anonymous": {}, "cli": kluis.CLIActor,
+		"admin": op(kluis.OperatorAdmin), "support": op(kluis.OperatorSupport), "security": op(kluis.OperatorSecurity), "roleless operator": op(""),
+		"support view": sup(kluis.SupportOrgScope, kluis.SupportView), "support edit": sup(kluis.SupportOrgScope, kluis.SupportEdit),
+		"support project": sup(kluis.SupportProjectScope("01a00000-0000-7000-8000-000000000001"), kluis.SupportEdit),
+	}
+	orgRules := []struct {
 		name string
 		rule func(kluis.Actor, kluis.OrgID) bool
-		want map[string]bool
+		want []string
 	}{
-		{"CanManageUsers", kluis.CanManageUsers, map[string]bool{"manager": true}},
-		{"CanReadPolicy", kluis.CanReadPolicy, map[string]bool{"manager": true, "member": true}},
-		{"CanUpdatePolicy", kluis.CanUpdatePolicy, map[string]bool{"manager": true}},
-		{"CanReadAudit", kluis.CanReadAudit, map[string]bool{"manager": true}},
+		{"CanReadUsers", kluis.CanReadUsers, []string{"manager", "support view", "support edit"}},
+		{"CanManageUsers", kluis.CanManageUsers, []string{"manager", "support edit"}},
+		{"CanChangeRoles", kluis.CanChangeRoles, []string{"manager"}},
+		{"CanDeleteUsers", kluis.CanDeleteUsers, []string{"manager"}},
+		{"CanResetFactors", kluis.CanResetFactors, []string{"manager"}},
+		{"CanReadPolicy", kluis.CanReadPolicy, []string{"manager", "member", "support view", "support edit"}},
+		{"CanUpdatePolicy", kluis.CanUpdatePolicy, []string{"manager"}},
+		{"CanReadAudit", kluis.CanReadAudit, []string{"manager", "support view", "support edit"}},
+		{"CanExportAudit", kluis.CanExportAudit, []string{"manager"}},
+		{"CanManageGroups", kluis.CanManageGroups, []string{"manager"}},
+		{"CanCreateProject", kluis.CanCreateProject, []string{"manager", "member"}},
+		{"CanStopLogins", kluis.CanStopLogins, []string{"manager", "admin", "security", "cli"}},
+		{"CanReadLicence", kluis.CanReadLicence, []string{"manager", "admin", "support", "cli", "support view", "support edit"}},
 	}
-	actors := map[string]kluis.Actor{"manager": manager, "member": member, "foreign manager": foreignManager, "operator": operator, "anonymous": {}, "cli": kluis.CLIActor}
-	for _, c := range cases {
+	for _, c := range orgRules {
 		for name, a := range actors {
-			if got := c.rule(a, org); got != c.want[name] {
-				t.Errorf("%s(%s): got %v, want %v", c.name, name, got, c.want[name])
+			if got := c.rule(a, org); got != slices.Contains(c.want, name) {
+				t.Errorf("%s(%s): got %v, want %v", c.name, name, got, !got)
 			}
 		}
 	}
-	for name, a := range actors {
-		want := name == "operator" || name == "cli"
-		if got := kluis.CanManageOrgs(a); got != want {
-			t.Errorf("CanManageOrgs(%s): got %v, want %v", name, got, want)
+	opRules := []struct {
+		name string
+		rule func(kluis.Actor) bool
+		want []string
+	}{
+		{"CanManageOrgs", kluis.CanManageOrgs, []string{"admin", "cli"}},
+		{"CanListOrgs", kluis.CanListOrgs, []string{"admin", "support", "security", "cli"}},
+		{"CanManageLicences", kluis.CanManageLicences, []string{"admin", "cli"}},
+		{"CanEraseOnRequest", kluis.CanEraseOnRequest, []string{"admin", "cli"}},
+		{"CanManageOperatorAccounts", kluis.CanManageOperatorAccounts, []string{"admin", "cli"}},
+		{"CanManageOperators", kluis.CanManageOperators, []string{"cli"}},
+		{"CanKeepSecurity", kluis.CanKeepSecurity, []string{"admin", "security", "cli"}},
+		{"CanStopInstanceLogins", kluis.CanStopInstanceLogins, []string{"admin", "security", "cli"}},
+		{"CanAskSupport", kluis.CanAskSupport, []string{"support", "cli"}},
+	}
+	for _, c := range opRules {
+		for name, a := range actors {
+			if got := c.rule(a); got != slices.Contains(c.want, name) {
+				t.Errorf("%s(%s): got %v, want %v", c.name, name, got, !got)
+			}
 		}
 	}
-	if got := manager.AuditName(); got != "user:u1" {
-		t.Errorf("AuditName: got %q", got)
+	// Support's rights on projects: never beyond a manager's under the
+	// policy, never grant, delete or start; a project grant only there.
+	p1, p2 := kluis.ProjectID("01a00000-0000-7000-8000-000000000001"), kluis.ProjectID("01a00000-0000-7000-8000-000000000002")
+	all, none := kluis.ManagerProjectRights(kluis.ProjectAccessManagers), kluis.ManagerProjectRights(kluis.ProjectAccessOwners)
+	for _, c := range []struct {
+		who     string
+		project kluis.ProjectID
+		manager kluis.Rights
+		want    kluis.Rights
+	}{
+		{"support view", p1, all, kluis.Rights(kluis.RightView)},
+		{"support edit", p1, all, kluis.Rights(kluis.RightView | kluis.RightEdit)},
+		{"support edit", p1, none, 0},
+		{"support project", p1, none, kluis.Rights(kluis.RightView | kluis.RightEdit)},
+		{"support project", p2, all, 0},
+		{"manager", p1, all, 0},
+	} {
+		if got := kluis.SupportProjectRights(actors[c.who], org, c.project, c.manager); got != c.want {
+			t.Errorf("SupportProjectRights(%s, %s): %v, want %v", c.who, c.project, got.Names(), c.want.Names())
+		}
+	}
+	if got := kluis.SupportProjectRights(actors["support edit"], other, p1, all); got != 0 {
+		t.Errorf("support of one organisation in another: %v", got.Names())
+	}
+	for name, want := range map[string]string{"manager": "user:u1", "support view": "support:op", "admin": "operator:op", "cli": "cli"} {
+		if got := actors[name].AuditName(); got != want {
+			t.Errorf("AuditName(%s): got %q, want %q", name, got, want)
+		}
+	}
+}
+
+// A support grant runs at most 14 days, needs a reason, a right and a
+// scope; a later end is refused, not shortened (R22).
+func TestSupportGrantInput(t *testing.T) {
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	ok := kluis.SupportGrantInput{Scope: kluis.SupportOrgScope, Right: kluis.SupportView, Reason: "ticket", ExpiresAt: now.Add(kluis.MaxSupportGrant)}
+	if err := ok.Validate(now); err != nil {
+		t.Fatalf("14 days: %v", err)
+	}
+	for name, in := range map[string]kluis.SupportGrantInput{
+		"a second too long": {Scope: kluis.SupportOrgScope, Right: kluis.SupportView, Reason: "x", ExpiresAt: now.Add(kluis.MaxSupportGrant + time.Second)},
+		"in the past":       {Scope: kluis.SupportOrgScope, Right: kluis.SupportView, Reason: "x", ExpiresAt: now},
+		"no reason":         {Scope: kluis.SupportOrgScope, Right: kluis.SupportView, ExpiresAt: now.Add(time.Hour)},
+		"bad scope":         {Scope: "project:nope", Right: kluis.SupportView, Reason: "x", ExpiresAt: now.Add(time.Hour)},
+		"bad right":         {Scope: kluis.SupportOrgScope, Right: "own", Reason: "x", ExpiresAt: now.Add(time.Hour)},
+	} {
+		if kluis.ErrorCode(in.Normalize().Validate(now)) != kluis.EInvalid {
+			t.Errorf("%s: accepted", name)
+		}
 	}
 }
 

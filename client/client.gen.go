@@ -224,6 +224,123 @@ func (e Role) Valid() bool {
 	}
 }
 
+// Defines values for SupportAskRight.
+const (
+	SupportAskRightEdit SupportAskRight = "edit"
+	SupportAskRightView SupportAskRight = "view"
+)
+
+// Valid indicates whether the value is a known member of the SupportAskRight enum.
+func (e SupportAskRight) Valid() bool {
+	switch e {
+	case SupportAskRightEdit:
+		return true
+	case SupportAskRightView:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for SupportGrantRight.
+const (
+	SupportGrantRightEdit SupportGrantRight = "edit"
+	SupportGrantRightView SupportGrantRight = "view"
+)
+
+// Valid indicates whether the value is a known member of the SupportGrantRight enum.
+func (e SupportGrantRight) Valid() bool {
+	switch e {
+	case SupportGrantRightEdit:
+		return true
+	case SupportGrantRightView:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for SupportGrantStatus.
+const (
+	SupportGrantStatusActive  SupportGrantStatus = "active"
+	SupportGrantStatusExpired SupportGrantStatus = "expired"
+	SupportGrantStatusPending SupportGrantStatus = "pending"
+	SupportGrantStatusRevoked SupportGrantStatus = "revoked"
+)
+
+// Valid indicates whether the value is a known member of the SupportGrantStatus enum.
+func (e SupportGrantStatus) Valid() bool {
+	switch e {
+	case SupportGrantStatusActive:
+		return true
+	case SupportGrantStatusExpired:
+		return true
+	case SupportGrantStatusPending:
+		return true
+	case SupportGrantStatusRevoked:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for SupportGrantRequestRight.
+const (
+	SupportGrantRequestRightEdit SupportGrantRequestRight = "edit"
+	SupportGrantRequestRightView SupportGrantRequestRight = "view"
+)
+
+// Valid indicates whether the value is a known member of the SupportGrantRequestRight enum.
+func (e SupportGrantRequestRight) Valid() bool {
+	switch e {
+	case SupportGrantRequestRightEdit:
+		return true
+	case SupportGrantRequestRightView:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for SupportRequestRight.
+const (
+	SupportRequestRightEdit SupportRequestRight = "edit"
+	SupportRequestRightView SupportRequestRight = "view"
+)
+
+// Valid indicates whether the value is a known member of the SupportRequestRight enum.
+func (e SupportRequestRight) Valid() bool {
+	switch e {
+	case SupportRequestRightEdit:
+		return true
+	case SupportRequestRightView:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for SupportRequestStatus.
+const (
+	SupportRequestStatusApproved SupportRequestStatus = "approved"
+	SupportRequestStatusOpen     SupportRequestStatus = "open"
+	SupportRequestStatusRefused  SupportRequestStatus = "refused"
+)
+
+// Valid indicates whether the value is a known member of the SupportRequestStatus enum.
+func (e SupportRequestStatus) Valid() bool {
+	switch e {
+	case SupportRequestStatusApproved:
+		return true
+	case SupportRequestStatusOpen:
+		return true
+	case SupportRequestStatusRefused:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for TokenScope.
 const (
 	TokenScopeFull TokenScope = "full"
@@ -682,11 +799,14 @@ type Policy struct {
 	// SessionMaxHours Default 12.
 	SessionMaxHours int `json:"session_max_hours"`
 
+	// SupportApprovals Default 1: how many managers must agree before support access takes effect; 2 is four eyes.
+	SupportApprovals int `json:"support_approvals"`
+
 	// TrashDays Default 30: how long a deleted project waits in the trash before its key is destroyed.
 	TrashDays int `json:"trash_days"`
 }
 
-// PolicyUpdate The whole policy; `mfa`, `lockout_threshold`, `project_access` and `trash_days` may be left out and keep their value.
+// PolicyUpdate The whole policy; `mfa`, `lockout_threshold`, `project_access`, `trash_days` and `support_approvals` may be left out and keep their value.
 type PolicyUpdate struct {
 	LockoutThreshold *int `json:"lockout_threshold,omitempty"`
 
@@ -700,6 +820,7 @@ type PolicyUpdate struct {
 	ProjectAccess      *ProjectAccess `json:"project_access,omitempty"`
 	SessionIdleMinutes int            `json:"session_idle_minutes"`
 	SessionMaxHours    int            `json:"session_max_hours"`
+	SupportApprovals   *int           `json:"support_approvals,omitempty"`
 	TrashDays          *int           `json:"trash_days,omitempty"`
 }
 
@@ -818,6 +939,125 @@ type SessionAnswer struct {
 // Sessions defines model for Sessions.
 type Sessions struct {
 	Sessions []Session `json:"sessions"`
+}
+
+// SupportApproval defines model for SupportApproval.
+type SupportApproval struct {
+	// ExpiresAt At most 14 days ahead.
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// SupportAsk defines model for SupportAsk.
+type SupportAsk struct {
+	Reason string          `json:"reason"`
+	Right  SupportAskRight `json:"right"`
+
+	// Scope org, or project:ID.
+	Scope string `json:"scope"`
+}
+
+// SupportAskRight defines model for SupportAsk.Right.
+type SupportAskRight string
+
+// SupportGrant defines model for SupportGrant.
+type SupportGrant struct {
+	ApprovedBy *string            `json:"approved_by,omitempty"`
+	CreatedAt  time.Time          `json:"created_at"`
+	ExpiresAt  time.Time          `json:"expires_at"`
+	GrantedBy  *string            `json:"granted_by,omitempty"`
+	ID         string             `json:"id"`
+	Reason     string             `json:"reason"`
+	Request    *string            `json:"request,omitempty"`
+	RevokedAt  *time.Time         `json:"revoked_at,omitempty"`
+	RevokedBy  *string            `json:"revoked_by,omitempty"`
+	Right      SupportGrantRight  `json:"right"`
+	Scope      string             `json:"scope"`
+	Status     SupportGrantStatus `json:"status"`
+	Uses       *[]SupportUse      `json:"uses,omitempty"`
+}
+
+// SupportGrantRight defines model for SupportGrant.Right.
+type SupportGrantRight string
+
+// SupportGrantStatus defines model for SupportGrant.Status.
+type SupportGrantStatus string
+
+// SupportGrantAnswer defines model for SupportGrantAnswer.
+type SupportGrantAnswer struct {
+	Grant SupportGrant `json:"grant"`
+}
+
+// SupportGrantRequest defines model for SupportGrantRequest.
+type SupportGrantRequest struct {
+	// ExpiresAt At most 14 days ahead.
+	ExpiresAt time.Time                `json:"expires_at"`
+	Reason    string                   `json:"reason"`
+	Right     SupportGrantRequestRight `json:"right"`
+
+	// Scope org, or project:ID.
+	Scope string `json:"scope"`
+}
+
+// SupportGrantRequestRight defines model for SupportGrantRequest.Right.
+type SupportGrantRequestRight string
+
+// SupportList defines model for SupportList.
+type SupportList struct {
+	Grants   []SupportGrant   `json:"grants"`
+	Requests []SupportRequest `json:"requests"`
+}
+
+// SupportRequest defines model for SupportRequest.
+type SupportRequest struct {
+	At        time.Time            `json:"at"`
+	DecidedAt *time.Time           `json:"decided_at,omitempty"`
+	DecidedBy *string              `json:"decided_by,omitempty"`
+	Grant     *string              `json:"grant,omitempty"`
+	ID        string               `json:"id"`
+	Operator  string               `json:"operator"`
+	Reason    string               `json:"reason"`
+	Right     SupportRequestRight  `json:"right"`
+	Scope     string               `json:"scope"`
+	Status    SupportRequestStatus `json:"status"`
+}
+
+// SupportRequestRight defines model for SupportRequest.Right.
+type SupportRequestRight string
+
+// SupportRequestStatus defines model for SupportRequest.Status.
+type SupportRequestStatus string
+
+// SupportRequestAnswer defines model for SupportRequestAnswer.
+type SupportRequestAnswer struct {
+	Request SupportRequest `json:"request"`
+}
+
+// SupportSession defines model for SupportSession.
+type SupportSession struct {
+	ExpiresAt time.Time `json:"expires_at"`
+
+	// Token kluis_sup_…: send as Authorization: Bearer.
+	Token string `json:"token"`
+}
+
+// SupportSessionRequest defines model for SupportSessionRequest.
+type SupportSessionRequest struct {
+	Grant string `json:"grant"`
+}
+
+// SupportUse defines model for SupportUse.
+type SupportUse struct {
+	At     time.Time `json:"at"`
+	Method string    `json:"method"`
+
+	// Object user:ID, project:ID, group:ID or org:ID.
+	Object string `json:"object"`
+
+	// Operator support:OPERATOR_ID
+	Operator string `json:"operator"`
+
+	// Route The route's pattern, never its values.
+	Route string `json:"route"`
 }
 
 // TOTPSetup defines model for TOTPSetup.
@@ -1016,6 +1256,9 @@ type Range = string
 
 // SessionID defines model for SessionID.
 type SessionID = string
+
+// SupportID defines model for SupportID.
+type SupportID = string
 
 // TokenID defines model for TokenID.
 type TokenID = string
@@ -1230,6 +1473,12 @@ type OperatorReauthJSONRequestBody = ReauthRequest
 // OperatorConfirmTOTPJSONRequestBody defines body for OperatorConfirmTOTP for application/json ContentType.
 type OperatorConfirmTOTPJSONRequestBody = CodeRequest
 
+// RequestSupportJSONRequestBody defines body for RequestSupport for application/json ContentType.
+type RequestSupportJSONRequestBody = SupportAsk
+
+// OpenSupportSessionJSONRequestBody defines body for OpenSupportSession for application/json ContentType.
+type OpenSupportSessionJSONRequestBody = SupportSessionRequest
+
 // CreateOrgJSONRequestBody defines body for CreateOrg for application/json ContentType.
 type CreateOrgJSONRequestBody = CreateOrgRequest
 
@@ -1307,6 +1556,12 @@ type SetGrantJSONRequestBody = GrantRequest
 
 // CreateVersionJSONRequestBody defines body for CreateVersion for application/json ContentType.
 type CreateVersionJSONRequestBody = VersionRequest
+
+// GrantSupportJSONRequestBody defines body for GrantSupport for application/json ContentType.
+type GrantSupportJSONRequestBody = SupportGrantRequest
+
+// ApproveSupportRequestJSONRequestBody defines body for ApproveSupportRequest for application/json ContentType.
+type ApproveSupportRequestJSONRequestBody = SupportApproval
 
 // UnlockJSONRequestBody defines body for Unlock for application/json ContentType.
 type UnlockJSONRequestBody = TokenRequest
@@ -1616,6 +1871,39 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /api/v1/operator/orgs/{org}/activity (the `ListActivityAnonymous` operationId).
 	ListActivityAnonymous(ctx context.Context, org OrgSlug, params *ListActivityAnonymousParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// OperatorListSupport An organisation's grants and requests as support sees them: no granters, no uses (operator support).
+	//
+	// Corresponds with GET /api/v1/operator/orgs/{org}/support-grants (the `OperatorListSupport` operationId).
+	OperatorListSupport(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RequestSupportWithBody Support asks an organisation for access (operator support).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/operator/orgs/{org}/support-requests (the `RequestSupport` operationId).
+	RequestSupportWithBody(ctx context.Context, org OrgSlug, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RequestSupport Support asks an organisation for access (operator support).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/operator/orgs/{org}/support-requests (the `RequestSupport` operationId).
+	RequestSupport(ctx context.Context, org OrgSlug, body RequestSupportJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// OpenSupportSessionWithBody Opens a support session on an active grant (operator support): a token for this organisation's routes with exactly the grant's rights, acting as support:OPERATOR_ID, ending with the grant.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/operator/orgs/{org}/support-session (the `OpenSupportSession` operationId).
+	OpenSupportSessionWithBody(ctx context.Context, org OrgSlug, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// OpenSupportSession Opens a support session on an active grant (operator support): a token for this organisation's routes with exactly the grant's rights, acting as support:OPERATOR_ID, ending with the grant.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/operator/orgs/{org}/support-session (the `OpenSupportSession` operationId).
+	OpenSupportSession(ctx context.Context, org OrgSlug, body OpenSupportSessionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListOrgs The instance's organisations.
 	//
@@ -2287,6 +2575,54 @@ type ClientInterface interface {
 	// Corresponds with GET /api/v1/orgs/{org}/projects/{id}/versions/{n}/zip (the `GetVersionZip` operationId).
 	GetVersionZip(ctx context.Context, org OrgSlug, id ProjectID, n VersionNumber, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListSupport The organisation's support grants, each with every use, and support's requests, newest first (managers).
+	//
+	// Corresponds with GET /api/v1/orgs/{org}/support-grants (the `ListSupport` operationId).
+	ListSupport(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GrantSupportWithBody Lets support in (R22): a manager for the organisation (scope org), a project's owner for that project (scope project:ID); a reason, view or edit, an end at most 14 days away; after a fresh sign-in. Under four eyes the grant is pending until a second manager approves.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/orgs/{org}/support-grants (the `GrantSupport` operationId).
+	GrantSupportWithBody(ctx context.Context, org OrgSlug, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GrantSupport Lets support in (R22): a manager for the organisation (scope org), a project's owner for that project (scope project:ID); a reason, view or edit, an end at most 14 days away; after a fresh sign-in. Under four eyes the grant is pending until a second manager approves.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/orgs/{org}/support-grants (the `GrantSupport` operationId).
+	GrantSupport(ctx context.Context, org OrgSlug, body GrantSupportJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RevokeSupport Ends a grant and its sessions at once (its granter or any manager).
+	//
+	// Corresponds with DELETE /api/v1/orgs/{org}/support-grants/{id} (the `RevokeSupport` operationId).
+	RevokeSupport(ctx context.Context, org OrgSlug, id SupportID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ApproveSupportGrant The second manager's approval of a pending grant (four eyes), after a fresh sign-in.
+	//
+	// Corresponds with POST /api/v1/orgs/{org}/support-grants/{id}/approve (the `ApproveSupportGrant` operationId).
+	ApproveSupportGrant(ctx context.Context, org OrgSlug, id SupportID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ApproveSupportRequestWithBody Turns support's request into a grant ending at expires_at (whoever could give it), after a fresh sign-in.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/orgs/{org}/support-requests/{id}/approve (the `ApproveSupportRequest` operationId).
+	ApproveSupportRequestWithBody(ctx context.Context, org OrgSlug, id SupportID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ApproveSupportRequest Turns support's request into a grant ending at expires_at (whoever could give it), after a fresh sign-in.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/orgs/{org}/support-requests/{id}/approve (the `ApproveSupportRequest` operationId).
+	ApproveSupportRequest(ctx context.Context, org OrgSlug, id SupportID, body ApproveSupportRequestJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RefuseSupportRequest Refuses support's request.
+	//
+	// Corresponds with POST /api/v1/orgs/{org}/support-requests/{id}/refuse (the `RefuseSupportRequest` operationId).
+	RefuseSupportRequest(ctx context.Context, org OrgSlug, id SupportID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListTrash The projects in the trash with their purge date (their owners; managers see all).
 	//
 	// Corresponds with GET /api/v1/orgs/{org}/trash (the `ListTrash` operationId).
@@ -2778,6 +3114,89 @@ func (c *Client) OperatorConfirmTOTP(ctx context.Context, body OperatorConfirmTO
 // Corresponds with GET /api/v1/operator/orgs/{org}/activity (the `ListActivityAnonymous` operationId).
 func (c *Client) ListActivityAnonymous(ctx context.Context, org OrgSlug, params *ListActivityAnonymousParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListActivityAnonymousRequest(c.Server, org, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// OperatorListSupport An organisation's grants and requests as support sees them: no granters, no uses (operator support).
+//
+// Corresponds with GET /api/v1/operator/orgs/{org}/support-grants (the `OperatorListSupport` operationId).
+func (c *Client) OperatorListSupport(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewOperatorListSupportRequest(c.Server, org)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RequestSupportWithBody Support asks an organisation for access (operator support).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/operator/orgs/{org}/support-requests (the `RequestSupport` operationId).
+func (c *Client) RequestSupportWithBody(ctx context.Context, org OrgSlug, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRequestSupportRequestWithBody(c.Server, org, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RequestSupport Support asks an organisation for access (operator support).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/operator/orgs/{org}/support-requests (the `RequestSupport` operationId).
+func (c *Client) RequestSupport(ctx context.Context, org OrgSlug, body RequestSupportJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRequestSupportRequest(c.Server, org, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// OpenSupportSessionWithBody Opens a support session on an active grant (operator support): a token for this organisation's routes with exactly the grant's rights, acting as support:OPERATOR_ID, ending with the grant.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/operator/orgs/{org}/support-session (the `OpenSupportSession` operationId).
+func (c *Client) OpenSupportSessionWithBody(ctx context.Context, org OrgSlug, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewOpenSupportSessionRequestWithBody(c.Server, org, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// OpenSupportSession Opens a support session on an active grant (operator support): a token for this organisation's routes with exactly the grant's rights, acting as support:OPERATOR_ID, ending with the grant.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/operator/orgs/{org}/support-session (the `OpenSupportSession` operationId).
+func (c *Client) OpenSupportSession(ctx context.Context, org OrgSlug, body OpenSupportSessionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewOpenSupportSessionRequest(c.Server, org, body)
 	if err != nil {
 		return nil, err
 	}
@@ -4458,6 +4877,134 @@ func (c *Client) GetVersionZip(ctx context.Context, org OrgSlug, id ProjectID, n
 	return c.Client.Do(req)
 }
 
+// ListSupport The organisation's support grants, each with every use, and support's requests, newest first (managers).
+//
+// Corresponds with GET /api/v1/orgs/{org}/support-grants (the `ListSupport` operationId).
+func (c *Client) ListSupport(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListSupportRequest(c.Server, org)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GrantSupportWithBody Lets support in (R22): a manager for the organisation (scope org), a project's owner for that project (scope project:ID); a reason, view or edit, an end at most 14 days away; after a fresh sign-in. Under four eyes the grant is pending until a second manager approves.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/orgs/{org}/support-grants (the `GrantSupport` operationId).
+func (c *Client) GrantSupportWithBody(ctx context.Context, org OrgSlug, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGrantSupportRequestWithBody(c.Server, org, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GrantSupport Lets support in (R22): a manager for the organisation (scope org), a project's owner for that project (scope project:ID); a reason, view or edit, an end at most 14 days away; after a fresh sign-in. Under four eyes the grant is pending until a second manager approves.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/orgs/{org}/support-grants (the `GrantSupport` operationId).
+func (c *Client) GrantSupport(ctx context.Context, org OrgSlug, body GrantSupportJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGrantSupportRequest(c.Server, org, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RevokeSupport Ends a grant and its sessions at once (its granter or any manager).
+//
+// Corresponds with DELETE /api/v1/orgs/{org}/support-grants/{id} (the `RevokeSupport` operationId).
+func (c *Client) RevokeSupport(ctx context.Context, org OrgSlug, id SupportID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRevokeSupportRequest(c.Server, org, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ApproveSupportGrant The second manager's approval of a pending grant (four eyes), after a fresh sign-in.
+//
+// Corresponds with POST /api/v1/orgs/{org}/support-grants/{id}/approve (the `ApproveSupportGrant` operationId).
+func (c *Client) ApproveSupportGrant(ctx context.Context, org OrgSlug, id SupportID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewApproveSupportGrantRequest(c.Server, org, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ApproveSupportRequestWithBody Turns support's request into a grant ending at expires_at (whoever could give it), after a fresh sign-in.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/orgs/{org}/support-requests/{id}/approve (the `ApproveSupportRequest` operationId).
+func (c *Client) ApproveSupportRequestWithBody(ctx context.Context, org OrgSlug, id SupportID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewApproveSupportRequestRequestWithBody(c.Server, org, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ApproveSupportRequest Turns support's request into a grant ending at expires_at (whoever could give it), after a fresh sign-in.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/orgs/{org}/support-requests/{id}/approve (the `ApproveSupportRequest` operationId).
+func (c *Client) ApproveSupportRequest(ctx context.Context, org OrgSlug, id SupportID, body ApproveSupportRequestJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewApproveSupportRequestRequest(c.Server, org, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RefuseSupportRequest Refuses support's request.
+//
+// Corresponds with POST /api/v1/orgs/{org}/support-requests/{id}/refuse (the `RefuseSupportRequest` operationId).
+func (c *Client) RefuseSupportRequest(ctx context.Context, org OrgSlug, id SupportID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRefuseSupportRequestRequest(c.Server, org, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ListTrash The projects in the trash with their purge date (their owners; managers see all).
 //
 // Corresponds with GET /api/v1/orgs/{org}/trash (the `ListTrash` operationId).
@@ -5328,6 +5875,134 @@ func NewListActivityAnonymousRequest(server string, org OrgSlug, params *ListAct
 	if err != nil {
 		return nil, err
 	}
+
+	return req, nil
+}
+
+// NewOperatorListSupportRequest constructs an http.Request for the OperatorListSupport method
+func NewOperatorListSupportRequest(server string, org OrgSlug) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "org", org, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/operator/orgs/%s/support-grants", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewRequestSupportRequest calls the generic RequestSupport builder with application/json body
+func NewRequestSupportRequest(server string, org OrgSlug, body RequestSupportJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewRequestSupportRequestWithBody(server, org, "application/json", bodyReader)
+}
+
+// NewRequestSupportRequestWithBody constructs an http.Request for the RequestSupport method, with any body, and a specified content type
+func NewRequestSupportRequestWithBody(server string, org OrgSlug, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "org", org, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/operator/orgs/%s/support-requests", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewOpenSupportSessionRequest calls the generic OpenSupportSession builder with application/json body
+func NewOpenSupportSessionRequest(server string, org OrgSlug, body OpenSupportSessionJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewOpenSupportSessionRequestWithBody(server, org, "application/json", bodyReader)
+}
+
+// NewOpenSupportSessionRequestWithBody constructs an http.Request for the OpenSupportSession method, with any body, and a specified content type
+func NewOpenSupportSessionRequestWithBody(server string, org OrgSlug, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "org", org, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/operator/orgs/%s/support-session", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	return req, nil
 }
@@ -8902,6 +9577,264 @@ func NewGetVersionZipRequest(server string, org OrgSlug, id ProjectID, n Version
 	return req, nil
 }
 
+// NewListSupportRequest constructs an http.Request for the ListSupport method
+func NewListSupportRequest(server string, org OrgSlug) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "org", org, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/orgs/%s/support-grants", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGrantSupportRequest calls the generic GrantSupport builder with application/json body
+func NewGrantSupportRequest(server string, org OrgSlug, body GrantSupportJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewGrantSupportRequestWithBody(server, org, "application/json", bodyReader)
+}
+
+// NewGrantSupportRequestWithBody constructs an http.Request for the GrantSupport method, with any body, and a specified content type
+func NewGrantSupportRequestWithBody(server string, org OrgSlug, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "org", org, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/orgs/%s/support-grants", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewRevokeSupportRequest constructs an http.Request for the RevokeSupport method
+func NewRevokeSupportRequest(server string, org OrgSlug, id SupportID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "org", org, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/orgs/%s/support-grants/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewApproveSupportGrantRequest constructs an http.Request for the ApproveSupportGrant method
+func NewApproveSupportGrantRequest(server string, org OrgSlug, id SupportID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "org", org, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/orgs/%s/support-grants/%s/approve", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewApproveSupportRequestRequest calls the generic ApproveSupportRequest builder with application/json body
+func NewApproveSupportRequestRequest(server string, org OrgSlug, id SupportID, body ApproveSupportRequestJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewApproveSupportRequestRequestWithBody(server, org, id, "application/json", bodyReader)
+}
+
+// NewApproveSupportRequestRequestWithBody constructs an http.Request for the ApproveSupportRequest method, with any body, and a specified content type
+func NewApproveSupportRequestRequestWithBody(server string, org OrgSlug, id SupportID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "org", org, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/orgs/%s/support-requests/%s/approve", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewRefuseSupportRequestRequest constructs an http.Request for the RefuseSupportRequest method
+func NewRefuseSupportRequestRequest(server string, org OrgSlug, id SupportID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "org", org, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/orgs/%s/support-requests/%s/refuse", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewListTrashRequest constructs an http.Request for the ListTrash method
 func NewListTrashRequest(server string, org OrgSlug) (*http.Request, error) {
 	var err error
@@ -9645,6 +10578,41 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /api/v1/operator/orgs/{org}/activity (the `ListActivityAnonymous` operationId).
 	ListActivityAnonymousWithResponse(ctx context.Context, org OrgSlug, params *ListActivityAnonymousParams, reqEditors ...RequestEditorFn) (*ListActivityAnonymousResponse, error)
+
+	// OperatorListSupportWithResponse An organisation's grants and requests as support sees them: no granters, no uses (operator support).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/operator/orgs/{org}/support-grants (the `OperatorListSupport` operationId).
+	OperatorListSupportWithResponse(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*OperatorListSupportResponse, error)
+
+	// RequestSupportWithBodyWithResponse Support asks an organisation for access (operator support).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/operator/orgs/{org}/support-requests (the `RequestSupport` operationId).
+	RequestSupportWithBodyWithResponse(ctx context.Context, org OrgSlug, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RequestSupportResponse, error)
+
+	// RequestSupportWithResponse Support asks an organisation for access (operator support).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/operator/orgs/{org}/support-requests (the `RequestSupport` operationId).
+	RequestSupportWithResponse(ctx context.Context, org OrgSlug, body RequestSupportJSONRequestBody, reqEditors ...RequestEditorFn) (*RequestSupportResponse, error)
+
+	// OpenSupportSessionWithBodyWithResponse Opens a support session on an active grant (operator support): a token for this organisation's routes with exactly the grant's rights, acting as support:OPERATOR_ID, ending with the grant.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/operator/orgs/{org}/support-session (the `OpenSupportSession` operationId).
+	OpenSupportSessionWithBodyWithResponse(ctx context.Context, org OrgSlug, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*OpenSupportSessionResponse, error)
+
+	// OpenSupportSessionWithResponse Opens a support session on an active grant (operator support): a token for this organisation's routes with exactly the grant's rights, acting as support:OPERATOR_ID, ending with the grant.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/operator/orgs/{org}/support-session (the `OpenSupportSession` operationId).
+	OpenSupportSessionWithResponse(ctx context.Context, org OrgSlug, body OpenSupportSessionJSONRequestBody, reqEditors ...RequestEditorFn) (*OpenSupportSessionResponse, error)
 
 	// ListOrgsWithResponse The instance's organisations.
 	//
@@ -10409,6 +11377,62 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /api/v1/orgs/{org}/projects/{id}/versions/{n}/zip (the `GetVersionZip` operationId).
 	GetVersionZipWithResponse(ctx context.Context, org OrgSlug, id ProjectID, n VersionNumber, reqEditors ...RequestEditorFn) (*GetVersionZipResponse, error)
+
+	// ListSupportWithResponse The organisation's support grants, each with every use, and support's requests, newest first (managers).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/orgs/{org}/support-grants (the `ListSupport` operationId).
+	ListSupportWithResponse(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*ListSupportResponse, error)
+
+	// GrantSupportWithBodyWithResponse Lets support in (R22): a manager for the organisation (scope org), a project's owner for that project (scope project:ID); a reason, view or edit, an end at most 14 days away; after a fresh sign-in. Under four eyes the grant is pending until a second manager approves.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/orgs/{org}/support-grants (the `GrantSupport` operationId).
+	GrantSupportWithBodyWithResponse(ctx context.Context, org OrgSlug, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*GrantSupportResponse, error)
+
+	// GrantSupportWithResponse Lets support in (R22): a manager for the organisation (scope org), a project's owner for that project (scope project:ID); a reason, view or edit, an end at most 14 days away; after a fresh sign-in. Under four eyes the grant is pending until a second manager approves.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/orgs/{org}/support-grants (the `GrantSupport` operationId).
+	GrantSupportWithResponse(ctx context.Context, org OrgSlug, body GrantSupportJSONRequestBody, reqEditors ...RequestEditorFn) (*GrantSupportResponse, error)
+
+	// RevokeSupportWithResponse Ends a grant and its sessions at once (its granter or any manager).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /api/v1/orgs/{org}/support-grants/{id} (the `RevokeSupport` operationId).
+	RevokeSupportWithResponse(ctx context.Context, org OrgSlug, id SupportID, reqEditors ...RequestEditorFn) (*RevokeSupportResponse, error)
+
+	// ApproveSupportGrantWithResponse The second manager's approval of a pending grant (four eyes), after a fresh sign-in.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/orgs/{org}/support-grants/{id}/approve (the `ApproveSupportGrant` operationId).
+	ApproveSupportGrantWithResponse(ctx context.Context, org OrgSlug, id SupportID, reqEditors ...RequestEditorFn) (*ApproveSupportGrantResponse, error)
+
+	// ApproveSupportRequestWithBodyWithResponse Turns support's request into a grant ending at expires_at (whoever could give it), after a fresh sign-in.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/orgs/{org}/support-requests/{id}/approve (the `ApproveSupportRequest` operationId).
+	ApproveSupportRequestWithBodyWithResponse(ctx context.Context, org OrgSlug, id SupportID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ApproveSupportRequestResponse, error)
+
+	// ApproveSupportRequestWithResponse Turns support's request into a grant ending at expires_at (whoever could give it), after a fresh sign-in.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/orgs/{org}/support-requests/{id}/approve (the `ApproveSupportRequest` operationId).
+	ApproveSupportRequestWithResponse(ctx context.Context, org OrgSlug, id SupportID, body ApproveSupportRequestJSONRequestBody, reqEditors ...RequestEditorFn) (*ApproveSupportRequestResponse, error)
+
+	// RefuseSupportRequestWithResponse Refuses support's request.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/orgs/{org}/support-requests/{id}/refuse (the `RefuseSupportRequest` operationId).
+	RefuseSupportRequestWithResponse(ctx context.Context, org OrgSlug, id SupportID, reqEditors ...RequestEditorFn) (*RefuseSupportRequestResponse, error)
 
 	// ListTrashWithResponse The projects in the trash with their purge date (their owners; managers see all).
 	//
@@ -11179,6 +12203,127 @@ func (r ListActivityAnonymousResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r ListActivityAnonymousResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type OperatorListSupportResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *SupportList
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthenticated
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *Error
+}
+
+// Status returns HTTPResponse.Status
+func (r OperatorListSupportResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r OperatorListSupportResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r OperatorListSupportResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type RequestSupportResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *SupportRequestAnswer
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthenticated
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *Error
+}
+
+// Status returns HTTPResponse.Status
+func (r RequestSupportResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RequestSupportResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RequestSupportResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type OpenSupportSessionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *SupportSession
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthenticated
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *Error
+}
+
+// Status returns HTTPResponse.Status
+func (r OpenSupportSessionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r OpenSupportSessionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r OpenSupportSessionResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -14216,6 +15361,246 @@ func (r GetVersionZipResponse) ContentType() string {
 	return ""
 }
 
+type ListSupportResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *SupportList
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthenticated
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *Error
+}
+
+// Status returns HTTPResponse.Status
+func (r ListSupportResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListSupportResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListSupportResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GrantSupportResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *SupportGrantAnswer
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthenticated
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *Error
+}
+
+// Status returns HTTPResponse.Status
+func (r GrantSupportResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GrantSupportResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GrantSupportResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type RevokeSupportResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthenticated
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *Error
+}
+
+// Status returns HTTPResponse.Status
+func (r RevokeSupportResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RevokeSupportResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RevokeSupportResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ApproveSupportGrantResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *SupportGrantAnswer
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthenticated
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Conflict
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *Error
+}
+
+// Status returns HTTPResponse.Status
+func (r ApproveSupportGrantResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ApproveSupportGrantResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ApproveSupportGrantResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ApproveSupportRequestResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *SupportGrantAnswer
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthenticated
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Conflict
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *Error
+}
+
+// Status returns HTTPResponse.Status
+func (r ApproveSupportRequestResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ApproveSupportRequestResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ApproveSupportRequestResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type RefuseSupportRequestResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthenticated
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Conflict
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *Error
+}
+
+// Status returns HTTPResponse.Status
+func (r RefuseSupportRequestResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RefuseSupportRequestResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RefuseSupportRequestResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type ListTrashResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -15041,6 +16426,71 @@ func (c *ClientWithResponses) ListActivityAnonymousWithResponse(ctx context.Cont
 		return nil, err
 	}
 	return ParseListActivityAnonymousResponse(rsp)
+}
+
+// OperatorListSupportWithResponse An organisation's grants and requests as support sees them: no granters, no uses (operator support).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/operator/orgs/{org}/support-grants (the `OperatorListSupport` operationId).
+func (c *ClientWithResponses) OperatorListSupportWithResponse(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*OperatorListSupportResponse, error) {
+	rsp, err := c.OperatorListSupport(ctx, org, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseOperatorListSupportResponse(rsp)
+}
+
+// RequestSupportWithBodyWithResponse Support asks an organisation for access (operator support).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/operator/orgs/{org}/support-requests (the `RequestSupport` operationId).
+func (c *ClientWithResponses) RequestSupportWithBodyWithResponse(ctx context.Context, org OrgSlug, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RequestSupportResponse, error) {
+	rsp, err := c.RequestSupportWithBody(ctx, org, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRequestSupportResponse(rsp)
+}
+
+// RequestSupportWithResponse Support asks an organisation for access (operator support).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/operator/orgs/{org}/support-requests (the `RequestSupport` operationId).
+func (c *ClientWithResponses) RequestSupportWithResponse(ctx context.Context, org OrgSlug, body RequestSupportJSONRequestBody, reqEditors ...RequestEditorFn) (*RequestSupportResponse, error) {
+	rsp, err := c.RequestSupport(ctx, org, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRequestSupportResponse(rsp)
+}
+
+// OpenSupportSessionWithBodyWithResponse Opens a support session on an active grant (operator support): a token for this organisation's routes with exactly the grant's rights, acting as support:OPERATOR_ID, ending with the grant.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/operator/orgs/{org}/support-session (the `OpenSupportSession` operationId).
+func (c *ClientWithResponses) OpenSupportSessionWithBodyWithResponse(ctx context.Context, org OrgSlug, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*OpenSupportSessionResponse, error) {
+	rsp, err := c.OpenSupportSessionWithBody(ctx, org, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseOpenSupportSessionResponse(rsp)
+}
+
+// OpenSupportSessionWithResponse Opens a support session on an active grant (operator support): a token for this organisation's routes with exactly the grant's rights, acting as support:OPERATOR_ID, ending with the grant.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/operator/orgs/{org}/support-session (the `OpenSupportSession` operationId).
+func (c *ClientWithResponses) OpenSupportSessionWithResponse(ctx context.Context, org OrgSlug, body OpenSupportSessionJSONRequestBody, reqEditors ...RequestEditorFn) (*OpenSupportSessionResponse, error) {
+	rsp, err := c.OpenSupportSession(ctx, org, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseOpenSupportSessionResponse(rsp)
 }
 
 // ListOrgsWithResponse The instance's organisations.
@@ -16407,6 +17857,110 @@ func (c *ClientWithResponses) GetVersionZipWithResponse(ctx context.Context, org
 	return ParseGetVersionZipResponse(rsp)
 }
 
+// ListSupportWithResponse The organisation's support grants, each with every use, and support's requests, newest first (managers).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/orgs/{org}/support-grants (the `ListSupport` operationId).
+func (c *ClientWithResponses) ListSupportWithResponse(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*ListSupportResponse, error) {
+	rsp, err := c.ListSupport(ctx, org, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListSupportResponse(rsp)
+}
+
+// GrantSupportWithBodyWithResponse Lets support in (R22): a manager for the organisation (scope org), a project's owner for that project (scope project:ID); a reason, view or edit, an end at most 14 days away; after a fresh sign-in. Under four eyes the grant is pending until a second manager approves.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/orgs/{org}/support-grants (the `GrantSupport` operationId).
+func (c *ClientWithResponses) GrantSupportWithBodyWithResponse(ctx context.Context, org OrgSlug, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*GrantSupportResponse, error) {
+	rsp, err := c.GrantSupportWithBody(ctx, org, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGrantSupportResponse(rsp)
+}
+
+// GrantSupportWithResponse Lets support in (R22): a manager for the organisation (scope org), a project's owner for that project (scope project:ID); a reason, view or edit, an end at most 14 days away; after a fresh sign-in. Under four eyes the grant is pending until a second manager approves.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/orgs/{org}/support-grants (the `GrantSupport` operationId).
+func (c *ClientWithResponses) GrantSupportWithResponse(ctx context.Context, org OrgSlug, body GrantSupportJSONRequestBody, reqEditors ...RequestEditorFn) (*GrantSupportResponse, error) {
+	rsp, err := c.GrantSupport(ctx, org, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGrantSupportResponse(rsp)
+}
+
+// RevokeSupportWithResponse Ends a grant and its sessions at once (its granter or any manager).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /api/v1/orgs/{org}/support-grants/{id} (the `RevokeSupport` operationId).
+func (c *ClientWithResponses) RevokeSupportWithResponse(ctx context.Context, org OrgSlug, id SupportID, reqEditors ...RequestEditorFn) (*RevokeSupportResponse, error) {
+	rsp, err := c.RevokeSupport(ctx, org, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRevokeSupportResponse(rsp)
+}
+
+// ApproveSupportGrantWithResponse The second manager's approval of a pending grant (four eyes), after a fresh sign-in.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/orgs/{org}/support-grants/{id}/approve (the `ApproveSupportGrant` operationId).
+func (c *ClientWithResponses) ApproveSupportGrantWithResponse(ctx context.Context, org OrgSlug, id SupportID, reqEditors ...RequestEditorFn) (*ApproveSupportGrantResponse, error) {
+	rsp, err := c.ApproveSupportGrant(ctx, org, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseApproveSupportGrantResponse(rsp)
+}
+
+// ApproveSupportRequestWithBodyWithResponse Turns support's request into a grant ending at expires_at (whoever could give it), after a fresh sign-in.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/orgs/{org}/support-requests/{id}/approve (the `ApproveSupportRequest` operationId).
+func (c *ClientWithResponses) ApproveSupportRequestWithBodyWithResponse(ctx context.Context, org OrgSlug, id SupportID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ApproveSupportRequestResponse, error) {
+	rsp, err := c.ApproveSupportRequestWithBody(ctx, org, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseApproveSupportRequestResponse(rsp)
+}
+
+// ApproveSupportRequestWithResponse Turns support's request into a grant ending at expires_at (whoever could give it), after a fresh sign-in.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/orgs/{org}/support-requests/{id}/approve (the `ApproveSupportRequest` operationId).
+func (c *ClientWithResponses) ApproveSupportRequestWithResponse(ctx context.Context, org OrgSlug, id SupportID, body ApproveSupportRequestJSONRequestBody, reqEditors ...RequestEditorFn) (*ApproveSupportRequestResponse, error) {
+	rsp, err := c.ApproveSupportRequest(ctx, org, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseApproveSupportRequestResponse(rsp)
+}
+
+// RefuseSupportRequestWithResponse Refuses support's request.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/orgs/{org}/support-requests/{id}/refuse (the `RefuseSupportRequest` operationId).
+func (c *ClientWithResponses) RefuseSupportRequestWithResponse(ctx context.Context, org OrgSlug, id SupportID, reqEditors ...RequestEditorFn) (*RefuseSupportRequestResponse, error) {
+	rsp, err := c.RefuseSupportRequest(ctx, org, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRefuseSupportRequestResponse(rsp)
+}
+
 // ListTrashWithResponse The projects in the trash with their purge date (their owners; managers see all).
 //
 // Returns a wrapper object for the known response body format(s).
@@ -17461,6 +19015,182 @@ func ParseListActivityAnonymousResponse(rsp *http.Response) (*ListActivityAnonym
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
 		var dest AnonymousActivityPeriods
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseOperatorListSupportResponse parses an HTTP response from a OperatorListSupportWithResponse call
+func ParseOperatorListSupportResponse(rsp *http.Response) (*OperatorListSupportResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &OperatorListSupportResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest SupportList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseRequestSupportResponse parses an HTTP response from a RequestSupportWithResponse call
+func ParseRequestSupportResponse(rsp *http.Response) (*RequestSupportResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RequestSupportResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest SupportRequestAnswer
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseOpenSupportSessionResponse parses an HTTP response from a OpenSupportSessionWithResponse call
+func ParseOpenSupportSessionResponse(rsp *http.Response) (*OpenSupportSessionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &OpenSupportSessionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest SupportSession
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -21903,6 +23633,357 @@ func ParseGetVersionZipResponse(rsp *http.Response) (*GetVersionZipResponse, err
 			headers.ContentDisposition = &value
 		}
 		response.Headers200 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListSupportResponse parses an HTTP response from a ListSupportWithResponse call
+func ParseListSupportResponse(rsp *http.Response) (*ListSupportResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListSupportResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest SupportList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGrantSupportResponse parses an HTTP response from a GrantSupportWithResponse call
+func ParseGrantSupportResponse(rsp *http.Response) (*GrantSupportResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GrantSupportResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest SupportGrantAnswer
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseRevokeSupportResponse parses an HTTP response from a RevokeSupportWithResponse call
+func ParseRevokeSupportResponse(rsp *http.Response) (*RevokeSupportResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RevokeSupportResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseApproveSupportGrantResponse parses an HTTP response from a ApproveSupportGrantWithResponse call
+func ParseApproveSupportGrantResponse(rsp *http.Response) (*ApproveSupportGrantResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ApproveSupportGrantResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest SupportGrantAnswer
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseApproveSupportRequestResponse parses an HTTP response from a ApproveSupportRequestWithResponse call
+func ParseApproveSupportRequestResponse(rsp *http.Response) (*ApproveSupportRequestResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ApproveSupportRequestResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest SupportGrantAnswer
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseRefuseSupportRequestResponse parses an HTTP response from a RefuseSupportRequestWithResponse call
+func ParseRefuseSupportRequestResponse(rsp *http.Response) (*RefuseSupportRequestResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RefuseSupportRequestResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
 	}
 
 	return response, nil
