@@ -38,6 +38,10 @@ type Policy struct {
 	// TrashDays is how long a deleted project stays in the trash, where its
 	// owner can bring it back, before its key is destroyed (R12).
 	TrashDays int `json:"trash_days"`
+	// MaxManagers caps the number of managers (R8: few administrators);
+	// nil is no cap. In UpdatePolicy, nil keeps the current value and 0
+	// removes the cap.
+	MaxManagers *int `json:"max_managers"`
 }
 
 // The values of Policy.MFA.
@@ -92,6 +96,9 @@ func (p Policy) Validate() error {
 	}
 	if p.TrashDays < 1 || p.TrashDays > MaxTrashDays {
 		f["trash_days"] = "must be between 1 and " + strconv.Itoa(MaxTrashDays)
+	}
+	if p.MaxManagers != nil && (*p.MaxManagers < 0 || *p.MaxManagers > MaxManagersCap) {
+		f["max_managers"] = "must be empty (no cap) or at most " + strconv.Itoa(MaxManagersCap)
 	}
 	if len(f) > 0 {
 		return Invalid(f)

@@ -24,4 +24,5 @@ type Services struct {
 	Groups    GroupService
 	Files     FileService
 	Versions  VersionService
+	Inbox     InboxService
 }

@@ -628,6 +628,32 @@ var texts = map[string]struct{ en, nl string }{
 	"notice.group_deleted":     {"The group is deleted, with the rights it held.", "De groep is verwijderd, met de rechten die ze had."},
 	"notice.member_added":      {"Added to the group.", "Aan de groep toegevoegd."},
 	"notice.member_removed":    {"Taken out of the group.", "Uit de groep gehaald."},
+
+	// Issue 13: the inbox (R5, R8), the count of administrators (R8) and
+	// the operator's erasure on request (R5).
+	"nav.inbox":           {"Inbox", "Postvak"},
+	"nav.inbox_unread":    {"Inbox (%d unread)", "Postvak (%d ongelezen)"},
+	"inbox.title":         {"Inbox", "Postvak"},
+	"inbox.none":          {"No notices.", "Geen berichten."},
+	"inbox.unread":        {"Unread", "Ongelezen"},
+	"inbox.mark_read":     {"Mark as read", "Markeer als gelezen"},
+	"inbox.erased.title":  {"A person was erased on your organisation's request", "Een persoon is gewist op verzoek van je organisatie"},
+	"inbox.erased.body":   {"On %s the operator of kluis erased one person of your organisation, as your organisation asked: their account, their personal data and their key are gone. The reason is recorded in the audit log, as a user.delete event.", "Op %s heeft de beheerder van kluis één persoon van je organisatie gewist, zoals je organisatie vroeg: het account, de persoonsgegevens en de sleutel zijn weg. De reden staat in de auditlog, als gebeurtenis user.delete."},
+	"inbox.manager.title": {"Someone became a manager", "Iemand is beheerder geworden"},
+	"inbox.manager.body":  {"%s became a manager of your organisation on %s. Managers invite, change and delete people and set the policy. If you did not expect this, look at the people page and the audit log.", "%s is op %s beheerder van je organisatie geworden. Beheerders nodigen personen uit, wijzigen en verwijderen ze en stellen het beleid in. Verwacht je dit niet, kijk dan op de pagina met personen en in de auditlog."},
+	"admins.title":        {"Administrators", "Beheerders"},
+	"admins.managers":     {"Managers in this organisation: %d", "Beheerders in deze organisatie: %d"},
+	"admins.cap":          {"At most %d managers (the policy's cap).", "Hoogstens %d beheerders (de grens in het beleid)."},
+	"admins.no_cap":       {"The policy sets no cap on the number of managers.", "Het beleid stelt geen grens aan het aantal beheerders."},
+	"admins.operators":    {"Operator staff of the platform, by role: %d admin, %d support, %d security. They cannot read your organisation's data unless you give support access.", "Beheerders van het platform, per rol: %d admin, %d support, %d security. Zij kunnen de gegevens van je organisatie niet lezen, tenzij je support toegang geeft."},
+	"policy.max_managers": {"Most managers allowed (empty: no cap)", "Hoogste aantal beheerders (leeg: geen grens)"},
+	"erase.title":         {"Erase one person on request", "Eén persoon wissen op verzoek"},
+	"erase.how":           {"Only when the organisation asks, in writing. The person is found by e-mail address; their account, personal data and key are destroyed, and the organisation's managers get a notice. The last manager cannot be erased.", "Alleen als de organisatie erom vraagt, schriftelijk. De persoon wordt gevonden op e-mailadres; account, persoonsgegevens en sleutel worden vernietigd, en de beheerders van de organisatie krijgen een bericht. De laatste beheerder kan niet worden gewist."},
+	"erase.email":         {"E-mail address of the person", "E-mailadres van de persoon"},
+	"erase.reason":        {"Reason (the organisation's request; kept in its audit log)", "Reden (het verzoek van de organisatie; bewaard in de auditlog)"},
+	"erase.submit":        {"Erase this person", "Deze persoon wissen"},
+	"erase.link":          {"Erase a person", "Persoon wissen"},
+	"notice.erased":       {"The person is erased and the organisation's managers are told.", "De persoon is gewist en de beheerders van de organisatie zijn ingelicht."},
 }
 
 // messages are the Dutch texts of the English messages that the domain and
@@ -698,6 +724,9 @@ var messages = map[string]string{
 	`only "*" is supported on a write`:                                   `alleen "*" wordt bij schrijven ondersteund`,
 	"must be in the future":                                              "moet in de toekomst liggen",
 	"must be at most {n} days ahead":                                     "mag hoogstens {n} dagen vooruit liggen",
+	"must be empty (no cap) or at most {n}":                              "moet leeg zijn (geen grens) of hoogstens {n}",
+	"the organisation's policy allows no more managers":                  "het beleid van de organisatie staat geen beheerders meer toe",
+	"the policy allows at most {n} managers":                             "het beleid staat hoogstens {n} beheerders toe",
 	"is your address already":                                            "is al je adres",
 	"you have as many API tokens as allowed; revoke one first":           "je hebt al zoveel API-tokens als mag; trek er eerst een in",
 	"this e-mail address cannot be used for your account; ask a manager": "dit e-mailadres kan niet voor je account worden gebruikt; vraag het een beheerder",

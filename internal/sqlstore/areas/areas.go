@@ -15,6 +15,7 @@ import (
 	"github.com/kluis/kluis/internal/sqlstore"
 	"github.com/kluis/kluis/internal/sqlstore/auditlog"
 	"github.com/kluis/kluis/internal/sqlstore/factors"
+	"github.com/kluis/kluis/internal/sqlstore/inbox"
 	"github.com/kluis/kluis/internal/sqlstore/keywork"
 	"github.com/kluis/kluis/internal/sqlstore/operators"
 	"github.com/kluis/kluis/internal/sqlstore/orgs"
@@ -61,6 +62,7 @@ type Areas struct {
 	SMSQueue  *outbox.SMS
 	Projects  *projects.Service
 	Rights    *rights.Service
+	Inbox     *inbox.Service
 }
 
 // New builds the areas over core.
@@ -79,6 +81,7 @@ func New(core *sqlstore.Core, c Config) *Areas {
 	a.MailQueue = outbox.NewMail(core)
 	a.SMSQueue = outbox.NewSMS(core)
 	a.Rights = rights.New(core)
+	a.Inbox = inbox.New(core)
 	return a
 }
 
@@ -112,5 +115,6 @@ func (a *Areas) Services() kluis.Services {
 		Audit: a.Audit, Operators: a.Operators, Keys: a.KeyWork,
 		Projects: a.Projects, Grants: a.Rights, Groups: a.Rights,
 		Files: a.Projects, Versions: a.Projects,
+		Inbox: a.Inbox,
 	}
 }
