@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/oapi-codegen/runtime"
+	openapi_types "github.com/oapi-codegen/runtime/types"
 )
 
 // Defines values for AuditEventOutcome.
@@ -128,6 +129,24 @@ func (e MFAPolicy) Valid() bool {
 	case MFAPolicyOptional:
 		return true
 	case MFAPolicyRequired:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for NoticeKind.
+const (
+	NoticeKindErasedOnRequest NoticeKind = "erased_on_request"
+	NoticeKindManagerGranted  NoticeKind = "manager_granted"
+)
+
+// Valid indicates whether the value is a known member of the NoticeKind enum.
+func (e NoticeKind) Valid() bool {
+	switch e {
+	case NoticeKindErasedOnRequest:
+		return true
+	case NoticeKindManagerGranted:
 		return true
 	default:
 		return false
@@ -284,6 +303,18 @@ type AcceptInvitationRequest struct {
 	Token    string `json:"token"`
 }
 
+// Administrators defines model for Administrators.
+type Administrators struct {
+	// Managers Active and invited managers.
+	Managers    int  `json:"managers"`
+	MaxManagers *int `json:"max_managers"`
+	Operators   struct {
+		Admin    int `json:"admin"`
+		Security int `json:"security"`
+		Support  int `json:"support"`
+	} `json:"operators"`
+}
+
 // AuditEvent defines model for AuditEvent.
 type AuditEvent struct {
 	// Action `area.verb`, e.g. `auth.login`.
@@ -375,6 +406,14 @@ type EmailRequest struct {
 
 // Empty An empty object.
 type Empty = map[string]interface{}
+
+// Erasure defines model for Erasure.
+type Erasure struct {
+	Email openapi_types.Email `json:"email"`
+
+	// Reason The organisation's request; kept sealed in its audit log.
+	Reason string `json:"reason"`
+}
 
 // Error The one shape of every error.
 type Error struct {
@@ -528,6 +567,24 @@ type NewPasskeyRequest struct {
 	Name       *string                `json:"name,omitempty"`
 }
 
+// Notice defines model for Notice.
+type Notice struct {
+	At    time.Time  `json:"at"`
+	Body  string     `json:"body"`
+	ID    string     `json:"id"`
+	Kind  NoticeKind `json:"kind"`
+	Read  bool       `json:"read"`
+	Title string     `json:"title"`
+}
+
+// NoticeKind defines model for Notice.Kind.
+type NoticeKind string
+
+// Notices defines model for Notices.
+type Notices struct {
+	Notices []Notice `json:"notices"`
+}
+
 // Operator The operator's own account, never a secret.
 type Operator struct {
 	CreatedAt            time.Time      `json:"created_at"`
@@ -589,6 +646,9 @@ type Policy struct {
 	// LockoutThreshold Default 5.
 	LockoutThreshold int `json:"lockout_threshold"`
 
+	// MaxManagers Default null: no cap on the number of managers (R8). Inviting or promoting one more manager beyond it is `409 conflict` naming `max_managers`.
+	MaxManagers *int `json:"max_managers,omitempty"`
+
 	// MFA `off`: no new factor can be set up; `optional` (default); `required`: a person without a second factor gets a session limited to setting one up.
 	MFA MFAPolicy `json:"mfa"`
 
@@ -617,6 +677,9 @@ type Policy struct {
 // PolicyUpdate The whole policy; `mfa`, `lockout_threshold`, `project_access` and `trash_days` may be left out and keep their value.
 type PolicyUpdate struct {
 	LockoutThreshold *int `json:"lockout_threshold,omitempty"`
+
+	// MaxManagers null removes the cap; left out, it keeps its value.
+	MaxManagers *int `json:"max_managers,omitempty"`
 
 	// MFA `off`: no new factor can be set up; `optional` (default); `required`: a person without a second factor gets a session limited to setting one up.
 	MFA                  *MFAPolicy `json:"mfa,omitempty"`
@@ -921,6 +984,9 @@ type IfMatch = string
 // IfNoneMatch defines model for IfNoneMatch.
 type IfNoneMatch = string
 
+// NoticeID defines model for NoticeID.
+type NoticeID = string
+
 // OrgSlug defines model for OrgSlug.
 type OrgSlug = string
 
@@ -1130,6 +1196,9 @@ type OperatorReauthJSONRequestBody = ReauthRequest
 
 // OperatorConfirmTOTPJSONRequestBody defines body for OperatorConfirmTOTP for application/json ContentType.
 type OperatorConfirmTOTPJSONRequestBody = CodeRequest
+
+// EraseOnRequestJSONRequestBody defines body for EraseOnRequest for application/json ContentType.
+type EraseOnRequestJSONRequestBody = Erasure
 
 // CreateOrgJSONRequestBody defines body for CreateOrg for application/json ContentType.
 type CreateOrgJSONRequestBody = CreateOrgRequest
@@ -1510,6 +1579,24 @@ type ClientInterface interface {
 	// Corresponds with POST /api/v1/operator/me/totp/confirm (the `OperatorConfirmTOTP` operationId).
 	OperatorConfirmTOTP(ctx context.Context, body OperatorConfirmTOTPJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// EraseOnRequestWithBody Erases one person on the organisation's request (operator admin, R5).
+	//
+	// The same erasure as a manager's delete: the person's sessions end and their key is destroyed. Recorded in the organisation's audit chain as `user.delete` with the reason (sealed); its managers get a notice in their inbox and a mail that one waits. The last manager is `409 conflict`; an unknown address `404`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/operator/orgs/{org}/erasures (the `EraseOnRequest` operationId).
+	EraseOnRequestWithBody(ctx context.Context, org OrgSlug, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// EraseOnRequest Erases one person on the organisation's request (operator admin, R5).
+	//
+	// The same erasure as a manager's delete: the person's sessions end and their key is destroyed. Recorded in the organisation's audit chain as `user.delete` with the reason (sealed); its managers get a notice in their inbox and a mail that one waits. The last manager is `409 conflict`; an unknown address `404`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/operator/orgs/{org}/erasures (the `EraseOnRequest` operationId).
+	EraseOnRequest(ctx context.Context, org OrgSlug, body EraseOnRequestJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListOrgs The instance's organisations.
 	//
 	// Corresponds with GET /api/v1/orgs (the `ListOrgs` operationId).
@@ -1533,6 +1620,11 @@ type ClientInterface interface {
 	//
 	// Corresponds with DELETE /api/v1/orgs/{org} (the `DeleteOrg` operationId).
 	DeleteOrg(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CountAdministrators How many managers the organisation has, its cap, and how many operators hold each role (manager, R8). Counts only.
+	//
+	// Corresponds with GET /api/v1/orgs/{org}/administrators (the `CountAdministrators` operationId).
+	CountAdministrators(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListAudit A page of the organisation's audit log (manager), oldest first.
 	//
@@ -1588,6 +1680,16 @@ type ClientInterface interface {
 	//
 	// Corresponds with PUT /api/v1/orgs/{org}/groups/{id}/members/{user} (the `AddGroupMember` operationId).
 	AddGroupMember(ctx context.Context, org OrgSlug, id GroupID, user GroupMember, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListNotices The caller's own notices, newest first.
+	//
+	// Corresponds with GET /api/v1/orgs/{org}/inbox (the `ListNotices` operationId).
+	ListNotices(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ReadNotice Marks one of the caller's notices read; another person's is `404`.
+	//
+	// Corresponds with POST /api/v1/orgs/{org}/inbox/{id}/read (the `ReadNotice` operationId).
+	ReadNotice(ctx context.Context, org OrgSlug, id NoticeID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// AcceptInvitationWithBody Accepts an invitation with the link's token, a name and a password.
 	//
@@ -2625,6 +2727,44 @@ func (c *Client) OperatorConfirmTOTP(ctx context.Context, body OperatorConfirmTO
 	return c.Client.Do(req)
 }
 
+// EraseOnRequestWithBody Erases one person on the organisation's request (operator admin, R5).
+//
+// The same erasure as a manager's delete: the person's sessions end and their key is destroyed. Recorded in the organisation's audit chain as `user.delete` with the reason (sealed); its managers get a notice in their inbox and a mail that one waits. The last manager is `409 conflict`; an unknown address `404`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/operator/orgs/{org}/erasures (the `EraseOnRequest` operationId).
+func (c *Client) EraseOnRequestWithBody(ctx context.Context, org OrgSlug, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewEraseOnRequestRequestWithBody(c.Server, org, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// EraseOnRequest Erases one person on the organisation's request (operator admin, R5).
+//
+// The same erasure as a manager's delete: the person's sessions end and their key is destroyed. Recorded in the organisation's audit chain as `user.delete` with the reason (sealed); its managers get a notice in their inbox and a mail that one waits. The last manager is `409 conflict`; an unknown address `404`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/operator/orgs/{org}/erasures (the `EraseOnRequest` operationId).
+func (c *Client) EraseOnRequest(ctx context.Context, org OrgSlug, body EraseOnRequestJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewEraseOnRequestRequest(c.Server, org, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ListOrgs The instance's organisations.
 //
 // Corresponds with GET /api/v1/orgs (the `ListOrgs` operationId).
@@ -2679,6 +2819,21 @@ func (c *Client) CreateOrg(ctx context.Context, body CreateOrgJSONRequestBody, r
 // Corresponds with DELETE /api/v1/orgs/{org} (the `DeleteOrg` operationId).
 func (c *Client) DeleteOrg(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewDeleteOrgRequest(c.Server, org)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CountAdministrators How many managers the organisation has, its cap, and how many operators hold each role (manager, R8). Counts only.
+//
+// Corresponds with GET /api/v1/orgs/{org}/administrators (the `CountAdministrators` operationId).
+func (c *Client) CountAdministrators(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCountAdministratorsRequest(c.Server, org)
 	if err != nil {
 		return nil, err
 	}
@@ -2824,6 +2979,36 @@ func (c *Client) RemoveGroupMember(ctx context.Context, org OrgSlug, id GroupID,
 // Corresponds with PUT /api/v1/orgs/{org}/groups/{id}/members/{user} (the `AddGroupMember` operationId).
 func (c *Client) AddGroupMember(ctx context.Context, org OrgSlug, id GroupID, user GroupMember, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewAddGroupMemberRequest(c.Server, org, id, user)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListNotices The caller's own notices, newest first.
+//
+// Corresponds with GET /api/v1/orgs/{org}/inbox (the `ListNotices` operationId).
+func (c *Client) ListNotices(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListNoticesRequest(c.Server, org)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ReadNotice Marks one of the caller's notices read; another person's is `404`.
+//
+// Corresponds with POST /api/v1/orgs/{org}/inbox/{id}/read (the `ReadNotice` operationId).
+func (c *Client) ReadNotice(ctx context.Context, org OrgSlug, id NoticeID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReadNoticeRequest(c.Server, org, id)
 	if err != nil {
 		return nil, err
 	}
@@ -4985,6 +5170,53 @@ func NewOperatorConfirmTOTPRequestWithBody(server string, contentType string, bo
 	return req, nil
 }
 
+// NewEraseOnRequestRequest calls the generic EraseOnRequest builder with application/json body
+func NewEraseOnRequestRequest(server string, org OrgSlug, body EraseOnRequestJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewEraseOnRequestRequestWithBody(server, org, "application/json", bodyReader)
+}
+
+// NewEraseOnRequestRequestWithBody constructs an http.Request for the EraseOnRequest method, with any body, and a specified content type
+func NewEraseOnRequestRequestWithBody(server string, org OrgSlug, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "org", org, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/operator/orgs/%s/erasures", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewListOrgsRequest constructs an http.Request for the ListOrgs method
 func NewListOrgsRequest(server string) (*http.Request, error) {
 	var err error
@@ -5079,6 +5311,40 @@ func NewDeleteOrgRequest(server string, org OrgSlug) (*http.Request, error) {
 	}
 
 	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCountAdministratorsRequest constructs an http.Request for the CountAdministrators method
+func NewCountAdministratorsRequest(server string, org OrgSlug) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "org", org, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/orgs/%s/administrators", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -5573,6 +5839,81 @@ func NewAddGroupMemberRequest(server string, org OrgSlug, id GroupID, user Group
 	}
 
 	req, err := http.NewRequest(http.MethodPut, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListNoticesRequest constructs an http.Request for the ListNotices method
+func NewListNoticesRequest(server string, org OrgSlug) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "org", org, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/orgs/%s/inbox", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewReadNoticeRequest constructs an http.Request for the ReadNotice method
+func NewReadNoticeRequest(server string, org OrgSlug, id NoticeID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "org", org, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/orgs/%s/inbox/%s/read", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -9022,6 +9363,24 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /api/v1/operator/me/totp/confirm (the `OperatorConfirmTOTP` operationId).
 	OperatorConfirmTOTPWithResponse(ctx context.Context, body OperatorConfirmTOTPJSONRequestBody, reqEditors ...RequestEditorFn) (*OperatorConfirmTOTPResponse, error)
 
+	// EraseOnRequestWithBodyWithResponse Erases one person on the organisation's request (operator admin, R5).
+	//
+	// The same erasure as a manager's delete: the person's sessions end and their key is destroyed. Recorded in the organisation's audit chain as `user.delete` with the reason (sealed); its managers get a notice in their inbox and a mail that one waits. The last manager is `409 conflict`; an unknown address `404`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/operator/orgs/{org}/erasures (the `EraseOnRequest` operationId).
+	EraseOnRequestWithBodyWithResponse(ctx context.Context, org OrgSlug, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*EraseOnRequestResponse, error)
+
+	// EraseOnRequestWithResponse Erases one person on the organisation's request (operator admin, R5).
+	//
+	// The same erasure as a manager's delete: the person's sessions end and their key is destroyed. Recorded in the organisation's audit chain as `user.delete` with the reason (sealed); its managers get a notice in their inbox and a mail that one waits. The last manager is `409 conflict`; an unknown address `404`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/operator/orgs/{org}/erasures (the `EraseOnRequest` operationId).
+	EraseOnRequestWithResponse(ctx context.Context, org OrgSlug, body EraseOnRequestJSONRequestBody, reqEditors ...RequestEditorFn) (*EraseOnRequestResponse, error)
+
 	// ListOrgsWithResponse The instance's organisations.
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -9049,6 +9408,13 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with DELETE /api/v1/orgs/{org} (the `DeleteOrg` operationId).
 	DeleteOrgWithResponse(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*DeleteOrgResponse, error)
+
+	// CountAdministratorsWithResponse How many managers the organisation has, its cap, and how many operators hold each role (manager, R8). Counts only.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/orgs/{org}/administrators (the `CountAdministrators` operationId).
+	CountAdministratorsWithResponse(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*CountAdministratorsResponse, error)
 
 	// ListAuditWithResponse A page of the organisation's audit log (manager), oldest first.
 	//
@@ -9118,6 +9484,20 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with PUT /api/v1/orgs/{org}/groups/{id}/members/{user} (the `AddGroupMember` operationId).
 	AddGroupMemberWithResponse(ctx context.Context, org OrgSlug, id GroupID, user GroupMember, reqEditors ...RequestEditorFn) (*AddGroupMemberResponse, error)
+
+	// ListNoticesWithResponse The caller's own notices, newest first.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/orgs/{org}/inbox (the `ListNotices` operationId).
+	ListNoticesWithResponse(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*ListNoticesResponse, error)
+
+	// ReadNoticeWithResponse Marks one of the caller's notices read; another person's is `404`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/orgs/{org}/inbox/{id}/read (the `ReadNotice` operationId).
+	ReadNoticeWithResponse(ctx context.Context, org OrgSlug, id NoticeID, reqEditors ...RequestEditorFn) (*ReadNoticeResponse, error)
 
 	// AcceptInvitationWithBodyWithResponse Accepts an invitation with the link's token, a name and a password.
 	//
@@ -10469,6 +10849,47 @@ func (r OperatorConfirmTOTPResponse) ContentType() string {
 	return ""
 }
 
+type EraseOnRequestResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthenticated
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Conflict
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *Error
+}
+
+// Status returns HTTPResponse.Status
+func (r EraseOnRequestResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r EraseOnRequestResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r EraseOnRequestResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type ListOrgsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -10578,6 +10999,45 @@ func (r DeleteOrgResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r DeleteOrgResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type CountAdministratorsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Administrators
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthenticated
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *Error
+}
+
+// Status returns HTTPResponse.Status
+func (r CountAdministratorsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CountAdministratorsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CountAdministratorsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -10894,6 +11354,82 @@ func (r AddGroupMemberResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r AddGroupMemberResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ListNoticesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Notices
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthenticated
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *Error
+}
+
+// Status returns HTTPResponse.Status
+func (r ListNoticesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListNoticesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListNoticesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ReadNoticeResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthenticated
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *Error
+}
+
+// Status returns HTTPResponse.Status
+func (r ReadNoticeResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ReadNoticeResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ReadNoticeResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -14069,6 +14605,36 @@ func (c *ClientWithResponses) OperatorConfirmTOTPWithResponse(ctx context.Contex
 	return ParseOperatorConfirmTOTPResponse(rsp)
 }
 
+// EraseOnRequestWithBodyWithResponse Erases one person on the organisation's request (operator admin, R5).
+//
+// The same erasure as a manager's delete: the person's sessions end and their key is destroyed. Recorded in the organisation's audit chain as `user.delete` with the reason (sealed); its managers get a notice in their inbox and a mail that one waits. The last manager is `409 conflict`; an unknown address `404`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/operator/orgs/{org}/erasures (the `EraseOnRequest` operationId).
+func (c *ClientWithResponses) EraseOnRequestWithBodyWithResponse(ctx context.Context, org OrgSlug, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*EraseOnRequestResponse, error) {
+	rsp, err := c.EraseOnRequestWithBody(ctx, org, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseEraseOnRequestResponse(rsp)
+}
+
+// EraseOnRequestWithResponse Erases one person on the organisation's request (operator admin, R5).
+//
+// The same erasure as a manager's delete: the person's sessions end and their key is destroyed. Recorded in the organisation's audit chain as `user.delete` with the reason (sealed); its managers get a notice in their inbox and a mail that one waits. The last manager is `409 conflict`; an unknown address `404`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/operator/orgs/{org}/erasures (the `EraseOnRequest` operationId).
+func (c *ClientWithResponses) EraseOnRequestWithResponse(ctx context.Context, org OrgSlug, body EraseOnRequestJSONRequestBody, reqEditors ...RequestEditorFn) (*EraseOnRequestResponse, error) {
+	rsp, err := c.EraseOnRequest(ctx, org, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseEraseOnRequestResponse(rsp)
+}
+
 // ListOrgsWithResponse The instance's organisations.
 //
 // Returns a wrapper object for the known response body format(s).
@@ -14119,6 +14685,19 @@ func (c *ClientWithResponses) DeleteOrgWithResponse(ctx context.Context, org Org
 		return nil, err
 	}
 	return ParseDeleteOrgResponse(rsp)
+}
+
+// CountAdministratorsWithResponse How many managers the organisation has, its cap, and how many operators hold each role (manager, R8). Counts only.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/orgs/{org}/administrators (the `CountAdministrators` operationId).
+func (c *ClientWithResponses) CountAdministratorsWithResponse(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*CountAdministratorsResponse, error) {
+	rsp, err := c.CountAdministrators(ctx, org, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCountAdministratorsResponse(rsp)
 }
 
 // ListAuditWithResponse A page of the organisation's audit log (manager), oldest first.
@@ -14242,6 +14821,32 @@ func (c *ClientWithResponses) AddGroupMemberWithResponse(ctx context.Context, or
 		return nil, err
 	}
 	return ParseAddGroupMemberResponse(rsp)
+}
+
+// ListNoticesWithResponse The caller's own notices, newest first.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/orgs/{org}/inbox (the `ListNotices` operationId).
+func (c *ClientWithResponses) ListNoticesWithResponse(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*ListNoticesResponse, error) {
+	rsp, err := c.ListNotices(ctx, org, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListNoticesResponse(rsp)
+}
+
+// ReadNoticeWithResponse Marks one of the caller's notices read; another person's is `404`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/orgs/{org}/inbox/{id}/read (the `ReadNotice` operationId).
+func (c *ClientWithResponses) ReadNoticeWithResponse(ctx context.Context, org OrgSlug, id NoticeID, reqEditors ...RequestEditorFn) (*ReadNoticeResponse, error) {
+	rsp, err := c.ReadNotice(ctx, org, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReadNoticeResponse(rsp)
 }
 
 // AcceptInvitationWithBodyWithResponse Accepts an invitation with the link's token, a name and a password.
@@ -16378,6 +16983,70 @@ func ParseOperatorConfirmTOTPResponse(rsp *http.Response) (*OperatorConfirmTOTPR
 	return response, nil
 }
 
+// ParseEraseOnRequestResponse parses an HTTP response from a EraseOnRequestWithResponse call
+func ParseEraseOnRequestResponse(rsp *http.Response) (*EraseOnRequestResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &EraseOnRequestResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
 // ParseListOrgsResponse parses an HTTP response from a ListOrgsWithResponse call
 func ParseListOrgsResponse(rsp *http.Response) (*ListOrgsResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -16502,6 +17171,60 @@ func ParseDeleteOrgResponse(rsp *http.Response) (*DeleteOrgResponse, error) {
 	switch {
 	case rsp.StatusCode == 204:
 		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseCountAdministratorsResponse parses an HTTP response from a CountAdministratorsWithResponse call
+func ParseCountAdministratorsResponse(rsp *http.Response) (*CountAdministratorsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CountAdministratorsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Administrators
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
 		var dest Unauthenticated
@@ -16950,6 +17673,110 @@ func ParseAddGroupMemberResponse(rsp *http.Response) (*AddGroupMemberResponse, e
 	}
 
 	response := &AddGroupMemberResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListNoticesResponse parses an HTTP response from a ListNoticesWithResponse call
+func ParseListNoticesResponse(rsp *http.Response) (*ListNoticesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListNoticesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Notices
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseReadNoticeResponse parses an HTTP response from a ReadNoticeWithResponse call
+func ParseReadNoticeResponse(rsp *http.Response) (*ReadNoticeResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ReadNoticeResponse{
 		Body:         bodyBytes,
 		HTTPResponse: rsp,
 	}

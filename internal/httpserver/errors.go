@@ -91,7 +91,9 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	var body errorBody
 	body.Error.Code, body.Error.Message = ke.Code, ke.Message
-	if ke.Code == kluis.EInvalid {
+	// Fields name the problem per input field; a conflict may name the
+	// policy limit it hit (max_managers, R8).
+	if ke.Code == kluis.EInvalid || ke.Code == kluis.EConflict {
 		body.Error.Fields = ke.Fields
 	}
 	status := errorStatus(ke.Code)

@@ -252,8 +252,8 @@ func checkErrorShape(tb testing.TB, what string, r response) apiError {
 	if want, ok := statusOfCode[e.Error.Code]; !ok || want != r.status {
 		tb.Errorf("%s: status %d with code %q, want the contract's pairing (%d)", what, r.status, e.Error.Code, want)
 	}
-	if _, ok := inner["fields"]; ok && e.Error.Code != "invalid_input" {
-		tb.Errorf("%s: fields on a %q error, want fields only for invalid_input", what, e.Error.Code)
+	if _, ok := inner["fields"]; ok && e.Error.Code != "invalid_input" && e.Error.Code != "conflict" {
+		tb.Errorf("%s: fields on a %q error, want fields only for invalid_input (and a conflict naming a policy limit)", what, e.Error.Code)
 	}
 	low := strings.ToLower(string(r.body))
 	for _, s := range neverInErrors {

@@ -70,6 +70,7 @@ func (s *server) routes(svc kluis.Services, ready func(context.Context) error) [
 		{"GET", "/api/v1/orgs", "operator", regular, s.operator(handleListOrgs(svc.Orgs))},
 		{"POST", "/api/v1/orgs", "operator", regular, s.operator(handleCreateOrg(svc.Orgs))},
 		{"DELETE", "/api/v1/orgs/{org}", "operator", regular, s.operator(handleDeleteOrg(svc.Orgs))},
+		{"POST", "/api/v1/operator/orgs/{org}/erasures", "operator", regular, s.operator(handleEraseOnRequest(svc.Orgs, svc.Users))},
 
 		// Organisation realm, before sign-in.
 		{"POST", "/api/v1/orgs/{org}/login", "org-public", regular, s.org(handleLogin(svc.SignIn))},
@@ -125,6 +126,10 @@ func (s *server) routes(svc kluis.Services, ready func(context.Context) error) [
 		{"GET", "/api/v1/orgs/{org}/audit", "org", regular, s.orgUser(handleListAudit(svc.Audit))},
 		{"GET", "/api/v1/orgs/{org}/audit/export", "org", regular, s.orgUser(handleExportAudit(svc.Audit))},
 		{"GET", "/api/v1/orgs/{org}/audit/verify", "org", regular, s.orgUser(handleVerifyAudit(svc.Audit))},
+		// The inbox and the count of administrators (issue 13, R5, R8).
+		{"GET", "/api/v1/orgs/{org}/inbox", "org", regular, s.orgUser(handleListNotices(svc.Inbox))},
+		{"POST", "/api/v1/orgs/{org}/inbox/{id}/read", "org", regular, s.orgUser(handleReadNotice(svc.Inbox))},
+		{"GET", "/api/v1/orgs/{org}/administrators", "org", regular, s.orgUser(handleAdministrators(svc.Users))},
 
 		// Projects, their rights and groups (R2, R6, R7, R9, R12): the
 		// service methods ask the rights engine.
@@ -168,6 +173,8 @@ func (s *server) routes(svc kluis.Services, ready func(context.Context) error) [
 		{"GET", "/operator", "page-operator", regular, s.operatorPage(signedIn, handleOrgsPage(svc.Orgs, svc.Logins))},
 		{"POST", "/operator/orgs", "page-operator", regular, s.operatorPage(signedIn, handleCreateOrgForm(svc.Orgs, svc.Logins))},
 		{"POST", "/operator/logins", "page-operator", regular, s.operatorPage(signedIn, handleInstanceLoginsForm(svc.Logins))},
+		{"GET", "/operator/orgs/{org}/erase", "page-operator", regular, s.operatorPage(signedIn, handleErasePage(svc.Orgs))},
+		{"POST", "/operator/orgs/{org}/erase", "page-operator", regular, s.operatorPage(signedIn, handleEraseForm(svc.Orgs, svc.Users))},
 		{"GET", "/operator/account", "page-operator", enrolment, s.operatorPage(signedIn, handleAccountPage(staffAccount))},
 		{"GET", "/operator/account/reauth", "page-operator", enrolment, s.operatorPage(signedIn, handleReauthPage(svc.SignIn, svc.Factors, staffAddress))},
 		{"POST", "/operator/account/reauth", "page-operator", enrolment, s.operatorPage(signedIn, handleReauthForm(svc.SignIn, svc.Factors, staffAddress))},
@@ -232,6 +239,8 @@ func (s *server) routes(svc kluis.Services, ready func(context.Context) error) [
 		{"POST", "/o/{org}/logins", "page-org", regular, s.orgPage(signedIn, handleLoginsForm(svc.Logins))},
 		{"GET", "/o/{org}/audit", "page-org", regular, s.orgPage(signedIn, handleAuditPage(svc.Audit))},
 		{"GET", "/o/{org}/audit/verify", "page-org", regular, s.orgPage(signedIn, handleAuditVerifyPage(svc.Audit))},
+		{"GET", "/o/{org}/inbox", "page-org", regular, s.orgPage(signedIn, handleInboxPage(svc.Inbox))},
+		{"POST", "/o/{org}/inbox/{id}/read", "page-org", regular, s.orgPage(signedIn, handleReadNoticeForm(svc.Inbox))},
 
 		// Projects, their files, versions and rights, the trash and groups:
 		// the same service methods as the API's routes above.

@@ -55,6 +55,7 @@ type server struct {
 	orgs     kluis.OrgService     // the URL's organisation
 	tokens   kluis.TokenService   // refusing a read-only token's write
 	policies kluis.PolicyService  // a signed-in page's idle time
+	inbox    kluis.InboxService   // the navigation's count of unread notices
 
 	log     *slog.Logger
 	metrics *Metrics
@@ -80,7 +81,7 @@ func NewServer(c Config) http.Handler {
 	}
 	svc := c.Services
 	s := &server{
-		sessions: svc.Sessions, orgs: svc.Orgs, tokens: svc.Tokens, policies: svc.Policies,
+		sessions: svc.Sessions, orgs: svc.Orgs, tokens: svc.Tokens, policies: svc.Policies, inbox: svc.Inbox,
 		log: c.Logger, metrics: c.Metrics, maxBody: c.MaxBodyBytes, maxFile: c.MaxFileBytes, proxies: c.TrustedProxies, https: c.HTTPS,
 		mux: http.NewServeMux(), patterns: http.NewServeMux(),
 	}

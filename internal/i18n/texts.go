@@ -646,13 +646,13 @@ var texts = map[string]struct{ en, nl string }{
 	"admins.cap":          {"At most %d managers (the policy's cap).", "Hoogstens %d beheerders (de grens in het beleid)."},
 	"admins.no_cap":       {"The policy sets no cap on the number of managers.", "Het beleid stelt geen grens aan het aantal beheerders."},
 	"admins.operators":    {"Operator staff of the platform, by role: %d admin, %d support, %d security. They cannot read your organisation's data unless you give support access.", "Beheerders van het platform, per rol: %d admin, %d support, %d security. Zij kunnen de gegevens van je organisatie niet lezen, tenzij je support toegang geeft."},
-	"policy.max_managers": {"Most managers allowed (empty: no cap)", "Hoogste aantal beheerders (leeg: geen grens)"},
+	"field.max_managers":  {"Most managers allowed (empty: no cap)", "Hoogste aantal beheerders (leeg: geen grens)"},
 	"erase.title":         {"Erase one person on request", "Eén persoon wissen op verzoek"},
 	"erase.how":           {"Only when the organisation asks, in writing. The person is found by e-mail address; their account, personal data and key are destroyed, and the organisation's managers get a notice. The last manager cannot be erased.", "Alleen als de organisatie erom vraagt, schriftelijk. De persoon wordt gevonden op e-mailadres; account, persoonsgegevens en sleutel worden vernietigd, en de beheerders van de organisatie krijgen een bericht. De laatste beheerder kan niet worden gewist."},
-	"erase.email":         {"E-mail address of the person", "E-mailadres van de persoon"},
-	"erase.reason":        {"Reason (the organisation's request; kept in its audit log)", "Reden (het verzoek van de organisatie; bewaard in de auditlog)"},
+	"field.reason":        {"Reason (the organisation's request; kept in its audit log)", "Reden (het verzoek van de organisatie; bewaard in de auditlog)"},
 	"erase.submit":        {"Erase this person", "Deze persoon wissen"},
 	"erase.link":          {"Erase a person", "Persoon wissen"},
+	"policy.admins":       {"Managers", "Beheerders"},
 	"notice.erased":       {"The person is erased and the organisation's managers are told.", "De persoon is gewist en de beheerders van de organisatie zijn ingelicht."},
 }
 
