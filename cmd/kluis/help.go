@@ -50,7 +50,7 @@ var commands = []commandDoc{
 	{"org reset-factors", "SLUG --user-email ADDRESS",
 		"Removes the second factors of a manager who lost them while no other manager can reset them; the manager is told by mail."},
 	{"user delete", "--org SLUG --email ADDRESS --reason TEXT",
-		"Erases one person when their organisation asks (R5): the same erasure as a manager's, their key destroyed, " +
+		"Erases one person when their organisation asks: the same erasure as a manager's, their key destroyed, " +
 			"recorded in the organisation's audit log with the reason; its managers find a notice in their inbox. The last manager cannot be erased (exit 1, conflict)."},
 	{"logins", "--stop|--resume",
 		"Stops every sign-in to every organisation of the instance, also those created later, and ends every session; or resumes. " +
