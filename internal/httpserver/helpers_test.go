@@ -372,9 +372,10 @@ type policyObject struct {
 	LockoutThreshold     int    `json:"lockout_threshold"`
 	ProjectAccess        string `json:"project_access"`
 	TrashDays            int    `json:"trash_days"`
+	MaxManagers          *int   `json:"max_managers"`
 }
 
-var defaultPolicy = policyObject{8, false, false, 30, 12, "optional", 5, "managers", 30}
+var defaultPolicy = policyObject{8, false, false, 30, 12, "optional", 5, "managers", 30, nil}
 
 type auditEvent struct {
 	Seq     int64           `json:"seq"`
