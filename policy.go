@@ -42,6 +42,10 @@ type Policy struct {
 	// access takes effect (R22): 1, the granter alone, or 2, a second
 	// manager too (four eyes).
 	SupportApprovals int `json:"support_approvals"`
+	// MaxManagers caps the number of managers (R8: few administrators);
+	// nil is no cap. In UpdatePolicy, nil keeps the current value and 0
+	// removes the cap.
+	MaxManagers *int `json:"max_managers"`
 }
 
 // The values of Policy.MFA.
@@ -100,6 +104,9 @@ func (p Policy) Validate() error {
 	}
 	if p.SupportApprovals != 1 && p.SupportApprovals != 2 {
 		f["support_approvals"] = "must be 1 or 2"
+	}
+	if p.MaxManagers != nil && (*p.MaxManagers < 0 || *p.MaxManagers > MaxManagersCap) {
+		f["max_managers"] = "must be empty (no cap) or at most " + strconv.Itoa(MaxManagersCap)
 	}
 	if len(f) > 0 {
 		return Invalid(f)

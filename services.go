@@ -27,4 +27,5 @@ type Services struct {
 	Support   SupportService
 	Export    ExportService
 	Licences  LicenceService
+	Inbox     InboxService
 }

@@ -210,7 +210,22 @@ type UserService interface {
 	// DeleteUser deletes a person and destroys their key. Errors:
 	// forbidden, not_found, conflict (the last manager).
 	DeleteUser(ctx context.Context, org OrgID, actor Actor, id UserID) error
+	// EraseOnRequest is the operator's erasure of one person when the
+	// organisation asks (R5): found by e-mail address, deleted like
+	// DeleteUser with their key destroyed, recorded in the organisation's
+	// chain with the reason (sealed), and told to its managers in their
+	// inbox. Operator admins and the command line (CanEraseOnRequest).
+	// Errors: forbidden, invalid_input, not_found, conflict (the last
+	// manager).
+	EraseOnRequest(ctx context.Context, actor Actor, org OrgID, email, reason string) error
+	// CountAdministrators tells managers how many managers their
+	// organisation has, its cap, and how many operators hold each role
+	// (R8). Counts only. Errors: forbidden.
+	CountAdministrators(ctx context.Context, org OrgID, actor Actor) (Administrators, error)
 }
+
+// MaxReasonLength bounds the reason an operator gives for an erasure.
+const MaxReasonLength = 1000
 
 // EmailChangeTTL is how long an e-mail change's confirmation link works.
 const EmailChangeTTL = 24 * time.Hour

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/oapi-codegen/runtime"
+	openapi_types "github.com/oapi-codegen/runtime/types"
 )
 
 // Defines values for AuditEventOutcome.
@@ -131,6 +132,24 @@ func (e MFAPolicy) Valid() bool {
 	case MFAPolicyOptional:
 		return true
 	case MFAPolicyRequired:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for NoticeKind.
+const (
+	NoticeKindErasedOnRequest NoticeKind = "erased_on_request"
+	NoticeKindManagerGranted  NoticeKind = "manager_granted"
+)
+
+// Valid indicates whether the value is a known member of the NoticeKind enum.
+func (e NoticeKind) Valid() bool {
+	switch e {
+	case NoticeKindErasedOnRequest:
+		return true
+	case NoticeKindManagerGranted:
 		return true
 	default:
 		return false
@@ -427,6 +446,18 @@ type ActivityPeriods struct {
 	} `json:"periods"`
 }
 
+// Administrators defines model for Administrators.
+type Administrators struct {
+	// Managers Active and invited managers.
+	Managers    int  `json:"managers"`
+	MaxManagers *int `json:"max_managers"`
+	Operators   struct {
+		Admin    int `json:"admin"`
+		Security int `json:"security"`
+		Support  int `json:"support"`
+	} `json:"operators"`
+}
+
 // AnonymousActivityPeriods defines model for AnonymousActivityPeriods.
 type AnonymousActivityPeriods struct {
 	Periods []struct {
@@ -527,6 +558,14 @@ type EmailRequest struct {
 
 // Empty An empty object.
 type Empty = map[string]interface{}
+
+// Erasure defines model for Erasure.
+type Erasure struct {
+	Email openapi_types.Email `json:"email"`
+
+	// Reason The organisation's request; kept sealed in its audit log.
+	Reason string `json:"reason"`
+}
 
 // Error The one shape of every error.
 type Error struct {
@@ -717,6 +756,24 @@ type NewPasskeyRequest struct {
 	Name       *string                `json:"name,omitempty"`
 }
 
+// Notice defines model for Notice.
+type Notice struct {
+	At    time.Time  `json:"at"`
+	Body  string     `json:"body"`
+	ID    string     `json:"id"`
+	Kind  NoticeKind `json:"kind"`
+	Read  bool       `json:"read"`
+	Title string     `json:"title"`
+}
+
+// NoticeKind defines model for Notice.Kind.
+type NoticeKind string
+
+// Notices defines model for Notices.
+type Notices struct {
+	Notices []Notice `json:"notices"`
+}
+
 // Operator The operator's own account, never a secret.
 type Operator struct {
 	CreatedAt            time.Time      `json:"created_at"`
@@ -778,6 +835,9 @@ type Policy struct {
 	// LockoutThreshold Default 5.
 	LockoutThreshold int `json:"lockout_threshold"`
 
+	// MaxManagers Default null: no cap on the number of managers (R8). Inviting or promoting one more manager beyond it is `409 conflict` naming `max_managers`.
+	MaxManagers *int `json:"max_managers,omitempty"`
+
 	// MFA `off`: no new factor can be set up; `optional` (default); `required`: a person without a second factor gets a session limited to setting one up.
 	MFA MFAPolicy `json:"mfa"`
 
@@ -809,6 +869,9 @@ type Policy struct {
 // PolicyUpdate The whole policy; `mfa`, `lockout_threshold`, `project_access`, `trash_days` and `support_approvals` may be left out and keep their value.
 type PolicyUpdate struct {
 	LockoutThreshold *int `json:"lockout_threshold,omitempty"`
+
+	// MaxManagers null removes the cap; left out, it keeps its value.
+	MaxManagers *int `json:"max_managers,omitempty"`
 
 	// MFA `off`: no new factor can be set up; `optional` (default); `required`: a person without a second factor gets a session limited to setting one up.
 	MFA                  *MFAPolicy `json:"mfa,omitempty"`
@@ -1239,6 +1302,9 @@ type IfMatch = string
 // IfNoneMatch defines model for IfNoneMatch.
 type IfNoneMatch = string
 
+// NoticeID defines model for NoticeID.
+type NoticeID = string
+
 // OrgSlug defines model for OrgSlug.
 type OrgSlug = string
 
@@ -1472,6 +1538,9 @@ type OperatorReauthJSONRequestBody = ReauthRequest
 
 // OperatorConfirmTOTPJSONRequestBody defines body for OperatorConfirmTOTP for application/json ContentType.
 type OperatorConfirmTOTPJSONRequestBody = CodeRequest
+
+// EraseOnRequestJSONRequestBody defines body for EraseOnRequest for application/json ContentType.
+type EraseOnRequestJSONRequestBody = Erasure
 
 // RequestSupportJSONRequestBody defines body for RequestSupport for application/json ContentType.
 type RequestSupportJSONRequestBody = SupportAsk
@@ -1872,6 +1941,24 @@ type ClientInterface interface {
 	// Corresponds with GET /api/v1/operator/orgs/{org}/activity (the `ListActivityAnonymous` operationId).
 	ListActivityAnonymous(ctx context.Context, org OrgSlug, params *ListActivityAnonymousParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// EraseOnRequestWithBody Erases one person on the organisation's request (operator admin, R5).
+	//
+	// The same erasure as a manager's delete: the person's sessions end and their key is destroyed. Recorded in the organisation's audit chain as `user.delete` with the reason (sealed); its managers get a notice in their inbox and a mail that one waits. The last manager is `409 conflict`; an unknown address `404`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/operator/orgs/{org}/erasures (the `EraseOnRequest` operationId).
+	EraseOnRequestWithBody(ctx context.Context, org OrgSlug, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// EraseOnRequest Erases one person on the organisation's request (operator admin, R5).
+	//
+	// The same erasure as a manager's delete: the person's sessions end and their key is destroyed. Recorded in the organisation's audit chain as `user.delete` with the reason (sealed); its managers get a notice in their inbox and a mail that one waits. The last manager is `409 conflict`; an unknown address `404`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/operator/orgs/{org}/erasures (the `EraseOnRequest` operationId).
+	EraseOnRequest(ctx context.Context, org OrgSlug, body EraseOnRequestJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// OperatorListSupport An organisation's grants and requests as support sees them: no granters, no uses (operator support).
 	//
 	// Corresponds with GET /api/v1/operator/orgs/{org}/support-grants (the `OperatorListSupport` operationId).
@@ -1934,6 +2021,11 @@ type ClientInterface interface {
 	// Corresponds with GET /api/v1/orgs/{org}/activity (the `ListActivity` operationId).
 	ListActivity(ctx context.Context, org OrgSlug, params *ListActivityParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// CountAdministrators How many managers the organisation has, its cap, and how many operators hold each role (manager, R8). Counts only.
+	//
+	// Corresponds with GET /api/v1/orgs/{org}/administrators (the `CountAdministrators` operationId).
+	CountAdministrators(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListAudit A page of the organisation's audit log (manager), oldest first.
 	//
 	// In the list, sealed detail values read `[hidden]`. `next` is the `after` of the next page, or `null`.
@@ -1995,6 +2087,16 @@ type ClientInterface interface {
 	//
 	// Corresponds with PUT /api/v1/orgs/{org}/groups/{id}/members/{user} (the `AddGroupMember` operationId).
 	AddGroupMember(ctx context.Context, org OrgSlug, id GroupID, user GroupMember, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListNotices The caller's own notices, newest first.
+	//
+	// Corresponds with GET /api/v1/orgs/{org}/inbox (the `ListNotices` operationId).
+	ListNotices(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ReadNotice Marks one of the caller's notices read; another person's is `404`.
+	//
+	// Corresponds with POST /api/v1/orgs/{org}/inbox/{id}/read (the `ReadNotice` operationId).
+	ReadNotice(ctx context.Context, org OrgSlug, id NoticeID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// AcceptInvitationWithBody Accepts an invitation with the link's token, a name and a password.
 	//
@@ -3124,6 +3226,44 @@ func (c *Client) ListActivityAnonymous(ctx context.Context, org OrgSlug, params 
 	return c.Client.Do(req)
 }
 
+// EraseOnRequestWithBody Erases one person on the organisation's request (operator admin, R5).
+//
+// The same erasure as a manager's delete: the person's sessions end and their key is destroyed. Recorded in the organisation's audit chain as `user.delete` with the reason (sealed); its managers get a notice in their inbox and a mail that one waits. The last manager is `409 conflict`; an unknown address `404`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/operator/orgs/{org}/erasures (the `EraseOnRequest` operationId).
+func (c *Client) EraseOnRequestWithBody(ctx context.Context, org OrgSlug, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewEraseOnRequestRequestWithBody(c.Server, org, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// EraseOnRequest Erases one person on the organisation's request (operator admin, R5).
+//
+// The same erasure as a manager's delete: the person's sessions end and their key is destroyed. Recorded in the organisation's audit chain as `user.delete` with the reason (sealed); its managers get a notice in their inbox and a mail that one waits. The last manager is `409 conflict`; an unknown address `404`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/operator/orgs/{org}/erasures (the `EraseOnRequest` operationId).
+func (c *Client) EraseOnRequest(ctx context.Context, org OrgSlug, body EraseOnRequestJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewEraseOnRequestRequest(c.Server, org, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // OperatorListSupport An organisation's grants and requests as support sees them: no granters, no uses (operator support).
 //
 // Corresponds with GET /api/v1/operator/orgs/{org}/support-grants (the `OperatorListSupport` operationId).
@@ -3286,6 +3426,21 @@ func (c *Client) ListActivity(ctx context.Context, org OrgSlug, params *ListActi
 	return c.Client.Do(req)
 }
 
+// CountAdministrators How many managers the organisation has, its cap, and how many operators hold each role (manager, R8). Counts only.
+//
+// Corresponds with GET /api/v1/orgs/{org}/administrators (the `CountAdministrators` operationId).
+func (c *Client) CountAdministrators(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCountAdministratorsRequest(c.Server, org)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ListAudit A page of the organisation's audit log (manager), oldest first.
 //
 // In the list, sealed detail values read `[hidden]`. `next` is the `after` of the next page, or `null`.
@@ -3438,6 +3593,36 @@ func (c *Client) RemoveGroupMember(ctx context.Context, org OrgSlug, id GroupID,
 // Corresponds with PUT /api/v1/orgs/{org}/groups/{id}/members/{user} (the `AddGroupMember` operationId).
 func (c *Client) AddGroupMember(ctx context.Context, org OrgSlug, id GroupID, user GroupMember, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewAddGroupMemberRequest(c.Server, org, id, user)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListNotices The caller's own notices, newest first.
+//
+// Corresponds with GET /api/v1/orgs/{org}/inbox (the `ListNotices` operationId).
+func (c *Client) ListNotices(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListNoticesRequest(c.Server, org)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ReadNotice Marks one of the caller's notices read; another person's is `404`.
+//
+// Corresponds with POST /api/v1/orgs/{org}/inbox/{id}/read (the `ReadNotice` operationId).
+func (c *Client) ReadNotice(ctx context.Context, org OrgSlug, id NoticeID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReadNoticeRequest(c.Server, org, id)
 	if err != nil {
 		return nil, err
 	}
@@ -5879,6 +6064,53 @@ func NewListActivityAnonymousRequest(server string, org OrgSlug, params *ListAct
 	return req, nil
 }
 
+// NewEraseOnRequestRequest calls the generic EraseOnRequest builder with application/json body
+func NewEraseOnRequestRequest(server string, org OrgSlug, body EraseOnRequestJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewEraseOnRequestRequestWithBody(server, org, "application/json", bodyReader)
+}
+
+// NewEraseOnRequestRequestWithBody constructs an http.Request for the EraseOnRequest method, with any body, and a specified content type
+func NewEraseOnRequestRequestWithBody(server string, org OrgSlug, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "org", org, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/operator/orgs/%s/erasures", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewOperatorListSupportRequest constructs an http.Request for the OperatorListSupport method
 func NewOperatorListSupportRequest(server string, org OrgSlug) (*http.Request, error) {
 	var err error
@@ -6171,6 +6403,40 @@ func NewListActivityRequest(server string, org OrgSlug, params *ListActivityPara
 			rawQueryFragments = append(rawQueryFragments, encoded)
 		}
 		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCountAdministratorsRequest constructs an http.Request for the CountAdministrators method
+func NewCountAdministratorsRequest(server string, org OrgSlug) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "org", org, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/orgs/%s/administrators", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
@@ -6702,6 +6968,81 @@ func NewAddGroupMemberRequest(server string, org OrgSlug, id GroupID, user Group
 	}
 
 	req, err := http.NewRequest(http.MethodPut, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListNoticesRequest constructs an http.Request for the ListNotices method
+func NewListNoticesRequest(server string, org OrgSlug) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "org", org, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/orgs/%s/inbox", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewReadNoticeRequest constructs an http.Request for the ReadNotice method
+func NewReadNoticeRequest(server string, org OrgSlug, id NoticeID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "org", org, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/orgs/%s/inbox/%s/read", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -10579,6 +10920,24 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/v1/operator/orgs/{org}/activity (the `ListActivityAnonymous` operationId).
 	ListActivityAnonymousWithResponse(ctx context.Context, org OrgSlug, params *ListActivityAnonymousParams, reqEditors ...RequestEditorFn) (*ListActivityAnonymousResponse, error)
 
+	// EraseOnRequestWithBodyWithResponse Erases one person on the organisation's request (operator admin, R5).
+	//
+	// The same erasure as a manager's delete: the person's sessions end and their key is destroyed. Recorded in the organisation's audit chain as `user.delete` with the reason (sealed); its managers get a notice in their inbox and a mail that one waits. The last manager is `409 conflict`; an unknown address `404`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/operator/orgs/{org}/erasures (the `EraseOnRequest` operationId).
+	EraseOnRequestWithBodyWithResponse(ctx context.Context, org OrgSlug, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*EraseOnRequestResponse, error)
+
+	// EraseOnRequestWithResponse Erases one person on the organisation's request (operator admin, R5).
+	//
+	// The same erasure as a manager's delete: the person's sessions end and their key is destroyed. Recorded in the organisation's audit chain as `user.delete` with the reason (sealed); its managers get a notice in their inbox and a mail that one waits. The last manager is `409 conflict`; an unknown address `404`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/operator/orgs/{org}/erasures (the `EraseOnRequest` operationId).
+	EraseOnRequestWithResponse(ctx context.Context, org OrgSlug, body EraseOnRequestJSONRequestBody, reqEditors ...RequestEditorFn) (*EraseOnRequestResponse, error)
+
 	// OperatorListSupportWithResponse An organisation's grants and requests as support sees them: no granters, no uses (operator support).
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -10648,6 +11007,13 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /api/v1/orgs/{org}/activity (the `ListActivity` operationId).
 	ListActivityWithResponse(ctx context.Context, org OrgSlug, params *ListActivityParams, reqEditors ...RequestEditorFn) (*ListActivityResponse, error)
+
+	// CountAdministratorsWithResponse How many managers the organisation has, its cap, and how many operators hold each role (manager, R8). Counts only.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/orgs/{org}/administrators (the `CountAdministrators` operationId).
+	CountAdministratorsWithResponse(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*CountAdministratorsResponse, error)
 
 	// ListAuditWithResponse A page of the organisation's audit log (manager), oldest first.
 	//
@@ -10726,6 +11092,20 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with PUT /api/v1/orgs/{org}/groups/{id}/members/{user} (the `AddGroupMember` operationId).
 	AddGroupMemberWithResponse(ctx context.Context, org OrgSlug, id GroupID, user GroupMember, reqEditors ...RequestEditorFn) (*AddGroupMemberResponse, error)
+
+	// ListNoticesWithResponse The caller's own notices, newest first.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/orgs/{org}/inbox (the `ListNotices` operationId).
+	ListNoticesWithResponse(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*ListNoticesResponse, error)
+
+	// ReadNoticeWithResponse Marks one of the caller's notices read; another person's is `404`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/orgs/{org}/inbox/{id}/read (the `ReadNotice` operationId).
+	ReadNoticeWithResponse(ctx context.Context, org OrgSlug, id NoticeID, reqEditors ...RequestEditorFn) (*ReadNoticeResponse, error)
 
 	// AcceptInvitationWithBodyWithResponse Accepts an invitation with the link's token, a name and a password.
 	//
@@ -12209,6 +12589,47 @@ func (r ListActivityAnonymousResponse) ContentType() string {
 	return ""
 }
 
+type EraseOnRequestResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthenticated
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Conflict
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *Error
+}
+
+// Status returns HTTPResponse.Status
+func (r EraseOnRequestResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r EraseOnRequestResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r EraseOnRequestResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type OperatorListSupportResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -12480,6 +12901,45 @@ func (r ListActivityResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r ListActivityResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type CountAdministratorsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Administrators
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthenticated
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *Error
+}
+
+// Status returns HTTPResponse.Status
+func (r CountAdministratorsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CountAdministratorsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CountAdministratorsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -12840,6 +13300,82 @@ func (r AddGroupMemberResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r AddGroupMemberResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ListNoticesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Notices
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthenticated
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *Error
+}
+
+// Status returns HTTPResponse.Status
+func (r ListNoticesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListNoticesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListNoticesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ReadNoticeResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthenticated
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *Error
+}
+
+// Status returns HTTPResponse.Status
+func (r ReadNoticeResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ReadNoticeResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ReadNoticeResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -16428,6 +16964,36 @@ func (c *ClientWithResponses) ListActivityAnonymousWithResponse(ctx context.Cont
 	return ParseListActivityAnonymousResponse(rsp)
 }
 
+// EraseOnRequestWithBodyWithResponse Erases one person on the organisation's request (operator admin, R5).
+//
+// The same erasure as a manager's delete: the person's sessions end and their key is destroyed. Recorded in the organisation's audit chain as `user.delete` with the reason (sealed); its managers get a notice in their inbox and a mail that one waits. The last manager is `409 conflict`; an unknown address `404`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/operator/orgs/{org}/erasures (the `EraseOnRequest` operationId).
+func (c *ClientWithResponses) EraseOnRequestWithBodyWithResponse(ctx context.Context, org OrgSlug, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*EraseOnRequestResponse, error) {
+	rsp, err := c.EraseOnRequestWithBody(ctx, org, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseEraseOnRequestResponse(rsp)
+}
+
+// EraseOnRequestWithResponse Erases one person on the organisation's request (operator admin, R5).
+//
+// The same erasure as a manager's delete: the person's sessions end and their key is destroyed. Recorded in the organisation's audit chain as `user.delete` with the reason (sealed); its managers get a notice in their inbox and a mail that one waits. The last manager is `409 conflict`; an unknown address `404`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/operator/orgs/{org}/erasures (the `EraseOnRequest` operationId).
+func (c *ClientWithResponses) EraseOnRequestWithResponse(ctx context.Context, org OrgSlug, body EraseOnRequestJSONRequestBody, reqEditors ...RequestEditorFn) (*EraseOnRequestResponse, error) {
+	rsp, err := c.EraseOnRequest(ctx, org, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseEraseOnRequestResponse(rsp)
+}
+
 // OperatorListSupportWithResponse An organisation's grants and requests as support sees them: no granters, no uses (operator support).
 //
 // Returns a wrapper object for the known response body format(s).
@@ -16556,6 +17122,19 @@ func (c *ClientWithResponses) ListActivityWithResponse(ctx context.Context, org 
 		return nil, err
 	}
 	return ParseListActivityResponse(rsp)
+}
+
+// CountAdministratorsWithResponse How many managers the organisation has, its cap, and how many operators hold each role (manager, R8). Counts only.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/orgs/{org}/administrators (the `CountAdministrators` operationId).
+func (c *ClientWithResponses) CountAdministratorsWithResponse(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*CountAdministratorsResponse, error) {
+	rsp, err := c.CountAdministrators(ctx, org, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCountAdministratorsResponse(rsp)
 }
 
 // ListAuditWithResponse A page of the organisation's audit log (manager), oldest first.
@@ -16694,6 +17273,32 @@ func (c *ClientWithResponses) AddGroupMemberWithResponse(ctx context.Context, or
 		return nil, err
 	}
 	return ParseAddGroupMemberResponse(rsp)
+}
+
+// ListNoticesWithResponse The caller's own notices, newest first.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/orgs/{org}/inbox (the `ListNotices` operationId).
+func (c *ClientWithResponses) ListNoticesWithResponse(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*ListNoticesResponse, error) {
+	rsp, err := c.ListNotices(ctx, org, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListNoticesResponse(rsp)
+}
+
+// ReadNoticeWithResponse Marks one of the caller's notices read; another person's is `404`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/orgs/{org}/inbox/{id}/read (the `ReadNotice` operationId).
+func (c *ClientWithResponses) ReadNoticeWithResponse(ctx context.Context, org OrgSlug, id NoticeID, reqEditors ...RequestEditorFn) (*ReadNoticeResponse, error) {
+	rsp, err := c.ReadNotice(ctx, org, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReadNoticeResponse(rsp)
 }
 
 // AcceptInvitationWithBodyWithResponse Accepts an invitation with the link's token, a name and a password.
@@ -19060,6 +19665,70 @@ func ParseListActivityAnonymousResponse(rsp *http.Response) (*ListActivityAnonym
 	return response, nil
 }
 
+// ParseEraseOnRequestResponse parses an HTTP response from a EraseOnRequestWithResponse call
+func ParseEraseOnRequestResponse(rsp *http.Response) (*EraseOnRequestResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &EraseOnRequestResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
 // ParseOperatorListSupportResponse parses an HTTP response from a OperatorListSupportWithResponse call
 func ParseOperatorListSupportResponse(rsp *http.Response) (*OperatorListSupportResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -19421,6 +20090,60 @@ func ParseListActivityResponse(rsp *http.Response) (*ListActivityResponse, error
 			return nil, err
 		}
 		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseCountAdministratorsResponse parses an HTTP response from a CountAdministratorsWithResponse call
+func ParseCountAdministratorsResponse(rsp *http.Response) (*CountAdministratorsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CountAdministratorsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Administrators
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
 		var dest Unauthenticated
@@ -19929,6 +20652,110 @@ func ParseAddGroupMemberResponse(rsp *http.Response) (*AddGroupMemberResponse, e
 	}
 
 	response := &AddGroupMemberResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListNoticesResponse parses an HTTP response from a ListNoticesWithResponse call
+func ParseListNoticesResponse(rsp *http.Response) (*ListNoticesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListNoticesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Notices
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseReadNoticeResponse parses an HTTP response from a ReadNoticeWithResponse call
+func ParseReadNoticeResponse(rsp *http.Response) (*ReadNoticeResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ReadNoticeResponse{
 		Body:         bodyBytes,
 		HTTPResponse: rsp,
 	}

@@ -51,6 +51,9 @@ var commands = []commandDoc{
 		"Stops every sign-in to an organisation, or to all of them, and ends their sessions; or lets people sign in again."},
 	{"org reset-factors", "SLUG --user-email ADDRESS",
 		"Removes the second factors of a manager who lost them while no other manager can reset them; the manager is told by mail."},
+	{"user delete", "--org SLUG --email ADDRESS --reason TEXT",
+		"Erases one person when their organisation asks: the same erasure as a manager's, their key destroyed, " +
+			"recorded in the organisation's audit log with the reason; its managers find a notice in their inbox. The last manager cannot be erased (exit 1, conflict)."},
 	{"logins", "--stop|--resume",
 		"Stops every sign-in to every organisation of the instance, also those created later, and ends every session; or resumes. " +
 			"Operators can still sign in, and an organisation stopped on its own stays stopped."},

@@ -117,6 +117,8 @@ func dispatch(ctx context.Context, cmd string, rest []string, getenv func(string
 		return cmdOperator(ctx, rest, getenv, stdin, stdout, stderr)
 	case "org":
 		return cmdOrg(ctx, rest, getenv, stdout, stderr)
+	case "user":
+		return cmdUser(ctx, rest, getenv, stdout, stderr)
 	case "audit":
 		return cmdAudit(ctx, rest, getenv, stdout, stderr)
 	case "migrate":

@@ -1,6 +1,7 @@
 package httpserver
 
 import (
+	"encoding/json"
 	"net/http"
 	"time"
 
@@ -217,10 +218,41 @@ type policyJSON struct {
 	TrashDays     *int    `json:"trash_days"`
 	// Added with support access; left out of a PUT, it keeps its value.
 	SupportApprovals *int `json:"support_approvals"`
+	// Added with issue 13 (R8): null is no cap; left out of a PUT, it
+	// keeps its value.
+	MaxManagers optionalCap `json:"max_managers"`
+}
+
+// optionalCap is a number that may be null, and may be left out: a PUT
+// tells "no cap" (null) from "unchanged" (absent).
+type optionalCap struct {
+	set bool
+	n   *int
+}
+
+func (c optionalCap) MarshalJSON() ([]byte, error) { return json.Marshal(c.n) }
+
+func (c *optionalCap) UnmarshalJSON(b []byte) error {
+	c.set = true
+	return json.Unmarshal(b, &c.n)
+}
+
+// policyCap is the service's form of max_managers: nil keeps, 0 removes.
+func (c optionalCap) policyCap() *int {
+	switch {
+	case !c.set:
+		return nil
+	case c.n == nil:
+		return new(int)
+	case *c.n == 0:
+		return new(-1) // 0 is not a cap: refused as out of range
+	}
+	return c.n
 }
 
 func toPolicyJSON(p kluis.Policy) policyJSON {
-	return policyJSON{&p.PasswordMinLength, &p.PasswordRequireDigit, &p.PasswordRequireUpper, &p.SessionIdleMinutes, &p.SessionMaxHours, &p.MFA, &p.LockoutThreshold, &p.ProjectAccess, &p.TrashDays, &p.SupportApprovals}
+	return policyJSON{&p.PasswordMinLength, &p.PasswordRequireDigit, &p.PasswordRequireUpper, &p.SessionIdleMinutes, &p.SessionMaxHours, &p.MFA, &p.LockoutThreshold, &p.ProjectAccess, &p.TrashDays,
+		&p.SupportApprovals, optionalCap{set: true, n: p.MaxManagers}}
 }
 
 // handleUpdatePolicy replaces the policy: PUT takes every field, so a
@@ -257,6 +289,7 @@ func handleUpdatePolicy(policies kluis.PolicyService) handlerFunc {
 			MFA: deref(in.MFA), LockoutThreshold: deref(in.LockoutThreshold),
 			ProjectAccess: deref(in.ProjectAccess), TrashDays: deref(in.TrashDays),
 			SupportApprovals: deref(in.SupportApprovals),
+			MaxManagers:      in.MaxManagers.policyCap(),
 		})
 		if err != nil {
 			return err

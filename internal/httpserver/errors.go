@@ -92,7 +92,9 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	var body errorBody
 	body.Error.Code, body.Error.Message = ke.Code, ke.Message
-	if ke.Code == kluis.EInvalid || ke.Code == kluis.ELicenceLimit {
+	// Fields name the problem per input field; a limit refused names the
+	// limit it hit (licence_limit; conflict for max_managers, R8).
+	if ke.Code == kluis.EInvalid || ke.Code == kluis.ELicenceLimit || ke.Code == kluis.EConflict {
 		body.Error.Fields = ke.Fields
 	}
 	status := errorStatus(ke.Code)

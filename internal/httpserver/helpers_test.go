@@ -253,8 +253,8 @@ func checkErrorShape(tb testing.TB, what string, r response) apiError {
 	if want, ok := statusOfCode[e.Error.Code]; !ok || want != r.status {
 		tb.Errorf("%s: status %d with code %q, want the contract's pairing (%d)", what, r.status, e.Error.Code, want)
 	}
-	if _, ok := inner["fields"]; ok && e.Error.Code != "invalid_input" && e.Error.Code != "licence_limit" {
-		tb.Errorf("%s: fields on a %q error, want fields only for invalid_input and licence_limit", what, e.Error.Code)
+	if _, ok := inner["fields"]; ok && e.Error.Code != "invalid_input" && e.Error.Code != "licence_limit" && e.Error.Code != "conflict" {
+		tb.Errorf("%s: fields on a %q error, want fields only for invalid_input, licence_limit (and a conflict naming a policy limit)", what, e.Error.Code)
 	}
 	low := strings.ToLower(string(r.body))
 	for _, s := range neverInErrors {
@@ -374,9 +374,10 @@ type policyObject struct {
 	ProjectAccess        string `json:"project_access"`
 	TrashDays            int    `json:"trash_days"`
 	SupportApprovals     int    `json:"support_approvals"`
+	MaxManagers          *int   `json:"max_managers"`
 }
 
-var defaultPolicy = policyObject{8, false, false, 30, 12, "optional", 5, "managers", 30, 1}
+var defaultPolicy = policyObject{8, false, false, 30, 12, "optional", 5, "managers", 30, 1, nil}
 
 type auditEvent struct {
 	Seq     int64           `json:"seq"`

@@ -77,6 +77,7 @@ func (s *server) routes(svc kluis.Services, ready func(context.Context) error) [
 		{"POST", "/api/v1/operator/orgs/{org}/support-requests", "operator", regular, s.operator(handleRequestSupport(svc.Support))},
 		{"GET", "/api/v1/operator/orgs/{org}/support-grants", "operator", regular, s.operator(handleOperatorSupportList(svc.Support))},
 		{"POST", "/api/v1/operator/orgs/{org}/support-session", "operator", regular, s.operator(handleOpenSupportSession(svc.Support))},
+		{"POST", "/api/v1/operator/orgs/{org}/erasures", "operator", regular, s.operator(handleEraseOnRequest(svc.Orgs, svc.Users))},
 
 		// Organisation realm, before sign-in.
 		{"POST", "/api/v1/orgs/{org}/login", "org-public", regular, s.org(handleLogin(svc.SignIn))},
@@ -133,6 +134,10 @@ func (s *server) routes(svc kluis.Services, ready func(context.Context) error) [
 		{"GET", "/api/v1/orgs/{org}/audit/export", "org", regular, s.orgUser(handleExportAudit(svc.Audit))},
 		{"GET", "/api/v1/orgs/{org}/audit/verify", "org", regular, s.orgActor(handleVerifyAudit(svc.Audit))},
 		{"GET", "/api/v1/orgs/{org}/export", "org", regular, s.orgSession(handleExportOrg(svc.Export))},
+		// The inbox and the count of administrators (issue 13, R5, R8).
+		{"GET", "/api/v1/orgs/{org}/inbox", "org", regular, s.orgUser(handleListNotices(svc.Inbox))},
+		{"POST", "/api/v1/orgs/{org}/inbox/{id}/read", "org", regular, s.orgUser(handleReadNotice(svc.Inbox))},
+		{"GET", "/api/v1/orgs/{org}/administrators", "org", regular, s.orgUser(handleAdministrators(svc.Users))},
 
 		// Projects, their rights and groups (R2, R6, R7, R9, R12): the
 		// service methods ask the rights engine.
@@ -199,6 +204,8 @@ func (s *server) routes(svc kluis.Services, ready func(context.Context) error) [
 		{"POST", "/operator/orgs/{org}/support/session", "page-operator", regular, s.operatorPage(signedIn, handleOpenSupportForm(svc.Support))},
 		{"GET", "/operator/orgs/{org}", "page-operator", regular, s.operatorPage(signedIn, handleOperatorOrgPage(operatorOrg))},
 		{"POST", "/operator/orgs/{org}/licence", "page-operator", regular, s.operatorPage(signedIn, handleLicenceForm(operatorOrg))},
+		{"GET", "/operator/orgs/{org}/erase", "page-operator", regular, s.operatorPage(signedIn, handleErasePage(svc.Orgs))},
+		{"POST", "/operator/orgs/{org}/erase", "page-operator", regular, s.operatorPage(signedIn, handleEraseForm(svc.Orgs, svc.Users))},
 		{"GET", "/operator/account", "page-operator", enrolment, s.operatorPage(signedIn, handleAccountPage(staffAccount))},
 		{"GET", "/operator/account/reauth", "page-operator", enrolment, s.operatorPage(signedIn, handleReauthPage(svc.SignIn, svc.Factors, staffAddress))},
 		{"POST", "/operator/account/reauth", "page-operator", enrolment, s.operatorPage(signedIn, handleReauthForm(svc.SignIn, svc.Factors, staffAddress))},
@@ -264,6 +271,8 @@ func (s *server) routes(svc kluis.Services, ready func(context.Context) error) [
 		{"GET", "/o/{org}/audit", "page-org", regular, s.orgPage(working, handleAuditPage(svc.Audit))},
 		{"GET", "/o/{org}/audit/verify", "page-org", regular, s.orgPage(working, handleAuditVerifyPage(svc.Audit))},
 		{"POST", "/o/{org}/export", "page-org", regular, s.orgPage(signedIn, handleExportOrgForm(svc.Export))},
+		{"GET", "/o/{org}/inbox", "page-org", regular, s.orgPage(signedIn, handleInboxPage(svc.Inbox))},
+		{"POST", "/o/{org}/inbox/{id}/read", "page-org", regular, s.orgPage(signedIn, handleReadNoticeForm(svc.Inbox))},
 
 		// Projects, their files, versions and rights, the trash and groups:
 		// the same service methods as the API's routes above.

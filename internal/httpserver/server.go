@@ -56,6 +56,7 @@ type server struct {
 	tokens   kluis.TokenService   // refusing a read-only token's write
 	policies kluis.PolicyService  // a signed-in page's idle time
 	support  kluis.SupportService // support sessions and their uses (R22)
+	inbox    kluis.InboxService   // the navigation's count of unread notices
 
 	log     *slog.Logger
 	metrics *Metrics
@@ -81,7 +82,7 @@ func NewServer(c Config) http.Handler {
 	}
 	svc := c.Services
 	s := &server{
-		sessions: svc.Sessions, orgs: svc.Orgs, tokens: svc.Tokens, policies: svc.Policies, support: svc.Support,
+		sessions: svc.Sessions, orgs: svc.Orgs, tokens: svc.Tokens, policies: svc.Policies, support: svc.Support, inbox: svc.Inbox,
 		log: c.Logger, metrics: c.Metrics, maxBody: c.MaxBodyBytes, maxFile: c.MaxFileBytes, proxies: c.TrustedProxies, https: c.HTTPS,
 		mux: http.NewServeMux(), patterns: http.NewServeMux(),
 	}

@@ -169,6 +169,7 @@ type pageData struct {
 
 	srv    *server
 	policy kluis.Policy // the organisation's, when a person is signed in
+	unread int          // the person's unread notices, for the navigation
 	// retryAfter is set by showError for a throttled form: renderPage
 	// sends it as Retry-After.
 	retryAfter *kluis.Error

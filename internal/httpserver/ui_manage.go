@@ -18,7 +18,14 @@ import (
 // these addresses gets the service's refusal, shown as a page.
 
 type usersPage struct {
-	Users []kluis.User
+	Users  []kluis.User
+	Admins adminsView
+}
+
+// adminsView is how many administrators there are (R8), for the page.
+type adminsView struct {
+	Managers, Cap            int // Cap 0: none
+	Admin, Support, Security int
 }
 
 func showUsers(w http.ResponseWriter, r *http.Request, p *pageData, users kluis.UserService, status int) error {
@@ -27,8 +34,16 @@ func showUsers(w http.ResponseWriter, r *http.Request, p *pageData, users kluis.
 	if err != nil {
 		return err
 	}
+	a, err := users.CountAdministrators(r.Context(), st.org.ID, st.actor)
+	if err != nil {
+		return err
+	}
+	admins := adminsView{Managers: a.Managers, Admin: a.Operators[kluis.OperatorAdmin], Support: a.Operators[kluis.OperatorSupport], Security: a.Operators[kluis.OperatorSecurity]}
+	if a.MaxManagers != nil {
+		admins.Cap = *a.MaxManagers
+	}
 	p.title("users.title")
-	p.Data = usersPage{Users: list}
+	p.Data = usersPage{Users: list, Admins: admins}
 	return renderPage(w, r, p, status, "users")
 }
 
@@ -181,6 +196,9 @@ func handlePolicyPage(policies kluis.PolicyService, logins kluis.LoginsService) 
 		p.Form.Set("session_max_hours", strconv.Itoa(pol.SessionMaxHours))
 		p.Form.Set("mfa", pol.MFA)
 		p.Form.Set("lockout_threshold", strconv.Itoa(pol.LockoutThreshold))
+		if pol.MaxManagers != nil {
+			p.Form.Set("max_managers", strconv.Itoa(*pol.MaxManagers))
+		}
 		if pol.PasswordRequireDigit {
 			p.Form.Set("password_require_digit", "on")
 		}
@@ -251,6 +269,14 @@ func handlePolicyForm(policies kluis.PolicyService, logins kluis.LoginsService) 
 			PasswordRequireDigit: form.Get("password_require_digit") == "on", PasswordRequireUpper: form.Get("password_require_upper") == "on",
 			MFA: form.Get("mfa"), LockoutThreshold: num("lockout_threshold"),
 		}
+		// max_managers (R8): empty removes the cap (0 to the service).
+		maxManagers := 0
+		if strings.TrimSpace(form.Get("max_managers")) != "" {
+			if maxManagers = num("max_managers"); maxManagers == 0 {
+				maxManagers = -1 // refused by the service: 0 is not a cap
+			}
+		}
+		pol.MaxManagers = &maxManagers
 		if pol.MFA == "" {
 			bad["mfa"] = "must be off, optional or required"
 			pol.MFA = "?" // refused by the service like any other wrong value

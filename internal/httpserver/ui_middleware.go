@@ -254,6 +254,13 @@ func (s *server) pageSession(w http.ResponseWriter, r *http.Request, p *pageData
 	if st.realm.Scope.Signed(st.actor) {
 		p.SignedIn, p.Actor, p.Manager = true, st.actor, st.actor.IsManager(st.org.ID)
 		p.LogoutAction = st.realm.Base + "/logout"
+		if !p.Operator && !st.actor.MFAEnrolmentOnly && st.actor.IsOrgUser(st.org.ID) {
+			n, err := s.inbox.CountUnread(r.Context(), st.org.ID, st.actor)
+			if err != nil {
+				return err
+			}
+			p.unread = n
+		}
 		p.navigate(r, st.actor.MFAEnrolmentOnly)
 		if need != anyone && checkEnrolment(st) != nil {
 			return redirect(w, r, st.realm.Account+"#mfa-h", st.realm.enrolNotice)
@@ -296,11 +303,18 @@ func (p *pageData) navigate(r *http.Request, enrolling bool) {
 				[2]string{base + "/licence", "nav.licence"}, [2]string{base + "/support", "nav.support"})
 		}
 	}
+	if !p.Operator && !enrolling {
+		items = append(items, [2]string{p.Realm.Base + "/inbox", "nav.inbox"})
+	}
 	p.Nav = nil
 	for _, it := range items {
 		href := it[0]
 		current := r.URL.Path == href || href != "/operator" && strings.HasPrefix(r.URL.Path, href+"/")
-		p.Nav = append(p.Nav, navItem{Href: href, Label: p.L.T(it[1]), Current: current})
+		label := p.L.T(it[1])
+		if it[1] == "nav.inbox" && p.unread > 0 {
+			label = p.L.T("nav.inbox_unread", p.unread)
+		}
+		p.Nav = append(p.Nav, navItem{Href: href, Label: label, Current: current})
 	}
 }
 

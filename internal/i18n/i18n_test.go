@@ -54,6 +54,7 @@ func TestDomainMessagesAreTranslated(t *testing.T) {
 	bad := kluis.Role("boss")
 	add(kluis.UserInput{Role: &bad}.Validate())
 	add(kluis.Policy{PasswordMinLength: 1, SessionIdleMinutes: 0, SessionMaxHours: 0}.Validate())
+	add(kluis.Policy{PasswordMinLength: 1, MaxManagers: new(101)}.Validate())
 	p := kluis.DefaultPolicy
 	p.PasswordRequireDigit, p.PasswordRequireUpper = true, true
 	for _, pw := range []string{"short", strings.Repeat("a", kluis.MaxPasswordLength+1), "          ", "abcdefghij", "abcdefghi1", "\xff\xfe\xfd\xfc\xfb\xfa\xf9\xf8"} {

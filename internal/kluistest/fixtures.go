@@ -115,6 +115,8 @@ func (e *Env) StaleRows(t testing.TB, org kluis.OrgID) (stale int) {
 		`SELECT user_id, name FROM api_tokens WHERE org_id = '` + string(org) + `'`,
 		`SELECT user_id, new_email FROM email_changes WHERE org_id = '` + string(org) + `'`,
 		`SELECT user_id, device FROM sessions WHERE org_id = '` + string(org) + `' AND device IS NOT NULL`,
+		`SELECT user_id, title FROM notices WHERE org_id = '` + string(org) + `'`,
+		`SELECT user_id, body FROM notices WHERE org_id = '` + string(org) + `'`,
 	} {
 		for _, r := range e.Query(t, query) {
 			kv, err := keys.ParseCiphertext(r[1])

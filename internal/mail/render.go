@@ -74,7 +74,7 @@ var templateFS embed.FS
 // carry a secret token.
 func Render(k Kind, lang string, d Data) (subject, body string, err error) {
 	switch k {
-	case Invitation, PasswordReset, AccountLocked:
+	case Invitation, PasswordReset, AccountLocked, NoticeWaiting:
 		if d.Link == "" {
 			return "", "", fmt.Errorf("mail: a %s needs a link", k)
 		}

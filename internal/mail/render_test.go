@@ -25,6 +25,9 @@ func TestRenderEveryKindAndLanguage(t *testing.T) { // R45: a notice with a link
 		{mail.PasswordChanged, "nl", "https://kluis.example.org/o/acme/login", []string{"Acme Zorg", "wachtwoord", "beheerder"}},
 		{mail.PasswordChanged, "en", "", []string{"Acme Zorg", "password", "manager"}},
 		{mail.PasswordChanged, "nl", "", []string{"Acme Zorg", "wachtwoord", "beheerder"}},
+		// Issue 13 (R5, R8, R45): a notice waits; what it says is not in the mail.
+		{mail.NoticeWaiting, "en", "https://kluis.example.org/o/acme/inbox", []string{"Acme Zorg", "inbox", "Sign in"}},
+		{mail.NoticeWaiting, "nl", "https://kluis.example.org/o/acme/inbox", []string{"Acme Zorg", "postvak", "Meld je aan"}},
 	}
 	for _, tt := range tests {
 		t.Run(string(tt.kind)+"/"+tt.lang+"/link="+tt.link, func(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 	"github.com/kluis/kluis/internal/sqlstore"
 	"github.com/kluis/kluis/internal/sqlstore/auditlog"
 	"github.com/kluis/kluis/internal/sqlstore/factors"
+	"github.com/kluis/kluis/internal/sqlstore/inbox"
 	"github.com/kluis/kluis/internal/sqlstore/keywork"
 	"github.com/kluis/kluis/internal/sqlstore/licences"
 	"github.com/kluis/kluis/internal/sqlstore/operators"
@@ -67,6 +68,7 @@ type Areas struct {
 	Support   *support.Service
 	Export    *orgexport.Service
 	Licences  *licences.Service
+	Inbox     *inbox.Service
 }
 
 // New builds the areas over core.
@@ -88,6 +90,7 @@ func New(core *sqlstore.Core, c Config) *Areas {
 	a.Support = support.New(core)
 	a.Export = orgexport.New(core, a.Projects, a.Rights, a.Audit)
 	a.Licences = licences.New(core)
+	a.Inbox = inbox.New(core)
 	return a
 }
 
@@ -123,5 +126,6 @@ func (a *Areas) Services() kluis.Services {
 		Files: a.Projects, Versions: a.Projects, Support: a.Support,
 		Export:   a.Export,
 		Licences: a.Licences,
+		Inbox:    a.Inbox,
 	}
 }

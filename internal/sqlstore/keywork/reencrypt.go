@@ -63,6 +63,7 @@ var sealedTables = []sealedTable{
 	{"api_tokens", "api_tokens", "user_id", same("name")},
 	{"email_changes", "email_changes", "user_id", []sealedField{{"new_email", "email"}}},
 	{"sessions", "sessions", "user_id", same("device")},
+	{"notices", "notices", "user_id", same("title", "body")},
 }
 
 // phases are the names of sealedTables, in order.

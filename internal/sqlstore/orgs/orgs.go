@@ -3,6 +3,7 @@ package orgs
 import (
 	"cmp"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 
@@ -234,11 +235,22 @@ func (s *Service) UpdatePolicy(ctx context.Context, org kluis.OrgID, actor kluis
 		p.ProjectAccess = cmp.Or(p.ProjectAccess, old.ProjectAccess)
 		p.TrashDays = cmp.Or(p.TrashDays, old.TrashDays)
 		p.SupportApprovals = cmp.Or(p.SupportApprovals, old.SupportApprovals)
+		// max_managers (R8): nil keeps the cap, 0 removes it.
+		switch {
+		case p.MaxManagers == nil:
+			p.MaxManagers = old.MaxManagers
+		case *p.MaxManagers == 0:
+			p.MaxManagers = nil
+		}
+		var maxManagers sql.NullInt64
+		if p.MaxManagers != nil {
+			maxManagers = sql.NullInt64{Int64: int64(*p.MaxManagers), Valid: true}
+		}
 		if _, err := t.Exec(ctx, `UPDATE orgs SET password_min_length = ?, password_require_digit = ?, password_require_upper = ?,
 			session_idle_minutes = ?, session_max_hours = ?, mfa = ?, lockout_threshold = ?, project_access = ?, trash_days = ?,
-			support_approvals = ? WHERE id = ?`,
+			support_approvals = ?, max_managers = ? WHERE id = ?`,
 			p.PasswordMinLength, p.PasswordRequireDigit, p.PasswordRequireUpper, p.SessionIdleMinutes, p.SessionMaxHours, p.MFA, p.LockoutThreshold,
-			p.ProjectAccess, p.TrashDays, p.SupportApprovals, org); err != nil {
+			p.ProjectAccess, p.TrashDays, p.SupportApprovals, maxManagers, org); err != nil {
 			return err
 		}
 		return t.Append(ctx, sqlstore.OrgChain(org), actor, "policy.update", "org:"+string(org), "success",

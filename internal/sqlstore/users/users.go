@@ -161,6 +161,11 @@ func (s *Service) InviteUser(ctx context.Context, org kluis.OrgID, actor kluis.A
 		if !emptyName {
 			name = *in.Name
 		}
+		if *in.Role == kluis.RoleManager {
+			if err := checkManagerCap(ctx, t, org, ""); err != nil {
+				return err
+			}
+		}
 		if u, err = s.InsertInvited(ctx, t, org, id, *in.Email, name, *in.Role); err != nil {
 			return err
 		}
@@ -295,7 +300,14 @@ func (s *Service) acceptInvitation(ctx context.Context, org kluis.OrgID, from kl
 		}
 		u.Name, u.Status = name, kluis.StatusActive
 		actor := kluis.Actor{Realm: kluis.RealmOrg, OrgID: org, UserID: u.ID, Role: u.Role, From: from}
-		return t.Append(ctx, sqlstore.OrgChain(org), actor, "user.invitation_accept", "user:"+string(u.ID), "success", nil)
+		if err := t.Append(ctx, sqlstore.OrgChain(org), actor, "user.invitation_accept", "user:"+string(u.ID), "success",
+			map[string]any{"role": string(u.Role)}); err != nil {
+			return err
+		}
+		if u.Role == kluis.RoleManager { // the role's power starts now (R8)
+			return notifyNewManager(ctx, t, s.core, org, u, actor)
+		}
+		return nil
 	})
 	return u, err
 }
@@ -392,6 +404,7 @@ func (s *Service) UpdateUser(ctx context.Context, org kluis.OrgID, actor kluis.A
 			return err
 		}
 		wasActiveManager := u.Role == kluis.RoleManager && u.Status == kluis.StatusActive
+		wasCounted := u.Role == kluis.RoleManager && u.Status != kluis.StatusDisabled
 		var changed []string
 		if in.Name != nil && *in.Name != u.Name {
 			u.Name = *in.Name
@@ -434,6 +447,13 @@ func (s *Service) UpdateUser(ctx context.Context, org kluis.OrgID, actor kluis.A
 				return kluis.ErrLastManager
 			}
 		}
+		// Few administrators (R8): one more manager is checked against the
+		// policy's cap.
+		if !wasCounted && u.Role == kluis.RoleManager && u.Status != kluis.StatusDisabled {
+			if err := checkManagerCap(ctx, t, org, u.ID); err != nil {
+				return err
+			}
+		}
 		sealedName, err := s.core.SealUser(ctx, org, u.ID, sqlstore.ColName, u.Name)
 		if err != nil {
 			return err
@@ -468,7 +488,17 @@ func (s *Service) UpdateUser(ctx context.Context, org kluis.OrgID, actor kluis.A
 				return err
 			}
 		}
-		return t.Append(ctx, sqlstore.OrgChain(org), actor, action, "user:"+string(u.ID), "success", map[string]any{"fields": changed})
+		details := map[string]any{"fields": changed}
+		if slices.Contains(changed, "role") {
+			details["role"] = string(u.Role)
+		}
+		if err := t.Append(ctx, sqlstore.OrgChain(org), actor, action, "user:"+string(u.ID), "success", details); err != nil {
+			return err
+		}
+		if slices.Contains(changed, "role") && u.Role == kluis.RoleManager && u.Status == kluis.StatusActive {
+			return notifyNewManager(ctx, t, s.core, org, u, actor)
+		}
+		return nil
 	})
 	return u, err
 }
@@ -488,19 +518,7 @@ func (s *Service) DeleteUser(ctx context.Context, org kluis.OrgID, actor kluis.A
 		if err != nil {
 			return err
 		}
-		if u.Role == kluis.RoleManager && u.Status == kluis.StatusActive {
-			n, err := s.countActiveManagers(ctx, t, org, u.ID)
-			if err != nil {
-				return err
-			}
-			if n == 0 {
-				return kluis.ErrLastManager
-			}
-		}
-		if _, err := t.Exec(ctx, `DELETE FROM users WHERE org_id = ? AND id = ?`, org, u.ID); err != nil {
-			return err
-		}
-		if shred, err = t.ScheduleShred(ctx, org, u.ID); err != nil {
+		if shred, err = s.remove(ctx, t, org, u); err != nil {
 			return err
 		}
 		return t.Append(ctx, sqlstore.OrgChain(org), actor, "user.delete", "user:"+string(u.ID), "success", nil)
