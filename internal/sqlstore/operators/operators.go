@@ -42,6 +42,9 @@ func target(id string) string { return accounts.Target(kluis.OperatorScope, id) 
 // the command line and bootstraps the instance; later ones by the CLI or an
 // operator. Errors: invalid_input, conflict, forbidden.
 func (s *Service) CreateOperator(ctx context.Context, actor kluis.Actor, email, name, pw string, role kluis.OperatorRole) (kluis.Operator, error) {
+	if !kluis.CanManageOperatorAccounts(actor) {
+		return kluis.Operator{}, s.core.Refuse(ctx, audit.PlatformChain, actor, "operator.create", "")
+	}
 	email, name, pw = kluis.NormalizeEmail(email), kluis.NormalizeName(name), kluis.NormalizePassword(pw)
 	f := map[string]string{}
 	if err := kluis.ValidateEmail(email); err != nil {
