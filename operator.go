@@ -44,10 +44,6 @@ type OperatorService interface {
 	// whether they are disabled, for the operator admins' page (R8).
 	// Errors: forbidden.
 	FindOperators(ctx context.Context, actor Actor) ([]OperatorInfo, error)
-	// CountOperators counts the enabled operators of each role, for the
-	// organisations' managers (R8: few administrators): numbers, never
-	// names. Anyone signed in may ask.
-	CountOperators(ctx context.Context) (map[OperatorRole]int, error)
 }
 
 // OperatorInfo is an operator as the operator admins' page shows them.

@@ -167,7 +167,7 @@ func (in SupportGrantInput) Validate(now time.Time) error {
 	}
 	switch {
 	case in.ExpiresAt.IsZero():
-		f["expires_at"] = "required"
+		f["expires_at"] = "is required"
 	case !in.ExpiresAt.After(now):
 		f["expires_at"] = "must be in the future"
 	case in.ExpiresAt.Sub(now) > MaxSupportGrant:

@@ -215,6 +215,12 @@ func TestOtherOrganisationIsNotFound(t *testing.T) {
 							continue
 						}
 						r := a.do(t, cred.apply(request{method: rt.Method, path: path, body: bodyFor(rt)}))
+						if cred.name == "operator bearer" {
+							// An operator's session presented to an organisation
+							// is not found there (R22: support needs a grant).
+							wantError(t, rt.Method+" "+path+" with "+cred.name, r, 404, "not_found")
+							continue
+						}
 						wantError(t, rt.Method+" "+path+" with "+cred.name, r, 401, "unauthenticated")
 					}
 				}

@@ -54,6 +54,10 @@ var operatorRoleTable = map[string][]kluis.OperatorRole{
 	"GET /operator/orgs/{org}":                 {kluis.OperatorAdmin, kluis.OperatorSupport},
 	"POST /operator/orgs/{org}/licence":        {kluis.OperatorAdmin},
 	"GET /api/v1/operator/orgs/{org}/activity": {kluis.OperatorAdmin, kluis.OperatorSupport},
+	// Erasing one person on the organisation's request (R5): admin.
+	"POST /api/v1/operator/orgs/{org}/erasures": {kluis.OperatorAdmin},
+	"GET /operator/orgs/{org}/erase":            {kluis.OperatorAdmin},
+	"POST /operator/orgs/{org}/erase":           {kluis.OperatorAdmin},
 	// Support access: support asks and works through grants (R22).
 	"POST /api/v1/operator/orgs/{org}/support-requests": {kluis.OperatorSupport},
 	"GET /api/v1/operator/orgs/{org}/support-grants":    {kluis.OperatorSupport},

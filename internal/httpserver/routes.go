@@ -137,7 +137,7 @@ func (s *server) routes(svc kluis.Services, ready func(context.Context) error) [
 		// The inbox and the count of administrators (issue 13, R5, R8).
 		{"GET", "/api/v1/orgs/{org}/inbox", "org", regular, s.orgUser(handleListNotices(svc.Inbox))},
 		{"POST", "/api/v1/orgs/{org}/inbox/{id}/read", "org", regular, s.orgUser(handleReadNotice(svc.Inbox))},
-		{"GET", "/api/v1/orgs/{org}/administrators", "org", regular, s.orgUser(handleAdministrators(svc.Users))},
+		{"GET", "/api/v1/orgs/{org}/administrators", "org", regular, s.orgActor(handleAdministrators(svc.Users))},
 
 		// Projects, their rights and groups (R2, R6, R7, R9, R12): the
 		// service methods ask the rights engine.

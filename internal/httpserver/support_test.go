@@ -124,7 +124,8 @@ func (c supportCast) session(tb testing.TB, a *testAPI, grant string) string {
 // the customer's own decisions about support and exports): a support
 // session is refused there even with an organisation grant.
 func personOnly(pattern string) bool {
-	return strings.Contains(pattern, "/me") || strings.Contains(pattern, "/support-") || strings.HasSuffix(pattern, "/audit/export")
+	return strings.Contains(pattern, "/me") || strings.Contains(pattern, "/support-") || strings.HasSuffix(pattern, "/audit/export") ||
+		strings.Contains(pattern, "/inbox")
 }
 
 // TestSupportWithoutGrantFindsNothing: an operator's credential, of any

@@ -68,6 +68,10 @@ func TestDomainMessagesAreTranslated(t *testing.T) {
 	_, err := kluis.ParseSubject("nobody")
 	add(err)
 	add(kluis.ProjectInput{Name: strings.Repeat("p", 201)}.Validate())
+	now := time.Now()
+	add(kluis.SupportGrantInput{Scope: "nowhere", Right: "own", ExpiresAt: now.Add(15 * 24 * time.Hour)}.Validate(now))
+	add(kluis.SupportGrantInput{ExpiresAt: now}.Validate(now))
+	add(kluis.SupportGrantInput{}.Validate(now))
 	for _, m := range msgs {
 		if !i18n.Translated(m) {
 			t.Errorf("domain message %q has no Dutch text", m)

@@ -266,25 +266,3 @@ func (s *Service) FindOperators(ctx context.Context, actor kluis.Actor) ([]kluis
 	}
 	return out, rows.Err()
 }
-
-// CountOperators counts the enabled operators of each role.
-func (s *Service) CountOperators(ctx context.Context) (map[kluis.OperatorRole]int, error) {
-	rows, err := s.core.DB().Query(ctx, `SELECT role, COUNT(*) FROM operators WHERE NOT disabled GROUP BY role`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := map[kluis.OperatorRole]int{}
-	for _, r := range kluis.OperatorRoles {
-		out[r] = 0
-	}
-	for rows.Next() {
-		var r kluis.OperatorRole
-		var n int
-		if err := rows.Scan(&r, &n); err != nil {
-			return nil, err
-		}
-		out[r] = n
-	}
-	return out, rows.Err()
-}

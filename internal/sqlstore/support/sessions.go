@@ -124,9 +124,6 @@ func (s *Service) decide(ctx context.Context, t *sqlstore.Tx, org kluis.OrgID, a
 // expiresAt. Errors: forbidden, not_found, conflict, invalid_input,
 // reauth_required.
 func (s *Service) ApproveSupportRequest(ctx context.Context, org kluis.OrgID, actor kluis.Actor, id kluis.SupportRequestID, expiresAt time.Time) (kluis.SupportGrant, error) {
-	if err := (kluis.SupportGrantInput{Scope: kluis.SupportOrgScope, Right: kluis.SupportView, Reason: "-", ExpiresAt: expiresAt}).Validate(s.core.Now()); err != nil {
-		return kluis.SupportGrant{}, err
-	}
 	if err := fresh(ctx, s.core, org, actor, "support.approve"); err != nil {
 		return kluis.SupportGrant{}, err
 	}
@@ -134,6 +131,11 @@ func (s *Service) ApproveSupportRequest(ctx context.Context, org kluis.OrgID, ac
 	err := s.core.Write(ctx, sqlstore.OrgChain(org), func(t *sqlstore.Tx) error {
 		q, err := s.decide(ctx, t, org, actor, id, "support.approve")
 		if err != nil {
+			return err
+		}
+		// The end is checked once the request is known to the caller: an
+		// id of another organisation is not found, whatever the body.
+		if err := (kluis.SupportGrantInput{Scope: q.Scope, Right: q.Right, Reason: q.Reason, ExpiresAt: expiresAt}).Validate(t.Now()); err != nil {
 			return err
 		}
 		if g, err = s.insertGrant(ctx, t, org, actor, kluis.SupportGrantInput{Scope: q.Scope, Right: q.Right, Reason: q.Reason, ExpiresAt: expiresAt}, q.ID); err != nil {

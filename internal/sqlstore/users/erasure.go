@@ -159,7 +159,7 @@ func notifyNewManager(ctx context.Context, t *sqlstore.Tx, core *sqlstore.Core, 
 // (no personal data). Errors: forbidden.
 func (s *Service) CountAdministrators(ctx context.Context, org kluis.OrgID, actor kluis.Actor) (kluis.Administrators, error) {
 	a := kluis.Administrators{Operators: map[kluis.OperatorRole]int{}}
-	if !kluis.CanManageUsers(actor, org) {
+	if !kluis.CanReadUsers(actor, org) {
 		return a, s.core.Refuse(ctx, sqlstore.OrgChain(org), actor, "administrators.read", "")
 	}
 	for _, r := range kluis.OperatorRoles {
