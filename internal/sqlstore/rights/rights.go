@@ -184,21 +184,13 @@ func Visible(ctx context.Context, t *sqlstore.Tx, org kluis.OrgID, actor kluis.A
 		inTrash = "p.deleted_at IS NOT NULL"
 	}
 	if kluis.ProjectRights(actor, org, access, 0) == kluis.AllRights {
-		rows, err := t.Query(ctx, `SELECT p.id FROM projects p WHERE p.org_id = ? AND p.id > ? AND `+inTrash+`
+		ids, err := projectIDs(ctx, t, `SELECT p.id FROM projects p WHERE p.org_id = ? AND p.id > ? AND `+inTrash+`
 			ORDER BY p.id LIMIT ?`, org, after, limit)
-		if err != nil {
-			return page, err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var id kluis.ProjectID
-			if err := rows.Scan(&id); err != nil {
-				return page, err
-			}
+		for _, id := range ids {
 			page.IDs = append(page.IDs, id)
 			page.Rights[id] = kluis.AllRights
 		}
-		return page, rows.Err()
+		return page, err
 	}
 	// The page's ids: the first of the person's own grants and the first of
 	// their groups' grants, each read in project order from its index and
@@ -573,20 +565,30 @@ func supportVisible(ctx context.Context, t *sqlstore.Tx, org kluis.OrgID, actor 
 	if p, ok := actor.Support.Scope.Project(); ok {
 		query, args = `SELECT id FROM projects WHERE org_id = ? AND id = ? AND id > ? AND deleted_at IS NULL`, []any{org, p, after}
 	}
-	rows, err := t.Query(ctx, query, args...)
-	if err != nil {
-		return page, err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id kluis.ProjectID
-		if err := rows.Scan(&id); err != nil {
-			return page, err
-		}
+	ids, err := projectIDs(ctx, t, query, args...)
+	for _, id := range ids {
 		if r := kluis.SupportProjectRights(actor, org, id, kluis.ManagerProjectRights(access)); r.Has(kluis.RightView) {
 			page.IDs = append(page.IDs, id)
 			page.Rights[id] = r
 		}
 	}
-	return page, rows.Err()
+	return page, err
+}
+
+// projectIDs runs a query of project ids.
+func projectIDs(ctx context.Context, t *sqlstore.Tx, query string, args ...any) ([]kluis.ProjectID, error) {
+	rows, err := t.Query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids []kluis.ProjectID
+	for rows.Next() {
+		var id kluis.ProjectID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
 }
