@@ -177,6 +177,10 @@ type pageData struct {
 
 func (p *pageData) title(key string, args ...any) { p.Title = p.L.T(key, args...) }
 
+// ViewOnly reports a support session on a view grant (R22): it posts
+// nothing, so its pages offer no forms that change things.
+func (p *pageData) ViewOnly() bool { return p.Support != nil && p.Support.Right != kluis.SupportEdit }
+
 // inputData is one form field for the "input", "checkbox" and "select"
 // templates.
 type inputData struct {

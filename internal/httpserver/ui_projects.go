@@ -60,8 +60,8 @@ type people struct {
 	someone string
 }
 
-// knownPeople starts the names with the signed-in person's and the
-// versions' authors'.
+// knownPeople starts the names with the signed-in person's (none in a
+// support session) and the versions' authors'.
 func knownPeople(r *http.Request, p *pageData, versions []kluis.Version) (people, error) {
 	n := people{names: map[kluis.UserID]string{}, someone: p.L.T("project.someone")}
 	for _, v := range versions {
@@ -69,7 +69,12 @@ func knownPeople(r *http.Request, p *pageData, versions []kluis.Version) (people
 			n.names[v.Author] = v.AuthorName
 		}
 	}
-	me, err := state(r).person(r.Context())
+	st := state(r)
+	if st.actor.Support != nil {
+		// A support session is no person (R22): only the authors' names.
+		return n, nil
+	}
+	me, err := st.person(r.Context())
 	if err != nil {
 		return n, err
 	}
