@@ -18,7 +18,7 @@ var texts = map[string]struct{ en, nl string }{
 	"nav.audit":     {"Audit log", "Auditlog"},
 	"nav.orgs":      {"Organisations", "Organisaties"},
 	"nav.support":   {"Support access", "Toegang voor support"},
-	"nav.operators": {"Operators", "Beheerders"},
+	"nav.operators": {"Operators", "Platformbeheerders"},
 
 	// Support access by consent (R22).
 	"support.title":            {"Support access", "Toegang voor support"},
@@ -70,7 +70,7 @@ var texts = map[string]struct{ en, nl string }{
 	"operator_support.ask_go":     {"Ask the managers", "De beheerders vragen"},
 	"operator_support.scope_hint": {"org for the whole organisation, or project:ID for one project.", "org voor de hele organisatie, of project:ID voor één project."},
 
-	"operators.title":        {"Operators", "Beheerders"},
+	"operators.title":        {"Operators", "Platformbeheerders"},
 	"operators.how":          {"Everyone who can sign in as operator staff, with the role that bounds what they can do. Create and disable operators with the kluis command.", "Iedereen die zich als beheerder van het platform kan aanmelden, met de rol die begrenst wat ze kunnen. Maak beheerders aan en schakel ze uit met het kluis-commando."},
 	"field.operator_role":    {"Role", "Rol"},
 	"operators.last_login":   {"Last sign-in", "Laatst aangemeld"},
