@@ -303,7 +303,7 @@ func (p *pageData) navigate(r *http.Request, enrolling bool) {
 				[2]string{base + "/licence", "nav.licence"}, [2]string{base + "/support", "nav.support"})
 		}
 	}
-	if !p.Operator && !enrolling {
+	if !p.Operator && p.Support == nil && !enrolling {
 		items = append(items, [2]string{p.Realm.Base + "/inbox", "nav.inbox"})
 	}
 	p.Nav = nil
