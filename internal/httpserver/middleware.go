@@ -196,16 +196,16 @@ func (s *server) authenticate(r *http.Request, realm kluis.Realm, credential str
 // API calls alike, and taken before a person's session cookie.
 const supportCookie = "__Host-kluis_support"
 
-// orgCredential is the credential of a request to an organisation's
-// routes: the bearer token, else a support session's cookie, else a
-// person's session cookie (bearerOrCookie's rules).
-func orgCredential(r *http.Request) string {
-	if r.Header.Get("Authorization") == "" && sameOrigin(r) {
-		if c, err := r.Cookie(supportCookie); err == nil && c.Value != "" {
-			return c.Value
-		}
+// supportCookieOf is the support session's cookie of a browser request
+// (never with an Authorization header).
+func supportCookieOf(r *http.Request) string {
+	if r.Header.Get("Authorization") != "" || !sameOrigin(r) {
+		return ""
 	}
-	return bearerOrCookie(r, sessionCookie)
+	if c, err := r.Cookie(supportCookie); err == nil {
+		return c.Value
+	}
+	return ""
 }
 
 // errNotForSupport refuses a support session on a route of a person:
@@ -257,7 +257,23 @@ func (s *server) org(next handlerFunc) http.Handler {
 	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		st := state(r)
 		slug := r.PathValue("org")
-		if token := orgCredential(r); token != "" {
+		// A browser in a support session (R22) sends its cookie to every
+		// organisation: it counts for its own; elsewhere the browser's
+		// person's credential does, as on the pages.
+		if token := supportCookieOf(r); token != "" {
+			id, err := s.authenticate(r, kluis.RealmOrg, token)
+			switch {
+			case err == nil && id.Org.Slug == slug:
+				st.signIn(id)
+				st.realm = orgRealm(st.org)
+				return s.asSupport(w, r, next)
+			case err != nil && kluis.ErrorCode(err) == kluis.EUnauthenticated:
+				return kluis.ErrNotFound // it ended: revoked, expired, idle
+			case err != nil:
+				return err
+			}
+		}
+		if token := bearerOrCookie(r, sessionCookie); token != "" {
 			id, err := s.authenticate(r, kluis.RealmOrg, token)
 			switch {
 			case err == nil && id.Org.Slug != slug:
