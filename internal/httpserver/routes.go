@@ -46,7 +46,7 @@ func (s *server) routes(svc kluis.Services, ready func(context.Context) error) [
 	operatorOrg := operatorOrgView{orgs: svc.Orgs, licences: svc.Licences}
 	history := versionsView{projects: svc.Projects, versions: svc.Versions}
 	oneVersion := versionView{projects: svc.Projects, files: svc.Files, versions: svc.Versions}
-	projectRights := rightsView{projects: svc.Projects, grants: svc.Grants, users: svc.Users, groups: svc.Groups, versions: svc.Versions}
+	projectRights := rightsView{projects: svc.Projects, grants: svc.Grants, users: svc.Users, groups: svc.Groups, versions: svc.Versions, support: svc.Support}
 	groups := groupsView{groups: svc.Groups, users: svc.Users}
 	support := supportView{support: svc.Support, projects: svc.Projects, users: svc.Users}
 	return []Route{
@@ -290,6 +290,7 @@ func (s *server) routes(svc kluis.Services, ready func(context.Context) error) [
 		{"GET", "/o/{org}/projects/{id}/rights", "page-org", regular, s.orgPage(working, handleRightsPage(projectRights))},
 		{"POST", "/o/{org}/projects/{id}/rights", "page-org", regular, s.orgPage(working, handleSetGrantForm(projectRights))},
 		{"POST", "/o/{org}/projects/{id}/rights/remove", "page-org", regular, s.orgPage(working, handleRemoveGrantForm(projectRights))},
+		{"POST", "/o/{org}/projects/{id}/support", "page-org", regular, s.orgPage(signedIn, handleProjectSupportForm(projectRights))},
 		{"GET", "/o/{org}/trash", "page-org", regular, s.orgPage(working, handleTrashPage(svc.Projects))},
 		{"GET", "/o/{org}/groups", "page-org", regular, s.orgPage(working, handleGroupsPage(groups))},
 		{"POST", "/o/{org}/projects/{id}/start", "page-org", regular, s.orgPage(signedIn, handleStartProjectForm(svc.Licences))},

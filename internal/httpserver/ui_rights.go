@@ -1,6 +1,8 @@
 package httpserver
 
 import (
+	"time"
+
 	"net/http"
 	"slices"
 	"strings"
@@ -44,6 +46,7 @@ type rightsView struct {
 	users    kluis.UserService
 	groups   kluis.GroupService
 	versions kluis.VersionService
+	support  kluis.SupportService
 }
 
 func relationChoices(p *pageData, selected kluis.Relation) []option {
@@ -315,5 +318,30 @@ func handleRemoveGroupMemberForm(groups kluis.GroupService) pageFunc {
 			return err
 		}
 		return redirect(w, r, "/o/"+p.Org.Slug+"/groups", "member_removed")
+	}
+}
+
+// handleProjectSupportForm lets support into this one project (R22): the
+// project's owners (whoever holds the grant right), after a fresh sign-in;
+// the organisation's managers see the grant and its uses on their support
+// page.
+func handleProjectSupportForm(v rightsView) pageFunc {
+	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
+		form, err := formValues(r)
+		if err != nil {
+			return err
+		}
+		st := state(r)
+		_, err = v.support.GrantSupport(r.Context(), st.org.ID, st.actor, kluis.SupportGrantInput{
+			Scope: kluis.SupportProjectScope(projectID(r)), Right: kluis.SupportRight(form.Get("right")),
+			Reason: form.Get("reason"), ExpiresAt: supportEnd(form.Get("days"), time.Now()),
+		})
+		switch {
+		case kluis.ErrorCode(err) == kluis.EReauthRequired:
+			return redirect(w, r, st.realm.Account+"/reauth", "reauth_first")
+		case err != nil:
+			return v.failed(w, r, p, form, err)
+		}
+		return redirect(w, r, "/o/"+p.Org.Slug+"/projects/"+string(projectID(r))+"/rights", "support_granted")
 	}
 }

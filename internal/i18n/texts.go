@@ -24,6 +24,8 @@ var texts = map[string]struct{ en, nl string }{
 	"support.title":            {"Support access", "Toegang voor support"},
 	"support.how":              {"Our support staff see nothing of your organisation unless you let them in: for a reason, with view or edit rights, for at most 14 days. Every page they open is recorded below and in your audit log, and you can end it at any moment.", "Onze supportmedewerkers zien niets van je organisatie tenzij je ze binnenlaat: met een reden, met rechten om te bekijken of te bewerken, voor hooguit 14 dagen. Elke pagina die ze openen staat hieronder en in je auditlog, en je kunt het op elk moment beëindigen."},
 	"support.grant":            {"Let support in", "Support binnenlaten"},
+	"rights.support":           {"Let support into this project", "Support in dit project laten"},
+	"rights.support_how":       {"Our support staff may then see (or also change) this project, and nothing else, until the end you set — at most 14 days. Your organisation's managers see what they do.", "Onze supportmedewerkers mogen dan dit project zien (of ook wijzigen), en niets anders, tot het einde dat je kiest — hooguit 14 dagen. De beheerders van je organisatie zien wat ze doen."},
 	"support.grant_go":         {"Let support in", "Support binnenlaten"},
 	"field.support_scope":      {"Where", "Waar"},
 	"field.right":              {"Right", "Recht"},
