@@ -2,6 +2,7 @@ package httpserver_test
 
 import (
 	"encoding/json"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -341,4 +342,23 @@ func TestSupportProjectGrantAndEnd(t *testing.T) {
 			wantError(t, "after expiry", a.call(t, "GET", orgPath(slug, "/users"), ft, nil), 404, "not_found")
 		})
 	}
+}
+
+// TestProjectOwnerLetsSupportInFromTheRightsPage: the rights page's form
+// gives support access to that project alone (R22); a bad end is shown
+// on the page and nothing is granted.
+func TestProjectOwnerLetsSupportInFromTheRightsPage(t *testing.T) {
+	a := newTestAPI(t, "sqlite")
+	c := newSupportCast(t, a, "owners")
+	owner := signInPage(t, a, c.org.Slug, c.member)
+	rights := "/o/" + c.org.Slug + "/projects/" + c.projectID + "/rights"
+	wantPage(t, "too long", owner.post(t, rights[:len(rights)-len("/rights")]+"/support", url.Values{"right": {"edit"}, "reason": {"ticket 9"}, "days": {"15"}}), 400, "")
+	wantPage(t, "let support in", owner.post(t, rights[:len(rights)-len("/rights")]+"/support", url.Values{"right": {"edit"}, "reason": {"ticket 9"}, "days": {"2"}}), 303, rights)
+	list := decodeStrict[supportList](t, a.call(t, "GET", orgPath(c.org.Slug, "/support-grants"), c.org.Manager.Token, nil))
+	if len(list.Grants) != 1 || list.Grants[0].Scope != "project:"+c.projectID || list.Grants[0].Right != "edit" || list.Grants[0].GrantedBy != "user:"+c.member.ID {
+		t.Fatalf("grants after the rights page's form: %+v", list.Grants)
+	}
+	// A member without the grant right on the project is refused.
+	other := a.addUser(t, c.org, "member")
+	wantPage(t, "not an owner", signInPage(t, a, c.org.Slug, other).post(t, rights[:len(rights)-len("/rights")]+"/support", url.Values{"right": {"view"}, "reason": {"x"}, "days": {"1"}}), 404, "")
 }
