@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"html/template"
 	"io/fs"
+	"maps"
 	"net/http"
 	"net/url"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -290,6 +292,13 @@ func (p *pageData) showError(err error) bool {
 		return true
 	case kluis.EConflict:
 		p.Error = p.message(ke.Message, "error."+ke.Code)
+		// A conflict with a field names the limit it hit, such as the
+		// policy's cap on managers (R8).
+		for _, name := range slices.Sorted(maps.Keys(ke.Fields)) {
+			if t := p.L.Lang.Message(ke.Fields[name]); t != "" {
+				p.Error += " (" + t + ")"
+			}
+		}
 		return true
 	case kluis.ELicenceLimit:
 		p.Error = p.L.T("error.licence_limit")

@@ -67,7 +67,7 @@ func handleInviteUserForm(users kluis.UserService) pageFunc {
 				return err
 			}
 			p.Form = form
-			return showUsers(w, r, p, users, http.StatusBadRequest)
+			return showUsers(w, r, p, users, errorStatus(kluis.ErrorCode(err)))
 		}
 		return redirect(w, r, "/o/"+p.Org.Slug+"/users", "invited")
 	}
@@ -136,7 +136,7 @@ func handleUpdateUserForm(v userView) pageFunc {
 				return err
 			}
 			p.Form = form
-			return v.show(w, r, p, http.StatusBadRequest, "user")
+			return v.show(w, r, p, errorStatus(kluis.ErrorCode(err)), "user")
 		}
 		return redirect(w, r, "/o/"+p.Org.Slug+"/users/"+string(userID(r)), "saved")
 	}

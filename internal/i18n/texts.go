@@ -771,7 +771,7 @@ var texts = map[string]struct{ en, nl string }{
 	"inbox.manager.title": {"Someone became a manager", "Iemand is beheerder geworden"},
 	"inbox.manager.body":  {"%s became a manager of your organisation on %s. Managers invite, change and delete people and set the policy. If you did not expect this, look at the people page and the audit log.", "%s is op %s beheerder van je organisatie geworden. Beheerders nodigen personen uit, wijzigen en verwijderen ze en stellen het beleid in. Verwacht je dit niet, kijk dan op de pagina met personen en in de auditlog."},
 	"admins.title":        {"Administrators", "Beheerders"},
-	"admins.managers":     {"Managers in this organisation: %d", "Beheerders in deze organisatie: %d"},
+	"admins.managers":     {"Managers in this organisation: %d.", "Beheerders in deze organisatie: %d."},
 	"admins.cap":          {"At most %d managers (the policy's cap).", "Hoogstens %d beheerders (de grens in het beleid)."},
 	"admins.no_cap":       {"The policy sets no cap on the number of managers.", "Het beleid stelt geen grens aan het aantal beheerders."},
 	"admins.operators":    {"Operator staff of the platform, by role: %d admin, %d support, %d security. They cannot read your organisation's data unless you give support access.", "Beheerders van het platform, per rol: %d admin, %d support, %d security. Zij kunnen de gegevens van je organisatie niet lezen, tenzij je support toegang geeft."},
