@@ -67,6 +67,19 @@ type SupportAccess struct {
 	OperatorName string
 }
 
+// AuthorOf is who a file or version records as its author when actor
+// changes it: the person, or "support:OPERATOR_ID" for a support session
+// (R11, R22), so history never shows support's work as nobody's.
+func AuthorOf(a Actor) UserID {
+	if a.Support != nil {
+		return UserID(a.AuditName())
+	}
+	return a.UserID
+}
+
+// IsSupportAuthor reports whether an author is a support session's.
+func IsSupportAuthor(id UserID) bool { return strings.HasPrefix(string(id), "support:") }
+
 // SupportGrantID identifies a support grant.
 type SupportGrantID string
 

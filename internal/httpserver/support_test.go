@@ -362,3 +362,27 @@ func TestProjectOwnerLetsSupportInFromTheRightsPage(t *testing.T) {
 	other := a.addUser(t, c.org, "member")
 	wantPage(t, "not an owner", signInPage(t, a, c.org.Slug, other).post(t, rights[:len(rights)-len("/rights")]+"/support", url.Values{"right": {"view"}, "reason": {"x"}, "days": {"1"}}), 404, "")
 }
+
+// TestSupportWorkIsAttributedToSupport: a file and a version made through a
+// support session name support:ID as their author (R11, R22), never
+// nobody, and the project page says "support".
+func TestSupportWorkIsAttributedToSupport(t *testing.T) {
+	a := newTestAPI(t, "sqlite")
+	c := newSupportCast(t, a, "managers")
+	g := c.grant(t, a, c.member.Token, "project:"+c.projectID, "edit", time.Hour)
+	token := c.session(t, a, g.ID)
+	wantStatus(t, "support writes", a.do(t, request{method: "PUT", path: c.project + "/files/fix.txt", bearer: token, body: []byte("fixed"), contentType: "text/plain"}), 201)
+	r := a.call(t, "POST", c.project+"/versions", token, map[string]string{"message": "fixed by support"})
+	wantStatus(t, "support saves a version", r, 201)
+	if !strings.Contains(string(r.body), `"author":"support:`+c.supportID+`"`) {
+		t.Fatalf("version by support: %s, want author support:%s", r.body, c.supportID)
+	}
+	tree := a.call(t, "GET", c.project+"/tree", c.member.Token, nil)
+	if !strings.Contains(string(tree.body), `"support:`+c.supportID+`"`) {
+		t.Fatalf("tree after support's change: %s, want the file modified by support:%s", tree.body, c.supportID)
+	}
+	b := signInPage(t, a, c.org.Slug, c.member)
+	if pg := b.get(t, "/o/"+c.org.Slug+"/projects/"+c.projectID+"/versions"); !strings.Contains(pg.body, "Support (with your consent)") {
+		t.Fatalf("the history does not name support: %s", excerpt(pg.body))
+	}
+}

@@ -56,14 +56,14 @@ func escapePath(p string) string {
 // themself and the authors of the project's versions. Anyone else is
 // "someone".
 type people struct {
-	names   map[kluis.UserID]string
-	someone string
+	names            map[kluis.UserID]string
+	someone, support string
 }
 
 // knownPeople starts the names with the signed-in person's (none in a
 // support session) and the versions' authors'.
 func knownPeople(r *http.Request, p *pageData, versions []kluis.Version) (people, error) {
-	n := people{names: map[kluis.UserID]string{}, someone: p.L.T("project.someone")}
+	n := people{names: map[kluis.UserID]string{}, someone: p.L.T("project.someone"), support: p.L.T("project.support")}
 	for _, v := range versions {
 		if v.AuthorName != "" {
 			n.names[v.Author] = v.AuthorName
@@ -82,8 +82,12 @@ func knownPeople(r *http.Request, p *pageData, versions []kluis.Version) (people
 	return n, nil
 }
 
-// of returns the name of id, or "someone".
+// of returns the name of id, "support" for a support session's work
+// (R22), or "someone".
 func (n people) of(id kluis.UserID) string {
+	if kluis.IsSupportAuthor(id) {
+		return n.support
+	}
 	if name, ok := n.names[id]; ok && name != "" {
 		return name
 	}
@@ -218,7 +222,7 @@ func (v projectView) show(w http.ResponseWriter, r *http.Request, p *pageData, s
 		}
 	}
 	if len(versions) > 0 {
-		latest := newVersionRow(data.projectHead, versions[0], p.L.T("versions.former_author"))
+		latest := newVersionRow(data.projectHead, versions[0], p.L)
 		data.Latest = &latest
 	}
 	if !p.Form.Has("name") {

@@ -19,10 +19,13 @@ type versionRow struct {
 	Zip  string // the API's ZIP of it
 }
 
-func newVersionRow(h projectHead, v kluis.Version, someone string) versionRow {
+func newVersionRow(h projectHead, v kluis.Version, l local) versionRow {
 	row := versionRow{Version: v, Who: v.AuthorName, Page: h.Base + "/versions/" + strconv.Itoa(v.Number), Zip: h.API + "/versions/" + strconv.Itoa(v.Number) + "/zip"}
-	if row.Who == "" {
-		row.Who = someone
+	switch {
+	case kluis.IsSupportAuthor(v.Author):
+		row.Who = l.T("project.support")
+	case row.Who == "":
+		row.Who = l.T("versions.former_author")
 	}
 	return row
 }
@@ -51,7 +54,7 @@ func (v versionsView) show(w http.ResponseWriter, r *http.Request, p *pageData, 
 	}
 	data := versionsPage{projectHead: newProjectHead(p.Org, pr, "versions")}
 	for _, ver := range list {
-		data.Versions = append(data.Versions, newVersionRow(data.projectHead, ver, p.L.T("versions.former_author")))
+		data.Versions = append(data.Versions, newVersionRow(data.projectHead, ver, p.L))
 	}
 	p.title("versions.title", pr.Name)
 	p.Data = data
@@ -142,7 +145,7 @@ func handleVersionPage(v versionView) pageFunc {
 		for _, ver := range list {
 			if ver.Number == n {
 				found = true
-				data.Version = newVersionRow(data.projectHead, ver, p.L.T("versions.former_author"))
+				data.Version = newVersionRow(data.projectHead, ver, p.L)
 			} else if ver.Number < n && ver.Number > before {
 				before = ver.Number
 			}

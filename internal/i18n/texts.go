@@ -26,6 +26,7 @@ var texts = map[string]struct{ en, nl string }{
 	"support.grant":            {"Let support in", "Support binnenlaten"},
 	"rights.support":           {"Let support into this project", "Support in dit project laten"},
 	"rights.support_how":       {"Our support staff may then see (or also change) this project, and nothing else, until the end you set — at most 14 days. Your organisation's managers see what they do.", "Onze supportmedewerkers mogen dan dit project zien (of ook wijzigen), en niets anders, tot het einde dat je kiest — hooguit 14 dagen. De beheerders van je organisatie zien wat ze doen."},
+	"project.support":          {"Support (with your consent)", "Support (met jullie toestemming)"},
 	"support.grant_go":         {"Let support in", "Support binnenlaten"},
 	"field.support_scope":      {"Where", "Waar"},
 	"field.right":              {"Right", "Recht"},

@@ -158,7 +158,7 @@ func (s *Service) PutFile(ctx context.Context, org kluis.OrgID, actor kluis.Acto
 		s.endUpload(ctx, org, project, upload, stored.New)
 		return kluis.FileInfo{}, false, err
 	}
-	info := kluis.FileInfo{Path: w.Path, Size: m.Size, ETag: m.ETag(), ModifiedBy: actor.UserID}
+	info := kluis.FileInfo{Path: w.Path, Size: m.Size, ETag: m.ETag(), ModifiedBy: kluis.AuthorOf(actor)}
 	created := false
 	err = s.core.Write(ctx, sqlstore.OrgChain(org), func(t *sqlstore.Tx) error {
 		if err := require(t); err != nil {
@@ -181,7 +181,7 @@ func (s *Service) PutFile(ctx context.Context, org kluis.OrgID, actor kluis.Acto
 		if _, err := t.Exec(ctx, `INSERT INTO project_files (project_id, `+entryColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (project_id, path_key) DO UPDATE SET path = excluded.path, size = excluded.size, etag = excluded.etag,
 			manifest = excluded.manifest, modified_at = excluded.modified_at, modified_by = excluded.modified_by`,
-			project, key, sealedPath, m.Size, info.ETag, raw, sqlstore.Micros(t.Now()), string(actor.UserID)); err != nil {
+			project, key, sealedPath, m.Size, info.ETag, raw, sqlstore.Micros(t.Now()), string(kluis.AuthorOf(actor))); err != nil {
 			return err
 		}
 		if err := holdChunks(ctx, t, project, ref.holder(), m); err != nil {

@@ -62,7 +62,7 @@ func (s *Service) insertVersion(ctx context.Context, t *sqlstore.Tx, org kluis.O
 	if err := t.QueryRow(ctx, `SELECT MAX(number) FROM project_versions WHERE project_id = ?`, project).Scan(&last); err != nil {
 		return kluis.Version{}, err
 	}
-	v := kluis.Version{Number: int(last.Int64) + 1, Author: actor.UserID, At: t.Now(), Message: message, Files: len(tree), RestoredFrom: from}
+	v := kluis.Version{Number: int(last.Int64) + 1, Author: kluis.AuthorOf(actor), At: t.Now(), Message: message, Files: len(tree), RestoredFrom: from}
 	if tree == nil {
 		tree = []entry{}
 	}
@@ -84,7 +84,7 @@ func (s *Service) insertVersion(ctx context.Context, t *sqlstore.Tx, org kluis.O
 		restored = from
 	}
 	if _, err := t.Exec(ctx, `INSERT INTO project_versions (project_id, number, author, at, message, tree, files, restored_from) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		project, v.Number, string(actor.UserID), sqlstore.Micros(t.Now()), sealedMsg, sealedTree, len(tree), restored); err != nil {
+		project, v.Number, string(v.Author), sqlstore.Micros(t.Now()), sealedMsg, sealedTree, len(tree), restored); err != nil {
 		return v, err
 	}
 	return v, nil
@@ -125,7 +125,7 @@ func (s *Service) CreateVersion(ctx context.Context, org kluis.OrgID, actor klui
 			versionHolder(v.Number), project); err != nil {
 			return err
 		}
-		v.AuthorName = s.authorName(ctx, t, org, actor.UserID, nil)
+		v.AuthorName = s.authorName(ctx, t, org, v.Author, nil)
 		return t.Append(ctx, sqlstore.OrgChain(org), actor, "version.create", rights.ProjectTarget(project), "success",
 			map[string]any{"version": v.Number, "files": v.Files})
 	})
@@ -139,7 +139,9 @@ func (s *Service) authorName(ctx context.Context, t *sqlstore.Tx, org kluis.OrgI
 		return name
 	}
 	name := ""
-	if u, err := t.FindUser(ctx, org, id); err == nil {
+	// Support's work has no person's name: the pages name support in the
+	// reader's language.
+	if u, err := t.FindUser(ctx, org, id); err == nil && !kluis.IsSupportAuthor(id) {
 		name = u.Name
 	}
 	if cache != nil {
@@ -301,7 +303,7 @@ func (s *Service) RestoreVersion(ctx context.Context, org kluis.OrgID, actor klu
 				return err
 			}
 		}
-		v.AuthorName = s.authorName(ctx, t, org, actor.UserID, nil)
+		v.AuthorName = s.authorName(ctx, t, org, v.Author, nil)
 		return t.Append(ctx, sqlstore.OrgChain(org), actor, "version.restore", rights.ProjectTarget(project), "success",
 			map[string]any{"version": v.Number, "from": n})
 	})
