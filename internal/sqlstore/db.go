@@ -43,6 +43,12 @@ type DB struct {
 	Engine string
 	writer *sql.DB
 	reader *sql.DB
+	// blobs carries the projects' sealed chunks on PostgreSQL (up to 4 MiB
+	// a row): a pool of its own with few connections, since every
+	// connection keeps buffers as large as the largest row it moved; the
+	// main pool's many connections then never grow to chunk size. nil on
+	// SQLite, whose chunks live in files.
+	blobs *sql.DB
 	// queries caches statements rewritten for the engine's placeholders;
 	// readerStmts and writerStmts cache prepared statements, so the hot
 	// paths do not parse SQL on every request.
@@ -120,7 +126,15 @@ func openPostgres(ctx context.Context, dsn string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("connect to postgres: %w", redactDSNError(err))
 	}
-	return &DB{Engine: Postgres, writer: db, reader: db}, nil
+	blobs, err := sql.Open("pgx", dsn)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open postgres database: %w", redactDSNError(err))
+	}
+	blobs.SetMaxOpenConns(blobConns)
+	blobs.SetMaxIdleConns(blobConns)
+	blobs.SetConnMaxIdleTime(time.Minute)
+	return &DB{Engine: Postgres, writer: db, reader: db, blobs: blobs}, nil
 }
 
 // redactDSNError keeps a connection error but never a password that a DSN
@@ -133,7 +147,7 @@ func redactDSNError(err error) error {
 	return err
 }
 
-// Close closes both pools.
+// Close closes the pools.
 func (db *DB) Close() error {
 	for _, cache := range []*sync.Map{&db.readerStmts, &db.writerStmts} {
 		cache.Range(func(_, v any) bool { v.(*sql.Stmt).Close(); return true })
@@ -141,6 +155,9 @@ func (db *DB) Close() error {
 	err := db.writer.Close()
 	if db.reader != db.writer {
 		err = errors.Join(err, db.reader.Close())
+	}
+	if db.blobs != nil {
+		err = errors.Join(err, db.blobs.Close())
 	}
 	return err
 }
@@ -201,6 +218,26 @@ func (db *DB) ReadRow(ctx context.Context, query string, args ...any) *sql.Row {
 		return db.reader.QueryRowContext(ctx, db.Q(query), args...)
 	}
 	return st.QueryRowContext(ctx, args...)
+}
+
+// blobConns bounds the connections that carry chunks on PostgreSQL: what
+// they keep in buffers is at most this many times a chunk's size.
+const blobConns = 2
+
+// BlobExec and BlobRow run a statement on the chunks' own pool
+// (PostgreSQL), outside any transaction.
+func (db *DB) BlobExec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if db.blobs == nil {
+		return db.WriteExec(ctx, query, args...)
+	}
+	return db.blobs.ExecContext(ctx, db.Q(query), args...)
+}
+
+func (db *DB) BlobRow(ctx context.Context, query string, args ...any) *sql.Row {
+	if db.blobs == nil {
+		return db.ReadRow(ctx, query, args...)
+	}
+	return db.blobs.QueryRowContext(ctx, db.Q(query), args...)
 }
 
 // writeExec runs a statement outside a transaction on the writer.

@@ -55,7 +55,7 @@ func (b dbBlobs) Put(ctx context.Context, project string, a content.Address, sea
 	if err := content.CheckProject(project); err != nil {
 		return err
 	}
-	_, err := b.db.WriteExec(ctx, `INSERT INTO content_blobs (project_id, address, data) VALUES (?, ?, ?) ON CONFLICT (project_id, address) DO NOTHING`,
+	_, err := b.db.BlobExec(ctx, `INSERT INTO content_blobs (project_id, address, data) VALUES (?, ?, ?) ON CONFLICT (project_id, address) DO NOTHING`,
 		project, a[:], sealed)
 	return err
 }
@@ -65,7 +65,7 @@ func (b dbBlobs) Get(ctx context.Context, project string, a content.Address) ([]
 		return nil, err
 	}
 	var data []byte
-	err := b.db.ReadRow(ctx, `SELECT data FROM content_blobs WHERE project_id = ? AND address = ?`, project, a[:]).Scan(&data)
+	err := b.db.BlobRow(ctx, `SELECT data FROM content_blobs WHERE project_id = ? AND address = ?`, project, a[:]).Scan(&data)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%w: %s", content.ErrNotFound, a)
 	}
