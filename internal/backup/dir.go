@@ -167,3 +167,6 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	}
 	return c.r.Read(p)
 }
+
+// Root is the folder the target writes to.
+func (d *Dir) Root() string { return d.root }

@@ -14,6 +14,7 @@ import (
 	"github.com/kluis/kluis/internal/password"
 	"github.com/kluis/kluis/internal/sqlstore"
 	"github.com/kluis/kluis/internal/sqlstore/auditlog"
+	"github.com/kluis/kluis/internal/sqlstore/backups"
 	"github.com/kluis/kluis/internal/sqlstore/factors"
 	"github.com/kluis/kluis/internal/sqlstore/inbox"
 	"github.com/kluis/kluis/internal/sqlstore/keywork"
@@ -47,6 +48,10 @@ type Config struct {
 	// SecurityEmail is the operator's security address: alarms and the
 	// security digest go there (R26). Empty: not mailed.
 	SecurityEmail string
+	// Backup configures the backup engine (targets, recipients, drill key,
+	// key files, retention); the content store, witness and checkpoint key
+	// are filled in here. Without targets the record still reads.
+	Backup backups.Options
 }
 
 // Areas are the store's areas over one core.
@@ -69,6 +74,7 @@ type Areas struct {
 	Export    *orgexport.Service
 	Licences  *licences.Service
 	Inbox     *inbox.Service
+	Backups   *backups.Service
 }
 
 // New builds the areas over core.
@@ -91,6 +97,16 @@ func New(core *sqlstore.Core, c Config) *Areas {
 	a.Export = orgexport.New(core, a.Projects, a.Rights, a.Audit)
 	a.Licences = licences.New(core)
 	a.Inbox = inbox.New(core)
+	bo := c.Backup
+	bo.Blobs = c.Blobs
+	if bo.Blobs == nil {
+		bo.Blobs = projects.DBBlobs(core.DB())
+	}
+	bo.Witness = c.Witness
+	if c.Signer != nil {
+		bo.CheckpointKey = c.Signer.PublicKey()
+	}
+	a.Backups = backups.New(core, bo)
 	return a
 }
 
@@ -127,5 +143,6 @@ func (a *Areas) Services() kluis.Services {
 		Export:   a.Export,
 		Licences: a.Licences,
 		Inbox:    a.Inbox,
+		Backups:  a.Backups,
 	}
 }
