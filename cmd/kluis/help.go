@@ -73,6 +73,23 @@ var commands = []commandDoc{
 		"Rotates the root key (back up the new one afterwards), or an organisation's keys, re-encrypting its data."},
 	{"keys export-root", "--age-recipient AGE1…",
 		"Writes the root key, encrypted to an age public key, to standard output: its backup."},
+	{"backup run", "",
+		"Makes one backup now, to every target of KLUIS_BACKUP_TARGETS, every object encrypted with age to KLUIS_BACKUP_RECIPIENTS; " +
+			"prints one line per target and the backup's id alone on the last line. Exit 0 when every target has it, 1 otherwise."},
+	{"backup list", "",
+		"Lists the backups: id, time, kind (full or incremental), status, bytes written, targets and the last verification."},
+	{"backup verify", "ID",
+		"Reads a backup back from every target and checks every object against its recorded checksum: " +
+			"exit 0 intact, 1 damaged, 2 when it could not check (an unknown id, a target out of reach)."},
+	{"backup restore", "ID --identity FILE (--into FOLDER [--into-db DSN] | --org SLUG --yes)",
+		"Restores the whole instance into an empty or missing data folder (and an empty PostgreSQL database), opened with the " +
+			"operator's age identity; everyone signs in again. Or replaces one organisation of this instance with its data in the backup; " +
+			"its audit log is kept and records the restore. People erased since stay erased."},
+	{"backup delete", "ID",
+		"Deletes a backup from every target, recorded in the audit log."},
+	{"backup drill", "[--identity FILE] [--oldest]",
+		"Restores the newest backup (or the oldest kept) into a scratch folder, checks row counts, chunk checksums, the audit chains " +
+			"and the keys, and records the result and its duration. Exit 0 when the drill succeeded."},
 	{"version", "",
 		"Prints the version; so does kluis --version."},
 	{"help", "[COMMAND]",

@@ -22,7 +22,10 @@ var commandRoles = map[string]struct {
 	// that checks no actor (the host's).
 	call func(ctx context.Context, e *kluistest.Env, org kluis.Org, actor kluis.Actor) error
 }{
-	"serve":   {},
+	"serve": {},
+	// The backup commands are the host's: they need the data folder (and
+	// for a restore the operator's offline identity), and check no actor.
+	"backup run": {}, "backup list": {}, "backup verify": {}, "backup restore": {}, "backup delete": {}, "backup drill": {},
 	"migrate": {},
 	"version": {},
 	"help":    {},

@@ -21,6 +21,7 @@ import (
 
 	"github.com/kluis/kluis"
 	"github.com/kluis/kluis/internal/audit"
+	"github.com/kluis/kluis/internal/backup"
 	"github.com/kluis/kluis/internal/deliver"
 	"github.com/kluis/kluis/internal/httpserver"
 	"github.com/kluis/kluis/internal/keys"
@@ -129,6 +130,8 @@ func dispatch(ctx context.Context, cmd string, rest []string, getenv func(string
 		return cmdThrottle(ctx, rest, getenv, stdout, stderr)
 	case "logins":
 		return cmdLogins(ctx, rest, getenv, stdout, stderr)
+	case "backup":
+		return cmdBackup(ctx, rest, getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "kluis", version)
 		return nil
@@ -163,6 +166,20 @@ type config struct {
 	KeyCacheTTL       time.Duration // 0: the keys package's default; the same on every process sharing a key store
 	Argon2            password.Params
 	LogLevel          slog.Level
+	Backup            backupConfig
+}
+
+// backupConfig is the backups' part of the configuration (docs/OPERATIONS.md,
+// Backups). Secrets (the S3 keys) and pins come from the environment or
+// the config file only.
+type backupConfig struct {
+	Targets       string // KLUIS_BACKUP_TARGETS: comma-separated target URLs
+	Recipients    string // KLUIS_BACKUP_RECIPIENTS: comma-separated age1… keys
+	DrillIdentity string // KLUIS_BACKUP_DRILL_IDENTITY: "" → DATA/keys/backup-drill.key
+	Target        backup.TargetConfig
+	Hour, Minute  int // KLUIS_BACKUP_SCHEDULE, daily, UTC
+	Retention     backup.Retention
+	KeysMaxAge    time.Duration
 }
 
 // prefixes reads a list of addresses and prefixes (comma- or
@@ -279,6 +296,9 @@ func newConfig(getenv func(string) string) (*config, error) {
 	}
 	if err := c.Argon2.Validate(); err != nil {
 		return nil, &cliError{code: 2, msg: "argon2 parameters: " + err.Error()}
+	}
+	if c.Backup, err = newBackupConfig(env); err != nil {
+		return nil, err
 	}
 	switch strings.ToLower(env("KLUIS_LOG_LEVEL")) {
 	case "debug":
@@ -520,8 +540,12 @@ func (a *app) init(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	bo, err := a.backupOptions()
+	if err != nil {
+		return err
+	}
 	a.areas = areas.New(core, areas.Config{Hasher: hasher, Signer: signer, Witness: a.witness, SecurityEmail: c.SecurityEmail,
-		Blobs: blobs, MaxFileSize: c.MaxFileBytes})
+		Blobs: blobs, MaxFileSize: c.MaxFileBytes, Backup: bo})
 	// The key store records every key event itself; Start also moves those
 	// a stopped process left behind into the audit chains.
 	return a.areas.Start(ctx)
@@ -567,6 +591,11 @@ func (a *app) finish(ctx context.Context) error {
 
 func (a *app) close() error {
 	err := a.db.Close()
+	if a.areas != nil {
+		for _, t := range a.areas.Backups.Targets() {
+			err = errors.Join(err, t.Close())
+		}
+	}
 	if a.witnessF != nil {
 		err = errors.Join(a.witnessF.Close(), err)
 	}

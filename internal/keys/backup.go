@@ -147,3 +147,15 @@ func (s *Store) Erased(ctx context.Context, kind Kind) (map[string]bool, error) 
 	}
 	return out, rows.Err()
 }
+
+// HasLiveKey reports whether ref has a version that is not destroyed: a
+// restore drill checks that every organisation's key came back.
+func (s *Store) HasLiveKey(ctx context.Context, ref KeyRef) (bool, error) {
+	var n int
+	err := s.reader.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM keys WHERE kind = ? AND org_id = ? AND owner_id = ? AND state <> 'destroyed'`),
+		string(ref.Kind), ref.Org, ref.Owner).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("keys: %w", err)
+	}
+	return n > 0, nil
+}

@@ -24,6 +24,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sort"
 	"time"
@@ -278,4 +279,58 @@ func sortedKeys(m map[string]string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// RecordRestore appends backup.restore to the platform chain of the
+// instance a whole-instance restore made (its chain continues from the
+// backup's).
+func (s *Service) RecordRestore(ctx context.Context, actor kluis.Actor, id string, details map[string]any) error {
+	return s.core.Write(ctx, audit.PlatformChain, func(t *sqlstore.Tx) error {
+		return t.Append(ctx, audit.PlatformChain, actor, "backup.restore", id, "success", details)
+	})
+}
+
+// RecordDrill records a restore drill and audits it (backup.drill); d gets
+// its id.
+func (s *Service) RecordDrill(ctx context.Context, actor kluis.Actor, d *kluis.BackupDrill) error {
+	return s.core.Write(ctx, audit.PlatformChain, func(t *sqlstore.Tx) error {
+		if d.At.IsZero() {
+			d.At = t.Now()
+		}
+		d.ID = kluis.NewID(d.At)
+		if _, err := t.Exec(ctx, `INSERT INTO backup_drills (id, backup_id, at, duration_ms, outcome, detail) VALUES (?, ?, ?, ?, ?, ?)`,
+			d.ID, d.BackupID, sqlstore.Micros(d.At), d.Duration.Milliseconds(), d.Outcome, d.Detail); err != nil {
+			return err
+		}
+		outcome := "success"
+		if d.Outcome != "ok" {
+			outcome = "failure"
+		}
+		return t.Append(ctx, audit.PlatformChain, actor, "backup.drill", d.BackupID, outcome,
+			map[string]any{"duration_ms": d.Duration.Milliseconds(), "detail": d.Detail})
+	})
+}
+
+// DrillCandidate returns the newest backup (or the oldest retained one)
+// and the first target that holds it.
+func (s *Service) DrillCandidate(ctx context.Context, oldest bool) (backup.Target, string, error) {
+	var errs []error
+	for _, t := range s.o.Targets {
+		ids, err := listBackups(ctx, t)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", t.Name(), err))
+			continue
+		}
+		if len(ids) == 0 {
+			continue
+		}
+		if oldest {
+			return t, ids[0], nil
+		}
+		return t, ids[len(ids)-1], nil
+	}
+	if len(errs) > 0 {
+		return nil, "", errors.Join(errs...)
+	}
+	return nil, "", errors.New("no target holds a backup")
 }
