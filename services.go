@@ -28,4 +28,5 @@ type Services struct {
 	Export    ExportService
 	Licences  LicenceService
 	Inbox     InboxService
+	Jobs      JobService
 }

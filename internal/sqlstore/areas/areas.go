@@ -16,6 +16,7 @@ import (
 	"github.com/kluis/kluis/internal/sqlstore/auditlog"
 	"github.com/kluis/kluis/internal/sqlstore/factors"
 	"github.com/kluis/kluis/internal/sqlstore/inbox"
+	"github.com/kluis/kluis/internal/sqlstore/jobs"
 	"github.com/kluis/kluis/internal/sqlstore/keywork"
 	"github.com/kluis/kluis/internal/sqlstore/licences"
 	"github.com/kluis/kluis/internal/sqlstore/operators"
@@ -45,7 +46,8 @@ type Config struct {
 	// MaxFileSize bounds one file of a project; 0: kluis.DefaultMaxFileSize.
 	MaxFileSize int64
 	// SecurityEmail is the operator's security address: alarms and the
-	// security digest go there (R26). Empty: not mailed.
+	// security digest go there (R26), and every alert that opens
+	// (package jobs). Empty: not mailed.
 	SecurityEmail string
 }
 
@@ -69,6 +71,7 @@ type Areas struct {
 	Export    *orgexport.Service
 	Licences  *licences.Service
 	Inbox     *inbox.Service
+	Jobs      *jobs.Service
 }
 
 // New builds the areas over core.
@@ -91,6 +94,7 @@ func New(core *sqlstore.Core, c Config) *Areas {
 	a.Export = orgexport.New(core, a.Projects, a.Rights, a.Audit)
 	a.Licences = licences.New(core)
 	a.Inbox = inbox.New(core)
+	a.Jobs = jobs.New(core, c.SecurityEmail)
 	return a
 }
 
@@ -127,5 +131,6 @@ func (a *Areas) Services() kluis.Services {
 		Export:   a.Export,
 		Licences: a.Licences,
 		Inbox:    a.Inbox,
+		Jobs:     a.Jobs,
 	}
 }
