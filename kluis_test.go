@@ -225,6 +225,8 @@ func TestRights(t *testing.T) {
 		{"CanKeepSecurity", kluis.CanKeepSecurity, []string{"admin", "security", "cli"}},
 		{"CanStopInstanceLogins", kluis.CanStopInstanceLogins, []string{"admin", "security", "cli"}},
 		{"CanAskSupport", kluis.CanAskSupport, []string{"support", "cli"}},
+		{"CanSeeJobs", kluis.CanSeeJobs, []string{"admin", "support", "security", "cli"}},
+		{"CanResolveAlerts", kluis.CanResolveAlerts, []string{"admin", "security", "cli"}},
 	}
 	for _, c := range opRules {
 		for name, a := range actors {

@@ -201,6 +201,16 @@ func CanEraseOnRequest(a Actor) bool { return a.HasOperatorRole(OperatorAdmin) }
 // and alarms and read the platform's audit chain (R46).
 func CanKeepSecurity(a Actor) bool { return a.HasOperatorRole(OperatorAdmin, OperatorSecurity) }
 
+// CanSeeJobs: every operator role sees the scheduled work's runs and the
+// open alerts (DESIGN §9): none of it holds personal data.
+func CanSeeJobs(a Actor) bool {
+	return a.HasOperatorRole(OperatorAdmin, OperatorSupport, OperatorSecurity)
+}
+
+// CanResolveAlerts: operator admins and security staff, who act on what an
+// alert reports (a broken audit chain, a failed backup), resolve it.
+func CanResolveAlerts(a Actor) bool { return a.HasOperatorRole(OperatorAdmin, OperatorSecurity) }
+
 // CanAskSupport: operator support asks an organisation for access and
 // opens support sessions on its grants (R22).
 func CanAskSupport(a Actor) bool { return a.HasOperatorRole(OperatorSupport) }

@@ -29,4 +29,5 @@ type Services struct {
 	Licences  LicenceService
 	Inbox     InboxService
 	Backups   BackupService
+	Jobs      JobService
 }

@@ -25,7 +25,7 @@ type commandDoc struct {
 // is in its synopsis and its help.
 var commands = []commandDoc{
 	{"serve", "[--addr HOST:PORT] [--public-url URL] [--metrics-addr HOST:PORT] [--security-email ADDRESS]",
-		"Runs the server: the API, the web pages, mail and text-message delivery, audit checkpoints and key work. " +
+		"Runs the server: the API, the web pages, mail and text-message delivery, audit checkpoints, key work and the scheduled jobs (kluis jobs lists them). " +
 			"Migrates the database first. With the embedded database one server runs per data folder; with PostgreSQL, any number."},
 	{"migrate", "",
 		"Brings the database up to date and exits (serve does this at every start)."},
@@ -67,6 +67,12 @@ var commands = []commandDoc{
 		"Checks the audit chains and their signed checkpoints: exit 0 when intact, 1 when broken " +
 			"(naming the chain and the first broken sequence number), 2 when it could not check. " +
 			"With --export, checks the audit log inside an organisation's export (a ZIP) from the file alone."},
+	{"jobs", "[--job NAME] [--limit N]",
+		"Lists the open alerts (a broken audit chain, a failed job or backup), then the recent runs of the scheduled work, " +
+			"newest first: one line each, tab-separated. Every operator role may see them; nothing in them is personal data."},
+	{"alert resolve", "ID",
+		"Resolves an open alert once what it reports is dealt with; recorded in the platform's audit log. " +
+			"An alert raised again later opens anew and is mailed again."},
 	{"keys status", "",
 		"Shows the root key's fingerprint, every key's version, state and use, and the progress of re-encryption."},
 	{"keys rotate", "--root | --org SLUG",

@@ -86,6 +86,16 @@ var commandRoles = map[string]struct {
 		_, err := e.KeyWork.RotateOrgKey(ctx, a, "no-such-org")
 		return err
 	}},
+	"jobs": {kluis.OperatorRoles, func(ctx context.Context, e *kluistest.Env, _ kluis.Org, a kluis.Actor) error {
+		if _, err := e.Services().Jobs.OpenAlerts(ctx, a); err != nil {
+			return err
+		}
+		_, err := e.Services().Jobs.FindJobRuns(ctx, a, "", 10)
+		return err
+	}},
+	"alert resolve": {[]kluis.OperatorRole{kluis.OperatorAdmin, kluis.OperatorSecurity}, func(ctx context.Context, e *kluistest.Env, _ kluis.Org, a kluis.Actor) error {
+		return e.Services().Jobs.ResolveAlert(ctx, a, "01a00000-0000-7000-8000-0000000000ff")
+	}},
 	// Reading the chains and the key store needs the data folder itself.
 	"audit verify":     {},
 	"keys status":      {},

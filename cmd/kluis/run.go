@@ -132,6 +132,10 @@ func dispatch(ctx context.Context, cmd string, rest []string, getenv func(string
 		return cmdLogins(ctx, rest, getenv, stdout, stderr)
 	case "backup":
 		return cmdBackup(ctx, rest, getenv, stdout, stderr)
+	case "jobs":
+		return cmdJobs(ctx, rest, getenv, stdout, stderr)
+	case "alert":
+		return cmdAlert(ctx, rest, getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "kluis", version)
 		return nil
@@ -157,6 +161,7 @@ type config struct {
 	SMSToken       string        // the gateway's bearer token: from KLUIS_SMS_TOKEN only
 	SecurityEmail  string        // the operator's security address: alarms and the digest (R26)
 	DigestEvery    time.Duration // how often the security digest is mailed
+	JobTick        time.Duration // how often serve looks for scheduled jobs that are due (KLUIS_JOB_TICK)
 	TrustedProxies []netip.Prefix
 	// OperatorAddresses, when set, are the only client addresses the
 	// operator's routes answer (R46); the command line is not affected.
@@ -230,6 +235,7 @@ func newConfig(getenv func(string) string) (*config, error) {
 		SMSToken:      env("KLUIS_SMS_TOKEN"),
 		SecurityEmail: env("KLUIS_SECURITY_EMAIL"),
 		DigestEvery:   24 * time.Hour,
+		JobTick:       30 * time.Second,
 		Argon2:        password.DefaultParams,
 	}
 	var err error
@@ -262,6 +268,13 @@ func newConfig(getenv func(string) string) (*config, error) {
 			return nil, &cliError{code: 2, msg: "KLUIS_SECURITY_DIGEST_EVERY must be a duration of a minute or more"}
 		}
 		c.DigestEvery = d
+	}
+	if v := env("KLUIS_JOB_TICK"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 100*time.Millisecond || d > time.Hour {
+			return nil, &cliError{code: 2, msg: "KLUIS_JOB_TICK must be a duration from 100ms to 1h"}
+		}
+		c.JobTick = d
 	}
 	if c.SecurityEmail != "" && kluis.ValidateEmail(kluis.NormalizeEmail(c.SecurityEmail)) != nil {
 		return nil, &cliError{code: 2, msg: "KLUIS_SECURITY_EMAIL is not an e-mail address"}

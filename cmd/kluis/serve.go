@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -99,14 +97,16 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	var wg sync.WaitGroup
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBG()
-	wg.Add(5)
+	wg.Add(4)
 	go func() { defer wg.Done(); worker.Run(bg) }()
 	go func() { defer wg.Done(); texts.Run(bg) }()
 	go func() { defer wg.Done(); a.checkpointLoop(bg) }()
 	go func() { defer wg.Done(); a.keyWorkLoop(bg) }()
-	go func() { defer wg.Done(); a.securityLoop(bg, c.DigestEvery) }()
+	// Scheduled work (scheduler.go): the jobs of a.scheduledJobs, each on
+	// one node at a time.
+	sched := newScheduler(a, a.scheduledJobs())
 	wg.Add(1)
-	go func() { defer wg.Done(); a.projectLoop(bg) }()
+	go func() { defer wg.Done(); sched.Run(bg) }()
 
 	var metricsSrv *http.Server
 	if c.MetricsAddr != "" {
@@ -149,64 +149,6 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		err = errors.Join(err, fmt.Errorf("final audit checkpoint: %w", cerr))
 	}
 	return err
-}
-
-// securityLoop forgets throttle counters that protect nothing any more and
-// mails the operator's security digest when it is due (once across nodes).
-func (a *app) securityLoop(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(time.Minute)
-	defer t.Stop()
-	holder := newHolder()
-	for {
-		if err := a.areas.Throttle.SweepThrottle(ctx); err != nil && ctx.Err() == nil {
-			a.log.Error("throttle sweep", "err", err.Error())
-		}
-		if _, err := a.areas.Throttle.SecurityDigest(ctx, holder, every); err != nil && ctx.Err() == nil {
-			a.log.Error("security digest", "err", err.Error())
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
-// projectLoop purges the projects whose time in the trash is over (their
-// keys destroyed, R12) and collects the chunks nothing uses any more, each
-// on one node at a time under its job lease (DESIGN §9).
-func (a *app) projectLoop(ctx context.Context) {
-	t := time.NewTicker(time.Minute)
-	defer t.Stop()
-	holder := newHolder()
-	for {
-		if due, err := a.areas.Core.ClaimJob(ctx, "project_purge", holder, 10*time.Minute, 30*time.Minute); err != nil && ctx.Err() == nil {
-			a.log.Error("project purge", "err", err.Error())
-		} else if due {
-			if _, err := a.areas.Projects.PurgeProjects(ctx); err != nil && ctx.Err() == nil {
-				a.log.Error("project purge failed; retried", "err", err.Error())
-			}
-		}
-		if due, err := a.areas.Core.ClaimJob(ctx, "chunk_collection", holder, time.Hour, time.Hour); err != nil && ctx.Err() == nil {
-			a.log.Error("chunk collection", "err", err.Error())
-		} else if due {
-			if _, err := a.areas.Projects.CollectChunks(ctx); err != nil && ctx.Err() == nil {
-				a.log.Error("chunk collection failed; retried", "err", err.Error())
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
-// newHolder names this process in job leases.
-func newHolder() string {
-	var b [8]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
 
 // keyWorkLoop finishes key work that outlives a request or a command:

@@ -23,6 +23,9 @@ type Metrics struct {
 	appends  *prometheus.CounterVec
 	unwraps  *prometheus.CounterVec
 	throttle *prometheus.CounterVec
+	jobRuns  *prometheus.CounterVec
+	jobOK    *prometheus.GaugeVec
+	alerts   *prometheus.GaugeVec
 }
 
 // NewMetrics creates the metrics with Go and process collectors.
@@ -50,8 +53,17 @@ func NewMetrics() *Metrics {
 			Name: "kluis_throttle_events_total",
 			Help: "Brute-force protection (R18, R26): locks and address blocks started, alarms raised, requests refused (kind).",
 		}, []string{"kind"}),
+		jobRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kluis_job_runs_total", Help: "Runs of scheduled jobs this node ended (or found abandoned), by job and outcome (ok, failed, abandoned).",
+		}, []string{"job", "outcome"}),
+		jobOK: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "kluis_job_last_success_timestamp_seconds", Help: "When the last successful run of each scheduled job started (Unix seconds), on any node.",
+		}, []string{"job"}),
+		alerts: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "kluis_alerts_open", Help: "Open alerts for the operator, by kind (audit_chain_broken, job_failed, backup_failed, …).",
+		}, []string{"kind"}),
 	}
-	m.registry.MustRegister(m.requests, m.latency, m.logins, m.appends, m.unwraps, m.throttle,
+	m.registry.MustRegister(m.requests, m.latency, m.logins, m.appends, m.unwraps, m.throttle, m.jobRuns, m.jobOK, m.alerts,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -92,4 +104,20 @@ func (m *Metrics) Login(realm kluis.Realm, outcome string) {
 // Throttled counts a lock, block, alarm or throttled refusal (the storage's observer).
 func (m *Metrics) Throttled(kind string) {
 	m.throttle.WithLabelValues(kind).Inc()
+}
+
+// JobRan counts a run of a scheduled job that ended with outcome on this
+// node, or that this node found abandoned.
+func (m *Metrics) JobRan(job, outcome string) {
+	m.jobRuns.WithLabelValues(job, outcome).Inc()
+}
+
+// JobSucceeded sets when the last successful run of job started.
+func (m *Metrics) JobSucceeded(job string, at time.Time) {
+	m.jobOK.WithLabelValues(job).Set(float64(at.UnixNano()) / 1e9)
+}
+
+// AlertsOpen sets how many alerts of kind are open.
+func (m *Metrics) AlertsOpen(kind string, n int) {
+	m.alerts.WithLabelValues(kind).Set(float64(n))
 }

@@ -37,6 +37,11 @@ const (
 	// operator's security address; Data.Digest is required and
 	// Data.OrgName names the instance.
 	SecurityDigest Kind = "security_digest"
+	// OperatorAlert tells the operator's security address that something
+	// needs attention (an alert opened: a broken audit chain, a failed
+	// backup) and where to look; Data.Alert names the alert's kind and
+	// Data.OrgName the instance. It names nothing else.
+	OperatorAlert Kind = "operator_alert"
 )
 
 // Digest is the content of a SecurityDigest: counts only, and the slugs of
@@ -58,6 +63,9 @@ type Data struct {
 	// Masked is an address with most of it hidden (kluis.MaskEmail): the
 	// e-mail change notices name the new address only so.
 	Masked string
+	// Alert is the kind of alert an OperatorAlert reports
+	// (kluis.AlertKinds): lower-case letters and underscores only.
+	Alert string
 }
 
 //go:embed templates
@@ -86,6 +94,10 @@ func Render(k Kind, lang string, d Data) (subject, body string, err error) {
 			if strings.IndexFunc(slug, func(r rune) bool { return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') }) >= 0 {
 				return "", "", errors.New("mail: a security digest names an organisation by its slug only")
 			}
+		}
+	case OperatorAlert:
+		if d.Alert == "" || strings.IndexFunc(d.Alert, func(r rune) bool { return !(r >= 'a' && r <= 'z' || r == '_') }) >= 0 {
+			return "", "", errors.New("mail: an operator alert names its kind, in lower-case letters and underscores")
 		}
 	case PasswordChanged, SecurityAlarm, FactorsReset:
 	case EmailChangeConfirm, EmailChangeRequested, EmailChanged:

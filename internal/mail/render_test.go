@@ -142,3 +142,36 @@ func TestRenderRefusesBadInput(t *testing.T) {
 		})
 	}
 }
+
+// TestRenderOperatorAlert (R25, R30): the operator's alert mail says that
+// something needs attention, of which kind, and where to look — in either
+// language, with no link, no address and nothing but the kind; a kind that
+// could carry anything else is refused.
+func TestRenderOperatorAlert(t *testing.T) {
+	subjects := map[string]bool{}
+	for _, lang := range []string{"en", "nl"} {
+		subject, body, err := mail.Render(mail.OperatorAlert, lang, mail.Data{OrgName: "kluis.example.org", Alert: "audit_chain_broken"})
+		if err != nil {
+			t.Fatalf("Render %s: %v", lang, err)
+		}
+		subjects[subject] = true
+		for _, want := range []string{"audit_chain_broken", "kluis.example.org", "kluis jobs", "kluis alert resolve"} {
+			if !strings.Contains(subject+body, want) {
+				t.Errorf("%s: got %q / %q, want it to contain %q", lang, subject, body, want)
+			}
+		}
+		for _, never := range []string{"http", "@", "{{", "<no value>"} {
+			if strings.Contains(subject+body, never) {
+				t.Errorf("%s: got %q / %q, want no %q", lang, subject, body, never)
+			}
+		}
+	}
+	if len(subjects) != 2 {
+		t.Errorf("subjects: got %v, want an English and a Dutch one", subjects)
+	}
+	for _, bad := range []string{"", "Audit", "org:0190", "kind\nhttps://evil.example", "a@b"} {
+		if _, _, err := mail.Render(mail.OperatorAlert, "en", mail.Data{OrgName: "kluis.example.org", Alert: bad}); err == nil {
+			t.Errorf("alert kind %q: rendered, want an error", bad)
+		}
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/kluis/kluis/internal/sqlstore/backups"
 	"github.com/kluis/kluis/internal/sqlstore/factors"
 	"github.com/kluis/kluis/internal/sqlstore/inbox"
+	"github.com/kluis/kluis/internal/sqlstore/jobs"
 	"github.com/kluis/kluis/internal/sqlstore/keywork"
 	"github.com/kluis/kluis/internal/sqlstore/licences"
 	"github.com/kluis/kluis/internal/sqlstore/operators"
@@ -46,7 +47,8 @@ type Config struct {
 	// MaxFileSize bounds one file of a project; 0: kluis.DefaultMaxFileSize.
 	MaxFileSize int64
 	// SecurityEmail is the operator's security address: alarms and the
-	// security digest go there (R26). Empty: not mailed.
+	// security digest go there (R26), and every alert that opens
+	// (package jobs). Empty: not mailed.
 	SecurityEmail string
 	// Backup configures the backup engine (targets, recipients, drill key,
 	// key files, retention); the content store, witness and checkpoint key
@@ -75,6 +77,7 @@ type Areas struct {
 	Licences  *licences.Service
 	Inbox     *inbox.Service
 	Backups   *backups.Service
+	Jobs      *jobs.Service
 }
 
 // New builds the areas over core.
@@ -107,6 +110,7 @@ func New(core *sqlstore.Core, c Config) *Areas {
 		bo.CheckpointKey = c.Signer.PublicKey()
 	}
 	a.Backups = backups.New(core, bo)
+	a.Jobs = jobs.New(core, c.SecurityEmail)
 	return a
 }
 
@@ -144,5 +148,6 @@ func (a *Areas) Services() kluis.Services {
 		Licences: a.Licences,
 		Inbox:    a.Inbox,
 		Backups:  a.Backups,
+		Jobs:     a.Jobs,
 	}
 }

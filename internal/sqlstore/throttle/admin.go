@@ -100,20 +100,19 @@ func (s *Service) SweepThrottle(ctx context.Context) error {
 // SecurityDigest mails the operator's security address a summary of the
 // brute-force protection since the last digest — counts of locks, blocks and
 // alarms and the slugs of the organisations that raised an alarm, no
-// personal data (R26) — when one is due (every `every`, once across all
-// nodes). It is recorded in the platform chain. It reports whether a digest
-// was made.
-func (s *Service) SecurityDigest(ctx context.Context, holder string, every time.Duration) (bool, error) {
+// personal data (R26) — and records it in the platform chain. It runs as
+// the scheduled job security_digest (every `every`, once across all nodes,
+// under the job's lease: package jobs), whose last success starts the
+// period; the first digest covers `every`. It reports whether a digest was
+// made: none without a security address.
+func (s *Service) SecurityDigest(ctx context.Context, every time.Duration) (bool, error) {
 	if s.securityEmail == "" {
 		return false, nil
 	}
-	due, err := s.core.ClaimJob(ctx, "security_digest", holder, every, 5*time.Minute)
-	if err != nil || !due {
-		return false, err
-	}
 	return true, s.core.Write(ctx, audit.PlatformChain, func(t *sqlstore.Tx) error {
 		var last sql.NullInt64
-		if err := t.QueryRow(ctx, `SELECT last_run_at FROM job_leases WHERE name = 'security_digest'`).Scan(&last); err != nil {
+		err := t.QueryRow(ctx, `SELECT last_run_at FROM job_leases WHERE name = 'security_digest'`).Scan(&last)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
 		since := t.Now().Add(-every)
@@ -162,9 +161,6 @@ func (s *Service) SecurityDigest(ctx context.Context, holder string, every time.
 		slices.Sort(d.AlarmOrgs)
 		host := s.core.PublicURL()
 		if err := t.QueueMail(ctx, "", "", "en", s.securityEmail, mail.SecurityDigest, mail.Data{OrgName: host, Digest: &d}); err != nil {
-			return err
-		}
-		if _, err := t.Exec(ctx, `UPDATE job_leases SET last_run_at = ?, lease_until = 0 WHERE name = 'security_digest'`, sqlstore.Micros(t.Now())); err != nil {
 			return err
 		}
 		return t.Append(ctx, audit.PlatformChain, kluis.SystemActor, "security.digest", "", "success", map[string]any{
