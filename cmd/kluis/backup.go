@@ -16,6 +16,7 @@ import (
 	"github.com/kluis/kluis/internal/backup"
 	"github.com/kluis/kluis/internal/keys"
 	"github.com/kluis/kluis/internal/sqlstore/backups"
+	"github.com/kluis/kluis/internal/sqlstore/jobs"
 )
 
 // newBackupConfig reads the backups' settings (docs/OPERATIONS.md, Backups).
@@ -494,4 +495,117 @@ func (a *app) drill(ctx context.Context, actor kluis.Actor, ids []age.Identity, 
 	d.Detail = fmt.Sprintf("%d tables, %d rows, %d chunks checked; %d audit chains verified; keys of %d organisations present",
 		len(rep.Tables), rows, rep.Chunks, len(results), len(rep.Manifest.Orgs))
 	return d, eng.RecordDrill(ctx, actor, &d)
+}
+
+// backupJobs are the scheduled backup work of kluis serve, when targets are
+// configured (DESIGN §9): the daily backup at KLUIS_BACKUP_SCHEDULE followed
+// by expiry, an hourly check that the newest good backup is at most 26
+// hours old, a weekly restore drill of the newest backup and a monthly one
+// of the oldest retained backup.
+func (a *app) backupJobs() []job {
+	if len(a.areas.Backups.Targets()) == 0 {
+		return nil
+	}
+	b := a.cfg.Backup
+	return []job{
+		{name: "backup", schedule: jobs.DailyAt(b.Hour, b.Minute), lease: 2 * time.Hour, run: a.backupJob},
+		{name: "backup_watch", schedule: jobs.Every(time.Hour), lease: 5 * time.Minute, run: a.backupWatchJob},
+		{name: "backup_drill", schedule: jobs.Every(7 * 24 * time.Hour), lease: 2 * time.Hour, run: a.drillJob(false)},
+		{name: "backup_drill_oldest", schedule: jobs.Every(30 * 24 * time.Hour), lease: 2 * time.Hour, run: a.drillJob(true)},
+	}
+}
+
+// maxBackupAge is how old the newest good backup may be before the
+// operator is alerted: a day and some slack (R30: at most a day lost).
+const maxBackupAge = 26 * time.Hour
+
+// backupJob makes the daily backup and then expires what retention no
+// longer keeps. A target that did not get the backup raises backup_failed
+// naming it; a target that got it settles that alert.
+func (a *app) backupJob(ctx context.Context) (string, error) {
+	eng := a.areas.Backups
+	b, runErr := eng.Run(ctx, kluis.SystemActor)
+	for _, cp := range b.Copies {
+		if cp.Status == "ok" {
+			if _, err := a.areas.Jobs.SettleAlert(ctx, kluis.AlertBackupFailed, cp.Target); err != nil {
+				return "", err
+			}
+			continue
+		}
+		if _, _, err := a.areas.Jobs.RaiseAlert(ctx, kluis.AlertBackupFailed, cp.Target, "backup "+b.ID+" did not reach this target: "+cp.Error); err != nil {
+			return "", err
+		}
+	}
+	if runErr != nil {
+		if len(b.Copies) == 0 {
+			if _, _, err := a.areas.Jobs.RaiseAlert(ctx, kluis.AlertBackupFailed, "backup", runErr.Error()); err != nil {
+				return "", err
+			}
+		}
+		return "", runErr
+	}
+	if _, err := a.areas.Jobs.SettleAlert(ctx, kluis.AlertBackupFailed, "backup"); err != nil {
+		return "", err
+	}
+	if _, err := a.areas.Jobs.SettleAlert(ctx, kluis.AlertBackupStale, "backup"); err != nil {
+		return "", err
+	}
+	expired, err := eng.Expire(ctx)
+	if err != nil {
+		return "", fmt.Errorf("backup %s made; expiry failed: %w", b.ID, err)
+	}
+	return fmt.Sprintf("backup %s (%s, %d bytes, %d targets); %d expired", b.ID, b.Kind, b.Size, len(b.Copies), len(expired)), nil
+}
+
+// backupWatchJob alerts when the newest good backup is older than
+// maxBackupAge (or there is none a day after backups were configured).
+func (a *app) backupWatchJob(ctx context.Context) (string, error) {
+	newest, err := a.areas.Backups.NewestGood(ctx)
+	if err != nil {
+		return "", err
+	}
+	now := a.areas.Core.Now()
+	if !newest.IsZero() && now.Sub(newest) <= maxBackupAge {
+		_, err := a.areas.Jobs.SettleAlert(ctx, kluis.AlertBackupStale, "backup")
+		return "the newest good backup finished " + now.Sub(newest).Round(time.Minute).String() + " ago", err
+	}
+	if newest.IsZero() {
+		// The first backup comes at the next scheduled time: give it a day.
+		first, err := a.areas.Backups.FirstAttempt(ctx)
+		if err != nil {
+			return "", err
+		}
+		if first.IsZero() || now.Sub(first) <= maxBackupAge {
+			return "no backup yet", nil
+		}
+	}
+	detail := "no good backup in the last 26 hours"
+	if _, _, err := a.areas.Jobs.RaiseAlert(ctx, kluis.AlertBackupStale, "backup", detail); err != nil {
+		return "", err
+	}
+	a.log.Error("backups are stale", "newest_good", newest)
+	return detail, nil
+}
+
+// drillJob is the scheduled restore drill; a failed drill raises
+// drill_failed, a good one settles it.
+func (a *app) drillJob(oldest bool) func(ctx context.Context) (string, error) {
+	return func(ctx context.Context) (string, error) {
+		d, err := a.drill(ctx, kluis.SystemActor, nil, oldest)
+		if err != nil {
+			return "", err
+		}
+		subject := "newest backup"
+		if oldest {
+			subject = "oldest backup"
+		}
+		if d.Outcome != "ok" {
+			if _, _, err := a.areas.Jobs.RaiseAlert(ctx, kluis.AlertDrillFailed, subject, d.Detail); err != nil {
+				return "", err
+			}
+			return "", errors.New("the drill of " + d.BackupID + " failed: " + d.Detail)
+		}
+		_, err = a.areas.Jobs.SettleAlert(ctx, kluis.AlertDrillFailed, subject)
+		return fmt.Sprintf("drill of %s ok in %s", d.BackupID, d.Duration.Round(time.Millisecond)), err
+	}
 }

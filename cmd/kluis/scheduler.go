@@ -61,7 +61,7 @@ func (a *app) scheduledJobs() []job {
 			return "digest mailed to the security address", err
 		}})
 	}
-	return js
+	return append(js, a.backupJobs()...)
 }
 
 // verifyAuditJob checks every audit chain with its checkpoints and the

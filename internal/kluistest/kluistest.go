@@ -31,6 +31,7 @@ import (
 	"github.com/kluis/kluis/internal/sms"
 	"github.com/kluis/kluis/internal/sqlstore"
 	"github.com/kluis/kluis/internal/sqlstore/areas"
+	"github.com/kluis/kluis/internal/sqlstore/backups"
 	"github.com/kluis/kluis/internal/sqlstore/throttle"
 )
 
@@ -211,6 +212,9 @@ type EnvOptions struct {
 	// KeyObserver counts the key store's unwraps (the metrics); nil
 	// ignores them.
 	KeyObserver keys.Observer
+	// Backup configures the backup engine; its key files and scratch
+	// folder are filled in with the env's own when left empty.
+	Backup backups.Options
 }
 
 // NewEnv returns the store's areas on a fresh database of the engine.
@@ -273,9 +277,16 @@ func (e *Env) open(tb testing.TB, opts keys.Options) (*areas.Areas, *keys.Store)
 	if err != nil {
 		tb.Fatal(err)
 	}
+	bo := e.opts.Backup
+	if bo.KeyFiles == nil {
+		bo.KeyFiles = map[string]string{"root": filepath.Join(e.Dir, "keys", "root"), "audit-signing.key": filepath.Join(e.Dir, "keys", "audit-signing.key")}
+	}
+	if bo.TmpDir == "" {
+		bo.TmpDir = filepath.Join(e.Dir, "tmp", "backup")
+	}
 	a := areas.New(core, areas.Config{
 		Hasher: e.hasher, Signer: e.Signer, Witness: e.Witness, Throttle: e.opts.Throttle, SecurityEmail: e.opts.SecurityEmail,
-		Blobs: blobs, MaxFileSize: e.opts.MaxFileSize,
+		Blobs: blobs, MaxFileSize: e.opts.MaxFileSize, Backup: bo,
 	})
 	if err := a.Start(context.Background()); err != nil {
 		tb.Fatal(err)

@@ -309,3 +309,20 @@ func (s *Service) NewestGood(ctx context.Context) (time.Time, error) {
 	})
 	return at, err
 }
+
+// FirstAttempt returns when the first backup was started; zero when none
+// ever was.
+func (s *Service) FirstAttempt(ctx context.Context) (time.Time, error) {
+	var at time.Time
+	err := s.core.Read(ctx, func(t *sqlstore.Tx) error {
+		var v *int64
+		if err := t.QueryRow(ctx, `SELECT MIN(started_at) FROM backups`).Scan(&v); err != nil {
+			return err
+		}
+		if v != nil {
+			at = sqlstore.FromMicros(*v)
+		}
+		return nil
+	})
+	return at, err
+}
