@@ -33,7 +33,7 @@ var DefaultRetention = Retention{Daily: 14, Weekly: 8, Monthly: 24, MaxAge: MaxA
 // ParseRetention parses KLUIS_BACKUP_RETENTION ("14d,8w,24m"; a part left
 // out keeps none of that kind) with maxAge as the hard limit.
 func ParseRetention(s string, maxAge time.Duration) (Retention, error) {
-	if maxAge <= 0 || maxAge > MaxAge {
+	if maxAge < minMaxAge || maxAge > MaxAge {
 		return Retention{}, fmt.Errorf("backup: the maximum age must be from 1 day to %dd", int(MaxAge.Hours()/24))
 	}
 	r := Retention{MaxAge: maxAge}
@@ -66,8 +66,12 @@ func ParseRetention(s string, maxAge time.Duration) (Retention, error) {
 	return r, nil
 }
 
+// minMaxAge is the shortest maximum age: backups run daily, and a shorter
+// one would leave hours without any backup at all.
+const minMaxAge = 24 * time.Hour
+
 // ParseMaxAge parses KLUIS_BACKUP_MAX_AGE: a number of days ("730d") or a
-// Go duration; at most two years.
+// Go duration; from one day to two years.
 func ParseMaxAge(s string) (time.Duration, error) {
 	if s == "" {
 		return MaxAge, nil
@@ -75,8 +79,10 @@ func ParseMaxAge(s string) (time.Duration, error) {
 	var d time.Duration
 	if days, ok := strings.CutSuffix(s, "d"); ok {
 		n, err := strconv.Atoi(days)
-		if err != nil {
-			return 0, fmt.Errorf("backup: maximum age %q: use days like 730d", truncate(s))
+		// Bounded before multiplying: a huge count must not wrap around
+		// to a small duration.
+		if err != nil || n < 0 || n > int(MaxAge/(24*time.Hour))+1 {
+			return 0, fmt.Errorf("backup: maximum age %q: use days like 730d, at most %dd", truncate(s), int(MaxAge.Hours()/24))
 		}
 		d = time.Duration(n) * 24 * time.Hour
 	} else {
@@ -85,8 +91,8 @@ func ParseMaxAge(s string) (time.Duration, error) {
 			return 0, fmt.Errorf("backup: maximum age %q: use days like 730d", truncate(s))
 		}
 	}
-	if d <= 0 || d > MaxAge {
-		return 0, fmt.Errorf("backup: the maximum age must be more than 0 and at most %dd", int(MaxAge.Hours()/24))
+	if d < minMaxAge || d > MaxAge {
+		return 0, fmt.Errorf("backup: the maximum age must be from 1 day to %dd", int(MaxAge.Hours()/24))
 	}
 	return d, nil
 }

@@ -54,7 +54,7 @@ func (s *Service) Verify(ctx context.Context, actor kluis.Actor, id string) (Ver
 		found++
 		if err == nil {
 			var n int
-			n, err = checkObjects(ctx, t, m)
+			n, err = checkObjects(ctx, t, ids, m)
 			v.Objects += n
 			if err != nil && !errors.Is(err, backup.ErrDamaged) && !errors.Is(err, backup.ErrNotExist) {
 				return v, fmt.Errorf("%s: %w", t.Name(), err)
@@ -83,10 +83,14 @@ func (s *Service) Verify(ctx context.Context, actor kluis.Actor, id string) (Ver
 	return v, err
 }
 
-// checkObjects checks the data and key streams and every chunk of m on t.
-func checkObjects(ctx context.Context, t backup.Target, m backup.Manifest) (int, error) {
-	n := 0
-	objs := []backup.Written{m.Data, m.Keys}
+// checkObjects checks the data stream and every chunk of m on t, and the
+// key store a restore of it uses (checkKeys).
+func checkObjects(ctx context.Context, t backup.Target, identities []age.Identity, m backup.Manifest) (int, error) {
+	n, err := checkKeys(ctx, t, identities, m)
+	if err != nil {
+		return n, err
+	}
+	objs := []backup.Written{m.Data}
 	for _, c := range m.Chunks {
 		objs = append(objs, c.Written)
 	}
@@ -241,10 +245,12 @@ func listBackups(ctx context.Context, t backup.Target) ([]string, error) {
 // Expire applies retention on every target: backups the rules no longer
 // keep, and every backup older than the maximum age, are removed (recorded
 // as backup.expire); key store objects older than KeysMaxAge go too, but
-// the newest stays. It returns the ids it removed.
+// the newest stays. A backup goes only when the rules keep it on no target:
+// a target that missed the newest runs (partial backups) keeps its own
+// newest. It returns the ids it removed.
 func (s *Service) Expire(ctx context.Context) ([]string, error) {
 	now := s.core.Now()
-	drop := map[string]bool{}
+	drop, kept := map[string]bool{}, map[string]bool{}
 	var errs []error
 	for _, t := range s.o.Targets {
 		ids, err := listBackups(ctx, t)
@@ -257,7 +263,9 @@ func (s *Service) Expire(ctx context.Context) ([]string, error) {
 			times[i], _ = backup.IDTime(id)
 		}
 		for i, keep := range s.o.Retention.Keep(now, times) {
-			if !keep {
+			if keep {
+				kept[ids[i]] = true
+			} else {
 				drop[ids[i]] = true
 			}
 		}
@@ -284,7 +292,9 @@ func (s *Service) Expire(ctx context.Context) ([]string, error) {
 	}
 	var out []string
 	for id := range drop {
-		out = append(out, id)
+		if !kept[id] {
+			out = append(out, id)
+		}
 	}
 	sort.Strings(out)
 	if len(out) > 0 {
