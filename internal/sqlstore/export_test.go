@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"github.com/kluis/kluis"
-	"github.com/kluis/kluis/internal/sqlmigrate"
 )
 
 // AppendThenFail appends an event in a write transaction and then fails it,
@@ -16,20 +15,4 @@ func (s *Core) AppendThenFail(ctx context.Context, org kluis.OrgID, failure erro
 		}
 		return failure
 	})
-}
-
-// MigrateTo applies the migrations up to version only, as an older kluis did.
-func (db *DB) MigrateTo(ctx context.Context, version int) error {
-	r, ms, err := db.migrator()
-	if err != nil {
-		return err
-	}
-	var keep []sqlmigrate.Migration
-	for _, m := range ms {
-		if m.Version <= version {
-			keep = append(keep, m)
-		}
-	}
-	_, err = r.Apply(ctx, keep)
-	return err
 }
