@@ -95,3 +95,18 @@ func (db *DB) ResetSequences(ctx context.Context, tx *sql.Tx) error {
 	}
 	return nil
 }
+
+// Load inserts the rows of r's current table (as r.Next returned it) into
+// table in this transaction, as [sqldump.LoadTable] does; keep, when not
+// nil, chooses the rows. A restore of one organisation into a running
+// instance loads its rows through the write path with it, so that they
+// commit together with their audit event.
+func (t *Tx) Load(ctx context.Context, r *sqldump.Reader, table string, cols []string, keep func(row []any) bool) (int64, error) {
+	return sqldump.LoadTable(t.tx.ctx(ctx), t.tx.tx, t.db.Engine, r, table, cols, keep)
+}
+
+// Columns returns a table's columns and their declared types
+// ([sqldump.ColumnTypes]); a missing table has none.
+func (db *DB) Columns(ctx context.Context, table string) (map[string]string, error) {
+	return sqldump.ColumnTypes(ctx, db.reader, db.Engine, table)
+}

@@ -2,6 +2,7 @@ package backups
 
 import (
 	"context"
+	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -158,7 +159,9 @@ func RestoreInstance(ctx context.Context, t backup.Target, identities []age.Iden
 	} else if blobs, err = content.OpenDir(filepath.Join(into.DataDir, "content")); err != nil {
 		return out, err
 	}
-	if out.Chunks, err = restoreChunks(ctx, t, identities, m.Chunks, blobs); err != nil {
+	put, err := restoreChunks(ctx, t, identities, m.Chunks, blobs)
+	out.Chunks = len(put)
+	if err != nil {
 		return out, err
 	}
 	root, err := keys.LoadRoot(filepath.Join(keysDir, "root"))
@@ -329,14 +332,15 @@ func checkpointOf(row []any) (audit.Checkpoint, error) {
 }
 
 // restoreChunks copies every chunk of the manifest into blobs, each checked
-// against its recorded checksum; a few at a time.
-func restoreChunks(ctx context.Context, t backup.Target, identities []age.Identity, chunks []backup.Chunk, blobs content.Blobs) (int, error) {
+// against its recorded checksum; a few at a time. It returns the chunks it
+// put, also when it stops at an error.
+func restoreChunks(ctx context.Context, t backup.Target, identities []age.Identity, chunks []backup.Chunk, blobs content.Blobs) ([]backup.Chunk, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	work := make(chan backup.Chunk)
 	var mu sync.Mutex
 	var firstErr error
-	n := 0
+	var put []backup.Chunk
 	var wg sync.WaitGroup
 	for range 4 {
 		wg.Add(1)
@@ -350,7 +354,7 @@ func restoreChunks(ctx context.Context, t backup.Target, identities []age.Identi
 					cancel()
 				}
 				if err == nil {
-					n++
+					put = append(put, c)
 				}
 				mu.Unlock()
 			}
@@ -370,7 +374,7 @@ func restoreChunks(ctx context.Context, t backup.Target, identities []age.Identi
 	if firstErr == nil {
 		firstErr = ctx.Err()
 	}
-	return n, firstErr
+	return put, firstErr
 }
 
 func restoreChunk(ctx context.Context, t backup.Target, identities []age.Identity, c backup.Chunk, blobs content.Blobs) error {
@@ -410,56 +414,96 @@ func dropErased(ctx context.Context, db *sqlstore.DB, ks *keys.Store, blobs cont
 		return 0, 0, err
 	}
 	defer tx.Rollback()
-	var dropProjects []string
-	for _, q := range []struct {
-		table  string
-		erased map[string]bool
-		n      *int
-	}{{"users", erasedUsers, &users}, {"projects", erasedProjects, &projs}} {
-		query := `SELECT id FROM ` + q.table
-		var args []any
-		if org != "" {
-			query += ` WHERE org_id = ?`
-			args = append(args, org)
-		}
-		rows, err := tx.QueryContext(ctx, db.Q(query), args...)
-		if err != nil {
-			return 0, 0, err
-		}
-		var ids []string
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return 0, 0, err
-			}
-			if q.erased[id] {
-				ids = append(ids, id)
-			}
-		}
-		rows.Close()
-		for _, id := range ids {
-			if q.table == "projects" {
-				for _, child := range []string{"chunk_refs", "content_chunks"} {
-					if _, err := tx.ExecContext(ctx, db.Q(`DELETE FROM `+child+` WHERE project_id = ?`), id); err != nil {
-						return 0, 0, err
-					}
-				}
-				dropProjects = append(dropProjects, id)
-			}
-			if _, err := tx.ExecContext(ctx, db.Q(`DELETE FROM `+q.table+` WHERE id = ?`), id); err != nil {
-				return 0, 0, err
-			}
-			*q.n++
-		}
+	users, dropProjects, err := dropErasedIn(ctx, loadTx{tx: tx, db: db}, erasedUsers, erasedProjects, org)
+	if err != nil {
+		return 0, 0, err
 	}
 	if err := tx.Commit(); err != nil {
 		return 0, 0, err
 	}
 	for _, p := range dropProjects {
 		if err := blobs.DeleteProject(ctx, p); err != nil {
-			return users, projs, err
+			return users, len(dropProjects), err
 		}
 	}
-	return users, projs, nil
+	return users, len(dropProjects), nil
+}
+
+// execQuerier runs statements written with '?' placeholders in a
+// transaction: a *sqlstore.Tx of the write path, or a loadTx.
+type execQuerier interface {
+	Exec(ctx context.Context, query string, args ...any) (sql.Result, error)
+	Query(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// loadTx is a transaction of a restore into an empty database, outside
+// the write path.
+type loadTx struct {
+	tx *sql.Tx
+	db *sqlstore.DB
+}
+
+func (l loadTx) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return l.tx.ExecContext(ctx, l.db.Q(query), args...)
+}
+
+func (l loadTx) Query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return l.tx.QueryContext(ctx, l.db.Q(query), args...)
+}
+
+// dropErasedIn deletes, in x, the rows of the people in erasedUsers and
+// of the projects in erasedProjects (of org only, when not empty), with
+// their chunk records; everything else that belongs to them goes with them
+// by foreign key. It returns how many people it deleted and the projects
+// whose blobs are to be removed once x has committed.
+func dropErasedIn(ctx context.Context, x execQuerier, erasedUsers, erasedProjects map[string]bool, org string) (users int, dropProjects []string, err error) {
+	for _, q := range []struct {
+		table  string
+		erased map[string]bool
+	}{{"users", erasedUsers}, {"projects", erasedProjects}} {
+		if len(q.erased) == 0 {
+			continue
+		}
+		query := `SELECT id FROM ` + q.table
+		var args []any
+		if org != "" {
+			query += ` WHERE org_id = ?`
+			args = append(args, org)
+		}
+		rows, err := x.Query(ctx, query, args...)
+		if err != nil {
+			return 0, nil, err
+		}
+		var ids []string
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return 0, nil, err
+			}
+			if q.erased[id] {
+				ids = append(ids, id)
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return 0, nil, err
+		}
+		for _, id := range ids {
+			if q.table == "projects" {
+				for _, child := range []string{"chunk_refs", "content_chunks"} {
+					if _, err := x.Exec(ctx, `DELETE FROM `+child+` WHERE project_id = ?`, id); err != nil {
+						return 0, nil, err
+					}
+				}
+				dropProjects = append(dropProjects, id)
+			} else {
+				users++
+			}
+			if _, err := x.Exec(ctx, `DELETE FROM `+q.table+` WHERE id = ?`, id); err != nil {
+				return 0, nil, err
+			}
+		}
+	}
+	return users, dropProjects, nil
 }
