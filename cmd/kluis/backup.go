@@ -373,13 +373,31 @@ func cmdBackupRestore(ctx context.Context, c *config, args []string, stdout, std
 	return nil
 }
 
-// restoreOrg restores one organisation into this instance.
+// restoreOrg restores one organisation into this instance (R32): its
+// data becomes the backup's, its audit chain is kept and records
+// org.restore, people erased since stay erased.
 func restoreOrg(ctx context.Context, c *config, targets []backup.Target, ids []age.Identity, id, slug string, yes bool, stdout, stderr io.Writer) error {
 	if !yes {
 		return &cliError{code: 2, msg: "restoring " + slug + " replaces its people, projects and files with the backup's",
 			hint: "run again with --yes to confirm; its audit log is kept and records the restore"}
 	}
-	return &cliError{code: 2, msg: "restoring one organisation is not available yet"}
+	a, err := open(ctx, c, false, stderr)
+	if err != nil {
+		return err
+	}
+	rep, err := a.areas.Backups.RestoreOrgFromTargets(ctx, kluis.CLIActor, ids, id, slug)
+	if err != nil {
+		a.close()
+		if errors.Is(err, backups.ErrUnknownBackup) {
+			return &cliError{code: 2, msg: "not_found: no target holds backup " + id}
+		}
+		if kluis.ErrorCode(err) == kluis.ENotFound {
+			return &cliError{code: 1, msg: "not_found: " + err.Error()}
+		}
+		return &cliError{code: 1, msg: "restoring " + slug + " failed, nothing changed: " + err.Error()}
+	}
+	fmt.Fprint(stdout, rep.String())
+	return a.finish(ctx)
 }
 
 // cmdBackupDrill restores the newest backup (or --oldest, the oldest

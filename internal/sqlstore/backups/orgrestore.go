@@ -108,6 +108,7 @@ var orgTableRules = map[string]OrgTable{
 	"login_failures": {Treatment: Platform}, "address_failures": {Treatment: Platform},
 	"backups": {Treatment: Platform}, "backup_copies": {Treatment: Platform},
 	"backup_drills": {Treatment: Platform}, "schema_migrations": {Treatment: Platform},
+	"job_runs": {Treatment: Platform}, "alerts": {Treatment: Platform},
 	// What each backup holds per organisation is the backups' record.
 	"backup_holdings": {Treatment: Platform},
 	// The tamper-evident log keeps everything that happened since the
