@@ -107,7 +107,8 @@ type BackupService interface {
 	Drills(ctx context.Context, actor Actor, limit int) ([]BackupDrill, error)
 	// Holdings says what each retained backup holds for one organisation
 	// (R31). Operator admins (CanManageOrgs), and the organisation's
-	// managers.
+	// managers; other operator staff get EForbidden, recorded in the
+	// organisation's chain as backup.holdings, anyone else ENotFound.
 	Holdings(ctx context.Context, actor Actor, org OrgID) ([]BackupHolding, error)
 	// Overview is what the organisation's people see (R42): every person of
 	// the organisation.

@@ -506,6 +506,21 @@ type AuditVerification struct {
 	Problem        *string `json:"problem,omitempty"`
 }
 
+// BackupOverview defines model for BackupOverview.
+type BackupOverview struct {
+	// LastBackup When the newest backup that every target holds finished; null before the first.
+	LastBackup *time.Time `json:"last_backup"`
+
+	// LastDrill When the newest successful restore drill ran; null before the first.
+	LastDrill *time.Time `json:"last_drill"`
+
+	// Locations The declared location of each backup target (a country or region code such as NL or EU), "" for one that declares none.
+	Locations []string `json:"locations"`
+
+	// MaxAgeDays Backups older than this are deleted automatically.
+	MaxAgeDays int `json:"max_age_days"`
+}
+
 // ChallengeRequest defines model for ChallengeRequest.
 type ChallengeRequest struct {
 	Challenge string `json:"challenge"`
@@ -2043,6 +2058,13 @@ type ClientInterface interface {
 	// Corresponds with GET /api/v1/orgs/{org}/audit/verify (the `VerifyAudit` operationId).
 	VerifyAudit(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetBackupOverview Where the organisation's data is backed up, when the newest complete backup finished and the newest good restore drill ran, and how long backups are kept (every person of the organisation).
+	//
+	// The declared locations only (R42), one per configured backup target in order, empty for a target that declares none; never a target's address. A support session is refused.
+	//
+	// Corresponds with GET /api/v1/orgs/{org}/backups (the `GetBackupOverview` operationId).
+	GetBackupOverview(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ExportOrg Everything the organisation holds, as a ZIP archive (manager, fresh sign-in; R9).
 	//
 	// Streams a ZIP with README.md, organisation.json, users.json, groups.json, projects/<id>/project.json, versions.json and files/<path> (each file of the current tree, byte for byte), and audit/events.jsonl, audit/checkpoints.json and audit/public-key; the layout and schemas are in docs/EXPORT.md and in the archive's README.md. Only a session of a manager who signed in or re-authenticated in the last five minutes may take it (`reauth_required` otherwise); an API token never can. Recorded as `org.export` before the first byte. `kluis audit verify --export FILE` checks the archive's audit log.
@@ -3478,6 +3500,23 @@ func (c *Client) ExportAudit(ctx context.Context, org OrgSlug, params *ExportAud
 // Corresponds with GET /api/v1/orgs/{org}/audit/verify (the `VerifyAudit` operationId).
 func (c *Client) VerifyAudit(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewVerifyAuditRequest(c.Server, org)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetBackupOverview Where the organisation's data is backed up, when the newest complete backup finished and the newest good restore drill ran, and how long backups are kept (every person of the organisation).
+//
+// The declared locations only (R42), one per configured backup target in order, empty for a target that declares none; never a target's address. A support session is refused.
+//
+// Corresponds with GET /api/v1/orgs/{org}/backups (the `GetBackupOverview` operationId).
+func (c *Client) GetBackupOverview(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetBackupOverviewRequest(c.Server, org)
 	if err != nil {
 		return nil, err
 	}
@@ -6706,6 +6745,40 @@ func NewVerifyAuditRequest(server string, org OrgSlug) (*http.Request, error) {
 	}
 
 	operationPath := fmt.Sprintf("/api/v1/orgs/%s/audit/verify", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetBackupOverviewRequest constructs an http.Request for the GetBackupOverview method
+func NewGetBackupOverviewRequest(server string, org OrgSlug) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "org", org, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/orgs/%s/backups", pathParam0)
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -11038,6 +11111,15 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/v1/orgs/{org}/audit/verify (the `VerifyAudit` operationId).
 	VerifyAuditWithResponse(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*VerifyAuditResponse, error)
 
+	// GetBackupOverviewWithResponse Where the organisation's data is backed up, when the newest complete backup finished and the newest good restore drill ran, and how long backups are kept (every person of the organisation).
+	//
+	// The declared locations only (R42), one per configured backup target in order, empty for a target that declares none; never a target's address. A support session is refused.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/orgs/{org}/backups (the `GetBackupOverview` operationId).
+	GetBackupOverviewWithResponse(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*GetBackupOverviewResponse, error)
+
 	// ExportOrgWithResponse Everything the organisation holds, as a ZIP archive (manager, fresh sign-in; R9).
 	//
 	// Streams a ZIP with README.md, organisation.json, users.json, groups.json, projects/<id>/project.json, versions.json and files/<path> (each file of the current tree, byte for byte), and audit/events.jsonl, audit/checkpoints.json and audit/public-key; the layout and schemas are in docs/EXPORT.md and in the archive's README.md. Only a session of a manager who signed in or re-authenticated in the last five minutes may take it (`reauth_required` otherwise); an API token never can. Recorded as `org.export` before the first byte. `kluis audit verify --export FILE` checks the archive's audit log.
@@ -13059,6 +13141,45 @@ func (r VerifyAuditResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r VerifyAuditResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetBackupOverviewResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *BackupOverview
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthenticated
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *Error
+}
+
+// Status returns HTTPResponse.Status
+func (r GetBackupOverviewResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetBackupOverviewResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetBackupOverviewResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -17178,6 +17299,21 @@ func (c *ClientWithResponses) VerifyAuditWithResponse(ctx context.Context, org O
 	return ParseVerifyAuditResponse(rsp)
 }
 
+// GetBackupOverviewWithResponse Where the organisation's data is backed up, when the newest complete backup finished and the newest good restore drill ran, and how long backups are kept (every person of the organisation).
+//
+// The declared locations only (R42), one per configured backup target in order, empty for a target that declares none; never a target's address. A support session is refused.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/orgs/{org}/backups (the `GetBackupOverview` operationId).
+func (c *ClientWithResponses) GetBackupOverviewWithResponse(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*GetBackupOverviewResponse, error) {
+	rsp, err := c.GetBackupOverview(ctx, org, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetBackupOverviewResponse(rsp)
+}
+
 // ExportOrgWithResponse Everything the organisation holds, as a ZIP archive (manager, fresh sign-in; R9).
 //
 // Streams a ZIP with README.md, organisation.json, users.json, groups.json, projects/<id>/project.json, versions.json and files/<path> (each file of the current tree, byte for byte), and audit/events.jsonl, audit/checkpoints.json and audit/public-key; the layout and schemas are in docs/EXPORT.md and in the archive's README.md. Only a session of a manager who signed in or re-authenticated in the last five minutes may take it (`reauth_required` otherwise); an API token never can. Recorded as `org.export` before the first byte. `kluis audit verify --export FILE` checks the archive's audit log.
@@ -20309,6 +20445,60 @@ func ParseVerifyAuditResponse(rsp *http.Response) (*VerifyAuditResponse, error) 
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
 		var dest AuditVerification
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetBackupOverviewResponse parses an HTTP response from a GetBackupOverviewWithResponse call
+func ParseGetBackupOverviewResponse(rsp *http.Response) (*GetBackupOverviewResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetBackupOverviewResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest BackupOverview
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}

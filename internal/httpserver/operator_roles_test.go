@@ -58,6 +58,10 @@ var operatorRoleTable = map[string][]kluis.OperatorRole{
 	"POST /api/v1/operator/orgs/{org}/erasures": {kluis.OperatorAdmin},
 	"GET /operator/orgs/{org}/erase":            {kluis.OperatorAdmin},
 	"POST /operator/orgs/{org}/erase":           {kluis.OperatorAdmin},
+	// Backups (R30 R32): every role sees the record; what the backups hold
+	// for an organisation (R31): admin.
+	"GET /operator/backups":            allRoles,
+	"GET /operator/orgs/{org}/backups": {kluis.OperatorAdmin},
 	// Support access: support asks and works through grants (R22).
 	"POST /api/v1/operator/orgs/{org}/support-requests": {kluis.OperatorSupport},
 	"GET /api/v1/operator/orgs/{org}/support-grants":    {kluis.OperatorSupport},

@@ -138,6 +138,8 @@ func (s *server) routes(svc kluis.Services, ready func(context.Context) error) [
 		{"GET", "/api/v1/orgs/{org}/inbox", "org", regular, s.orgUser(handleListNotices(svc.Inbox))},
 		{"POST", "/api/v1/orgs/{org}/inbox/{id}/read", "org", regular, s.orgUser(handleReadNotice(svc.Inbox))},
 		{"GET", "/api/v1/orgs/{org}/administrators", "org", regular, s.orgActor(handleAdministrators(svc.Users))},
+		// Where the organisation's data is backed up, and when (R31 R32 R42).
+		{"GET", "/api/v1/orgs/{org}/backups", "org", regular, s.orgUser(handleBackupOverview(svc.Backups))},
 
 		// Projects, their rights and groups (R2, R6, R7, R9, R12): the
 		// service methods ask the rights engine.
@@ -310,6 +312,13 @@ func (s *server) routes(svc kluis.Services, ready func(context.Context) error) [
 		{"POST", "/o/{org}/support/requests/{id}/approve", "page-org", regular, s.orgPage(signedIn, handleDecideSupportRequestForm(support, true))},
 		{"POST", "/o/{org}/support/requests/{id}/refuse", "page-org", regular, s.orgPage(signedIn, handleDecideSupportRequestForm(support, false))},
 		{"POST", "/o/{org}/support/end", "page-org", regular, s.orgPage(working, handleEndSupportForm(svc.Support))},
+
+		// Backups (R30 R31 R32 R42): the operator's record, what the
+		// backups hold for one organisation, and the organisation's own
+		// page (declared locations only).
+		{"GET", "/operator/backups", "page-operator", regular, s.operatorPage(signedIn, handleOperatorBackupsPage(svc.Backups))},
+		{"GET", "/operator/orgs/{org}/backups", "page-operator", regular, s.operatorPage(signedIn, handleOperatorHoldingsPage(svc.Orgs, svc.Backups))},
+		{"GET", "/o/{org}/backups", "page-org", regular, s.orgPage(signedIn, handleOrgBackupsPage(svc.Backups))},
 	}
 }
 

@@ -156,6 +156,8 @@ type operatorOrgPage struct {
 	licencePage
 	Org     kluis.Org
 	CanEdit bool
+	// Holdings links to what the backups hold for the organisation (R31).
+	Holdings bool
 }
 
 // licenceForm is the licence as the operator's form holds it: an empty
@@ -239,7 +241,7 @@ func (v operatorOrgView) show(w http.ResponseWriter, r *http.Request, p *pageDat
 	if err != nil {
 		return err
 	}
-	data := operatorOrgPage{Org: org, CanEdit: kluis.CanManageLicences(st.actor),
+	data := operatorOrgPage{Org: org, CanEdit: kluis.CanManageLicences(st.actor), Holdings: kluis.CanSeeBackupHoldings(st.actor, org.ID),
 		licencePage: licencePage{Usage: usageRows(p, lic), EndsAt: lic.Licence.EndsAt, Timeout: lic.Licence.ActivityTimeoutMinutes, Base: "/operator/orgs/" + org.Slug}}
 	for _, a := range periods {
 		data.Periods = append(data.Periods, periodRow{Project: string(a.Project), From: a.From, To: a.To})

@@ -282,7 +282,7 @@ func (p *pageData) navigate(r *http.Request, enrolling bool) {
 		if p.Actor.HasOperatorRole(kluis.OperatorAdmin) {
 			items = append(items, [2]string{"/operator/operators", "nav.operators"})
 		}
-		items = append(items, [2]string{"/operator/account", "nav.account"})
+		items = append(items, [2]string{"/operator/backups", "nav.backups"}, [2]string{"/operator/account", "nav.account"})
 		if enrolling {
 			items = items[len(items)-1:]
 		}
@@ -304,7 +304,7 @@ func (p *pageData) navigate(r *http.Request, enrolling bool) {
 		}
 	}
 	if !p.Operator && p.Support == nil && !enrolling {
-		items = append(items, [2]string{p.Realm.Base + "/inbox", "nav.inbox"})
+		items = append(items, [2]string{p.Realm.Base + "/backups", "nav.backups"}, [2]string{p.Realm.Base + "/inbox", "nav.inbox"})
 	}
 	p.Nav = nil
 	for _, it := range items {

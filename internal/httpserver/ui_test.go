@@ -268,7 +268,7 @@ func TestPagesAnswerEveryPersonWithHeadersAndRightPages(t *testing.T) {
 						continue
 					}
 					wantPage(t, path+" as manager", mgr.get(t, path), 200, "")
-					managerOnly := !strings.HasPrefix(rest, "/account") && rest != "/policy" && rest != "/projects" && rest != "/trash" && rest != "/inbox"
+					managerOnly := !strings.HasPrefix(rest, "/account") && rest != "/policy" && rest != "/projects" && rest != "/trash" && rest != "/inbox" && rest != "/backups"
 					if managerOnly {
 						p := member.get(t, path)
 						wantPage(t, path+" as member", p, 403, "")

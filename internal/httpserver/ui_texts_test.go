@@ -62,6 +62,12 @@ func TestPagesUseOnlyKnownTexts(t *testing.T) {
 	for _, a := range auditActions {
 		keys = append(keys, "action."+a)
 	}
+	// Backups (R30 R32): statuses, kinds, copies, verifications, drills.
+	for _, v := range []string{kluis.BackupRunning, kluis.BackupOK, kluis.BackupPartial, kluis.BackupFailed, kluis.BackupDeleted, kluis.BackupExpired} {
+		keys = append(keys, "backup.status."+v)
+	}
+	keys = append(keys, "backup.kind.full", "backup.kind.incremental", "backup.copy.ok", "backup.copy.failed", "backup.copy.deleted",
+		"backup.verified.intact", "backup.verified.damaged", "backup.drill.ok", "backup.drill.failed")
 	for _, a := range []string{"cli", "system", "anonymous", "operator"} {
 		keys = append(keys, "audit.actor."+a)
 	}

@@ -213,6 +213,11 @@ func (s *Service) Drills(ctx context.Context, actor kluis.Actor, limit int) ([]k
 // Holdings implements kluis.BackupService.
 func (s *Service) Holdings(ctx context.Context, actor kluis.Actor, org kluis.OrgID) ([]kluis.BackupHolding, error) {
 	if !kluis.CanSeeBackupHoldings(actor, org) {
+		if actor.IsOperator() {
+			// Operator staff know the organisation exists: refused and
+			// recorded in its chain, as a licence read is.
+			return nil, s.core.Refuse(ctx, sqlstore.OrgChain(org), actor, "backup.holdings", "")
+		}
 		return nil, kluis.ErrNotFound
 	}
 	var out []kluis.BackupHolding
