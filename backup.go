@@ -113,6 +113,18 @@ type BackupService interface {
 	// Overview is what the organisation's people see (R42): every person of
 	// the organisation.
 	Overview(ctx context.Context, actor Actor, org OrgID) (BackupOverview, error)
+	// Schedule says when the next backup is due and what is kept.
+	// Operators only (CanSeeBackups).
+	Schedule(ctx context.Context, actor Actor) (BackupSchedule, error)
+}
+
+// BackupSchedule is how backups are configured: the targets with their
+// declared locations, the next daily run and the retention rules.
+type BackupSchedule struct {
+	Targets    []BackupLocation
+	Next       time.Time // zero when no target is configured
+	Retention  string    // e.g. "14d,8w,24m"
+	MaxAgeDays int
 }
 
 // CanSeeBackups: every operator role sees backups and drills (they hold no

@@ -74,7 +74,7 @@ func newBackupConfig(env func(string) string) (backupConfig, error) {
 func (a *app) backupOptions() (backups.Options, error) {
 	c := a.cfg
 	o := backups.Options{
-		Retention: c.Backup.Retention, KeysMaxAge: c.Backup.KeysMaxAge, Log: a.log,
+		Retention: c.Backup.Retention, KeysMaxAge: c.Backup.KeysMaxAge, Log: a.log, Hour: c.Backup.Hour, Minute: c.Backup.Minute,
 		TmpDir: filepath.Join(c.DataDir, "tmp", "backup"),
 		KeyFiles: map[string]string{
 			"root":              c.rootKeyPath(),

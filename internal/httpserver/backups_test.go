@@ -160,7 +160,8 @@ func TestBackupPages(t *testing.T) {
 				mustContain(t, who, p.body, `href="/operator/backups" aria-current="page"`,
 					`data-backup="`+first.ID+`" data-status="ok"`, `data-backup="`+second.ID+`" data-status="partial"`,
 					rig.nl.Name(), rig.nowhere.Name(), `data-location="NL"`, "not declared", htmlEscape(failed.Error),
-					"partial: not on every target", ">intact<", `id="no-drills"`)
+					"partial: not on every target", ">intact<", `id="no-drills"`,
+					`id="backup-schedule"`, `id="next-run"`, `id="no-backup-alerts"`)
 				if !strings.Contains(between(p.body, `id="last-verified">`, `</dd>`), first.ID) {
 					t.Errorf("as %s, the last verification does not name %s", who, first.ID)
 				}

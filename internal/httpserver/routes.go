@@ -316,7 +316,7 @@ func (s *server) routes(svc kluis.Services, ready func(context.Context) error) [
 		// Backups (R30 R31 R32 R42): the operator's record, what the
 		// backups hold for one organisation, and the organisation's own
 		// page (declared locations only).
-		{"GET", "/operator/backups", "page-operator", regular, s.operatorPage(signedIn, handleOperatorBackupsPage(svc.Backups))},
+		{"GET", "/operator/backups", "page-operator", regular, s.operatorPage(signedIn, handleOperatorBackupsPage(svc.Backups, svc.Jobs))},
 		{"GET", "/operator/orgs/{org}/backups", "page-operator", regular, s.operatorPage(signedIn, handleOperatorHoldingsPage(svc.Orgs, svc.Backups))},
 		{"GET", "/o/{org}/backups", "page-org", regular, s.orgPage(signedIn, handleOrgBackupsPage(svc.Backups))},
 	}

@@ -28,14 +28,19 @@ type operatorBackupsPage struct {
 	Verified  *kluis.Backup
 	LastDrill *kluis.BackupDrill
 	Limit     int
-	// Alerts and the next scheduled run come with the scheduled jobs: they
-	// go into the template's #backup-schedule section.
+	// Schedule is the next run and the retention; Alerts the open alerts
+	// about backups and drills.
+	Schedule kluis.BackupSchedule
+	Alerts   []kluis.Alert
 }
+
+// backupAlertKinds are the alerts the backup page shows.
+var backupAlertKinds = map[string]bool{kluis.AlertBackupFailed: true, kluis.AlertBackupStale: true, kluis.AlertDrillFailed: true}
 
 // handleOperatorBackupsPage shows every operator the backups (time, kind,
 // status, size, each target with its declared location, status and error,
 // the last verification) and the restore drills. Read-only.
-func handleOperatorBackupsPage(backups kluis.BackupService) pageFunc {
+func handleOperatorBackupsPage(backups kluis.BackupService, jobs kluis.JobService) pageFunc {
 	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
 		st := state(r)
 		list, err := backups.Backups(r.Context(), st.actor, operatorBackupLimit)
@@ -47,6 +52,18 @@ func handleOperatorBackupsPage(backups kluis.BackupService) pageFunc {
 			return err
 		}
 		data := operatorBackupsPage{Backups: list, Drills: drills, Limit: operatorBackupLimit}
+		if data.Schedule, err = backups.Schedule(r.Context(), st.actor); err != nil {
+			return err
+		}
+		alerts, err := jobs.OpenAlerts(r.Context(), st.actor)
+		if err != nil {
+			return err
+		}
+		for _, a := range alerts {
+			if backupAlertKinds[a.Kind] {
+				data.Alerts = append(data.Alerts, a)
+			}
+		}
 		for i := range list {
 			b := &list[i]
 			if data.LastGood == nil && b.Status == kluis.BackupOK {

@@ -67,7 +67,10 @@ type Options struct {
 	// Backoff the wait before the second try (doubling).
 	Attempts int
 	Backoff  time.Duration
-	Log      *slog.Logger
+	// Hour and Minute are the daily backup's time of day (UTC), for the
+	// schedule pages show.
+	Hour, Minute int
+	Log          *slog.Logger
 }
 
 // Service is the backup engine and record.
@@ -338,4 +341,25 @@ func (s *Service) DrillCandidate(ctx context.Context, oldest bool) (backup.Targe
 		return nil, "", errors.Join(errs...)
 	}
 	return nil, "", errors.New("no target holds a backup")
+}
+
+// Schedule implements kluis.BackupService.
+func (s *Service) Schedule(ctx context.Context, actor kluis.Actor) (kluis.BackupSchedule, error) {
+	if !kluis.CanSeeBackups(actor) && !actor.CLI && !actor.System {
+		return kluis.BackupSchedule{}, kluis.ErrForbidden
+	}
+	r := s.o.Retention
+	out := kluis.BackupSchedule{Retention: fmt.Sprintf("%dd,%dw,%dm", r.Daily, r.Weekly, r.Monthly), MaxAgeDays: int(r.MaxAge / (24 * time.Hour))}
+	for _, t := range s.o.Targets {
+		out.Targets = append(out.Targets, kluis.BackupLocation{Target: t.Name(), Location: t.Location()})
+	}
+	if len(s.o.Targets) > 0 {
+		now := s.core.Now().UTC()
+		next := time.Date(now.Year(), now.Month(), now.Day(), s.o.Hour, s.o.Minute, 0, 0, time.UTC)
+		if !next.After(now) {
+			next = next.Add(24 * time.Hour)
+		}
+		out.Next = next
+	}
+	return out, nil
 }
