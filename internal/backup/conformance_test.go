@@ -35,7 +35,7 @@ var targetKinds = []struct {
 		}
 	}},
 	{"s3", func(t *testing.T) func(t *testing.T) Target {
-		w := startWeed(t)
+		w := startS3(t)
 		n := 0
 		return func(t *testing.T) Target {
 			n++
@@ -55,7 +55,7 @@ func mustOpenTarget(t *testing.T, url string, cfg TargetConfig) Target {
 }
 
 // TestTargetsBehaveAlike runs the same cases over a local folder, an SFTP
-// server (OpenSSH) and an S3-compatible store (SeaweedFS): what backups rely
+// server (OpenSSH) and an S3-compatible store (versitygw): what backups rely
 // on (R30: sent to another location whole or not at all; R42: the declared
 // location) holds on every kind of target.
 func TestTargetsBehaveAlike(t *testing.T) {

@@ -65,16 +65,17 @@ func TestS3TargetName(t *testing.T) {
 }
 
 // TestS3TargetOnARealStore runs the S3 target's own cases on one
-// SeaweedFS server (R30).
+// versitygw server (R30).
 func TestS3TargetOnARealStore(t *testing.T) {
-	w := startWeed(t)
+	w := startS3(t)
 	for _, c := range []struct {
 		name string
-		run  func(t *testing.T, w *weedServer)
+		run  func(t *testing.T, w *s3Server)
 	}{
 		{"a wrong secret is refused", s3RefusesAWrongSecret},
 		{"the first put makes the bucket", s3MakesItsBucket},
 		{"a failed put leaves no upload", s3FailedPutLeavesNoUpload},
+		{"the store restarted works", s3WorksAfterARestart}, // last: it stops the server
 	} {
 		t.Run(c.name, func(t *testing.T) { c.run(t, w) })
 	}
@@ -82,7 +83,7 @@ func TestS3TargetOnARealStore(t *testing.T) {
 
 // s3RefusesAWrongSecret: the store checks the keys; with a wrong
 // secret nothing is stored or read, and the error does not show the secret.
-func s3RefusesAWrongSecret(t *testing.T, w *weedServer) {
+func s3RefusesAWrongSecret(t *testing.T, w *s3Server) {
 	good := mustOpenTarget(t, w.URL("secrets", "prod"), w.Config())
 	put(t, good, "b1/x", "sealed")
 
@@ -140,7 +141,7 @@ func TestS3TargetThatIsDownFailsFast(t *testing.T) {
 
 // s3MakesItsBucket: until the first Put the bucket need not
 // exist: the target holds nothing; the first Put makes it.
-func s3MakesItsBucket(t *testing.T, w *weedServer) {
+func s3MakesItsBucket(t *testing.T, w *s3Server) {
 	tg := mustOpenTarget(t, w.URL("fresh-bucket", "prod"), w.Config())
 	assertList(t, tg, "")
 	assertNotExist(t, tg, "b1/x")
@@ -157,7 +158,7 @@ func s3MakesItsBucket(t *testing.T, w *weedServer) {
 // s3FailedPutLeavesNoUpload: a failed Put aborts its multipart
 // upload, so the store keeps no parts of it; keys outside the prefix, or
 // that are no object names, are not the target's objects.
-func s3FailedPutLeavesNoUpload(t *testing.T, w *weedServer) {
+func s3FailedPutLeavesNoUpload(t *testing.T, w *s3Server) {
 	tg := mustOpenTarget(t, w.URL("uploads", "prod"), w.Config())
 	put(t, tg, "b1/x", "sealed")
 	// More than one part, then the reader breaks.
@@ -178,4 +179,21 @@ func s3FailedPutLeavesNoUpload(t *testing.T, w *weedServer) {
 	}
 	assertList(t, tg, "", "b1/x:6")
 	assertNotExist(t, tg, "b1/big")
+}
+
+// s3WorksAfterARestart: the operation after the store restarted works (on
+// new connections); one while it is down fails.
+func s3WorksAfterARestart(t *testing.T, w *s3Server) {
+	tg := mustOpenTarget(t, w.URL("restart", "prod"), w.Config())
+	put(t, tg, "b1/x", "first")
+	w.Stop()
+	if err := tg.Put(context.Background(), "b1/y", strings.NewReader("lost")); err == nil {
+		t.Fatal("put succeeded while the store was down")
+	}
+	w.Start()
+	if got := read(t, tg, "b1/x"); got != "first" {
+		t.Errorf("read %q after the restart", got)
+	}
+	put(t, tg, "b1/y", "second")
+	assertList(t, tg, "", "b1/x:5", "b1/y:6")
 }

@@ -1,7 +1,7 @@
 package backup
 
-// Real servers for the remote targets' tests: OpenSSH's sshd and SeaweedFS's
-// S3 gateway, each started on free loopback ports in a temporary folder and
+// Real servers for the remote targets' tests: OpenSSH's sshd and the Versity
+// S3 Gateway, each started on free loopback ports in a temporary folder and
 // stopped when the test ends. Without the server a test skips, unless its
 // KLUIS_TEST_* variable names one (as .ci/run does): then it fails.
 
@@ -97,7 +97,15 @@ type process struct {
 
 func startProcess(t *testing.T, log *syncBuffer, name string, args ...string) *process {
 	t.Helper()
+	return startProcessEnv(t, log, nil, name, args...)
+}
+
+// startProcessEnv is startProcess with the environment env (nil: this
+// process's).
+func startProcessEnv(t *testing.T, log *syncBuffer, env []string, name string, args ...string) *process {
+	t.Helper()
 	cmd := exec.Command(name, args...)
+	cmd.Env = env
 	cmd.Stdout = log
 	cmd.Stderr = log
 	// Should the test binary die, the server goes with it.
@@ -342,14 +350,14 @@ func writeSSHKey(t *testing.T, file string) ssh.PublicKey {
 	return sshPub
 }
 
-// weedServer is SeaweedFS (master, volume server, filer and S3 gateway in
-// one process) on loopback ports, with one S3 identity whose keys are new
-// for every test.
-type weedServer struct {
+// s3Server is the Versity S3 Gateway (versitygw, Apache-2.0) over a folder
+// of the local file system, with root keys that are new for every test. It
+// checks AWS signatures and keeps objects and multipart uploads as S3 does.
+type s3Server struct {
 	t         *testing.T
 	bin       string
 	args      []string
-	sockets   []string
+	env       []string
 	Endpoint  string // http://127.0.0.1:PORT
 	AccessKey string
 	SecretKey string
@@ -357,92 +365,55 @@ type weedServer struct {
 	proc      *process
 }
 
-// startWeed starts SeaweedFS for the test (skipping without weed, unless
-// KLUIS_TEST_WEED names it).
-func startWeed(t *testing.T) *weedServer {
+// startS3 starts versitygw for the test (skipping without it, unless
+// KLUIS_TEST_VERSITYGW names it).
+func startS3(t *testing.T) *s3Server {
 	t.Helper()
-	bin := findServer(t, "KLUIS_TEST_WEED", "SeaweedFS (weed)", "weed")
-	dir := t.TempDir()
-	access, secret := randomHex(t, 10), randomHex(t, 20)
-	config := fmt.Sprintf(`{"identities":[{"name":"kluis","credentials":[{"accessKey":%q,"secretKey":%q}],"actions":["Admin","Read","Write","List","Tagging"]}]}`, access, secret)
-	if err := os.WriteFile(filepath.Join(dir, "s3.json"), []byte(config), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	data := filepath.Join(dir, "data")
-	if err := os.Mkdir(data, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	p := freePorts(t, 8)
-	w := &weedServer{
+	bin := findServer(t, "KLUIS_TEST_VERSITYGW", "S3 server (versitygw)", "versitygw")
+	data := t.TempDir()
+	port := strconv.Itoa(freePorts(t, 1)[0])
+	w := &s3Server{
 		t:   t,
 		bin: bin,
-		args: []string{"server",
-			"-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-dir=" + data,
-			"-master.port=" + strconv.Itoa(p[0]), "-master.port.grpc=" + strconv.Itoa(p[1]),
-			"-master.telemetry=false", "-master.volumeSizeLimitMB=64",
-			"-volume.port=" + strconv.Itoa(p[2]), "-volume.port.grpc=" + strconv.Itoa(p[3]), "-volume.max=100",
-			"-filer", "-filer.port=" + strconv.Itoa(p[4]), "-filer.port.grpc=" + strconv.Itoa(p[5]),
-			"-filer.localSocket=" + filepath.Join(dir, "filer.sock"),
-			"-s3", "-s3.port=" + strconv.Itoa(p[6]), "-s3.port.grpc=" + strconv.Itoa(p[7]),
-			"-s3.localSocket=" + filepath.Join(dir, "s3.sock"), "-s3.port.iceberg=0", "-s3.port.lance=0",
-			"-s3.config=" + filepath.Join(dir, "s3.json"),
-		},
-		// weed puts its gRPC sockets in /tmp, whatever TMPDIR says.
-		sockets: []string{
-			"/tmp/seaweedfs-master-grpc-" + strconv.Itoa(p[1]) + ".sock",
-			"/tmp/seaweedfs-volume-grpc-" + strconv.Itoa(p[3]) + ".sock",
-			"/tmp/seaweedfs-filer-grpc-" + strconv.Itoa(p[5]) + ".sock",
-			"/tmp/seaweedfs-s3-grpc-" + strconv.Itoa(p[7]) + ".sock",
-		},
-		Endpoint:  "http://127.0.0.1:" + strconv.Itoa(p[6]),
-		AccessKey: access,
-		SecretKey: secret,
+		args: []string{"--port", "127.0.0.1:" + port, "--region", "eu-west-1", "--quiet",
+			"posix", data},
+		Endpoint:  "http://127.0.0.1:" + port,
+		AccessKey: randomHex(t, 10),
+		SecretKey: randomHex(t, 20),
 		log:       &syncBuffer{},
 	}
+	// The keys go by environment, not on a command line others can read.
+	w.env = append(os.Environ(), "ROOT_ACCESS_KEY_ID="+w.AccessKey, "ROOT_SECRET_ACCESS_KEY="+w.SecretKey)
 	w.Start()
 	t.Cleanup(func() {
 		w.Stop()
 		if t.Failed() {
-			t.Logf("weed's log:\n%s", w.log)
+			t.Logf("versitygw's log:\n%s", w.log)
 		}
 	})
 	return w
 }
 
-// Start starts weed (again, on the same folder) and waits until its S3
-// gateway stores an object.
-func (w *weedServer) Start() {
+// Start starts the server (again, on the same folder) and waits until it
+// answers with the keys.
+func (w *s3Server) Start() {
 	w.t.Helper()
-	w.proc = startProcess(w.t, w.log, w.bin, w.args...)
+	w.proc = startProcessEnv(w.t, w.log, w.env, w.bin, w.args...)
 	c := w.Client()
-	waitFor(w.t, "weed", 90*time.Second, w.log, w.proc, func() error {
+	waitFor(w.t, "versitygw", 30*time.Second, w.log, w.proc, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		err := c.MakeBucket(ctx, "ready", minio.MakeBucketOptions{})
-		if err != nil && minio.ToErrorResponse(err).Code != "BucketAlreadyOwnedByYou" {
-			return err
-		}
-		_, err = c.PutObject(ctx, "ready", "probe", strings.NewReader("ready"), 5, minio.PutObjectOptions{})
+		_, err := c.ListBuckets(ctx)
 		return err
 	})
 }
 
-// Stop ends weed, letting it shut down cleanly for a while.
-func (w *weedServer) Stop() {
-	w.proc.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-w.proc.done:
-	case <-time.After(10 * time.Second):
-		w.proc.stop()
-	}
-	for _, s := range w.sockets {
-		os.Remove(s)
-	}
-}
+// Stop ends the server.
+func (w *s3Server) Stop() { w.proc.stop() }
 
 // Client is an S3 client with the server's keys, for looking behind a
 // target's back.
-func (w *weedServer) Client() *minio.Client {
+func (w *s3Server) Client() *minio.Client {
 	w.t.Helper()
 	c, err := minio.New(strings.TrimPrefix(w.Endpoint, "http://"), &minio.Options{
 		Creds:      credentials.NewStaticV4(w.AccessKey, w.SecretKey, ""),
@@ -456,12 +427,12 @@ func (w *weedServer) Client() *minio.Client {
 }
 
 // URL is the target URL of prefix in bucket.
-func (w *weedServer) URL(bucket, prefix string) string {
+func (w *s3Server) URL(bucket, prefix string) string {
 	return "s3://" + bucket + "/" + prefix + "?endpoint=" + w.Endpoint + "&region=eu-west-1&location=NL"
 }
 
 // Config holds the server's keys.
-func (w *weedServer) Config() TargetConfig {
+func (w *s3Server) Config() TargetConfig {
 	return TargetConfig{S3AccessKey: w.AccessKey, S3SecretKey: w.SecretKey}
 }
 

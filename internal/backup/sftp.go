@@ -209,7 +209,7 @@ func (t *SFTP) conn(ctx context.Context) (c *sftpConn, fresh bool, err error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
-		return nil, false, fmt.Errorf("backup: %s is closed", t.Name())
+		return nil, false, errors.New("the target is closed")
 	}
 	if t.cur != nil && !t.cur.isDead() {
 		return t.cur, false, nil
@@ -220,7 +220,7 @@ func (t *SFTP) conn(ctx context.Context) (c *sftpConn, fresh bool, err error) {
 	}
 	c, err = t.dial(ctx)
 	if err != nil {
-		return nil, false, fmt.Errorf("backup: %s: %w", t.Name(), err)
+		return nil, false, err
 	}
 	t.cur = c
 	return c, true, nil
@@ -422,7 +422,7 @@ func isUnsupported(err error) bool {
 }
 
 // Open implements [Target]. The returned reader uses the connection that was
-// live when Open was called.
+// live when Open was called; closing it early stops the transfer.
 func (t *SFTP) Open(ctx context.Context, name string) (io.ReadCloser, error) {
 	p, err := t.path(name)
 	if err != nil {
@@ -451,7 +451,15 @@ func (t *SFTP) Open(ctx context.Context, name string) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, fmt.Errorf("backup: %s: open %s: %w", t.Name(), name, err)
 	}
-	return f, nil
+	// Plain Reads ask for one packet at a time; WriteTo keeps many in
+	// flight, which a long link needs to be fast.
+	pr, pw := io.Pipe()
+	go func() {
+		_, err := f.WriteTo(pw)
+		f.Close()
+		pw.CloseWithError(err)
+	}()
+	return pr, nil
 }
 
 // List implements [Target]. Hidden files (a Put's temporary files among
