@@ -92,10 +92,23 @@ func (d *Dir) Open(ctx context.Context, name string) (io.ReadCloser, error) {
 		return nil, err
 	}
 	f, err := os.Open(p)
+	if err == nil {
+		// A folder opens too, but it is no object.
+		if info, serr := f.Stat(); serr != nil || !info.Mode().IsRegular() {
+			f.Close()
+			err = serr
+			if err == nil {
+				err = fs.ErrNotExist
+			}
+		}
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%w: %s", ErrNotExist, name)
 	}
-	return f, err
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
 }
 
 // List implements [Target].

@@ -16,6 +16,12 @@ import (
 // Object names are slash-separated paths of lower-case letters, digits and
 // ".-_" (see [CheckName]); a target maps them onto its own namespace under
 // its base path or prefix. Implementations are safe for concurrent use.
+//
+// A name is an object or a folder of objects, never both: where objects
+// are files (file://, sftp://) a Put of a name that is a folder, or of a
+// name below an object, fails, while S3 would store both; callers choose
+// names that never collide. The same cases run over every kind of target
+// (TestTargetsBehaveAlike).
 type Target interface {
 	// Name identifies the target in records, logs and pages: its URL
 	// without credentials or query (never a secret).
