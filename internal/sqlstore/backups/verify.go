@@ -116,6 +116,9 @@ func (s *Service) drillIdentities() ([]age.Identity, error) {
 // Delete removes backup id from every target on request (R31) and records
 // it (backup.delete); chunks no other backup uses go with it.
 func (s *Service) Delete(ctx context.Context, actor kluis.Actor, id string) error {
+	if !actor.CLI && !actor.System && !kluis.CanManageOrgs(actor) {
+		return kluis.ErrForbidden
+	}
 	if err := backup.CheckID(id); err != nil {
 		return ErrUnknownBackup
 	}
