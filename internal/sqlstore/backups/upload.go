@@ -1,0 +1,121 @@
+package backups
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"fmt"
+	"sync"
+
+	"filippo.io/age"
+
+	"github.com/kluis/kluis/internal/backup"
+	"github.com/kluis/kluis/internal/content"
+)
+
+// Uploading a target's missing chunks. A chunk is read, encrypted and put
+// on its own, and a target makes every object durable before Put returns
+// (a folder target syncs the file and its folder): one at a time, a run
+// would wait for a sync per chunk, and most chunks of an instance are
+// small. Several uploads at once let the syncs overlap and the encryption
+// use every core, while memory stays bounded: at most uploadWorkers chunks
+// in flight, and at most uploadMemory bytes of chunk buffers (each chunk
+// counts its sealed and its encrypted copy), whatever the instance's size.
+const (
+	uploadWorkers = 16
+	uploadMemory  = 32 << 20
+)
+
+// uploadCost is what uploading chunk c holds in memory at its peak: the
+// sealed chunk as read and its age encryption.
+func uploadCost(c chunkRef) int64 {
+	size := c.size
+	if size <= 0 || size > content.MaxChunkSize {
+		size = content.MaxChunkSize
+	}
+	sealed := size + content.MaxSealOverhead
+	// age adds a header and 16 bytes per 64 KiB.
+	return min(2*sealed+sealed/(64<<10)*16+4<<10, uploadMemory)
+}
+
+// uploadChunks encrypts and puts the chunks chunks[i] for i in missing on
+// t, a few at a time, and records each in manifest[i] and in r. The first
+// error stops the uploads not yet begun and is returned once those under
+// way have ended; the chunks put until then stay on the target, so the
+// next attempt or run does not upload them again.
+func (s *Service) uploadChunks(ctx context.Context, t backup.Target, chunks []chunkRef, missing []int, recipients []age.Recipient,
+	manifest []backup.Chunk, r *copyResult) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu       sync.Mutex
+		cond     = sync.NewCond(&mu)
+		free     = int64(uploadMemory)
+		running  int
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	for _, i := range missing {
+		c := chunks[i]
+		cost := uploadCost(c)
+		mu.Lock()
+		// Workers that end wake the loop; a failure cancels ctx first.
+		for (running == uploadWorkers || free < cost) && ctx.Err() == nil {
+			cond.Wait()
+		}
+		if ctx.Err() != nil {
+			mu.Unlock()
+			break
+		}
+		running++
+		free -= cost
+		mu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ch, err := s.uploadChunk(ctx, t, c, recipients)
+			mu.Lock()
+			defer mu.Unlock()
+			running--
+			free += cost
+			cond.Signal()
+			if err != nil {
+				if firstErr == nil {
+					firstErr = err
+					cancel()
+				}
+				return
+			}
+			manifest[i] = ch
+			r.newChunks++
+			r.bytes += ch.Size
+		}()
+	}
+	wg.Wait()
+	if firstErr == nil {
+		// ctx.Err() is the caller's cancellation here: ours only follows
+		// an error.
+		firstErr = ctx.Err()
+	}
+	return firstErr
+}
+
+// uploadChunk reads chunk c from the content store as it is (sealed under
+// its project's key), encrypts it with age and puts it on t under a name
+// that carries the ciphertext's hash.
+func (s *Service) uploadChunk(ctx context.Context, t backup.Target, c chunkRef, recipients []age.Recipient) (backup.Chunk, error) {
+	addr := hex.EncodeToString(c.address)
+	sealed, err := s.blobs().Get(ctx, c.project, content.Address(c.address))
+	if err != nil {
+		return backup.Chunk{}, fmt.Errorf("reading chunk %s of project %s: %w", addr, c.project, err)
+	}
+	enc, sum, err := backup.EncryptBytes(sealed, recipients)
+	if err != nil {
+		return backup.Chunk{}, err
+	}
+	name := backup.ChunkName(c.project, addr, sum)
+	if err := t.Put(ctx, name, bytes.NewReader(enc)); err != nil {
+		return backup.Chunk{}, err
+	}
+	return backup.Chunk{Project: c.project, Address: addr, Written: backup.Written{Name: name, SHA256: sum, Size: int64(len(enc))}}, nil
+}
