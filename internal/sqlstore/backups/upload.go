@@ -3,6 +3,7 @@ package backups
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"sync"
@@ -26,16 +27,35 @@ const (
 	uploadMemory  = 32 << 20
 )
 
+// The encryption of a chunk larger than pooledChunk goes into a buffer
+// that fits the largest chunk's, reused from one chunk to the next: a
+// fresh buffer of megabytes per chunk costs more to allocate, clear and
+// return to the system than to encrypt into. The pool never holds more
+// buffers than were in use at once, which uploadMemory bounds.
+const (
+	pooledChunk = 256 << 10
+	encBufSize  = content.MaxBlobSize + content.MaxBlobSize/(64<<10)*16 + 4<<10
+)
+
+var encBuffers = sync.Pool{New: func() any { return bytes.NewBuffer(make([]byte, 0, encBufSize)) }}
+
+// encSize bounds the size of the age encryption of sealed bytes: a header
+// and 16 bytes per 64 KiB.
+func encSize(sealed int64) int64 { return sealed + sealed/(64<<10)*16 + 4<<10 }
+
 // uploadCost is what uploading chunk c holds in memory at its peak: the
-// sealed chunk as read and its age encryption.
+// sealed chunk as read and the buffer of its age encryption.
 func uploadCost(c chunkRef) int64 {
 	size := c.size
 	if size <= 0 || size > content.MaxChunkSize {
 		size = content.MaxChunkSize
 	}
 	sealed := size + content.MaxSealOverhead
-	// age adds a header and 16 bytes per 64 KiB.
-	return min(2*sealed+sealed/(64<<10)*16+4<<10, uploadMemory)
+	enc := encSize(sealed)
+	if sealed > pooledChunk {
+		enc = encBufSize
+	}
+	return min(sealed+enc, uploadMemory)
 }
 
 // uploadChunks encrypts and puts the chunks chunks[i] for i in missing on
@@ -109,13 +129,34 @@ func (s *Service) uploadChunk(ctx context.Context, t backup.Target, c chunkRef, 
 	if err != nil {
 		return backup.Chunk{}, fmt.Errorf("reading chunk %s of project %s: %w", addr, c.project, err)
 	}
-	enc, sum, err := backup.EncryptBytes(sealed, recipients)
+	var buf *bytes.Buffer
+	pooled := len(sealed) > pooledChunk && encSize(int64(len(sealed))) <= encBufSize
+	if pooled {
+		buf = encBuffers.Get().(*bytes.Buffer)
+		buf.Reset()
+	} else {
+		buf = bytes.NewBuffer(make([]byte, 0, encSize(int64(len(sealed)))))
+	}
+	w, err := age.Encrypt(buf, recipients...)
 	if err != nil {
 		return backup.Chunk{}, err
 	}
-	name := backup.ChunkName(c.project, addr, sum)
-	if err := t.Put(ctx, name, bytes.NewReader(enc)); err != nil {
+	if _, err := w.Write(sealed); err != nil {
 		return backup.Chunk{}, err
 	}
-	return backup.Chunk{Project: c.project, Address: addr, Written: backup.Written{Name: name, SHA256: sum, Size: int64(len(enc))}}, nil
+	if err := w.Close(); err != nil {
+		return backup.Chunk{}, err
+	}
+	sum := sha256.Sum256(buf.Bytes())
+	written := backup.Written{SHA256: hex.EncodeToString(sum[:]), Size: int64(buf.Len())}
+	written.Name = backup.ChunkName(c.project, addr, written.SHA256)
+	if err := t.Put(ctx, written.Name, bytes.NewReader(buf.Bytes())); err != nil {
+		// A target that failed may still be reading (an HTTP transport
+		// can, after its request failed): the buffer is not reused.
+		return backup.Chunk{}, err
+	}
+	if pooled {
+		encBuffers.Put(buf)
+	}
+	return backup.Chunk{Project: c.project, Address: addr, Written: written}, nil
 }
