@@ -19,43 +19,32 @@ import (
 // (a folder target syncs the file and its folder): one at a time, a run
 // would wait for a sync per chunk, and most chunks of an instance are
 // small. Several uploads at once let the syncs overlap and the encryption
-// use every core, while memory stays bounded: at most uploadWorkers chunks
-// in flight, and at most uploadMemory bytes of chunk buffers (each chunk
-// counts its sealed and its encrypted copy), whatever the instance's size.
+// use every core, while memory stays bounded whatever the instance's size:
+//
+//   - at most uploadWorkers chunks are in flight;
+//   - of those, at most uploadLarge are larger than smallChunk, and each
+//     of these encrypts into one of uploadLarge buffers that fit the
+//     largest chunk, allocated once per target and reused (a fresh buffer of
+//     megabytes per chunk cost more to allocate, clear and give back to
+//     the system than the encryption itself);
+//   - so at most uploadMemory bytes of chunk buffers are held: each chunk
+//     in flight holds its sealed copy and its encryption.
 const (
 	uploadWorkers = 16
-	uploadMemory  = 32 << 20
+	uploadLarge   = 3
+	smallChunk    = 256 << 10 // sealed bytes
+	encBufSize    = content.MaxBlobSize + content.MaxBlobSize/(64<<10)*16 + 4<<10
+	uploadMemory  = uploadLarge*(content.MaxBlobSize+encBufSize) + (uploadWorkers-uploadLarge)*2*(smallChunk+4<<10+smallChunk/(64<<10)*16)
 )
-
-// The encryption of a chunk larger than pooledChunk goes into a buffer
-// that fits the largest chunk's, reused from one chunk to the next: a
-// fresh buffer of megabytes per chunk costs more to allocate, clear and
-// return to the system than to encrypt into. The pool never holds more
-// buffers than were in use at once, which uploadMemory bounds.
-const (
-	pooledChunk = 256 << 10
-	encBufSize  = content.MaxBlobSize + content.MaxBlobSize/(64<<10)*16 + 4<<10
-)
-
-var encBuffers = sync.Pool{New: func() any { return bytes.NewBuffer(make([]byte, 0, encBufSize)) }}
 
 // encSize bounds the size of the age encryption of sealed bytes: a header
 // and 16 bytes per 64 KiB.
-func encSize(sealed int64) int64 { return sealed + sealed/(64<<10)*16 + 4<<10 }
+func encSize(sealed int) int { return sealed + sealed/(64<<10)*16 + 4<<10 }
 
-// uploadCost is what uploading chunk c holds in memory at its peak: the
-// sealed chunk as read and the buffer of its age encryption.
-func uploadCost(c chunkRef) int64 {
-	size := c.size
-	if size <= 0 || size > content.MaxChunkSize {
-		size = content.MaxChunkSize
-	}
-	sealed := size + content.MaxSealOverhead
-	enc := encSize(sealed)
-	if sealed > pooledChunk {
-		enc = encBufSize
-	}
-	return min(sealed+enc, uploadMemory)
+// large tells whether chunk c takes a large chunk's buffer: when its size
+// is not known, it does.
+func (c chunkRef) large() bool {
+	return c.size <= 0 || c.size+content.MaxSealOverhead > smallChunk
 }
 
 // uploadChunks encrypts and puts the chunks chunks[i] for i in missing on
@@ -67,38 +56,51 @@ func (s *Service) uploadChunks(ctx context.Context, t backup.Target, chunks []ch
 	manifest []backup.Chunk, r *copyResult) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	slots := make(chan struct{}, uploadWorkers)
+	buffers := make(chan []byte, uploadLarge)
+	for range uploadLarge {
+		buffers <- nil // allocated when first needed
+	}
 	var (
 		mu       sync.Mutex
-		cond     = sync.NewCond(&mu)
-		free     = int64(uploadMemory)
-		running  int
 		firstErr error
 		wg       sync.WaitGroup
 	)
+feed:
 	for _, i := range missing {
 		c := chunks[i]
-		cost := uploadCost(c)
-		mu.Lock()
-		// Workers that end wake the loop; a failure cancels ctx first.
-		for (running == uploadWorkers || free < cost) && ctx.Err() == nil {
-			cond.Wait()
+		var buf []byte
+		large := c.large()
+		if large {
+			select {
+			case buf = <-buffers:
+			case <-ctx.Done():
+				break feed
+			}
 		}
-		if ctx.Err() != nil {
-			mu.Unlock()
-			break
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			break feed
 		}
-		running++
-		free -= cost
-		mu.Unlock()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ch, err := s.uploadChunk(ctx, t, c, recipients)
+			if large && buf == nil {
+				buf = make([]byte, 0, encBufSize)
+			}
+			ch, err := s.uploadChunk(ctx, t, c, recipients, buf)
+			if large {
+				if err != nil {
+					// A target that failed may still be reading it (an
+					// HTTP transport can, after its request failed).
+					buf = nil
+				}
+				buffers <- buf
+			}
+			<-slots
 			mu.Lock()
 			defer mu.Unlock()
-			running--
-			free += cost
-			cond.Signal()
 			if err != nil {
 				if firstErr == nil {
 					firstErr = err
@@ -121,23 +123,20 @@ func (s *Service) uploadChunks(ctx context.Context, t backup.Target, chunks []ch
 }
 
 // uploadChunk reads chunk c from the content store as it is (sealed under
-// its project's key), encrypts it with age and puts it on t under a name
-// that carries the ciphertext's hash.
-func (s *Service) uploadChunk(ctx context.Context, t backup.Target, c chunkRef, recipients []age.Recipient) (backup.Chunk, error) {
+// its project's key), encrypts it with age into buf (a new buffer when buf
+// is too small) and puts it on t under a name that carries the
+// ciphertext's hash.
+func (s *Service) uploadChunk(ctx context.Context, t backup.Target, c chunkRef, recipients []age.Recipient, buf []byte) (backup.Chunk, error) {
 	addr := hex.EncodeToString(c.address)
 	sealed, err := s.blobs().Get(ctx, c.project, content.Address(c.address))
 	if err != nil {
 		return backup.Chunk{}, fmt.Errorf("reading chunk %s of project %s: %w", addr, c.project, err)
 	}
-	var buf *bytes.Buffer
-	pooled := len(sealed) > pooledChunk && encSize(int64(len(sealed))) <= encBufSize
-	if pooled {
-		buf = encBuffers.Get().(*bytes.Buffer)
-		buf.Reset()
-	} else {
-		buf = bytes.NewBuffer(make([]byte, 0, encSize(int64(len(sealed)))))
+	if n := encSize(len(sealed)); cap(buf) < n {
+		buf = make([]byte, 0, n)
 	}
-	w, err := age.Encrypt(buf, recipients...)
+	out := bytes.NewBuffer(buf[:0])
+	w, err := age.Encrypt(out, recipients...)
 	if err != nil {
 		return backup.Chunk{}, err
 	}
@@ -147,16 +146,11 @@ func (s *Service) uploadChunk(ctx context.Context, t backup.Target, c chunkRef, 
 	if err := w.Close(); err != nil {
 		return backup.Chunk{}, err
 	}
-	sum := sha256.Sum256(buf.Bytes())
-	written := backup.Written{SHA256: hex.EncodeToString(sum[:]), Size: int64(buf.Len())}
+	sum := sha256.Sum256(out.Bytes())
+	written := backup.Written{SHA256: hex.EncodeToString(sum[:]), Size: int64(out.Len())}
 	written.Name = backup.ChunkName(c.project, addr, written.SHA256)
-	if err := t.Put(ctx, written.Name, bytes.NewReader(buf.Bytes())); err != nil {
-		// A target that failed may still be reading (an HTTP transport
-		// can, after its request failed): the buffer is not reused.
+	if err := t.Put(ctx, written.Name, bytes.NewReader(out.Bytes())); err != nil {
 		return backup.Chunk{}, err
-	}
-	if pooled {
-		encBuffers.Put(buf)
 	}
 	return backup.Chunk{Project: c.project, Address: addr, Written: written}, nil
 }

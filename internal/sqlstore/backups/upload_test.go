@@ -23,6 +23,7 @@ type watchedTarget struct {
 	mu                sync.Mutex
 	puts              int // chunk puts begun
 	inFlight, maxIn   int
+	largeIn, maxLarge int // of those, larger than the engine's small chunks
 	bytesIn, maxBytes int64
 	stored            map[string]int // chunks stored, by project and address
 	fail              func(n int) bool
@@ -49,12 +50,19 @@ func (w *watchedTarget) Put(ctx context.Context, name string, r io.Reader) error
 	n := w.puts
 	w.inFlight++
 	w.bytesIn += int64(len(b))
-	w.maxIn, w.maxBytes = max(w.maxIn, w.inFlight), max(w.maxBytes, w.bytesIn)
+	large := len(b) > backups.SmallChunk+8<<10
+	if large {
+		w.largeIn++
+	}
+	w.maxIn, w.maxBytes, w.maxLarge = max(w.maxIn, w.inFlight), max(w.maxBytes, w.bytesIn), max(w.maxLarge, w.largeIn)
 	w.mu.Unlock()
 	defer func() {
 		w.mu.Lock()
 		w.inFlight--
 		w.bytesIn -= int64(len(b))
+		if large {
+			w.largeIn--
+		}
 		w.mu.Unlock()
 	}()
 	if w.fail != nil && w.fail(n) {
@@ -72,8 +80,8 @@ func (w *watchedTarget) Put(ctx context.Context, name string, r io.Reader) error
 	return nil
 }
 
-// manyFiles adds n files of a few KiB each, and one of 9 MiB (three
-// chunks of the largest size), to project p.
+// manyFiles adds n files of a few KiB each, and one of 9 MiB (chunks
+// larger than the engine's small ones), to project p.
 func manyFiles(t *testing.T, env *kluistest.Env, org kluis.OrgID, boss kluis.Actor, p kluis.ProjectID, n int) {
 	t.Helper()
 	ctx := context.Background()
@@ -126,9 +134,13 @@ func TestChunkUploadsRunInParallelWithinBounds(t *testing.T) {
 		if w.stored[w.failed] != 1 {
 			t.Errorf("the chunk whose put failed was stored %d times, want once", w.stored[w.failed])
 		}
-		t.Logf("at most %d uploads and %d KiB in flight at once", w.maxIn, w.maxBytes>>10)
-		if w.maxIn > backups.UploadWorkers || w.maxBytes > backups.UploadMemory {
-			t.Errorf("%d uploads and %d bytes in flight at once, bounds %d and %d", w.maxIn, w.maxBytes, backups.UploadWorkers, backups.UploadMemory)
+		t.Logf("at most %d uploads (%d large) and %d KiB in flight at once", w.maxIn, w.maxLarge, w.maxBytes>>10)
+		if w.maxIn > backups.UploadWorkers || w.maxLarge > backups.UploadLarge || w.maxBytes > backups.UploadMemory {
+			t.Errorf("%d uploads (%d large) and %d bytes in flight at once, bounds %d (%d) and %d",
+				w.maxIn, w.maxLarge, w.maxBytes, backups.UploadWorkers, backups.UploadLarge, backups.UploadMemory)
+		}
+		if w.maxLarge == 0 {
+			t.Error("no large chunk was uploaded: the test does not exercise large chunks")
 		}
 		objs, err := dir.List(ctx, "chunks/")
 		if err != nil {
