@@ -1,7 +1,6 @@
 package backups
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"encoding/base64"
@@ -52,6 +51,7 @@ type snapshot struct {
 type chunkRef struct {
 	project string
 	address []byte
+	size    int64 // the content's size; 0 when not known
 }
 
 // copyResult is one target's part of a run.
@@ -217,30 +217,23 @@ func (s *Service) toTarget(ctx context.Context, t backup.Target, id string, snap
 		Format: backup.Format, ID: id, CreatedAt: s.core.Now().UTC(), Engine: snap.engine, Schema: snap.schema,
 		Tables: snap.tables, Orgs: snap.orgs, CheckpointPublicKey: base64.StdEncoding.EncodeToString(s.o.CheckpointKey),
 	}
-	for _, c := range snap.chunks {
+	// The manifest lists the chunks in the snapshot's order; those the
+	// target lacks are uploaded a few at a time (upload.go).
+	m.Chunks = make([]backup.Chunk, len(snap.chunks))
+	var missing []int
+	for i, c := range snap.chunks {
 		addr := hex.EncodeToString(c.address)
 		if o, ok := existing[c.project+"/"+addr]; ok {
 			if sum, ok := backup.ChunkSum(o.Name); ok {
-				m.Chunks = append(m.Chunks, backup.Chunk{Project: c.project, Address: addr, Written: backup.Written{Name: o.Name, SHA256: sum, Size: o.Size}})
+				m.Chunks[i] = backup.Chunk{Project: c.project, Address: addr, Written: backup.Written{Name: o.Name, SHA256: sum, Size: o.Size}}
 				r.reused++
 				continue
 			}
 		}
-		sealed, err := s.blobs().Get(ctx, c.project, content.Address(c.address))
-		if err != nil {
-			return fmt.Errorf("reading chunk %s of project %s: %w", addr, c.project, err)
-		}
-		enc, sum, err := backup.EncryptBytes(sealed, recipients)
-		if err != nil {
-			return err
-		}
-		name := backup.ChunkName(c.project, addr, sum)
-		if err := t.Put(ctx, name, bytes.NewReader(enc)); err != nil {
-			return err
-		}
-		m.Chunks = append(m.Chunks, backup.Chunk{Project: c.project, Address: addr, Written: backup.Written{Name: name, SHA256: sum, Size: int64(len(enc))}})
-		r.newChunks++
-		r.bytes += int64(len(enc))
+		missing = append(missing, i)
+	}
+	if err := s.uploadChunks(ctx, t, snap.chunks, missing, recipients, m.Chunks, r); err != nil {
+		return err
 	}
 	for _, f := range []struct {
 		path, name string
@@ -338,7 +331,7 @@ func (s *Service) dumpData(ctx context.Context, out io.Writer, cps []audit.Check
 	}
 	// Only chunks that a file or version uses: the rest waits for the
 	// collector and is not worth keeping.
-	rows, err := tx.QueryContext(ctx, `SELECT c.project_id, c.address FROM content_chunks c
+	rows, err := tx.QueryContext(ctx, `SELECT c.project_id, c.address, c.size FROM content_chunks c
 		WHERE EXISTS (SELECT 1 FROM chunk_refs r WHERE r.project_id = c.project_id AND r.address = c.address)
 		ORDER BY c.project_id, c.address`)
 	if err != nil {
@@ -346,7 +339,7 @@ func (s *Service) dumpData(ctx context.Context, out io.Writer, cps []audit.Check
 	}
 	for rows.Next() {
 		var c chunkRef
-		if err := rows.Scan(&c.project, &c.address); err != nil {
+		if err := rows.Scan(&c.project, &c.address, &c.size); err != nil {
 			rows.Close()
 			return nil, err
 		}
