@@ -57,8 +57,9 @@ func putBody(url, token, body string) (int, error) {
 }
 
 // R30 R32 acceptance: a running instance is backed up with `kluis backup
-// run` while clients write to it; the backup restores into a fresh folder
-// and into an empty PostgreSQL database; each restored instance starts, its
+// run` while clients write to it; the backup restores into the other
+// engine (SQLite's into an empty PostgreSQL database, PostgreSQL's into a
+// fresh folder); the restored instance starts, its
 // chains verify, everything written before the backup began is there as it
 // was, everything written during it is there whole or not at all, and
 // nobody's session survives.
@@ -129,8 +130,13 @@ func TestBackupUnderWriteLoadRestoresIntoFolderAndPostgres(t *testing.T) {
 			id := lines[len(lines)-1]
 			t.Logf("backup %s taken while %d files were written", id, len(during))
 
-			pg := kluistest.PostgresDSN(t)
-			for _, into := range []struct{ name, dsn string }{{"folder", ""}, {"postgres", pg}} {
+			// Each backup restores into the other engine: SQLite's into an
+			// empty PostgreSQL database, PostgreSQL's into a fresh folder.
+			into := struct{ name, dsn string }{"folder", ""}
+			if engine == sqlstore.SQLite {
+				into = struct{ name, dsn string }{"postgres", kluistest.PostgresDSN(t)}
+			}
+			{
 				restored := filepath.Join(t.TempDir(), "restored")
 				args := []string{"backup", "restore", id, "--identity", identity, "--into", restored, "--data", dir}
 				if into.dsn != "" {
