@@ -121,12 +121,13 @@ func (c supportCast) session(tb testing.TB, a *testAPI, grant string) string {
 	return s.Token
 }
 
-// personOnly are the organisation's routes of a person (their account, and
-// the customer's own decisions about support and exports): a support
-// session is refused there even with an organisation grant.
+// personOnly are the organisation's routes of a person (their account, the
+// customer's own decisions about support and exports, the inbox and the
+// backup overview): a support session is refused there even with an
+// organisation grant.
 func personOnly(pattern string) bool {
 	return strings.Contains(pattern, "/me") || strings.Contains(pattern, "/support-") || strings.HasSuffix(pattern, "/audit/export") ||
-		strings.Contains(pattern, "/inbox")
+		strings.Contains(pattern, "/inbox") || strings.HasSuffix(pattern, "/backups")
 }
 
 // TestSupportWithoutGrantFindsNothing: an operator's credential, of any
