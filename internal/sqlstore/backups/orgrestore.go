@@ -769,7 +769,7 @@ func (s *Service) replaceOrg(ctx context.Context, tx *sqlstore.Tx, t, data backu
 	if err != nil {
 		return nil, nil, err
 	}
-	held, err := heldChunks(ctx, tx, org)
+	held, err := heldChunks(ctx, tx, before, scan.ids["projects"])
 	if err != nil {
 		return nil, nil, err
 	}
@@ -918,22 +918,38 @@ func orgProjects(ctx context.Context, tx *sqlstore.Tx, org kluis.OrgID) (map[str
 	return out, rows.Err()
 }
 
-// heldChunks returns the content store's record of the organisation's
-// projects' chunks, as "project/address" (the address's raw bytes).
-func heldChunks(ctx context.Context, tx *sqlstore.Tx, org kluis.OrgID) (map[string]bool, error) {
-	rows, err := tx.Query(ctx, `SELECT project_id, address FROM content_chunks WHERE project_id IN (SELECT id FROM projects WHERE org_id = ?)`, org)
+// heldChunks returns the content store's record of the chunks of the
+// projects given (the organisation's now and in the backup), as
+// "project/address" (the address's raw bytes).
+func heldChunks(ctx context.Context, tx *sqlstore.Tx, projects ...map[string]bool) (map[string]bool, error) {
+	out := map[string]bool{}
+	done := map[string]bool{}
+	for _, ps := range projects {
+		for p := range ps {
+			if done[p] {
+				continue
+			}
+			done[p] = true
+			if err := heldOf(ctx, tx, p, out); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
+}
+
+func heldOf(ctx context.Context, tx *sqlstore.Tx, project string, into map[string]bool) error {
+	rows, err := tx.Query(ctx, `SELECT address FROM content_chunks WHERE project_id = ?`, project)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer rows.Close()
-	out := map[string]bool{}
 	for rows.Next() {
-		var p string
 		var a []byte
-		if err := rows.Scan(&p, &a); err != nil {
-			return nil, err
+		if err := rows.Scan(&a); err != nil {
+			return err
 		}
-		out[p+"/"+string(a)] = true
+		into[project+"/"+string(a)] = true
 	}
-	return out, rows.Err()
+	return rows.Err()
 }
