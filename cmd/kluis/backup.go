@@ -14,6 +14,7 @@ import (
 	"filippo.io/age"
 	"github.com/kluis/kluis"
 	"github.com/kluis/kluis/internal/backup"
+	"github.com/kluis/kluis/internal/content"
 	"github.com/kluis/kluis/internal/keys"
 	"github.com/kluis/kluis/internal/sqlstore/backups"
 	"github.com/kluis/kluis/internal/sqlstore/jobs"
@@ -316,11 +317,19 @@ func cmdBackupRestore(ctx context.Context, c *config, args []string, stdout, std
 	if *slug != "" {
 		return restoreOrg(ctx, c, targets, ids, pos[0], *slug, *yes, stdout, stderr)
 	}
+	// With KLUIS_CONTENT_STORE set, the chunks go to that bucket, which the
+	// restored instance will use.
+	dest := backups.Into{DataDir: *into, DSN: *intoDB}
+	if b, err := c.Content.bucket(); err != nil {
+		return err
+	} else if b != nil {
+		dest.Blobs = content.NewS3(b)
+	}
 	var rep backups.Restored
 	var from backup.Target
 	var errs []string
 	for _, t := range targets {
-		rep, err = backups.RestoreInstance(ctx, t, ids, pos[0], backups.Into{DataDir: *into, DSN: *intoDB})
+		rep, err = backups.RestoreInstance(ctx, t, ids, pos[0], dest)
 		if err == nil {
 			from = t
 			break

@@ -140,21 +140,22 @@ func holderOf(t *testing.T, log string) string {
 	return ""
 }
 
-// TestScheduledJobsRunOnceAcrossNodesAndMoveOnWhenANodeDies (DESIGN §7, §9):
-// two `kluis serve` processes on one PostgreSQL, looking for due jobs every
-// 100 ms. Every job runs exactly once across both at start; made due again
-// five times (its last success moved a day back, as the clock would move
-// it), audit_verify runs exactly once more each time though both nodes race
-// for it. Then node A is killed with SIGKILL, and its lease row is left as
-// a death in the middle of audit_verify leaves it — a run still running,
-// the lease held by A for a few more seconds. Node B does not touch the job
-// before A's lease expires; then it marks A's run abandoned (also in the
-// platform chain) and runs the job itself.
+// TestScheduledJobsRunOnceAcrossNodesAndMoveOnWhenANodeDies (DESIGN §7, §9,
+// R30): two `kluis serve` processes on one PostgreSQL, with one backup
+// target, looking for due jobs every 100 ms. Every job runs exactly once
+// across both at start; made due again five times (its last success moved
+// a day back, as the clock would move it), audit_verify and the backup run
+// exactly once more each time though both nodes race for them: one backup
+// per round, no more. Then node A is killed with SIGKILL, and the backup
+// job's lease row is left as a death in the middle of a backup leaves it —
+// a run still running, the lease held by A for a few more seconds. Node B
+// does not touch the job before A's lease expires; then it marks A's run
+// abandoned (also in the platform chain) and makes the backup itself.
 func TestScheduledJobsRunOnceAcrossNodesAndMoveOnWhenANodeDies(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	dsn := kluistest.PostgresDSN(t)
-	env := processEnv("KLUIS_DB="+dsn, "KLUIS_KEYS_DB="+kluistest.PostgresDSN(t), "KLUIS_JOB_TICK=100ms")
+	env, _, _ := backupEnv(t, processEnv("KLUIS_DB="+dsn, "KLUIS_KEYS_DB="+kluistest.PostgresDSN(t), "KLUIS_JOB_TICK=100ms"))
 	nodeA := startServerProcess(t, env, "--addr", "127.0.0.1:0", "--data", dir)
 	nodeB := startServerProcess(t, env, "--addr", "127.0.0.1:0", "--data", dir)
 	holderA, holderB := holderOf(t, nodeA.stderr.String()), holderOf(t, nodeB.stderr.String())
@@ -166,23 +167,26 @@ func TestScheduledJobsRunOnceAcrossNodesAndMoveOnWhenANodeDies(t *testing.T) {
 		}
 		return n
 	}
-	jobNames := []string{"audit_verify", "project_purge", "chunk_collection", "throttle_sweep"}
+	jobNames := []string{"audit_verify", "project_purge", "chunk_collection", "throttle_sweep", "backup", "backup_watch"}
+	raced := map[string]bool{"audit_verify": true, "backup": true} // made due again each round
 	waitFor(t, patience, "every job's first run", func() bool {
 		return count(`SELECT COUNT(DISTINCT job) FROM job_runs WHERE outcome = 'ok'`) == len(jobNames)
 	})
-	verifyRuns := func() int { return count(`SELECT COUNT(*) FROM job_runs WHERE job = 'audit_verify'`) }
+	backupRuns := func() int { return count(`SELECT COUNT(*) FROM job_runs WHERE job = 'backup'`) }
+	backups := func() int { return count(`SELECT COUNT(*) FROM backups`) }
 	for round := 1; round <= 5; round++ {
 		// Due again for both nodes at once, as a day later.
-		kluistest.RawExec(t, "postgres", dir, dsn, `UPDATE job_leases SET last_run_at = last_run_at - 86400000000 WHERE name = 'audit_verify'`)
-		waitFor(t, patience, "audit_verify due again", func() bool {
-			return count(`SELECT COUNT(*) FROM job_runs WHERE job = 'audit_verify' AND outcome = 'ok'`) == round+1
+		kluistest.RawExec(t, "postgres", dir, dsn, `UPDATE job_leases SET last_run_at = last_run_at - 86400000000 WHERE name IN ('audit_verify', 'backup')`)
+		waitFor(t, patience, "audit_verify and the backup due again", func() bool {
+			return count(`SELECT COUNT(*) FROM job_runs WHERE job = 'audit_verify' AND outcome = 'ok'`) == round+1 &&
+				count(`SELECT COUNT(*) FROM job_runs WHERE job = 'backup' AND outcome = 'ok'`) == round+1
 		})
 	}
 	// Ten more looks of each node: nothing more runs.
 	time.Sleep(time.Second)
 	for _, job := range jobNames {
 		want := 1
-		if job == "audit_verify" {
+		if raced[job] {
 			want = 6
 		}
 		if got := count(`SELECT COUNT(*) FROM job_runs WHERE job = '` + job + `'`); got != want {
@@ -199,34 +203,40 @@ func TestScheduledJobsRunOnceAcrossNodesAndMoveOnWhenANodeDies(t *testing.T) {
 		}
 	}
 	t.Logf("runs by %v", holders)
+	if got := backups(); got != 6 {
+		t.Errorf("%d backups, want one per run: 6", got)
+	}
 
-	// Node A dies in the middle of audit_verify.
+	// Node A dies in the middle of a backup.
 	if err := nodeA.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	<-nodeA.exited
 	const deadRun = "01a00000-0000-7000-8000-0000000000d1"
-	before := verifyRuns()
+	before, madeBefore := backupRuns(), backups()
 	kluistest.RawExec(t, "postgres", dir, dsn, `INSERT INTO job_runs (id, job, holder, started_at, outcome, detail)
-		VALUES ('`+deadRun+`', 'audit_verify', '`+holderA+`', (extract(epoch FROM clock_timestamp()) * 1000000)::bigint, 'running', '')`)
+		VALUES ('`+deadRun+`', 'backup', '`+holderA+`', (extract(epoch FROM clock_timestamp()) * 1000000)::bigint, 'running', '')`)
 	kluistest.RawExec(t, "postgres", dir, dsn, `UPDATE job_leases SET holder = '`+holderA+`', run_id = '`+deadRun+`',
 		lease_until = (extract(epoch FROM clock_timestamp()) * 1000000)::bigint + 2000000, last_run_at = last_run_at - 86400000000
-		WHERE name = 'audit_verify'`)
-	leaseEnd, _ := strconv.ParseInt(query(`SELECT lease_until FROM job_leases WHERE name = 'audit_verify'`)[0], 10, 64)
+		WHERE name = 'backup'`)
+	leaseEnd, _ := strconv.ParseInt(query(`SELECT lease_until FROM job_leases WHERE name = 'backup'`)[0], 10, 64)
 
-	waitFor(t, patience, "node B to take audit_verify over", func() bool {
-		return count(`SELECT COUNT(*) FROM job_runs WHERE job = 'audit_verify' AND outcome = 'ok' AND holder = '`+holderB+`' AND started_at >= `+strconv.FormatInt(leaseEnd, 10)) == 1
+	waitFor(t, patience, "node B to take the backup over", func() bool {
+		return count(`SELECT COUNT(*) FROM job_runs WHERE job = 'backup' AND outcome = 'ok' AND holder = '`+holderB+`' AND started_at >= `+strconv.FormatInt(leaseEnd, 10)) == 1
 	})
-	if got := verifyRuns(); got != before+2 {
-		t.Errorf("audit_verify runs: %d, want %d (the dead one and node B's)", got, before+2)
+	if got := backupRuns(); got != before+2 {
+		t.Errorf("backup runs: %d, want %d (the dead one and node B's)", got, before+2)
+	}
+	if got := backups(); got != madeBefore+1 {
+		t.Errorf("%d backups after node B took over, want %d", got, madeBefore+1)
 	}
 	if got := query(`SELECT outcome || ' ' || CAST(finished_at >= ` + strconv.FormatInt(leaseEnd, 10) + ` AS TEXT) FROM job_runs WHERE id = '` + deadRun + `'`); strings.Join(got, "") != "abandoned true" {
 		t.Errorf("the dead node's run: %v, want abandoned after its lease's end", got)
 	}
-	if got := count(`SELECT COUNT(*) FROM job_runs WHERE job = 'audit_verify' AND started_at >= ` + strconv.FormatInt(leaseEnd-2000000, 10) + ` AND started_at < ` + strconv.FormatInt(leaseEnd, 10) + ` AND id <> '` + deadRun + `'`); got != 0 {
+	if got := count(`SELECT COUNT(*) FROM job_runs WHERE job = 'backup' AND started_at >= ` + strconv.FormatInt(leaseEnd-2000000, 10) + ` AND started_at < ` + strconv.FormatInt(leaseEnd, 10) + ` AND id <> '` + deadRun + `'`); got != 0 {
 		t.Errorf("%d runs began while the dead node's lease ran, want none", got)
 	}
-	abandoned := query(`SELECT details FROM audit_events WHERE chain = 'platform' AND action = 'job.run' AND outcome = 'failure'`)
+	abandoned := query(`SELECT details FROM audit_events WHERE chain = 'platform' AND action = 'job.run' AND outcome = 'failure' AND target = 'job:backup'`)
 	if len(abandoned) != 1 || !strings.Contains(abandoned[0], `"outcome":"abandoned"`) || !strings.Contains(abandoned[0], holderA) {
 		t.Errorf("job.run failures in the platform chain: %v, want node A's abandoned run", abandoned)
 	}

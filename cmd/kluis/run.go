@@ -172,6 +172,7 @@ type config struct {
 	Argon2            password.Params
 	LogLevel          slog.Level
 	Backup            backupConfig
+	Content           contentConfig
 }
 
 // backupConfig is the backups' part of the configuration (docs/OPERATIONS.md,
@@ -311,6 +312,9 @@ func newConfig(getenv func(string) string) (*config, error) {
 		return nil, &cliError{code: 2, msg: "argon2 parameters: " + err.Error()}
 	}
 	if c.Backup, err = newBackupConfig(env); err != nil {
+		return nil, err
+	}
+	if c.Content, err = newContentConfig(env); err != nil {
 		return nil, err
 	}
 	switch strings.ToLower(env("KLUIS_LOG_LEVEL")) {
@@ -549,7 +553,7 @@ func (a *app) init(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	blobs, err := areas.ContentStore(a.db, c.DataDir)
+	blobs, err := a.contentStore()
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"hash"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"filippo.io/age"
@@ -53,30 +54,16 @@ func LoadIdentities(path string) ([]age.Identity, error) {
 // LoadOrCreateDrillIdentity reads the drill key at path, creating it (mode
 // 0600) when missing. The drill key lets the server itself open its
 // backups to verify them and to rehearse restores; it protects nothing the
-// server does not already hold.
+// server does not already hold. Two processes starting at once on one data
+// folder get the same key: it is written whole to a temporary file and
+// linked into place, which fails for the second, who then reads the first's.
 func LoadOrCreateDrillIdentity(path string) (*age.X25519Identity, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		id, err := age.GenerateX25519Identity()
-		if err != nil {
+		if err := createDrillIdentity(path); err != nil {
 			return nil, err
 		}
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil {
-			return nil, fmt.Errorf("backup: creating the drill key: %w", err)
-		}
-		_, err = fmt.Fprintf(f, "# kluis backup drill key: opens this server's backups for verification and drills\n# public key: %s\n%s\n", id.Recipient(), id)
-		if err == nil {
-			err = f.Sync()
-		}
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			os.Remove(path)
-			return nil, err
-		}
-		return id, nil
+		b, err = os.ReadFile(path)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("backup: reading the drill key: %w", err)
@@ -90,6 +77,37 @@ func LoadOrCreateDrillIdentity(path string) (*age.X25519Identity, error) {
 		return nil, errors.New("backup: the drill key is not an X25519 age identity")
 	}
 	return id, nil
+}
+
+// createDrillIdentity writes a new drill key to path unless one got there
+// first.
+func createDrillIdentity(path string) error {
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), ".drill-*.tmp")
+	if err != nil {
+		return fmt.Errorf("backup: creating the drill key: %w", err)
+	}
+	defer os.Remove(f.Name())
+	_, err = fmt.Fprintf(f, "# kluis backup drill key: opens this server's backups for verification and drills\n# public key: %s\n%s\n", id.Recipient(), id)
+	if err == nil {
+		err = f.Chmod(0o600)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("backup: creating the drill key: %w", err)
+	}
+	if err := os.Link(f.Name(), path); err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("backup: creating the drill key: %w", err)
+	}
+	return nil
 }
 
 // Written is what writing one object produced: its name, the SHA-256 of the

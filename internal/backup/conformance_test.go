@@ -31,7 +31,7 @@ var targetKinds = []struct {
 		n := 0
 		return func(t *testing.T) Target {
 			n++
-			return mustOpenTarget(t, s.URL(fmt.Sprintf("t%d/backups", n)), s.Config())
+			return mustOpenTarget(t, sftpTarget(s, fmt.Sprintf("t%d/backups", n)), sftpConfig(s))
 		}
 	}},
 	{"s3", func(t *testing.T) func(t *testing.T) Target {
@@ -39,7 +39,7 @@ var targetKinds = []struct {
 		n := 0
 		return func(t *testing.T) Target {
 			n++
-			return mustOpenTarget(t, w.URL("conformance", fmt.Sprintf("t%d/backups", n)), w.Config())
+			return mustOpenTarget(t, s3Target(w, "conformance", fmt.Sprintf("t%d/backups", n)), s3Config(w))
 		}
 	}},
 }

@@ -3,6 +3,8 @@ package backup
 import (
 	"context"
 	"errors"
+	"github.com/kluis/kluis/internal/s3conn"
+	"github.com/kluis/kluis/internal/testservers"
 	"strconv"
 	"strings"
 	"testing"
@@ -70,7 +72,7 @@ func TestS3TargetOnARealStore(t *testing.T) {
 	w := startS3(t)
 	for _, c := range []struct {
 		name string
-		run  func(t *testing.T, w *s3Server)
+		run  func(t *testing.T, w *testservers.S3)
 	}{
 		{"a wrong secret is refused", s3RefusesAWrongSecret},
 		{"the first put makes the bucket", s3MakesItsBucket},
@@ -83,13 +85,13 @@ func TestS3TargetOnARealStore(t *testing.T) {
 
 // s3RefusesAWrongSecret: the store checks the keys; with a wrong
 // secret nothing is stored or read, and the error does not show the secret.
-func s3RefusesAWrongSecret(t *testing.T, w *s3Server) {
-	good := mustOpenTarget(t, w.URL("secrets", "prod"), w.Config())
+func s3RefusesAWrongSecret(t *testing.T, w *testservers.S3) {
+	good := mustOpenTarget(t, s3Target(w, "secrets", "prod"), s3Config(w))
 	put(t, good, "b1/x", "sealed")
 
-	cfg := w.Config()
+	cfg := s3Config(w)
 	cfg.S3SecretKey = strings.ToUpper(w.SecretKey)
-	bad := mustOpenTarget(t, w.URL("secrets", "prod"), cfg)
+	bad := mustOpenTarget(t, s3Target(w, "secrets", "prod"), cfg)
 	checks := map[string]error{}
 	checks["put"] = bad.Put(context.Background(), "b1/y", strings.NewReader("sealed"))
 	_, checks["open"] = bad.Open(context.Background(), "b1/x")
@@ -103,7 +105,7 @@ func s3RefusesAWrongSecret(t *testing.T, w *s3Server) {
 		if errors.Is(err, ErrNotExist) {
 			t.Errorf("%s: got %v, want refused, not missing", op, err)
 		}
-		if c := s3Code(err); c != "SignatureDoesNotMatch" && c != "AccessDenied" && c != "InvalidAccessKeyId" {
+		if c := s3conn.Code(err); c != "SignatureDoesNotMatch" && c != "AccessDenied" && c != "InvalidAccessKeyId" {
 			t.Errorf("%s: got %v (code %q), want the keys refused", op, err, c)
 		}
 		if strings.Contains(err.Error(), cfg.S3SecretKey) || strings.Contains(err.Error(), w.SecretKey) {
@@ -116,7 +118,7 @@ func s3RefusesAWrongSecret(t *testing.T, w *s3Server) {
 // TestS3TargetThatIsDownFailsFast: a store that is not there fails the
 // operation loudly and soon, naming the target (R30).
 func TestS3TargetThatIsDownFailsFast(t *testing.T) {
-	port := freePorts(t, 1)[0]
+	port := testservers.FreePorts(t, 1)[0]
 	tg := mustOpenTarget(t, "s3://kluis-backups/prod?endpoint=http://127.0.0.1:"+strconv.Itoa(port),
 		TargetConfig{S3AccessKey: "AKIDEXAMPLE", S3SecretKey: "wJalrXUtnFEMIsecretEXAMPLEKEY"})
 	start := time.Now()
@@ -141,8 +143,8 @@ func TestS3TargetThatIsDownFailsFast(t *testing.T) {
 
 // s3MakesItsBucket: until the first Put the bucket need not
 // exist: the target holds nothing; the first Put makes it.
-func s3MakesItsBucket(t *testing.T, w *s3Server) {
-	tg := mustOpenTarget(t, w.URL("fresh-bucket", "prod"), w.Config())
+func s3MakesItsBucket(t *testing.T, w *testservers.S3) {
+	tg := mustOpenTarget(t, s3Target(w, "fresh-bucket", "prod"), s3Config(w))
 	assertList(t, tg, "")
 	assertNotExist(t, tg, "b1/x")
 	if err := tg.Delete(context.Background(), "b1/x"); err != nil {
@@ -158,8 +160,8 @@ func s3MakesItsBucket(t *testing.T, w *s3Server) {
 // s3FailedPutLeavesNoUpload: a failed Put aborts its multipart
 // upload, so the store keeps no parts of it; keys outside the prefix, or
 // that are no object names, are not the target's objects.
-func s3FailedPutLeavesNoUpload(t *testing.T, w *s3Server) {
-	tg := mustOpenTarget(t, w.URL("uploads", "prod"), w.Config())
+func s3FailedPutLeavesNoUpload(t *testing.T, w *testservers.S3) {
+	tg := mustOpenTarget(t, s3Target(w, "uploads", "prod"), s3Config(w))
 	put(t, tg, "b1/x", "sealed")
 	// More than one part, then the reader breaks.
 	if err := tg.Put(context.Background(), "b1/big", failingReader(s3PartSize+(1<<20))); !errors.Is(err, errReader) {
@@ -183,8 +185,8 @@ func s3FailedPutLeavesNoUpload(t *testing.T, w *s3Server) {
 
 // s3WorksAfterARestart: the operation after the store restarted works (on
 // new connections); one while it is down fails.
-func s3WorksAfterARestart(t *testing.T, w *s3Server) {
-	tg := mustOpenTarget(t, w.URL("restart", "prod"), w.Config())
+func s3WorksAfterARestart(t *testing.T, w *testservers.S3) {
+	tg := mustOpenTarget(t, s3Target(w, "restart", "prod"), s3Config(w))
 	put(t, tg, "b1/x", "first")
 	w.Stop()
 	if err := tg.Put(context.Background(), "b1/y", strings.NewReader("lost")); err == nil {

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/pem"
 	"errors"
+	"github.com/kluis/kluis/internal/testservers"
 	"io/fs"
 	"net"
 	"os"
@@ -24,7 +25,7 @@ import (
 func TestSFTPTargetRefusesIncompleteSettings(t *testing.T) {
 	dir := t.TempDir()
 	key := filepath.Join(dir, "key")
-	writeSSHKey(t, key)
+	testservers.WriteSSHKey(t, key)
 	locked := filepath.Join(dir, "locked")
 	_, priv, _ := ed25519.GenerateKey(rand.Reader)
 	block, err := ssh.MarshalPrivateKeyWithPassphrase(priv, "", []byte("secret passphrase"))
@@ -69,7 +70,7 @@ func TestSFTPTargetRefusesIncompleteSettings(t *testing.T) {
 // (never a secret); /~/PATH is in the login folder.
 func TestSFTPTargetNamesAndPaths(t *testing.T) {
 	key := filepath.Join(t.TempDir(), "key")
-	writeSSHKey(t, key)
+	testservers.WriteSSHKey(t, key)
 	cfg := TargetConfig{SFTPHostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBwUa/SEbXAeJdHxtfbr0DS6zzuNrOrIOHrfP2QQjsOc", SFTPKeyFile: key}
 	for _, c := range []struct{ url, name, path string }{
 		{"sftp://backup@example.org/srv/kluis?location=NL", "sftp://backup@example.org:22/srv/kluis", "/srv/kluis/b1/x"},
@@ -93,10 +94,10 @@ func TestSFTPTargetNamesAndPaths(t *testing.T) {
 // login (R30).
 func TestSFTPTargetRefusesAnotherHostKey(t *testing.T) {
 	s := startSSHD(t)
-	other := writeSSHKey(t, filepath.Join(t.TempDir(), "other"))
-	cfg := s.Config()
+	other := testservers.WriteSSHKey(t, filepath.Join(t.TempDir(), "other"))
+	cfg := sftpConfig(s)
 	cfg.SFTPHostKey = string(ssh.MarshalAuthorizedKey(other))
-	tg := mustOpenTarget(t, s.URL("backups"), cfg)
+	tg := mustOpenTarget(t, sftpTarget(s, "backups"), cfg)
 	err := tg.Put(context.Background(), "b1/x", strings.NewReader("sealed"))
 	if !errors.Is(err, errHostKey) || !strings.Contains(err.Error(), "host key") {
 		t.Fatalf("put got %v, want the host key refused", err)
@@ -107,13 +108,13 @@ func TestSFTPTargetRefusesAnotherHostKey(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(s.Root, "backups")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("the server holds the target's folder (%v), want nothing sent", err)
 	}
-	if strings.Contains(s.log.String(), "Accepted publickey") {
+	if strings.Contains(s.Log(), "Accepted publickey") {
 		t.Error("the client logged in to a server whose host key it refused")
 	}
 
 	// The pin as ssh-keyscan prints it, with the host first, opens.
 	cfg.SFTPHostKey = "[127.0.0.1]:1234 " + s.HostKey + "\n"
-	tg = mustOpenTarget(t, s.URL("backups"), cfg)
+	tg = mustOpenTarget(t, sftpTarget(s, "backups"), cfg)
 	put(t, tg, "b1/x", "sealed")
 }
 
@@ -121,10 +122,10 @@ func TestSFTPTargetRefusesAnotherHostKey(t *testing.T) {
 // authorized key; another key is refused and nothing is stored.
 func TestSFTPTargetRefusesAKeyTheServerDoesNotKnow(t *testing.T) {
 	s := startSSHD(t)
-	cfg := s.Config()
+	cfg := sftpConfig(s)
 	cfg.SFTPKeyFile = filepath.Join(t.TempDir(), "stranger")
-	writeSSHKey(t, cfg.SFTPKeyFile)
-	tg := mustOpenTarget(t, s.URL("backups"), cfg)
+	testservers.WriteSSHKey(t, cfg.SFTPKeyFile)
+	tg := mustOpenTarget(t, sftpTarget(s, "backups"), cfg)
 	err := tg.Put(context.Background(), "b1/x", strings.NewReader("sealed"))
 	if err == nil || !strings.Contains(err.Error(), "unable to authenticate") {
 		t.Fatalf("put got %v, want the login refused", err)
@@ -139,11 +140,11 @@ func TestSFTPTargetRefusesAKeyTheServerDoesNotKnow(t *testing.T) {
 // timeout, naming the target (R30: a backup that did not happen shows).
 func TestSFTPTargetThatIsDownFailsFast(t *testing.T) {
 	key := filepath.Join(t.TempDir(), "key")
-	writeSSHKey(t, key)
+	testservers.WriteSSHKey(t, key)
 	cfg := TargetConfig{SFTPHostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBwUa/SEbXAeJdHxtfbr0DS6zzuNrOrIOHrfP2QQjsOc", SFTPKeyFile: key}
 
 	t.Run("nothing listens", func(t *testing.T) {
-		port := freePorts(t, 1)[0]
+		port := testservers.FreePorts(t, 1)[0]
 		tg := mustOpenTarget(t, "sftp://backup@127.0.0.1:"+strconv.Itoa(port)+"/srv", cfg)
 		start := time.Now()
 		err := tg.Put(context.Background(), "b1/x", strings.NewReader("sealed"))
@@ -193,7 +194,7 @@ func TestSFTPTargetThatIsDownFailsFast(t *testing.T) {
 // restarted works, on a new connection; one while it is down fails.
 func TestSFTPTargetReconnectsAfterARestart(t *testing.T) {
 	s := startSSHD(t)
-	tg := mustOpenTarget(t, s.URL("backups"), s.Config())
+	tg := mustOpenTarget(t, sftpTarget(s, "backups"), sftpConfig(s))
 	put(t, tg, "b1/x", "first")
 
 	s.Stop()
@@ -223,7 +224,7 @@ func TestSFTPTargetReconnectsAfterARestart(t *testing.T) {
 // succeeded leaves only the object.
 func TestSFTPTargetPutLeavesNothingBehind(t *testing.T) {
 	s := startSSHD(t)
-	tg := mustOpenTarget(t, s.URL("backups"), s.Config())
+	tg := mustOpenTarget(t, sftpTarget(s, "backups"), sftpConfig(s))
 	if err := tg.Put(context.Background(), "b1/x", failingReader(300<<10)); !errors.Is(err, errReader) {
 		t.Fatalf("put got %v, want the reader's error", err)
 	}

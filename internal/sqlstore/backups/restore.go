@@ -70,9 +70,13 @@ func NewestKeys(ctx context.Context, t backup.Target) (string, error) {
 // Into is where a whole-instance restore goes: an empty or missing data
 // folder, and optionally an empty PostgreSQL database for the data (the
 // key store is always DATA/keys/keys.db, the witness DATA/audit/witness.log).
+// The chunks go to Blobs when it is set (the instance's content store is a
+// bucket, KLUIS_CONTENT_STORE), else to DATA/content, or to the database
+// with a DSN.
 type Into struct {
 	DataDir string
 	DSN     string
+	Blobs   content.Blobs
 }
 
 // Restored reports a restore.
@@ -153,11 +157,15 @@ func RestoreInstance(ctx context.Context, t backup.Target, identities []age.Iden
 	if err := w.Close(); err != nil {
 		return out, err
 	}
-	var blobs content.Blobs
-	if db.Engine == sqlstore.Postgres {
+	blobs := into.Blobs
+	switch {
+	case blobs != nil: // the bucket the restored instance will use
+	case db.Engine == sqlstore.Postgres:
 		blobs = projects.DBBlobs(db)
-	} else if blobs, err = content.OpenDir(filepath.Join(into.DataDir, "content")); err != nil {
-		return out, err
+	default:
+		if blobs, err = content.OpenDir(filepath.Join(into.DataDir, "content")); err != nil {
+			return out, err
+		}
 	}
 	put, err := restoreChunks(ctx, t, identities, m.Chunks, blobs)
 	out.Chunks = len(put)
