@@ -618,6 +618,14 @@ func (a *app) backupWatchJob(ctx context.Context) (string, error) {
 // drill_failed, a good one settles it.
 func (a *app) drillJob(oldest bool) func(ctx context.Context) (string, error) {
 	return func(ctx context.Context) (string, error) {
+		// Before the first complete backup there is nothing to rehearse: at
+		// the first start the drills would otherwise race the first backup
+		// and raise drill_failed. The first drill comes a period later.
+		if newest, err := a.areas.Backups.NewestGood(ctx); err != nil {
+			return "", err
+		} else if newest.IsZero() {
+			return "no complete backup to drill yet", nil
+		}
 		d, err := a.drill(ctx, kluis.SystemActor, nil, oldest)
 		if err != nil {
 			return "", err

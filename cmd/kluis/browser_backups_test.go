@@ -1,18 +1,16 @@
 package main
 
 import (
-	"context"
-	"io"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"filippo.io/age"
 	"github.com/kluis/kluis"
-	"github.com/kluis/kluis/internal/backup"
-	"github.com/kluis/kluis/internal/sqlstore/areas"
-	"github.com/kluis/kluis/internal/sqlstore/backups"
+	"github.com/kluis/kluis/internal/sqlstore"
 )
 
 // The backup pages in Chromium (R30 R31 R32 R42, docs/UI.md, Backups): the
@@ -21,69 +19,45 @@ import (
 // when the newest complete backup finished, in Dutch and their own time
 // zone, and a manager also what each backup holds.
 
-// seedBackupInProcess makes one backup of the site's data folder to the
-// folder dir (declared as in the Netherlands), in this process while the
-// site's kluis serve keeps running, with the backup engine over the
-// store's areas as a kluis command opens them.
-func (s *browserSite) seedBackupInProcess(dir string) kluis.Backup {
-	t := s.t
-	t.Helper()
-	ctx := context.Background()
-	c, err := newConfig(func(k string) string { return s.env[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.DataDir = s.dir
-	a, err := open(ctx, c, false, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.close()
-	signer, err := a.signer(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+// TestBrowserBackupPages runs kluis serve with a backup target, as an
+// operator would: its scheduler makes the first backup at start (and skips
+// the drill: nothing to rehearse yet); once the organisation has its
+// people, the operator makes a backup and a drill from the command line.
+func TestBrowserBackupPages(t *testing.T) {
+	t.Parallel()
 	operatorKey, err := age.GenerateX25519Identity()
 	if err != nil {
 		t.Fatal(err)
 	}
-	drill, err := backup.LoadOrCreateDrillIdentity(filepath.Join(s.dir, "keys", "backup-drill.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	target, err := backup.OpenDir(dir, "NL")
-	if err != nil {
-		t.Fatal(err)
-	}
-	blobs, err := areas.ContentStore(a.db, s.dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	engine := backups.New(a.areas.Core, backups.Options{
-		Targets: []backup.Target{target}, Recipients: []age.Recipient{operatorKey.Recipient()}, Drill: drill,
-		Blobs: blobs, Witness: a.witness, CheckpointKey: signer.PublicKey(),
-		KeyFiles: map[string]string{"root": filepath.Join(s.dir, "keys", "root"), "audit-signing.key": filepath.Join(s.dir, "keys", "audit-signing.key")},
-		TmpDir:   filepath.Join(s.dir, "tmp"),
+	vault := filepath.Join(t.TempDir(), "vault-amsterdam")
+	s := startBrowserSiteEnv(t, map[string]string{
+		"KLUIS_BACKUP_TARGETS":    "file://" + vault + "?location=NL",
+		"KLUIS_BACKUP_RECIPIENTS": operatorKey.Recipient().String(),
 	})
-	b, err := engine.Run(ctx, kluis.CLIActor)
-	if err != nil || b.Status != kluis.BackupOK {
-		t.Fatalf("the backup: %+v, %v", b, err)
-	}
-	return b
-}
-
-func TestBrowserBackupPages(t *testing.T) {
-	t.Parallel()
-	s := startBrowserSite(t)
+	waitFor(t, patience, "the backup kluis serve makes at start", func() bool {
+		return strings.Count(mustCLI(t, s.env, "", "backup", "list", "--data", s.dir).stdout, "\n") == 1
+	})
 	const slug = "acme"
 	s.createOrgWithManager(slug)
 	s.addMember(slug, browserMemEmail, browserMemName, browserMemPass)
-	vault := filepath.Join(t.TempDir(), "vault-amsterdam")
-	bk := s.seedBackupInProcess(vault)
+	out := strings.Split(strings.TrimSpace(mustCLI(t, s.env, "", "backup", "run", "--data", s.dir).stdout), "\n")
+	bk := kluis.Backup{ID: out[len(out)-1]}
+	finished := queryStrings(t, sqlstore.SQLite, s.dir, "", `SELECT finished_at FROM backups WHERE id = '`+bk.ID+`'`)
+	if len(finished) != 1 {
+		t.Fatalf("backup %q is not recorded", bk.ID)
+	}
+	micros, err := strconv.ParseInt(finished[0], 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bk.FinishedAt = time.UnixMicro(micros)
+	if r := mustCLI(t, s.env, "", "backup", "drill", "--data", s.dir); !strings.Contains(r.stdout, bk.ID) {
+		t.Fatalf("the drill did not rehearse the newest backup %s:\n%s", bk.ID, r)
+	}
 	b := startBrowser(t)
 
 	// The operator finds Backups in the navigation: the backup, its target
-	// with the declared location, no drill yet.
+	// with the declared location, the drill.
 	op := b.newPerson("the operator", s.base, "en")
 	signInOperator(t, op)
 	op.open("/operator")
@@ -97,7 +71,9 @@ func TestBrowserBackupPages(t *testing.T) {
 			t.Errorf("the backup's row reads %q, want %q in it", row, want)
 		}
 	}
-	op.mustExist("#no-drills")
+	if got := op.text(`table#drills tr[data-outcome="ok"]`); !strings.Contains(got, bk.ID) || !strings.Contains(got, "restored and checked") {
+		t.Errorf("the drill's row reads %q, want the backup %s restored and checked", got, bk.ID)
+	}
 	op.checkPage("operator-backups")
 
 	// In Dutch.
@@ -128,9 +104,9 @@ func TestBrowserBackupPages(t *testing.T) {
 	op.checkPage("operator-holdings-nl")
 
 	// The member, in Dutch and in Amsterdam: when the newest complete
-	// backup finished, in their time zone; no drill yet; the retention;
-	// nothing of the target but what it declares (this site's kluis serve
-	// declares no target, so neither does the page) and no holdings.
+	// backup finished and when it was last rehearsed, in their time zone;
+	// the retention; nothing of the target but the location it declares,
+	// and no holdings.
 	mem := b.newPerson("the member", s.base, "nl")
 	mem.setTimeZone("Europe/Amsterdam")
 	signIn(mem, slug, browserMemEmail, browserMemPass)
@@ -138,14 +114,14 @@ func TestBrowserBackupPages(t *testing.T) {
 	if got := mem.path(); got != "/o/"+slug+"/backups" {
 		t.Fatalf("the navigation's Back-ups leads to %s", got)
 	}
-	if got := mem.text("#last-drill"); got != "nog niet getest" {
-		t.Errorf("the last restore test reads %q", got)
+	if got := evaluate[bool](mem, `document.querySelector("#last-drill time") !== null`); !got {
+		t.Errorf("the last restore test reads %q, want when it was", mem.text("#last-drill"))
 	}
 	if got := mem.text("#backup-max-age"); got != "730 dagen, daarna automatisch verwijderd" {
 		t.Errorf("the retention reads %q", got)
 	}
-	if got := mem.text("#backup-locations"); got != "Op dit platform is geen back-uplocatie ingesteld." {
-		t.Errorf("the locations read %q", got)
+	if got := mem.text("#backup-locations"); got != "NL" {
+		t.Errorf("the locations read %q, want the declared NL", got)
 	}
 	main := mem.text("main")
 	if strings.Contains(main, vault) || strings.Contains(main, "file://") || strings.Contains(main, bk.ID) {

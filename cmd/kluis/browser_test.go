@@ -56,7 +56,17 @@ type browserSite struct {
 // http://localhost:PORT as its public URL, and creates the operator.
 func startBrowserSite(t *testing.T) *browserSite {
 	t.Helper()
+	return startBrowserSiteEnv(t, nil)
+}
+
+// startBrowserSiteEnv is startBrowserSite with more environment for kluis
+// serve and the commands.
+func startBrowserSiteEnv(t *testing.T, extra map[string]string) *browserSite {
+	t.Helper()
 	s := &browserSite{t: t, env: testEnv(), dir: t.TempDir(), seen: map[string]bool{}}
+	for k, v := range extra {
+		s.env[k] = v
+	}
 	port := freePort(t)
 	s.base = "http://localhost:" + port
 	// The links in mails use the public URL, so they are what a person

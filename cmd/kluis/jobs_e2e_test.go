@@ -45,7 +45,12 @@ func TestDailyAuditCheckRaisesAnAlertOnATamperedChain(t *testing.T) {
 				}
 				return false
 			})
-			r := mustCLI(t, env, "", "jobs", "--job", "audit_verify", "--data", s.dir)
+			// The alert is raised during the run; the run ends a moment later.
+			var r result
+			waitFor(t, patience, "the audit_verify run to end", func() bool {
+				r = mustCLI(t, env, "", "jobs", "--job", "audit_verify", "--data", s.dir)
+				return !strings.Contains(r.stdout, "\trunning\t")
+			})
 			f := strings.Split(alertLine, "\t")
 			if len(f) != 7 || f[2] != "audit_chain_broken" || f[3] != acme || f[4] != "raised 1" || !strings.Contains(f[6], "broken at sequence 2") {
 				t.Fatalf("alert line %q, want audit_chain_broken about %s", alertLine, acme)
