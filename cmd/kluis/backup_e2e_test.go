@@ -146,9 +146,9 @@ func TestBackupUnderWriteLoadRestoresIntoFolderAndPostgres(t *testing.T) {
 				if r.code != 0 {
 					t.Fatalf("restore into %s: %s", into.name, r)
 				}
-				renv := processEnv()
+				renv := processEnv("KLUIS_LOG_LEVEL=debug")
 				if into.dsn != "" {
-					renv = processEnv("KLUIS_DB=" + into.dsn)
+					renv = processEnv("KLUIS_LOG_LEVEL=debug", "KLUIS_DB="+into.dsn)
 				}
 				if r := runProcess(t, renv, "", "audit", "verify", "--data", restored); r.code != 0 {
 					t.Fatalf("audit verify of the %s restore: %s", into.name, r)
@@ -160,6 +160,10 @@ func TestBackupUnderWriteLoadRestoresIntoFolderAndPostgres(t *testing.T) {
 				}
 				var l loginAnswer
 				if got := api(t, "POST", rbase+"/api/v1/orgs/acme/login", "", map[string]string{"email": email, "password": e2ePassword}, &l); got != http.StatusOK {
+					// What the restored server saw, to tell a wrong key from a
+					// wrong row (this failed intermittently under load).
+					q := `SELECT action || ' ' || outcome || ' ' || details FROM audit_events ORDER BY at DESC LIMIT 3`
+					t.Logf("the restored server's log:\n%s\nits newest audit events: %q", rs.stderr.String(), queryStrings(t, into.name, restored, into.dsn, q))
 					t.Fatalf("login on the %s restore: %d", into.name, got)
 				}
 				rfiles := rbase + "/api/v1/orgs/acme/projects/" + created.Project.ID + "/files/"
