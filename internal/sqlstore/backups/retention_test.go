@@ -811,3 +811,74 @@ func TestExpireKeepsWhatATargetStillNeeds(t *testing.T) {
 		}
 	})
 }
+
+// stuckTarget is a real folder target whose deletions fail while stuck is
+// set, as when a target is down or refuses deletes.
+type stuckTarget struct {
+	backup.Target
+	stuck atomic.Bool
+}
+
+func (s *stuckTarget) Delete(ctx context.Context, name string) error {
+	if s.stuck.Load() {
+		return errors.New("connection refused")
+	}
+	return s.Target.Delete(ctx, name)
+}
+
+// TestDeleteThatATargetRefusesIsNotRecordedDone (R31): while one target
+// cannot delete, deleting a backup removes it from the other, says which
+// target still holds it, and leaves the record and the audit chain saying
+// nothing was deleted; once the target works again, the deletion goes
+// through and is recorded once.
+func TestDeleteThatATargetRefusesIsNotRecordedDone(t *testing.T) {
+	kluistest.ForEngines(t, func(t *testing.T, env *kluistest.Env) {
+		ctx := context.Background()
+		near, err := backup.OpenDir(t.TempDir(), "NL")
+		if err != nil {
+			t.Fatal(err)
+		}
+		farDir, err := backup.OpenDir(t.TempDir(), "DE")
+		if err != nil {
+			t.Fatal(err)
+		}
+		far := &stuckTarget{Target: farDir}
+		r := newRig(t, env, near, far)
+		fill(t, env, "acme")
+		b, err := r.engine.Run(ctx, kluis.CLIActor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		far.stuck.Store(true)
+		err = r.engine.Delete(ctx, kluis.CLIActor, b.ID)
+		if err == nil || !strings.Contains(err.Error(), farDir.Name()) {
+			t.Fatalf("Delete with the far target stuck: %v, want an error naming %s", err, farDir.Name())
+		}
+		if got := held(t, near).backups; len(got) != 0 {
+			t.Errorf("the near target still holds %v", got)
+		}
+		if got := held(t, farDir).backups; strings.Join(got, " ") != b.ID {
+			t.Errorf("the far target holds %v, want %s still", got, b.ID)
+		}
+		if rec, err := r.engine.Backup(ctx, kluis.CLIActor, b.ID); err != nil || rec.Status != kluis.BackupOK {
+			t.Errorf("the record after a half deletion: %+v, %v; want it still ok", rec, err)
+		}
+		if got := platformEvents(t, env, "backup.delete"); len(got) != 0 {
+			t.Errorf("backup.delete events %v, want none yet", got)
+		}
+
+		far.stuck.Store(false)
+		if err := r.engine.Delete(ctx, kluis.CLIActor, b.ID); err != nil {
+			t.Fatalf("Delete once the target works: %v", err)
+		}
+		if got := held(t, farDir).backups; len(got) != 0 {
+			t.Errorf("the far target still holds %v", got)
+		}
+		if rec, err := r.engine.Backup(ctx, kluis.CLIActor, b.ID); err != nil || rec.Status != kluis.BackupDeleted {
+			t.Errorf("the record: %+v, %v; want deleted", rec, err)
+		}
+		if got := platformEvents(t, env, "backup.delete"); strings.Join(got, " ") != b.ID+"/success" {
+			t.Errorf("backup.delete events %v, want one for %s", got, b.ID)
+		}
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -139,22 +140,35 @@ func (s *Service) Delete(ctx context.Context, actor kluis.Actor, id string) erro
 }
 
 // remove deletes backups from every target, then the chunks no remaining
-// backup names, and records each removal.
+// backup names, and records each removal: a copy is marked deleted on the
+// targets that removed it, and the backup is recorded removed (with its
+// audit event) only once every target has. A target that failed keeps the
+// backup, and the error says so; the next expiry (or delete) tries again,
+// since both work from what the targets hold.
 func (s *Service) remove(ctx context.Context, actor kluis.Actor, ids []string, status, action string) error {
 	var errs []error
+	failed := map[string][]string{} // backup id → targets that still hold it
 	for _, t := range s.o.Targets {
 		for _, id := range ids {
 			// The manifest goes first: a half-removed backup is no backup.
+			var terr error
 			for _, name := range []string{backup.ManifestName(id), backup.DataName(id)} {
-				if err := t.Delete(ctx, name); err != nil {
-					errs = append(errs, fmt.Errorf("%s: %w", t.Name(), err))
+				if err := t.Delete(ctx, name); err != nil && terr == nil {
+					terr = err
 				}
 			}
-			rest, err := t.List(ctx, "backups/"+id+"/")
-			if err == nil {
+			if terr == nil {
+				rest, err := t.List(ctx, "backups/"+id+"/")
 				for _, o := range rest {
-					t.Delete(ctx, o.Name)
+					if derr := t.Delete(ctx, o.Name); derr != nil && err == nil {
+						err = derr
+					}
 				}
+				terr = err
+			}
+			if terr != nil {
+				errs = append(errs, fmt.Errorf("%s: removing %s: %w", t.Name(), id, terr))
+				failed[id] = append(failed[id], t.Name())
 			}
 		}
 		if err := s.collect(ctx, t); err != nil {
@@ -163,10 +177,18 @@ func (s *Service) remove(ctx context.Context, actor kluis.Actor, ids []string, s
 	}
 	for _, id := range ids {
 		err := s.core.Write(ctx, audit.PlatformChain, func(t *sqlstore.Tx) error {
-			if _, err := t.Exec(ctx, `UPDATE backups SET status = ?, removed_at = ? WHERE id = ?`, status, sqlstore.Micros(t.Now()), id); err != nil {
-				return err
+			for _, tg := range s.o.Targets {
+				if slices.Contains(failed[id], tg.Name()) {
+					continue
+				}
+				if _, err := t.Exec(ctx, `UPDATE backup_copies SET status = 'deleted' WHERE backup_id = ? AND target = ?`, id, tg.Name()); err != nil {
+					return err
+				}
 			}
-			if _, err := t.Exec(ctx, `UPDATE backup_copies SET status = 'deleted' WHERE backup_id = ?`, id); err != nil {
+			if len(failed[id]) > 0 {
+				return nil
+			}
+			if _, err := t.Exec(ctx, `UPDATE backups SET status = ?, removed_at = ? WHERE id = ?`, status, sqlstore.Micros(t.Now()), id); err != nil {
 				return err
 			}
 			return t.Append(ctx, audit.PlatformChain, actor, action, id, "success", map[string]any{"targets": len(s.o.Targets)})
