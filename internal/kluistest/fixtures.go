@@ -117,13 +117,21 @@ func (e *Env) StaleRows(t testing.TB, org kluis.OrgID) (stale int) {
 		`SELECT user_id, device FROM sessions WHERE org_id = '` + string(org) + `' AND device IS NOT NULL`,
 		`SELECT user_id, title FROM notices WHERE org_id = '` + string(org) + `'`,
 		`SELECT user_id, body FROM notices WHERE org_id = '` + string(org) + `'`,
+		// Sealed under the organisation's key: no user.
+		`SELECT '', name FROM user_groups WHERE org_id = '` + string(org) + `'`,
+		`SELECT '', reason FROM support_requests WHERE org_id = '` + string(org) + `'`,
+		`SELECT '', reason FROM support_grants WHERE org_id = '` + string(org) + `'`,
 	} {
 		for _, r := range e.Query(t, query) {
 			kv, err := keys.ParseCiphertext(r[1])
 			if err != nil {
 				t.Fatalf("%s: %v", query, err)
 			}
-			active, err := e.KeyStore.ActiveVersion(ctx, keys.UserKey(string(org), string(r[0])))
+			key := keys.UserKey(string(org), string(r[0]))
+			if len(r[0]) == 0 {
+				key = keys.OrgKey(string(org))
+			}
+			active, err := e.KeyStore.ActiveVersion(ctx, key)
 			if err != nil {
 				t.Fatal(err)
 			}

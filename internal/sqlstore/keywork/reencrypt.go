@@ -28,7 +28,8 @@ const reencryptBatch = 100
 
 // sealedTable is a table with values sealed under an organisation's keys:
 // each row's values are sealed under the key of the user its owner column
-// names (the organisation's key when it is empty: mail to no user), for
+// names (the organisation's key when it is empty: mail to no user, or a
+// table of the organisation's own, whose owner is the expression ''), for
 // the field (organisation, table, field column, row id).
 type sealedTable struct {
 	name    string        // the table
@@ -64,6 +65,10 @@ var sealedTables = []sealedTable{
 	{"email_changes", "email_changes", "user_id", []sealedField{{"new_email", "email"}}},
 	{"sessions", "sessions", "user_id", same("device")},
 	{"notices", "notices", "user_id", same("title", "body")},
+	// Sealed under the organisation's own key: no owning user.
+	{"user_groups", "user_groups", "''", same("name")},
+	{"support_requests", "support_requests", "''", same("reason")},
+	{"support_grants", "support_grants", "''", same("reason")},
 }
 
 // phases are the names of sealedTables, in order.

@@ -39,6 +39,15 @@ func TestOrgKeyRotationReencryptsEverythingButAudit(t *testing.T) {
 		if _, _, err := kluistest.LoginFrom(ctx, env.SignIn, o.ID, kluis.Origin{Device: "Firefox on Linux"}, "member@rot.example", kluistest.Password); err != nil {
 			t.Fatal(err)
 		}
+		// A group's name and a support grant's reason are sealed under the
+		// organisation's own key.
+		if _, err := env.Rights.CreateGroup(ctx, o.ID, mgr, kluis.GroupInput{Name: "Coaches of Rotterdam"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := env.Support.GrantSupport(ctx, o.ID, mgr, kluis.SupportGrantInput{Scope: kluis.SupportOrgScope, Right: kluis.SupportView,
+			Reason: "ticket 4711: the export stops halfway", ExpiresAt: env.Clock.Now().Add(24 * time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
 		stale, _ := env.OtherProcess(t, keys.Options{})
 		if _, _, err := kluistest.Login(ctx, stale.SignIn, o.ID, "member@rot.example", kluistest.Password); err != nil { // warms its cache
 			t.Fatal(err)
