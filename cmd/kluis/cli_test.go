@@ -650,3 +650,29 @@ func TestOrgLoginsFromTheCommandLine(t *testing.T) {
 		t.Errorf("acme's chain records %v", actions)
 	}
 }
+
+// TestContentStoreSettingsAreCheckedAtStart (DESIGN §8, STYLE 9): a
+// content store in a bucket that is not an s3:// URL, or lacks its keys,
+// stops kluis serve at start with exit 2 and a message naming the
+// setting, never the secret.
+func TestContentStoreSettingsAreCheckedAtStart(t *testing.T) {
+	t.Parallel()
+	const secret = "wJalrXUtnFEMIsecretEXAMPLEKEY"
+	for _, c := range []struct{ name, store, access, secretKey, want string }{
+		{"not s3", "https://s3.example.eu/kluis", "AKID", secret, "must be an s3:// URL"},
+		{"no keys", "s3://kluis-content/prod?endpoint=https://s3.example.eu", "", "", "needs its keys"},
+		{"no endpoint", "s3://kluis-content/prod", "AKID", secret, "names its endpoint"},
+		{"a bad bucket", "s3://Kluis_Content/prod?endpoint=https://s3.example.eu", "AKID", secret, "names its bucket"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			env := testEnv("KLUIS_CONTENT_STORE", c.store, "KLUIS_CONTENT_S3_ACCESS_KEY", c.access, "KLUIS_CONTENT_S3_SECRET_KEY", c.secretKey)
+			r := cli(t, env, "", "serve", "--addr", "127.0.0.1:0", "--data", t.TempDir())
+			if r.code != 2 || !strings.Contains(r.stderr, "KLUIS_CONTENT_STORE") || !strings.Contains(r.stderr, c.want) {
+				t.Errorf("got %s, want exit 2 naming KLUIS_CONTENT_STORE: %q", r, c.want)
+			}
+			if strings.Contains(r.stdout+r.stderr, secret) {
+				t.Errorf("the message holds the secret key: %s", r)
+			}
+		})
+	}
+}
