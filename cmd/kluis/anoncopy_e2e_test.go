@@ -272,7 +272,9 @@ func TestAnonymisedCopyHoldsNothingPersonalAndServes(t *testing.T) {
 			if got := api(t, "GET", cproj+"/versions", cl.Token, nil, &versions); got != http.StatusOK || len(versions.Versions) != 1 {
 				t.Fatalf("the copy's versions: %d %+v", got, versions)
 			}
-			var grants struct{ Grants []struct{ Subject, Relation string } }
+			var grants struct {
+				Grants []struct{ Subject, Relation string }
+			}
 			if got := api(t, "GET", cproj+"/grants", cl.Token, nil, &grants); got != http.StatusOK || !strings.Contains(strings.Join(func() []string {
 				var s []string
 				for _, g := range grants.Grants {

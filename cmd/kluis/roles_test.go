@@ -29,7 +29,7 @@ var commandRoles = map[string]struct {
 	"migrate": {},
 	// The anonymised copy (issue 15) is the host's: it reads the data
 	// folder and the key store directly and writes a new instance.
-	"export": {},
+	"export":  {},
 	"version": {},
 	"help":    {},
 	"operator create": {[]kluis.OperatorRole{kluis.OperatorAdmin}, func(ctx context.Context, e *kluistest.Env, _ kluis.Org, a kluis.Actor) error {
