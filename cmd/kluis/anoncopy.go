@@ -23,6 +23,7 @@ import (
 	"github.com/kluis/kluis/internal/anoncopy"
 	"github.com/kluis/kluis/internal/audit"
 	"github.com/kluis/kluis/internal/sqlstore"
+	"github.com/kluis/kluis/internal/sqlstore/auditlog"
 )
 
 // copyEnvironments are the labels a copy may carry; production is refused.
@@ -44,8 +45,13 @@ func cmdExport(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
-	if len(pos) != 0 || !*anonymize || *out == "" {
+	if len(pos) != 0 || *out == "" {
 		return usageOf("export")
+	}
+	if !*anonymize {
+		// Data leaves an instance for other uses only anonymised (R39).
+		return &cliError{code: 2, msg: "an export of the instance is always anonymised: give --anonymize",
+			hint: "an organisation's own export is GET /api/v1/orgs/{org}/export; a copy of everything is a backup"}
 	}
 	if !isCopyEnvironment(*env) {
 		return &cliError{code: 2, msg: fmt.Sprintf("--environment %q is refused: an anonymised copy is acceptance, test or development, never production", *env)}
@@ -95,8 +101,11 @@ func cmdExport(ctx context.Context, args []string, getenv func(string) string, s
 	}); aerr != nil {
 		return errors.Join(err, aerr, src.close())
 	}
-	if ferr := src.finish(ctx); err != nil || ferr != nil {
-		return errors.Join(err, ferr)
+	// Checkpoint the record; unlike other commands, deliver no mail: the
+	// source is left as it was but for the record of the export.
+	_, cerr := src.areas.Audit.Checkpoint(ctx, auditlog.DefaultCheckpointPolicy, true)
+	if err = errors.Join(err, cerr, src.close()); err != nil {
+		return err
 	}
 	fmt.Fprintf(stdout, "anonymised copy written to %s (environment %s): %d organisations, %d people, %d groups, %d projects, %d files, %d versions\n",
 		dir, *env, rep.Orgs, rep.Users, rep.Groups, rep.Projects, rep.Files, rep.Versions)

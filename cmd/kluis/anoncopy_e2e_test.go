@@ -2,13 +2,16 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/hex"
+	"fmt"
 	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -62,6 +65,50 @@ func scanFolder(t *testing.T, dir string, needles []string) (files int) {
 	return files
 }
 
+// instanceRows reads every row of every table of an instance's database,
+// each row as text, sorted per table; the audit tables' rows apart.
+func instanceRows(t *testing.T, dir, dsn string) (data map[string][]string, audit []string) {
+	t.Helper()
+	ctx := context.Background()
+	db, err := sqlstore.Open(ctx, dir, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	tables, err := db.Tables(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data = map[string][]string{}
+	for _, table := range tables {
+		rows, err := db.Query(ctx, `SELECT * FROM `+table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cols, _ := rows.Columns()
+		var out []string
+		for rows.Next() {
+			vals := make([]any, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			if err := rows.Scan(ptrs...); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, fmt.Sprintf("%v", vals))
+		}
+		rows.Close()
+		slices.Sort(out)
+		if table == "audit_events" {
+			audit = out
+		} else if !strings.HasPrefix(table, "audit_") {
+			data[table] = out
+		}
+	}
+	return data, audit
+}
+
 var copyManagerLine = regexp.MustCompile(`organisation (\S+): manager (\S+) \(active\)`)
 
 // R39 R48 acceptance: `kluis export --anonymize --out DIR` writes a new
@@ -79,8 +126,10 @@ func TestAnonymisedCopyHoldsNothingPersonalAndServes(t *testing.T) {
 		t.Run(engine, func(t *testing.T) {
 			t.Parallel()
 			extra := []string{"KLUIS_TRUSTED_PROXIES=127.0.0.1/32"}
+			dsn := ""
 			if engine == sqlstore.Postgres {
-				extra = append(extra, "KLUIS_DB="+kluistest.PostgresDSN(t))
+				dsn = kluistest.PostgresDSN(t)
+				extra = append(extra, "KLUIS_DB="+dsn)
 			}
 			env := processEnv(extra...)
 			src := t.TempDir()
@@ -164,6 +213,9 @@ func TestAnonymisedCopyHoldsNothingPersonalAndServes(t *testing.T) {
 			if _, err := os.Stat(out); err == nil {
 				t.Fatal("a refused copy left its folder behind")
 			}
+			if r := runProcess(t, env, "", "export", "--out", out, "--data", src); r.code != 2 || !strings.Contains(r.stderr, "always anonymised") {
+				t.Fatalf("an export without --anonymize: want exit 2, got %s", r)
+			}
 			labelled := t.TempDir()
 			os.WriteFile(filepath.Join(labelled, "environment"), []byte("production\n"), 0o600)
 			if r := runProcess(t, env, "", "export", "--anonymize", "--out", labelled, "--data", src); r.code != 2 || !strings.Contains(r.stderr, "labelled production") {
@@ -173,6 +225,12 @@ func TestAnonymisedCopyHoldsNothingPersonalAndServes(t *testing.T) {
 				t.Fatalf("a folder holding an instance: want exit 2, got %s", r)
 			}
 
+			// Every command records the key events a stopped server left
+			// behind; audit verify does so before the source is read.
+			if r := runProcess(t, env, "", "audit", "verify", "--data", src); r.code != 0 {
+				t.Fatalf("the source's chains: %s", r)
+			}
+			dataBefore, auditBefore := instanceRows(t, src, dsn)
 			r = runProcess(t, env, "", "export", "--anonymize", "--out", out, "--environment", "acceptance", "--data", src)
 			if r.code != 0 {
 				t.Fatalf("export --anonymize: %s", r)
@@ -199,15 +257,23 @@ func TestAnonymisedCopyHoldsNothingPersonalAndServes(t *testing.T) {
 					t.Errorf("the copy lacks %s: %v", want, err)
 				}
 			}
-			// The source's own folder still holds them (the scan can find
-			// what it looks for), and it recorded the export.
-			if engine == sqlstore.SQLite {
-				db, _ := os.ReadFile(filepath.Join(src, "kluis.db"))
-				wal, _ := os.ReadFile(filepath.Join(src, "kluis.db-wal"))
-				db = append(db, wal...)
-				if !bytes.Contains(db, []byte("instance.export_anonymised")) {
-					t.Error("the source's audit log does not record the export")
+			// The source is as it was, but for the one event that records
+			// the export in its platform chain.
+			dataAfter, auditAfter := instanceRows(t, src, dsn)
+			for table, rows := range dataBefore {
+				if !slices.Equal(rows, dataAfter[table]) {
+					t.Errorf("the export changed the source's table %s: %d rows before, %d after", table, len(rows), len(dataAfter[table]))
 				}
+			}
+			var added []string
+			for _, e := range auditAfter {
+				if !slices.Contains(auditBefore, e) {
+					added = append(added, e)
+				}
+			}
+			if len(added) != 1 || !strings.Contains(added[0], "platform") || !strings.Contains(added[0], "instance.export_anonymised") ||
+				len(auditAfter) != len(auditBefore)+1 {
+				t.Errorf("the source's audit log gained %d events, want the one instance.export_anonymised: %v", len(added), added)
 			}
 			if r := runProcess(t, env, "", "audit", "verify", "--data", src); r.code != 0 {
 				t.Errorf("the source's chains after the export: %s", r)

@@ -213,6 +213,23 @@ func insertRows(ctx context.Context, t *sqlstore.Tx, table string, cols []string
 	return nil
 }
 
+// ofKnown keeps the rows whose user_id is empty or a known person's.
+func ofKnown(cols []string, rows [][]any, known map[string]bool) [][]any {
+	col := -1
+	for i, c := range cols {
+		if c == "user_id" {
+			col = i
+		}
+	}
+	var out [][]any
+	for _, r := range rows {
+		if col < 0 || r[col] == nil || known[asString(r[col])] {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 func set(cols []string, row []any, col string, v any) {
 	for i, c := range cols {
 		if c == col {
@@ -251,15 +268,31 @@ func copyOrg(ctx context.Context, src, dst Side, f *Faker, org kluis.OrgID, envi
 			return err
 		}
 		defer rows.Close()
+		var sealed []sqlstore.SealedUser
 		for rows.Next() {
 			var up int64
-			u, err := src.Core.ScanUser(ctx, rows, &up)
+			su, err := sqlstore.ScanSealedUser(rows, &up)
 			if err != nil {
 				return err
 			}
-			people, updated = append(people, u), append(updated, up)
+			sealed, updated = append(sealed, su), append(updated, up)
 		}
-		return rows.Err()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		kept := updated[:0]
+		for i, su := range sealed {
+			u, err := src.Core.OpenUser(ctx, su)
+			if errors.Is(err, keys.ErrKeyDestroyed) {
+				continue // being erased (their key is destroyed): not copied
+			}
+			if err != nil {
+				return err
+			}
+			people, kept = append(people, u), append(kept, updated[i])
+		}
+		updated = kept
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("read the people of an organisation: %w", err)
@@ -312,6 +345,12 @@ func copyOrg(ctx context.Context, src, dst Side, f *Faker, org kluis.OrgID, envi
 	if err != nil {
 		return err
 	}
+	// Rows of people who were not copied (being erased) go with them.
+	known := map[string]bool{}
+	for _, u := range people {
+		known[string(u.ID)] = true
+	}
+	members, grants = ofKnown(mcols, members, known), ofKnown(gcols, grants, known)
 	shapes, err := src.Projects.ReadShapes(ctx, org)
 	if err != nil {
 		return fmt.Errorf("read the projects of an organisation: %w", err)
