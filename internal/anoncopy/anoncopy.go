@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/kluis/kluis"
@@ -83,6 +84,20 @@ var Rules = map[string]Rule{
 	"backup_holdings": Dropped, "backup_drills": Dropped,
 }
 
+// Columns are the columns of the tables whose rows are copied as they are
+// (the organisation's row with its name and slug faked): a column added
+// later, which might hold something personal, makes the copy refuse until
+// it is named here.
+var Columns = map[string][]string{
+	"orgs": {"id", "slug", "name", "language", "created_at", "password_min_length", "password_require_digit",
+		"password_require_upper", "session_idle_minutes", "session_max_hours", "logins_disabled", "mfa",
+		"lockout_threshold", "project_access", "trash_days", "max_managers", "support_approvals"},
+	"licences": {"org_id", "max_users", "max_projects", "max_active_projects", "max_storage_bytes", "ends_at",
+		"activity_timeout", "updated_at"},
+	"group_members":  {"group_id", "org_id", "user_id"},
+	"project_grants": {"project_id", "org_id", "subject", "user_id", "group_id", "relation", "granted_at"},
+}
+
 // ErrNoRule means the source has a table no rule covers: the copy refuses
 // rather than guess whether it holds personal data.
 var ErrNoRule = errors.New("no rule says what an anonymised copy does with this table")
@@ -130,6 +145,23 @@ func CheckTables(ctx context.Context, src *sqlstore.Core) error {
 	for _, t := range tables {
 		if _, ok := Rules[t]; !ok {
 			return fmt.Errorf("%w: %s", ErrNoRule, t)
+		}
+		allowed, ok := Columns[t]
+		if !ok {
+			continue
+		}
+		q := `SELECT name FROM pragma_table_info(?)`
+		if src.DB().Engine == sqlstore.Postgres {
+			q = `SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ?`
+		}
+		_, cols, err := readRows(ctx, src, q, t)
+		if err != nil {
+			return err
+		}
+		for _, c := range cols {
+			if name := asString(c[0]); !slices.Contains(allowed, name) {
+				return fmt.Errorf("%w: %s.%s", ErrNoRule, t, name)
+			}
 		}
 	}
 	return nil
@@ -351,7 +383,7 @@ func copyOrg(ctx context.Context, src, dst Side, f *Faker, org kluis.OrgID, envi
 		known[string(u.ID)] = true
 	}
 	members, grants = ofKnown(mcols, members, known), ofKnown(gcols, grants, known)
-	shapes, err := src.Projects.ReadShapes(ctx, org)
+	shapes, err := src.Projects.ReadProjectShapes(ctx, org)
 	if err != nil {
 		return fmt.Errorf("read the projects of an organisation: %w", err)
 	}
@@ -397,6 +429,9 @@ func copyOrg(ctx context.Context, src, dst Side, f *Faker, org kluis.OrgID, envi
 					mine = append(mine, g)
 				}
 			}
+		}
+		if err := src.Projects.ReadShape(ctx, org, &sh); err != nil {
+			return fmt.Errorf("read a project: %w", err)
 		}
 		id := string(sh.ID)
 		err := dst.Projects.WriteCopy(ctx, org, sh, projects.CopyNames{

@@ -19,7 +19,8 @@ import (
 
 // R48: every table of the schema has a rule saying what the anonymised
 // copy does with it, and a table without one makes the copy refuse — a
-// table added later is never copied (or left out) by accident.
+// table added later is never copied (or left out) by accident; so does a
+// column added to a table whose rows are copied as they are.
 func TestEveryTableHasAnAnonymisedCopyRule(t *testing.T) {
 	kluistest.ForEngines(t, func(t *testing.T, env *kluistest.Env) {
 		ctx := context.Background()
@@ -35,6 +36,11 @@ func TestEveryTableHasAnAnonymisedCopyRule(t *testing.T) {
 		if err := anoncopy.CheckTables(ctx, env.Core); err != nil {
 			t.Fatalf("CheckTables on the schema: %v", err)
 		}
+		env.MustExec(t, `ALTER TABLE orgs ADD COLUMN contact_email TEXT`)
+		if err := anoncopy.CheckTables(ctx, env.Core); !errors.Is(err, anoncopy.ErrNoRule) || !strings.Contains(err.Error(), "orgs.contact_email") {
+			t.Fatalf("CheckTables with a new column of a copied table: %v, want ErrNoRule naming it", err)
+		}
+		env.MustExec(t, `ALTER TABLE orgs DROP COLUMN contact_email`)
 		env.MustExec(t, `CREATE TABLE secret_notes (id TEXT PRIMARY KEY, note TEXT)`)
 		if err := anoncopy.CheckTables(ctx, env.Core); !errors.Is(err, anoncopy.ErrNoRule) || !strings.Contains(err.Error(), "secret_notes") {
 			t.Fatalf("CheckTables with a table without a rule: %v, want ErrNoRule naming it", err)

@@ -49,9 +49,10 @@ type Shape struct {
 	Versions           []ShapeVersion
 }
 
-// ReadShapes reads the shapes of every project of org, in the trash or
-// not, in order of creation.
-func (s *Service) ReadShapes(ctx context.Context, org kluis.OrgID) ([]Shape, error) {
+// ReadProjectShapes lists every project of org, in the trash or not, in
+// order of creation, without files or versions: ReadShape fills in one at
+// a time, so a copy holds one project's trees in memory, not all.
+func (s *Service) ReadProjectShapes(ctx context.Context, org kluis.OrgID) ([]Shape, error) {
 	var out []Shape
 	err := s.core.Read(ctx, func(t *sqlstore.Tx) error {
 		rows, err := t.Query(ctx, `SELECT id, created_at, deleted_at, purge_at FROM projects WHERE org_id = ? ORDER BY id`, org)
@@ -68,15 +69,7 @@ func (s *Service) ReadShapes(ctx context.Context, org kluis.OrgID) ([]Shape, err
 		}
 		return rows.Err()
 	})
-	if err != nil {
-		return nil, err
-	}
-	for i := range out {
-		if err := s.readShape(ctx, org, &out[i]); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
+	return out, err
 }
 
 func (s *Service) shapeFiles(ctx context.Context, org kluis.OrgID, project kluis.ProjectID, tree []entry) ([]ShapeFile, error) {
@@ -91,7 +84,9 @@ func (s *Service) shapeFiles(ctx context.Context, org kluis.OrgID, project kluis
 	return out, nil
 }
 
-func (s *Service) readShape(ctx context.Context, org kluis.OrgID, sh *Shape) error {
+// ReadShape reads the working tree and the versions of the project of sh
+// (from ReadProjectShapes), with their paths opened; never a file's content.
+func (s *Service) ReadShape(ctx context.Context, org kluis.OrgID, sh *Shape) error {
 	var tree []entry
 	var versions []ShapeVersion
 	err := s.core.Read(ctx, func(t *sqlstore.Tx) error {
