@@ -66,6 +66,12 @@ func cmdExport(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
+	if srcDir, err := filepath.Abs(c.DataDir); err == nil {
+		if rel, err := filepath.Rel(srcDir, dir); err == nil && (rel == "." || !strings.HasPrefix(rel, "..")) {
+			return &cliError{code: 2, msg: "the copy's folder " + dir + " is inside the source's data folder",
+				hint: "name a folder outside " + srcDir + " with --out"}
+		}
+	}
 	if err := checkCopyFolder(dir); err != nil {
 		return err
 	}

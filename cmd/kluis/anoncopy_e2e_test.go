@@ -221,8 +221,19 @@ func TestAnonymisedCopyHoldsNothingPersonalAndServes(t *testing.T) {
 			if r := runProcess(t, env, "", "export", "--anonymize", "--out", labelled, "--data", src); r.code != 2 || !strings.Contains(r.stderr, "labelled production") {
 				t.Fatalf("a folder labelled production: want exit 2, got %s", r)
 			}
-			if r := runProcess(t, env, "", "export", "--anonymize", "--out", src, "--data", src); r.code != 2 || !strings.Contains(r.stderr, "not empty") {
+			if r := runProcess(t, env, "", "export", "--anonymize", "--out", src, "--data", src); r.code != 2 || !strings.Contains(r.stderr, "inside the source") {
+				t.Fatalf("the source's own folder: want exit 2, got %s", r)
+			}
+			if r := runProcess(t, env, "", "export", "--anonymize", "--out", filepath.Join(src, "copy"), "--data", src); r.code != 2 || !strings.Contains(r.stderr, "inside the source") {
+				t.Fatalf("a folder inside the source's: want exit 2, got %s", r)
+			}
+			other := t.TempDir()
+			os.WriteFile(filepath.Join(other, "kluis.db"), []byte("an instance"), 0o600)
+			if r := runProcess(t, env, "", "export", "--anonymize", "--out", other, "--data", src); r.code != 2 || !strings.Contains(r.stderr, "not empty") {
 				t.Fatalf("a folder holding an instance: want exit 2, got %s", r)
+			}
+			if b, _ := os.ReadFile(filepath.Join(other, "kluis.db")); string(b) != "an instance" {
+				t.Fatal("a refused copy touched the folder it refused")
 			}
 
 			// Every command records the key events a stopped server left
