@@ -367,6 +367,35 @@ func TestAnonymisedCopyHoldsNothingPersonalAndServes(t *testing.T) {
 			if r := runProcess(t, copyEnv, "", "audit", "verify", "--data", out); r.code != 0 {
 				t.Fatalf("the copy's chains after serving: %s", r)
 			}
+			// Every chain of the copy starts with instance.anonymised_copy,
+			// and none holds an event of the source's history.
+			cdb, err := sqlstore.Open(context.Background(), out, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cdb.Close()
+			rows, err := cdb.Query(context.Background(), `SELECT chain, action FROM audit_events WHERE seq = 1`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			chains := 0
+			for rows.Next() {
+				var chain, action string
+				rows.Scan(&chain, &action)
+				chains++
+				if action != "instance.anonymised_copy" {
+					t.Errorf("the copy's chain %s starts with %s", chain, action)
+				}
+			}
+			rows.Close()
+			if chains != 2 {
+				t.Errorf("the copy has %d chains, want the platform's and the organisation's", chains)
+			}
+			var joins int
+			cdb.ReadRow(context.Background(), `SELECT COUNT(*) FROM audit_events WHERE action IN ('user.invitation_accept', 'group.create', 'file.put', 'version.create')`).Scan(&joins)
+			if joins != 0 {
+				t.Errorf("the copy holds %d events of the source's history", joins)
+			}
 		})
 	}
 }
