@@ -29,7 +29,7 @@ import (
 // copyEnvironments are the labels a copy may carry; production is refused.
 var copyEnvironments = []string{"acceptance", "test", "development"}
 
-// EnvironmentFile is the file in a data folder naming its environment.
+// environmentFile is the file in a data folder naming its environment.
 const environmentFile = "environment"
 
 func cmdExport(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -67,7 +67,7 @@ func cmdExport(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	if srcDir, err := filepath.Abs(c.DataDir); err == nil {
-		if rel, err := filepath.Rel(srcDir, dir); err == nil && (rel == "." || !strings.HasPrefix(rel, "..")) {
+		if rel, err := filepath.Rel(srcDir, dir); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
 			return &cliError{code: 2, msg: "the copy's folder " + dir + " is inside the source's data folder",
 				hint: "name a folder outside " + srcDir + " with --out"}
 		}
@@ -101,6 +101,8 @@ func cmdExport(ctx context.Context, args []string, getenv func(string) string, s
 			os.RemoveAll(dir)
 		}
 	}
+	// The record is written even when the export was interrupted.
+	ctx = context.WithoutCancel(ctx)
 	details := map[string]any{"environment": *env, "orgs": rep.Orgs, "users": rep.Users, "projects": rep.Projects, "files": rep.Files}
 	if aerr := src.areas.Core.Write(ctx, audit.PlatformChain, func(t *sqlstore.Tx) error {
 		return t.Append(ctx, audit.PlatformChain, kluis.CLIActor, "instance.export_anonymised", "", outcome, details)
