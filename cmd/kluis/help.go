@@ -96,6 +96,12 @@ var commands = []commandDoc{
 	{"backup drill", "[--identity FILE] [--oldest]",
 		"Restores the newest backup (or the oldest kept) into a scratch folder, checks row counts, chunk checksums, the audit chains " +
 			"and the keys, and records the result and its duration. Exit 0 when the drill succeeded."},
+	// The anonymised copy (issue 15).
+	{"export", "--anonymize --out FOLDER [--environment acceptance|test|development]",
+		"Writes an anonymised copy of the instance into an empty or missing data folder, as a new instance with the embedded database: " +
+			"new keys and audit chains, every name, e-mail address and phone number faked (consistently), organisation, group and project names, " +
+			"file paths and version messages faked, file contents replaced by stand-ins of the same size and type, and no passwords, second factors, " +
+			"sessions, tokens, operators or audit history. Labels the folder (FOLDER/environment); refuses production. Recorded in the platform's audit log."},
 	{"version", "",
 		"Prints the version; so does kluis --version."},
 	{"help", "[COMMAND]",

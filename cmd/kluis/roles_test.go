@@ -27,6 +27,9 @@ var commandRoles = map[string]struct {
 	// for a restore the operator's offline identity), and check no actor.
 	"backup run": {}, "backup list": {}, "backup verify": {}, "backup restore": {}, "backup delete": {}, "backup drill": {},
 	"migrate": {},
+	// The anonymised copy (issue 15) is the host's: it reads the data
+	// folder and the key store directly and writes a new instance.
+	"export":  {},
 	"version": {},
 	"help":    {},
 	"operator create": {[]kluis.OperatorRole{kluis.OperatorAdmin}, func(ctx context.Context, e *kluistest.Env, _ kluis.Org, a kluis.Actor) error {

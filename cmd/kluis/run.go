@@ -136,6 +136,8 @@ func dispatch(ctx context.Context, cmd string, rest []string, getenv func(string
 		return cmdJobs(ctx, rest, getenv, stdout, stderr)
 	case "alert":
 		return cmdAlert(ctx, rest, getenv, stdout, stderr)
+	case "export": // the anonymised copy (issue 15)
+		return cmdExport(ctx, rest, getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "kluis", version)
 		return nil
