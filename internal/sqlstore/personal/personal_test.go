@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"os"
 	"sort"
 	"strings"
 	"testing"
@@ -424,4 +425,24 @@ func TestErasingOnesOwnAccountLeavesNothingReadable(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestDocsHoldTheArchiveReadme: docs/PERSONAL-EXPORT.md carries the
+// archive's README.md word for word, so the documented layout and the one
+// that ships cannot drift apart.
+func TestDocsHoldTheArchiveReadme(t *testing.T) {
+	doc, err := os.ReadFile("../../../docs/PERSONAL-EXPORT.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := personal.Readme()
+	body := strings.TrimLeft(r[strings.Index(r, "\n")+1:], "\n")
+	if !strings.Contains(string(doc), body) {
+		t.Error("docs/PERSONAL-EXPORT.md does not hold internal/sqlstore/personal/readme.md word for word")
+	}
+	for name := range personal.Schemas() {
+		if !strings.Contains(r, "`"+name+"`") {
+			t.Errorf("README.md does not describe %s", name)
+		}
+	}
 }
