@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net/netip"
 	"os"
 	"sort"
 	"strings"
@@ -445,4 +446,72 @@ func TestDocsHoldTheArchiveReadme(t *testing.T) {
 			t.Errorf("README.md does not describe %s", name)
 		}
 	}
+}
+
+// signedInFrom signs email in from addr and returns the session's actor,
+// which records addr (sealed) with every event it causes.
+func signedInFrom(t *testing.T, env *kluistest.Env, org kluis.OrgID, email, addr string) kluis.Actor {
+	t.Helper()
+	from := kluis.Origin{Client: netip.MustParseAddr(addr)}
+	sess, _, err := kluistest.LoginFrom(context.Background(), env.SignIn, org, from, email, kluistest.Password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _, err := kluistest.AuthenticateFrom(context.Background(), env.SignIn, from, sess.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// R4, R29, R34: in a person's export the sealed values of the audit events
+// about them open only when they are theirs. The address they acted from
+// is there; the address of the manager who read their profile, sealed
+// under the manager's key, reads [withheld], and so does the reason an
+// operator recorded under the organisation's key.
+func TestPersonalExportOpensOnlyTheirOwnSealedValues(t *testing.T) {
+	kluistest.ForEngines(t, func(t *testing.T, env *kluistest.Env) {
+		ctx := context.Background()
+		o, boss := env.NewOrg(t, "pwh")
+		env.NewMember(t, o, boss, "alice@pwh.example", kluis.RoleMember)
+		alice := signedInFrom(t, env, o.ID, "alice@pwh.example", "203.0.113.9")
+		boss = signedInFrom(t, env, o.ID, "boss@pwh.example", "198.51.100.7")
+		setProfile(t, env, o.ID, alice, "Alice Quartermaine", "+31 6 11112222")
+		if _, err := env.Users.FindUserByID(ctx, o.ID, boss, alice.UserID); err != nil {
+			t.Fatal(err)
+		}
+		// An event about her with a detail sealed under the organisation's
+		// key, as the operator's erasure reason is.
+		if err := env.Areas.Core.Write(ctx, sqlstore.OrgChain(o.ID), func(tx *sqlstore.Tx) error {
+			return tx.Append(ctx, sqlstore.OrgChain(o.ID), kluis.CLIActor, "user.update", "user:"+string(alice.UserID), "success",
+				map[string]any{"note": sqlstore.SealedDetail{Key: keys.OrgKey(string(o.ID)), Value: "organisation-only remark"}})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		a := export(t, func(w io.Writer) error { return env.Personal.ExportMe(ctx, o.ID, alice, w) })
+		checkArchive(t, a)
+		lacks(t, "her export", a, "198.51.100.7", "organisation-only remark")
+		var events struct {
+			Events []struct {
+				Action, Actor string
+				Client        *string
+				Details       map[string]any
+			} `json:"events"`
+		}
+		decode(t, a, "audit_events.json", &events)
+		var own, managers, note bool
+		for _, e := range events.Events {
+			switch {
+			case e.Action == "user.update" && e.Actor == "user:"+string(alice.UserID):
+				own = e.Client != nil && *e.Client == "203.0.113.9"
+			case e.Action == "user.read" && e.Actor == "user:"+string(boss.UserID):
+				managers = e.Client != nil && *e.Client == personal.Withheld
+			case e.Action == "user.update" && e.Actor == "cli":
+				note = e.Details["note"] == personal.Withheld
+			}
+		}
+		if !own || !managers || !note {
+			t.Errorf("her own address opened %v, the manager's withheld %v, the organisation's remark withheld %v:\n%s", own, managers, note, a["audit_events.json"])
+		}
+	})
 }
