@@ -57,10 +57,12 @@ func schemaValid(t *testing.T, what string, files map[string][]byte) {
 // attachment, every file valid against its schema, nobody else's name or
 // address), another member may not take it, the manager may; a stale
 // session is asked to re-authenticate for both the export and the
-// erasure; after re-authenticating the member deletes their account
-// (204), their token stops working, the manager's export of them is 404
-// and the organisation's export holds nothing of them. The last manager
-// deleting themself is 409.
+// erasure; after re-authenticating, the member is refused (409) while the
+// only owner of their project, hands it over and deletes their account
+// (204): their token stops working, the manager's export of them is 404,
+// the organisation's export holds nothing of them, and the project stays
+// with its version's author shown as "a deleted person (REF)". The last
+// manager deleting themself is 409.
 func TestPersonalExportAndErasureThroughTheAPI(t *testing.T) {
 	for _, engine := range kluistest.Engines {
 		t.Run(engine, func(t *testing.T) {
@@ -70,7 +72,13 @@ func TestPersonalExportAndErasureThroughTheAPI(t *testing.T) {
 			mem := a.addUser(t, o, "member")
 			other := a.addUser(t, o, "member")
 
-			r := a.call(t, "GET", orgPath(o.Slug, "/me/export"), mem.Token, nil)
+			// The member's project, with a version they saved.
+			r := a.call(t, "POST", orgPath(o.Slug, "/projects"), mem.Token, map[string]string{"name": "Harbour " + kluistest.Name("p")})
+			wantStatus(t, "create a project", r, 201)
+			project := orgPath(o.Slug, "/projects/"+decodeStrict[projectAnswer](t, r).Project.ID)
+			wantStatus(t, "save a version", a.call(t, "POST", project+"/versions", mem.Token, map[string]string{"message": "first"}), 201)
+
+			r = a.call(t, "GET", orgPath(o.Slug, "/me/export"), mem.Token, nil)
 			wantStatus(t, "own export", r, 200)
 			if ct, cd := r.header.Get("Content-Type"), r.header.Get("Content-Disposition"); ct != "application/zip" ||
 				!strings.HasPrefix(cd, "attachment") || !strings.Contains(cd, o.Slug+"-personal-export-") {
@@ -103,6 +111,8 @@ func TestPersonalExportAndErasureThroughTheAPI(t *testing.T) {
 			mgrFresh := fresh(o.Manager)
 			wantError(t, "the last manager deleting themself", a.call(t, "DELETE", orgPath(o.Slug, "/me"), mgrFresh, nil), 409, kluis.EConflict)
 
+			wantError(t, "the only owner of a project deleting themself", a.call(t, "DELETE", orgPath(o.Slug, "/me"), memFresh, nil), 409, kluis.EConflict)
+			wantStatus(t, "hand the project over", a.call(t, "PUT", project+"/grants/user:"+other.ID, memFresh, map[string]string{"relation": "owner"}), 204)
 			wantStatus(t, "erasure", a.call(t, "DELETE", orgPath(o.Slug, "/me"), memFresh, nil), 204)
 			wantError(t, "the erased person's session", a.call(t, "GET", orgPath(o.Slug, "/me"), memFresh, nil), 401, kluis.EUnauthenticated)
 			wantError(t, "the manager's export of the erased", a.call(t, "GET", orgPath(o.Slug, "/users/"+mem.ID+"/export"), mgrFresh, nil), 404, kluis.ENotFound)
@@ -111,10 +121,22 @@ func TestPersonalExportAndErasureThroughTheAPI(t *testing.T) {
 			for name, b := range unzipPersonal(t, "the organisation's export", r) {
 				mustNotContain(t, "the organisation's export "+name, string(b), mem.Email, mem.Name)
 			}
+			// The project stays; its version's author is a deleted person.
+			versions := decodeStrict[struct{ Versions []versionObject }](t, a.call(t, "GET", project+"/versions", other.Token, nil)).Versions
+			if len(versions) != 1 || versions[0].Author != mem.ID || versions[0].AuthorName != "" {
+				t.Errorf("the kept project's versions: %+v", versions)
+			}
+			history := signInPage(t, a, o.Slug, other).get(t, strings.Replace(project, "/api/v1/orgs/", "/o/", 1)+"/versions")
+			wantPage(t, "the versions page", history, 200, "")
+			if want := "a deleted person (" + kluis.DeletedPersonRef(kluis.UserID(mem.ID)) + ")"; !strings.Contains(history.body, want) {
+				t.Errorf("the versions page does not name the author as %q", want)
+			}
+			mustNotContain(t, "the versions page", history.body, mem.Name, mem.Email)
+
 			events := a.auditLog(t, o.Slug, mgrFresh)
 			n := countActions(events)
-			if n["user.erase/success"] != 1 || n["user.erase/failure"] != 1 || n["user.erase/denied"] != 1 || n["user.export/success"] != 2 {
-				t.Errorf("user.erase and user.export events: %v; want the erasure, the stale attempt, the last manager's refusal and two exports", n)
+			if n["user.erase/success"] != 1 || n["user.erase/failure"] != 1 || n["user.erase/denied"] != 2 || n["user.export/success"] != 2 {
+				t.Errorf("user.erase and user.export events: %v; want the erasure, the stale attempt, the last manager's and the only owner's refusals and two exports", n)
 			}
 		})
 	}
