@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"io"
+	"net/url"
 	"sort"
 	"strings"
 	"testing"
@@ -110,6 +111,11 @@ func TestPersonalExportAndErasureThroughTheAPI(t *testing.T) {
 			memFresh := fresh(mem)
 			mgrFresh := fresh(o.Manager)
 			wantError(t, "the last manager deleting themself", a.call(t, "DELETE", orgPath(o.Slug, "/me"), mgrFresh, nil), 409, kluis.EConflict)
+			page := signInPage(t, a, o.Slug, o.Manager).post(t, "/o/"+o.Slug+"/account/delete", url.Values{})
+			wantPage(t, "the last manager on the delete page", page, 409, "")
+			if !strings.Contains(page.body, "at least one active manager") || !strings.Contains(page.body, `id="account-delete"`) {
+				t.Errorf("the delete page's refusal of the last manager: %s", excerpt(page.body))
+			}
 
 			wantError(t, "the only owner of a project deleting themself", a.call(t, "DELETE", orgPath(o.Slug, "/me"), memFresh, nil), 409, kluis.EConflict)
 			wantStatus(t, "hand the project over", a.call(t, "PUT", project+"/grants/user:"+other.ID, memFresh, map[string]string{"relation": "owner"}), 204)
@@ -135,8 +141,8 @@ func TestPersonalExportAndErasureThroughTheAPI(t *testing.T) {
 
 			events := a.auditLog(t, o.Slug, mgrFresh)
 			n := countActions(events)
-			if n["user.erase/success"] != 1 || n["user.erase/failure"] != 1 || n["user.erase/denied"] != 2 || n["user.export/success"] != 2 {
-				t.Errorf("user.erase and user.export events: %v; want the erasure, the stale attempt, the last manager's and the only owner's refusals and two exports", n)
+			if n["user.erase/success"] != 1 || n["user.erase/failure"] != 1 || n["user.erase/denied"] != 3 || n["user.export/success"] != 2 {
+				t.Errorf("user.erase and user.export events: %v; want the erasure, the stale attempt, the last manager's refusals (API and page), the only owner's and two exports", n)
 			}
 		})
 	}
