@@ -30,4 +30,6 @@ type Services struct {
 	Inbox     InboxService
 	Backups   BackupService
 	Jobs      JobService
+	// Personal is a person's access, portability and erasure (issue 15).
+	Personal PersonalDataService
 }

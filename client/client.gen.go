@@ -2249,6 +2249,13 @@ type ClientInterface interface {
 	// Corresponds with POST /api/v1/orgs/{org}/logout (the `Logout` operationId).
 	Logout(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// EraseMe Deletes the caller's own account (session, fresh; R5, R34).
+	//
+	// Sessions end, the personal data goes and the person's key is destroyed, so no copy of their sealed data opens again; the organisation's projects stay, with the author shown as a deleted person. Recorded as `user.erase`. `409 conflict` for the last active manager, and for the only owner of a project that is not in the trash (until they make someone else an owner or delete it); both refusals are recorded. Needs a session that signed in or re-authenticated in the last five minutes (`reauth_required` otherwise); an API token never can. See docs/PERSONAL-EXPORT.md.
+	//
+	// Corresponds with DELETE /api/v1/orgs/{org}/me (the `EraseMe` operationId).
+	EraseMe(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetMe The caller's own user object.
 	//
 	// Corresponds with GET /api/v1/orgs/{org}/me (the `GetMe` operationId).
@@ -2299,6 +2306,13 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /api/v1/orgs/{org}/me/email/confirm (the `ConfirmEmailChange` operationId).
 	ConfirmEmailChange(ctx context.Context, org OrgSlug, body ConfirmEmailChangeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ExportMe Everything held about the caller, as a ZIP of JSON files (session, fresh; R4, R34).
+	//
+	// Streams a ZIP with README.md, schema/*.json (a JSON Schema for each file), export.json, profile.json, sessions.json, factors.json (without secrets), tokens.json, notices.json, groups.json, projects.json, versions.json, files.json with files/<project>/<path>, audit_events.json and requests.json; the layout is in docs/PERSONAL-EXPORT.md and in the archive's README.md. Nobody else's personal data is in it. Needs a session that signed in or re-authenticated in the last five minutes (`reauth_required` otherwise); an API token never can. Recorded as `user.export` before the first byte.
+	//
+	// Corresponds with GET /api/v1/orgs/{org}/me/export (the `ExportMe` operationId).
+	ExportMe(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListPasskeys The caller's passkeys.
 	//
@@ -2812,6 +2826,13 @@ type ClientInterface interface {
 	//
 	// Corresponds with PATCH /api/v1/orgs/{org}/users/{id} (the `UpdateUser` operationId).
 	UpdateUser(ctx context.Context, org OrgSlug, id UserID, body UpdateUserJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ExportUser Everything held about one person, as a ZIP of JSON files (manager, fresh sign-in; R4, R34).
+	//
+	// The same archive as `GET …/me/export`, about one person of the organisation, for a request for access or portability; project content only for projects the manager may view. A recorded read (`user.export`). A person who was deleted is `not_found`.
+	//
+	// Corresponds with GET /api/v1/orgs/{org}/users/{id}/export (the `ExportUser` operationId).
+	ExportUser(ctx context.Context, org OrgSlug, id UserID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ResetFactors Removes a person's second factors (manager, session, fresh); they are told by mail and signed out.
 	//
@@ -3971,6 +3992,23 @@ func (c *Client) Logout(ctx context.Context, org OrgSlug, reqEditors ...RequestE
 	return c.Client.Do(req)
 }
 
+// EraseMe Deletes the caller's own account (session, fresh; R5, R34).
+//
+// Sessions end, the personal data goes and the person's key is destroyed, so no copy of their sealed data opens again; the organisation's projects stay, with the author shown as a deleted person. Recorded as `user.erase`. `409 conflict` for the last active manager, and for the only owner of a project that is not in the trash (until they make someone else an owner or delete it); both refusals are recorded. Needs a session that signed in or re-authenticated in the last five minutes (`reauth_required` otherwise); an API token never can. See docs/PERSONAL-EXPORT.md.
+//
+// Corresponds with DELETE /api/v1/orgs/{org}/me (the `EraseMe` operationId).
+func (c *Client) EraseMe(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewEraseMeRequest(c.Server, org)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // GetMe The caller's own user object.
 //
 // Corresponds with GET /api/v1/orgs/{org}/me (the `GetMe` operationId).
@@ -4082,6 +4120,23 @@ func (c *Client) ConfirmEmailChangeWithBody(ctx context.Context, org OrgSlug, co
 // Corresponds with POST /api/v1/orgs/{org}/me/email/confirm (the `ConfirmEmailChange` operationId).
 func (c *Client) ConfirmEmailChange(ctx context.Context, org OrgSlug, body ConfirmEmailChangeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewConfirmEmailChangeRequest(c.Server, org, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ExportMe Everything held about the caller, as a ZIP of JSON files (session, fresh; R4, R34).
+//
+// Streams a ZIP with README.md, schema/*.json (a JSON Schema for each file), export.json, profile.json, sessions.json, factors.json (without secrets), tokens.json, notices.json, groups.json, projects.json, versions.json, files.json with files/<project>/<path>, audit_events.json and requests.json; the layout is in docs/PERSONAL-EXPORT.md and in the archive's README.md. Nobody else's personal data is in it. Needs a session that signed in or re-authenticated in the last five minutes (`reauth_required` otherwise); an API token never can. Recorded as `user.export` before the first byte.
+//
+// Corresponds with GET /api/v1/orgs/{org}/me/export (the `ExportMe` operationId).
+func (c *Client) ExportMe(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewExportMeRequest(c.Server, org)
 	if err != nil {
 		return nil, err
 	}
@@ -5385,6 +5440,23 @@ func (c *Client) UpdateUserWithBody(ctx context.Context, org OrgSlug, id UserID,
 // Corresponds with PATCH /api/v1/orgs/{org}/users/{id} (the `UpdateUser` operationId).
 func (c *Client) UpdateUser(ctx context.Context, org OrgSlug, id UserID, body UpdateUserJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewUpdateUserRequest(c.Server, org, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ExportUser Everything held about one person, as a ZIP of JSON files (manager, fresh sign-in; R4, R34).
+//
+// The same archive as `GET …/me/export`, about one person of the organisation, for a request for access or portability; project content only for projects the manager may view. A recorded read (`user.export`). A person who was deleted is `not_found`.
+//
+// Corresponds with GET /api/v1/orgs/{org}/users/{id}/export (the `ExportUser` operationId).
+func (c *Client) ExportUser(ctx context.Context, org OrgSlug, id UserID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewExportUserRequest(c.Server, org, id)
 	if err != nil {
 		return nil, err
 	}
@@ -7554,6 +7626,40 @@ func NewLogoutRequest(server string, org OrgSlug) (*http.Request, error) {
 	return req, nil
 }
 
+// NewEraseMeRequest constructs an http.Request for the EraseMe method
+func NewEraseMeRequest(server string, org OrgSlug) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "org", org, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/orgs/%s/me", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewGetMeRequest constructs an http.Request for the GetMe method
 func NewGetMeRequest(server string, org OrgSlug) (*http.Request, error) {
 	var err error
@@ -7725,6 +7831,40 @@ func NewConfirmEmailChangeRequestWithBody(server string, org OrgSlug, contentTyp
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewExportMeRequest constructs an http.Request for the ExportMe method
+func NewExportMeRequest(server string, org OrgSlug) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "org", org, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/orgs/%s/me/export", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
 
 	return req, nil
 }
@@ -10547,6 +10687,47 @@ func NewUpdateUserRequestWithBody(server string, org OrgSlug, id UserID, content
 	return req, nil
 }
 
+// NewExportUserRequest constructs an http.Request for the ExportUser method
+func NewExportUserRequest(server string, org OrgSlug, id UserID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "org", org, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/orgs/%s/users/%s/export", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewResetFactorsRequest constructs an http.Request for the ResetFactors method
 func NewResetFactorsRequest(server string, org OrgSlug, id UserID) (*http.Request, error) {
 	var err error
@@ -11324,6 +11505,15 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /api/v1/orgs/{org}/logout (the `Logout` operationId).
 	LogoutWithResponse(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*LogoutResponse, error)
 
+	// EraseMeWithResponse Deletes the caller's own account (session, fresh; R5, R34).
+	//
+	// Sessions end, the personal data goes and the person's key is destroyed, so no copy of their sealed data opens again; the organisation's projects stay, with the author shown as a deleted person. Recorded as `user.erase`. `409 conflict` for the last active manager, and for the only owner of a project that is not in the trash (until they make someone else an owner or delete it); both refusals are recorded. Needs a session that signed in or re-authenticated in the last five minutes (`reauth_required` otherwise); an API token never can. See docs/PERSONAL-EXPORT.md.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /api/v1/orgs/{org}/me (the `EraseMe` operationId).
+	EraseMeWithResponse(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*EraseMeResponse, error)
+
 	// GetMeWithResponse The caller's own user object.
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -11376,6 +11566,15 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /api/v1/orgs/{org}/me/email/confirm (the `ConfirmEmailChange` operationId).
 	ConfirmEmailChangeWithResponse(ctx context.Context, org OrgSlug, body ConfirmEmailChangeJSONRequestBody, reqEditors ...RequestEditorFn) (*ConfirmEmailChangeResponse, error)
+
+	// ExportMeWithResponse Everything held about the caller, as a ZIP of JSON files (session, fresh; R4, R34).
+	//
+	// Streams a ZIP with README.md, schema/*.json (a JSON Schema for each file), export.json, profile.json, sessions.json, factors.json (without secrets), tokens.json, notices.json, groups.json, projects.json, versions.json, files.json with files/<project>/<path>, audit_events.json and requests.json; the layout is in docs/PERSONAL-EXPORT.md and in the archive's README.md. Nobody else's personal data is in it. Needs a session that signed in or re-authenticated in the last five minutes (`reauth_required` otherwise); an API token never can. Recorded as `user.export` before the first byte.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/orgs/{org}/me/export (the `ExportMe` operationId).
+	ExportMeWithResponse(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*ExportMeResponse, error)
 
 	// ListPasskeysWithResponse The caller's passkeys.
 	//
@@ -11969,6 +12168,15 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with PATCH /api/v1/orgs/{org}/users/{id} (the `UpdateUser` operationId).
 	UpdateUserWithResponse(ctx context.Context, org OrgSlug, id UserID, body UpdateUserJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateUserResponse, error)
+
+	// ExportUserWithResponse Everything held about one person, as a ZIP of JSON files (manager, fresh sign-in; R4, R34).
+	//
+	// The same archive as `GET …/me/export`, about one person of the organisation, for a request for access or portability; project content only for projects the manager may view. A recorded read (`user.export`). A person who was deleted is `not_found`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/orgs/{org}/users/{id}/export (the `ExportUser` operationId).
+	ExportUserWithResponse(ctx context.Context, org OrgSlug, id UserID, reqEditors ...RequestEditorFn) (*ExportUserResponse, error)
 
 	// ResetFactorsWithResponse Removes a person's second factors (manager, session, fresh); they are told by mail and signed out.
 	//
@@ -13905,6 +14113,45 @@ func (r LogoutResponse) ContentType() string {
 	return ""
 }
 
+type EraseMeResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthenticated
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Conflict
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *Error
+}
+
+// Status returns HTTPResponse.Status
+func (r EraseMeResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r EraseMeResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r EraseMeResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type GetMeResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -14061,6 +14308,50 @@ func (r ConfirmEmailChangeResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r ConfirmEmailChangeResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ExportMeResponse200Headers the declared response headers of an HTTP 200 response for ExportMe
+type ExportMeResponse200Headers struct {
+	ContentDisposition *string
+}
+
+type ExportMeResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthenticated
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *Error
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ExportMeResponse200Headers
+}
+
+// Status returns HTTPResponse.Status
+func (r ExportMeResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ExportMeResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ExportMeResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -16537,6 +16828,50 @@ func (r UpdateUserResponse) ContentType() string {
 	return ""
 }
 
+// ExportUserResponse200Headers the declared response headers of an HTTP 200 response for ExportUser
+type ExportUserResponse200Headers struct {
+	ContentDisposition *string
+}
+
+type ExportUserResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthenticated
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *Error
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ExportUserResponse200Headers
+}
+
+// Status returns HTTPResponse.Status
+func (r ExportUserResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ExportUserResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ExportUserResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type ResetFactorsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -17674,6 +18009,21 @@ func (c *ClientWithResponses) LogoutWithResponse(ctx context.Context, org OrgSlu
 	return ParseLogoutResponse(rsp)
 }
 
+// EraseMeWithResponse Deletes the caller's own account (session, fresh; R5, R34).
+//
+// Sessions end, the personal data goes and the person's key is destroyed, so no copy of their sealed data opens again; the organisation's projects stay, with the author shown as a deleted person. Recorded as `user.erase`. `409 conflict` for the last active manager, and for the only owner of a project that is not in the trash (until they make someone else an owner or delete it); both refusals are recorded. Needs a session that signed in or re-authenticated in the last five minutes (`reauth_required` otherwise); an API token never can. See docs/PERSONAL-EXPORT.md.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /api/v1/orgs/{org}/me (the `EraseMe` operationId).
+func (c *ClientWithResponses) EraseMeWithResponse(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*EraseMeResponse, error) {
+	rsp, err := c.EraseMe(ctx, org, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseEraseMeResponse(rsp)
+}
+
 // GetMeWithResponse The caller's own user object.
 //
 // Returns a wrapper object for the known response body format(s).
@@ -17767,6 +18117,21 @@ func (c *ClientWithResponses) ConfirmEmailChangeWithResponse(ctx context.Context
 		return nil, err
 	}
 	return ParseConfirmEmailChangeResponse(rsp)
+}
+
+// ExportMeWithResponse Everything held about the caller, as a ZIP of JSON files (session, fresh; R4, R34).
+//
+// Streams a ZIP with README.md, schema/*.json (a JSON Schema for each file), export.json, profile.json, sessions.json, factors.json (without secrets), tokens.json, notices.json, groups.json, projects.json, versions.json, files.json with files/<project>/<path>, audit_events.json and requests.json; the layout is in docs/PERSONAL-EXPORT.md and in the archive's README.md. Nobody else's personal data is in it. Needs a session that signed in or re-authenticated in the last five minutes (`reauth_required` otherwise); an API token never can. Recorded as `user.export` before the first byte.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/orgs/{org}/me/export (the `ExportMe` operationId).
+func (c *ClientWithResponses) ExportMeWithResponse(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*ExportMeResponse, error) {
+	rsp, err := c.ExportMe(ctx, org, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseExportMeResponse(rsp)
 }
 
 // ListPasskeysWithResponse The caller's passkeys.
@@ -18834,6 +19199,21 @@ func (c *ClientWithResponses) UpdateUserWithResponse(ctx context.Context, org Or
 		return nil, err
 	}
 	return ParseUpdateUserResponse(rsp)
+}
+
+// ExportUserWithResponse Everything held about one person, as a ZIP of JSON files (manager, fresh sign-in; R4, R34).
+//
+// The same archive as `GET …/me/export`, about one person of the organisation, for a request for access or portability; project content only for projects the manager may view. A recorded read (`user.export`). A person who was deleted is `not_found`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/orgs/{org}/users/{id}/export (the `ExportUser` operationId).
+func (c *ClientWithResponses) ExportUserWithResponse(ctx context.Context, org OrgSlug, id UserID, reqEditors ...RequestEditorFn) (*ExportUserResponse, error) {
+	rsp, err := c.ExportUser(ctx, org, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseExportUserResponse(rsp)
 }
 
 // ResetFactorsWithResponse Removes a person's second factors (manager, session, fresh); they are told by mail and signed out.
@@ -21572,6 +21952,63 @@ func ParseLogoutResponse(rsp *http.Response) (*LogoutResponse, error) {
 	return response, nil
 }
 
+// ParseEraseMeResponse parses an HTTP response from a EraseMeWithResponse call
+func ParseEraseMeResponse(rsp *http.Response) (*EraseMeResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &EraseMeResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
 // ParseGetMeResponse parses an HTTP response from a GetMeWithResponse call
 func ParseGetMeResponse(rsp *http.Response) (*GetMeResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -21807,6 +22244,66 @@ func ParseConfirmEmailChangeResponse(rsp *http.Response) (*ConfirmEmailChangeRes
 		}
 		response.JSONDefault = &dest
 
+	}
+
+	return response, nil
+}
+
+// ParseExportMeResponse parses an HTTP response from a ExportMeWithResponse call
+func ParseExportMeResponse(rsp *http.Response) (*ExportMeResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ExportMeResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ExportMeResponse200Headers
+		if values := rsp.Header.Values("Content-Disposition"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Disposition", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentDisposition = &value
+		}
+		response.Headers200 = &headers
 	}
 
 	return response, nil
@@ -25406,6 +25903,66 @@ func ParseUpdateUserResponse(rsp *http.Response) (*UpdateUserResponse, error) {
 		}
 		response.JSONDefault = &dest
 
+	}
+
+	return response, nil
+}
+
+// ParseExportUserResponse parses an HTTP response from a ExportUserWithResponse call
+func ParseExportUserResponse(rsp *http.Response) (*ExportUserResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ExportUserResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ExportUserResponse200Headers
+		if values := rsp.Header.Values("Content-Disposition"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Disposition", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentDisposition = &value
+		}
+		response.Headers200 = &headers
 	}
 
 	return response, nil

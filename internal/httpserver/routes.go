@@ -138,6 +138,10 @@ func (s *server) routes(svc kluis.Services, ready func(context.Context) error) [
 		{"GET", "/api/v1/orgs/{org}/inbox", "org", regular, s.orgUser(handleListNotices(svc.Inbox))},
 		{"POST", "/api/v1/orgs/{org}/inbox/{id}/read", "org", regular, s.orgUser(handleReadNotice(svc.Inbox))},
 		{"GET", "/api/v1/orgs/{org}/administrators", "org", regular, s.orgActor(handleAdministrators(svc.Users))},
+		// A person's own data: export and erasure (issue 15; R4 R5 R34).
+		{"GET", "/api/v1/orgs/{org}/me/export", "org", regular, s.orgSession(handleExportMe(svc.Personal))},
+		{"DELETE", "/api/v1/orgs/{org}/me", "org", regular, s.orgSession(handleEraseMe(svc.Personal))},
+		{"GET", "/api/v1/orgs/{org}/users/{id}/export", "org", regular, s.orgSession(handleExportUser(svc.Personal))},
 		// Where the organisation's data is backed up, and when (R31 R32 R42).
 		{"GET", "/api/v1/orgs/{org}/backups", "org", regular, s.orgUser(handleBackupOverview(svc.Backups))},
 
@@ -275,6 +279,11 @@ func (s *server) routes(svc kluis.Services, ready func(context.Context) error) [
 		{"POST", "/o/{org}/export", "page-org", regular, s.orgPage(signedIn, handleExportOrgForm(svc.Export))},
 		{"GET", "/o/{org}/inbox", "page-org", regular, s.orgPage(signedIn, handleInboxPage(svc.Inbox))},
 		{"POST", "/o/{org}/inbox/{id}/read", "page-org", regular, s.orgPage(signedIn, handleReadNoticeForm(svc.Inbox))},
+		// A person's own data: export and erasure (issue 15; R4 R5 R34).
+		{"POST", "/o/{org}/account/export", "page-org", regular, s.orgPage(signedIn, handleExportMeForm(svc.Personal))},
+		{"GET", "/o/{org}/account/delete", "page-org", regular, s.orgPage(signedIn, handleEraseMePage())},
+		{"POST", "/o/{org}/account/delete", "page-org", regular, s.orgPage(signedIn, handleEraseMeForm(svc.Personal))},
+		{"POST", "/o/{org}/users/{id}/export", "page-org", regular, s.orgPage(signedIn, handleExportUserForm(svc.Personal))},
 
 		// Projects, their files, versions and rights, the trash and groups:
 		// the same service methods as the API's routes above.

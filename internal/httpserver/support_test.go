@@ -220,7 +220,7 @@ func TestSupportOrgViewGrant(t *testing.T) {
 				r := a.do(t, request{method: rt.Method, path: path, bearer: token, body: body, contentType: map[bool]string{true: "text/plain", false: ""}[rt.Method == "PUT" && strings.Contains(rt.Pattern, "/files/")]})
 				what := rt.Method + " " + rt.Pattern
 				switch {
-				case rt.Method != "GET" || personOnly(rt.Pattern) || rt.Pattern == "/api/v1/orgs/{org}/export":
+				case rt.Method != "GET" || personOnly(rt.Pattern) || rt.Pattern == "/api/v1/orgs/{org}/export" || rt.Pattern == "/api/v1/orgs/{org}/users/{id}/export":
 					wantError(t, what, r, 403, "forbidden")
 				default:
 					wantStatus(t, what, r, 200)

@@ -412,7 +412,7 @@ func handleAuditPage(auditLog kluis.AuditService) pageFunc {
 				if n, ok := people[kluis.UserID(id)]; ok {
 					return n
 				}
-				return p.L.T("audit.former_user")
+				return p.L.T("person.deleted_ref", kluis.DeletedPersonRef(kluis.UserID(id)))
 			}
 			if ref == "" {
 				return ""

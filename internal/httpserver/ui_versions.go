@@ -14,7 +14,7 @@ import (
 // versionRow is one version as the history shows it.
 type versionRow struct {
 	kluis.Version
-	Who  string // the author's name, or "a former member"
+	Who  string // the author's name, or "a deleted person (ref)"
 	Page string // the version's own page
 	Zip  string // the API's ZIP of it
 }
@@ -25,7 +25,9 @@ func newVersionRow(h projectHead, v kluis.Version, l local) versionRow {
 	case kluis.IsSupportAuthor(v.Author):
 		row.Who = l.T("project.support")
 	case row.Who == "":
-		row.Who = l.T("versions.former_author")
+		// The author's account is gone (R5, R34): a deleted person, told
+		// apart from others by a short reference to their former id.
+		row.Who = l.T("person.deleted_ref", kluis.DeletedPersonRef(v.Author))
 	}
 	return row
 }

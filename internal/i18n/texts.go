@@ -619,7 +619,6 @@ var texts = map[string]struct{ en, nl string }{
 	"hint.folder":         {"Such as reports/2026. Empty: the top of the project.", "Bijvoorbeeld rapporten/2026. Leeg: bovenaan in het project."},
 
 	"versions.title":         {"%s: versions", "%s: versies"},
-	"versions.former_author": {"a former member", "een oud-lid"},
 	"versions.save":          {"Save a version", "Versie opslaan"},
 	"versions.save_how":      {"A version keeps the files as they are now. You can always go back to it.", "Een versie bewaart de bestanden zoals ze nu zijn. Je kunt er altijd naar terug."},
 	"versions.save_go":       {"Save the version", "Versie opslaan"},
@@ -865,6 +864,25 @@ var texts = map[string]struct{ en, nl string }{
 	"org_backups.max_age":             {"%d days, then deleted automatically", "%d dagen, daarna automatisch verwijderd"},
 	"org_backups.holdings_how":        {"For managers: how much of your organisation each retained backup holds. Counts only; the backups themselves stay encrypted.", "Voor beheerders: hoeveel van je organisatie elke bewaarde back-up bevat. Alleen aantallen; de back-ups zelf blijven versleuteld."},
 	"action.backup.holdings":          {"What backups hold read", "Inhoud van back-ups opgevraagd"},
+
+	// A person's own data: export and erasure (issue 15; R4 R5 R34).
+	"account.data_h":         {"Your data", "Je gegevens"},
+	"account.data_body":      {"Download everything kluis holds about you as one ZIP of JSON files that explains itself in README.md: your profile, sessions, second factors (without secrets), the audit events about you, the versions you saved, the files you wrote and your inbox. Nothing of other people.", "Download alles wat kluis over je bewaart als één ZIP met JSON-bestanden die zichzelf uitlegt in README.md: je profiel, sessies, tweede factoren (zonder geheimen), de auditgebeurtenissen over jou, de versies die je opsloeg, de bestanden die je schreef en je postvak. Niets van andere mensen."},
+	"account.data_download":  {"Download my data", "Mijn gegevens downloaden"},
+	"account.delete_go":      {"Delete my account…", "Mijn account verwijderen…"},
+	"account_delete.title":   {"Delete your account", "Je account verwijderen"},
+	"account_delete.goes_h":  {"What goes", "Wat verdwijnt"},
+	"account_delete.goes":    {"Your account: you are signed out everywhere and cannot sign in again. Your name, e-mail address and phone number, your second factors, API tokens, sessions, inbox and group memberships. Your key is destroyed, so your personal data also becomes unreadable in the audit log, in old copies and in backups.", "Je account: je wordt overal afgemeld en kunt je niet meer aanmelden. Je naam, e-mailadres en telefoonnummer, je tweede factoren, API-tokens, sessies, postvak en groepslidmaatschappen. Je sleutel wordt vernietigd, zodat je persoonsgegevens ook in de auditlog, in oude kopieën en in back-ups onleesbaar worden."},
+	"account_delete.stays_h": {"What stays", "Wat blijft"},
+	"account_delete.stays":   {"Your organisation's projects, with the files and versions you made: they belong to the organisation. Their author is shown as a deleted person with a short number. The audit log keeps what happened and when, under a random number that no longer leads to you.", "De projecten van je organisatie, met de bestanden en versies die je maakte: die zijn van de organisatie. Als maker staat er een verwijderde persoon met een kort nummer. De auditlog bewaart wat er gebeurde en wanneer, onder een willekeurig nummer dat niet meer naar jou leidt."},
+	"account_delete.before":  {"Download your data first if you want a copy. If you are the only owner of a project, make someone else an owner or delete the project first; the last manager makes someone else a manager first.", "Download eerst je gegevens als je een kopie wilt. Ben je de enige eigenaar van een project, maak dan eerst iemand anders eigenaar of verwijder het project; de laatste beheerder maakt eerst iemand anders beheerder."},
+	"account_delete.reauth":  {"You confirm it is you first. This cannot be undone.", "Je bevestigt eerst dat jij het bent. Dit kan niet ongedaan worden gemaakt."},
+	"account_delete.confirm": {"Delete my account for good", "Mijn account definitief verwijderen"},
+	"notice.account_deleted": {"Your account is deleted.", "Je account is verwijderd."},
+	"user.export_h":          {"This person's data", "Gegevens van deze persoon"},
+	"user.export_body":       {"Download everything kluis holds about this person as one ZIP of JSON files, for a request for access or portability. You confirm it is you first; the download is recorded in the audit log.", "Download alles wat kluis over deze persoon bewaart als één ZIP met JSON-bestanden, voor een verzoek om inzage of overdraagbaarheid. Je bevestigt eerst dat jij het bent; het downloaden wordt vastgelegd in de auditlog."},
+	"user.export_go":         {"Export this person's data", "Gegevens van deze persoon exporteren"},
+	"person.deleted_ref":     {"a deleted person (%s)", "een verwijderde persoon (%s)"},
 }
 
 // messages are the Dutch texts of the English messages that the domain and
@@ -912,7 +930,10 @@ var messages = map[string]string{
 	"this person has no second factor":                                                        "deze persoon heeft geen tweede factor",
 	"confirm it is you: sign in again or re-authenticate first":                               "bevestig dat jij het bent: meld je opnieuw aan of bevestig eerst",
 	"an organisation needs at least one active manager":                                       "een organisatie heeft minstens één actieve beheerder nodig",
-	"the form could not be read":                                                              "het formulier kon niet worden gelezen",
+	// A person's own erasure (issue 15).
+	"you are the only owner of a project: make someone else an owner or delete the project first": "je bent de enige eigenaar van een project: maak iemand anders eigenaar of verwijder eerst het project",
+	"you are the only owner of at least one project":                                              "je bent de enige eigenaar van minstens één project",
+	"the form could not be read":                                                                  "het formulier kon niet worden gelezen",
 
 	"must be read or full":                                               "moet read of full zijn",
 	"is not the address of anyone in this organisation":                  "is van niemand in deze organisatie",

@@ -24,6 +24,7 @@ import (
 	"github.com/kluis/kluis/internal/sqlstore/orgexport"
 	"github.com/kluis/kluis/internal/sqlstore/orgs"
 	"github.com/kluis/kluis/internal/sqlstore/outbox"
+	"github.com/kluis/kluis/internal/sqlstore/personal"
 	"github.com/kluis/kluis/internal/sqlstore/projects"
 	"github.com/kluis/kluis/internal/sqlstore/rights"
 	"github.com/kluis/kluis/internal/sqlstore/signin"
@@ -78,6 +79,8 @@ type Areas struct {
 	Inbox     *inbox.Service
 	Backups   *backups.Service
 	Jobs      *jobs.Service
+	// Personal: access, portability and erasure (issue 15).
+	Personal *personal.Service
 }
 
 // New builds the areas over core.
@@ -111,6 +114,7 @@ func New(core *sqlstore.Core, c Config) *Areas {
 	}
 	a.Backups = backups.New(core, bo)
 	a.Jobs = jobs.New(core, c.SecurityEmail)
+	a.Personal = personal.New(core, a.Users, a.Projects)
 	return a
 }
 
@@ -149,5 +153,6 @@ func (a *Areas) Services() kluis.Services {
 		Inbox:    a.Inbox,
 		Backups:  a.Backups,
 		Jobs:     a.Jobs,
+		Personal: a.Personal,
 	}
 }
