@@ -30,4 +30,6 @@ type Services struct {
 	Inbox     InboxService
 	Backups   BackupService
 	Jobs      JobService
+	// Retention (issue 15): the read-only state after a licence ends.
+	Retention RetentionService
 }

@@ -7,6 +7,7 @@ package areas
 import (
 	"context"
 	"path/filepath"
+	"time"
 
 	"github.com/kluis/kluis"
 	"github.com/kluis/kluis/internal/audit"
@@ -25,6 +26,7 @@ import (
 	"github.com/kluis/kluis/internal/sqlstore/orgs"
 	"github.com/kluis/kluis/internal/sqlstore/outbox"
 	"github.com/kluis/kluis/internal/sqlstore/projects"
+	"github.com/kluis/kluis/internal/sqlstore/retention"
 	"github.com/kluis/kluis/internal/sqlstore/rights"
 	"github.com/kluis/kluis/internal/sqlstore/signin"
 	"github.com/kluis/kluis/internal/sqlstore/support"
@@ -54,6 +56,9 @@ type Config struct {
 	// key files, retention); the content store, witness and checkpoint key
 	// are filled in here. Without targets the record still reads.
 	Backup backups.Options
+	// LicenceGrace is how long an organisation is read-only after its
+	// licence ended before it is erased (R36); 0: the default, 30 days.
+	LicenceGrace time.Duration
 }
 
 // Areas are the store's areas over one core.
@@ -78,6 +83,7 @@ type Areas struct {
 	Inbox     *inbox.Service
 	Backups   *backups.Service
 	Jobs      *jobs.Service
+	Retention *retention.Service
 }
 
 // New builds the areas over core.
@@ -111,6 +117,7 @@ func New(core *sqlstore.Core, c Config) *Areas {
 	}
 	a.Backups = backups.New(core, bo)
 	a.Jobs = jobs.New(core, c.SecurityEmail)
+	a.Retention = retention.New(core, a.Users, a.Projects, a.Audit, a.Jobs, retention.Options{Grace: c.LicenceGrace})
 	return a
 }
 
@@ -149,5 +156,7 @@ func (a *Areas) Services() kluis.Services {
 		Inbox:    a.Inbox,
 		Backups:  a.Backups,
 		Jobs:     a.Jobs,
+		// Retention (issue 15).
+		Retention: a.Retention,
 	}
 }
