@@ -224,7 +224,9 @@ func TestLicenceEndReadOnlyThenPurged(t *testing.T) {
 			}
 		}
 		_ = keepBoss
-		orgs := func(id kluis.OrgID) int { return count(t, env, `SELECT COUNT(*) FROM orgs WHERE id = '`+string(id)+`'`) }
+		orgs := func(id kluis.OrgID) int {
+			return count(t, env, `SELECT COUNT(*) FROM orgs WHERE id = '`+string(id)+`'`)
+		}
 
 		env.Clock.Advance(10*day - time.Minute)
 		if r := run(t, env); r.OrgsTerminated != 0 {
