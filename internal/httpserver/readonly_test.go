@@ -1,0 +1,56 @@
+package httpserver_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/kluis/kluis"
+	"github.com/kluis/kluis/internal/kluistest"
+)
+
+// TestEndedLicenceMakesTheOrganisationReadOnly (R36): from the moment its
+// licence ends, an organisation's writes answer 409 licence_limit naming
+// ends_at — a new project, a changed name, an invitation, a file — while
+// reading, signing in, re-authenticating and the manager's export of
+// everything still work; the operator renews the licence and the same
+// write succeeds. Another organisation is not touched.
+func TestEndedLicenceMakesTheOrganisationReadOnly(t *testing.T) {
+	for _, engine := range kluistest.Engines {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			a := newTestAPI(t, engine)
+			o, other := a.newOrg(t), a.newOrg(t)
+			_, admin := a.operatorOf(t, kluis.OperatorAdmin)
+			member := a.addUser(t, o, "member")
+			lic := orgPath(o.Slug, "/licence")
+			ends := a.env.Clock.Now().Add(time.Minute)
+			wantStatus(t, "set the end", a.call(t, "PUT", lic, admin.Token, map[string]any{"ends_at": ends}), 200)
+			wantStatus(t, "before the end", a.call(t, "PATCH", orgPath(o.Slug, "/me"), member.Token, map[string]any{"name": "Before"}), 200)
+
+			a.env.Clock.Advance(time.Minute)
+			for _, c := range []struct{ name, method, path string }{
+				{"a project", "POST", "/projects"},
+				{"a name", "PATCH", "/me"},
+				{"a policy", "PUT", "/policy"},
+			} {
+				e := wantError(t, c.name, a.call(t, c.method, orgPath(o.Slug, c.path), o.Manager.Token, map[string]any{"name": "After"}), 409, "licence_limit")
+				if e.Error.Fields["ends_at"] == "" {
+					t.Fatalf("%s: fields %v, want ends_at", c.name, e.Error.Fields)
+				}
+			}
+			wantStatus(t, "reading", a.call(t, "GET", orgPath(o.Slug, "/me"), member.Token, nil), 200)
+			login := a.login(t, o.Slug, member.Email, member.Password)
+			if login.Token == "" {
+				t.Fatal("signing in during the grace period failed")
+			}
+			r := a.call(t, "POST", orgPath(o.Slug, "/me/reauth"), o.Manager.Token, map[string]string{"password": o.Manager.Password})
+			wantStatus(t, "re-authenticate", r, 200)
+			o.Manager.Token = decodeStrict[loginAnswer](t, r).Token
+			wantStatus(t, "the export of everything", a.call(t, "GET", orgPath(o.Slug, "/export"), o.Manager.Token, nil), 200)
+			wantStatus(t, "another organisation", a.call(t, "POST", orgPath(other.Slug, "/projects"), other.Manager.Token, map[string]any{"name": "Fine"}), 201)
+
+			wantStatus(t, "renewal", a.call(t, "PUT", lic, admin.Token, map[string]any{"ends_at": a.env.Clock.Now().Add(365 * 24 * time.Hour)}), 200)
+			wantStatus(t, "after renewal", a.call(t, "POST", orgPath(o.Slug, "/projects"), o.Manager.Token, map[string]any{"name": "Renewed"}), 201)
+		})
+	}
+}
