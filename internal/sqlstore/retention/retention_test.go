@@ -1,6 +1,8 @@
 package retention_test
 
 import (
+	"archive/zip"
+	"bytes"
 	"context"
 	"strconv"
 	"strings"
@@ -335,6 +337,20 @@ func TestAuditPruneKeepsChainVerifiable(t *testing.T) {
 			t.Fatal(err)
 		}
 		chainsIntact(t, env)
+		// The organisation's export carries the prune record: its chain
+		// verifies from the archive alone.
+		fresh := env.SignedIn(t, o.ID, "boss@ret-prune-"+env.Engine+".example")
+		var buf bytes.Buffer
+		if err := env.Export.ExportOrg(ctx, o.ID, fresh, &buf); err != nil {
+			t.Fatal(err)
+		}
+		zr, err := zip.NewReader(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res, err := audit.VerifyExport(zr); err != nil || !res.OK {
+			t.Fatalf("the export of a pruned chain: %+v, %v", res, err)
+		}
 
 		// Deleting old rows by hand, without a prune record, is detected.
 		env.MustExec(t, `DELETE FROM audit_events WHERE chain = '`+sqlstore.OrgChain(other.ID)+`' AND seq <= 2`)
