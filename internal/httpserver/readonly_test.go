@@ -1,6 +1,8 @@
 package httpserver_test
 
 import (
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,4 +55,43 @@ func TestEndedLicenceMakesTheOrganisationReadOnly(t *testing.T) {
 			wantStatus(t, "after renewal", a.call(t, "POST", orgPath(o.Slug, "/projects"), o.Manager.Token, map[string]any{"name": "Renewed"}), 201)
 		})
 	}
+}
+
+// TestPolicyPageSetsRetention (R25, R35): the policy page shows the
+// retention fields with their defaults; a manager saves new values, and a
+// period out of bounds is refused naming the field, nothing saved. Once
+// the licence ended the page's save answers the read-only refusal.
+func TestPolicyPageSetsRetention(t *testing.T) {
+	a := newTestAPI(t, kluistest.Engines[0])
+	o := a.newOrg(t)
+	b := signInPage(t, a, o.Slug, o.Manager)
+	page := b.get(t, "/o/"+o.Slug+"/policy")
+	for _, want := range []string{`name="inactive_user_days"`, `value="730"`, `name="audit_retention_days"`} {
+		if !strings.Contains(page.body, want) {
+			t.Fatalf("the policy page lacks %s", want)
+		}
+	}
+	form := url.Values{"password_min_length": {"8"}, "session_idle_minutes": {"30"}, "session_max_hours": {"12"}, "mfa": {"optional"},
+		"lockout_threshold": {"5"}, "inactive_user_days": {"365"}, "audit_retention_days": {"400"}}
+	wantPage(t, "save", b.post(t, "/o/"+o.Slug+"/policy", form), 303, "/o/"+o.Slug+"/policy")
+	got := decodeStrict[policyObject](t, a.call(t, "GET", orgPath(o.Slug, "/policy"), o.Manager.Token, nil))
+	if got.InactiveUserDays != 365 || got.AuditRetentionDays != 400 {
+		t.Fatalf("saved %+v, want 365 and 400", got)
+	}
+	form.Set("inactive_user_days", "10")
+	p := b.post(t, "/o/"+o.Slug+"/policy", form)
+	wantPage(t, "a period too short", p, 400, "")
+	if !strings.Contains(p.body, `id="inactive_user_days-error"`) {
+		t.Fatalf("the refusal does not name the field")
+	}
+	form.Set("inactive_user_days", "")
+	wantPage(t, "an empty period", b.post(t, "/o/"+o.Slug+"/policy", form), 400, "")
+	if got := decodeStrict[policyObject](t, a.call(t, "GET", orgPath(o.Slug, "/policy"), o.Manager.Token, nil)); got.InactiveUserDays != 365 {
+		t.Fatalf("a refused form changed the period to %d", got.InactiveUserDays)
+	}
+
+	_, admin := a.operatorOf(t, kluis.OperatorAdmin)
+	wantStatus(t, "end the licence", a.call(t, "PUT", orgPath(o.Slug, "/licence"), admin.Token, map[string]any{"ends_at": a.env.Clock.Now()}), 200)
+	form.Set("inactive_user_days", "400")
+	wantPage(t, "save while read-only", b.post(t, "/o/"+o.Slug+"/policy", form), 409, "")
 }
