@@ -56,6 +56,12 @@ func (s *Service) chainPrunes(ctx context.Context, tx *sql.Tx, chain string) ([]
 // The platform chain is never pruned.
 func (s *Service) PruneOrgChain(ctx context.Context, org kluis.OrgID, before time.Time) (int64, error) {
 	chain := sqlstore.OrgChain(org)
+	var old int
+	if err := s.core.Read(ctx, func(t *sqlstore.Tx) error {
+		return t.QueryRow(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM audit_events WHERE chain = ? AND at < ? LIMIT 1) o`, chain, sqlstore.Micros(before)).Scan(&old)
+	}); err != nil || old == 0 {
+		return 0, err // nothing to prune: no write, no lock on the chain
+	}
 	var total int64
 	for ctx.Err() == nil {
 		var n int64

@@ -135,6 +135,9 @@ func (s *Service) orgIDs(ctx context.Context) ([]kluis.OrgID, error) {
 // managers told in their inbox); once the grace period has passed since
 // then, it is erased (org.purge in the platform chain).
 func (s *Service) licenceEnd(ctx context.Context, org kluis.OrgID, r *kluis.RetentionReport) error {
+	if ended, err := s.ReadOnly(ctx, org); err != nil || !ended {
+		return err // most organisations: no write, no lock on their chain
+	}
 	var purge bool
 	err := s.core.Write(ctx, sqlstore.OrgChain(org), func(t *sqlstore.Tx) error {
 		l, err := licences.Load(ctx, t, org)
