@@ -94,8 +94,8 @@ func TestInactivePeopleAreNoticedThenErasedOnTheirDay(t *testing.T) {
 		if r.Notified != 0 || r.Erased != 0 || notices(member.UserID) != 0 {
 			t.Fatalf("day 699: %+v, want nothing noticed or erased", r)
 		}
-		if r.ExpiredPurged == 0 || count(t, env, `SELECT COUNT(*) FROM sessions`) != 0 {
-			t.Fatalf("day 699: %d expired rows purged, want every expired session gone", r.ExpiredPurged)
+		if r.ExpiredPurged == 0 || count(t, env, `SELECT COUNT(*) FROM sessions`) != 0 || count(t, env, `SELECT COUNT(*) FROM invitations`) != 0 {
+			t.Fatalf("day 699: %d expired rows purged, want every expired session and invitation gone", r.ExpiredPurged)
 		}
 
 		env.Clock.Advance(day) // day 700: 30 days before
