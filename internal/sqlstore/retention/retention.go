@@ -13,6 +13,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/kluis/kluis"
@@ -98,6 +99,20 @@ func (s *Service) RunRetention(ctx context.Context) (kluis.RetentionReport, erro
 			return r, fmt.Errorf("audit pruning: %w", err)
 		}
 	}
+	// The chains of organisations that are gone (purged, deleted) stay
+	// verifiable, as ciphertext; they are pruned after the default
+	// retention like any other.
+	gone, err := s.goneOrgChains(ctx)
+	if err != nil {
+		return r, err
+	}
+	for _, org := range gone {
+		n, err := s.audit.PruneOrgChain(ctx, org, s.core.Now().Add(-time.Duration(kluis.DefaultAuditRetentionDays)*day))
+		r.AuditPruned += n
+		if err != nil {
+			return r, fmt.Errorf("audit pruning: %w", err)
+		}
+	}
 	n, err := s.purgeExpired(ctx)
 	r.ExpiredPurged = n
 	if err != nil {
@@ -111,6 +126,43 @@ func (s *Service) RunRetention(ctx context.Context) (kluis.RetentionReport, erro
 		})
 	})
 	return r, err
+}
+
+// goneOrgChains are the organisations whose chain remains while the
+// organisation does not.
+func (s *Service) goneOrgChains(ctx context.Context) ([]kluis.OrgID, error) {
+	rows, err := s.core.DB().Query(ctx, `SELECT chain FROM audit_heads WHERE chain LIKE 'org:%' ORDER BY chain`)
+	if err != nil {
+		return nil, err
+	}
+	var chains []string
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		chains = append(chains, c)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	live, err := s.orgIDs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	alive := map[string]bool{}
+	for _, o := range live {
+		alive[sqlstore.OrgChain(o)] = true
+	}
+	var out []kluis.OrgID
+	for _, c := range chains {
+		if !alive[c] {
+			out = append(out, kluis.OrgID(strings.TrimPrefix(c, "org:")))
+		}
+	}
+	return out, nil
 }
 
 func (s *Service) orgIDs(ctx context.Context) ([]kluis.OrgID, error) {

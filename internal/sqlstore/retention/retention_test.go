@@ -285,6 +285,16 @@ func TestLicenceEndReadOnlyThenPurged(t *testing.T) {
 			t.Fatalf("%d org.purge events, want 1", n)
 		}
 		chainsIntact(t, env)
+		// The erased organisation's chain (ciphertext under destroyed keys)
+		// is pruned after the default retention like any other.
+		gone := sqlstore.OrgChain(o.ID)
+		before := count(t, env, `SELECT COUNT(*) FROM audit_events WHERE chain = '`+gone+`'`)
+		env.Clock.Advance(731 * day)
+		run(t, env)
+		if n := actions(t, env, gone, "audit.prune"); n != 1 || count(t, env, `SELECT COUNT(*) FROM audit_events WHERE chain = '`+gone+`'`) != 1 {
+			t.Fatalf("%d audit.prune events in the erased organisation's chain of %d events, want it pruned to that event", n, before)
+		}
+		chainsIntact(t, env)
 	})
 }
 
