@@ -444,6 +444,19 @@ func (s *Service) erase(ctx context.Context, org kluis.OrgID, p person, days int
 		if active, err := s.stillInactive(ctx, t, org, p); err != nil || !active {
 			return err
 		}
+		// An invited or disabled manager of an organisation without an
+		// active one is kept too: erasing them would leave it without
+		// anyone who can ever manage it.
+		if p.role == kluis.RoleManager && p.status != kluis.StatusActive {
+			var n int
+			if err := t.QueryRow(ctx, `SELECT COUNT(*) FROM users WHERE org_id = ? AND role = ? AND status = ? AND id <> ?`,
+				org, kluis.RoleManager, kluis.StatusActive, p.id).Scan(&n); err != nil {
+				return err
+			}
+			if n == 0 {
+				return kluis.ErrLastManager
+			}
+		}
 		var err error
 		if shred, err = s.users.EraseInactive(ctx, t, org, p.id); err != nil {
 			return err
