@@ -387,3 +387,22 @@ func wantBroken(t *testing.T, env *kluistest.Env, chain string, at int64) {
 		t.Fatalf("verify %s: %+v, want broken at %d", chain, results, at)
 	}
 }
+
+// TestInvitedOnlyManagerIsKept (R35): an organisation whose only manager
+// never accepted the invitation keeps that manager past the period (the
+// operator is alerted), so it is never left without anyone to manage it.
+func TestInvitedOnlyManagerIsKept(t *testing.T) {
+	kluistest.ForEngines(t, func(t *testing.T, env *kluistest.Env) {
+		o, _, err := env.Orgs.CreateOrg(context.Background(), kluis.CLIActor, kluis.NewOrg{Slug: "ret-invited-" + env.Engine, Name: "Invited", ManagerEmail: "m@invited.example"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		env.Clock.Advance(731 * day)
+		if r := run(t, env); r.Erased != 0 || r.LastManagersKept != 1 {
+			t.Fatalf("%+v: want the invited only manager kept and reported", r)
+		}
+		if n := count(t, env, `SELECT COUNT(*) FROM users WHERE org_id = '`+string(o.ID)+`'`); n != 1 {
+			t.Fatalf("%d people, want the manager kept", n)
+		}
+	})
+}
