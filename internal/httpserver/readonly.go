@@ -16,23 +16,28 @@ import (
 // organisation's export. The operator's licence route is not an
 // organisation route (orgOrOperator): renewing the licence lifts it.
 
-// readOnlyExempt are the path endings of the writes a read-only
-// organisation still takes, on the API and the pages.
+// readOnlyExempt are the route patterns (their endings, after
+// "/api/v1/orgs/{org}" or "/o/{org}") of the writes a read-only
+// organisation still takes, on the API and the pages. Patterns, not paths:
+// a file whose path ends in "/export" is not the export.
 var readOnlyExempt = []string{
 	"/login", "/login/mfa", "/login/mfa/webauthn/options", "/login/mfa/sms", "/logout",
 	"/me/reauth", "/me/reauth/webauthn/options", "/me/reauth/sms", "/account/reauth", "/account/reauth/sms",
 	"/me/password", "/account/password", "/password-reset", "/password-reset/confirm", "/forgot", "/reset", "/unlock",
-	"/export", "/read",
+	"/export", "/inbox/{id}/read",
 }
 
-// mayChange reports whether r may change state and is not exempt.
+// mayChange reports whether r may change state and its route is not
+// exempt.
 func mayChange(r *http.Request) bool {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions:
 		return false
 	}
+	_, pattern, _ := strings.Cut(r.Pattern, " ")
+	pattern = strings.TrimPrefix(strings.TrimPrefix(pattern, "/api/v1/orgs/{org}"), "/o/{org}")
 	for _, end := range readOnlyExempt {
-		if strings.HasSuffix(r.URL.Path, end) {
+		if pattern == end {
 			return false
 		}
 	}
@@ -50,7 +55,7 @@ func (s *server) checkReadOnly(r *http.Request) error {
 	// itself; of the anonymous writes only accepting an invitation
 	// changes the organisation.
 	if !st.actor.IsOrgUser(st.org.ID) && !st.actor.IsSupport(st.org.ID) &&
-		!strings.HasSuffix(r.URL.Path, "/invitations/accept") && !strings.HasSuffix(r.URL.Path, "/invite") {
+		!strings.HasSuffix(r.Pattern, "/invitations/accept") && !strings.HasSuffix(r.Pattern, "/{org}/invite") {
 		return nil
 	}
 	ro, err := s.retention.ReadOnly(r.Context(), st.org.ID)

@@ -28,6 +28,9 @@ func TestEndedLicenceMakesTheOrganisationReadOnly(t *testing.T) {
 			ends := a.env.Clock.Now().Add(time.Minute)
 			wantStatus(t, "set the end", a.call(t, "PUT", lic, admin.Token, map[string]any{"ends_at": ends}), 200)
 			wantStatus(t, "before the end", a.call(t, "PATCH", orgPath(o.Slug, "/me"), member.Token, map[string]any{"name": "Before"}), 200)
+			r := a.call(t, "POST", orgPath(o.Slug, "/projects"), o.Manager.Token, map[string]any{"name": "Before"})
+			wantStatus(t, "a project before the end", r, 201)
+			project := orgPath(o.Slug, "/projects/"+decodeStrict[projectAnswer](t, r).Project.ID)
 
 			a.env.Clock.Advance(time.Minute)
 			for _, c := range []struct{ name, method, path string }{
@@ -40,12 +43,17 @@ func TestEndedLicenceMakesTheOrganisationReadOnly(t *testing.T) {
 					t.Fatalf("%s: fields %v, want ends_at", c.name, e.Error.Fields)
 				}
 			}
+			// A file whose path ends like an exempt route is still a write.
+			for _, name := range []string{"notes/export", "inbox/x/read", "login"} {
+				put := a.do(t, request{method: "PUT", path: project + "/files/" + name, bearer: o.Manager.Token, body: "x", contentType: "application/octet-stream"})
+				wantError(t, "a file "+name, put, 409, "licence_limit")
+			}
 			wantStatus(t, "reading", a.call(t, "GET", orgPath(o.Slug, "/me"), member.Token, nil), 200)
 			login := a.login(t, o.Slug, member.Email, member.Password)
 			if login.Token == "" {
 				t.Fatal("signing in during the grace period failed")
 			}
-			r := a.call(t, "POST", orgPath(o.Slug, "/me/reauth"), o.Manager.Token, map[string]string{"password": o.Manager.Password})
+			r = a.call(t, "POST", orgPath(o.Slug, "/me/reauth"), o.Manager.Token, map[string]string{"password": o.Manager.Password})
 			wantStatus(t, "re-authenticate", r, 200)
 			o.Manager.Token = decodeStrict[loginAnswer](t, r).Token
 			wantStatus(t, "the export of everything", a.call(t, "GET", orgPath(o.Slug, "/export"), o.Manager.Token, nil), 200)
