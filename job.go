@@ -56,11 +56,15 @@ const (
 	AlertBackupStale = "backup_stale"
 	// AlertDrillFailed: a restore drill of the newest backup failed (R32).
 	AlertDrillFailed = "drill_failed"
+	// AlertInactiveLastManager: the retention job kept an organisation's
+	// last manager although inactive beyond its period (R35); the subject
+	// is the organisation's chain id ("org:ID"), never the person.
+	AlertInactiveLastManager = "inactive_last_manager"
 )
 
 // AlertKinds are every kind of alert, in the order pages and metrics list
 // them.
-var AlertKinds = []string{AlertAuditChainBroken, AlertJobFailed, AlertBackupFailed, AlertBackupStale, AlertDrillFailed}
+var AlertKinds = []string{AlertAuditChainBroken, AlertJobFailed, AlertBackupFailed, AlertBackupStale, AlertDrillFailed, AlertInactiveLastManager}
 
 // ValidAlertKind reports whether kind is one of AlertKinds.
 func ValidAlertKind(kind string) bool { return slices.Contains(AlertKinds, kind) }

@@ -155,10 +155,10 @@ func TestPolicyValidate(t *testing.T) {
 	if e, ok := err.(*kluis.Error); ok {
 		ke = e
 	}
-	if ke == nil || ke.Code != kluis.EInvalid || len(ke.Fields) != 8 {
-		t.Fatalf("got %v, want invalid_input naming eight fields", err)
+	if ke == nil || ke.Code != kluis.EInvalid || len(ke.Fields) != 10 {
+		t.Fatalf("got %v, want invalid_input naming ten fields", err)
 	}
-	for _, f := range []string{"mfa", "lockout_threshold", "project_access", "trash_days", "support_approvals"} {
+	for _, f := range []string{"mfa", "lockout_threshold", "project_access", "trash_days", "support_approvals", "inactive_user_days", "audit_retention_days"} {
 		if ke.Fields[f] == "" {
 			t.Errorf("field %s not named: %v", f, ke.Fields)
 		}

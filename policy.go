@@ -46,7 +46,27 @@ type Policy struct {
 	// nil is no cap. In UpdatePolicy, nil keeps the current value and 0
 	// removes the cap.
 	MaxManagers *int `json:"max_managers"`
+	// InactiveUserDays is how long a person may stay inactive before
+	// the retention job erases them (R35); a notice comes
+	// InactivityNoticeDays before. 0 in UpdatePolicy keeps the value.
+	InactiveUserDays int `json:"inactive_user_days"`
+	// AuditRetentionDays is how long audit events are kept before the
+	// retention job prunes them behind a signed record (R25). 0 in
+	// UpdatePolicy keeps the value.
+	AuditRetentionDays int `json:"audit_retention_days"`
 }
+
+// Retention bounds (R25, R35): a person is erased after 90 days to ten
+// years of inactivity (default two years); audit events are kept one to
+// ten years (default two).
+const (
+	DefaultInactiveUserDays   = 730
+	MinInactiveUserDays       = 90
+	MaxInactiveUserDays       = 3650
+	DefaultAuditRetentionDays = 730
+	MinAuditRetentionDays     = 365
+	MaxAuditRetentionDays     = 3650
+)
 
 // The values of Policy.MFA.
 const (
@@ -72,6 +92,8 @@ var DefaultPolicy = Policy{
 	ProjectAccess:      ProjectAccessManagers,
 	TrashDays:          DefaultTrashDays,
 	SupportApprovals:   1,
+	InactiveUserDays:   DefaultInactiveUserDays,
+	AuditRetentionDays: DefaultAuditRetentionDays,
 }
 
 // Validate checks the policy's bounds and names each problem per field.
@@ -107,6 +129,12 @@ func (p Policy) Validate() error {
 	}
 	if p.MaxManagers != nil && (*p.MaxManagers < 0 || *p.MaxManagers > MaxManagersCap) {
 		f["max_managers"] = "must be empty (no cap) or at most " + strconv.Itoa(MaxManagersCap)
+	}
+	if p.InactiveUserDays < MinInactiveUserDays || p.InactiveUserDays > MaxInactiveUserDays {
+		f["inactive_user_days"] = fmt.Sprintf("must be between %d and %d", MinInactiveUserDays, MaxInactiveUserDays)
+	}
+	if p.AuditRetentionDays < MinAuditRetentionDays || p.AuditRetentionDays > MaxAuditRetentionDays {
+		f["audit_retention_days"] = fmt.Sprintf("must be between %d and %d", MinAuditRetentionDays, MaxAuditRetentionDays)
 	}
 	if len(f) > 0 {
 		return Invalid(f)

@@ -32,4 +32,6 @@ type Services struct {
 	Jobs      JobService
 	// Personal is a person's access, portability and erasure (issue 15).
 	Personal PersonalDataService
+	// Retention (issue 15): the read-only state after a licence ends.
+	Retention RetentionService
 }

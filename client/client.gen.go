@@ -847,6 +847,12 @@ type PasswordResetConfirm struct {
 
 // Policy defines model for Policy.
 type Policy struct {
+	// AuditRetentionDays Default 730 (R25): older audit events are pruned behind a signed record (`audit.prune`), so the rest still verifies.
+	AuditRetentionDays int `json:"audit_retention_days"`
+
+	// InactiveUserDays Default 730 (R35): a person inactive this long gets an inbox notice 30 days before and is then erased by the retention job; signing in cancels it; the last manager is never erased.
+	InactiveUserDays int `json:"inactive_user_days"`
+
 	// LockoutThreshold Default 5.
 	LockoutThreshold int `json:"lockout_threshold"`
 
@@ -881,9 +887,11 @@ type Policy struct {
 	TrashDays int `json:"trash_days"`
 }
 
-// PolicyUpdate The whole policy; `mfa`, `lockout_threshold`, `project_access`, `trash_days` and `support_approvals` may be left out and keep their value.
+// PolicyUpdate The whole policy; `mfa`, `lockout_threshold`, `project_access`, `trash_days`, `support_approvals`, `inactive_user_days` and `audit_retention_days` may be left out and keep their value.
 type PolicyUpdate struct {
-	LockoutThreshold *int `json:"lockout_threshold,omitempty"`
+	AuditRetentionDays *int `json:"audit_retention_days,omitempty"`
+	InactiveUserDays   *int `json:"inactive_user_days,omitempty"`
+	LockoutThreshold   *int `json:"lockout_threshold,omitempty"`
 
 	// MaxManagers null removes the cap; left out, it keeps its value.
 	MaxManagers *int `json:"max_managers,omitempty"`

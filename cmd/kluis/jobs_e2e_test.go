@@ -172,7 +172,7 @@ func TestScheduledJobsRunOnceAcrossNodesAndMoveOnWhenANodeDies(t *testing.T) {
 		}
 		return n
 	}
-	jobNames := []string{"audit_verify", "project_purge", "chunk_collection", "throttle_sweep", "backup", "backup_watch"}
+	jobNames := []string{"audit_verify", "project_purge", "chunk_collection", "throttle_sweep", "backup", "backup_watch", "retention"}
 	raced := map[string]bool{"audit_verify": true, "backup": true} // made due again each round
 	waitFor(t, patience, "every job's first run", func() bool {
 		return count(`SELECT COUNT(DISTINCT job) FROM job_runs WHERE outcome = 'ok'`) == len(jobNames)

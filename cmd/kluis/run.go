@@ -175,6 +175,10 @@ type config struct {
 	LogLevel          slog.Level
 	Backup            backupConfig
 	Content           contentConfig
+	// LicenceGrace is how long an organisation is read-only after its
+	// licence ended before the retention job erases it (R36):
+	// KLUIS_LICENCE_GRACE_DAYS, default 30.
+	LicenceGrace time.Duration
 }
 
 // backupConfig is the backups' part of the configuration (docs/OPERATIONS.md,
@@ -271,6 +275,14 @@ func newConfig(getenv func(string) string) (*config, error) {
 			return nil, &cliError{code: 2, msg: "KLUIS_SECURITY_DIGEST_EVERY must be a duration of a minute or more"}
 		}
 		c.DigestEvery = d
+	}
+	c.LicenceGrace = kluis.DefaultLicenceGrace
+	if v := env("KLUIS_LICENCE_GRACE_DAYS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 365 {
+			return nil, &cliError{code: 2, msg: "KLUIS_LICENCE_GRACE_DAYS must be a whole number from 1 to 365"}
+		}
+		c.LicenceGrace = time.Duration(n) * 24 * time.Hour
 	}
 	if v := env("KLUIS_JOB_TICK"); v != "" {
 		d, err := time.ParseDuration(v)
@@ -564,7 +576,7 @@ func (a *app) init(ctx context.Context) error {
 		return err
 	}
 	a.areas = areas.New(core, areas.Config{Hasher: hasher, Signer: signer, Witness: a.witness, SecurityEmail: c.SecurityEmail,
-		Blobs: blobs, MaxFileSize: c.MaxFileBytes, Backup: bo})
+		Blobs: blobs, MaxFileSize: c.MaxFileBytes, Backup: bo, LicenceGrace: c.LicenceGrace})
 	// The key store records every key event itself; Start also moves those
 	// a stopped process left behind into the audit chains.
 	return a.areas.Start(ctx)

@@ -50,6 +50,13 @@ func (a *app) scheduledJobs() []job {
 			n, err := a.areas.Projects.CollectChunks(ctx)
 			return fmt.Sprintf("%d chunks collected", n), err
 		}},
+		// Retention (issue 15, R25 R35 R36): inactive people, licence end,
+		// audit pruning, expired sessions, invitations, tokens, challenges.
+		{name: "retention", schedule: jobs.Every(24 * time.Hour), lease: time.Hour, run: func(ctx context.Context) (string, error) {
+			r, err := a.areas.Retention.RunRetention(ctx)
+			return fmt.Sprintf("%d notified, %d erased, %d last managers kept, %d organisations terminated, %d purged, %d audit events pruned, %d expired rows purged",
+				r.Notified, r.Erased, r.LastManagersKept, r.OrgsTerminated, r.OrgsPurged, r.AuditPruned, r.ExpiredPurged), err
+		}},
 		{name: "throttle_sweep", schedule: jobs.Every(time.Hour), lease: 10 * time.Minute, run: func(ctx context.Context) (string, error) {
 			return "counters and unlock links past their use forgotten", a.areas.Throttle.SweepThrottle(ctx)
 		}},

@@ -64,7 +64,7 @@ var Rules = map[string]Rule{
 	"licences": Copied, "group_members": Copied, "project_grants": Copied,
 	"content_chunks": Rebuilt, "content_blobs": Rebuilt, "chunk_refs": Rebuilt,
 	"content_uploads": Rebuilt, "content_collections": Rebuilt,
-	"audit_events": Fresh, "audit_heads": Fresh, "audit_checkpoints": Fresh,
+	"audit_events": Fresh, "audit_heads": Fresh, "audit_checkpoints": Fresh, "audit_prunes": Fresh,
 	"settings": Fresh, "key_events_drained": Fresh, "schema_migrations": Fresh,
 	// Credentials and everything that lets someone in: reset.
 	"operators": Dropped, "invitations": Dropped, "password_resets": Dropped,
@@ -91,7 +91,8 @@ var Rules = map[string]Rule{
 var Columns = map[string][]string{
 	"orgs": {"id", "slug", "name", "language", "created_at", "password_min_length", "password_require_digit",
 		"password_require_upper", "session_idle_minutes", "session_max_hours", "logins_disabled", "mfa",
-		"lockout_threshold", "project_access", "trash_days", "max_managers", "support_approvals"},
+		"lockout_threshold", "project_access", "trash_days", "max_managers", "support_approvals",
+		"inactive_user_days", "audit_retention_days", "terminated_at"},
 	"licences": {"org_id", "max_users", "max_projects", "max_active_projects", "max_storage_bytes", "ends_at",
 		"activity_timeout", "updated_at"},
 	"group_members":  {"group_id", "org_id", "user_id"},

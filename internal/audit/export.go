@@ -112,6 +112,20 @@ type ExportedCheckpoints struct {
 	Chain       string               `json:"chain"`
 	Head        ExportedHead         `json:"head"`
 	Checkpoints []ExportedCheckpoint `json:"checkpoints"`
+	// Prunes are the signed records of the chain's pruned start (R25,
+	// retention): the events start after the highest one. Absent when
+	// nothing was pruned.
+	Prunes []ExportedCheckpoint `json:"prunes,omitempty"`
+}
+
+// AddPrunes lists the prune records of the export's chain (others are
+// left out).
+func (x *ExportedCheckpoints) AddPrunes(prunes []Prune) {
+	for _, p := range prunes {
+		if p.Chain == x.Chain {
+			x.Prunes = append(x.Prunes, ExportedCheckpoint{Seq: p.Seq, Hash: p.Hash.String(), AtMicros: p.At.UnixMicro(), At: p.At.UTC(), Signature: p.Signature})
+		}
+	}
 }
 
 // ExportedHead is the newest exported event.
@@ -206,6 +220,13 @@ func VerifyExport(zr *zip.Reader) (Result, error) {
 	}
 	defer f.Close()
 	v := NewVerifier(xc.Chain, pub, cps)
+	prunes := make([]Prune, 0, len(xc.Prunes))
+	for _, x := range xc.Prunes {
+		p := Prune{Chain: xc.Chain, Seq: x.Seq, At: time.UnixMicro(x.AtMicros).UTC(), Signature: x.Signature}
+		p.Hash, _ = ParseHash(x.Hash) // a garbled hash fails the signature
+		prunes = append(prunes, p)
+	}
+	v.StartAfterPrune(pub, prunes)
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 0, 64<<10), 64<<20)
 	for sc.Scan() {

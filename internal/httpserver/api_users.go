@@ -221,6 +221,10 @@ type policyJSON struct {
 	// Added with issue 13 (R8): null is no cap; left out of a PUT, it
 	// keeps its value.
 	MaxManagers optionalCap `json:"max_managers"`
+	// Added with privacy rights (retention, R25 R35); left out of a PUT,
+	// they keep their value.
+	InactiveUserDays   *int `json:"inactive_user_days"`
+	AuditRetentionDays *int `json:"audit_retention_days"`
 }
 
 // optionalCap is a number that may be null, and may be left out: a PUT
@@ -252,7 +256,7 @@ func (c optionalCap) policyCap() *int {
 
 func toPolicyJSON(p kluis.Policy) policyJSON {
 	return policyJSON{&p.PasswordMinLength, &p.PasswordRequireDigit, &p.PasswordRequireUpper, &p.SessionIdleMinutes, &p.SessionMaxHours, &p.MFA, &p.LockoutThreshold, &p.ProjectAccess, &p.TrashDays,
-		&p.SupportApprovals, optionalCap{set: true, n: p.MaxManagers}}
+		&p.SupportApprovals, optionalCap{set: true, n: p.MaxManagers}, &p.InactiveUserDays, &p.AuditRetentionDays}
 }
 
 // handleUpdatePolicy replaces the policy: PUT takes every field, so a
@@ -290,6 +294,7 @@ func handleUpdatePolicy(policies kluis.PolicyService) handlerFunc {
 			ProjectAccess: deref(in.ProjectAccess), TrashDays: deref(in.TrashDays),
 			SupportApprovals: deref(in.SupportApprovals),
 			MaxManagers:      in.MaxManagers.policyCap(),
+			InactiveUserDays: deref(in.InactiveUserDays), AuditRetentionDays: deref(in.AuditRetentionDays),
 		})
 		if err != nil {
 			return err

@@ -128,7 +128,7 @@ func TestCrossOriginWritesAreRefused(t *testing.T) {
 			}{
 				{"PATCH", "/me", map[string]any{"name": "Pwned"}, ""},
 				{"POST", "/users", map[string]any{"email": "mallory@evil.example", "role": "manager"}, ""},
-				{"PUT", "/policy", policyObject{8, false, false, 1440, 720, "optional", 5, "managers", 30, 1, nil}, ""},
+				{"PUT", "/policy", policyObject{8, false, false, 1440, 720, "optional", 5, "managers", 30, 1, nil, 730, 730}, ""},
 				{"POST", "/me/password", map[string]any{"current_password": m.Password, "new_password": "mallory password 1"}, ""},
 				{"POST", "/logout", nil, ""},
 				{"DELETE", "/users/" + m.ID, nil, ""},
@@ -216,7 +216,7 @@ func TestSessionsEnd(t *testing.T) {
 				}
 				clock.Advance(5 * time.Minute) // 65 minutes old, used 5 minutes ago
 				mgr := a.login(t, o.Slug, o.Manager.Email, o.Manager.Password).Token
-				wantStatus(t, "lower max hours", a.call(t, "PUT", orgPath(o.Slug, "/policy"), mgr, policyObject{8, false, false, 30, 1, "optional", 5, "managers", 30, 1, nil}), 200)
+				wantStatus(t, "lower max hours", a.call(t, "PUT", orgPath(o.Slug, "/policy"), mgr, policyObject{8, false, false, 30, 1, "optional", 5, "managers", 30, 1, nil, 730, 730}), 200)
 				alive(t, o.Slug, mem.Token, false, "65-minute-old session under a 1-hour maximum")
 				alive(t, o.Slug, mgr, true, "the manager's fresh session")
 				la := a.login(t, o.Slug, mem.Email, mem.Password)
@@ -224,7 +224,7 @@ func TestSessionsEnd(t *testing.T) {
 					t.Errorf("expires_at under the 1-hour policy %v, want %v", la.ExpiresAt, want)
 				}
 
-				wantStatus(t, "lower idle minutes", a.call(t, "PUT", orgPath(o.Slug, "/policy"), mgr, policyObject{8, false, false, 5, 1, "optional", 5, "managers", 30, 1, nil}), 200)
+				wantStatus(t, "lower idle minutes", a.call(t, "PUT", orgPath(o.Slug, "/policy"), mgr, policyObject{8, false, false, 5, 1, "optional", 5, "managers", 30, 1, nil, 730, 730}), 200)
 				clock.Advance(6 * time.Minute)
 				alive(t, o.Slug, la.Token, false, "6 idle minutes under a 5-minute policy")
 				alive(t, o.Slug, mgr, false, "the manager's session, 6 idle minutes under a 5-minute policy")

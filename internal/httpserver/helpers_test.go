@@ -375,9 +375,11 @@ type policyObject struct {
 	TrashDays            int    `json:"trash_days"`
 	SupportApprovals     int    `json:"support_approvals"`
 	MaxManagers          *int   `json:"max_managers"`
+	InactiveUserDays     int    `json:"inactive_user_days"`   // retention (R35)
+	AuditRetentionDays   int    `json:"audit_retention_days"` // retention (R25)
 }
 
-var defaultPolicy = policyObject{8, false, false, 30, 12, "optional", 5, "managers", 30, 1, nil}
+var defaultPolicy = policyObject{8, false, false, 30, 12, "optional", 5, "managers", 30, 1, nil, 730, 730}
 
 type auditEvent struct {
 	Seq     int64           `json:"seq"`

@@ -84,7 +84,7 @@ func TestOtherOrganisationIsNotFound(t *testing.T) {
 			wantStatus(t, "B member sets phone", a.call(t, "PATCH", orgPath(orgB.Slug, "/me"), memB.Token, map[string]any{"phone": "+44 20 7946 0958"}), 200)
 			invitedB := a.invite(t, orgB, "manager")
 			inviteTokB := a.inviteToken(t)
-			wantStatus(t, "B policy", a.call(t, "PUT", orgPath(orgB.Slug, "/policy"), orgB.Manager.Token, policyObject{10, true, true, 20, 8, "optional", 5, "managers", 30, 1, nil}), 200)
+			wantStatus(t, "B policy", a.call(t, "PUT", orgPath(orgB.Slug, "/policy"), orgB.Manager.Token, policyObject{10, true, true, 20, 8, "optional", 5, "managers", 30, 1, nil, 730, 730}), 200)
 			usersB := []account{orgB.Manager, memB, invitedB}
 			secretsB := []string{orgB.ID, orgB.Name, "+442079460958", inviteTokB}
 			for _, u := range usersB {
@@ -100,7 +100,7 @@ func TestOtherOrganisationIsNotFound(t *testing.T) {
 				"POST /api/v1/orgs/{org}/me/password":        map[string]string{"current_password": memA.Password, "new_password": "mallory password 2"},
 				"POST /api/v1/orgs/{org}/users":              map[string]string{"email": "mallory@evil.example", "name": "Mallory", "role": "manager"},
 				"PATCH /api/v1/orgs/{org}/users/{id}":        map[string]any{"role": "manager", "disabled": true, "name": "Mallory"},
-				"PUT /api/v1/orgs/{org}/policy":              policyObject{8, false, false, 1440, 720, "optional", 5, "managers", 30, 1, nil},
+				"PUT /api/v1/orgs/{org}/policy":              policyObject{8, false, false, 1440, 720, "optional", 5, "managers", 30, 1, nil, 730, 730},
 				"POST /api/v1/orgs":                          map[string]any{"slug": "mallory", "name": "Mallory", "manager": map[string]string{"email": "mallory@evil.example"}},
 			}
 			bodyFor := func(rt httpserver.Route) any {
@@ -269,7 +269,7 @@ func TestOtherOrganisationIsNotFound(t *testing.T) {
 					t.Errorf("B's user %+v was changed by A", u)
 				}
 			}
-			if p := decodeStrict[policyObject](t, a.call(t, "GET", orgPath(orgB.Slug, "/policy"), memB.Token, nil)); p != (policyObject{10, true, true, 20, 8, "optional", 5, "managers", 30, 1, nil}) {
+			if p := decodeStrict[policyObject](t, a.call(t, "GET", orgPath(orgB.Slug, "/policy"), memB.Token, nil)); p != (policyObject{10, true, true, 20, 8, "optional", 5, "managers", 30, 1, nil, 730, 730}) {
 				t.Errorf("B's policy %+v was changed by A", p)
 			}
 			a.me(t, orgB.Slug, memB.Token)

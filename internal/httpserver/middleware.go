@@ -254,6 +254,7 @@ func supportObject(r *http.Request, org kluis.OrgID) string {
 // on a request that may change state is refused (and recorded) once the
 // organisation is known to be the URL's.
 func (s *server) org(next handlerFunc) http.Handler {
+	next = s.readOnly(next)
 	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		st := state(r)
 		slug := r.PathValue("org")

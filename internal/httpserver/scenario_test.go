@@ -237,7 +237,7 @@ func runLifecycle(t *testing.T, a *testAPI) scenarioSecrets {
 	// The policy change happens a minute later: since/until filters split there.
 	a.env.Clock.Advance(time.Minute)
 	cut := a.env.Clock.Now().UTC().Truncate(time.Microsecond)
-	strict := policyObject{14, true, false, 30, 12, "optional", 5, "managers", 30, 1, nil}
+	strict := policyObject{14, true, false, 30, 12, "optional", 5, "managers", 30, 1, nil, 730, 730}
 	r = a.call(t, "PUT", orgPath(slug, "/policy"), mgr.Token, strict)
 	wantStatus(t, "PUT /policy", r, 200)
 	if p := decodeStrict[policyObject](t, r); p != strict {

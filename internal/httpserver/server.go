@@ -57,6 +57,9 @@ type server struct {
 	policies kluis.PolicyService  // a signed-in page's idle time
 	support  kluis.SupportService // support sessions and their uses (R22)
 	inbox    kluis.InboxService   // the navigation's count of unread notices
+	// retention tells whether an organisation is read-only after its
+	// licence ended (R36, readonly.go).
+	retention kluis.RetentionService
 
 	log     *slog.Logger
 	metrics *Metrics
@@ -82,7 +85,7 @@ func NewServer(c Config) http.Handler {
 	}
 	svc := c.Services
 	s := &server{
-		sessions: svc.Sessions, orgs: svc.Orgs, tokens: svc.Tokens, policies: svc.Policies, support: svc.Support, inbox: svc.Inbox,
+		sessions: svc.Sessions, orgs: svc.Orgs, tokens: svc.Tokens, policies: svc.Policies, support: svc.Support, inbox: svc.Inbox, retention: svc.Retention,
 		log: c.Logger, metrics: c.Metrics, maxBody: c.MaxBodyBytes, maxFile: c.MaxFileBytes, proxies: c.TrustedProxies, https: c.HTTPS,
 		mux: http.NewServeMux(), patterns: http.NewServeMux(),
 	}

@@ -182,7 +182,7 @@ func handleDeleteUserForm(v userView) pageFunc {
 	}
 }
 
-var policyFields = []string{"password_min_length", "password_require_digit", "password_require_upper", "session_idle_minutes", "session_max_hours", "mfa", "lockout_threshold"}
+var policyFields = []string{"password_min_length", "password_require_digit", "password_require_upper", "session_idle_minutes", "session_max_hours", "mfa", "lockout_threshold", "inactive_user_days", "audit_retention_days"}
 
 func handlePolicyPage(policies kluis.PolicyService, logins kluis.LoginsService) pageFunc {
 	return func(w http.ResponseWriter, r *http.Request, p *pageData) error {
@@ -196,6 +196,8 @@ func handlePolicyPage(policies kluis.PolicyService, logins kluis.LoginsService) 
 		p.Form.Set("session_max_hours", strconv.Itoa(pol.SessionMaxHours))
 		p.Form.Set("mfa", pol.MFA)
 		p.Form.Set("lockout_threshold", strconv.Itoa(pol.LockoutThreshold))
+		p.Form.Set("inactive_user_days", strconv.Itoa(pol.InactiveUserDays))
+		p.Form.Set("audit_retention_days", strconv.Itoa(pol.AuditRetentionDays))
 		if pol.MaxManagers != nil {
 			p.Form.Set("max_managers", strconv.Itoa(*pol.MaxManagers))
 		}
@@ -268,6 +270,7 @@ func handlePolicyForm(policies kluis.PolicyService, logins kluis.LoginsService) 
 			PasswordMinLength: num("password_min_length"), SessionIdleMinutes: num("session_idle_minutes"), SessionMaxHours: num("session_max_hours"),
 			PasswordRequireDigit: form.Get("password_require_digit") == "on", PasswordRequireUpper: form.Get("password_require_upper") == "on",
 			MFA: form.Get("mfa"), LockoutThreshold: num("lockout_threshold"),
+			InactiveUserDays: num("inactive_user_days"), AuditRetentionDays: num("audit_retention_days"),
 		}
 		// max_managers (R8): empty removes the cap (0 to the service).
 		maxManagers := 0
@@ -277,6 +280,13 @@ func handlePolicyForm(policies kluis.PolicyService, logins kluis.LoginsService) 
 			}
 		}
 		pol.MaxManagers = &maxManagers
+		// Retention (R25 R35): 0 keeps the value in the service, so a number
+		// that could not be read is sent as -1, which it refuses.
+		for name, v := range map[string]*int{"inactive_user_days": &pol.InactiveUserDays, "audit_retention_days": &pol.AuditRetentionDays} {
+			if _, ok := bad[name]; ok || *v == 0 {
+				*v = -1
+			}
+		}
 		if pol.MFA == "" {
 			bad["mfa"] = "must be off, optional or required"
 			pol.MFA = "?" // refused by the service like any other wrong value

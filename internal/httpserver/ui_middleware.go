@@ -135,6 +135,7 @@ func (s *server) page(fn pageFunc) http.Handler {
 // session it asks to sign in. A session of another organisation counts as
 // none here: the browser holds one session cookie for the whole site.
 func (s *server) orgPage(need access, fn pageFunc) http.Handler {
+	fn = s.readOnlyPage(fn)
 	return s.page(func(w http.ResponseWriter, r *http.Request, p *pageData) error {
 		st := state(r)
 		slug := r.PathValue("org")

@@ -883,6 +883,17 @@ var texts = map[string]struct{ en, nl string }{
 	"user.export_body":       {"Download everything kluis holds about this person as one ZIP of JSON files, for a request for access or portability. You confirm it is you first; the download is recorded in the audit log.", "Download alles wat kluis over deze persoon bewaart als één ZIP met JSON-bestanden, voor een verzoek om inzage of overdraagbaarheid. Je bevestigt eerst dat jij het bent; het downloaden wordt vastgelegd in de auditlog."},
 	"user.export_go":         {"Export this person's data", "Gegevens van deze persoon exporteren"},
 	"person.deleted_ref":     {"a deleted person (%s)", "een verwijderde persoon (%s)"},
+	// Retention (issue 15, R25 R35 R36): policy fields, the inactivity
+	// notice, the read-only grace after a licence ends.
+	"policy.retention":           {"Retention", "Bewaartermijnen"},
+	"field.inactive_user_days":   {"Days of inactivity before a person is erased", "Dagen zonder activiteit voordat een persoon wordt gewist"},
+	"hint.inactive_user_days":    {"A person who has not signed in or used the organisation for this long gets a notice 30 days before, then their account, personal data and key are erased. Signing in again cancels it. The last manager is never erased. 90 to 3650 days; default 730 (two years).", "Wie zo lang niet heeft ingelogd of de organisatie heeft gebruikt, krijgt 30 dagen vooraf een bericht; daarna worden account, persoonsgegevens en sleutel gewist. Opnieuw inloggen heft dat op. De laatste beheerder wordt nooit gewist. 90 tot 3650 dagen; standaard 730 (twee jaar)."},
+	"field.audit_retention_days": {"Days audit events are kept", "Dagen dat auditgebeurtenissen bewaard blijven"},
+	"hint.audit_retention_days":  {"Older events are removed behind a signed record of the removal, so the rest of the log still verifies. 365 to 3650 days; default 730.", "Oudere gebeurtenissen worden verwijderd achter een ondertekend verslag van die verwijdering, zodat de rest van de log controleerbaar blijft. 365 tot 3650 dagen; standaard 730."},
+	"inbox.inactive.title":       {"Your account will be erased for inactivity", "Je account wordt gewist wegens inactiviteit"},
+	"inbox.inactive.body":        {"You have not used your account for a long time. Your organisation keeps the accounts of inactive people for %d days. Unless you sign in before %s, your account, your personal data and your key will be erased. Signing in once is enough to keep it.", "Je hebt je account lang niet gebruikt. Je organisatie bewaart accounts van inactieve personen %d dagen. Als je niet vóór %s inlogt, worden je account, je persoonsgegevens en je sleutel gewist. Eén keer inloggen is genoeg om het te houden."},
+	"inbox.terminated.title":     {"Your organisation's licence has ended", "De licentie van je organisatie is afgelopen"},
+	"inbox.terminated.body":      {"The licence ended on %s. Until %s the organisation can be read but not changed; managers can still export everything. After that date its personal data, projects and keys are erased, unless the licence is renewed.", "De licentie is afgelopen op %s. Tot %s kan de organisatie worden gelezen maar niet gewijzigd; beheerders kunnen nog alles exporteren. Na die datum worden persoonsgegevens, projecten en sleutels gewist, tenzij de licentie wordt verlengd."},
 }
 
 // messages are the Dutch texts of the English messages that the domain and
@@ -990,4 +1001,7 @@ var messages = map[string]string{
 	"the licence allows {n} active projects":         "de licentie staat {n} actieve projecten toe",
 	"the licence allows {n} bytes":                   "de licentie staat {n} bytes toe",
 	"the licence has ended":                          "de licentie is afgelopen",
+
+	"must be between {n} and 3650": "moet tussen {n} en 3650 liggen",
+	"the organisation's licence has ended; it is read-only until its data is erased or the licence is renewed": "de licentie van de organisatie is afgelopen; ze is alleen-lezen tot haar gegevens worden gewist of de licentie wordt verlengd",
 }

@@ -92,12 +92,14 @@ func (s *Core) FindOrgBySlug(ctx context.Context, slug string) (kluis.Org, error
 }
 
 const policyQuery = `SELECT password_min_length, password_require_digit, password_require_upper,
-	session_idle_minutes, session_max_hours, mfa, lockout_threshold, project_access, trash_days, support_approvals, max_managers FROM orgs WHERE id = ?`
+	session_idle_minutes, session_max_hours, mfa, lockout_threshold, project_access, trash_days, support_approvals, max_managers,
+	inactive_user_days, audit_retention_days FROM orgs WHERE id = ?`
 
 func scanPolicy(row *sql.Row) (kluis.Policy, error) {
 	var p kluis.Policy
 	var maxManagers sql.NullInt64
-	err := row.Scan(&p.PasswordMinLength, &p.PasswordRequireDigit, &p.PasswordRequireUpper, &p.SessionIdleMinutes, &p.SessionMaxHours, &p.MFA, &p.LockoutThreshold, &p.ProjectAccess, &p.TrashDays, &p.SupportApprovals, &maxManagers)
+	err := row.Scan(&p.PasswordMinLength, &p.PasswordRequireDigit, &p.PasswordRequireUpper, &p.SessionIdleMinutes, &p.SessionMaxHours, &p.MFA, &p.LockoutThreshold, &p.ProjectAccess, &p.TrashDays, &p.SupportApprovals, &maxManagers,
+		&p.InactiveUserDays, &p.AuditRetentionDays)
 	if errors.Is(err, sql.ErrNoRows) {
 		return p, kluis.ErrNotFound
 	}

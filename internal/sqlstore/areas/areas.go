@@ -7,6 +7,7 @@ package areas
 import (
 	"context"
 	"path/filepath"
+	"time"
 
 	"github.com/kluis/kluis"
 	"github.com/kluis/kluis/internal/audit"
@@ -26,6 +27,7 @@ import (
 	"github.com/kluis/kluis/internal/sqlstore/outbox"
 	"github.com/kluis/kluis/internal/sqlstore/personal"
 	"github.com/kluis/kluis/internal/sqlstore/projects"
+	"github.com/kluis/kluis/internal/sqlstore/retention"
 	"github.com/kluis/kluis/internal/sqlstore/rights"
 	"github.com/kluis/kluis/internal/sqlstore/signin"
 	"github.com/kluis/kluis/internal/sqlstore/support"
@@ -55,6 +57,9 @@ type Config struct {
 	// key files, retention); the content store, witness and checkpoint key
 	// are filled in here. Without targets the record still reads.
 	Backup backups.Options
+	// LicenceGrace is how long an organisation is read-only after its
+	// licence ended before it is erased (R36); 0: the default, 30 days.
+	LicenceGrace time.Duration
 }
 
 // Areas are the store's areas over one core.
@@ -81,6 +86,7 @@ type Areas struct {
 	Jobs      *jobs.Service
 	// Personal: access, portability and erasure (issue 15).
 	Personal *personal.Service
+	Retention *retention.Service
 }
 
 // New builds the areas over core.
@@ -115,6 +121,7 @@ func New(core *sqlstore.Core, c Config) *Areas {
 	a.Backups = backups.New(core, bo)
 	a.Jobs = jobs.New(core, c.SecurityEmail)
 	a.Personal = personal.New(core, a.Users, a.Projects)
+	a.Retention = retention.New(core, a.Users, a.Projects, a.Audit, a.Jobs, retention.Options{Grace: c.LicenceGrace})
 	return a
 }
 
@@ -154,5 +161,7 @@ func (a *Areas) Services() kluis.Services {
 		Backups:  a.Backups,
 		Jobs:     a.Jobs,
 		Personal: a.Personal,
+		// Retention (issue 15).
+		Retention: a.Retention,
 	}
 }

@@ -300,6 +300,10 @@ func (s *Service) verifyChain(ctx context.Context, chain string, witnessed []aud
 		return audit.Result{}, err
 	}
 	cps = append(cps, stored...)
+	prunes, err := s.chainPrunes(ctx, tx, chain)
+	if err != nil {
+		return audit.Result{}, err
+	}
 	var head *audit.Head
 	var seq int64
 	var h []byte
@@ -338,7 +342,7 @@ func (s *Service) verifyChain(ctx context.Context, chain string, witnessed []aud
 			yield(audit.Event{}, err)
 		}
 	}
-	return audit.VerifyChain(chain, events, head, s.signer.PublicKey(), cps)
+	return audit.VerifyPrunedChain(chain, events, head, s.signer.PublicKey(), cps, prunes)
 }
 
 func (s *Service) checkpoints(ctx context.Context, tx *sql.Tx, chain string) ([]audit.Checkpoint, error) {

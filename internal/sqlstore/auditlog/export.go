@@ -103,7 +103,13 @@ func (s *Service) ExportChain(ctx context.Context, org kluis.OrgID, events io.Wr
 	if err != nil {
 		return audit.ExportedCheckpoints{}, nil, err
 	}
-	return audit.NewExportedCheckpoints(chain, audit.Head{Seq: head.Seq, Hash: head.Hash}, cps), pub, nil
+	x := audit.NewExportedCheckpoints(chain, audit.Head{Seq: head.Seq, Hash: head.Hash}, cps)
+	prunes, err := s.chainPrunes(ctx, nil, chain)
+	if err != nil {
+		return audit.ExportedCheckpoints{}, nil, err
+	}
+	x.AddPrunes(prunes)
+	return x, pub, nil
 }
 
 // exportCheckpoints is the union of the witness's and the database's

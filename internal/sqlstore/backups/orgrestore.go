@@ -116,6 +116,7 @@ var orgTableRules = map[string]OrgTable{
 	"audit_events":      {Treatment: Kept, Column: "chain", Prefix: "org:"},
 	"audit_heads":       {Treatment: Kept, Column: "chain", Prefix: "org:"},
 	"audit_checkpoints": {Treatment: Kept, Column: "chain", Prefix: "org:"},
+	"audit_prunes":      {Treatment: Kept, Column: "chain", Prefix: "org:"}, // retention (issue 15)
 	// The organisation itself (slug, name, policy) stays as it is now:
 	// a restore brings back its content, not its settings.
 	"orgs": {Treatment: Kept, Column: "id"},

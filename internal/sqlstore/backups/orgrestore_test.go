@@ -39,6 +39,7 @@ var wantTables = map[string]backups.OrgTable{
 	"api_token_clients":   {Treatment: backups.Replaced, Column: "token_id", Parent: "api_tokens"},
 	"api_tokens":          {Treatment: backups.Replaced, Column: "org_id"},
 	"audit_checkpoints":   {Treatment: backups.Kept, Column: "chain", Prefix: "org:"},
+	"audit_prunes":        {Treatment: backups.Kept, Column: "chain", Prefix: "org:"}, // retention (issue 15)
 	"audit_events":        {Treatment: backups.Kept, Column: "chain", Prefix: "org:"},
 	"audit_heads":         {Treatment: backups.Kept, Column: "chain", Prefix: "org:"},
 	"alerts":              {Treatment: backups.Platform},

@@ -234,6 +234,13 @@ func (s *Service) SetLicence(ctx context.Context, org kluis.OrgID, actor kluis.A
 			return err
 		}
 		l.UpdatedAt = t.Now()
+		// Retention (R36): a licence renewed during the grace period lifts
+		// the read-only state; recorded by this licence.update.
+		if !l.Ended(t.Now()) {
+			if _, err := t.Exec(ctx, `UPDATE orgs SET terminated_at = NULL WHERE id = ?`, org); err != nil {
+				return err
+			}
+		}
 		var err error
 		v.Licence = l
 		if v.Usage, err = usage(ctx, t, org, l); err != nil {

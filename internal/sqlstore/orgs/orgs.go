@@ -205,7 +205,8 @@ func (s *Service) FindPolicy(ctx context.Context, org kluis.OrgID, actor kluis.A
 
 // UpdatePolicy replaces an organisation's policy (R16, R17, R18, R21).
 // Managers only. The fields added after the first release (MFA,
-// LockoutThreshold, ProjectAccess, TrashDays, SupportApprovals) keep their value when left
+// LockoutThreshold, ProjectAccess, TrashDays, SupportApprovals, InactiveUserDays,
+// AuditRetentionDays) keep their value when left
 // zero, so older clients do not reset them. Errors: invalid_input, forbidden.
 func (s *Service) UpdatePolicy(ctx context.Context, org kluis.OrgID, actor kluis.Actor, p kluis.Policy) (kluis.Policy, error) {
 	if !kluis.CanUpdatePolicy(actor, org) {
@@ -219,6 +220,8 @@ func (s *Service) UpdatePolicy(ctx context.Context, org kluis.OrgID, actor kluis
 	check.ProjectAccess = cmp.Or(check.ProjectAccess, kluis.DefaultPolicy.ProjectAccess)
 	check.TrashDays = cmp.Or(check.TrashDays, kluis.DefaultPolicy.TrashDays)
 	check.SupportApprovals = cmp.Or(check.SupportApprovals, kluis.DefaultPolicy.SupportApprovals)
+	check.InactiveUserDays = cmp.Or(check.InactiveUserDays, kluis.DefaultPolicy.InactiveUserDays)
+	check.AuditRetentionDays = cmp.Or(check.AuditRetentionDays, kluis.DefaultPolicy.AuditRetentionDays)
 	if err := check.Validate(); err != nil {
 		return kluis.Policy{}, err
 	}
@@ -235,6 +238,8 @@ func (s *Service) UpdatePolicy(ctx context.Context, org kluis.OrgID, actor kluis
 		p.ProjectAccess = cmp.Or(p.ProjectAccess, old.ProjectAccess)
 		p.TrashDays = cmp.Or(p.TrashDays, old.TrashDays)
 		p.SupportApprovals = cmp.Or(p.SupportApprovals, old.SupportApprovals)
+		p.InactiveUserDays = cmp.Or(p.InactiveUserDays, old.InactiveUserDays)
+		p.AuditRetentionDays = cmp.Or(p.AuditRetentionDays, old.AuditRetentionDays)
 		// max_managers (R8): nil keeps the cap, 0 removes it.
 		switch {
 		case p.MaxManagers == nil:
@@ -248,9 +253,9 @@ func (s *Service) UpdatePolicy(ctx context.Context, org kluis.OrgID, actor kluis
 		}
 		if _, err := t.Exec(ctx, `UPDATE orgs SET password_min_length = ?, password_require_digit = ?, password_require_upper = ?,
 			session_idle_minutes = ?, session_max_hours = ?, mfa = ?, lockout_threshold = ?, project_access = ?, trash_days = ?,
-			support_approvals = ?, max_managers = ? WHERE id = ?`,
+			support_approvals = ?, max_managers = ?, inactive_user_days = ?, audit_retention_days = ? WHERE id = ?`,
 			p.PasswordMinLength, p.PasswordRequireDigit, p.PasswordRequireUpper, p.SessionIdleMinutes, p.SessionMaxHours, p.MFA, p.LockoutThreshold,
-			p.ProjectAccess, p.TrashDays, p.SupportApprovals, maxManagers, org); err != nil {
+			p.ProjectAccess, p.TrashDays, p.SupportApprovals, maxManagers, p.InactiveUserDays, p.AuditRetentionDays, org); err != nil {
 			return err
 		}
 		return t.Append(ctx, sqlstore.OrgChain(org), actor, "policy.update", "org:"+string(org), "success",
