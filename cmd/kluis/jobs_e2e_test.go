@@ -172,9 +172,14 @@ func TestScheduledJobsRunOnceAcrossNodesAndMoveOnWhenANodeDies(t *testing.T) {
 		}
 		return n
 	}
-	jobNames := []string{"audit_verify", "project_purge", "chunk_collection", "throttle_sweep", "backup", "backup_watch", "retention"}
+	jobNames := []string{"audit_verify", "project_purge", "chunk_collection", "throttle_sweep", "backup", "backup_watch", "backup_drill", "backup_drill_oldest", "retention"}
 	raced := map[string]bool{"audit_verify": true, "backup": true} // made due again each round
+	var seen string
 	waitFor(t, patience, "every job's first run", func() bool {
+		if ran := strings.Join(query(`SELECT job || ' ' || outcome || ' ' || detail FROM job_runs ORDER BY started_at`), "; "); ran != seen {
+			seen = ran
+			t.Logf("runs so far: %s", ran)
+		}
 		return count(`SELECT COUNT(DISTINCT job) FROM job_runs WHERE outcome = 'ok'`) == len(jobNames)
 	})
 	backupRuns := func() int { return count(`SELECT COUNT(*) FROM job_runs WHERE job = 'backup'`) }
