@@ -30,4 +30,6 @@ type Services struct {
 	Inbox     InboxService
 	Backups   BackupService
 	Jobs      JobService
+	// The register of data-subject requests (issue 15, R34).
+	PrivacyRequests PrivacyRequestService
 }

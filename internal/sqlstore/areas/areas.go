@@ -24,6 +24,7 @@ import (
 	"github.com/kluis/kluis/internal/sqlstore/orgexport"
 	"github.com/kluis/kluis/internal/sqlstore/orgs"
 	"github.com/kluis/kluis/internal/sqlstore/outbox"
+	"github.com/kluis/kluis/internal/sqlstore/privacy"
 	"github.com/kluis/kluis/internal/sqlstore/projects"
 	"github.com/kluis/kluis/internal/sqlstore/rights"
 	"github.com/kluis/kluis/internal/sqlstore/signin"
@@ -78,6 +79,8 @@ type Areas struct {
 	Inbox     *inbox.Service
 	Backups   *backups.Service
 	Jobs      *jobs.Service
+	// The register of data-subject requests (issue 15, R34).
+	PrivacyRequests *privacy.Service
 }
 
 // New builds the areas over core.
@@ -111,6 +114,7 @@ func New(core *sqlstore.Core, c Config) *Areas {
 	}
 	a.Backups = backups.New(core, bo)
 	a.Jobs = jobs.New(core, c.SecurityEmail)
+	a.PrivacyRequests = privacy.New(core)
 	return a
 }
 
@@ -149,5 +153,7 @@ func (a *Areas) Services() kluis.Services {
 		Inbox:    a.Inbox,
 		Backups:  a.Backups,
 		Jobs:     a.Jobs,
+		// issue 15, R34
+		PrivacyRequests: a.PrivacyRequests,
 	}
 }

@@ -64,6 +64,8 @@ var sealedTables = []sealedTable{
 	{"email_changes", "email_changes", "user_id", []sealedField{{"new_email", "email"}}},
 	{"sessions", "sessions", "user_id", same("device")},
 	{"notices", "notices", "user_id", same("title", "body")},
+	// A request's outcome is sealed under the organisation key: no owner.
+	{"privacy_requests", "privacy_requests", "NULL", same("outcome")},
 }
 
 // phases are the names of sealedTables, in order.

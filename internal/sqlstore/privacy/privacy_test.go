@@ -1,0 +1,327 @@
+package privacy_test
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kluis/kluis"
+	"github.com/kluis/kluis/internal/kluistest"
+)
+
+// R34: a person files a request and follows it; it is due one calendar
+// month later; the managers see every request of their organisation and
+// handle it; every step is in the organisation's chain.
+func TestPersonFilesRequestManagerHandlesItAudited(t *testing.T) {
+	kluistest.ForEngines(t, func(t *testing.T, env *kluistest.Env) {
+		ctx := context.Background()
+		o, mgr := env.NewOrg(t, "dsr")
+		m := env.NewMember(t, o, mgr, "ann@dsr.example", kluis.RoleMember)
+		svc := env.PrivacyRequests
+
+		r, err := svc.FilePrivacyRequest(ctx, o.ID, m, kluis.PrivacyRequestInput{Type: kluis.RequestAccess})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Subject != m.UserID || r.Status != kluis.RequestOpen || r.Handler != "" {
+			t.Errorf("filed: %+v, want the member's own, open, no handler", r)
+		}
+		if want := kluis.PrivacyRequestDue(r.ReceivedAt); !r.DueAt.Equal(want) || !r.ReceivedAt.Equal(env.Clock.Now().Truncate(time.Microsecond)) {
+			t.Errorf("received %s due %s, want now and %s", r.ReceivedAt, r.DueAt, want)
+		}
+
+		mine, err := svc.FindPrivacyRequests(ctx, o.ID, m, false)
+		if err != nil || len(mine) != 1 || mine[0].ID != r.ID || mine[0].SubjectName != "Member" {
+			t.Fatalf("the member's list: %+v, %v", mine, err)
+		}
+		all, err := svc.FindPrivacyRequests(ctx, o.ID, mgr, false)
+		if err != nil || len(all) != 1 || all[0].ID != r.ID {
+			t.Fatalf("the manager's register: %+v, %v", all, err)
+		}
+
+		status, outcome := kluis.RequestDone, "Export sent through kluis on request."
+		got, err := svc.UpdatePrivacyRequest(ctx, o.ID, mgr, r.ID, kluis.PrivacyRequestUpdate{Status: &status, Outcome: &outcome})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Status != kluis.RequestDone || got.Handler != mgr.UserID || got.HandlerName != "Boss" || got.Outcome != outcome {
+			t.Errorf("handled: %+v, want done by the caller with the outcome", got)
+		}
+		mine, _ = svc.FindPrivacyRequests(ctx, o.ID, m, false)
+		if len(mine) != 1 || mine[0].Outcome != outcome || mine[0].Status != kluis.RequestDone {
+			t.Errorf("the member follows it: %+v", mine)
+		}
+
+		evs := env.Events(t, o.ID, mgr)
+		for action, want := range map[string]int{"dsr.create": 1, "dsr.update": 1, "dsr.list": 1} {
+			if n := kluistest.CountAction(evs, action); n != want {
+				t.Errorf("%d %s events, want %d", n, action, want)
+			}
+		}
+		for _, ev := range evs {
+			if strings.HasPrefix(ev.Action, "dsr.") && strings.Contains(string(ev.Details), "Export sent") {
+				t.Errorf("%s holds the outcome in its details: %s", ev.Action, ev.Details)
+			}
+			if ev.Action == "dsr.update" && (ev.Target != "dsr:"+string(r.ID) || !strings.Contains(string(ev.Details), `"done"`)) {
+				t.Errorf("dsr.update: target %q details %s", ev.Target, ev.Details)
+			}
+		}
+	})
+}
+
+// R34, R2: another organisation's request is not found; a person sees only
+// their own and can change none; a manager of another organisation learns
+// nothing.
+func TestPrivacyRequestsStayWithTheirPersonAndOrganisation(t *testing.T) {
+	kluistest.ForEngines(t, func(t *testing.T, env *kluistest.Env) {
+		ctx := context.Background()
+		o, mgr := env.NewOrg(t, "one")
+		other, otherMgr := env.NewOrg(t, "two")
+		ann := env.NewMember(t, o, mgr, "ann@one.example", kluis.RoleMember)
+		bob := env.NewMember(t, o, mgr, "bob@one.example", kluis.RoleMember)
+		svc := env.PrivacyRequests
+		r, err := svc.FilePrivacyRequest(ctx, o.ID, ann, kluis.PrivacyRequestInput{Type: kluis.RequestErasure})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := kluis.RequestDone
+
+		list, err := svc.FindPrivacyRequests(ctx, o.ID, bob, false)
+		if err != nil || len(list) != 0 {
+			t.Errorf("another person's list: %+v, %v, want empty", list, err)
+		}
+		_, err = svc.UpdatePrivacyRequest(ctx, o.ID, bob, r.ID, kluis.PrivacyRequestUpdate{Status: &done})
+		kluistest.WantCode(t, err, kluis.ENotFound)
+		_, err = svc.UpdatePrivacyRequest(ctx, o.ID, ann, r.ID, kluis.PrivacyRequestUpdate{Status: &done})
+		kluistest.WantCode(t, err, kluis.EForbidden)
+		_, err = svc.FilePrivacyRequest(ctx, o.ID, bob, kluis.PrivacyRequestInput{Type: kluis.RequestAccess, Subject: ann.UserID})
+		kluistest.WantCode(t, err, kluis.EForbidden)
+
+		// The other organisation's manager, through their own organisation
+		// and through this one.
+		_, err = svc.UpdatePrivacyRequest(ctx, other.ID, otherMgr, r.ID, kluis.PrivacyRequestUpdate{Status: &done})
+		kluistest.WantCode(t, err, kluis.ENotFound)
+		list, err = svc.FindPrivacyRequests(ctx, other.ID, otherMgr, false)
+		if err != nil || len(list) != 0 {
+			t.Errorf("another organisation's register: %+v, %v, want empty", list, err)
+		}
+		_, err = svc.FindPrivacyRequests(ctx, o.ID, otherMgr, false)
+		kluistest.WantCode(t, err, kluis.EUnauthenticated)
+		_, err = svc.FilePrivacyRequest(ctx, other.ID, otherMgr, kluis.PrivacyRequestInput{Type: kluis.RequestAccess, Subject: ann.UserID})
+		kluistest.WantCode(t, err, kluis.EInvalid)
+
+		// A manager may record one for a person who asked by mail; a
+		// handler must be a manager; refusing needs the reasons.
+		byMail, err := svc.FilePrivacyRequest(ctx, o.ID, mgr, kluis.PrivacyRequestInput{Type: kluis.RequestObjection, Subject: bob.UserID})
+		if err != nil || byMail.Subject != bob.UserID {
+			t.Fatalf("filed for bob: %+v, %v", byMail, err)
+		}
+		h := bob.UserID
+		_, err = svc.UpdatePrivacyRequest(ctx, o.ID, mgr, byMail.ID, kluis.PrivacyRequestUpdate{Handler: &h})
+		kluistest.WantCode(t, err, kluis.EInvalid)
+		refused := kluis.RequestRefused
+		_, err = svc.UpdatePrivacyRequest(ctx, o.ID, mgr, byMail.ID, kluis.PrivacyRequestUpdate{Status: &refused})
+		kluistest.WantCode(t, err, kluis.EInvalid)
+		list, _ = svc.FindPrivacyRequests(ctx, o.ID, bob, false)
+		if len(list) != 1 || list[0].Status != kluis.RequestOpen || list[0].Handler != "" {
+			t.Errorf("after refused changes: %+v, want it unchanged", list)
+		}
+		mine, _ := svc.FindPrivacyRequests(ctx, o.ID, mgr, true)
+		if len(mine) != 0 {
+			t.Errorf("the manager's own requests: %+v, want none", mine)
+		}
+		for _, ev := range env.Events(t, o.ID, mgr) {
+			if ev.Action == "dsr.update" && ev.Outcome != "denied" {
+				t.Errorf("a dsr.update event %s after refusals only, want only denials", ev.Outcome)
+			}
+		}
+	})
+}
+
+// R34, R28: what a manager writes as the outcome is sealed under the
+// organisation key: no plaintext in the database; the register outlives the
+// person's erasure with their pseudonymous id and the outcome still
+// readable to the managers.
+func TestPrivacyRequestOutcomeIsSealedAndOutlivesTheSubject(t *testing.T) {
+	kluistest.ForEngines(t, func(t *testing.T, env *kluistest.Env) {
+		ctx := context.Background()
+		o, mgr := env.NewOrg(t, "seal")
+		m := env.NewMember(t, o, mgr, "gone@seal.example", kluis.RoleMember)
+		svc := env.PrivacyRequests
+		r, err := svc.FilePrivacyRequest(ctx, o.ID, m, kluis.PrivacyRequestInput{Type: kluis.RequestErasure})
+		if err != nil {
+			t.Fatal(err)
+		}
+		outcome, done := "Zwanenburg-7781 erased; backups roll off within 730 days.", kluis.RequestDone
+		if _, err := svc.UpdatePrivacyRequest(ctx, o.ID, mgr, r.ID, kluis.PrivacyRequestUpdate{Status: &done, Outcome: &outcome}); err != nil {
+			t.Fatal(err)
+		}
+		for _, row := range env.Query(t, `SELECT outcome FROM privacy_requests`) {
+			if bytes.Contains(row[0], []byte("Zwanenburg")) || !bytes.HasPrefix(row[0], []byte("v1:")) && len(row[0]) < 20 {
+				t.Errorf("outcome stored as %q, want a ciphertext", row[0])
+			}
+		}
+		for _, row := range env.Query(t, `SELECT details FROM audit_events`) {
+			if bytes.Contains(row[0], []byte("Zwanenburg")) {
+				t.Errorf("the outcome is in an audit event: %s", row[0])
+			}
+		}
+		if err := env.Users.DeleteUser(ctx, o.ID, mgr, m.UserID); err != nil {
+			t.Fatal(err)
+		}
+		list, err := svc.FindPrivacyRequests(ctx, o.ID, mgr, false)
+		if err != nil || len(list) != 1 {
+			t.Fatalf("after the erasure: %+v, %v", list, err)
+		}
+		if got := list[0]; got.Subject != m.UserID || got.SubjectName != "" || got.Outcome != outcome {
+			t.Errorf("after the erasure: %+v, want the id, no name, the outcome", got)
+		}
+	})
+}
+
+// R34, R45: the reminders reach the managers' inboxes a week before the
+// due date, a day before and once overdue — on their day, not before, and
+// each once however often the job runs; the mail says only that a notice
+// waits; a handled request gets none.
+func TestPrivacyRemindersFireOnTheirDayOnce(t *testing.T) {
+	kluistest.ForEngines(t, func(t *testing.T, env *kluistest.Env) {
+		ctx := context.Background()
+		o, mgr := env.NewOrg(t, "remind")
+		m := env.NewMember(t, o, mgr, "ann@remind.example", kluis.RoleMember)
+		svc := env.PrivacyRequests
+		r, err := svc.FilePrivacyRequest(ctx, o.ID, m, kluis.PrivacyRequestInput{Type: kluis.RequestPortability})
+		if err != nil {
+			t.Fatal(err)
+		}
+		handled, err := svc.FilePrivacyRequest(ctx, o.ID, m, kluis.PrivacyRequestInput{Type: kluis.RequestAccess})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := kluis.RequestDone
+		if _, err := svc.UpdatePrivacyRequest(ctx, o.ID, mgr, handled.ID, kluis.PrivacyRequestUpdate{Status: &done}); err != nil {
+			t.Fatal(err)
+		}
+		env.Mail(t) // the invitations
+
+		notices := func() []kluis.Notice {
+			t.Helper()
+			boss := env.SignedIn(t, o.ID, "boss@remind.example")
+			list, err := env.Inbox.FindNotices(ctx, o.ID, boss)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out []kluis.Notice
+			for _, n := range list {
+				if n.Kind == kluis.NoticePrivacyRequestDue {
+					out = append(out, n)
+				}
+			}
+			return out
+		}
+		run := func(wantRequests int) {
+			t.Helper()
+			for i := range 2 { // a second run (another node, a retry) adds nothing
+				got, err := env.PrivacyRequests.RemindPrivacyRequests(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := wantRequests
+				if i == 1 {
+					want = 0
+				}
+				if got.Requests != want {
+					t.Fatalf("run %d at %s: %d requests reminded, want %d", i+1, env.Clock.Now(), got.Requests, want)
+				}
+			}
+		}
+		to := func(at time.Time) { env.Clock.Advance(at.Sub(env.Clock.Now())) }
+
+		to(r.DueAt.Add(-7*24*time.Hour - time.Second))
+		run(0)
+		to(r.DueAt.Add(-7 * 24 * time.Hour))
+		run(1)
+		if n := notices(); len(n) != 1 || !strings.Contains(n[0].Title, "week") {
+			t.Fatalf("a week before: %+v, want one notice", n)
+		}
+		to(r.DueAt.Add(-24*time.Hour - time.Second))
+		run(0)
+		to(r.DueAt.Add(-24 * time.Hour))
+		run(1)
+		to(r.DueAt)
+		run(0)
+		to(r.DueAt.Add(time.Second))
+		run(1)
+		env.Clock.Advance(30 * 24 * time.Hour)
+		run(0)
+		n := notices()
+		if len(n) != 3 || !strings.Contains(n[0].Title, "overdue") || !strings.Contains(n[1].Title, "tomorrow") {
+			t.Fatalf("notices: %+v, want three: a week, a day, overdue", n)
+		}
+		for _, msg := range env.Mail(t) {
+			if strings.Contains(msg, "portability") || strings.Contains(msg, "Member") || strings.Contains(msg, "ann@") {
+				t.Errorf("a reminder's mail says more than that a notice waits:\n%s", msg)
+			}
+		}
+		if got := kluistest.CountAction(env.Events(t, o.ID, mgr), "dsr.remind"); got != 3 {
+			t.Errorf("%d dsr.remind events, want 3", got)
+		}
+	})
+}
+
+// R34: a request filed late in the cycle (the job was down, or the due
+// date is near) gets only the latest reminder that applies, once.
+func TestPrivacyRemindersSkipStagesAlreadyPassed(t *testing.T) {
+	kluistest.ForEngines(t, func(t *testing.T, env *kluistest.Env) {
+		ctx := context.Background()
+		o, mgr := env.NewOrg(t, "late")
+		r, err := env.PrivacyRequests.FilePrivacyRequest(ctx, o.ID, mgr, kluis.PrivacyRequestInput{Type: kluis.RequestRectification})
+		if err != nil {
+			t.Fatal(err)
+		}
+		env.Clock.Advance(r.DueAt.Sub(env.Clock.Now()) + time.Hour)
+		got, err := env.PrivacyRequests.RemindPrivacyRequests(ctx)
+		if err != nil || got.Requests != 1 || got.Notices != 1 {
+			t.Fatalf("overdue at the first run: %+v, %v, want one request, one manager", got, err)
+		}
+		if got, _ := env.PrivacyRequests.RemindPrivacyRequests(ctx); got.Requests != 0 {
+			t.Errorf("second run: %+v, want nothing", got)
+		}
+	})
+}
+
+// R34: the privacy page's settings default to the Dutch supervisory
+// authority; managers change them, recorded; people read but cannot.
+func TestPrivacySettingsDefaultToTheDutchAuthority(t *testing.T) {
+	kluistest.ForEngines(t, func(t *testing.T, env *kluistest.Env) {
+		ctx := context.Background()
+		o, mgr := env.NewOrg(t, "set")
+		m := env.NewMember(t, o, mgr, "ann@set.example", kluis.RoleMember)
+		svc := env.PrivacyRequests
+		s, err := svc.FindPrivacySettings(ctx, o.ID, m)
+		if err != nil || s.AuthorityName != "Autoriteit Persoonsgegevens" || s.AuthorityURL != "https://autoriteitpersoonsgegevens.nl" || s.Contact != "" {
+			t.Fatalf("defaults: %+v, %v", s, err)
+		}
+		in := kluis.PrivacySettings{Contact: " privacy@set.example ", AuthorityName: "Datatilsynet", AuthorityURL: "https://www.datatilsynet.dk"}
+		_, err = svc.UpdatePrivacySettings(ctx, o.ID, m, in)
+		kluistest.WantCode(t, err, kluis.EForbidden)
+		bad := in
+		bad.AuthorityURL = "http://www.datatilsynet.dk"
+		_, err = svc.UpdatePrivacySettings(ctx, o.ID, mgr, bad)
+		kluistest.WantCode(t, err, kluis.EInvalid)
+		for range 2 {
+			if _, err := svc.UpdatePrivacySettings(ctx, o.ID, mgr, in); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s, err = svc.FindPrivacySettings(ctx, o.ID, m)
+		if err != nil || s.Contact != "privacy@set.example" || s.AuthorityName != "Datatilsynet" {
+			t.Errorf("after the change: %+v, %v", s, err)
+		}
+		evs := env.Events(t, o.ID, mgr)
+		if n := kluistest.CountAction(evs, "privacy.update"); n != 3 { // two changes and the refusal
+			t.Errorf("%d privacy.update events, want 3", n)
+		}
+	})
+}
