@@ -127,12 +127,9 @@ type PrivacyRequest struct {
 	// it: sealed under the organisation key.
 	Outcome   string
 	UpdatedAt time.Time
-}
-
-// Overdue reports whether the request is still open at now past its due
-// date.
-func (r PrivacyRequest) Overdue(now time.Time) bool {
-	return !r.Status.Closed() && now.After(r.DueAt)
+	// Overdue is set when the request was read still open past its due
+	// date (by the store's clock).
+	Overdue bool
 }
 
 // PrivacyRequestInput files a request. Subject is empty for one's own; a

@@ -164,6 +164,7 @@ func (s *Service) open(ctx context.Context, t *sqlstore.Tx, org kluis.OrgID, row
 		if r.HandlerName, err = n.of(ctx, t, r.Handler); err != nil {
 			return nil, err
 		}
+		r.Overdue = !r.Status.Closed() && t.Now().After(r.DueAt)
 		out = append(out, r.PrivacyRequest)
 	}
 	return out, nil
