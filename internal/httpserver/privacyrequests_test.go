@@ -1,6 +1,7 @@
 package httpserver_test
 
 import (
+	"net/url"
 	"strings"
 	"testing"
 
@@ -117,5 +118,55 @@ func TestPrivacyRequestsAreIsolatedOverHTTP(t *testing.T) {
 			wantError(t, "bob changes ann's", a.call(t, "PATCH", orgPath(o.Slug, "/privacy-requests/"+id), bob.Token, map[string]string{"status": "done"}), 404, "not_found")
 			wantError(t, "ann changes her own", a.call(t, "PATCH", orgPath(o.Slug, "/privacy-requests/"+id), ann.Token, map[string]string{"status": "done"}), 403, "forbidden")
 		})
+	}
+}
+
+// R34: the pages file and handle requests with the same rules as the API:
+// a member files their own and reads the outcome, cannot open or post to
+// the register; a refusal without reasons is shown and changes nothing.
+func TestPrivacyPagesFileAndHandleRequests(t *testing.T) {
+	a := newTestAPI(t, kluistest.Engines[0])
+	o := a.newOrg(t)
+	mem := a.addUser(t, o, "member")
+	member := signInPage(t, a, o.Slug, mem)
+	mgr := signInPage(t, a, o.Slug, o.Manager)
+	base := "/o/" + o.Slug + "/privacy"
+
+	wantPage(t, "bad type", member.post(t, base+"/requests", url.Values{"type": {"everything"}}), 400, "")
+	wantPage(t, "file", member.post(t, base+"/requests", url.Values{"type": {"objection"}}), 303, base+"/requests")
+	list := decodeStrict[privacyRequestsAnswer](t, a.call(t, "GET", orgPath(o.Slug, "/privacy-requests"), mem.Token, nil)).Requests
+	if len(list) != 1 || list[0].Type != "objection" {
+		t.Fatalf("after filing on the page: %+v", list)
+	}
+	id := list[0].ID
+
+	wantPage(t, "member opens the register", member.get(t, base+"/register"), 403, "")
+	wantPage(t, "member handles", member.post(t, base+"/register/"+id, url.Values{"status": {"done"}, "outcome": {"x"}}), 403, "")
+	p := mgr.get(t, base+"/register")
+	wantPage(t, "register", p, 200, "")
+	if !strings.Contains(p.body, `data-id="`+id+`"`) || !strings.Contains(p.body, htmlEscape(mem.Name)) {
+		t.Errorf("the register does not show the request and its person")
+	}
+	p = mgr.post(t, base+"/register/"+id, url.Values{"status": {"refused"}, "outcome": {""}})
+	wantPage(t, "refuse without reasons", p, 400, "")
+	if !strings.Contains(p.body, "give the reasons for refusing") {
+		t.Errorf("the refusal's problem is not shown:\n%s", excerpt(p.body))
+	}
+	wantPage(t, "refuse", mgr.post(t, base+"/register/"+id, url.Values{"status": {"refused"}, "outcome": {"We need the mail for the contract."}, "show": {"all"}}), 303, base+"/register?show=all")
+	p = member.get(t, base+"/requests")
+	if !strings.Contains(p.body, "We need the mail for the contract.") || !strings.Contains(p.body, `data-status="refused"`) {
+		t.Errorf("the member does not see the outcome:\n%s", excerpt(p.body))
+	}
+	p = member.get(t, base)
+	wantPage(t, "privacy page", p, 200, "")
+	mustNotContain(t, "member's privacy page", p.body, `id="privacy-settings"`, `id="go-register"`)
+	if !strings.Contains(p.body, "https://autoriteitpersoonsgegevens.nl") {
+		t.Errorf("the privacy page does not link the authority")
+	}
+	wantPage(t, "member sets", member.post(t, base+"/settings", url.Values{"contact": {"x"}, "authority_name": {"x"}, "authority_url": {"https://x.example"}}), 403, "")
+	wantPage(t, "manager sets badly", mgr.post(t, base+"/settings", url.Values{"contact": {"x"}, "authority_name": {"AP"}, "authority_url": {"ftp://x.example"}}), 400, "")
+	wantPage(t, "manager sets", mgr.post(t, base+"/settings", url.Values{"contact": {"dpo@example.test"}, "authority_name": {"AP"}, "authority_url": {"https://autoriteitpersoonsgegevens.nl"}}), 303, base)
+	if p := member.get(t, base); !strings.Contains(p.body, "dpo@example.test") {
+		t.Errorf("the contact is not on the privacy page")
 	}
 }

@@ -1,7 +1,9 @@
 package httpserver
 
 import (
+	"maps"
 	"net/http"
+	"slices"
 
 	"github.com/kluis/kluis"
 )
@@ -176,6 +178,11 @@ func handleUpdateRequestForm(privacy kluis.PrivacyRequestService) pageFunc {
 			kluis.PrivacyRequestUpdate{Status: &status, Outcome: &outcome})
 		if kluis.ErrorCode(err) == kluis.EInvalid {
 			p.showError(err)
+			// The register holds a form per request: the problem goes
+			// above them all, in words.
+			for _, name := range slices.Sorted(maps.Keys(p.Fields)) {
+				p.Error += " " + p.L.T("field."+name) + ": " + p.Fields[name]
+			}
 			return showRegister(w, r, p, privacy, http.StatusBadRequest)
 		}
 		if err != nil {

@@ -895,6 +895,7 @@ var texts = map[string]struct{ en, nl string }{
 	"field.type":                  {"Right", "Recht"},
 	"field.outcome":               {"Outcome", "Uitkomst"},
 	"field.status":                {"Status", "Status"},
+	"field.handler":               {"Handled by", "Behandeld door"},
 	"hint.outcome":                {"What was done, or the reasons for refusing. The person who asked reads it.", "Wat er gedaan is, of de redenen voor een weigering. De aanvrager leest het."},
 	"dsr.type.access":             {"Access", "Inzage"},
 	"dsr.type.rectification":      {"Rectification", "Rectificatie"},

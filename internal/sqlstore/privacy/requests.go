@@ -302,7 +302,10 @@ func (s *Service) UpdatePrivacyRequest(ctx context.Context, org kluis.OrgID, act
 			string(next.Status), nullable(next.Handler), outcome, sqlstore.Micros(now), org, id); err != nil {
 			return err
 		}
-		details := map[string]any{"status": string(next.Status), "handler": "user:" + string(next.Handler)}
+		details := map[string]any{"status": string(next.Status), "handler": ""}
+		if next.Handler != "" {
+			details["handler"] = "user:" + string(next.Handler)
+		}
 		if u.Outcome != nil {
 			details["outcome_changed"] = true
 		}
