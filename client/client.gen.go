@@ -170,9 +170,10 @@ func (e MFAPolicy) Valid() bool {
 
 // Defines values for NoticeKind.
 const (
-	NoticeKindErasedOnRequest   NoticeKind = "erased_on_request"
-	NoticeKindManagerGranted    NoticeKind = "manager_granted"
-	NoticeKindPrivacyRequestDue NoticeKind = "privacy_request_due"
+	NoticeKindErasedOnRequest       NoticeKind = "erased_on_request"
+	NoticeKindManagerGranted        NoticeKind = "manager_granted"
+	NoticeKindPrivacyRequestDue     NoticeKind = "privacy_request_due"
+	NoticeKindPrivacyRequestUpdated NoticeKind = "privacy_request_updated"
 )
 
 // Valid indicates whether the value is a known member of the NoticeKind enum.
@@ -183,6 +184,8 @@ func (e NoticeKind) Valid() bool {
 	case NoticeKindManagerGranted:
 		return true
 	case NoticeKindPrivacyRequestDue:
+		return true
+	case NoticeKindPrivacyRequestUpdated:
 		return true
 	default:
 		return false

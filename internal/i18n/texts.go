@@ -934,6 +934,8 @@ var texts = map[string]struct{ en, nl string }{
 	"inbox.dsr.title.week":        {"A privacy request is due in a week", "Een privacyverzoek moet over een week beantwoord zijn"},
 	"inbox.dsr.title.day":         {"A privacy request is due tomorrow", "Een privacyverzoek moet morgen beantwoord zijn"},
 	"inbox.dsr.title.overdue":     {"A privacy request is overdue", "Een privacyverzoek is over tijd"},
+	"inbox.dsr_updated.title":     {"Your privacy request was updated", "Je privacyverzoek is bijgewerkt"},
+	"inbox.dsr_updated.body":      {"Your request for %s, received on %s, is now: %s. Read what was done under Privacy & rights, My requests.", "Je verzoek om %s, ontvangen op %s, is nu: %s. Lees wat er gedaan is onder Privacy & rechten, Mijn verzoeken."},
 	"inbox.dsr.body":              {"A request for %s received on %s must be answered by %s (GDPR Art. 12(3)). Open the request register under Privacy to handle it.", "Een verzoek om %s, ontvangen op %s, moet uiterlijk %s beantwoord zijn (AVG art. 12 lid 3). Open het register van verzoeken onder Privacy om het te behandelen."},
 	"action.dsr.":                 {"Privacy requests", "Privacyverzoeken"},
 	"action.dsr.create":           {"Privacy request filed", "Privacyverzoek ingediend"},

@@ -54,6 +54,29 @@ func TestPersonFilesRequestManagerHandlesItAudited(t *testing.T) {
 		if len(mine) != 1 || mine[0].Outcome != outcome || mine[0].Status != kluis.RequestDone {
 			t.Errorf("the member follows it: %+v", mine)
 		}
+		// The member is told in their inbox, and the mail says only that a
+		// notice waits (R45).
+		notices, err := env.Inbox.FindNotices(ctx, o.ID, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var told int
+		for _, n := range notices {
+			if n.Kind == kluis.NoticePrivacyRequestUpdated {
+				told++
+				if !strings.Contains(n.Body, "Access") || !strings.Contains(n.Body, "Done") {
+					t.Errorf("the notice reads %q", n.Body)
+				}
+			}
+		}
+		if told != 1 {
+			t.Errorf("%d notices to the member, want 1", told)
+		}
+		for _, msg := range env.Mail(t) {
+			if strings.Contains(msg, "Export sent") || strings.Contains(msg, "Access") {
+				t.Errorf("a mail carries the request's content:\n%s", msg)
+			}
+		}
 
 		evs := env.Events(t, o.ID, mgr)
 		for action, want := range map[string]int{"dsr.create": 1, "dsr.update": 1, "dsr.list": 1} {

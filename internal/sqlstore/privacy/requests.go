@@ -7,8 +7,10 @@ import (
 	"time"
 
 	"github.com/kluis/kluis"
+	"github.com/kluis/kluis/internal/i18n"
 	"github.com/kluis/kluis/internal/keys"
 	"github.com/kluis/kluis/internal/sqlstore"
+	"github.com/kluis/kluis/internal/sqlstore/inbox"
 )
 
 // The table and column named in the outcome's associated data: part of the
@@ -312,6 +314,11 @@ func (s *Service) UpdatePrivacyRequest(ctx context.Context, org kluis.OrgID, act
 		if err := t.Append(ctx, sqlstore.OrgChain(org), actor, "dsr.update", requestTarget(id), "success", details); err != nil {
 			return err
 		}
+		if next.Status != cur.Status && cur.Subject != actor.UserID {
+			if err := s.tellSubject(ctx, t, org, next.PrivacyRequest); err != nil {
+				return err
+			}
+		}
 		next.outcome = outcome
 		opened, err := s.open(ctx, t, org, []sealedRequest{next})
 		if err != nil {
@@ -328,4 +335,25 @@ func nullable(id kluis.UserID) any {
 		return nil
 	}
 	return string(id)
+}
+
+// tellSubject puts a notice into the inbox of the person a request is
+// about when its status changes, with the mail that one waits (R45): they
+// follow their request inside kluis. A person no longer active (erased,
+// disabled, not yet joined) gets none.
+func (s *Service) tellSubject(ctx context.Context, t *sqlstore.Tx, org kluis.OrgID, r kluis.PrivacyRequest) error {
+	u, err := t.FindUser(ctx, org, r.Subject)
+	if errors.Is(err, kluis.ErrNotFound) || err == nil && u.Status != kluis.StatusActive {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	o, err := t.FindOrg(ctx, org)
+	if err != nil {
+		return err
+	}
+	return inbox.Post(ctx, t, s.core, o, u, kluis.NoticePrivacyRequestUpdated, func(l i18n.Lang) (string, string) {
+		return l.T("inbox.dsr_updated.title"), l.T("inbox.dsr_updated.body", l.T("dsr.type."+string(r.Type)), l.Date(r.ReceivedAt, time.UTC), l.T("dsr.status."+string(r.Status)))
+	})
 }
