@@ -68,14 +68,25 @@ func (s PrivacyRequestStatus) Closed() bool { return s == RequestDone || s == Re
 // last day. So 15 January ends on 15 February at 23:59:59.999999, 31
 // January on the last day of February, 31 March on 30 April. Days are
 // counted in UTC.
-func PrivacyRequestDue(received time.Time) time.Time {
+func PrivacyRequestDue(received time.Time) time.Time { return PrivacyRequestDueIn(received, 1) }
+
+// PrivacyRequestDueIn is the end of a period of months calendar months
+// from received, counted as PrivacyRequestDue counts one: a request whose
+// due date was extended by two further months (GDPR Art. 12(3)) is due
+// PrivacyRequestDueIn(received, 3).
+func PrivacyRequestDueIn(received time.Time, months int) time.Time {
 	r := received.UTC()
 	y, m, d := r.Date()
-	first := time.Date(y, m+1, 1, 0, 0, 0, 0, time.UTC)
-	last := first.AddDate(0, 1, -1).Day() // the last day of the next month
+	first := time.Date(y, m+time.Month(months), 1, 0, 0, 0, 0, time.UTC)
+	last := first.AddDate(0, 1, -1).Day() // the last day of that month
 	day := min(d, last)
 	return time.Date(first.Year(), first.Month(), day, 0, 0, 0, 0, time.UTC).Add(24*time.Hour - time.Microsecond)
 }
+
+// MaxExtensionMonths is how far a request's due date may be extended
+// beyond the first month, "where necessary, taking into account the
+// complexity and number of the requests" (GDPR Art. 12(3)).
+const MaxExtensionMonths = 2
 
 // The reminders the register sends an organisation's managers about an
 // open request: a week before its due date, a day before, and once when it
@@ -130,6 +141,9 @@ type PrivacyRequest struct {
 	// Overdue is set when the request was read still open past its due
 	// date (by the store's clock).
 	Overdue bool
+	// ExtendedMonths is by how many months its due date was extended (0,
+	// 1 or 2; GDPR Art. 12(3)).
+	ExtendedMonths int
 }
 
 // PrivacyRequestInput files a request. Subject is empty for one's own; a
@@ -155,6 +169,11 @@ type PrivacyRequestUpdate struct {
 	Status  *PrivacyRequestStatus
 	Handler *UserID
 	Outcome *string
+	// ExtendMonths extends the due date by further months (GDPR Art.
+	// 12(3)): the total extension is 1 or 2 (MaxExtensionMonths); it only
+	// grows, only while the request is open and its first month has not
+	// ended, and the outcome must then tell the person the reasons.
+	ExtendMonths *int
 }
 
 // Normalize trims the outcome.
@@ -172,8 +191,11 @@ func (u PrivacyRequestUpdate) Normalize() PrivacyRequestUpdate {
 // status, outcome.
 func (u PrivacyRequestUpdate) Validate() error {
 	f := map[string]string{}
-	if u.Status == nil && u.Handler == nil && u.Outcome == nil {
+	if u.Status == nil && u.Handler == nil && u.Outcome == nil && u.ExtendMonths == nil {
 		f["status"] = "give status, handler or outcome"
+	}
+	if u.ExtendMonths != nil && (*u.ExtendMonths < 1 || *u.ExtendMonths > MaxExtensionMonths) {
+		f["extend_months"] = "must be 1 or 2"
 	}
 	if u.Status != nil && !u.Status.Valid() {
 		f["status"] = "must be open, in_progress, done or refused"

@@ -31,6 +31,13 @@ func TestPrivacyRequestDueIsOneCalendarMonthLaterAtTheEndOfTheDay(t *testing.T) 
 			t.Errorf("received %s: due %s, want %s", c.received, got.Format(time.RFC3339Nano), c.due)
 		}
 	}
+	// Extended by two further months (Art. 12(3)): three months in all.
+	if got, want := kluis.PrivacyRequestDueIn(at("2026-01-31T08:30:00Z"), 3), at("2026-04-30T23:59:59.999999Z"); !got.Equal(want) {
+		t.Errorf("extended: due %s, want %s", got, want)
+	}
+	if got, want := kluis.PrivacyRequestDueIn(at("2026-11-30T08:30:00Z"), 3), at("2027-02-28T23:59:59.999999Z"); !got.Equal(want) {
+		t.Errorf("extended over the year's end: due %s, want %s", got, want)
+	}
 }
 
 // R34: the register reminds managers a week before the due date, a day

@@ -1047,14 +1047,17 @@ type PolicyUpdate struct {
 // PrivacyRequest defines model for PrivacyRequest.
 type PrivacyRequest struct {
 	// DueAt The end of the day (UTC) one calendar month after received_at, or of the last day of a shorter month.
-	DueAt       time.Time            `json:"due_at"`
-	Handler     *string              `json:"handler"`
-	HandlerName *string              `json:"handler_name"`
-	ID          string               `json:"id"`
-	Outcome     *string              `json:"outcome"`
-	Overdue     bool                 `json:"overdue"`
-	ReceivedAt  time.Time            `json:"received_at"`
-	Status      PrivacyRequestStatus `json:"status"`
+	DueAt time.Time `json:"due_at"`
+
+	// ExtendedMonths By how many months the due date was extended (GDPR Art. 12(3)).
+	ExtendedMonths int                  `json:"extended_months"`
+	Handler        *string              `json:"handler"`
+	HandlerName    *string              `json:"handler_name"`
+	ID             string               `json:"id"`
+	Outcome        *string              `json:"outcome"`
+	Overdue        bool                 `json:"overdue"`
+	ReceivedAt     time.Time            `json:"received_at"`
+	Status         PrivacyRequestStatus `json:"status"`
 
 	// Subject The person's user id; it stays after their erasure.
 	Subject string `json:"subject"`
@@ -1388,9 +1391,11 @@ type UpdateMeRequest struct {
 
 // UpdatePrivacyRequest defines model for UpdatePrivacyRequest.
 type UpdatePrivacyRequest struct {
-	Handler *string                     `json:"handler,omitempty"`
-	Outcome *string                     `json:"outcome,omitempty"`
-	Status  *UpdatePrivacyRequestStatus `json:"status,omitempty"`
+	// ExtendMonths The total extension of the due date beyond the first month (GDPR Art. 12(3)): only while open and within the first month, never shorter, with the reasons in the outcome; the reminders start over.
+	ExtendMonths *int                        `json:"extend_months,omitempty"`
+	Handler      *string                     `json:"handler,omitempty"`
+	Outcome      *string                     `json:"outcome,omitempty"`
+	Status       *UpdatePrivacyRequestStatus `json:"status,omitempty"`
 }
 
 // UpdatePrivacyRequestStatus defines model for UpdatePrivacyRequest.Status.
@@ -2773,7 +2778,7 @@ type ClientInterface interface {
 
 	// UpdatePrivacyRequestWithBody A manager handles a request: status, handler (an active manager; by default the caller), outcome (sealed); recorded as `dsr.update`.
 	//
-	// `refused` needs an outcome giving the reasons (GDPR Art. 12(4)). A person who is not a manager gets `404` for someone else's request and `403` for their own.
+	// `refused` needs an outcome giving the reasons (GDPR Art. 12(4)); so does `extend_months`. A person who is not a manager gets `404` for someone else's request and `403` for their own.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -2782,7 +2787,7 @@ type ClientInterface interface {
 
 	// UpdatePrivacyRequest A manager handles a request: status, handler (an active manager; by default the caller), outcome (sealed); recorded as `dsr.update`.
 	//
-	// `refused` needs an outcome giving the reasons (GDPR Art. 12(4)). A person who is not a manager gets `404` for someone else's request and `403` for their own.
+	// `refused` needs an outcome giving the reasons (GDPR Art. 12(4)); so does `extend_months`. A person who is not a manager gets `404` for someone else's request and `403` for their own.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -4995,7 +5000,7 @@ func (c *Client) FilePrivacyRequest(ctx context.Context, org OrgSlug, body FileP
 
 // UpdatePrivacyRequestWithBody A manager handles a request: status, handler (an active manager; by default the caller), outcome (sealed); recorded as `dsr.update`.
 //
-// `refused` needs an outcome giving the reasons (GDPR Art. 12(4)). A person who is not a manager gets `404` for someone else's request and `403` for their own.
+// `refused` needs an outcome giving the reasons (GDPR Art. 12(4)); so does `extend_months`. A person who is not a manager gets `404` for someone else's request and `403` for their own.
 //
 // Takes any type of body and a specified content type.
 //
@@ -5014,7 +5019,7 @@ func (c *Client) UpdatePrivacyRequestWithBody(ctx context.Context, org OrgSlug, 
 
 // UpdatePrivacyRequest A manager handles a request: status, handler (an active manager; by default the caller), outcome (sealed); recorded as `dsr.update`.
 //
-// `refused` needs an outcome giving the reasons (GDPR Art. 12(4)). A person who is not a manager gets `404` for someone else's request and `403` for their own.
+// `refused` needs an outcome giving the reasons (GDPR Art. 12(4)); so does `extend_months`. A person who is not a manager gets `404` for someone else's request and `403` for their own.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -12323,7 +12328,7 @@ type ClientWithResponsesInterface interface {
 
 	// UpdatePrivacyRequestWithBodyWithResponse A manager handles a request: status, handler (an active manager; by default the caller), outcome (sealed); recorded as `dsr.update`.
 	//
-	// `refused` needs an outcome giving the reasons (GDPR Art. 12(4)). A person who is not a manager gets `404` for someone else's request and `403` for their own.
+	// `refused` needs an outcome giving the reasons (GDPR Art. 12(4)); so does `extend_months`. A person who is not a manager gets `404` for someone else's request and `403` for their own.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -12332,7 +12337,7 @@ type ClientWithResponsesInterface interface {
 
 	// UpdatePrivacyRequestWithResponse A manager handles a request: status, handler (an active manager; by default the caller), outcome (sealed); recorded as `dsr.update`.
 	//
-	// `refused` needs an outcome giving the reasons (GDPR Art. 12(4)). A person who is not a manager gets `404` for someone else's request and `403` for their own.
+	// `refused` needs an outcome giving the reasons (GDPR Art. 12(4)); so does `extend_months`. A person who is not a manager gets `404` for someone else's request and `403` for their own.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -19206,7 +19211,7 @@ func (c *ClientWithResponses) FilePrivacyRequestWithResponse(ctx context.Context
 
 // UpdatePrivacyRequestWithBodyWithResponse A manager handles a request: status, handler (an active manager; by default the caller), outcome (sealed); recorded as `dsr.update`.
 //
-// `refused` needs an outcome giving the reasons (GDPR Art. 12(4)). A person who is not a manager gets `404` for someone else's request and `403` for their own.
+// `refused` needs an outcome giving the reasons (GDPR Art. 12(4)); so does `extend_months`. A person who is not a manager gets `404` for someone else's request and `403` for their own.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -19221,7 +19226,7 @@ func (c *ClientWithResponses) UpdatePrivacyRequestWithBodyWithResponse(ctx conte
 
 // UpdatePrivacyRequestWithResponse A manager handles a request: status, handler (an active manager; by default the caller), outcome (sealed); recorded as `dsr.update`.
 //
-// `refused` needs an outcome giving the reasons (GDPR Art. 12(4)). A person who is not a manager gets `404` for someone else's request and `403` for their own.
+// `refused` needs an outcome giving the reasons (GDPR Art. 12(4)); so does `extend_months`. A person who is not a manager gets `404` for someone else's request and `403` for their own.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //

@@ -23,6 +23,8 @@ type privacyRequestJSON struct {
 	HandlerName *string   `json:"handler_name"`
 	Outcome     *string   `json:"outcome"`
 	UpdatedAt   time.Time `json:"updated_at"`
+	// ExtendedMonths is by how many months the due date was extended.
+	ExtendedMonths int `json:"extended_months"`
 }
 
 func optional(s string) *string {
@@ -37,6 +39,7 @@ func toPrivacyRequestJSON(r kluis.PrivacyRequest) privacyRequestJSON {
 		ID: string(r.ID), Type: string(r.Type), Subject: string(r.Subject), SubjectName: optional(r.SubjectName),
 		ReceivedAt: r.ReceivedAt, DueAt: r.DueAt, Overdue: r.Overdue, Status: string(r.Status),
 		Handler: optional(string(r.Handler)), HandlerName: optional(r.HandlerName), Outcome: optional(r.Outcome), UpdatedAt: r.UpdatedAt,
+		ExtendedMonths: r.ExtendedMonths,
 	}
 }
 
@@ -54,9 +57,10 @@ type filePrivacyRequestJSON struct {
 }
 
 type updatePrivacyRequestJSON struct {
-	Status  *string `json:"status"`
-	Handler *string `json:"handler"`
-	Outcome *string `json:"outcome"`
+	Status       *string `json:"status"`
+	Handler      *string `json:"handler"`
+	Outcome      *string `json:"outcome"`
+	ExtendMonths *int    `json:"extend_months"`
 }
 
 // handleListPrivacyRequests lists the register for a manager, the caller's
@@ -118,7 +122,7 @@ func handleUpdatePrivacyRequest(privacy kluis.PrivacyRequestService) handlerFunc
 			h := kluis.UserID(*in.Handler)
 			u.Handler = &h
 		}
-		u.Outcome = in.Outcome
+		u.Outcome, u.ExtendMonths = in.Outcome, in.ExtendMonths
 		st := state(r)
 		p, err := privacy.UpdatePrivacyRequest(r.Context(), st.org.ID, st.actor, kluis.PrivacyRequestID(r.PathValue("id")), u)
 		if err != nil {

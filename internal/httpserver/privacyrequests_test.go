@@ -21,6 +21,8 @@ type privacyRequestObject struct {
 	HandlerName *string `json:"handler_name"`
 	Outcome     *string `json:"outcome"`
 	UpdatedAt   string  `json:"updated_at"`
+
+	ExtendedMonths int `json:"extended_months"`
 }
 
 type privacyRequestAnswer struct {
@@ -67,6 +69,11 @@ func TestPrivacyRequestRoutesMatchTheDocument(t *testing.T) {
 	c.valid(t, a, request{method: "PATCH", path: one, bearer: ann.Token, body: map[string]string{"status": "done"}}, 403)
 	c.refused(t, a, request{method: "PATCH", path: one, bearer: mgr.Token, body: map[string]string{"status": "finished"}}, 400, "invalid_input")
 	c.valid(t, a, request{method: "PATCH", path: one, bearer: mgr.Token, body: map[string]string{"status": "refused"}}, 400)
+	c.refused(t, a, request{method: "PATCH", path: one, bearer: mgr.Token, body: map[string]any{"extend_months": 3, "outcome": "x"}}, 400, "invalid_input")
+	r = c.valid(t, a, request{method: "PATCH", path: one, bearer: mgr.Token, body: map[string]any{"extend_months": 1, "outcome": "Many requests at once; answered within two months."}}, 200)
+	if got := decodeStrict[privacyRequestAnswer](t, r).Request; got.ExtendedMonths != 1 || got.DueAt == filed.DueAt {
+		t.Errorf("extended: %+v", got)
+	}
 	r = c.valid(t, a, request{method: "PATCH", path: one, bearer: mgr.Token, body: map[string]string{"status": "done", "outcome": "Sent as JSON through My account."}}, 200)
 	if got := decodeStrict[privacyRequestAnswer](t, r).Request; got.Status != "done" || got.Handler == nil || *got.Handler != mgr.ID || got.Outcome == nil {
 		t.Errorf("handled: %+v", got)
@@ -151,6 +158,11 @@ func TestPrivacyPagesFileAndHandleRequests(t *testing.T) {
 	wantPage(t, "refuse without reasons", p, 400, "")
 	if !strings.Contains(p.body, "give the reasons for refusing") {
 		t.Errorf("the refusal's problem is not shown:\n%s", excerpt(p.body))
+	}
+	wantPage(t, "extend without reasons", mgr.post(t, base+"/register/"+id, url.Values{"status": {"in_progress"}, "outcome": {""}, "extend_months": {"2"}}), 400, "")
+	wantPage(t, "extend", mgr.post(t, base+"/register/"+id, url.Values{"status": {"in_progress"}, "outcome": {"Searching the archive."}, "extend_months": {"2"}}), 303, base+"/register")
+	if p := member.get(t, base+"/requests"); !strings.Contains(p.body, "extended by 2 month(s)") {
+		t.Errorf("the member does not see the extension:\n%s", excerpt(p.body))
 	}
 	wantPage(t, "refuse", mgr.post(t, base+"/register/"+id, url.Values{"status": {"refused"}, "outcome": {"We need the mail for the contract."}, "show": {"all"}}), 303, base+"/register?show=all")
 	p = member.get(t, base+"/requests")

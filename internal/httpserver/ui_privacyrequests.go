@@ -174,8 +174,17 @@ func handleUpdateRequestForm(privacy kluis.PrivacyRequestService) pageFunc {
 		st := state(r)
 		status := kluis.PrivacyRequestStatus(form.Get("status"))
 		outcome := form.Get("outcome")
-		_, err = privacy.UpdatePrivacyRequest(r.Context(), st.org.ID, st.actor, kluis.PrivacyRequestID(r.PathValue("id")),
-			kluis.PrivacyRequestUpdate{Status: &status, Outcome: &outcome})
+		u := kluis.PrivacyRequestUpdate{Status: &status, Outcome: &outcome}
+		switch form.Get("extend_months") {
+		case "":
+		case "1", "2":
+			n := int(form.Get("extend_months")[0] - '0')
+			u.ExtendMonths = &n
+		default:
+			n := -1 // refused by the service, as the API's would be
+			u.ExtendMonths = &n
+		}
+		_, err = privacy.UpdatePrivacyRequest(r.Context(), st.org.ID, st.actor, kluis.PrivacyRequestID(r.PathValue("id")), u)
 		if kluis.ErrorCode(err) == kluis.EInvalid {
 			p.showError(err)
 			// The register holds a form per request: the problem goes

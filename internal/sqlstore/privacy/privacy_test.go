@@ -395,3 +395,70 @@ func TestPrivacyRequestOutcomeFollowsKeyRotation(t *testing.T) {
 		}
 	})
 }
+
+// R34, GDPR Art. 12(3): a manager extends a request's due date by at most
+// two further months, only within the first month, with the reasons; the
+// reminders start over before the new date and the person is told.
+func TestPrivacyRequestExtensionMovesTheDueDateWithReasons(t *testing.T) {
+	kluistest.ForEngines(t, func(t *testing.T, env *kluistest.Env) {
+		ctx := context.Background()
+		o, mgr := env.NewOrg(t, "ext")
+		m := env.NewMember(t, o, mgr, "ann@ext.example", kluis.RoleMember)
+		svc := env.PrivacyRequests
+		r, err := svc.FilePrivacyRequest(ctx, o.ID, m, kluis.PrivacyRequestInput{Type: kluis.RequestAccess})
+		if err != nil {
+			t.Fatal(err)
+		}
+		one, two, three := 1, 2, 3
+		_, err = svc.UpdatePrivacyRequest(ctx, o.ID, mgr, r.ID, kluis.PrivacyRequestUpdate{ExtendMonths: &one})
+		kluistest.WantCode(t, err, kluis.EInvalid) // no reasons
+		reasons := "Many requests this month; the archive must be searched by hand."
+		_, err = svc.UpdatePrivacyRequest(ctx, o.ID, mgr, r.ID, kluis.PrivacyRequestUpdate{ExtendMonths: &three, Outcome: &reasons})
+		kluistest.WantCode(t, err, kluis.EInvalid)
+		_, err = svc.UpdatePrivacyRequest(ctx, o.ID, m, r.ID, kluis.PrivacyRequestUpdate{ExtendMonths: &two, Outcome: &reasons})
+		kluistest.WantCode(t, err, kluis.EForbidden)
+		got, err := svc.UpdatePrivacyRequest(ctx, o.ID, mgr, r.ID, kluis.PrivacyRequestUpdate{ExtendMonths: &two, Outcome: &reasons})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := kluis.PrivacyRequestDueIn(r.ReceivedAt, 3); got.ExtendedMonths != 2 || !got.DueAt.Equal(want) {
+			t.Fatalf("extended: by %d to %s, want 2 to %s", got.ExtendedMonths, got.DueAt, want)
+		}
+		_, err = svc.UpdatePrivacyRequest(ctx, o.ID, mgr, r.ID, kluis.PrivacyRequestUpdate{ExtendMonths: &one})
+		kluistest.WantCode(t, err, kluis.EInvalid) // never shorter
+
+		// No reminder at the first due date's week: the new one counts.
+		env.Clock.Advance(r.DueAt.Add(-7 * 24 * time.Hour).Sub(env.Clock.Now()))
+		if n, err := svc.RemindPrivacyRequests(ctx); err != nil || n.Requests != 0 {
+			t.Errorf("a week before the first due date: %+v, %v, want no reminder", n, err)
+		}
+		env.Clock.Advance(got.DueAt.Add(-7 * 24 * time.Hour).Sub(env.Clock.Now()))
+		if n, err := svc.RemindPrivacyRequests(ctx); err != nil || n.Requests != 1 {
+			t.Errorf("a week before the extended due date: %+v, %v, want one reminder", n, err)
+		}
+
+		// After the first month, no extension any more.
+		late, err := svc.FilePrivacyRequest(ctx, o.ID, m, kluis.PrivacyRequestInput{Type: kluis.RequestErasure})
+		if err != nil {
+			t.Fatal(err)
+		}
+		env.Clock.Advance(late.DueAt.Sub(env.Clock.Now()) + time.Second)
+		_, err = svc.UpdatePrivacyRequest(ctx, o.ID, mgr, late.ID, kluis.PrivacyRequestUpdate{ExtendMonths: &one, Outcome: &reasons})
+		kluistest.WantCode(t, err, kluis.EInvalid)
+
+		m = env.SignedIn(t, o.ID, "ann@ext.example")
+		notices, err := env.Inbox.FindNotices(ctx, o.ID, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(notices) != 1 || notices[0].Kind != kluis.NoticePrivacyRequestUpdated {
+			t.Errorf("the member's notices: %+v, want one about the extension", notices)
+		}
+		mgr = env.SignedIn(t, o.ID, "boss@ext.example")
+		for _, ev := range env.Events(t, o.ID, mgr) {
+			if ev.Action == "dsr.update" && ev.Outcome == "success" && !strings.Contains(string(ev.Details), `"extended_months":2`) {
+				t.Errorf("dsr.update details %s, want the extension", ev.Details)
+			}
+		}
+	})
+}

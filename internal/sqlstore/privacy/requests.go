@@ -27,7 +27,7 @@ func outcomeField(org kluis.OrgID, id kluis.PrivacyRequestID) keys.FieldRef {
 // maxListed bounds one listing of the register.
 const maxListed = 1000
 
-const requestColumns = `id, type, subject_id, received_at, due_at, status, handler_id, outcome, updated_at`
+const requestColumns = `id, type, subject_id, received_at, due_at, status, handler_id, outcome, updated_at, extended`
 
 // sealedRequest is a row as stored: the outcome still sealed.
 type sealedRequest struct {
@@ -39,7 +39,7 @@ func scanRequest(row interface{ Scan(...any) error }) (sealedRequest, error) {
 	var r sealedRequest
 	var received, due, updated int64
 	var handler sql.NullString
-	err := row.Scan(&r.ID, &r.Type, &r.Subject, &received, &due, &r.Status, &handler, &r.outcome, &updated)
+	err := row.Scan(&r.ID, &r.Type, &r.Subject, &received, &due, &r.Status, &handler, &r.outcome, &updated, &r.ExtendedMonths)
 	if errors.Is(err, sql.ErrNoRows) {
 		return r, kluis.ErrNotFound
 	}
@@ -231,7 +231,10 @@ func (s *Service) FindPrivacyRequests(ctx context.Context, org kluis.OrgID, acto
 	return out, nil
 }
 
-// UpdatePrivacyRequest sets a request's status, handler or outcome. The
+// UpdatePrivacyRequest sets a request's status, handler or outcome, or
+// extends its due date by one or two further months (GDPR Art. 12(3): only
+// while it is open, within its first month, with the reasons in the
+// outcome; the reminders start over). The
 // handler must be an active manager of the organisation; a request that
 // has none gets the caller when they change it. Refusing needs an outcome
 // that gives the reasons (GDPR Art. 12(4)). The outcome is sealed under the
@@ -299,14 +302,37 @@ func (s *Service) UpdatePrivacyRequest(ctx context.Context, org kluis.OrgID, act
 		if next.Status == kluis.RequestRefused && outcome == nil {
 			return kluis.Invalid(map[string]string{"outcome": "give the reasons for refusing"})
 		}
+		extended := u.ExtendMonths != nil && *u.ExtendMonths != cur.ExtendedMonths
+		if extended {
+			switch {
+			case *u.ExtendMonths < cur.ExtendedMonths:
+				return kluis.Invalid(map[string]string{"extend_months": "an extension cannot be shortened"})
+			case next.Status.Closed():
+				return kluis.Invalid(map[string]string{"extend_months": "only an open request can be extended"})
+			case t.Now().After(kluis.PrivacyRequestDue(cur.ReceivedAt)):
+				return kluis.Invalid(map[string]string{"extend_months": "the first month has ended: an extension must be announced within it"})
+			case outcome == nil:
+				return kluis.Invalid(map[string]string{"outcome": "give the reasons for the extension"})
+			}
+			next.ExtendedMonths = *u.ExtendMonths
+			next.DueAt = kluis.PrivacyRequestDueIn(cur.ReceivedAt, 1+next.ExtendedMonths)
+			// The reminders start over before the new due date.
+			if _, err := t.Exec(ctx, `UPDATE privacy_requests SET reminder = 0 WHERE org_id = ? AND id = ?`, org, id); err != nil {
+				return err
+			}
+		}
 		now := t.Now()
-		if _, err := t.Exec(ctx, `UPDATE privacy_requests SET status = ?, handler_id = ?, outcome = ?, updated_at = ? WHERE org_id = ? AND id = ?`,
-			string(next.Status), nullable(next.Handler), outcome, sqlstore.Micros(now), org, id); err != nil {
+		if _, err := t.Exec(ctx, `UPDATE privacy_requests SET status = ?, handler_id = ?, outcome = ?, updated_at = ?, due_at = ?, extended = ? WHERE org_id = ? AND id = ?`,
+			string(next.Status), nullable(next.Handler), outcome, sqlstore.Micros(now), sqlstore.Micros(next.DueAt), next.ExtendedMonths, org, id); err != nil {
 			return err
 		}
 		details := map[string]any{"status": string(next.Status), "handler": ""}
 		if next.Handler != "" {
 			details["handler"] = "user:" + string(next.Handler)
+		}
+		if extended {
+			details["extended_months"] = next.ExtendedMonths
+			details["due_at"] = next.DueAt.Format(time.RFC3339)
 		}
 		if u.Outcome != nil {
 			details["outcome_changed"] = true
@@ -314,7 +340,7 @@ func (s *Service) UpdatePrivacyRequest(ctx context.Context, org kluis.OrgID, act
 		if err := t.Append(ctx, sqlstore.OrgChain(org), actor, "dsr.update", requestTarget(id), "success", details); err != nil {
 			return err
 		}
-		if next.Status != cur.Status && cur.Subject != actor.UserID {
+		if (next.Status != cur.Status || extended) && cur.Subject != actor.UserID {
 			if err := s.tellSubject(ctx, t, org, next.PrivacyRequest); err != nil {
 				return err
 			}
@@ -354,6 +380,6 @@ func (s *Service) tellSubject(ctx context.Context, t *sqlstore.Tx, org kluis.Org
 		return err
 	}
 	return inbox.Post(ctx, t, s.core, o, u, kluis.NoticePrivacyRequestUpdated, func(l i18n.Lang) (string, string) {
-		return l.T("inbox.dsr_updated.title"), l.T("inbox.dsr_updated.body", l.T("dsr.type."+string(r.Type)), l.Date(r.ReceivedAt, time.UTC), l.T("dsr.status."+string(r.Status)))
+		return l.T("inbox.dsr_updated.title"), l.T("inbox.dsr_updated.body", l.T("dsr.type."+string(r.Type)), l.Date(r.ReceivedAt, time.UTC), l.T("dsr.status."+string(r.Status)), l.DateTime(r.DueAt, time.UTC))
 	})
 }

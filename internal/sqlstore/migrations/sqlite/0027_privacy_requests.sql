@@ -4,7 +4,8 @@
 -- the organisation's evidence that it answered (GDPR Art. 5(2)) and outlives
 -- the person's erasure, keeping only these pseudonymous ids. The outcome is
 -- sealed under the organisation key; reminder is the last reminder sent to
--- the managers (0 none, 1 a week before due, 2 a day before, 3 overdue).
+-- the managers (0 none, 1 a week before due, 2 a day before, 3 overdue);
+-- extended is by how many months the due date was extended (GDPR Art. 12(3)).
 CREATE TABLE privacy_requests (
     id          TEXT PRIMARY KEY,
     org_id      TEXT NOT NULL REFERENCES orgs (id) ON DELETE CASCADE,
@@ -16,7 +17,8 @@ CREATE TABLE privacy_requests (
     handler_id  TEXT,
     outcome     BLOB,
     updated_at  INTEGER NOT NULL,
-    reminder    INTEGER NOT NULL DEFAULT 0
+    reminder    INTEGER NOT NULL DEFAULT 0,
+    extended    INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX privacy_requests_org ON privacy_requests (org_id, received_at);
 CREATE INDEX privacy_requests_due ON privacy_requests (status, due_at);
