@@ -115,6 +115,7 @@ func TestPrivacyRequestsAreIsolatedOverHTTP(t *testing.T) {
 
 			wantError(t, "other org's manager, this org's route", a.call(t, "GET", orgPath(o.Slug, "/privacy-requests"), other.Manager.Token, nil), 404, "not_found")
 			wantError(t, "other org's manager, own route, this request", a.call(t, "PATCH", orgPath(other.Slug, "/privacy-requests/"+id), other.Manager.Token, map[string]string{"status": "done"}), 404, "not_found")
+			wantError(t, "other org's manager, empty body", a.call(t, "PATCH", orgPath(other.Slug, "/privacy-requests/"+id), other.Manager.Token, map[string]string{}), 404, "not_found")
 			r = a.call(t, "GET", orgPath(other.Slug, "/privacy-requests"), other.Manager.Token, nil)
 			wantStatus(t, "other org's register", r, 200)
 			mustNotContain(t, "other org's register", string(r.body), id, ann.Name, ann.ID)

@@ -251,12 +251,7 @@ func (s *Service) UpdatePrivacyRequest(ctx context.Context, org kluis.OrgID, act
 		return kluis.PrivacyRequest{}, kluis.ErrNotFound
 	}
 	manager := kluis.CanHandlePrivacyRequests(actor, org)
-	if manager {
-		u = u.Normalize()
-		if err := u.Validate(); err != nil {
-			return kluis.PrivacyRequest{}, err
-		}
-	}
+	u = u.Normalize()
 	var out kluis.PrivacyRequest
 	err := s.core.Write(ctx, sqlstore.OrgChain(org), func(t *sqlstore.Tx) error {
 		cur, err := scanRequest(t.QueryRow(ctx, `SELECT `+requestColumns+` FROM privacy_requests WHERE org_id = ? AND id = ?`+t.ForUpdate(), org, id))
@@ -268,6 +263,11 @@ func (s *Service) UpdatePrivacyRequest(ctx context.Context, org kluis.OrgID, act
 				return kluis.ErrNotFound // someone else's request does not exist for them
 			}
 			return sqlstore.Deny(sqlstore.OrgChain(org), actor, "dsr.update", requestTarget(id), kluis.ErrForbidden)
+		}
+		// Checked once the request is found: an id of another organisation
+		// is not_found whatever the body says.
+		if err := u.Validate(); err != nil {
+			return err
 		}
 		next := cur
 		if u.Status != nil {
