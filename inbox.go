@@ -31,6 +31,13 @@ const (
 	// NoticeManagerGranted tells the other managers that someone became a
 	// manager (R8).
 	NoticeManagerGranted = "manager_granted"
+	// NoticePrivacyRequestDue tells an organisation's managers that a
+	// data-subject request is due in a week, tomorrow, or overdue (R34;
+	// the register's reminders).
+	NoticePrivacyRequestDue = "privacy_request_due"
+	// NoticePrivacyRequestUpdated tells a person that a manager changed the
+	// status of their data-subject request (R34).
+	NoticePrivacyRequestUpdated = "privacy_request_updated"
 )
 
 // InboxService is a person's own inbox. Another person's notice is

@@ -34,4 +34,6 @@ type Services struct {
 	Personal PersonalDataService
 	// Retention (issue 15): the read-only state after a licence ends.
 	Retention RetentionService
+	// The register of data-subject requests (issue 15, R34).
+	PrivacyRequests PrivacyRequestService
 }

@@ -117,6 +117,36 @@ func (e FactorMethod) Valid() bool {
 	}
 }
 
+// Defines values for FilePrivacyRequestType.
+const (
+	FilePrivacyRequestTypeAccess        FilePrivacyRequestType = "access"
+	FilePrivacyRequestTypeErasure       FilePrivacyRequestType = "erasure"
+	FilePrivacyRequestTypeObjection     FilePrivacyRequestType = "objection"
+	FilePrivacyRequestTypePortability   FilePrivacyRequestType = "portability"
+	FilePrivacyRequestTypeRectification FilePrivacyRequestType = "rectification"
+	FilePrivacyRequestTypeRestriction   FilePrivacyRequestType = "restriction"
+)
+
+// Valid indicates whether the value is a known member of the FilePrivacyRequestType enum.
+func (e FilePrivacyRequestType) Valid() bool {
+	switch e {
+	case FilePrivacyRequestTypeAccess:
+		return true
+	case FilePrivacyRequestTypeErasure:
+		return true
+	case FilePrivacyRequestTypeObjection:
+		return true
+	case FilePrivacyRequestTypePortability:
+		return true
+	case FilePrivacyRequestTypeRectification:
+		return true
+	case FilePrivacyRequestTypeRestriction:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for MFAPolicy.
 const (
 	MFAPolicyOff      MFAPolicy = "off"
@@ -140,8 +170,10 @@ func (e MFAPolicy) Valid() bool {
 
 // Defines values for NoticeKind.
 const (
-	NoticeKindErasedOnRequest NoticeKind = "erased_on_request"
-	NoticeKindManagerGranted  NoticeKind = "manager_granted"
+	NoticeKindErasedOnRequest       NoticeKind = "erased_on_request"
+	NoticeKindManagerGranted        NoticeKind = "manager_granted"
+	NoticeKindPrivacyRequestDue     NoticeKind = "privacy_request_due"
+	NoticeKindPrivacyRequestUpdated NoticeKind = "privacy_request_updated"
 )
 
 // Valid indicates whether the value is a known member of the NoticeKind enum.
@@ -150,6 +182,64 @@ func (e NoticeKind) Valid() bool {
 	case NoticeKindErasedOnRequest:
 		return true
 	case NoticeKindManagerGranted:
+		return true
+	case NoticeKindPrivacyRequestDue:
+		return true
+	case NoticeKindPrivacyRequestUpdated:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for PrivacyRequestStatus.
+const (
+	PrivacyRequestStatusDone       PrivacyRequestStatus = "done"
+	PrivacyRequestStatusInProgress PrivacyRequestStatus = "in_progress"
+	PrivacyRequestStatusOpen       PrivacyRequestStatus = "open"
+	PrivacyRequestStatusRefused    PrivacyRequestStatus = "refused"
+)
+
+// Valid indicates whether the value is a known member of the PrivacyRequestStatus enum.
+func (e PrivacyRequestStatus) Valid() bool {
+	switch e {
+	case PrivacyRequestStatusDone:
+		return true
+	case PrivacyRequestStatusInProgress:
+		return true
+	case PrivacyRequestStatusOpen:
+		return true
+	case PrivacyRequestStatusRefused:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for PrivacyRequestType.
+const (
+	PrivacyRequestTypeAccess        PrivacyRequestType = "access"
+	PrivacyRequestTypeErasure       PrivacyRequestType = "erasure"
+	PrivacyRequestTypeObjection     PrivacyRequestType = "objection"
+	PrivacyRequestTypePortability   PrivacyRequestType = "portability"
+	PrivacyRequestTypeRectification PrivacyRequestType = "rectification"
+	PrivacyRequestTypeRestriction   PrivacyRequestType = "restriction"
+)
+
+// Valid indicates whether the value is a known member of the PrivacyRequestType enum.
+func (e PrivacyRequestType) Valid() bool {
+	switch e {
+	case PrivacyRequestTypeAccess:
+		return true
+	case PrivacyRequestTypeErasure:
+		return true
+	case PrivacyRequestTypeObjection:
+		return true
+	case PrivacyRequestTypePortability:
+		return true
+	case PrivacyRequestTypeRectification:
+		return true
+	case PrivacyRequestTypeRestriction:
 		return true
 	default:
 		return false
@@ -378,6 +468,30 @@ func (e TokenScope) Valid() bool {
 	}
 }
 
+// Defines values for UpdatePrivacyRequestStatus.
+const (
+	UpdatePrivacyRequestStatusDone       UpdatePrivacyRequestStatus = "done"
+	UpdatePrivacyRequestStatusInProgress UpdatePrivacyRequestStatus = "in_progress"
+	UpdatePrivacyRequestStatusOpen       UpdatePrivacyRequestStatus = "open"
+	UpdatePrivacyRequestStatusRefused    UpdatePrivacyRequestStatus = "refused"
+)
+
+// Valid indicates whether the value is a known member of the UpdatePrivacyRequestStatus enum.
+func (e UpdatePrivacyRequestStatus) Valid() bool {
+	switch e {
+	case UpdatePrivacyRequestStatusDone:
+		return true
+	case UpdatePrivacyRequestStatusInProgress:
+		return true
+	case UpdatePrivacyRequestStatusOpen:
+		return true
+	case UpdatePrivacyRequestStatusRefused:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for UserStatus.
 const (
 	UserStatusActive   UserStatus = "active"
@@ -393,6 +507,24 @@ func (e UserStatus) Valid() bool {
 	case UserStatusDisabled:
 		return true
 	case UserStatusInvited:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ListPrivacyRequestsParamsMine.
+const (
+	ListPrivacyRequestsParamsMineFalse ListPrivacyRequestsParamsMine = "false"
+	ListPrivacyRequestsParamsMineTrue  ListPrivacyRequestsParamsMine = "true"
+)
+
+// Valid indicates whether the value is a known member of the ListPrivacyRequestsParamsMine enum.
+func (e ListPrivacyRequestsParamsMine) Valid() bool {
+	switch e {
+	case ListPrivacyRequestsParamsMineFalse:
+		return true
+	case ListPrivacyRequestsParamsMineTrue:
 		return true
 	default:
 		return false
@@ -613,6 +745,16 @@ type FileInfo struct {
 	Path string `json:"path"`
 	Size int64  `json:"size"`
 }
+
+// FilePrivacyRequest defines model for FilePrivacyRequest.
+type FilePrivacyRequest struct {
+	// Subject A user id (managers only); empty or absent: the caller.
+	Subject *string                `json:"subject,omitempty"`
+	Type    FilePrivacyRequestType `json:"type"`
+}
+
+// FilePrivacyRequestType defines model for FilePrivacyRequest.Type.
+type FilePrivacyRequestType string
 
 // Grant defines model for Grant.
 type Grant struct {
@@ -908,6 +1050,53 @@ type PolicyUpdate struct {
 	SessionMaxHours    int            `json:"session_max_hours"`
 	SupportApprovals   *int           `json:"support_approvals,omitempty"`
 	TrashDays          *int           `json:"trash_days,omitempty"`
+}
+
+// PrivacyRequest defines model for PrivacyRequest.
+type PrivacyRequest struct {
+	// DueAt The end of the day (UTC) one calendar month after received_at, or of the last day of a shorter month.
+	DueAt time.Time `json:"due_at"`
+
+	// ExtendedMonths By how many months the due date was extended (GDPR Art. 12(3)).
+	ExtendedMonths int                  `json:"extended_months"`
+	Handler        *string              `json:"handler"`
+	HandlerName    *string              `json:"handler_name"`
+	ID             string               `json:"id"`
+	Outcome        *string              `json:"outcome"`
+	Overdue        bool                 `json:"overdue"`
+	ReceivedAt     time.Time            `json:"received_at"`
+	Status         PrivacyRequestStatus `json:"status"`
+
+	// Subject The person's user id; it stays after their erasure.
+	Subject string `json:"subject"`
+
+	// SubjectName null once the person is erased.
+	SubjectName *string            `json:"subject_name"`
+	Type        PrivacyRequestType `json:"type"`
+	UpdatedAt   time.Time          `json:"updated_at"`
+}
+
+// PrivacyRequestStatus defines model for PrivacyRequest.Status.
+type PrivacyRequestStatus string
+
+// PrivacyRequestType defines model for PrivacyRequest.Type.
+type PrivacyRequestType string
+
+// PrivacyRequestAnswer defines model for PrivacyRequestAnswer.
+type PrivacyRequestAnswer struct {
+	Request PrivacyRequest `json:"request"`
+}
+
+// PrivacyRequests defines model for PrivacyRequests.
+type PrivacyRequests struct {
+	Requests []PrivacyRequest `json:"requests"`
+}
+
+// PrivacySettings defines model for PrivacySettings.
+type PrivacySettings struct {
+	AuthorityName string `json:"authority_name"`
+	AuthorityURL  string `json:"authority_url"`
+	Contact       string `json:"contact"`
 }
 
 // Project defines model for Project.
@@ -1208,6 +1397,18 @@ type UpdateMeRequest struct {
 	Phone             *string `json:"phone,omitempty"`
 }
 
+// UpdatePrivacyRequest defines model for UpdatePrivacyRequest.
+type UpdatePrivacyRequest struct {
+	// ExtendMonths The total extension of the due date beyond the first month (GDPR Art. 12(3)): only while open and within the first month, never shorter, with the reasons in the outcome; the reminders start over.
+	ExtendMonths *int                        `json:"extend_months,omitempty"`
+	Handler      *string                     `json:"handler,omitempty"`
+	Outcome      *string                     `json:"outcome,omitempty"`
+	Status       *UpdatePrivacyRequestStatus `json:"status,omitempty"`
+}
+
+// UpdatePrivacyRequestStatus defines model for UpdatePrivacyRequest.Status.
+type UpdatePrivacyRequestStatus string
+
 // UpdateUserRequest Only the fields sent change.
 type UpdateUserRequest struct {
 	Disabled *bool   `json:"disabled,omitempty"`
@@ -1475,6 +1676,15 @@ type ExportAuditParams struct {
 	Until *AuditUntil `form:"until,omitempty" json:"until,omitempty"`
 }
 
+// ListPrivacyRequestsParams defines parameters for ListPrivacyRequests.
+type ListPrivacyRequestsParams struct {
+	// Mine `true`: only the caller's own requests, also for a manager.
+	Mine *ListPrivacyRequestsParamsMine `form:"mine,omitempty" json:"mine,omitempty"`
+}
+
+// ListPrivacyRequestsParamsMine defines parameters for ListPrivacyRequests.
+type ListPrivacyRequestsParamsMine string
+
 // ListProjectsParams defines parameters for ListProjects.
 type ListProjectsParams struct {
 	// Limit Page size, default 100.
@@ -1636,6 +1846,15 @@ type ConfirmPasswordResetJSONRequestBody = PasswordResetConfirm
 
 // UpdatePolicyJSONRequestBody defines body for UpdatePolicy for application/json ContentType.
 type UpdatePolicyJSONRequestBody = PolicyUpdate
+
+// FilePrivacyRequestJSONRequestBody defines body for FilePrivacyRequest for application/json ContentType.
+type FilePrivacyRequestJSONRequestBody = FilePrivacyRequest
+
+// UpdatePrivacyRequestJSONRequestBody defines body for UpdatePrivacyRequest for application/json ContentType.
+type UpdatePrivacyRequestJSONRequestBody = UpdatePrivacyRequest
+
+// SetPrivacySettingsJSONRequestBody defines body for SetPrivacySettings for application/json ContentType.
+type SetPrivacySettingsJSONRequestBody = PrivacySettings
 
 // CreateProjectJSONRequestBody defines body for CreateProject for application/json ContentType.
 type CreateProjectJSONRequestBody = NameRequest
@@ -2555,6 +2774,66 @@ type ClientInterface interface {
 	//
 	// Corresponds with PUT /api/v1/orgs/{org}/policy (the `UpdatePolicy` operationId).
 	UpdatePolicy(ctx context.Context, org OrgSlug, body UpdatePolicyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListPrivacyRequests The register: every request of the organisation for a manager (recorded as `dsr.list`), the caller's own for anyone else.
+	//
+	// Corresponds with GET /api/v1/orgs/{org}/privacy-requests (the `ListPrivacyRequests` operationId).
+	ListPrivacyRequests(ctx context.Context, org OrgSlug, params *ListPrivacyRequestsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// FilePrivacyRequestWithBody Files a request, received now and due one calendar month later (GDPR Art. 12(3)); recorded as `dsr.create`.
+	//
+	// Without `subject`, the caller's own. A manager may name any person of the organisation (`subject`: a user id) who asked by other means; anyone else naming another person is `403`. At most 20 open requests per person (`409`).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/orgs/{org}/privacy-requests (the `FilePrivacyRequest` operationId).
+	FilePrivacyRequestWithBody(ctx context.Context, org OrgSlug, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// FilePrivacyRequest Files a request, received now and due one calendar month later (GDPR Art. 12(3)); recorded as `dsr.create`.
+	//
+	// Without `subject`, the caller's own. A manager may name any person of the organisation (`subject`: a user id) who asked by other means; anyone else naming another person is `403`. At most 20 open requests per person (`409`).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/orgs/{org}/privacy-requests (the `FilePrivacyRequest` operationId).
+	FilePrivacyRequest(ctx context.Context, org OrgSlug, body FilePrivacyRequestJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdatePrivacyRequestWithBody A manager handles a request: status, handler (an active manager; by default the caller), outcome (sealed); recorded as `dsr.update`.
+	//
+	// `refused` needs an outcome giving the reasons (GDPR Art. 12(4)); so does `extend_months`. A person who is not a manager gets `404` for someone else's request and `403` for their own.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /api/v1/orgs/{org}/privacy-requests/{id} (the `UpdatePrivacyRequest` operationId).
+	UpdatePrivacyRequestWithBody(ctx context.Context, org OrgSlug, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdatePrivacyRequest A manager handles a request: status, handler (an active manager; by default the caller), outcome (sealed); recorded as `dsr.update`.
+	//
+	// `refused` needs an outcome giving the reasons (GDPR Art. 12(4)); so does `extend_months`. A person who is not a manager gets `404` for someone else's request and `403` for their own.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PATCH /api/v1/orgs/{org}/privacy-requests/{id} (the `UpdatePrivacyRequest` operationId).
+	UpdatePrivacyRequest(ctx context.Context, org OrgSlug, id string, body UpdatePrivacyRequestJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetPrivacySettings What the privacy page says: the controller's contact and the supervisory authority (default: Autoriteit Persoonsgegevens). Every person of the organisation.
+	//
+	// Corresponds with GET /api/v1/orgs/{org}/privacy-settings (the `GetPrivacySettings` operationId).
+	GetPrivacySettings(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SetPrivacySettingsWithBody Sets them (manager); recorded as `privacy.update`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PUT /api/v1/orgs/{org}/privacy-settings (the `SetPrivacySettings` operationId).
+	SetPrivacySettingsWithBody(ctx context.Context, org OrgSlug, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SetPrivacySettings Sets them (manager); recorded as `privacy.update`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PUT /api/v1/orgs/{org}/privacy-settings (the `SetPrivacySettings` operationId).
+	SetPrivacySettings(ctx context.Context, org OrgSlug, body SetPrivacySettingsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListProjects A page of the projects the caller may view, in id order (roughly by creation).
 	//
@@ -4719,6 +4998,146 @@ func (c *Client) UpdatePolicyWithBody(ctx context.Context, org OrgSlug, contentT
 // Corresponds with PUT /api/v1/orgs/{org}/policy (the `UpdatePolicy` operationId).
 func (c *Client) UpdatePolicy(ctx context.Context, org OrgSlug, body UpdatePolicyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewUpdatePolicyRequest(c.Server, org, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListPrivacyRequests The register: every request of the organisation for a manager (recorded as `dsr.list`), the caller's own for anyone else.
+//
+// Corresponds with GET /api/v1/orgs/{org}/privacy-requests (the `ListPrivacyRequests` operationId).
+func (c *Client) ListPrivacyRequests(ctx context.Context, org OrgSlug, params *ListPrivacyRequestsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListPrivacyRequestsRequest(c.Server, org, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// FilePrivacyRequestWithBody Files a request, received now and due one calendar month later (GDPR Art. 12(3)); recorded as `dsr.create`.
+//
+// Without `subject`, the caller's own. A manager may name any person of the organisation (`subject`: a user id) who asked by other means; anyone else naming another person is `403`. At most 20 open requests per person (`409`).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/orgs/{org}/privacy-requests (the `FilePrivacyRequest` operationId).
+func (c *Client) FilePrivacyRequestWithBody(ctx context.Context, org OrgSlug, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewFilePrivacyRequestRequestWithBody(c.Server, org, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// FilePrivacyRequest Files a request, received now and due one calendar month later (GDPR Art. 12(3)); recorded as `dsr.create`.
+//
+// Without `subject`, the caller's own. A manager may name any person of the organisation (`subject`: a user id) who asked by other means; anyone else naming another person is `403`. At most 20 open requests per person (`409`).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/orgs/{org}/privacy-requests (the `FilePrivacyRequest` operationId).
+func (c *Client) FilePrivacyRequest(ctx context.Context, org OrgSlug, body FilePrivacyRequestJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewFilePrivacyRequestRequest(c.Server, org, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdatePrivacyRequestWithBody A manager handles a request: status, handler (an active manager; by default the caller), outcome (sealed); recorded as `dsr.update`.
+//
+// `refused` needs an outcome giving the reasons (GDPR Art. 12(4)); so does `extend_months`. A person who is not a manager gets `404` for someone else's request and `403` for their own.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /api/v1/orgs/{org}/privacy-requests/{id} (the `UpdatePrivacyRequest` operationId).
+func (c *Client) UpdatePrivacyRequestWithBody(ctx context.Context, org OrgSlug, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdatePrivacyRequestRequestWithBody(c.Server, org, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdatePrivacyRequest A manager handles a request: status, handler (an active manager; by default the caller), outcome (sealed); recorded as `dsr.update`.
+//
+// `refused` needs an outcome giving the reasons (GDPR Art. 12(4)); so does `extend_months`. A person who is not a manager gets `404` for someone else's request and `403` for their own.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PATCH /api/v1/orgs/{org}/privacy-requests/{id} (the `UpdatePrivacyRequest` operationId).
+func (c *Client) UpdatePrivacyRequest(ctx context.Context, org OrgSlug, id string, body UpdatePrivacyRequestJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdatePrivacyRequestRequest(c.Server, org, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetPrivacySettings What the privacy page says: the controller's contact and the supervisory authority (default: Autoriteit Persoonsgegevens). Every person of the organisation.
+//
+// Corresponds with GET /api/v1/orgs/{org}/privacy-settings (the `GetPrivacySettings` operationId).
+func (c *Client) GetPrivacySettings(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetPrivacySettingsRequest(c.Server, org)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SetPrivacySettingsWithBody Sets them (manager); recorded as `privacy.update`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PUT /api/v1/orgs/{org}/privacy-settings (the `SetPrivacySettings` operationId).
+func (c *Client) SetPrivacySettingsWithBody(ctx context.Context, org OrgSlug, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSetPrivacySettingsRequestWithBody(c.Server, org, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SetPrivacySettings Sets them (manager); recorded as `privacy.update`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PUT /api/v1/orgs/{org}/privacy-settings (the `SetPrivacySettings` operationId).
+func (c *Client) SetPrivacySettings(ctx context.Context, org OrgSlug, body SetPrivacySettingsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSetPrivacySettingsRequest(c.Server, org, body)
 	if err != nil {
 		return nil, err
 	}
@@ -8844,6 +9263,249 @@ func NewUpdatePolicyRequestWithBody(server string, org OrgSlug, contentType stri
 	return req, nil
 }
 
+// NewListPrivacyRequestsRequest constructs an http.Request for the ListPrivacyRequests method
+func NewListPrivacyRequestsRequest(server string, org OrgSlug, params *ListPrivacyRequestsParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "org", org, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/orgs/%s/privacy-requests", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Mine != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "mine", *params.Mine, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewFilePrivacyRequestRequest calls the generic FilePrivacyRequest builder with application/json body
+func NewFilePrivacyRequestRequest(server string, org OrgSlug, body FilePrivacyRequestJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewFilePrivacyRequestRequestWithBody(server, org, "application/json", bodyReader)
+}
+
+// NewFilePrivacyRequestRequestWithBody constructs an http.Request for the FilePrivacyRequest method, with any body, and a specified content type
+func NewFilePrivacyRequestRequestWithBody(server string, org OrgSlug, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "org", org, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/orgs/%s/privacy-requests", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewUpdatePrivacyRequestRequest calls the generic UpdatePrivacyRequest builder with application/json body
+func NewUpdatePrivacyRequestRequest(server string, org OrgSlug, id string, body UpdatePrivacyRequestJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUpdatePrivacyRequestRequestWithBody(server, org, id, "application/json", bodyReader)
+}
+
+// NewUpdatePrivacyRequestRequestWithBody constructs an http.Request for the UpdatePrivacyRequest method, with any body, and a specified content type
+func NewUpdatePrivacyRequestRequestWithBody(server string, org OrgSlug, id string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "org", org, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/orgs/%s/privacy-requests/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewGetPrivacySettingsRequest constructs an http.Request for the GetPrivacySettings method
+func NewGetPrivacySettingsRequest(server string, org OrgSlug) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "org", org, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/orgs/%s/privacy-settings", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewSetPrivacySettingsRequest calls the generic SetPrivacySettings builder with application/json body
+func NewSetPrivacySettingsRequest(server string, org OrgSlug, body SetPrivacySettingsJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewSetPrivacySettingsRequestWithBody(server, org, "application/json", bodyReader)
+}
+
+// NewSetPrivacySettingsRequestWithBody constructs an http.Request for the SetPrivacySettings method, with any body, and a specified content type
+func NewSetPrivacySettingsRequestWithBody(server string, org OrgSlug, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "org", org, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/orgs/%s/privacy-settings", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewListProjectsRequest constructs an http.Request for the ListProjects method
 func NewListProjectsRequest(server string, org OrgSlug, params *ListProjectsParams) (*http.Request, error) {
 	var err error
@@ -11845,6 +12507,70 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with PUT /api/v1/orgs/{org}/policy (the `UpdatePolicy` operationId).
 	UpdatePolicyWithResponse(ctx context.Context, org OrgSlug, body UpdatePolicyJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdatePolicyResponse, error)
+
+	// ListPrivacyRequestsWithResponse The register: every request of the organisation for a manager (recorded as `dsr.list`), the caller's own for anyone else.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/orgs/{org}/privacy-requests (the `ListPrivacyRequests` operationId).
+	ListPrivacyRequestsWithResponse(ctx context.Context, org OrgSlug, params *ListPrivacyRequestsParams, reqEditors ...RequestEditorFn) (*ListPrivacyRequestsResponse, error)
+
+	// FilePrivacyRequestWithBodyWithResponse Files a request, received now and due one calendar month later (GDPR Art. 12(3)); recorded as `dsr.create`.
+	//
+	// Without `subject`, the caller's own. A manager may name any person of the organisation (`subject`: a user id) who asked by other means; anyone else naming another person is `403`. At most 20 open requests per person (`409`).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/orgs/{org}/privacy-requests (the `FilePrivacyRequest` operationId).
+	FilePrivacyRequestWithBodyWithResponse(ctx context.Context, org OrgSlug, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*FilePrivacyRequestResponse, error)
+
+	// FilePrivacyRequestWithResponse Files a request, received now and due one calendar month later (GDPR Art. 12(3)); recorded as `dsr.create`.
+	//
+	// Without `subject`, the caller's own. A manager may name any person of the organisation (`subject`: a user id) who asked by other means; anyone else naming another person is `403`. At most 20 open requests per person (`409`).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/orgs/{org}/privacy-requests (the `FilePrivacyRequest` operationId).
+	FilePrivacyRequestWithResponse(ctx context.Context, org OrgSlug, body FilePrivacyRequestJSONRequestBody, reqEditors ...RequestEditorFn) (*FilePrivacyRequestResponse, error)
+
+	// UpdatePrivacyRequestWithBodyWithResponse A manager handles a request: status, handler (an active manager; by default the caller), outcome (sealed); recorded as `dsr.update`.
+	//
+	// `refused` needs an outcome giving the reasons (GDPR Art. 12(4)); so does `extend_months`. A person who is not a manager gets `404` for someone else's request and `403` for their own.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /api/v1/orgs/{org}/privacy-requests/{id} (the `UpdatePrivacyRequest` operationId).
+	UpdatePrivacyRequestWithBodyWithResponse(ctx context.Context, org OrgSlug, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdatePrivacyRequestResponse, error)
+
+	// UpdatePrivacyRequestWithResponse A manager handles a request: status, handler (an active manager; by default the caller), outcome (sealed); recorded as `dsr.update`.
+	//
+	// `refused` needs an outcome giving the reasons (GDPR Art. 12(4)); so does `extend_months`. A person who is not a manager gets `404` for someone else's request and `403` for their own.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /api/v1/orgs/{org}/privacy-requests/{id} (the `UpdatePrivacyRequest` operationId).
+	UpdatePrivacyRequestWithResponse(ctx context.Context, org OrgSlug, id string, body UpdatePrivacyRequestJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdatePrivacyRequestResponse, error)
+
+	// GetPrivacySettingsWithResponse What the privacy page says: the controller's contact and the supervisory authority (default: Autoriteit Persoonsgegevens). Every person of the organisation.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/orgs/{org}/privacy-settings (the `GetPrivacySettings` operationId).
+	GetPrivacySettingsWithResponse(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*GetPrivacySettingsResponse, error)
+
+	// SetPrivacySettingsWithBodyWithResponse Sets them (manager); recorded as `privacy.update`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /api/v1/orgs/{org}/privacy-settings (the `SetPrivacySettings` operationId).
+	SetPrivacySettingsWithBodyWithResponse(ctx context.Context, org OrgSlug, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SetPrivacySettingsResponse, error)
+
+	// SetPrivacySettingsWithResponse Sets them (manager); recorded as `privacy.update`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /api/v1/orgs/{org}/privacy-settings (the `SetPrivacySettings` operationId).
+	SetPrivacySettingsWithResponse(ctx context.Context, org OrgSlug, body SetPrivacySettingsJSONRequestBody, reqEditors ...RequestEditorFn) (*SetPrivacySettingsResponse, error)
 
 	// ListProjectsWithResponse A page of the projects the caller may view, in id order (roughly by creation).
 	//
@@ -15326,6 +16052,211 @@ func (r UpdatePolicyResponse) ContentType() string {
 	return ""
 }
 
+type ListPrivacyRequestsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PrivacyRequests
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthenticated
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *Error
+}
+
+// Status returns HTTPResponse.Status
+func (r ListPrivacyRequestsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListPrivacyRequestsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListPrivacyRequestsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type FilePrivacyRequestResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *PrivacyRequestAnswer
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthenticated
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Conflict
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *Error
+}
+
+// Status returns HTTPResponse.Status
+func (r FilePrivacyRequestResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r FilePrivacyRequestResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r FilePrivacyRequestResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type UpdatePrivacyRequestResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PrivacyRequestAnswer
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthenticated
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *Error
+}
+
+// Status returns HTTPResponse.Status
+func (r UpdatePrivacyRequestResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UpdatePrivacyRequestResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UpdatePrivacyRequestResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetPrivacySettingsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PrivacySettings
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthenticated
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *Error
+}
+
+// Status returns HTTPResponse.Status
+func (r GetPrivacySettingsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetPrivacySettingsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetPrivacySettingsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type SetPrivacySettingsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PrivacySettings
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthenticated
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *Error
+}
+
+// Status returns HTTPResponse.Status
+func (r SetPrivacySettingsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SetPrivacySettingsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SetPrivacySettingsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type ListProjectsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -18606,6 +19537,118 @@ func (c *ClientWithResponses) UpdatePolicyWithResponse(ctx context.Context, org 
 		return nil, err
 	}
 	return ParseUpdatePolicyResponse(rsp)
+}
+
+// ListPrivacyRequestsWithResponse The register: every request of the organisation for a manager (recorded as `dsr.list`), the caller's own for anyone else.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/orgs/{org}/privacy-requests (the `ListPrivacyRequests` operationId).
+func (c *ClientWithResponses) ListPrivacyRequestsWithResponse(ctx context.Context, org OrgSlug, params *ListPrivacyRequestsParams, reqEditors ...RequestEditorFn) (*ListPrivacyRequestsResponse, error) {
+	rsp, err := c.ListPrivacyRequests(ctx, org, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListPrivacyRequestsResponse(rsp)
+}
+
+// FilePrivacyRequestWithBodyWithResponse Files a request, received now and due one calendar month later (GDPR Art. 12(3)); recorded as `dsr.create`.
+//
+// Without `subject`, the caller's own. A manager may name any person of the organisation (`subject`: a user id) who asked by other means; anyone else naming another person is `403`. At most 20 open requests per person (`409`).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/orgs/{org}/privacy-requests (the `FilePrivacyRequest` operationId).
+func (c *ClientWithResponses) FilePrivacyRequestWithBodyWithResponse(ctx context.Context, org OrgSlug, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*FilePrivacyRequestResponse, error) {
+	rsp, err := c.FilePrivacyRequestWithBody(ctx, org, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseFilePrivacyRequestResponse(rsp)
+}
+
+// FilePrivacyRequestWithResponse Files a request, received now and due one calendar month later (GDPR Art. 12(3)); recorded as `dsr.create`.
+//
+// Without `subject`, the caller's own. A manager may name any person of the organisation (`subject`: a user id) who asked by other means; anyone else naming another person is `403`. At most 20 open requests per person (`409`).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/orgs/{org}/privacy-requests (the `FilePrivacyRequest` operationId).
+func (c *ClientWithResponses) FilePrivacyRequestWithResponse(ctx context.Context, org OrgSlug, body FilePrivacyRequestJSONRequestBody, reqEditors ...RequestEditorFn) (*FilePrivacyRequestResponse, error) {
+	rsp, err := c.FilePrivacyRequest(ctx, org, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseFilePrivacyRequestResponse(rsp)
+}
+
+// UpdatePrivacyRequestWithBodyWithResponse A manager handles a request: status, handler (an active manager; by default the caller), outcome (sealed); recorded as `dsr.update`.
+//
+// `refused` needs an outcome giving the reasons (GDPR Art. 12(4)); so does `extend_months`. A person who is not a manager gets `404` for someone else's request and `403` for their own.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /api/v1/orgs/{org}/privacy-requests/{id} (the `UpdatePrivacyRequest` operationId).
+func (c *ClientWithResponses) UpdatePrivacyRequestWithBodyWithResponse(ctx context.Context, org OrgSlug, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdatePrivacyRequestResponse, error) {
+	rsp, err := c.UpdatePrivacyRequestWithBody(ctx, org, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdatePrivacyRequestResponse(rsp)
+}
+
+// UpdatePrivacyRequestWithResponse A manager handles a request: status, handler (an active manager; by default the caller), outcome (sealed); recorded as `dsr.update`.
+//
+// `refused` needs an outcome giving the reasons (GDPR Art. 12(4)); so does `extend_months`. A person who is not a manager gets `404` for someone else's request and `403` for their own.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /api/v1/orgs/{org}/privacy-requests/{id} (the `UpdatePrivacyRequest` operationId).
+func (c *ClientWithResponses) UpdatePrivacyRequestWithResponse(ctx context.Context, org OrgSlug, id string, body UpdatePrivacyRequestJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdatePrivacyRequestResponse, error) {
+	rsp, err := c.UpdatePrivacyRequest(ctx, org, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdatePrivacyRequestResponse(rsp)
+}
+
+// GetPrivacySettingsWithResponse What the privacy page says: the controller's contact and the supervisory authority (default: Autoriteit Persoonsgegevens). Every person of the organisation.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/orgs/{org}/privacy-settings (the `GetPrivacySettings` operationId).
+func (c *ClientWithResponses) GetPrivacySettingsWithResponse(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*GetPrivacySettingsResponse, error) {
+	rsp, err := c.GetPrivacySettings(ctx, org, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetPrivacySettingsResponse(rsp)
+}
+
+// SetPrivacySettingsWithBodyWithResponse Sets them (manager); recorded as `privacy.update`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /api/v1/orgs/{org}/privacy-settings (the `SetPrivacySettings` operationId).
+func (c *ClientWithResponses) SetPrivacySettingsWithBodyWithResponse(ctx context.Context, org OrgSlug, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SetPrivacySettingsResponse, error) {
+	rsp, err := c.SetPrivacySettingsWithBody(ctx, org, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSetPrivacySettingsResponse(rsp)
+}
+
+// SetPrivacySettingsWithResponse Sets them (manager); recorded as `privacy.update`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /api/v1/orgs/{org}/privacy-settings (the `SetPrivacySettings` operationId).
+func (c *ClientWithResponses) SetPrivacySettingsWithResponse(ctx context.Context, org OrgSlug, body SetPrivacySettingsJSONRequestBody, reqEditors ...RequestEditorFn) (*SetPrivacySettingsResponse, error) {
+	rsp, err := c.SetPrivacySettings(ctx, org, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSetPrivacySettingsResponse(rsp)
 }
 
 // ListProjectsWithResponse A page of the projects the caller may view, in id order (roughly by creation).
@@ -23676,6 +24719,311 @@ func ParseUpdatePolicyResponse(rsp *http.Response) (*UpdatePolicyResponse, error
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
 		var dest Policy
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListPrivacyRequestsResponse parses an HTTP response from a ListPrivacyRequestsWithResponse call
+func ParseListPrivacyRequestsResponse(rsp *http.Response) (*ListPrivacyRequestsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListPrivacyRequestsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PrivacyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseFilePrivacyRequestResponse parses an HTTP response from a FilePrivacyRequestWithResponse call
+func ParseFilePrivacyRequestResponse(rsp *http.Response) (*FilePrivacyRequestResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &FilePrivacyRequestResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest PrivacyRequestAnswer
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseUpdatePrivacyRequestResponse parses an HTTP response from a UpdatePrivacyRequestWithResponse call
+func ParseUpdatePrivacyRequestResponse(rsp *http.Response) (*UpdatePrivacyRequestResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UpdatePrivacyRequestResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PrivacyRequestAnswer
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetPrivacySettingsResponse parses an HTTP response from a GetPrivacySettingsWithResponse call
+func ParseGetPrivacySettingsResponse(rsp *http.Response) (*GetPrivacySettingsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetPrivacySettingsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PrivacySettings
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseSetPrivacySettingsResponse parses an HTTP response from a SetPrivacySettingsWithResponse call
+func ParseSetPrivacySettingsResponse(rsp *http.Response) (*SetPrivacySettingsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SetPrivacySettingsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PrivacySettings
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}

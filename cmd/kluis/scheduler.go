@@ -60,6 +60,11 @@ func (a *app) scheduledJobs() []job {
 		{name: "throttle_sweep", schedule: jobs.Every(time.Hour), lease: 10 * time.Minute, run: func(ctx context.Context) (string, error) {
 			return "counters and unlock links past their use forgotten", a.areas.Throttle.SweepThrottle(ctx)
 		}},
+		// issue 15, R34: reminders to managers before a privacy request is due.
+		{name: "privacy_reminders", schedule: jobs.Every(time.Hour), lease: 10 * time.Minute, run: func(ctx context.Context) (string, error) {
+			n, err := a.areas.PrivacyRequests.RemindPrivacyRequests(ctx)
+			return fmt.Sprintf("%d requests reminded, %d notices", n.Requests, n.Notices), err
+		}},
 	}
 	if a.cfg.SecurityEmail != "" {
 		every := a.cfg.DigestEvery

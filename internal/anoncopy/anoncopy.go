@@ -76,7 +76,7 @@ var Rules = map[string]Rule{
 	// Messages and records about people and what they did.
 	"mail_queue": Dropped, "sms_queue": Dropped, "notices": Dropped,
 	"support_requests": Dropped, "support_grants": Dropped, "support_uses": Dropped,
-	"activity_periods": Dropped,
+	"activity_periods": Dropped, "privacy_requests": Dropped, "privacy_settings": Dropped,
 	// The source's guards, work and operations.
 	"login_failures": Dropped, "address_failures": Dropped, "org_failure_rates": Dropped,
 	"key_shreds": Dropped, "key_reencryptions": Dropped, "job_leases": Dropped,

@@ -144,6 +144,13 @@ func (s *server) routes(svc kluis.Services, ready func(context.Context) error) [
 		{"GET", "/api/v1/orgs/{org}/users/{id}/export", "org", regular, s.orgSession(handleExportUser(svc.Personal))},
 		// Where the organisation's data is backed up, and when (R31 R32 R42).
 		{"GET", "/api/v1/orgs/{org}/backups", "org", regular, s.orgUser(handleBackupOverview(svc.Backups))},
+		// The register of data-subject requests and the privacy page's
+		// settings (issue 15, R34). Support sessions never reach them.
+		{"GET", "/api/v1/orgs/{org}/privacy-requests", "org", regular, s.orgUser(handleListPrivacyRequests(svc.PrivacyRequests))},
+		{"POST", "/api/v1/orgs/{org}/privacy-requests", "org", regular, s.orgUser(handleFilePrivacyRequest(svc.PrivacyRequests))},
+		{"PATCH", "/api/v1/orgs/{org}/privacy-requests/{id}", "org", regular, s.orgUser(handleUpdatePrivacyRequest(svc.PrivacyRequests))},
+		{"GET", "/api/v1/orgs/{org}/privacy-settings", "org", regular, s.orgUser(handleGetPrivacySettings(svc.PrivacyRequests))},
+		{"PUT", "/api/v1/orgs/{org}/privacy-settings", "org", regular, s.orgUser(handleSetPrivacySettings(svc.PrivacyRequests))},
 
 		// Projects, their rights and groups (R2, R6, R7, R9, R12): the
 		// service methods ask the rights engine.
@@ -328,6 +335,15 @@ func (s *server) routes(svc kluis.Services, ready func(context.Context) error) [
 		{"GET", "/operator/backups", "page-operator", regular, s.operatorPage(signedIn, handleOperatorBackupsPage(svc.Backups, svc.Jobs))},
 		{"GET", "/operator/orgs/{org}/backups", "page-operator", regular, s.operatorPage(signedIn, handleOperatorHoldingsPage(svc.Orgs, svc.Backups))},
 		{"GET", "/o/{org}/backups", "page-org", regular, s.orgPage(signedIn, handleOrgBackupsPage(svc.Backups))},
+
+		// The privacy page, a person's requests and the managers' register
+		// (issue 15, R34).
+		{"GET", "/o/{org}/privacy", "page-org", regular, s.orgPage(signedIn, handlePrivacyPage(svc.PrivacyRequests))},
+		{"POST", "/o/{org}/privacy/settings", "page-org", regular, s.orgPage(signedIn, handlePrivacySettingsForm(svc.PrivacyRequests))},
+		{"GET", "/o/{org}/privacy/requests", "page-org", regular, s.orgPage(signedIn, handleMyRequestsPage(svc.PrivacyRequests))},
+		{"POST", "/o/{org}/privacy/requests", "page-org", regular, s.orgPage(signedIn, handleFileRequestForm(svc.PrivacyRequests))},
+		{"GET", "/o/{org}/privacy/register", "page-org", regular, s.orgPage(signedIn, handleRegisterPage(svc.PrivacyRequests))},
+		{"POST", "/o/{org}/privacy/register/{id}", "page-org", regular, s.orgPage(signedIn, handleUpdateRequestForm(svc.PrivacyRequests))},
 	}
 }
 

@@ -127,7 +127,8 @@ func (c supportCast) session(tb testing.TB, a *testAPI, grant string) string {
 // organisation grant.
 func personOnly(pattern string) bool {
 	return strings.Contains(pattern, "/me") || strings.Contains(pattern, "/support-") || strings.HasSuffix(pattern, "/audit/export") ||
-		strings.Contains(pattern, "/inbox") || strings.HasSuffix(pattern, "/backups")
+		strings.Contains(pattern, "/inbox") || strings.HasSuffix(pattern, "/backups") ||
+		strings.Contains(pattern, "/privacy-") // the register of data-subject requests (issue 15)
 }
 
 // TestSupportWithoutGrantFindsNothing: an operator's credential, of any

@@ -306,6 +306,8 @@ func (p *pageData) navigate(r *http.Request, enrolling bool) {
 	}
 	if !p.Operator && p.Support == nil && !enrolling {
 		items = append(items, [2]string{p.Realm.Base + "/backups", "nav.backups"}, [2]string{p.Realm.Base + "/inbox", "nav.inbox"})
+		// issue 15, R34: the privacy page, the way to one's requests
+		items = append(items, [2]string{p.Realm.Base + "/privacy", "nav.privacy"})
 	}
 	p.Nav = nil
 	for _, it := range items {

@@ -26,6 +26,7 @@ import (
 	"github.com/kluis/kluis/internal/sqlstore/orgs"
 	"github.com/kluis/kluis/internal/sqlstore/outbox"
 	"github.com/kluis/kluis/internal/sqlstore/personal"
+	"github.com/kluis/kluis/internal/sqlstore/privacy"
 	"github.com/kluis/kluis/internal/sqlstore/projects"
 	"github.com/kluis/kluis/internal/sqlstore/retention"
 	"github.com/kluis/kluis/internal/sqlstore/rights"
@@ -87,6 +88,8 @@ type Areas struct {
 	// Personal: access, portability and erasure (issue 15).
 	Personal *personal.Service
 	Retention *retention.Service
+	// The register of data-subject requests (issue 15, R34).
+	PrivacyRequests *privacy.Service
 }
 
 // New builds the areas over core.
@@ -122,6 +125,7 @@ func New(core *sqlstore.Core, c Config) *Areas {
 	a.Jobs = jobs.New(core, c.SecurityEmail)
 	a.Personal = personal.New(core, a.Users, a.Projects)
 	a.Retention = retention.New(core, a.Users, a.Projects, a.Audit, a.Jobs, retention.Options{Grace: c.LicenceGrace})
+	a.PrivacyRequests = privacy.New(core)
 	return a
 }
 
@@ -163,5 +167,7 @@ func (a *Areas) Services() kluis.Services {
 		Personal: a.Personal,
 		// Retention (issue 15).
 		Retention: a.Retention,
+		// issue 15, R34
+		PrivacyRequests: a.PrivacyRequests,
 	}
 }

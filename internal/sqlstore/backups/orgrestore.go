@@ -134,6 +134,12 @@ var orgTableRules = map[string]OrgTable{
 	"support_requests": {Treatment: Kept, Column: "org_id"},
 	"support_grants":   {Treatment: Kept, Column: "org_id"},
 	"support_uses":     {Treatment: Kept, Column: "org_id"},
+	// The register of data-subject requests is the organisation's evidence
+	// that it answered them (R34): a restore must not forget a request
+	// filed or handled since. Its privacy page's settings stay like its
+	// policy.
+	"privacy_requests": {Treatment: Kept, Column: "org_id"},
+	"privacy_settings": {Treatment: Kept, Column: "org_id"},
 	// The content store itself (PostgreSQL's chunk blobs) and its guards
 	// against the collector: chunks are restored through the store.
 	"content_blobs":       {Treatment: Kept, Column: "project_id", Parent: "projects"},

@@ -83,6 +83,8 @@ var wantTables = map[string]backups.OrgTable{
 	"sms_codes":           {Treatment: backups.Replaced, Column: "org_id"},
 	"sms_queue":           {Treatment: backups.Ended, Column: "org_id"},
 	"support_grants":      {Treatment: backups.Kept, Column: "org_id"},
+	"privacy_requests":    {Treatment: backups.Kept, Column: "org_id"},
+	"privacy_settings":    {Treatment: backups.Kept, Column: "org_id"},
 	"support_requests":    {Treatment: backups.Kept, Column: "org_id"},
 	"support_sessions":    {Treatment: backups.Ended, Column: "org_id"},
 	"support_uses":        {Treatment: backups.Kept, Column: "org_id"},

@@ -69,6 +69,8 @@ var sealedTables = []sealedTable{
 	{"user_groups", "user_groups", "''", same("name")},
 	{"support_requests", "support_requests", "''", same("reason")},
 	{"support_grants", "support_grants", "''", same("reason")},
+	// A request's outcome is sealed under the organisation key: no owner.
+	{"privacy_requests", "privacy_requests", "NULL", same("outcome")},
 }
 
 // phases are the names of sealedTables, in order.
