@@ -30,4 +30,7 @@ type Services struct {
 	Inbox     InboxService
 	Backups   BackupService
 	Jobs      JobService
+	// Restriction of processing and maintenance announcements (issue 15).
+	Restrictions  RestrictionService
+	Announcements AnnouncementService
 }

@@ -78,6 +78,8 @@ func (s *server) routes(svc kluis.Services, ready func(context.Context) error) [
 		{"GET", "/api/v1/operator/orgs/{org}/support-grants", "operator", regular, s.operator(handleOperatorSupportList(svc.Support))},
 		{"POST", "/api/v1/operator/orgs/{org}/support-session", "operator", regular, s.operator(handleOpenSupportSession(svc.Support))},
 		{"POST", "/api/v1/operator/orgs/{org}/erasures", "operator", regular, s.operator(handleEraseOnRequest(svc.Orgs, svc.Users))},
+		// Maintenance announcements (issue 15, R3 R40 R45).
+		{"POST", "/api/v1/operator/announcements", "operator", regular, s.operator(handleSendAnnouncement(svc.Announcements))},
 
 		// Organisation realm, before sign-in.
 		{"POST", "/api/v1/orgs/{org}/login", "org-public", regular, s.org(handleLogin(svc.SignIn))},
@@ -138,6 +140,11 @@ func (s *server) routes(svc kluis.Services, ready func(context.Context) error) [
 		{"GET", "/api/v1/orgs/{org}/inbox", "org", regular, s.orgUser(handleListNotices(svc.Inbox))},
 		{"POST", "/api/v1/orgs/{org}/inbox/{id}/read", "org", regular, s.orgUser(handleReadNotice(svc.Inbox))},
 		{"GET", "/api/v1/orgs/{org}/administrators", "org", regular, s.orgActor(handleAdministrators(svc.Users))},
+		// Restriction of processing (issue 15, R34).
+		{"POST", "/api/v1/orgs/{org}/me/restriction", "org", regular, s.orgUser(handleRestriction(svc.Restrictions, true, true))},
+		{"DELETE", "/api/v1/orgs/{org}/me/restriction", "org", regular, s.orgUser(handleRestriction(svc.Restrictions, true, false))},
+		{"POST", "/api/v1/orgs/{org}/users/{id}/restriction", "org", regular, s.orgUser(handleRestriction(svc.Restrictions, false, true))},
+		{"DELETE", "/api/v1/orgs/{org}/users/{id}/restriction", "org", regular, s.orgUser(handleRestriction(svc.Restrictions, false, false))},
 		// Where the organisation's data is backed up, and when (R31 R32 R42).
 		{"GET", "/api/v1/orgs/{org}/backups", "org", regular, s.orgUser(handleBackupOverview(svc.Backups))},
 

@@ -13,6 +13,7 @@ import (
 	"github.com/kluis/kluis/internal/content"
 	"github.com/kluis/kluis/internal/password"
 	"github.com/kluis/kluis/internal/sqlstore"
+	"github.com/kluis/kluis/internal/sqlstore/announcements"
 	"github.com/kluis/kluis/internal/sqlstore/auditlog"
 	"github.com/kluis/kluis/internal/sqlstore/backups"
 	"github.com/kluis/kluis/internal/sqlstore/factors"
@@ -78,6 +79,8 @@ type Areas struct {
 	Inbox     *inbox.Service
 	Backups   *backups.Service
 	Jobs      *jobs.Service
+	// Maintenance announcements (issue 15); restriction is in Users.
+	Announcements *announcements.Service
 }
 
 // New builds the areas over core.
@@ -111,6 +114,7 @@ func New(core *sqlstore.Core, c Config) *Areas {
 	}
 	a.Backups = backups.New(core, bo)
 	a.Jobs = jobs.New(core, c.SecurityEmail)
+	a.Announcements = announcements.New(core)
 	return a
 }
 
@@ -149,5 +153,7 @@ func (a *Areas) Services() kluis.Services {
 		Inbox:    a.Inbox,
 		Backups:  a.Backups,
 		Jobs:     a.Jobs,
+		// Restriction and announcements (issue 15).
+		Restrictions: a.Users, Announcements: a.Announcements,
 	}
 }
