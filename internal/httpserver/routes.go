@@ -208,6 +208,9 @@ func (s *server) routes(svc kluis.Services, ready func(context.Context) error) [
 		{"POST", "/operator/orgs", "page-operator", regular, s.operatorPage(signedIn, handleCreateOrgForm(svc.Orgs, svc.Logins))},
 		{"POST", "/operator/logins", "page-operator", regular, s.operatorPage(signedIn, handleInstanceLoginsForm(svc.Logins))},
 		{"GET", "/operator/operators", "page-operator", regular, s.operatorPage(signedIn, handleOperatorsPage(svc.Operators))},
+		// Maintenance announcements (issue 15, R3 R40 R45).
+		{"GET", "/operator/announcements", "page-operator", regular, s.operatorPage(signedIn, handleAnnouncementsPage())},
+		{"POST", "/operator/announcements", "page-operator", regular, s.operatorPage(signedIn, handleAnnouncementForm(svc.Announcements))},
 		{"GET", "/operator/orgs/{org}/support", "page-operator", regular, s.operatorPage(signedIn, handleOperatorSupportPage(svc.Support))},
 		{"POST", "/operator/orgs/{org}/support/requests", "page-operator", regular, s.operatorPage(signedIn, handleRequestSupportForm(svc.Support))},
 		{"POST", "/operator/orgs/{org}/support/session", "page-operator", regular, s.operatorPage(signedIn, handleOpenSupportForm(svc.Support))},
@@ -272,6 +275,11 @@ func (s *server) routes(svc kluis.Services, ready func(context.Context) error) [
 		{"POST", "/o/{org}/users/{id}/invitation/revoke", "page-org", regular, s.orgPage(working, handleInvitationForm(person, true))},
 		{"POST", "/o/{org}/users/{id}/unlock", "page-org", regular, s.orgPage(working, handleUnlockUserForm(svc.Throttle))},
 		{"POST", "/o/{org}/users/{id}/factors/reset", "page-org", regular, s.orgPage(signedIn, handleResetFactorsForm(svc.Factors))},
+		// Restriction of processing (issue 15, R34).
+		{"POST", "/o/{org}/users/{id}/restriction", "page-org", regular, s.orgPage(signedIn, handleRestrictionForm(svc.Restrictions, false, true))},
+		{"POST", "/o/{org}/users/{id}/restriction/lift", "page-org", regular, s.orgPage(signedIn, handleRestrictionForm(svc.Restrictions, false, false))},
+		{"POST", "/o/{org}/account/restriction", "page-org", regular, s.orgPage(signedIn, handleRestrictionForm(svc.Restrictions, true, true))},
+		{"POST", "/o/{org}/account/restriction/lift", "page-org", regular, s.orgPage(signedIn, handleRestrictionForm(svc.Restrictions, true, false))},
 		{"GET", "/o/{org}/users/{id}/delete", "page-org", regular, s.orgPage(signedIn, handleDeleteUserPage(person))},
 		{"POST", "/o/{org}/users/{id}/delete", "page-org", regular, s.orgPage(signedIn, handleDeleteUserForm(person))},
 		{"GET", "/o/{org}/policy", "page-org", regular, s.orgPage(signedIn, handlePolicyPage(svc.Policies, svc.Logins))},
