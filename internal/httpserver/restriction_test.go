@@ -3,6 +3,7 @@ package httpserver_test
 import (
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -308,6 +309,57 @@ func TestRectificationRecordsOldAndNewValuesSealed(t *testing.T) {
 				if !strings.Contains(string(row[0]), `"sealed"`) {
 					t.Errorf("stored details %s, want sealed values", row[0])
 				}
+			}
+		})
+	}
+}
+
+// TestRestrictionOnThePages (R34, docs/UI.md): My account shows whether
+// processing is restricted with a button to restrict or lift it; the
+// person's page shows a manager the same, with the buttons; a restricted
+// person's profile form is refused with the page's error; a member cannot
+// restrict someone else from the pages either.
+func TestRestrictionOnThePages(t *testing.T) {
+	for _, engine := range kluistest.Engines {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			a := newTestAPI(t, engine)
+			o := a.newOrg(t)
+			mem := a.addUser(t, o, "member")
+			mgr := signInPage(t, a, o.Slug, o.Manager)
+			member := signInPage(t, a, o.Slug, mem)
+			account, person := "/o/"+o.Slug+"/account", "/o/"+o.Slug+"/users/"+mem.ID
+
+			p := member.get(t, account)
+			wantPage(t, "my account", p, 200, "")
+			for _, want := range []string{`id="restriction-state"`, `action="/o/` + o.Slug + `/account/restriction"`} {
+				if !strings.Contains(p.body, want) {
+					t.Errorf("My account lacks %s", want)
+				}
+			}
+			wantPage(t, "restrict me", member.post(t, account+"/restriction", url.Values{}), 303, account)
+			p = member.get(t, account)
+			if !strings.Contains(p.body, `action="/o/`+o.Slug+`/account/restriction/lift"`) || !strings.Contains(p.body, "restricted since") && !strings.Contains(p.body, "beperkt sinds") {
+				t.Errorf("My account of a restricted person lacks the state and the lift button:\n%s", excerpt(p.body))
+			}
+			p = member.post(t, account+"/profile", url.Values{"name": {"Other Name"}, "phone": {""}})
+			if p.status != 409 {
+				t.Errorf("profile form while restricted: %d, want 409", p.status)
+			}
+
+			p = mgr.get(t, person)
+			wantPage(t, "the person's page", p, 200, "")
+			if !strings.Contains(p.body, `action="`+person+`/restriction/lift"`) {
+				t.Errorf("the person's page lacks the lift button for a restricted person:\n%s", excerpt(p.body))
+			}
+			wantPage(t, "manager lifts", mgr.post(t, person+"/restriction/lift", url.Values{}), 303, person)
+			p = mgr.get(t, person)
+			if !strings.Contains(p.body, `action="`+person+`/restriction"`) {
+				t.Errorf("the person's page lacks the restrict button:\n%s", excerpt(p.body))
+			}
+			p = member.post(t, "/o/"+o.Slug+"/users/"+o.Manager.ID+"/restriction", url.Values{})
+			if p.status != 403 {
+				t.Errorf("a member restricting the manager from the pages: %d, want 403", p.status)
 			}
 		})
 	}
