@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"text/template"
 	"unicode"
@@ -155,10 +156,8 @@ func isHTTPURL(s string) bool {
 // account, and the notices that their password changed or their second
 // factors were reset (which warn the owner of a takeover). These are the only mails sent to a person whose
 // processing is restricted (R34): everything else about them is dropped.
-func (k Kind) NeededToSignIn() bool {
-	switch k {
-	case PasswordReset, AccountLocked, PasswordChanged, FactorsReset:
-		return true
-	}
-	return false
-}
+func (k Kind) NeededToSignIn() bool { return slices.Contains(SignInKinds, k) }
+
+// SignInKinds are the notices that serve their recipient's own sign-in
+// (NeededToSignIn).
+var SignInKinds = []Kind{PasswordReset, AccountLocked, PasswordChanged, FactorsReset}

@@ -71,15 +71,12 @@ func (s *Service) setRestriction(ctx context.Context, org kluis.OrgID, actor klu
 // dropQueuedMail deletes the mail waiting for delivery to a person who has
 // just been restricted, but the ones their own sign-in needs.
 func dropQueuedMail(ctx context.Context, t *sqlstore.Tx, org kluis.OrgID, id kluis.UserID) error {
-	kept := []any{org, id}
+	args := []any{org, id}
 	marks := ""
-	for _, k := range []mail.Kind{mail.PasswordReset, mail.AccountLocked, mail.PasswordChanged, mail.FactorsReset} {
-		if !k.NeededToSignIn() {
-			continue
-		}
-		kept = append(kept, string(k))
+	for _, k := range mail.SignInKinds {
+		args = append(args, string(k))
 		marks += ", ?"
 	}
-	_, err := t.Exec(ctx, `DELETE FROM mail_queue WHERE org_id = ? AND user_id = ? AND kind NOT IN (''`+marks+`)`, kept...)
+	_, err := t.Exec(ctx, `DELETE FROM mail_queue WHERE org_id = ? AND user_id = ? AND kind NOT IN (''`+marks+`)`, args...)
 	return err
 }
