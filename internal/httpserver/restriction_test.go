@@ -347,6 +347,9 @@ func TestRestrictionOnThePages(t *testing.T) {
 				t.Errorf("profile form while restricted: %d, want 409", p.status)
 			}
 
+			if p := mgr.get(t, "/o/"+o.Slug+"/users"); !strings.Contains(p.body, "tag restricted") {
+				t.Errorf("the people list does not mark the restricted person")
+			}
 			p = mgr.get(t, person)
 			wantPage(t, "the person's page", p, 200, "")
 			if !strings.Contains(p.body, `action="`+person+`/restriction/lift"`) {

@@ -870,6 +870,7 @@ var texts = map[string]struct{ en, nl string }{
 	// announcements (R3, R40, R45).
 	"error.processing_restricted":       {"Processing of this person's data is restricted: it cannot change until the restriction is lifted.", "De verwerking van de gegevens van deze persoon is beperkt: ze kunnen niet veranderen tot de beperking is opgeheven."},
 	"error.processing_restricted.title": {"Processing restricted", "Verwerking beperkt"},
+	"restriction.tag":                   {"processing restricted", "verwerking beperkt"},
 	"restriction.title":                 {"Restriction of processing", "Beperking van de verwerking"},
 	"restriction.off":                   {"Processing is not restricted.", "De verwerking is niet beperkt."},
 	"restriction.on_since":              {"Processing is restricted since", "De verwerking is beperkt sinds"},
