@@ -116,6 +116,10 @@ type User struct {
 	Status            UserStatus
 	CreatedAt         time.Time
 	LastLoginAt       time.Time // zero when the user never signed in
+	// RestrictedAt is when the person's processing was restricted (R34);
+	// zero when it is not. While it is set their data does not change and
+	// no mail is sent about them.
+	RestrictedAt time.Time
 }
 
 // Operator is an operator admin: staff of the party that runs the instance.

@@ -36,4 +36,7 @@ type Services struct {
 	Retention RetentionService
 	// The register of data-subject requests (issue 15, R34).
 	PrivacyRequests PrivacyRequestService
+	// Restriction of processing and maintenance announcements (issue 15).
+	Restrictions  RestrictionService
+	Announcements AnnouncementService
 }

@@ -204,11 +204,13 @@ type UserService interface {
 	// FindUserByID returns one person (a recorded read). Errors:
 	// forbidden, not_found.
 	FindUserByID(ctx context.Context, org OrgID, actor Actor, id UserID) (User, error)
-	// UpdateUser changes a person's name, role or status. Errors:
-	// forbidden, not_found, invalid_input, conflict (the last manager).
+	// UpdateUser changes a person's name, role or status, recorded with
+	// the old and new values (R34). Errors: forbidden, not_found,
+	// invalid_input, conflict (the last manager), processing_restricted.
 	UpdateUser(ctx context.Context, org OrgID, actor Actor, id UserID, in UserInput) (User, error)
 	// DeleteUser deletes a person and destroys their key. Errors:
-	// forbidden, not_found, conflict (the last manager).
+	// forbidden, not_found, conflict (the last manager),
+	// processing_restricted.
 	DeleteUser(ctx context.Context, org OrgID, actor Actor, id UserID) error
 	// EraseOnRequest is the operator's erasure of one person when the
 	// organisation asks (R5): found by e-mail address, deleted like
@@ -235,17 +237,19 @@ const EmailChangeTTL = 24 * time.Hour
 // data is not recorded; every change is.
 type AccountService interface {
 	// UpdateMe changes the signed-in person's name, phone or maintenance
-	// mail choice. Errors: unauthenticated, invalid_input.
+	// mail choice, recorded with the old and new values (R34). Errors:
+	// unauthenticated, invalid_input, processing_restricted.
 	UpdateMe(ctx context.Context, org OrgID, actor Actor, in UserInput) (User, error)
 	// RequestEmailChange mails a confirmation link to the new address.
-	// Errors: unauthenticated, reauth_required, invalid_input, conflict.
+	// Errors: unauthenticated, reauth_required, invalid_input, conflict,
+	// processing_restricted.
 	RequestEmailChange(ctx context.Context, org OrgID, actor Actor, newEmail string) error
 	// PendingEmailChange returns the address waiting for confirmation and
 	// until when. Errors: unauthenticated, not_found.
 	PendingEmailChange(ctx context.Context, org OrgID, actor Actor) (string, time.Time, error)
 	// ConfirmEmailChange makes the new address the person's, with the
 	// link's token, in the person's own session. Errors: unauthenticated,
-	// not_found, conflict.
+	// not_found, conflict, processing_restricted.
 	ConfirmEmailChange(ctx context.Context, org OrgID, actor Actor, token string) error
 	// FindSignIns returns the person's most recent sign-ins and failed
 	// attempts, newest first. Errors: unauthenticated.

@@ -51,6 +51,7 @@ const (
 	ErrorCodeMethodNotAllowed     ErrorCode = "method_not_allowed"
 	ErrorCodeNotFound             ErrorCode = "not_found"
 	ErrorCodePreconditionFailed   ErrorCode = "precondition_failed"
+	ErrorCodeProcessingRestricted ErrorCode = "processing_restricted"
 	ErrorCodeReauthRequired       ErrorCode = "reauth_required"
 	ErrorCodeTooLarge             ErrorCode = "too_large"
 	ErrorCodeTooManyRequests      ErrorCode = "too_many_requests"
@@ -79,6 +80,8 @@ func (e ErrorCode) Valid() bool {
 	case ErrorCodeNotFound:
 		return true
 	case ErrorCodePreconditionFailed:
+		return true
+	case ErrorCodeProcessingRestricted:
 		return true
 	case ErrorCodeReauthRequired:
 		return true
@@ -171,6 +174,9 @@ func (e MFAPolicy) Valid() bool {
 // Defines values for NoticeKind.
 const (
 	NoticeKindErasedOnRequest       NoticeKind = "erased_on_request"
+	NoticeKindInactivity            NoticeKind = "inactivity"
+	NoticeKindLicenceEnded          NoticeKind = "licence_ended"
+	NoticeKindMaintenance           NoticeKind = "maintenance"
 	NoticeKindManagerGranted        NoticeKind = "manager_granted"
 	NoticeKindPrivacyRequestDue     NoticeKind = "privacy_request_due"
 	NoticeKindPrivacyRequestUpdated NoticeKind = "privacy_request_updated"
@@ -180,6 +186,12 @@ const (
 func (e NoticeKind) Valid() bool {
 	switch e {
 	case NoticeKindErasedOnRequest:
+		return true
+	case NoticeKindInactivity:
+		return true
+	case NoticeKindLicenceEnded:
+		return true
+	case NoticeKindMaintenance:
 		return true
 	case NoticeKindManagerGranted:
 		return true
@@ -590,6 +602,17 @@ type Administrators struct {
 	} `json:"operators"`
 }
 
+// Announcement A maintenance announcement: one text for every organisation.
+type Announcement struct {
+	Body  string `json:"body"`
+	Title string `json:"title"`
+}
+
+// AnnouncementSent defines model for AnnouncementSent.
+type AnnouncementSent struct {
+	Recipients int `json:"recipients"`
+}
+
 // AnonymousActivityPeriods defines model for AnonymousActivityPeriods.
 type AnonymousActivityPeriods struct {
 	Periods []struct {
@@ -717,7 +740,7 @@ type Erasure struct {
 // Error The one shape of every error.
 type Error struct {
 	Error struct {
-		// Code Each code has one status: invalid_input 400, unauthenticated 401, forbidden 403, logins_disabled 403, reauth_required 403, mfa_enrolment_required 403, not_found 404, method_not_allowed 405, conflict 409, licence_limit 409, precondition_failed 412, too_large 413, too_many_requests 429, internal 500.
+		// Code Each code has one status: invalid_input 400, unauthenticated 401, forbidden 403, logins_disabled 403, reauth_required 403, mfa_enrolment_required 403, not_found 404, method_not_allowed 405, conflict 409, licence_limit 409, processing_restricted 409, precondition_failed 412, too_large 413, too_many_requests 429, internal 500.
 		Code ErrorCode `json:"code"`
 
 		// Fields With `invalid_input`: the problem per field; with `licence_limit`: the limit and what it allows.
@@ -728,7 +751,7 @@ type Error struct {
 	} `json:"error"`
 }
 
-// ErrorCode Each code has one status: invalid_input 400, unauthenticated 401, forbidden 403, logins_disabled 403, reauth_required 403, mfa_enrolment_required 403, not_found 404, method_not_allowed 405, conflict 409, licence_limit 409, precondition_failed 412, too_large 413, too_many_requests 429, internal 500.
+// ErrorCode Each code has one status: invalid_input 400, unauthenticated 401, forbidden 403, logins_disabled 403, reauth_required 403, mfa_enrolment_required 403, not_found 404, method_not_allowed 405, conflict 409, licence_limit 409, processing_restricted 409, precondition_failed 412, too_large 413, too_many_requests 429, internal 500.
 type ErrorCode string
 
 // FactorMethod defines model for FactorMethod.
@@ -896,6 +919,7 @@ type ManagedUser struct {
 	MaintenanceEmails bool           `json:"maintenance_emails"`
 	Name              string         `json:"name"`
 	Phone             string         `json:"phone"`
+	RestrictedAt      *time.Time     `json:"restricted_at"`
 	Role              Role           `json:"role"`
 	Status            UserStatus     `json:"status"`
 }
@@ -1427,8 +1451,11 @@ type User struct {
 	MaintenanceEmails bool       `json:"maintenance_emails"`
 	Name              string     `json:"name"`
 	Phone             string     `json:"phone"`
-	Role              Role       `json:"role"`
-	Status            UserStatus `json:"status"`
+
+	// RestrictedAt When processing of the person's data was restricted (R34); `null` when it is not. While set, changes to their data answer `409 processing_restricted`.
+	RestrictedAt *time.Time `json:"restricted_at"`
+	Role         Role       `json:"role"`
+	Status       UserStatus `json:"status"`
 }
 
 // UserAnswer defines model for UserAnswer.
@@ -1576,6 +1603,9 @@ type NotFound = Error
 
 // PreconditionFailed The one shape of every error.
 type PreconditionFailed = Error
+
+// Restricted The one shape of every error.
+type Restricted = Error
 
 // TooManyRequests The one shape of every error.
 type TooManyRequests = Error
@@ -1750,6 +1780,9 @@ type GetVersionTreeParams struct {
 	// Prefix Only the files under this folder, e.g. `DIR/`.
 	Prefix *Prefix `form:"prefix,omitempty" json:"prefix,omitempty"`
 }
+
+// SendAnnouncementJSONRequestBody defines body for SendAnnouncement for application/json ContentType.
+type SendAnnouncementJSONRequestBody = Announcement
 
 // OperatorLoginJSONRequestBody defines body for OperatorLogin for application/json ContentType.
 type OperatorLoginJSONRequestBody = LoginRequest
@@ -2025,6 +2058,24 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /api/openapi.json (the `GetOpenAPIDocument` operationId).
 	GetOpenAPIDocument(ctx context.Context, params *GetOpenAPIDocumentParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SendAnnouncementWithBody Sends a maintenance announcement (operator admin, R3, R40, R45).
+	//
+	// Reaches only the active people of every organisation who opted in to maintenance mail (off by default for everyone invited since issue 15) and whose processing is not restricted: a notice of kind `maintenance` in their inbox, and a mail that only says a notice waits. Recorded as `announcement.send` in the platform chain with the count and the text sealed. Answers how many people it reached, never who.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/operator/announcements (the `SendAnnouncement` operationId).
+	SendAnnouncementWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SendAnnouncement Sends a maintenance announcement (operator admin, R3, R40, R45).
+	//
+	// Reaches only the active people of every organisation who opted in to maintenance mail (off by default for everyone invited since issue 15) and whose processing is not restricted: a notice of kind `maintenance` in their inbox, and a mail that only says a notice waits. Recorded as `announcement.send` in the platform chain with the count and the text sealed. Answers how many people it reached, never who.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/operator/announcements (the `SendAnnouncement` operationId).
+	SendAnnouncement(ctx context.Context, body SendAnnouncementJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// OperatorLoginWithBody Signs operator staff in.
 	//
@@ -2616,6 +2667,20 @@ type ClientInterface interface {
 	// Corresponds with POST /api/v1/orgs/{org}/me/reauth/webauthn/options (the `ReauthWebAuthnOptions` operationId).
 	ReauthWebAuthnOptions(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// MeLiftRestriction Lifts the restriction of processing of the caller's own data (R34).
+	//
+	// Recorded as `user.lift_restriction`; lifting when nothing is restricted changes nothing.
+	//
+	// Corresponds with DELETE /api/v1/orgs/{org}/me/restriction (the `MeLiftRestriction` operationId).
+	MeLiftRestriction(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// MeRestrict Restricts processing of the caller's own data (R34).
+	//
+	// While it lasts the person's profile, role, status and contact data do not change (`409 processing_restricted`), no mail is sent about them but the ones their own sign-in needs, and the organisation's export leaves their personal values out. Their own password change and sign-in still work. Recorded as `user.restrict`; restricting again changes nothing.
+	//
+	// Corresponds with POST /api/v1/orgs/{org}/me/restriction (the `MeRestrict` operationId).
+	MeRestrict(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// EndOtherSessions Ends every session of the caller but this one.
 	//
 	// Corresponds with DELETE /api/v1/orgs/{org}/me/sessions (the `EndOtherSessions` operationId).
@@ -3136,6 +3201,20 @@ type ClientInterface interface {
 	// Corresponds with POST /api/v1/orgs/{org}/users/{id}/invitation (the `ResendInvitation` operationId).
 	ResendInvitation(ctx context.Context, org OrgSlug, id UserID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// UserLiftRestriction Lifts the restriction of processing of one of the organisation's people's (manager) data (R34).
+	//
+	// Recorded as `user.lift_restriction`; lifting when nothing is restricted changes nothing.
+	//
+	// Corresponds with DELETE /api/v1/orgs/{org}/users/{id}/restriction (the `UserLiftRestriction` operationId).
+	UserLiftRestriction(ctx context.Context, org OrgSlug, id UserID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UserRestrict Restricts processing of one of the organisation's people's (manager) data (R34).
+	//
+	// While it lasts the person's profile, role, status and contact data do not change (`409 processing_restricted`), no mail is sent about them but the ones their own sign-in needs, and the organisation's export leaves their personal values out. Their own password change and sign-in still work. Recorded as `user.restrict`; restricting again changes nothing.
+	//
+	// Corresponds with POST /api/v1/orgs/{org}/users/{id}/restriction (the `UserRestrict` operationId).
+	UserRestrict(ctx context.Context, org OrgSlug, id UserID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// UnlockUser Lifts a person's sign-in lock (manager).
 	//
 	// Corresponds with POST /api/v1/orgs/{org}/users/{id}/unlock (the `UnlockUser` operationId).
@@ -3159,6 +3238,44 @@ type ClientInterface interface {
 // Corresponds with GET /api/openapi.json (the `GetOpenAPIDocument` operationId).
 func (c *Client) GetOpenAPIDocument(ctx context.Context, params *GetOpenAPIDocumentParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetOpenAPIDocumentRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SendAnnouncementWithBody Sends a maintenance announcement (operator admin, R3, R40, R45).
+//
+// Reaches only the active people of every organisation who opted in to maintenance mail (off by default for everyone invited since issue 15) and whose processing is not restricted: a notice of kind `maintenance` in their inbox, and a mail that only says a notice waits. Recorded as `announcement.send` in the platform chain with the count and the text sealed. Answers how many people it reached, never who.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/operator/announcements (the `SendAnnouncement` operationId).
+func (c *Client) SendAnnouncementWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSendAnnouncementRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SendAnnouncement Sends a maintenance announcement (operator admin, R3, R40, R45).
+//
+// Reaches only the active people of every organisation who opted in to maintenance mail (off by default for everyone invited since issue 15) and whose processing is not restricted: a notice of kind `maintenance` in their inbox, and a mail that only says a notice waits. Recorded as `announcement.send` in the platform chain with the count and the text sealed. Answers how many people it reached, never who.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/operator/announcements (the `SendAnnouncement` operationId).
+func (c *Client) SendAnnouncement(ctx context.Context, body SendAnnouncementJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSendAnnouncementRequest(c.Server, body)
 	if err != nil {
 		return nil, err
 	}
@@ -4619,6 +4736,40 @@ func (c *Client) ReauthWebAuthnOptions(ctx context.Context, org OrgSlug, reqEdit
 	return c.Client.Do(req)
 }
 
+// MeLiftRestriction Lifts the restriction of processing of the caller's own data (R34).
+//
+// Recorded as `user.lift_restriction`; lifting when nothing is restricted changes nothing.
+//
+// Corresponds with DELETE /api/v1/orgs/{org}/me/restriction (the `MeLiftRestriction` operationId).
+func (c *Client) MeLiftRestriction(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewMeLiftRestrictionRequest(c.Server, org)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// MeRestrict Restricts processing of the caller's own data (R34).
+//
+// While it lasts the person's profile, role, status and contact data do not change (`409 processing_restricted`), no mail is sent about them but the ones their own sign-in needs, and the organisation's export leaves their personal values out. Their own password change and sign-in still work. Recorded as `user.restrict`; restricting again changes nothing.
+//
+// Corresponds with POST /api/v1/orgs/{org}/me/restriction (the `MeRestrict` operationId).
+func (c *Client) MeRestrict(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewMeRestrictRequest(c.Server, org)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // EndOtherSessions Ends every session of the caller but this one.
 //
 // Corresponds with DELETE /api/v1/orgs/{org}/me/sessions (the `EndOtherSessions` operationId).
@@ -5939,6 +6090,40 @@ func (c *Client) ResendInvitation(ctx context.Context, org OrgSlug, id UserID, r
 	return c.Client.Do(req)
 }
 
+// UserLiftRestriction Lifts the restriction of processing of one of the organisation's people's (manager) data (R34).
+//
+// Recorded as `user.lift_restriction`; lifting when nothing is restricted changes nothing.
+//
+// Corresponds with DELETE /api/v1/orgs/{org}/users/{id}/restriction (the `UserLiftRestriction` operationId).
+func (c *Client) UserLiftRestriction(ctx context.Context, org OrgSlug, id UserID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUserLiftRestrictionRequest(c.Server, org, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UserRestrict Restricts processing of one of the organisation's people's (manager) data (R34).
+//
+// While it lasts the person's profile, role, status and contact data do not change (`409 processing_restricted`), no mail is sent about them but the ones their own sign-in needs, and the organisation's export leaves their personal values out. Their own password change and sign-in still work. Recorded as `user.restrict`; restricting again changes nothing.
+//
+// Corresponds with POST /api/v1/orgs/{org}/users/{id}/restriction (the `UserRestrict` operationId).
+func (c *Client) UserRestrict(ctx context.Context, org OrgSlug, id UserID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUserRestrictRequest(c.Server, org, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // UnlockUser Lifts a person's sign-in lock (manager).
 //
 // Corresponds with POST /api/v1/orgs/{org}/users/{id}/unlock (the `UnlockUser` operationId).
@@ -6022,6 +6207,46 @@ func NewGetOpenAPIDocumentRequest(server string, params *GetOpenAPIDocumentParam
 		}
 
 	}
+
+	return req, nil
+}
+
+// NewSendAnnouncementRequest calls the generic SendAnnouncement builder with application/json body
+func NewSendAnnouncementRequest(server string, body SendAnnouncementJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewSendAnnouncementRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewSendAnnouncementRequestWithBody constructs an http.Request for the SendAnnouncement method, with any body, and a specified content type
+func NewSendAnnouncementRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/operator/announcements")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	return req, nil
 }
@@ -8597,6 +8822,74 @@ func NewReauthWebAuthnOptionsRequest(server string, org OrgSlug) (*http.Request,
 	}
 
 	operationPath := fmt.Sprintf("/api/v1/orgs/%s/me/reauth/webauthn/options", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewMeLiftRestrictionRequest constructs an http.Request for the MeLiftRestriction method
+func NewMeLiftRestrictionRequest(server string, org OrgSlug) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "org", org, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/orgs/%s/me/restriction", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewMeRestrictRequest constructs an http.Request for the MeRestrict method
+func NewMeRestrictRequest(server string, org OrgSlug) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "org", org, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/orgs/%s/me/restriction", pathParam0)
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -11521,6 +11814,88 @@ func NewResendInvitationRequest(server string, org OrgSlug, id UserID) (*http.Re
 	return req, nil
 }
 
+// NewUserLiftRestrictionRequest constructs an http.Request for the UserLiftRestriction method
+func NewUserLiftRestrictionRequest(server string, org OrgSlug, id UserID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "org", org, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/orgs/%s/users/%s/restriction", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewUserRestrictRequest constructs an http.Request for the UserRestrict method
+func NewUserRestrictRequest(server string, org OrgSlug, id UserID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "org", org, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/orgs/%s/users/%s/restriction", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewUnlockUserRequest constructs an http.Request for the UnlockUser method
 func NewUnlockUserRequest(server string, org OrgSlug, id UserID) (*http.Request, error) {
 	var err error
@@ -11668,6 +12043,24 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /api/openapi.json (the `GetOpenAPIDocument` operationId).
 	GetOpenAPIDocumentWithResponse(ctx context.Context, params *GetOpenAPIDocumentParams, reqEditors ...RequestEditorFn) (*GetOpenAPIDocumentResponse, error)
+
+	// SendAnnouncementWithBodyWithResponse Sends a maintenance announcement (operator admin, R3, R40, R45).
+	//
+	// Reaches only the active people of every organisation who opted in to maintenance mail (off by default for everyone invited since issue 15) and whose processing is not restricted: a notice of kind `maintenance` in their inbox, and a mail that only says a notice waits. Recorded as `announcement.send` in the platform chain with the count and the text sealed. Answers how many people it reached, never who.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/operator/announcements (the `SendAnnouncement` operationId).
+	SendAnnouncementWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SendAnnouncementResponse, error)
+
+	// SendAnnouncementWithResponse Sends a maintenance announcement (operator admin, R3, R40, R45).
+	//
+	// Reaches only the active people of every organisation who opted in to maintenance mail (off by default for everyone invited since issue 15) and whose processing is not restricted: a notice of kind `maintenance` in their inbox, and a mail that only says a notice waits. Recorded as `announcement.send` in the platform chain with the count and the text sealed. Answers how many people it reached, never who.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/operator/announcements (the `SendAnnouncement` operationId).
+	SendAnnouncementWithResponse(ctx context.Context, body SendAnnouncementJSONRequestBody, reqEditors ...RequestEditorFn) (*SendAnnouncementResponse, error)
 
 	// OperatorLoginWithBodyWithResponse Signs operator staff in.
 	//
@@ -12331,6 +12724,24 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /api/v1/orgs/{org}/me/reauth/webauthn/options (the `ReauthWebAuthnOptions` operationId).
 	ReauthWebAuthnOptionsWithResponse(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*ReauthWebAuthnOptionsResponse, error)
 
+	// MeLiftRestrictionWithResponse Lifts the restriction of processing of the caller's own data (R34).
+	//
+	// Recorded as `user.lift_restriction`; lifting when nothing is restricted changes nothing.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /api/v1/orgs/{org}/me/restriction (the `MeLiftRestriction` operationId).
+	MeLiftRestrictionWithResponse(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*MeLiftRestrictionResponse, error)
+
+	// MeRestrictWithResponse Restricts processing of the caller's own data (R34).
+	//
+	// While it lasts the person's profile, role, status and contact data do not change (`409 processing_restricted`), no mail is sent about them but the ones their own sign-in needs, and the organisation's export leaves their personal values out. Their own password change and sign-in still work. Recorded as `user.restrict`; restricting again changes nothing.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/orgs/{org}/me/restriction (the `MeRestrict` operationId).
+	MeRestrictWithResponse(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*MeRestrictResponse, error)
+
 	// EndOtherSessionsWithResponse Ends every session of the caller but this one.
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -12933,6 +13344,24 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /api/v1/orgs/{org}/users/{id}/invitation (the `ResendInvitation` operationId).
 	ResendInvitationWithResponse(ctx context.Context, org OrgSlug, id UserID, reqEditors ...RequestEditorFn) (*ResendInvitationResponse, error)
 
+	// UserLiftRestrictionWithResponse Lifts the restriction of processing of one of the organisation's people's (manager) data (R34).
+	//
+	// Recorded as `user.lift_restriction`; lifting when nothing is restricted changes nothing.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /api/v1/orgs/{org}/users/{id}/restriction (the `UserLiftRestriction` operationId).
+	UserLiftRestrictionWithResponse(ctx context.Context, org OrgSlug, id UserID, reqEditors ...RequestEditorFn) (*UserLiftRestrictionResponse, error)
+
+	// UserRestrictWithResponse Restricts processing of one of the organisation's people's (manager) data (R34).
+	//
+	// While it lasts the person's profile, role, status and contact data do not change (`409 processing_restricted`), no mail is sent about them but the ones their own sign-in needs, and the organisation's export leaves their personal values out. Their own password change and sign-in still work. Recorded as `user.restrict`; restricting again changes nothing.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/orgs/{org}/users/{id}/restriction (the `UserRestrict` operationId).
+	UserRestrictWithResponse(ctx context.Context, org OrgSlug, id UserID, reqEditors ...RequestEditorFn) (*UserRestrictResponse, error)
+
 	// UnlockUserWithResponse Lifts a person's sign-in lock (manager).
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -12997,6 +13426,45 @@ func (r GetOpenAPIDocumentResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetOpenAPIDocumentResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type SendAnnouncementResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AnnouncementSent
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthenticated
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *Error
+}
+
+// Status returns HTTPResponse.Status
+func (r SendAnnouncementResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SendAnnouncementResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SendAnnouncementResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -14454,6 +14922,8 @@ type AcceptInvitationResponse struct {
 	JSON400 *BadRequest
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Restricted
 	// JSON429 the response for an HTTP 429 `application/json` response
 	JSON429 *TooManyRequests
 	// JSONDefault the response for an HTTP default `application/json` response
@@ -14977,6 +15447,8 @@ type RequestEmailChangeResponse struct {
 	JSON403 *Forbidden
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Restricted
 	// JSON429 the response for an HTTP 429 `application/json` response
 	JSON429 *TooManyRequests
 	// JSONDefault the response for an HTTP default `application/json` response
@@ -15062,6 +15534,8 @@ type ExportMeResponse struct {
 	JSON403 *Forbidden
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Restricted
 	// JSONDefault the response for an HTTP default `application/json` response
 	JSONDefault *Error
 	// Headers200 the parsed response headers for an HTTP 200 response
@@ -15410,6 +15884,80 @@ func (r ReauthWebAuthnOptionsResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r ReauthWebAuthnOptionsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type MeLiftRestrictionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthenticated
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *Error
+}
+
+// Status returns HTTPResponse.Status
+func (r MeLiftRestrictionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r MeLiftRestrictionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r MeLiftRestrictionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type MeRestrictResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthenticated
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *Error
+}
+
+// Status returns HTTPResponse.Status
+func (r MeRestrictResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r MeRestrictResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r MeRestrictResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -17926,6 +18474,80 @@ func (r ResendInvitationResponse) ContentType() string {
 	return ""
 }
 
+type UserLiftRestrictionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthenticated
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *Error
+}
+
+// Status returns HTTPResponse.Status
+func (r UserLiftRestrictionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UserLiftRestrictionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UserLiftRestrictionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type UserRestrictResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthenticated
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *Error
+}
+
+// Status returns HTTPResponse.Status
+func (r UserRestrictResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UserRestrictResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UserRestrictResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type UnlockUserResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -18044,6 +18666,36 @@ func (c *ClientWithResponses) GetOpenAPIDocumentWithResponse(ctx context.Context
 		return nil, err
 	}
 	return ParseGetOpenAPIDocumentResponse(rsp)
+}
+
+// SendAnnouncementWithBodyWithResponse Sends a maintenance announcement (operator admin, R3, R40, R45).
+//
+// Reaches only the active people of every organisation who opted in to maintenance mail (off by default for everyone invited since issue 15) and whose processing is not restricted: a notice of kind `maintenance` in their inbox, and a mail that only says a notice waits. Recorded as `announcement.send` in the platform chain with the count and the text sealed. Answers how many people it reached, never who.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/operator/announcements (the `SendAnnouncement` operationId).
+func (c *ClientWithResponses) SendAnnouncementWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SendAnnouncementResponse, error) {
+	rsp, err := c.SendAnnouncementWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSendAnnouncementResponse(rsp)
+}
+
+// SendAnnouncementWithResponse Sends a maintenance announcement (operator admin, R3, R40, R45).
+//
+// Reaches only the active people of every organisation who opted in to maintenance mail (off by default for everyone invited since issue 15) and whose processing is not restricted: a notice of kind `maintenance` in their inbox, and a mail that only says a notice waits. Recorded as `announcement.send` in the platform chain with the count and the text sealed. Answers how many people it reached, never who.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/operator/announcements (the `SendAnnouncement` operationId).
+func (c *ClientWithResponses) SendAnnouncementWithResponse(ctx context.Context, body SendAnnouncementJSONRequestBody, reqEditors ...RequestEditorFn) (*SendAnnouncementResponse, error) {
+	rsp, err := c.SendAnnouncement(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSendAnnouncementResponse(rsp)
 }
 
 // OperatorLoginWithBodyWithResponse Signs operator staff in.
@@ -19224,6 +19876,36 @@ func (c *ClientWithResponses) ReauthWebAuthnOptionsWithResponse(ctx context.Cont
 	return ParseReauthWebAuthnOptionsResponse(rsp)
 }
 
+// MeLiftRestrictionWithResponse Lifts the restriction of processing of the caller's own data (R34).
+//
+// Recorded as `user.lift_restriction`; lifting when nothing is restricted changes nothing.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /api/v1/orgs/{org}/me/restriction (the `MeLiftRestriction` operationId).
+func (c *ClientWithResponses) MeLiftRestrictionWithResponse(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*MeLiftRestrictionResponse, error) {
+	rsp, err := c.MeLiftRestriction(ctx, org, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseMeLiftRestrictionResponse(rsp)
+}
+
+// MeRestrictWithResponse Restricts processing of the caller's own data (R34).
+//
+// While it lasts the person's profile, role, status and contact data do not change (`409 processing_restricted`), no mail is sent about them but the ones their own sign-in needs, and the organisation's export leaves their personal values out. Their own password change and sign-in still work. Recorded as `user.restrict`; restricting again changes nothing.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/orgs/{org}/me/restriction (the `MeRestrict` operationId).
+func (c *ClientWithResponses) MeRestrictWithResponse(ctx context.Context, org OrgSlug, reqEditors ...RequestEditorFn) (*MeRestrictResponse, error) {
+	rsp, err := c.MeRestrict(ctx, org, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseMeRestrictResponse(rsp)
+}
+
 // EndOtherSessionsWithResponse Ends every session of the caller but this one.
 //
 // Returns a wrapper object for the known response body format(s).
@@ -20306,6 +20988,36 @@ func (c *ClientWithResponses) ResendInvitationWithResponse(ctx context.Context, 
 	return ParseResendInvitationResponse(rsp)
 }
 
+// UserLiftRestrictionWithResponse Lifts the restriction of processing of one of the organisation's people's (manager) data (R34).
+//
+// Recorded as `user.lift_restriction`; lifting when nothing is restricted changes nothing.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /api/v1/orgs/{org}/users/{id}/restriction (the `UserLiftRestriction` operationId).
+func (c *ClientWithResponses) UserLiftRestrictionWithResponse(ctx context.Context, org OrgSlug, id UserID, reqEditors ...RequestEditorFn) (*UserLiftRestrictionResponse, error) {
+	rsp, err := c.UserLiftRestriction(ctx, org, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUserLiftRestrictionResponse(rsp)
+}
+
+// UserRestrictWithResponse Restricts processing of one of the organisation's people's (manager) data (R34).
+//
+// While it lasts the person's profile, role, status and contact data do not change (`409 processing_restricted`), no mail is sent about them but the ones their own sign-in needs, and the organisation's export leaves their personal values out. Their own password change and sign-in still work. Recorded as `user.restrict`; restricting again changes nothing.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/orgs/{org}/users/{id}/restriction (the `UserRestrict` operationId).
+func (c *ClientWithResponses) UserRestrictWithResponse(ctx context.Context, org OrgSlug, id UserID, reqEditors ...RequestEditorFn) (*UserRestrictResponse, error) {
+	rsp, err := c.UserRestrict(ctx, org, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUserRestrictResponse(rsp)
+}
+
 // UnlockUserWithResponse Lifts a person's sign-in lock (manager).
 //
 // Returns a wrapper object for the known response body format(s).
@@ -20406,6 +21118,60 @@ func ParseGetOpenAPIDocumentResponse(rsp *http.Response) (*GetOpenAPIDocumentRes
 			headers.ETag = &value
 		}
 		response.Headers304 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseSendAnnouncementResponse parses an HTTP response from a SendAnnouncementWithResponse call
+func ParseSendAnnouncementResponse(rsp *http.Response) (*SendAnnouncementResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SendAnnouncementResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AnnouncementSent
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
 	}
 
 	return response, nil
@@ -22453,6 +23219,13 @@ func ParseAcceptInvitationResponse(rsp *http.Response) (*AcceptInvitationRespons
 		}
 		response.JSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Restricted
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
 		var dest TooManyRequests
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -23217,6 +23990,13 @@ func ParseRequestEmailChangeResponse(rsp *http.Response) (*RequestEmailChangeRes
 		}
 		response.JSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Restricted
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
 		var dest TooManyRequests
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -23334,6 +24114,13 @@ func ParseExportMeResponse(rsp *http.Response) (*ExportMeResponse, error) {
 			return nil, err
 		}
 		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Restricted
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest Error
@@ -23806,6 +24593,106 @@ func ParseReauthWebAuthnOptionsResponse(rsp *http.Response) (*ReauthWebAuthnOpti
 			return nil, err
 		}
 		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseMeLiftRestrictionResponse parses an HTTP response from a MeLiftRestrictionWithResponse call
+func ParseMeLiftRestrictionResponse(rsp *http.Response) (*MeLiftRestrictionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &MeLiftRestrictionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseMeRestrictResponse parses an HTTP response from a MeRestrictWithResponse call
+func ParseMeRestrictResponse(rsp *http.Response) (*MeRestrictResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &MeRestrictResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
 		var dest Unauthenticated
@@ -27475,6 +28362,106 @@ func ParseResendInvitationResponse(rsp *http.Response) (*ResendInvitationRespons
 			return nil, err
 		}
 		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseUserLiftRestrictionResponse parses an HTTP response from a UserLiftRestrictionWithResponse call
+func ParseUserLiftRestrictionResponse(rsp *http.Response) (*UserLiftRestrictionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UserLiftRestrictionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseUserRestrictResponse parses an HTTP response from a UserRestrictWithResponse call
+func ParseUserRestrictResponse(rsp *http.Response) (*UserRestrictResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UserRestrictResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest Error

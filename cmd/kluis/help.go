@@ -54,6 +54,9 @@ var commands = []commandDoc{
 	{"user delete", "--org SLUG --email ADDRESS --reason TEXT",
 		"Erases one person when their organisation asks: the same erasure as a manager's, their key destroyed, " +
 			"recorded in the organisation's audit log with the reason; its managers find a notice in their inbox. The last manager cannot be erased (exit 1, conflict)."},
+	{"announce", "--title TITLE --body-stdin",
+		"Sends a maintenance announcement, its text read from standard input, to everyone who opted in to maintenance mail and whose processing is not restricted: " +
+			"a notice in their inbox and a mail that only says a notice waits. Prints how many people it reached, never who."},
 	{"logins", "--stop|--resume",
 		"Stops every sign-in to every organisation of the instance, also those created later, and ends every session; or resumes. " +
 			"Operators can still sign in, and an organisation stopped on its own stays stopped."},

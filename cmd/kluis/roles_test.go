@@ -68,6 +68,10 @@ var commandRoles = map[string]struct {
 	"org reset-factors": {nil, func(ctx context.Context, e *kluistest.Env, o kluis.Org, a kluis.Actor) error {
 		return e.Factors.ResetManagerFactorsByCLI(ctx, o.ID, a, "nobody@example.test")
 	}},
+	"announce": {[]kluis.OperatorRole{kluis.OperatorAdmin}, func(ctx context.Context, e *kluistest.Env, _ kluis.Org, a kluis.Actor) error {
+		_, err := e.Services().Announcements.SendAnnouncement(ctx, a, kluis.Announcement{})
+		return err
+	}},
 	"user delete": {[]kluis.OperatorRole{kluis.OperatorAdmin}, func(ctx context.Context, e *kluistest.Env, o kluis.Org, a kluis.Actor) error {
 		return e.Services().Users.EraseOnRequest(ctx, a, o.ID, "nobody@example.test", "the organisation asked")
 	}},

@@ -120,6 +120,8 @@ func dispatch(ctx context.Context, cmd string, rest []string, getenv func(string
 		return cmdOrg(ctx, rest, getenv, stdout, stderr)
 	case "user":
 		return cmdUser(ctx, rest, getenv, stdout, stderr)
+	case "announce": // maintenance announcements (issue 15)
+		return cmdAnnounce(ctx, rest, getenv, stdin, stdout, stderr)
 	case "audit":
 		return cmdAudit(ctx, rest, getenv, stdout, stderr)
 	case "migrate":

@@ -28,6 +28,8 @@ type userJSON struct {
 	Status            string     `json:"status"`
 	CreatedAt         time.Time  `json:"created_at"`
 	LastLoginAt       *time.Time `json:"last_login_at"`
+	// RestrictedAt is when processing was restricted (R34), null when not.
+	RestrictedAt *time.Time `json:"restricted_at"`
 }
 
 func toUserJSON(u kluis.User) userJSON {
@@ -38,6 +40,10 @@ func toUserJSON(u kluis.User) userJSON {
 	if !u.LastLoginAt.IsZero() {
 		t := u.LastLoginAt
 		j.LastLoginAt = &t
+	}
+	if u.Restricted() {
+		t := u.RestrictedAt
+		j.RestrictedAt = &t
 	}
 	return j
 }

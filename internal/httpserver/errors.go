@@ -43,6 +43,8 @@ var statusOf = map[string]int{
 	kluis.EReauthRequired:       http.StatusForbidden,
 	kluis.EMFAEnrolmentRequired: http.StatusForbidden,
 	kluis.ELicenceLimit:         http.StatusConflict,
+	// Restriction of processing (issue 15, R34).
+	kluis.EProcessingRestricted: http.StatusConflict,
 }
 
 // errorStatus is the status of an error code.

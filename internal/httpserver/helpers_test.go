@@ -201,6 +201,7 @@ var statusOfCode = map[string]int{
 	"reauth_required":        403,
 	"mfa_enrolment_required": 403,
 	"licence_limit":          409,
+	"processing_restricted":  409,
 }
 
 // neverInErrors are traces of internals that must never reach a client.
@@ -329,6 +330,7 @@ type userObject struct {
 	Status            string     `json:"status"`
 	CreatedAt         time.Time  `json:"created_at"`
 	LastLoginAt       *time.Time `json:"last_login_at"`
+	RestrictedAt      *time.Time `json:"restricted_at"`
 	// Factors: the methods of a person's second factors, in a manager's
 	// reads only (R17).
 	Factors []string `json:"factors,omitempty"`

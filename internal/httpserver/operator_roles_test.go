@@ -58,6 +58,10 @@ var operatorRoleTable = map[string][]kluis.OperatorRole{
 	"POST /api/v1/operator/orgs/{org}/erasures": {kluis.OperatorAdmin},
 	"GET /operator/orgs/{org}/erase":            {kluis.OperatorAdmin},
 	"POST /operator/orgs/{org}/erase":           {kluis.OperatorAdmin},
+	// Maintenance announcements (issue 15, R3 R40): admin.
+	"POST /api/v1/operator/announcements": {kluis.OperatorAdmin},
+	"GET /operator/announcements":         {kluis.OperatorAdmin},
+	"POST /operator/announcements":        {kluis.OperatorAdmin},
 	// Backups (R30 R32): every role sees the record; what the backups hold
 	// for an organisation (R31): admin.
 	"GET /operator/backups":            allRoles,

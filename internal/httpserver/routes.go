@@ -78,6 +78,8 @@ func (s *server) routes(svc kluis.Services, ready func(context.Context) error) [
 		{"GET", "/api/v1/operator/orgs/{org}/support-grants", "operator", regular, s.operator(handleOperatorSupportList(svc.Support))},
 		{"POST", "/api/v1/operator/orgs/{org}/support-session", "operator", regular, s.operator(handleOpenSupportSession(svc.Support))},
 		{"POST", "/api/v1/operator/orgs/{org}/erasures", "operator", regular, s.operator(handleEraseOnRequest(svc.Orgs, svc.Users))},
+		// Maintenance announcements (issue 15, R3 R40 R45).
+		{"POST", "/api/v1/operator/announcements", "operator", regular, s.operator(handleSendAnnouncement(svc.Announcements))},
 
 		// Organisation realm, before sign-in.
 		{"POST", "/api/v1/orgs/{org}/login", "org-public", regular, s.org(handleLogin(svc.SignIn))},
@@ -142,6 +144,11 @@ func (s *server) routes(svc kluis.Services, ready func(context.Context) error) [
 		{"GET", "/api/v1/orgs/{org}/me/export", "org", regular, s.orgSession(handleExportMe(svc.Personal))},
 		{"DELETE", "/api/v1/orgs/{org}/me", "org", regular, s.orgSession(handleEraseMe(svc.Personal))},
 		{"GET", "/api/v1/orgs/{org}/users/{id}/export", "org", regular, s.orgSession(handleExportUser(svc.Personal))},
+		// Restriction of processing (issue 15, R34).
+		{"POST", "/api/v1/orgs/{org}/me/restriction", "org", regular, s.orgUser(handleRestriction(svc.Restrictions, true, true))},
+		{"DELETE", "/api/v1/orgs/{org}/me/restriction", "org", regular, s.orgUser(handleRestriction(svc.Restrictions, true, false))},
+		{"POST", "/api/v1/orgs/{org}/users/{id}/restriction", "org", regular, s.orgUser(handleRestriction(svc.Restrictions, false, true))},
+		{"DELETE", "/api/v1/orgs/{org}/users/{id}/restriction", "org", regular, s.orgUser(handleRestriction(svc.Restrictions, false, false))},
 		// Where the organisation's data is backed up, and when (R31 R32 R42).
 		{"GET", "/api/v1/orgs/{org}/backups", "org", regular, s.orgUser(handleBackupOverview(svc.Backups))},
 		// The register of data-subject requests and the privacy page's
@@ -212,6 +219,9 @@ func (s *server) routes(svc kluis.Services, ready func(context.Context) error) [
 		{"POST", "/operator/orgs", "page-operator", regular, s.operatorPage(signedIn, handleCreateOrgForm(svc.Orgs, svc.Logins))},
 		{"POST", "/operator/logins", "page-operator", regular, s.operatorPage(signedIn, handleInstanceLoginsForm(svc.Logins))},
 		{"GET", "/operator/operators", "page-operator", regular, s.operatorPage(signedIn, handleOperatorsPage(svc.Operators))},
+		// Maintenance announcements (issue 15, R3 R40 R45).
+		{"GET", "/operator/announcements", "page-operator", regular, s.operatorPage(signedIn, handleAnnouncementsPage())},
+		{"POST", "/operator/announcements", "page-operator", regular, s.operatorPage(signedIn, handleAnnouncementForm(svc.Announcements))},
 		{"GET", "/operator/orgs/{org}/support", "page-operator", regular, s.operatorPage(signedIn, handleOperatorSupportPage(svc.Support))},
 		{"POST", "/operator/orgs/{org}/support/requests", "page-operator", regular, s.operatorPage(signedIn, handleRequestSupportForm(svc.Support))},
 		{"POST", "/operator/orgs/{org}/support/session", "page-operator", regular, s.operatorPage(signedIn, handleOpenSupportForm(svc.Support))},
@@ -276,6 +286,11 @@ func (s *server) routes(svc kluis.Services, ready func(context.Context) error) [
 		{"POST", "/o/{org}/users/{id}/invitation/revoke", "page-org", regular, s.orgPage(working, handleInvitationForm(person, true))},
 		{"POST", "/o/{org}/users/{id}/unlock", "page-org", regular, s.orgPage(working, handleUnlockUserForm(svc.Throttle))},
 		{"POST", "/o/{org}/users/{id}/factors/reset", "page-org", regular, s.orgPage(signedIn, handleResetFactorsForm(svc.Factors))},
+		// Restriction of processing (issue 15, R34).
+		{"POST", "/o/{org}/users/{id}/restriction", "page-org", regular, s.orgPage(signedIn, handleRestrictionForm(svc.Restrictions, false, true))},
+		{"POST", "/o/{org}/users/{id}/restriction/lift", "page-org", regular, s.orgPage(signedIn, handleRestrictionForm(svc.Restrictions, false, false))},
+		{"POST", "/o/{org}/account/restriction", "page-org", regular, s.orgPage(signedIn, handleRestrictionForm(svc.Restrictions, true, true))},
+		{"POST", "/o/{org}/account/restriction/lift", "page-org", regular, s.orgPage(signedIn, handleRestrictionForm(svc.Restrictions, true, false))},
 		{"GET", "/o/{org}/users/{id}/delete", "page-org", regular, s.orgPage(signedIn, handleDeleteUserPage(person))},
 		{"POST", "/o/{org}/users/{id}/delete", "page-org", regular, s.orgPage(signedIn, handleDeleteUserForm(person))},
 		{"GET", "/o/{org}/policy", "page-org", regular, s.orgPage(signedIn, handlePolicyPage(svc.Policies, svc.Logins))},

@@ -300,6 +300,9 @@ func (p *pageData) showError(err error) bool {
 			}
 		}
 		return true
+	case kluis.EProcessingRestricted:
+		p.Error = p.L.T("error.processing_restricted")
+		return true
 	case kluis.ELicenceLimit:
 		p.Error = p.L.T("error.licence_limit")
 		for _, m := range ke.Fields {

@@ -140,7 +140,11 @@ func handleProfileForm(accounts kluis.AccountService, account accountPage) pageF
 				return err
 			}
 			p.Form = form
-			return account(w, r, p, http.StatusBadRequest)
+			status := http.StatusBadRequest
+			if kluis.ErrorCode(err) == kluis.EProcessingRestricted {
+				status = http.StatusConflict // R34: the profile is frozen
+			}
+			return account(w, r, p, status)
 		}
 		return redirect(w, r, st.realm.Account, "saved")
 	}

@@ -323,6 +323,7 @@ var auditActions = []string{
 	"auth.", "auth.login", "auth.login_password", "auth.login_failed", "auth.reauth", "auth.logout", "auth.session_end", "auth.password_reset_request", "auth.password_reset",
 	"user.", "user.invite", "user.invitation_accept", "user.invitation_resend", "user.invitation_revoke",
 	"user.update", "user.disable", "user.enable", "user.password_change", "user.delete", "user.read", "user.list",
+	"user.restrict", "user.lift_restriction",
 	"mfa.", "policy.update", "org.logins_stop", "org.logins_resume", "audit.export", "org.export", "key.",
 	"project.", "file.", "file.read", "version.", "grant.", "group.", "access.denied", "licence.update",
 }

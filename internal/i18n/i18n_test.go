@@ -72,6 +72,9 @@ func TestDomainMessagesAreTranslated(t *testing.T) {
 	add(kluis.SupportGrantInput{Scope: "nowhere", Right: "own", ExpiresAt: now.Add(15 * 24 * time.Hour)}.Validate(now))
 	add(kluis.SupportGrantInput{ExpiresAt: now}.Validate(now))
 	add(kluis.SupportGrantInput{}.Validate(now))
+	add(kluis.Announcement{Title: strings.Repeat("t", 201), Body: "a\x07b"}.Validate())
+	add(kluis.Announcement{}.Validate())
+	msgs = append(msgs, kluis.ErrProcessingRestricted.Message)
 	for _, m := range msgs {
 		if !i18n.Translated(m) {
 			t.Errorf("domain message %q has no Dutch text", m)

@@ -396,7 +396,7 @@ var texts = map[string]struct{ en, nl string }{
 	"hint.sms_phone":          {"With the country code, for example +31 6 12345678. It need not be the number in your profile.", "Met de landcode, bijvoorbeeld +31 6 12345678. Het hoeft niet het nummer in je profiel te zijn."},
 	"hint.passkey_name":       {"For example “Laptop” or “Blue security key”.", "Bijvoorbeeld ‘Laptop’ of ‘Blauwe beveiligingssleutel’."},
 	"hint.phone":              {"Only if you want to be called about your account, for example +31 20 123 4567.", "Alleen als je over je account gebeld wilt worden, bijvoorbeeld +31 20 123 4567."},
-	"hint.maintenance_emails": {"Notices of planned maintenance. You can stop them at any time.", "Berichten over gepland onderhoud. Je kunt ze altijd stopzetten."},
+	"hint.maintenance_emails": {"Notices of planned maintenance, in your inbox with a mail that one waits. Off unless you turn them on; you can stop them at any time.", "Berichten over gepland onderhoud, in je postvak met een mail dat er een klaarstaat. Uit tenzij je ze aanzet; je kunt ze altijd stopzetten."},
 	"hint.slug":               {"Lower-case letters, digits and dashes, such as acme-bv.", "Kleine letters, cijfers en streepjes, zoals acme-bv."},
 	"hint.manager_name":       {"The manager can give it when accepting.", "De beheerder kan die bij het aannemen invullen."},
 	"hint.disabled":           {"Ends their sessions at once.", "Beëindigt meteen hun sessies."},
@@ -978,6 +978,33 @@ var texts = map[string]struct{ en, nl string }{
 	"action.dsr.list":             {"Request register read", "Register van verzoeken gelezen"},
 	"action.dsr.remind":           {"Reminder about a privacy request", "Herinnering aan een privacyverzoek"},
 	"action.privacy.update":       {"Privacy page changed", "Privacypagina gewijzigd"},
+	// Issue 15: restriction of processing (R34) and maintenance
+	// announcements (R3, R40, R45).
+	"error.processing_restricted":       {"Processing of this person's data is restricted: it cannot change until the restriction is lifted.", "De verwerking van de gegevens van deze persoon is beperkt: ze kunnen niet veranderen tot de beperking is opgeheven."},
+	"error.processing_restricted.title": {"Processing restricted", "Verwerking beperkt"},
+	"restriction.tag":                   {"processing restricted", "verwerking beperkt"},
+	"restriction.title":                 {"Restriction of processing", "Beperking van de verwerking"},
+	"restriction.off":                   {"Processing is not restricted.", "De verwerking is niet beperkt."},
+	"restriction.on_since":              {"Processing is restricted since", "De verwerking is beperkt sinds"},
+	"restriction.own_how":               {"You may ask that your data is kept but not used, for example while a correction is checked. Your data then does not change, you get no mail but what you need to sign in, and you are left out of exports. You can still sign in, change your password and delete your account. You can lift it yourself at any time.", "Je kunt vragen dat je gegevens bewaard maar niet gebruikt worden, bijvoorbeeld terwijl een correctie wordt gecontroleerd. Je gegevens veranderen dan niet, je krijgt geen mail behalve wat je nodig hebt om in te loggen, en je blijft buiten exports. Je kunt nog steeds inloggen, je wachtwoord wijzigen en je account verwijderen. Je kunt de beperking altijd zelf opheffen."},
+	"restriction.own_on":                {"Your data does not change and no mail is sent about you while this lasts, except mails you need to sign in.", "Zolang dit duurt veranderen je gegevens niet en wordt er geen mail over je verstuurd, behalve mails die je nodig hebt om in te loggen."},
+	"restriction.restrict_me":           {"Restrict processing of my data", "Verwerking van mijn gegevens beperken"},
+	"restriction.restrict":              {"Restrict processing", "Verwerking beperken"},
+	"restriction.lift":                  {"Lift the restriction", "Beperking opheffen"},
+	"restriction.manager_how":           {"When the person asks (GDPR article 18), their data is kept but not changed, mailed about or exported to others until you lift the restriction.", "Als de persoon erom vraagt (AVG artikel 18), worden de gegevens bewaard maar niet gewijzigd, gemaild of aan anderen geëxporteerd tot je de beperking opheft."},
+	"restriction.manager_on":            {"Their name, role, status and contact data cannot be changed, and the person cannot be deleted, until the restriction is lifted.", "Naam, rol, status en contactgegevens kunnen niet worden gewijzigd, en de persoon kan niet worden verwijderd, tot de beperking is opgeheven."},
+	"notice.restricted":                 {"Processing is restricted.", "De verwerking is beperkt."},
+	"notice.restriction_lifted":         {"The restriction is lifted.", "De beperking is opgeheven."},
+	"action.user.restrict":              {"Processing restricted", "Verwerking beperkt"},
+	"action.user.lift_restriction":      {"Restriction lifted", "Beperking opgeheven"},
+	"nav.announcements":                 {"Announcements", "Aankondigingen"},
+	"announce.title":                    {"Maintenance announcement", "Onderhoudsaankondiging"},
+	"announce.how":                      {"Reaches only the people who chose maintenance mail (off unless they turn it on) and whose processing is not restricted: a notice in their inbox and a mail that only says a notice waits. Write one text; it is shown as written in every organisation.", "Bereikt alleen de mensen die onderhoudsmail kozen (uit tenzij ze het aanzetten) en van wie de verwerking niet beperkt is: een bericht in hun postvak en een mail die alleen zegt dat er een bericht klaarstaat. Schrijf één tekst; die wordt in elke organisatie getoond zoals geschreven."},
+	"announce.compose":                  {"To everyone who opted in", "Aan iedereen die het koos"},
+	"announce.sent":                     {"Sent to %d people.", "Verstuurd naar %d personen."},
+	"announce.submit":                   {"Send the announcement", "Aankondiging versturen"},
+	"field.title":                       {"Title", "Titel"},
+	"field.body":                        {"Text", "Tekst"},
 }
 
 // messages are the Dutch texts of the English messages that the domain and
@@ -1102,4 +1129,5 @@ var messages = map[string]string{
 	"give the reasons for the extension":                                                    "geef de redenen voor de verlenging",
 	"must be an https address":                                                              "moet een https-adres zijn",
 	"there are as many open requests for this person as allowed; wait until one is handled": "er staan zoveel open verzoeken voor deze persoon als toegestaan; wacht tot er een behandeld is",
+	"processing of this person's data is restricted; lift the restriction first": "de verwerking van de gegevens van deze persoon is beperkt; hef de beperking eerst op",
 }

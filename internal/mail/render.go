@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"text/template"
 	"unicode"
@@ -149,3 +150,14 @@ func isHTTPURL(s string) bool {
 	u, err := url.Parse(s)
 	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" && u.User == nil
 }
+
+// NeededToSignIn reports whether a notice serves its recipient's own
+// sign-in: the reset link they asked for, the unlock link of their locked
+// account, and the notices that their password changed or their second
+// factors were reset (which warn the owner of a takeover). These are the only mails sent to a person whose
+// processing is restricted (R34): everything else about them is dropped.
+func (k Kind) NeededToSignIn() bool { return slices.Contains(SignInKinds, k) }
+
+// SignInKinds are the notices that serve their recipient's own sign-in
+// (NeededToSignIn).
+var SignInKinds = []Kind{PasswordReset, AccountLocked, PasswordChanged, FactorsReset}

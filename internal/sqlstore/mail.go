@@ -67,7 +67,17 @@ func (s *Core) OpenMail(ctx context.Context, id string, org kluis.OrgID, c []byt
 // transaction; the worker delivers it after commit (R45: notices only). The
 // envelope is sealed under the recipient's user key (org and user empty:
 // the platform key).
+//
+// A mail to a person whose processing is restricted (R34) is dropped here,
+// the one place every mail to a person passes, unless it serves their own
+// sign-in (mail.Kind.NeededToSignIn): no area has to remember the rule.
 func (t *Tx) QueueMail(ctx context.Context, org kluis.OrgID, user kluis.UserID, lang, to string, kind mail.Kind, data mail.Data) error {
+	if org != "" && user != "" && !kind.NeededToSignIn() {
+		restricted, err := t.Restricted(ctx, org, user)
+		if err != nil || restricted {
+			return err
+		}
+	}
 	subject, body, err := mail.Render(kind, lang, data)
 	if err != nil {
 		return err

@@ -28,7 +28,7 @@ func UserTarget(id kluis.UserID) string {
 }
 
 // UserColumns are the columns ScanUser reads, in its order.
-const UserColumns = `id, org_id, email, name, phone, maintenance_emails, role, status, created_at, last_login_at`
+const UserColumns = `id, org_id, email, name, phone, maintenance_emails, role, status, created_at, last_login_at, restricted_at`
 
 // SealedUser is a users row as stored: the personal fields still sealed.
 type SealedUser struct {
@@ -41,14 +41,15 @@ type SealedUser struct {
 func ScanSealedUser(row interface{ Scan(...any) error }, extra ...any) (SealedUser, error) {
 	var u SealedUser
 	var created int64
-	var lastLogin sql.NullInt64
-	dest := append([]any{&u.ID, &u.OrgID, &u.email, &u.name, &u.phone, &u.MaintenanceEmails, &u.Role, &u.Status, &created, &lastLogin}, extra...)
+	var lastLogin, restricted sql.NullInt64
+	dest := append([]any{&u.ID, &u.OrgID, &u.email, &u.name, &u.phone, &u.MaintenanceEmails, &u.Role, &u.Status, &created, &lastLogin, &restricted}, extra...)
 	err := row.Scan(dest...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return u, kluis.ErrNotFound
 	}
 	u.CreatedAt = FromMicros(created)
 	u.LastLoginAt = NullMicros(lastLogin)
+	u.RestrictedAt = NullMicros(restricted)
 	return u, err
 }
 
@@ -174,4 +175,46 @@ const ColDetails = colDetails
 func (s *Core) OpenName(ctx context.Context, su SealedUser) (string, error) {
 	b, err := s.Open(ctx, UserField(su.OrgID, su.ID, colName), su.name)
 	return string(b), err
+}
+
+// Restricted reports whether processing of the person's data is restricted
+// (R34), in the transaction. A person who does not exist is not restricted.
+func (t *Tx) Restricted(ctx context.Context, org kluis.OrgID, id kluis.UserID) (bool, error) {
+	var restricted bool
+	err := t.QueryRow(ctx, `SELECT restricted_at IS NOT NULL FROM users WHERE org_id = ? AND id = ?`, org, id).Scan(&restricted)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return restricted, err
+}
+
+// RefuseRestricted answers processing_restricted when the person's
+// processing is restricted (R34): every change to their data calls it in
+// its transaction before changing anything.
+func (t *Tx) RefuseRestricted(ctx context.Context, org kluis.OrgID, id kluis.UserID) error {
+	restricted, err := t.Restricted(ctx, org, id)
+	if err == nil && restricted {
+		return kluis.ErrProcessingRestricted
+	}
+	return err
+}
+
+// RestrictedPeople names the organisation's people whose processing is
+// restricted, as audit names ("user:ID"): exports to others leave their
+// personal values out (R34).
+func (s *Core) RestrictedPeople(ctx context.Context, org kluis.OrgID) (map[string]bool, error) {
+	rows, err := s.db.Query(ctx, `SELECT id FROM users WHERE org_id = ? AND restricted_at IS NOT NULL`, org)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]bool{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out["user:"+id] = true
+	}
+	return out, rows.Err()
 }

@@ -117,7 +117,7 @@ func Authenticate(ctx context.Context, core *sqlstore.Core, realm kluis.Realm, f
 	var p kluis.Policy
 	var enrolmentOnly int
 	row := core.DB().ReadRow(ctx, `SELECT u.id, u.org_id, u.email, u.name, u.phone, u.maintenance_emails, u.role, u.status,
-		u.created_at, u.last_login_at, s.id, s.created_at, s.last_seen_at, s.expires_at, s.auth_at, o.session_idle_minutes, o.session_max_hours,
+		u.created_at, u.last_login_at, u.restricted_at, s.id, s.created_at, s.last_seen_at, s.expires_at, s.auth_at, o.session_idle_minutes, o.session_max_hours,
 		o.slug, o.name, o.language, o.created_at, `+sqlstore.EnrolmentOnly("s")+`
 		FROM sessions s JOIN users u ON u.id = s.user_id AND u.org_id = s.org_id JOIN orgs o ON o.id = s.org_id
 		WHERE s.token_hash = ?`, sqlstore.TokenHash(token))

@@ -14,6 +14,7 @@ import (
 	"github.com/kluis/kluis/internal/content"
 	"github.com/kluis/kluis/internal/password"
 	"github.com/kluis/kluis/internal/sqlstore"
+	"github.com/kluis/kluis/internal/sqlstore/announcements"
 	"github.com/kluis/kluis/internal/sqlstore/auditlog"
 	"github.com/kluis/kluis/internal/sqlstore/backups"
 	"github.com/kluis/kluis/internal/sqlstore/factors"
@@ -90,6 +91,8 @@ type Areas struct {
 	Retention *retention.Service
 	// The register of data-subject requests (issue 15, R34).
 	PrivacyRequests *privacy.Service
+	// Maintenance announcements (issue 15); restriction is in Users.
+	Announcements *announcements.Service
 }
 
 // New builds the areas over core.
@@ -126,6 +129,7 @@ func New(core *sqlstore.Core, c Config) *Areas {
 	a.Personal = personal.New(core, a.Users, a.Projects)
 	a.Retention = retention.New(core, a.Users, a.Projects, a.Audit, a.Jobs, retention.Options{Grace: c.LicenceGrace})
 	a.PrivacyRequests = privacy.New(core)
+	a.Announcements = announcements.New(core)
 	return a
 }
 
@@ -169,5 +173,7 @@ func (a *Areas) Services() kluis.Services {
 		Retention: a.Retention,
 		// issue 15, R34
 		PrivacyRequests: a.PrivacyRequests,
+		// Restriction and announcements (issue 15).
+		Restrictions: a.Users, Announcements: a.Announcements,
 	}
 }

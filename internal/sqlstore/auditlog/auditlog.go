@@ -52,8 +52,10 @@ func where(f kluis.AuditFilter, chain string) (string, []any) {
 // auditEvents reads a chain's events. Sealed values (personal values in
 // details, the client address) are decrypted when reveal is set (an export,
 // itself recorded), and hidden otherwise (a list, R29); a value whose key was
-// destroyed reads kluis.Erased.
-func (s *Service) auditEvents(ctx context.Context, chain string, f kluis.AuditFilter, limit int, reveal bool) iter.Seq2[kluis.AuditEvent, error] {
+// destroyed reads kluis.Erased. withheld names the restricted people ("user:ID",
+// R34) whose values an export leaves out: the sealed details of events about
+// them and the client address of events by them read kluis.Withheld.
+func (s *Service) auditEvents(ctx context.Context, chain string, f kluis.AuditFilter, limit int, reveal bool, withheld map[string]bool) iter.Seq2[kluis.AuditEvent, error] {
 	return func(yield func(kluis.AuditEvent, error) bool) {
 		where, args := where(f, chain)
 		query := `SELECT seq, id, at, actor, action, target, outcome, details, client, hash FROM audit_events` + where + ` ORDER BY seq`
@@ -82,7 +84,7 @@ func (s *Service) auditEvents(ctx context.Context, chain string, f kluis.AuditFi
 			e.At = sqlstore.FromMicros(at)
 			e.Details = json.RawMessage(details)
 			copy(e.Hash[:], hash)
-			if err := s.showSealed(ctx, chain, id, &e, client, reveal); err != nil {
+			if err := s.showSealed(ctx, chain, id, &e, client, reveal, withheld); err != nil {
 				yield(kluis.AuditEvent{}, err)
 				return
 			}
@@ -97,8 +99,10 @@ func (s *Service) auditEvents(ctx context.Context, chain string, f kluis.AuditFi
 }
 
 // showSealed decrypts (reveal) or hides the sealed values of one event.
-func (s *Service) showSealed(ctx context.Context, chain, id string, e *kluis.AuditEvent, client []byte, reveal bool) error {
-	if reveal && len(client) > 0 {
+func (s *Service) showSealed(ctx context.Context, chain, id string, e *kluis.AuditEvent, client []byte, reveal bool, withheld map[string]bool) error {
+	if reveal && len(client) > 0 && withheld[e.Actor] {
+		e.Client = kluis.Withheld
+	} else if reveal && len(client) > 0 {
 		c, err := s.core.OpenAuditValue(ctx, chain, id, sqlstore.ColClient, client)
 		if err != nil {
 			return err
@@ -121,7 +125,9 @@ func (s *Service) showSealed(ctx context.Context, chain, id string, e *kluis.Aud
 			continue
 		}
 		shown := kluis.Hidden
-		if reveal {
+		if reveal && withheld[e.Target] {
+			shown = kluis.Withheld
+		} else if reveal {
 			var err error
 			if shown, err = s.core.OpenAuditValue(ctx, chain, id, sqlstore.ColDetails+name, sv.Sealed); err != nil {
 				return err
@@ -154,7 +160,7 @@ func (s *Service) FindAuditEvents(ctx context.Context, org kluis.OrgID, actor kl
 	}
 	f.Limit = min(f.Limit, kluis.MaxAuditPage)
 	var out []kluis.AuditEvent
-	for e, err := range s.auditEvents(ctx, sqlstore.OrgChain(org), f, f.Limit+1, false) {
+	for e, err := range s.auditEvents(ctx, sqlstore.OrgChain(org), f, f.Limit+1, false, nil) {
 		if err != nil {
 			return nil, 0, err
 		}
@@ -191,7 +197,12 @@ func (s *Service) ExportAudit(ctx context.Context, org kluis.OrgID, actor kluis.
 	}); err != nil {
 		return err
 	}
-	for e, err := range s.auditEvents(ctx, sqlstore.OrgChain(org), f, 0, true) {
+	// R34: the values of restricted people stay out of an export to others.
+	withheld, err := s.core.RestrictedPeople(ctx, org)
+	if err != nil {
+		return err
+	}
+	for e, err := range s.auditEvents(ctx, sqlstore.OrgChain(org), f, 0, true, withheld) {
 		if err != nil {
 			return err
 		}

@@ -57,6 +57,11 @@ func (s *Service) ExportChain(ctx context.Context, org kluis.OrgID, events io.Wr
 	if err != nil {
 		return audit.ExportedCheckpoints{}, nil, err
 	}
+	// R34: the values of restricted people stay out of an export to others.
+	withheld, err := s.core.RestrictedPeople(ctx, org)
+	if err != nil {
+		return audit.ExportedCheckpoints{}, nil, err
+	}
 	bw := bufio.NewWriterSize(events, 64<<10)
 	enc := json.NewEncoder(bw)
 	enc.SetEscapeHTML(false)
@@ -76,8 +81,8 @@ func (s *Service) ExportChain(ctx context.Context, org kluis.OrgID, events io.Wr
 		e.At = sqlstore.FromMicros(at)
 		copy(e.PrevHash[:], prev)
 		copy(e.Hash[:], hash)
-		shown := kluis.AuditEvent{Details: json.RawMessage(append([]byte(nil), e.Details...))}
-		if err := s.showSealed(ctx, chain, e.ID, &shown, e.Client, true); err != nil {
+		shown := kluis.AuditEvent{Actor: e.Actor, Target: e.Target, Details: json.RawMessage(append([]byte(nil), e.Details...))}
+		if err := s.showSealed(ctx, chain, e.ID, &shown, e.Client, true, withheld); err != nil {
 			return audit.ExportedCheckpoints{}, nil, err
 		}
 		opened := shown.Details

@@ -188,10 +188,13 @@ type userFile struct {
 	MaintenanceEmails bool       `json:"maintenance_emails"`
 	CreatedAt         time.Time  `json:"created_at"`
 	LastLoginAt       *time.Time `json:"last_login_at"`
+	Restricted        bool       `json:"restricted,omitempty"`
 }
 
 // writeUsers writes users.json: every person's profile, never a password
-// hash, factor secret or token.
+// hash, factor secret or token. A person whose processing is restricted
+// (R34) is listed by id, role and status only: their name and address read
+// kluis.Withheld, and phone, mail choice and last sign-in are left out.
 func (s *Service) writeUsers(ctx context.Context, zw *zip.Writer, org kluis.OrgID) error {
 	var sealed []sqlstore.SealedUser
 	if err := s.core.Read(ctx, func(t *sqlstore.Tx) error {
@@ -222,6 +225,9 @@ func (s *Service) writeUsers(ctx context.Context, zw *zip.Writer, org kluis.OrgI
 		if !u.LastLoginAt.IsZero() {
 			at := u.LastLoginAt.UTC()
 			f.LastLoginAt = &at
+		}
+		if u.Restricted() {
+			f = userFile{ID: f.ID, Name: kluis.Withheld, Email: kluis.Withheld, Role: f.Role, Status: f.Status, CreatedAt: f.CreatedAt, Restricted: true}
 		}
 		out = append(out, f)
 	}

@@ -279,13 +279,17 @@ type person struct {
 	noticeAt *time.Time
 }
 
+// A person whose processing is restricted (R34, GDPR Art. 18) is left
+// alone: no notice, no erasure, until the restriction is lifted; their
+// inactivity counts on from where it stood.
+//
 // lastActivity is the latest of: the account's creation (the invitation),
 // the last sign-in, the last use of any of the person's sessions, and the
 // last use of any of their API tokens.
 const peopleQuery = `SELECT u.id, u.role, u.status, u.created_at, u.last_login_at, u.inactivity_notice_at,
 	(SELECT MAX(s.last_seen_at) FROM sessions s WHERE s.user_id = u.id),
 	(SELECT MAX(k.last_used_at) FROM api_tokens k WHERE k.user_id = u.id)
-	FROM users u WHERE u.org_id = ? ORDER BY u.created_at, u.id`
+	FROM users u WHERE u.org_id = ? AND u.restricted_at IS NULL ORDER BY u.created_at, u.id`
 
 func (s *Service) people(ctx context.Context, org kluis.OrgID) ([]person, error) {
 	rows, err := s.core.DB().Query(ctx, peopleQuery, org)

@@ -406,3 +406,42 @@ func TestInvitedOnlyManagerIsKept(t *testing.T) {
 		}
 	})
 }
+
+// TestRestrictedPersonIsKeptUntilTheRestrictionIsLifted (R35, R34): a
+// person whose processing is restricted is frozen: two years of inactivity
+// bring neither a notice nor an erasure; once the restriction is lifted,
+// the next run gives the notice and 30 days later they are erased.
+func TestRestrictedPersonIsKeptUntilTheRestrictionIsLifted(t *testing.T) {
+	kluistest.ForEngines(t, func(t *testing.T, env *kluistest.Env) {
+		ctx := context.Background()
+		o, boss := env.NewOrg(t, "ret-restricted-"+env.Engine)
+		member := env.NewMember(t, o, boss, "frozen@ret.example", kluis.RoleMember)
+		if err := env.Users.RestrictProcessing(ctx, o.ID, boss, member.UserID); err != nil {
+			t.Fatal(err)
+		}
+		notices := func() int {
+			return count(t, env, `SELECT COUNT(*) FROM notices WHERE user_id = '`+string(member.UserID)+`' AND kind = 'inactivity'`)
+		}
+		present := func() int {
+			return count(t, env, `SELECT COUNT(*) FROM users WHERE id = '`+string(member.UserID)+`'`)
+		}
+		env.Clock.Advance(800 * day)
+		run(t, env)
+		if notices() != 0 || present() != 1 {
+			t.Fatalf("after 800 days restricted: %d notices, present %d; want neither told nor erased", notices(), present())
+		}
+		boss = env.SignedIn(t, o.ID, "boss@ret-restricted-"+env.Engine+".example")
+		if err := env.Users.LiftRestriction(ctx, o.ID, boss, member.UserID); err != nil {
+			t.Fatal(err)
+		}
+		run(t, env)
+		if notices() != 1 || present() != 1 {
+			t.Fatalf("the run after the lift: %d notices, present %d; want told, not yet erased", notices(), present())
+		}
+		env.Clock.Advance(30 * day)
+		run(t, env)
+		if present() != 0 {
+			t.Fatal("30 days after the notice the person is still there")
+		}
+	})
+}

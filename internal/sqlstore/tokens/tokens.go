@@ -208,7 +208,7 @@ func (s *Service) Authenticate(ctx context.Context, from kluis.Origin, secret st
 	var lastClient []byte
 	var stopped bool
 	row := s.core.DB().ReadRow(ctx, `SELECT u.id, u.org_id, u.email, u.name, u.phone, u.maintenance_emails, u.role, u.status,
-		u.created_at, u.last_login_at, t.id, t.scope, t.expires_at, t.last_used_at, t.last_client,
+		u.created_at, u.last_login_at, u.restricted_at, t.id, t.scope, t.expires_at, t.last_used_at, t.last_client,
 		o.slug, o.name, o.language, o.created_at, o.logins_disabled, `+sqlstore.EnrolmentOnly("t")+`
 		FROM api_tokens t JOIN users u ON u.id = t.user_id AND u.org_id = t.org_id JOIN orgs o ON o.id = t.org_id
 		WHERE t.token_hash = ?`, sqlstore.TokenHash(secret))

@@ -66,6 +66,9 @@ func (s *Service) RequestEmailChange(ctx context.Context, org kluis.OrgID, actor
 		if u.Status != kluis.StatusActive {
 			return kluis.ErrUnauthenticated
 		}
+		if u.Restricted() { // R34: their contact data does not change
+			return kluis.ErrProcessingRestricted
+		}
 		if kluis.NormalizeEmail(u.Email) == newEmail {
 			return kluis.Invalid(map[string]string{"email": "is your address already"})
 		}
@@ -157,6 +160,11 @@ func (s *Service) ConfirmEmailChange(ctx context.Context, org kluis.OrgID, actor
 	err := s.core.Write(ctx, sqlstore.OrgChain(org), func(t *sqlstore.Tx) error {
 		var id string
 		var user kluis.UserID
+		// R34: a restricted person's address does not change (restricting
+		// dropped any open change; this answers its link).
+		if err := t.RefuseRestricted(ctx, org, actor.UserID); err != nil {
+			return err
+		}
 		var sealed []byte
 		var expires int64
 		err := t.QueryRow(ctx, `SELECT id, user_id, new_email, expires_at FROM email_changes WHERE org_id = ? AND token_hash = ?`, org, sqlstore.TokenHash(token)).
@@ -227,7 +235,8 @@ func (s *Service) ConfirmEmailChange(ctx context.Context, org kluis.OrgID, actor
 			return err
 		}
 		return t.Append(ctx, sqlstore.OrgChain(org), actor, action, sqlstore.UserTarget(u.ID), "success",
-			map[string]any{"email": sqlstore.SealedDetail{Key: sqlstore.UserKey(org, u.ID), Value: newEmail}, "sessions_ended": ended})
+			map[string]any{"email": sqlstore.SealedDetail{Key: sqlstore.UserKey(org, u.ID), Value: newEmail},
+				"email_old": sqlstore.SealedDetail{Key: sqlstore.UserKey(org, u.ID), Value: u.Email}, "sessions_ended": ended})
 	})
 	switch {
 	case kluis.ErrorCode(err) == kluis.ENotFound:

@@ -89,6 +89,9 @@ func (s *Service) EraseOnRequest(ctx context.Context, actor kluis.Actor, org klu
 		if err != nil {
 			return err
 		}
+		if u.Restricted() { // R34: kept as it is; only the person erases themselves
+			return kluis.ErrProcessingRestricted
+		}
 		if shred, err = s.remove(ctx, t, org, u); err != nil {
 			return err
 		}

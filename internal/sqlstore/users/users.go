@@ -60,7 +60,9 @@ func (s *Service) emailTaken(ctx context.Context, org kluis.OrgID, idx []byte) (
 func (s *Service) InsertInvited(ctx context.Context, t *sqlstore.Tx, org kluis.OrgID, id kluis.UserID, email, name string, role kluis.Role) (kluis.User, error) {
 	u := kluis.User{
 		ID: id, OrgID: org, Email: email, Name: name, Role: role,
-		Status: kluis.StatusInvited, MaintenanceEmails: true, CreatedAt: t.Now(),
+		// Maintenance mail is opt-in (R40, issue 15): off until the person
+		// chooses it; the choices of people invited before stay as they are.
+		Status: kluis.StatusInvited, MaintenanceEmails: false, CreatedAt: t.Now(),
 	}
 	idx, err := s.core.EmailIndex(ctx, org, kluis.NormalizeEmail(email))
 	if err != nil {
@@ -193,6 +195,9 @@ func (s *Service) ResendInvitation(ctx context.Context, org kluis.OrgID, actor k
 		if u.Status != kluis.StatusInvited {
 			return kluis.Errorf(kluis.EConflict, "the user has already accepted the invitation or is disabled")
 		}
+		if u.Restricted() { // R34: no mail about them, no new link
+			return kluis.ErrProcessingRestricted
+		}
 		o, err := t.FindOrg(ctx, org)
 		if err != nil {
 			return err
@@ -212,8 +217,10 @@ func (s *Service) RevokeInvitation(ctx context.Context, org kluis.OrgID, actor k
 		if !kluis.CanManageUsers(actor, org) {
 			return sqlstore.Deny(sqlstore.OrgChain(org), actor, "user.invitation_revoke", sqlstore.UserTarget(id), kluis.ErrForbidden)
 		}
-		if _, err := t.FindUser(ctx, org, id); err != nil {
+		if u, err := t.FindUser(ctx, org, id); err != nil {
 			return err
+		} else if u.Restricted() { // R34: their status does not change
+			return kluis.ErrProcessingRestricted
 		}
 		var n int
 		if err := t.QueryRow(ctx, `SELECT COUNT(*) FROM invitations WHERE org_id = ? AND user_id = ?`, org, id).Scan(&n); err != nil {
@@ -286,6 +293,9 @@ func (s *Service) acceptInvitation(ctx context.Context, org kluis.OrgID, from kl
 		}
 		if u.Status != kluis.StatusInvited {
 			return kluis.ErrNotFound
+		}
+		if u.Restricted() { // R34: their data does not change until lifted
+			return kluis.ErrProcessingRestricted
 		}
 		if err := s.dropInvitation(ctx, t, org, userID); err != nil {
 			return err
@@ -403,6 +413,10 @@ func (s *Service) UpdateUser(ctx context.Context, org kluis.OrgID, actor kluis.A
 		if u, err = t.FindUser(ctx, org, id); err != nil {
 			return err
 		}
+		if u.Restricted() { // R34: their data does not change
+			return kluis.ErrProcessingRestricted
+		}
+		old := u
 		wasActiveManager := u.Role == kluis.RoleManager && u.Status == kluis.StatusActive
 		wasCounted := u.Role == kluis.RoleManager && u.Status != kluis.StatusDisabled
 		var changed []string
@@ -488,7 +502,7 @@ func (s *Service) UpdateUser(ctx context.Context, org kluis.OrgID, actor kluis.A
 				return err
 			}
 		}
-		details := map[string]any{"fields": changed}
+		details := rectification(org, old, u, changed)
 		if slices.Contains(changed, "role") {
 			details["role"] = string(u.Role)
 		}
@@ -518,6 +532,12 @@ func (s *Service) DeleteUser(ctx context.Context, org kluis.OrgID, actor kluis.A
 		if err != nil {
 			return err
 		}
+		// A restricted person's data is kept as it is (R34, GDPR Art.
+		// 18(1)(b): restriction is what a person asks instead of erasure);
+		// only the person erases themselves.
+		if u.Restricted() {
+			return kluis.ErrProcessingRestricted
+		}
 		if shred, err = s.remove(ctx, t, org, u); err != nil {
 			return err
 		}
@@ -545,6 +565,10 @@ func (s *Service) UpdateMe(ctx context.Context, org kluis.OrgID, actor kluis.Act
 		if u, err = t.FindUser(ctx, org, actor.UserID); err != nil {
 			return err
 		}
+		if u.Restricted() { // R34: their data does not change
+			return kluis.ErrProcessingRestricted
+		}
+		old := u
 		var changed []string
 		if in.Name != nil && *in.Name != u.Name {
 			u.Name, changed = *in.Name, append(changed, "name")
@@ -570,7 +594,35 @@ func (s *Service) UpdateMe(ctx context.Context, org kluis.OrgID, actor kluis.Act
 			sealedName, sealedPhone, u.MaintenanceEmails, sqlstore.Micros(t.Now()), org, u.ID); err != nil {
 			return err
 		}
-		return t.Append(ctx, sqlstore.OrgChain(org), actor, "user.update", "user:"+string(u.ID), "success", map[string]any{"fields": changed})
+		return t.Append(ctx, sqlstore.OrgChain(org), actor, "user.update", "user:"+string(u.ID), "success", rectification(org, old, u, changed))
 	})
 	return u, err
+}
+
+// rectification is the audit detail of a change to a person's data (R34:
+// rectification is a logged process): which fields changed, and for each
+// its old and new value. Personal values (name, phone) are sealed under the
+// person's key, so the chain holds them as ciphertext and erasing the
+// person makes them unreadable; role, status and the mail choice are not
+// personal values and stand in the clear.
+func rectification(org kluis.OrgID, old, now kluis.User, changed []string) map[string]any {
+	details := map[string]any{"fields": changed}
+	key := sqlstore.UserKey(org, now.ID)
+	for _, f := range changed {
+		switch f {
+		case "name":
+			details["name_old"] = sqlstore.SealedDetail{Key: key, Value: old.Name}
+			details["name_new"] = sqlstore.SealedDetail{Key: key, Value: now.Name}
+		case "phone":
+			details["phone_old"] = sqlstore.SealedDetail{Key: key, Value: old.Phone}
+			details["phone_new"] = sqlstore.SealedDetail{Key: key, Value: now.Phone}
+		case "maintenance_emails":
+			details["maintenance_emails_old"], details["maintenance_emails_new"] = old.MaintenanceEmails, now.MaintenanceEmails
+		case "role":
+			details["role_old"], details["role_new"] = string(old.Role), string(now.Role)
+		case "disabled":
+			details["status_old"], details["status_new"] = string(old.Status), string(now.Status)
+		}
+	}
+	return details
 }
