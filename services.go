@@ -30,4 +30,7 @@ type Services struct {
 	Inbox     InboxService
 	Backups   BackupService
 	Jobs      JobService
+	// Anonymous statistics and crash reports (R37, R38).
+	Usage   UsageService
+	Crashes CrashService
 }

@@ -172,6 +172,7 @@ type config struct {
 	Argon2            password.Params
 	LogLevel          slog.Level
 	Backup            backupConfig
+	Environment       string // KLUIS_ENVIRONMENT or --environment (serve); resolved by resolveEnvironment (R48)
 }
 
 // backupConfig is the backups' part of the configuration (docs/OPERATIONS.md,
@@ -234,6 +235,7 @@ func newConfig(getenv func(string) string) (*config, error) {
 		SMSURL:        env("KLUIS_SMS_URL"),
 		SMSToken:      env("KLUIS_SMS_TOKEN"),
 		SecurityEmail: env("KLUIS_SECURITY_EMAIL"),
+		Environment:   env("KLUIS_ENVIRONMENT"),
 		DigestEvery:   24 * time.Hour,
 		JobTick:       30 * time.Second,
 		Argon2:        password.DefaultParams,

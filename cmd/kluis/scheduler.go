@@ -53,6 +53,11 @@ func (a *app) scheduledJobs() []job {
 		{name: "throttle_sweep", schedule: jobs.Every(time.Hour), lease: 10 * time.Minute, run: func(ctx context.Context) (string, error) {
 			return "counters and unlock links past their use forgotten", a.areas.Throttle.SweepThrottle(ctx)
 		}},
+		// Crash reports are deleted 30 days after the crash (R38).
+		{name: "crash_expiry", schedule: jobs.Every(time.Hour), lease: 10 * time.Minute, run: func(ctx context.Context) (string, error) {
+			n, err := a.areas.Crashes.ExpireCrashReports(ctx)
+			return fmt.Sprintf("%d crash reports deleted", n), err
+		}},
 	}
 	if a.cfg.SecurityEmail != "" {
 		every := a.cfg.DigestEvery
@@ -103,6 +108,7 @@ type scheduler struct {
 	tick    time.Duration
 	log     *slog.Logger
 	metrics *httpserver.Metrics
+	crashes kluis.CrashService // a run's panic becomes a crash report (R38)
 
 	mu      sync.Mutex
 	running map[string]bool
@@ -110,7 +116,7 @@ type scheduler struct {
 }
 
 func newScheduler(a *app, js []job) *scheduler {
-	return &scheduler{jobs: js, svc: a.areas.Jobs, holder: newHolder(), tick: a.cfg.JobTick, log: a.log, metrics: a.metrics, running: map[string]bool{}}
+	return &scheduler{jobs: js, svc: a.areas.Jobs, holder: newHolder(), tick: a.cfg.JobTick, log: a.log, metrics: a.metrics, running: map[string]bool{}, crashes: a.areas.Crashes}
 }
 
 // newHolder names this process in job leases and runs: the host's name and
@@ -263,7 +269,7 @@ func (s *scheduler) runJob(ctx context.Context, j job, run string) {
 func (s *scheduler) call(ctx context.Context, j job) (detail string, err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			err = fmt.Errorf("panic: %v", v)
+			err = s.jobPanic(ctx, j.name, v) // a crash report (R38)
 		}
 	}()
 	return j.run(ctx)

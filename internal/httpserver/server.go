@@ -45,6 +45,11 @@ type Config struct {
 	// operator realm answers (R46: admin functions only from allowed
 	// addresses); to anyone else its routes do not exist (404).
 	OperatorAddresses []netip.Prefix
+	// Usage counts each request's route for the anonymous statistics
+	// (R37); nil counts nothing. Environment labels every page and API
+	// answer outside production (R48); "" is production.
+	Usage       *UsageCounter
+	Environment kluis.Environment
 }
 
 // server carries what the middleware shares: the authentication and
@@ -57,6 +62,9 @@ type server struct {
 	policies kluis.PolicyService  // a signed-in page's idle time
 	support  kluis.SupportService // support sessions and their uses (R22)
 	inbox    kluis.InboxService   // the navigation's count of unread notices
+	crashes  kluis.CrashService   // recovered panics (R38)
+	usage    *UsageCounter        // the anonymous statistics (R37); may be nil
+	env      kluis.Environment    // the banner and header outside production (R48)
 
 	log     *slog.Logger
 	metrics *Metrics
@@ -83,6 +91,7 @@ func NewServer(c Config) http.Handler {
 	svc := c.Services
 	s := &server{
 		sessions: svc.Sessions, orgs: svc.Orgs, tokens: svc.Tokens, policies: svc.Policies, support: svc.Support, inbox: svc.Inbox,
+		crashes: svc.Crashes, usage: c.Usage, env: c.Environment,
 		log: c.Logger, metrics: c.Metrics, maxBody: c.MaxBodyBytes, maxFile: c.MaxFileBytes, proxies: c.TrustedProxies, https: c.HTTPS,
 		mux: http.NewServeMux(), patterns: http.NewServeMux(),
 	}

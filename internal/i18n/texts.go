@@ -12,6 +12,35 @@ var texts = map[string]struct{ en, nl string }{
 	"layout.operator": {"Operator", "Beheer"},
 	"layout.footer":   {"kluis keeps your organisation's data apart, encrypted and accounted for.", "kluis houdt de gegevens van je organisatie gescheiden, versleuteld en verantwoord."},
 
+	// Anonymous statistics, crash reports and the environment's banner
+	// (R37, R38, R48).
+	"environment.banner":          {"This is not production: a separate environment with anonymised or made-up data. Nothing you do here reaches real people.", "Dit is niet de productie: een aparte omgeving met geanonimiseerde of verzonnen gegevens. Niets wat je hier doet bereikt echte mensen."},
+	"nav.statistics":              {"Statistics", "Statistieken"},
+	"nav.crashes":                 {"Crash reports", "Crashrapporten"},
+	"operator_statistics.title":   {"Usage statistics", "Gebruiksstatistieken"},
+	"operator_statistics.how":     {"How often each feature was used per day, counted by kluis itself: a feature is a route or a named function, never a person, an organisation or an address. Counts below %d are left out. No third-party analytics, ever.", "Hoe vaak elke functie per dag werd gebruikt, geteld door kluis zelf: een functie is een route of een benoemde functie, nooit een persoon, een organisatie of een adres. Aantallen onder %d worden weggelaten. Nooit analytics van derden."},
+	"operator_statistics.range":   {"Days to show", "Te tonen dagen"},
+	"operator_statistics.from":    {"From", "Van"},
+	"operator_statistics.to":      {"To", "Tot en met"},
+	"operator_statistics.show":    {"Show", "Tonen"},
+	"operator_statistics.counts":  {"Use from %s to %s", "Gebruik van %s tot en met %s"},
+	"operator_statistics.day":     {"Day (UTC)", "Dag (UTC)"},
+	"operator_statistics.feature": {"Feature", "Functie"},
+	"operator_statistics.count":   {"Times used", "Aantal keer"},
+	"operator_statistics.none":    {"No feature was used %d times or more on these days.", "Geen functie werd op deze dagen %d keer of vaker gebruikt."},
+	"operator_crashes.title":      {"Crash reports", "Crashrapporten"},
+	"operator_crashes.how":        {"Errors kluis recovered from, kept to fix them: scrubbed of addresses and secrets, encrypted under the platform key, readable by operator admins only, and deleted 30 days after the crash. Opening one is recorded in the platform's audit log.", "Fouten waarvan kluis herstelde, bewaard om ze op te lossen: ontdaan van adressen en geheimen, versleuteld met de platformsleutel, alleen leesbaar voor platformbeheerders, en 30 dagen na de crash verwijderd. Het openen van een rapport staat in het auditlog van het platform."},
+	"operator_crashes.kept":       {"Reports kept", "Bewaarde rapporten"},
+	"operator_crashes.at":         {"When", "Wanneer"},
+	"operator_crashes.route":      {"Where", "Waar"},
+	"operator_crashes.request":    {"Request id", "Verzoek-id"},
+	"operator_crashes.none":       {"No crash in the last 30 days.", "Geen crash in de afgelopen 30 dagen."},
+	"operator_crash.title":        {"Crash report", "Crashrapport"},
+	"operator_crash.how":          {"Scrubbed by pattern, so it may still hold personal data: use it only to fix the error. Your reading is recorded.", "Opgeschoond op patroon, dus er kunnen nog persoonsgegevens in staan: gebruik het alleen om de fout op te lossen. Dat je het leest, wordt vastgelegd."},
+	"operator_crash.facts":        {"What happened", "Wat er gebeurde"},
+	"operator_crash.message":      {"Message", "Melding"},
+	"operator_crash.stack":        {"Stack", "Aanroepstapel"},
+
 	"nav.account":   {"My account", "Mijn account"},
 	"nav.users":     {"People", "Personen"},
 	"nav.policy":    {"Policy", "Beleid"},
@@ -969,4 +998,10 @@ var messages = map[string]string{
 	"the licence allows {n} active projects":         "de licentie staat {n} actieve projecten toe",
 	"the licence allows {n} bytes":                   "de licentie staat {n} bytes toe",
 	"the licence has ended":                          "de licentie is afgelopen",
+
+	// Statistics (R37).
+	"must be a date as YYYY-MM-DD":                                  "moet een datum zijn als JJJJ-MM-DD",
+	"must not be after to, and the range at most {n} days":          "mag niet na to liggen, en het bereik is hooguit {n} dagen",
+	"must be a day as YYYY-MM-DD with a positive count":             "moet een dag zijn als JJJJ-MM-DD met een positief aantal",
+	"must be a route pattern or a dotted name, without identifiers": "moet een routepatroon of een naam met punten zijn, zonder identificatoren",
 }

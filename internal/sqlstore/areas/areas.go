@@ -15,6 +15,7 @@ import (
 	"github.com/kluis/kluis/internal/sqlstore"
 	"github.com/kluis/kluis/internal/sqlstore/auditlog"
 	"github.com/kluis/kluis/internal/sqlstore/backups"
+	"github.com/kluis/kluis/internal/sqlstore/crashes"
 	"github.com/kluis/kluis/internal/sqlstore/factors"
 	"github.com/kluis/kluis/internal/sqlstore/inbox"
 	"github.com/kluis/kluis/internal/sqlstore/jobs"
@@ -30,6 +31,7 @@ import (
 	"github.com/kluis/kluis/internal/sqlstore/support"
 	"github.com/kluis/kluis/internal/sqlstore/throttle"
 	"github.com/kluis/kluis/internal/sqlstore/tokens"
+	"github.com/kluis/kluis/internal/sqlstore/usage"
 	"github.com/kluis/kluis/internal/sqlstore/users"
 )
 
@@ -78,6 +80,9 @@ type Areas struct {
 	Inbox     *inbox.Service
 	Backups   *backups.Service
 	Jobs      *jobs.Service
+	// Anonymous statistics and crash reports (R37, R38).
+	Usage   *usage.Service
+	Crashes *crashes.Service
 }
 
 // New builds the areas over core.
@@ -111,6 +116,7 @@ func New(core *sqlstore.Core, c Config) *Areas {
 	}
 	a.Backups = backups.New(core, bo)
 	a.Jobs = jobs.New(core, c.SecurityEmail)
+	a.Usage, a.Crashes = usage.New(core), crashes.New(core)
 	return a
 }
 
@@ -149,5 +155,6 @@ func (a *Areas) Services() kluis.Services {
 		Inbox:    a.Inbox,
 		Backups:  a.Backups,
 		Jobs:     a.Jobs,
+		Usage:    a.Usage, Crashes: a.Crashes,
 	}
 }
