@@ -240,3 +240,67 @@ func TestEnvironmentLabelsEveryPageAndAnswerOutsideProduction(t *testing.T) {
 		})
 	}
 }
+
+// TestCrashReportsAndStatisticsReachOperatorAdminsOnly (R37, R38): an
+// operator admin lists and opens crash reports and reads the statistics,
+// through the API (answers as the OpenAPI document says) and the pages,
+// whose navigation offers them; opening a report is audited (crash.read);
+// support staff are refused and offered neither.
+func TestCrashReportsAndStatisticsReachOperatorAdminsOnly(t *testing.T) {
+	a, usage := newDiagnosticsAPI(t, kluistest.Engines[0], "")
+	c := checkContract(t, a)
+	_, admin := a.operator(t)
+	_, support := a.operatorOf(t, kluis.OperatorSupport)
+	ctx := context.Background()
+	id, err := a.env.Crashes.RecordCrash(ctx, kluis.CrashInput{Route: "GET /o/{org}/account", RequestID: "00112233445566778899aabb", Panic: "no profile for mia@example.org", Stack: []byte("goroutine 9 [running]:")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 6 {
+		a.call(t, "GET", "/api/v1/operator/me", admin.Token, nil)
+	}
+	if err := usage.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	list := c.valid(t, a, request{method: "GET", path: "/api/v1/operator/crash-reports", bearer: admin.Token}, 200)
+	if !strings.Contains(string(list.body), id) || strings.Contains(string(list.body), "no profile") {
+		t.Errorf("the list: %s, want the report without its message", list.body)
+	}
+	one := c.valid(t, a, request{method: "GET", path: "/api/v1/operator/crash-reports/" + id, bearer: admin.Token}, 200)
+	if !strings.Contains(string(one.body), "no profile for [email]") || strings.Contains(string(one.body), "mia@example.org") {
+		t.Errorf("the report: %s, want the scrubbed message", one.body)
+	}
+	c.valid(t, a, request{method: "GET", path: "/api/v1/operator/crash-reports/0190a0a0-0000-7000-8000-0000000000aa", bearer: admin.Token}, 404)
+	stats := c.valid(t, a, request{method: "GET", path: "/api/v1/operator/statistics", bearer: admin.Token}, 200)
+	if !strings.Contains(string(stats.body), `"feature":"GET /api/v1/operator/me"`) {
+		t.Errorf("statistics: %s, want GET /api/v1/operator/me counted", stats.body)
+	}
+	c.refused(t, a, request{method: "GET", path: "/api/v1/operator/statistics?from=yesterday", bearer: admin.Token}, 400, "invalid_input")
+	for _, path := range []string{"/api/v1/operator/crash-reports", "/api/v1/operator/crash-reports/" + id, "/api/v1/operator/statistics"} {
+		c.valid(t, a, request{method: "GET", path: path, bearer: support.Token}, 403)
+	}
+
+	ap := operatorPage(a, admin)
+	home := ap.get(t, "/operator")
+	mustContain(t, "the admin's navigation", home.body, `href="/operator/statistics"`, `href="/operator/crash-reports"`)
+	pl := ap.get(t, "/operator/crash-reports")
+	mustContain(t, "the crash reports page", pl.body, `href="/operator/crash-reports/`+id+`"`, "GET /o/{org}/account")
+	p1 := ap.get(t, "/operator/crash-reports/"+id)
+	mustContain(t, "a crash report's page", p1.body, "no profile for [email]", "goroutine 9")
+	mustNotContain(t, "a crash report's page", p1.body, "mia@example.org")
+	sp := operatorPage(a, support)
+	mustNotContain(t, "support's navigation", sp.get(t, "/operator").body, `href="/operator/statistics"`, `href="/operator/crash-reports"`)
+	if p := sp.get(t, "/operator/crash-reports/"+id); p.status != 403 || strings.Contains(p.body, "no profile") {
+		t.Errorf("support opens a crash report's page: %d", p.status)
+	}
+	var reads int
+	for _, r := range a.env.Query(t, `SELECT actor FROM audit_events WHERE action = 'crash.read' AND outcome = 'success'`) {
+		if string(r[0]) == "operator:"+admin.ID {
+			reads++
+		}
+	}
+	if reads != 2 {
+		t.Errorf("%d crash.read events by the admin, want 2 (the API and the page)", reads)
+	}
+}
