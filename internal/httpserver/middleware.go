@@ -68,7 +68,7 @@ func (s *server) begin(next http.Handler) http.Handler {
 				if p == http.ErrAbortHandler {
 					panic(p)
 				}
-				st.log.Error("panic", "route", st.route, "panic", fmt.Sprint(p))
+				st.log.Error("panic", "route", st.route, "panic", kluis.ScrubCrash(fmt.Sprint(p)))
 				s.recordCrash(r, st, p, debug.Stack()) // R38
 				if sw.status == 0 {
 					writeError(sw, r, errors.New("panic"))
