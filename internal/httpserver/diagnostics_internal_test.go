@@ -19,7 +19,8 @@ import (
 // handler panics with an e-mail address, a token and a client address in
 // its message, on a request whose query string holds another address. The
 // client still gets the neutral 500; the stored report holds none of them
-// in plain text (a scan of every column of the table), and the scrubbed
+// in plain text (a scan of every column of the table, and of every byte
+// kluis stored, in plain, hex and base64 forms), and the scrubbed
 // report an admin opens has them replaced, with the route's pattern and
 // the request id kept. The log names the report, not the panic's values
 // beyond what it logged before.
@@ -55,6 +56,11 @@ func TestPanicBecomesACrashReportWithoutTheEmailOrTokenItQuoted(t *testing.T) {
 					}
 				}
 			}
+		}
+		// The whole data folder (the database with its WAL, the key
+		// store) and, on PostgreSQL, a dump: no form of them anywhere.
+		if found := kluistest.FindMarkers(env.StoredBytes(t), email, token, address, asked); len(found) > 0 {
+			t.Errorf("what kluis stored holds the panic's values: %v", found)
 		}
 		admin := kluis.Actor{Realm: kluis.RealmOperator, OperatorID: "0190a0a0-0000-7000-8000-0000000000e1", OperatorRole: kluis.OperatorAdmin}
 		list, err := env.Crashes.CrashReports(context.Background(), admin)
