@@ -166,7 +166,7 @@ func TestScheduledJobsRunOnceAcrossNodesAndMoveOnWhenANodeDies(t *testing.T) {
 		}
 		return n
 	}
-	jobNames := []string{"audit_verify", "project_purge", "chunk_collection", "throttle_sweep"}
+	jobNames := []string{"audit_verify", "project_purge", "chunk_collection", "throttle_sweep", "crash_expiry"}
 	waitFor(t, patience, "every job's first run", func() bool {
 		return count(`SELECT COUNT(DISTINCT job) FROM job_runs WHERE outcome = 'ok'`) == len(jobNames)
 	})
