@@ -55,6 +55,20 @@ func (u *UsageCounter) count(route string) {
 	u.mu.Unlock()
 }
 
+// countUse counts the request's route and the named feature its handler
+// used, if any.
+func (s *server) countUse(st *reqState) {
+	s.usage.count(st.route)
+	if st.feature != "" {
+		s.usage.count(st.feature)
+	}
+}
+
+// useFeature names a feature the request used, beyond its route, for the
+// statistics: a dotted name such as "signin.totp", never a value from the
+// request (ValidUsageFeature refuses anything that looks like one).
+func useFeature(r *http.Request, name string) { state(r).feature = name }
+
 // Flush adds the counts so far to the shared counters. On failure they are
 // kept for the next flush.
 func (u *UsageCounter) Flush(ctx context.Context) error {

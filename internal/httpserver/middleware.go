@@ -83,7 +83,7 @@ func (s *server) begin(next http.Handler) http.Handler {
 			if s.metrics != nil {
 				s.metrics.observeRequest(r.Method, st.route, sw.status, d)
 			}
-			s.usage.count(st.route) // R37: the pattern, never the path
+			s.countUse(st) // R37: the pattern, never the path
 		}()
 		next.ServeHTTP(sw, r)
 	})

@@ -161,6 +161,9 @@ type reqState struct {
 	// rawBody is the request's body without the JSON routes' size limit,
 	// for the one route that takes a file (its own, larger limit).
 	rawBody io.ReadCloser
+	// feature is a named feature the handler used, counted in the
+	// anonymous statistics beside the route (useFeature, R37).
+	feature string
 }
 
 type stateKey struct{}

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kluis/kluis"
 	"github.com/kluis/kluis/internal/httpserver"
@@ -302,5 +303,42 @@ func TestCrashReportsAndStatisticsReachOperatorAdminsOnly(t *testing.T) {
 	}
 	if reads != 2 {
 		t.Errorf("%d crash.read events by the admin, want 2 (the API and the page)", reads)
+	}
+}
+
+// TestSecondStepMethodsAreCountedAsNamedFeatures (R37): besides its route,
+// a completed second sign-in step counts as the named feature
+// "signin.METHOD", so the statistics tell the factors apart — still without
+// anyone in them; a failed step counts only its route.
+func TestSecondStepMethodsAreCountedAsNamedFeatures(t *testing.T) {
+	a, usage := newDiagnosticsAPI(t, kluistest.Engines[0], "")
+	_, admin := a.operator(t)
+	for range kluis.UsageSuppressBelow {
+		a.env.Clock.Advance(31 * time.Second) // a new code each time
+		r := a.call(t, "POST", "/api/v1/operator/login", "", map[string]string{"email": admin.Email, "password": admin.Password})
+		wantStatus(t, "operator password step", r, 200)
+		var step struct {
+			Challenge string `json:"challenge"`
+		}
+		if err := json.Unmarshal(r.body, &step); err != nil || step.Challenge == "" {
+			t.Fatalf("password step: %s, want a challenge", r.body)
+		}
+		wantStatus(t, "a wrong code", a.call(t, "POST", "/api/v1/operator/login/mfa", "", map[string]string{"challenge": step.Challenge, "method": "totp", "code": "000000"}), 401)
+		wantStatus(t, "operator second step", a.call(t, "POST", "/api/v1/operator/login/mfa", "", map[string]string{"challenge": step.Challenge, "method": "totp", "code": totpCode(t, admin.TOTPSecret, a.env.Clock.Now())}), 200)
+	}
+	if err := usage.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r := a.call(t, "GET", "/api/v1/operator/statistics", admin.Token, nil)
+	var got statisticsAnswer
+	if err := json.Unmarshal(r.body, &got); err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]int{}
+	for _, c := range got.Counts {
+		counts[c.Feature] += c.Count
+	}
+	if counts["signin.totp"] != kluis.UsageSuppressBelow || counts["POST /api/v1/operator/login/mfa"] != 2*kluis.UsageSuppressBelow {
+		t.Errorf("counts %v, want signin.totp %d (the successes) and the route %d (every try)", counts, kluis.UsageSuppressBelow, 2*kluis.UsageSuppressBelow)
 	}
 }
