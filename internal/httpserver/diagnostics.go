@@ -3,6 +3,7 @@ package httpserver
 import (
 	"context"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,6 +25,10 @@ import (
 type UsageCounter struct {
 	svc kluis.UsageService
 	now func() time.Time
+	// routes are the features a request's route may count as: the route
+	// table's patterns, and "unmatched". Anything else the counter is
+	// handed is a named feature (useFeature) and must be a dotted name.
+	routes map[string]bool
 
 	mu     sync.Mutex
 	counts map[usageKey]int
@@ -34,7 +39,11 @@ type usageKey struct{ day, feature string }
 // NewUsageCounter returns a counter that flushes to svc; now is the
 // store's clock, which decides the day.
 func NewUsageCounter(svc kluis.UsageService, now func() time.Time) *UsageCounter {
-	return &UsageCounter{svc: svc, now: now, counts: map[usageKey]int{}}
+	u := &UsageCounter{svc: svc, now: now, counts: map[usageKey]int{}, routes: map[string]bool{"unmatched": true}}
+	for _, rt := range Routes() {
+		u.routes[rt.Method+" "+rt.Pattern] = true
+	}
+	return u
 }
 
 // uncounted are the routes the statistics leave out: probes of load
@@ -43,13 +52,18 @@ var uncounted = map[string]bool{
 	"GET /healthz": true, "GET /readyz": true, "GET /static/{file}": true,
 }
 
-// count counts one request of route (a method and pattern, or
-// "unmatched"). A nil counter counts nothing.
-func (u *UsageCounter) count(route string) {
-	if u == nil || uncounted[route] || !kluis.ValidUsageFeature(route) {
+// count counts one use of feature: a route of the table (a method and
+// pattern), "unmatched", or a named feature (a dotted name). Anything else
+// is not counted: the features are a closed set. A nil counter counts
+// nothing.
+func (u *UsageCounter) count(feature string) {
+	if u == nil || uncounted[feature] || !kluis.ValidUsageFeature(feature) {
 		return
 	}
-	k := usageKey{day: u.now().UTC().Format("2006-01-02"), feature: route}
+	if strings.Contains(feature, " ") && !u.routes[feature] {
+		return
+	}
+	k := usageKey{day: u.now().UTC().Format("2006-01-02"), feature: feature}
 	u.mu.Lock()
 	u.counts[k]++
 	u.mu.Unlock()

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kluis/kluis"
 	"github.com/kluis/kluis/internal/kluistest"
@@ -174,6 +175,33 @@ func TestPagesLoadNothingFromAnotherHost(t *testing.T) {
 					t.Errorf("the Content-Security-Policy directive %q allows %s", strings.TrimSpace(directive), src)
 				}
 			}
+		}
+	}
+}
+
+// TestUsageCounterCountsOnlyTheClosedSetOfFeatures (R37): the counter
+// counts the route table's patterns, "unmatched" and dotted names; a path
+// that was asked for (with a slug or an id), an address, a health check or
+// a static file is not counted at all.
+func TestUsageCounterCountsOnlyTheClosedSetOfFeatures(t *testing.T) {
+	day := time.Date(2026, 12, 8, 23, 59, 0, 0, time.FixedZone("CET", 3600)) // 22:59 UTC
+	u := NewUsageCounter(nil, func() time.Time { return day })
+	for _, f := range []string{
+		"GET /o/{org}/login", "GET /o/{org}/login", "signin.totp", "unmatched",
+		"GET /o/acme/login", "GET /o/{org}/users/0190a0a0-0000-7000-8000-000000000001", "GET /o/{org}/nothing",
+		"jan@example.org", "198.51.100.7", "GET /healthz", "GET /readyz", "GET /static/{file}", "",
+	} {
+		u.count(f)
+	}
+	want := map[usageKey]int{
+		{"2026-12-08", "GET /o/{org}/login"}: 2, {"2026-12-08", "signin.totp"}: 1, {"2026-12-08", "unmatched"}: 1,
+	}
+	if len(u.counts) != len(want) {
+		t.Errorf("counted %v, want %v", u.counts, want)
+	}
+	for k, n := range want {
+		if u.counts[k] != n {
+			t.Errorf("%v: counted %d, want %d", k, u.counts[k], n)
 		}
 	}
 }
