@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -132,4 +134,32 @@ func TestCrashExpiryJobDeletesReportsAfterThirtyDays(t *testing.T) {
 			t.Errorf("platform chain: %d crash.expire, %d job.run; want 1 and at least 3", expired, jobRuns)
 		}
 	})
+}
+
+// TestServeFlushesUsageStatisticsAtShutdown (R37): kluis serve counts
+// requests by route pattern and stores the counts when it stops (and every
+// minute before): the table holds the pattern, never the slug asked for.
+func TestServeFlushesUsageStatisticsAtShutdown(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := startServe(t, testEnv(), "--addr", "127.0.0.1:0", "--data", dir)
+	for range 6 {
+		resp, err := http.Get("http://" + s.addr + "/o/no-such-org/login")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	if err := s.shutdown(t); err != nil {
+		t.Fatal(err)
+	}
+	rows := queryStrings(t, "sqlite", dir, "", `SELECT feature || '=' || count FROM usage_counts ORDER BY feature`)
+	if !slices.Contains(rows, "GET /o/{org}/login=6") {
+		t.Errorf("usage_counts: %q, want GET /o/{org}/login=6", rows)
+	}
+	for _, r := range rows {
+		if strings.Contains(r, "no-such-org") || strings.Contains(r, "readyz") {
+			t.Errorf("usage_counts holds %q", r)
+		}
+	}
 }
