@@ -39,4 +39,7 @@ type Services struct {
 	// Restriction of processing and maintenance announcements (issue 15).
 	Restrictions  RestrictionService
 	Announcements AnnouncementService
+	// Anonymous statistics and crash reports (R37, R38).
+	Usage   UsageService
+	Crashes CrashService
 }

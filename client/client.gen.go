@@ -692,6 +692,25 @@ type CodeRequest struct {
 	Code string `json:"code"`
 }
 
+// CrashReport A recovered panic. `message` and `stack` are scrubbed of addresses, tokens and query strings; a listing leaves them out.
+type CrashReport struct {
+	At      time.Time `json:"at"`
+	ID      string    `json:"id"`
+	Message *string   `json:"message,omitempty"`
+
+	// RequestID The request's X-Request-Id; empty for a job.
+	RequestID string `json:"request_id"`
+
+	// Route The route's method and pattern, or `job:NAME` for a scheduled job.
+	Route string  `json:"route"`
+	Stack *string `json:"stack,omitempty"`
+}
+
+// CrashReports defines model for CrashReports.
+type CrashReports struct {
+	Reports []CrashReport `json:"reports"`
+}
+
 // CreateOrgRequest defines model for CreateOrgRequest.
 type CreateOrgRequest struct {
 	// Language The organisation's language for mail and pages, e.g. `nl` or `en`.
@@ -1440,6 +1459,22 @@ type UpdateUserRequest struct {
 	Role     *Role   `json:"role,omitempty"`
 }
 
+// UsageStatistics Usage counters of a range of days. No person, organisation or address; a count below `minimum` is left out.
+type UsageStatistics struct {
+	Counts []struct {
+		Count int                `json:"count"`
+		Day   openapi_types.Date `json:"day"`
+
+		// Feature A route's method and pattern, such as `GET /o/{org}/projects/{id}`.
+		Feature string `json:"feature"`
+	} `json:"counts"`
+	From openapi_types.Date `json:"from"`
+
+	// Minimum The smallest count shown (5).
+	Minimum int                `json:"minimum"`
+	To      openapi_types.Date `json:"to"`
+}
+
 // User A person of an organisation.
 type User struct {
 	CreatedAt time.Time `json:"created_at"`
@@ -1653,6 +1688,15 @@ type ListActivityAnonymousParams struct {
 
 	// Until Only periods that start before this time (RFC 3339).
 	Until *ActivityUntil `form:"until,omitempty" json:"until,omitempty"`
+}
+
+// GetUsageStatisticsParams defines parameters for GetUsageStatistics.
+type GetUsageStatisticsParams struct {
+	// From The first day (UTC date, YYYY-MM-DD); default 29 days before `to`.
+	From *openapi_types.Date `form:"from,omitempty" json:"from,omitempty"`
+
+	// To The last day (UTC date, YYYY-MM-DD); default today. At most 366 days in all.
+	To *openapi_types.Date `form:"to,omitempty" json:"to,omitempty"`
 }
 
 // ListActivityParams defines parameters for ListActivity.
@@ -2077,6 +2121,16 @@ type ClientInterface interface {
 	// Corresponds with POST /api/v1/operator/announcements (the `SendAnnouncement` operationId).
 	SendAnnouncement(ctx context.Context, body SendAnnouncementJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListCrashReports The crash reports kept (at most 30 days), newest first, without message and stack (operator admins, R38).
+	//
+	// Corresponds with GET /api/v1/operator/crash-reports (the `ListCrashReports` operationId).
+	ListCrashReports(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetCrashReport One crash report with its scrubbed message and stack; the reading is recorded in the platform's audit chain as crash.read (operator admins, R38).
+	//
+	// Corresponds with GET /api/v1/operator/crash-reports/{id} (the `GetCrashReport` operationId).
+	GetCrashReport(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// OperatorLoginWithBody Signs operator staff in.
 	//
 	// Answers a session (with `mfa_enrolment_required: true` until a second factor is set up), or, with a factor enrolled, a challenge for `…/login/mfa` and no session. Every failure gets the same `401`.
@@ -2284,6 +2338,11 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /api/v1/operator/orgs/{org}/support-session (the `OpenSupportSession` operationId).
 	OpenSupportSession(ctx context.Context, org OrgSlug, body OpenSupportSessionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetUsageStatistics Anonymous usage counters per feature (a route's method and pattern) per UTC day, counts below five left out (operator admins, R37).
+	//
+	// Corresponds with GET /api/v1/operator/statistics (the `GetUsageStatistics` operationId).
+	GetUsageStatistics(ctx context.Context, params *GetUsageStatisticsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListOrgs The instance's organisations.
 	//
@@ -3286,6 +3345,36 @@ func (c *Client) SendAnnouncement(ctx context.Context, body SendAnnouncementJSON
 	return c.Client.Do(req)
 }
 
+// ListCrashReports The crash reports kept (at most 30 days), newest first, without message and stack (operator admins, R38).
+//
+// Corresponds with GET /api/v1/operator/crash-reports (the `ListCrashReports` operationId).
+func (c *Client) ListCrashReports(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListCrashReportsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetCrashReport One crash report with its scrubbed message and stack; the reading is recorded in the platform's audit chain as crash.read (operator admins, R38).
+//
+// Corresponds with GET /api/v1/operator/crash-reports/{id} (the `GetCrashReport` operationId).
+func (c *Client) GetCrashReport(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetCrashReportRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // OperatorLoginWithBody Signs operator staff in.
 //
 // Answers a session (with `mfa_enrolment_required: true` until a second factor is set up), or, with a factor enrolled, a challenge for `…/login/mfa` and no session. Every failure gets the same `401`.
@@ -3784,6 +3873,21 @@ func (c *Client) OpenSupportSessionWithBody(ctx context.Context, org OrgSlug, co
 // Corresponds with POST /api/v1/operator/orgs/{org}/support-session (the `OpenSupportSession` operationId).
 func (c *Client) OpenSupportSession(ctx context.Context, org OrgSlug, body OpenSupportSessionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewOpenSupportSessionRequest(c.Server, org, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetUsageStatistics Anonymous usage counters per feature (a route's method and pattern) per UTC day, counts below five left out (operator admins, R37).
+//
+// Corresponds with GET /api/v1/operator/statistics (the `GetUsageStatistics` operationId).
+func (c *Client) GetUsageStatistics(ctx context.Context, params *GetUsageStatisticsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetUsageStatisticsRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -6251,6 +6355,67 @@ func NewSendAnnouncementRequestWithBody(server string, contentType string, body 
 	return req, nil
 }
 
+// NewListCrashReportsRequest constructs an http.Request for the ListCrashReports method
+func NewListCrashReportsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/operator/crash-reports")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetCrashReportRequest constructs an http.Request for the GetCrashReport method
+func NewGetCrashReportRequest(server string, id string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/operator/crash-reports/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewOperatorLoginRequest calls the generic OperatorLogin builder with application/json body
 func NewOperatorLoginRequest(server string, body OperatorLoginJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -6998,6 +7163,72 @@ func NewOpenSupportSessionRequestWithBody(server string, org OrgSlug, contentTyp
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewGetUsageStatisticsRequest constructs an http.Request for the GetUsageStatistics method
+func NewGetUsageStatisticsRequest(server string, params *GetUsageStatisticsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/operator/statistics")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.From != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "from", *params.From, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.To != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "to", *params.To, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
 
 	return req, nil
 }
@@ -12062,6 +12293,20 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /api/v1/operator/announcements (the `SendAnnouncement` operationId).
 	SendAnnouncementWithResponse(ctx context.Context, body SendAnnouncementJSONRequestBody, reqEditors ...RequestEditorFn) (*SendAnnouncementResponse, error)
 
+	// ListCrashReportsWithResponse The crash reports kept (at most 30 days), newest first, without message and stack (operator admins, R38).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/operator/crash-reports (the `ListCrashReports` operationId).
+	ListCrashReportsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListCrashReportsResponse, error)
+
+	// GetCrashReportWithResponse One crash report with its scrubbed message and stack; the reading is recorded in the platform's audit chain as crash.read (operator admins, R38).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/operator/crash-reports/{id} (the `GetCrashReport` operationId).
+	GetCrashReportWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*GetCrashReportResponse, error)
+
 	// OperatorLoginWithBodyWithResponse Signs operator staff in.
 	//
 	// Answers a session (with `mfa_enrolment_required: true` until a second factor is set up), or, with a factor enrolled, a challenge for `…/login/mfa` and no session. Every failure gets the same `401`.
@@ -12289,6 +12534,13 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /api/v1/operator/orgs/{org}/support-session (the `OpenSupportSession` operationId).
 	OpenSupportSessionWithResponse(ctx context.Context, org OrgSlug, body OpenSupportSessionJSONRequestBody, reqEditors ...RequestEditorFn) (*OpenSupportSessionResponse, error)
+
+	// GetUsageStatisticsWithResponse Anonymous usage counters per feature (a route's method and pattern) per UTC day, counts below five left out (operator admins, R37).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/operator/statistics (the `GetUsageStatistics` operationId).
+	GetUsageStatisticsWithResponse(ctx context.Context, params *GetUsageStatisticsParams, reqEditors ...RequestEditorFn) (*GetUsageStatisticsResponse, error)
 
 	// ListOrgsWithResponse The instance's organisations.
 	//
@@ -13471,6 +13723,82 @@ func (r SendAnnouncementResponse) ContentType() string {
 	return ""
 }
 
+type ListCrashReportsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *CrashReports
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthenticated
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *Error
+}
+
+// Status returns HTTPResponse.Status
+func (r ListCrashReportsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListCrashReportsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListCrashReportsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetCrashReportResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *CrashReport
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthenticated
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *Error
+}
+
+// Status returns HTTPResponse.Status
+func (r GetCrashReportResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetCrashReportResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetCrashReportResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type OperatorLoginResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -14237,6 +14565,45 @@ func (r OpenSupportSessionResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r OpenSupportSessionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetUsageStatisticsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *UsageStatistics
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthenticated
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *Error
+}
+
+// Status returns HTTPResponse.Status
+func (r GetUsageStatisticsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetUsageStatisticsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetUsageStatisticsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -18698,6 +19065,32 @@ func (c *ClientWithResponses) SendAnnouncementWithResponse(ctx context.Context, 
 	return ParseSendAnnouncementResponse(rsp)
 }
 
+// ListCrashReportsWithResponse The crash reports kept (at most 30 days), newest first, without message and stack (operator admins, R38).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/operator/crash-reports (the `ListCrashReports` operationId).
+func (c *ClientWithResponses) ListCrashReportsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListCrashReportsResponse, error) {
+	rsp, err := c.ListCrashReports(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListCrashReportsResponse(rsp)
+}
+
+// GetCrashReportWithResponse One crash report with its scrubbed message and stack; the reading is recorded in the platform's audit chain as crash.read (operator admins, R38).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/operator/crash-reports/{id} (the `GetCrashReport` operationId).
+func (c *ClientWithResponses) GetCrashReportWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*GetCrashReportResponse, error) {
+	rsp, err := c.GetCrashReport(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetCrashReportResponse(rsp)
+}
+
 // OperatorLoginWithBodyWithResponse Signs operator staff in.
 //
 // Answers a session (with `mfa_enrolment_required: true` until a second factor is set up), or, with a factor enrolled, a challenge for `…/login/mfa` and no session. Every failure gets the same `401`.
@@ -19104,6 +19497,19 @@ func (c *ClientWithResponses) OpenSupportSessionWithResponse(ctx context.Context
 		return nil, err
 	}
 	return ParseOpenSupportSessionResponse(rsp)
+}
+
+// GetUsageStatisticsWithResponse Anonymous usage counters per feature (a route's method and pattern) per UTC day, counts below five left out (operator admins, R37).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/operator/statistics (the `GetUsageStatistics` operationId).
+func (c *ClientWithResponses) GetUsageStatisticsWithResponse(ctx context.Context, params *GetUsageStatisticsParams, reqEditors ...RequestEditorFn) (*GetUsageStatisticsResponse, error) {
+	rsp, err := c.GetUsageStatistics(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetUsageStatisticsResponse(rsp)
 }
 
 // ListOrgsWithResponse The instance's organisations.
@@ -21177,6 +21583,107 @@ func ParseSendAnnouncementResponse(rsp *http.Response) (*SendAnnouncementRespons
 	return response, nil
 }
 
+// ParseListCrashReportsResponse parses an HTTP response from a ListCrashReportsWithResponse call
+func ParseListCrashReportsResponse(rsp *http.Response) (*ListCrashReportsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListCrashReportsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest CrashReports
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetCrashReportResponse parses an HTTP response from a GetCrashReportWithResponse call
+func ParseGetCrashReportResponse(rsp *http.Response) (*GetCrashReportResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetCrashReportResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest CrashReport
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
 // ParseOperatorLoginResponse parses an HTTP response from a OperatorLoginWithResponse call
 func ParseOperatorLoginResponse(rsp *http.Response) (*OperatorLoginResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -22225,6 +22732,60 @@ func ParseOpenSupportSessionResponse(rsp *http.Response) (*OpenSupportSessionRes
 			return nil, err
 		}
 		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetUsageStatisticsResponse parses an HTTP response from a GetUsageStatisticsWithResponse call
+func ParseGetUsageStatisticsResponse(rsp *http.Response) (*GetUsageStatisticsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetUsageStatisticsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest UsageStatistics
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest Error

@@ -26,12 +26,6 @@ import (
 	"github.com/kluis/kluis/internal/sqlstore/auditlog"
 )
 
-// copyEnvironments are the labels a copy may carry; production is refused.
-var copyEnvironments = []string{"acceptance", "test", "development"}
-
-// environmentFile is the file in a data folder naming its environment.
-const environmentFile = "environment"
-
 func cmdExport(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	c, err := newConfig(getenv)
 	if err != nil {
@@ -124,13 +118,11 @@ func cmdExport(ctx context.Context, args []string, getenv func(string) string, s
 	return nil
 }
 
+// isCopyEnvironment: a copy may be labelled with any environment but
+// production.
 func isCopyEnvironment(env string) bool {
-	for _, e := range copyEnvironments {
-		if env == e {
-			return true
-		}
-	}
-	return false
+	e, err := kluis.ParseEnvironment(env)
+	return err == nil && e != kluis.Production && string(e) == env
 }
 
 // checkCopyFolder refuses a folder labelled production and one that holds

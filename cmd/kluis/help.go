@@ -24,7 +24,7 @@ type commandDoc struct {
 // or it does not run; the tests check that every flag a command defines
 // is in its synopsis and its help.
 var commands = []commandDoc{
-	{"serve", "[--addr HOST:PORT] [--public-url URL] [--metrics-addr HOST:PORT] [--security-email ADDRESS]",
+	{"serve", "[--addr HOST:PORT] [--public-url URL] [--metrics-addr HOST:PORT] [--security-email ADDRESS] [--environment NAME]",
 		"Runs the server: the API, the web pages, mail and text-message delivery, audit checkpoints, key work and the scheduled jobs (kluis jobs lists them). " +
 			"Migrates the database first. With the embedded database one server runs per data folder; with PostgreSQL, any number."},
 	{"migrate", "",

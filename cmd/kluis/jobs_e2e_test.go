@@ -172,7 +172,7 @@ func TestScheduledJobsRunOnceAcrossNodesAndMoveOnWhenANodeDies(t *testing.T) {
 		}
 		return n
 	}
-	jobNames := []string{"audit_verify", "project_purge", "chunk_collection", "throttle_sweep", "backup", "backup_watch", "backup_drill", "backup_drill_oldest", "retention", "privacy_reminders"}
+	jobNames := []string{"audit_verify", "project_purge", "chunk_collection", "throttle_sweep", "backup", "backup_watch", "backup_drill", "backup_drill_oldest", "retention", "privacy_reminders", "crash_expiry"}
 	raced := map[string]bool{"audit_verify": true, "backup": true} // made due again each round
 	var seen string
 	waitFor(t, patience, "every job's first run", func() bool {

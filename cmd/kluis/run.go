@@ -181,6 +181,7 @@ type config struct {
 	// licence ended before the retention job erases it (R36):
 	// KLUIS_LICENCE_GRACE_DAYS, default 30.
 	LicenceGrace time.Duration
+	Environment  string // KLUIS_ENVIRONMENT or --environment (serve); resolved by resolveEnvironment (R48)
 }
 
 // backupConfig is the backups' part of the configuration (docs/OPERATIONS.md,
@@ -243,6 +244,7 @@ func newConfig(getenv func(string) string) (*config, error) {
 		SMSURL:        env("KLUIS_SMS_URL"),
 		SMSToken:      env("KLUIS_SMS_TOKEN"),
 		SecurityEmail: env("KLUIS_SECURITY_EMAIL"),
+		Environment:   env("KLUIS_ENVIRONMENT"),
 		DigestEvery:   24 * time.Hour,
 		JobTick:       30 * time.Second,
 		Argon2:        password.DefaultParams,

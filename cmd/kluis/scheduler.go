@@ -65,6 +65,11 @@ func (a *app) scheduledJobs() []job {
 			n, err := a.areas.PrivacyRequests.RemindPrivacyRequests(ctx)
 			return fmt.Sprintf("%d requests reminded, %d notices", n.Requests, n.Notices), err
 		}},
+		// Crash reports are deleted 30 days after the crash (R38).
+		{name: "crash_expiry", schedule: jobs.Every(time.Hour), lease: 10 * time.Minute, run: func(ctx context.Context) (string, error) {
+			n, err := a.areas.Crashes.ExpireCrashReports(ctx)
+			return fmt.Sprintf("%d crash reports deleted", n), err
+		}},
 	}
 	if a.cfg.SecurityEmail != "" {
 		every := a.cfg.DigestEvery
@@ -115,6 +120,7 @@ type scheduler struct {
 	tick    time.Duration
 	log     *slog.Logger
 	metrics *httpserver.Metrics
+	crashes kluis.CrashService // a run's panic becomes a crash report (R38)
 
 	mu      sync.Mutex
 	running map[string]bool
@@ -122,7 +128,7 @@ type scheduler struct {
 }
 
 func newScheduler(a *app, js []job) *scheduler {
-	return &scheduler{jobs: js, svc: a.areas.Jobs, holder: newHolder(), tick: a.cfg.JobTick, log: a.log, metrics: a.metrics, running: map[string]bool{}}
+	return &scheduler{jobs: js, svc: a.areas.Jobs, holder: newHolder(), tick: a.cfg.JobTick, log: a.log, metrics: a.metrics, running: map[string]bool{}, crashes: a.areas.Crashes}
 }
 
 // newHolder names this process in job leases and runs: the host's name and
@@ -275,7 +281,7 @@ func (s *scheduler) runJob(ctx context.Context, j job, run string) {
 func (s *scheduler) call(ctx context.Context, j job) (detail string, err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			err = fmt.Errorf("panic: %v", v)
+			err = s.jobPanic(ctx, j.name, v) // a crash report (R38)
 		}
 	}()
 	return j.run(ctx)

@@ -74,15 +74,24 @@ func TestSchedulerRecordsFailuresRetriesAndGivesRunsUpWhenItStops(t *testing.T) 
 				return "3 things done", nil
 			}},
 			job{name: "broken", schedule: jobs.Every(time.Hour), lease: time.Minute, run: func(context.Context) (string, error) {
-				panic("nil map")
+				panic("nil map for jan@example.org")
 			}},
 		)
 		s.tickAndWait(ctx)
 		if got := runLines(t, env, "flaky"); strings.Join(got, "|") != "failed:disk full" {
 			t.Fatalf("flaky's runs: %v, want one failed with its reason", got)
 		}
-		if got := runLines(t, env, "broken"); len(got) != 1 || !strings.HasPrefix(got[0], "failed:panic: nil map") {
-			t.Fatalf("broken's runs: %v, want one failed with the panic", got)
+		// A panic becomes a crash report (R38); the run's detail, which
+		// every operator role reads and the platform chain keeps, names
+		// the report and never the panic's words.
+		got := runLines(t, env, "broken")
+		if len(got) != 1 || !strings.HasPrefix(got[0], "failed:panic: see crash report ") || strings.Contains(got[0], "jan@") {
+			t.Fatalf("broken's runs: %v, want one failed naming a crash report", got)
+		}
+		admin := kluis.Actor{Realm: kluis.RealmOperator, OperatorID: "0190a0a0-0000-7000-8000-0000000000f1", OperatorRole: kluis.OperatorAdmin}
+		crash, err := env.Crashes.CrashReport(ctx, admin, strings.TrimPrefix(got[0], "failed:panic: see crash report "))
+		if err != nil || crash.Route != "job:broken" || crash.Message != "nil map for [email]" || !strings.Contains(crash.Stack, "goroutine") {
+			t.Fatalf("the job's crash report: %+v, %v; want route job:broken, the scrubbed panic and its stack", crash, err)
 		}
 		m := s.metricsText()
 		for _, want := range []string{`kluis_job_runs_total{job="flaky",outcome="failed"} 1`, `kluis_alerts_open{kind="job_failed"} 2`, `kluis_alerts_open{kind="audit_chain_broken"} 0`} {

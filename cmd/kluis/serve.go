@@ -33,6 +33,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "the `URL` every link in mail starts with, recorded for the other commands; default http:// and the listen address (or KLUIS_PUBLIC_URL)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "the `HOST:PORT` of the Prometheus metrics, apart from the API; off when empty (or KLUIS_METRICS_ADDR)")
 	fs.StringVar(&c.SecurityEmail, "security-email", c.SecurityEmail, "the operator's security `ADDRESS`: sign-in alarms at once, and the security digest (or KLUIS_SECURITY_EMAIL)")
+	fs.StringVar(&c.Environment, "environment", c.Environment, "what this instance is for: production (default), acceptance, test or development; outside production every page and API answer says so (or KLUIS_ENVIRONMENT; default the data folder's environment label)")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -44,6 +45,10 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	if err := checkDSN(flagSet(fs, "keys-db"), c.KeysDB); err != nil {
+		return err
+	}
+	environment, err := resolveEnvironment(c.DataDir, c.Environment)
+	if err != nil {
 		return err
 	}
 	if c.DB == "" {
@@ -82,11 +87,16 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	worker.FirstRetry = c.MailRetry
 	texts := sms.NewWorker(a.areas.SMSQueue, a.texter, a.log, nil, smsWake)
 
+	// Anonymous statistics (R37): counted per request in memory, flushed
+	// to the shared counters every minute and at shutdown.
+	usage := httpserver.NewUsageCounter(a.areas.Usage, a.areas.Core.Now)
 	srv := &http.Server{
 		Handler: httpserver.NewServer(httpserver.Config{
 			Services: a.areas.Services(), Ready: a.db.Ping, Logger: a.log, Metrics: metrics, TrustedProxies: c.TrustedProxies, MaxBodyBytes: c.MaxBodyBytes, MaxFileBytes: c.MaxFileBytes,
 			OperatorAddresses: c.OperatorAddresses,
 			HTTPS:             strings.HasPrefix(strings.ToLower(c.PublicURL), "https://"),
+			Usage:             usage,
+			Environment:       environment,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
@@ -102,6 +112,11 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	go func() { defer wg.Done(); texts.Run(bg) }()
 	go func() { defer wg.Done(); a.checkpointLoop(bg) }()
 	go func() { defer wg.Done(); a.keyWorkLoop(bg) }()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		usage.Run(bg, time.Minute, func(err error) { a.log.Warn("usage statistics not stored; kept for the next try", "err", err.Error()) })
+	}()
 	// Scheduled work (scheduler.go): the jobs of a.scheduledJobs, each on
 	// one node at a time.
 	sched := newScheduler(a, a.scheduledJobs())
@@ -119,7 +134,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		a.log.Info("metrics listening", "addr", mln.Addr().String())
 	}
 
-	a.log.Info("kluis listening", "addr", ln.Addr().String(), "public_url", c.PublicURL, "engine", a.db.Engine, "version", version)
+	a.log.Info("kluis listening", "addr", ln.Addr().String(), "public_url", c.PublicURL, "engine", a.db.Engine, "version", version, "environment", environment)
 	fmt.Fprintf(stdout, "kluis %s listening on http://%s\n", version, ln.Addr())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

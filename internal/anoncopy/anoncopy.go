@@ -81,7 +81,7 @@ var Rules = map[string]Rule{
 	"login_failures": Dropped, "address_failures": Dropped, "org_failure_rates": Dropped,
 	"key_shreds": Dropped, "key_reencryptions": Dropped, "job_leases": Dropped,
 	"job_runs": Dropped, "alerts": Dropped, "backups": Dropped, "backup_copies": Dropped,
-	"backup_holdings": Dropped, "backup_drills": Dropped,
+	"backup_holdings": Dropped, "backup_drills": Dropped, "usage_counts": Dropped, "crash_reports": Dropped,
 }
 
 // Columns are the columns of the tables whose rows are copied as they are

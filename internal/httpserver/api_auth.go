@@ -120,6 +120,7 @@ func handleLoginMFA(signIn kluis.SignInService) handlerFunc {
 		if err != nil {
 			return err
 		}
+		useFeature(r, "signin."+method) // R37
 		answerSession(w, r, sess, true)
 		return nil
 	}

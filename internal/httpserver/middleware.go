@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -58,6 +59,7 @@ func (s *server) begin(next http.Handler) http.Handler {
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("Cache-Control", "no-store")
 		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+		s.labelEnvironment(h) // R48
 		st.rawBody = r.Body
 		r.Body = http.MaxBytesReader(sw, r.Body, s.maxBody)
 		r = r.WithContext(withState(r.Context(), st))
@@ -66,7 +68,8 @@ func (s *server) begin(next http.Handler) http.Handler {
 				if p == http.ErrAbortHandler {
 					panic(p)
 				}
-				st.log.Error("panic", "route", st.route, "panic", fmt.Sprint(p))
+				st.log.Error("panic", "route", st.route, "panic", kluis.ScrubCrash(fmt.Sprint(p)))
+				s.recordCrash(r, st, p, debug.Stack()) // R38
 				if sw.status == 0 {
 					writeError(sw, r, errors.New("panic"))
 				}
@@ -80,6 +83,7 @@ func (s *server) begin(next http.Handler) http.Handler {
 			if s.metrics != nil {
 				s.metrics.observeRequest(r.Method, st.route, sw.status, d)
 			}
+			s.countUse(st) // R37: the pattern, never the path
 		}()
 		next.ServeHTTP(sw, r)
 	})

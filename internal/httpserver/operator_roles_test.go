@@ -66,6 +66,13 @@ var operatorRoleTable = map[string][]kluis.OperatorRole{
 	// for an organisation (R31): admin.
 	"GET /operator/backups":            allRoles,
 	"GET /operator/orgs/{org}/backups": {kluis.OperatorAdmin},
+	// Anonymous statistics and crash reports (R37, R38): admin.
+	"GET /api/v1/operator/statistics":         {kluis.OperatorAdmin},
+	"GET /api/v1/operator/crash-reports":      {kluis.OperatorAdmin},
+	"GET /api/v1/operator/crash-reports/{id}": {kluis.OperatorAdmin},
+	"GET /operator/statistics":                {kluis.OperatorAdmin},
+	"GET /operator/crash-reports":             {kluis.OperatorAdmin},
+	"GET /operator/crash-reports/{id}":        {kluis.OperatorAdmin},
 	// Support access: support asks and works through grants (R22).
 	"POST /api/v1/operator/orgs/{org}/support-requests": {kluis.OperatorSupport},
 	"GET /api/v1/operator/orgs/{org}/support-grants":    {kluis.OperatorSupport},

@@ -359,6 +359,14 @@ func (s *server) routes(svc kluis.Services, ready func(context.Context) error) [
 		{"POST", "/o/{org}/privacy/requests", "page-org", regular, s.orgPage(signedIn, handleFileRequestForm(svc.PrivacyRequests))},
 		{"GET", "/o/{org}/privacy/register", "page-org", regular, s.orgPage(signedIn, handleRegisterPage(svc.PrivacyRequests))},
 		{"POST", "/o/{org}/privacy/register/{id}", "page-org", regular, s.orgPage(signedIn, handleUpdateRequestForm(svc.PrivacyRequests))},
+		// Anonymous usage statistics and crash reports (R37, R38):
+		// operator admins, through the service's rules.
+		{"GET", "/api/v1/operator/statistics", "operator", regular, s.operator(handleUsageStatistics(svc.Usage))},
+		{"GET", "/api/v1/operator/crash-reports", "operator", regular, s.operator(handleListCrashReports(svc.Crashes))},
+		{"GET", "/api/v1/operator/crash-reports/{id}", "operator", regular, s.operator(handleGetCrashReport(svc.Crashes))},
+		{"GET", "/operator/statistics", "page-operator", regular, s.operatorPage(signedIn, handleStatisticsPage(svc.Usage))},
+		{"GET", "/operator/crash-reports", "page-operator", regular, s.operatorPage(signedIn, handleCrashReportsPage(svc.Crashes))},
+		{"GET", "/operator/crash-reports/{id}", "page-operator", regular, s.operatorPage(signedIn, handleCrashReportPage(svc.Crashes))},
 	}
 }
 

@@ -45,6 +45,11 @@ type Config struct {
 	// operator realm answers (R46: admin functions only from allowed
 	// addresses); to anyone else its routes do not exist (404).
 	OperatorAddresses []netip.Prefix
+	// Usage counts each request's route for the anonymous statistics
+	// (R37); nil counts nothing. Environment labels every page and API
+	// answer outside production (R48); "" is production.
+	Usage       *UsageCounter
+	Environment kluis.Environment
 }
 
 // server carries what the middleware shares: the authentication and
@@ -60,6 +65,9 @@ type server struct {
 	// retention tells whether an organisation is read-only after its
 	// licence ended (R36, readonly.go).
 	retention kluis.RetentionService
+	crashes   kluis.CrashService // recovered panics (R38)
+	usage     *UsageCounter      // the anonymous statistics (R37); may be nil
+	env       kluis.Environment  // the banner and header outside production (R48)
 
 	log     *slog.Logger
 	metrics *Metrics
@@ -86,6 +94,7 @@ func NewServer(c Config) http.Handler {
 	svc := c.Services
 	s := &server{
 		sessions: svc.Sessions, orgs: svc.Orgs, tokens: svc.Tokens, policies: svc.Policies, support: svc.Support, inbox: svc.Inbox, retention: svc.Retention,
+		crashes: svc.Crashes, usage: c.Usage, env: c.Environment,
 		log: c.Logger, metrics: c.Metrics, maxBody: c.MaxBodyBytes, maxFile: c.MaxFileBytes, proxies: c.TrustedProxies, https: c.HTTPS,
 		mux: http.NewServeMux(), patterns: http.NewServeMux(),
 	}
@@ -155,6 +164,9 @@ type reqState struct {
 	// rawBody is the request's body without the JSON routes' size limit,
 	// for the one route that takes a file (its own, larger limit).
 	rawBody io.ReadCloser
+	// feature is a named feature the handler used, counted in the
+	// anonymous statistics beside the route (useFeature, R37).
+	feature string
 }
 
 type stateKey struct{}

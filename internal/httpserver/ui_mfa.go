@@ -94,6 +94,7 @@ func handleMFAForm(signIn kluis.SignInService) pageFunc {
 			}
 			return err
 		}
+		useFeature(r, "signin."+method) // R37
 		http.SetCookie(w, clearCookie(rm.challengeCookie))
 		rm.setSession(w, sess)
 		return redirect(w, r, rm.Start, "")

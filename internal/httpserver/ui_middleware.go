@@ -281,7 +281,8 @@ func (p *pageData) navigate(r *http.Request, enrolling bool) {
 	if p.Operator {
 		items = [][2]string{{"/operator", "nav.orgs"}}
 		if p.Actor.HasOperatorRole(kluis.OperatorAdmin) {
-			items = append(items, [2]string{"/operator/operators", "nav.operators"}, [2]string{"/operator/announcements", "nav.announcements"})
+			items = append(items, [2]string{"/operator/operators", "nav.operators"}, [2]string{"/operator/announcements", "nav.announcements"},
+				[2]string{"/operator/statistics", "nav.statistics"}, [2]string{"/operator/crash-reports", "nav.crashes"})
 		}
 		items = append(items, [2]string{"/operator/backups", "nav.backups"}, [2]string{"/operator/account", "nav.account"})
 		if enrolling {

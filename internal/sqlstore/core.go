@@ -368,8 +368,8 @@ func (s *Core) runBody(ctx context.Context, t *Tx, lockChain string, fn func(*Tx
 	defer func() {
 		if v := recover(); v != nil {
 			stack := debug.Stack()
-			s.log.Error("panic in a write transaction; its work is rolled back", "panic", fmt.Sprint(v), "stack", string(stack))
-			err = fmt.Errorf("sqlstore: panic in a write transaction: %v", v)
+			s.log.Error("panic in a write transaction; its work is rolled back", "panic", kluis.ScrubCrash(fmt.Sprint(v)), "stack", kluis.ScrubCrash(string(stack)))
+			err = fmt.Errorf("sqlstore: panic in a write transaction: %s", kluis.ScrubCrash(fmt.Sprint(v)))
 		}
 	}()
 	if lockChain != "" {

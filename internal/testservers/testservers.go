@@ -327,7 +327,6 @@ func (s *SSHD) URL(dir string) string {
 	return "sftp://" + me.Username + "@" + s.Addr + filepath.ToSlash(filepath.Join(s.Root, dir))
 }
 
-
 // WriteSSHKey writes a new Ed25519 private key in OpenSSH's format to file
 // and returns its public key.
 func WriteSSHKey(t *testing.T, file string) ssh.PublicKey {
@@ -430,7 +429,6 @@ func (w *S3) Client() *minio.Client {
 func (w *S3) URL(bucket, prefix string) string {
 	return "s3://" + bucket + "/" + prefix + "?endpoint=" + w.Endpoint + "&region=eu-west-1"
 }
-
 
 func randomHex(t *testing.T, n int) string {
 	b := make([]byte, n)

@@ -17,6 +17,7 @@ import (
 	"github.com/kluis/kluis/internal/sqlstore/announcements"
 	"github.com/kluis/kluis/internal/sqlstore/auditlog"
 	"github.com/kluis/kluis/internal/sqlstore/backups"
+	"github.com/kluis/kluis/internal/sqlstore/crashes"
 	"github.com/kluis/kluis/internal/sqlstore/factors"
 	"github.com/kluis/kluis/internal/sqlstore/inbox"
 	"github.com/kluis/kluis/internal/sqlstore/jobs"
@@ -35,6 +36,7 @@ import (
 	"github.com/kluis/kluis/internal/sqlstore/support"
 	"github.com/kluis/kluis/internal/sqlstore/throttle"
 	"github.com/kluis/kluis/internal/sqlstore/tokens"
+	"github.com/kluis/kluis/internal/sqlstore/usage"
 	"github.com/kluis/kluis/internal/sqlstore/users"
 )
 
@@ -87,12 +89,15 @@ type Areas struct {
 	Backups   *backups.Service
 	Jobs      *jobs.Service
 	// Personal: access, portability and erasure (issue 15).
-	Personal *personal.Service
+	Personal  *personal.Service
 	Retention *retention.Service
 	// The register of data-subject requests (issue 15, R34).
 	PrivacyRequests *privacy.Service
 	// Maintenance announcements (issue 15); restriction is in Users.
 	Announcements *announcements.Service
+	// Anonymous statistics and crash reports (R37, R38).
+	Usage   *usage.Service
+	Crashes *crashes.Service
 }
 
 // New builds the areas over core.
@@ -130,6 +135,7 @@ func New(core *sqlstore.Core, c Config) *Areas {
 	a.Retention = retention.New(core, a.Users, a.Projects, a.Audit, a.Jobs, retention.Options{Grace: c.LicenceGrace})
 	a.PrivacyRequests = privacy.New(core)
 	a.Announcements = announcements.New(core)
+	a.Usage, a.Crashes = usage.New(core), crashes.New(core)
 	return a
 }
 
@@ -175,5 +181,6 @@ func (a *Areas) Services() kluis.Services {
 		PrivacyRequests: a.PrivacyRequests,
 		// Restriction and announcements (issue 15).
 		Restrictions: a.Users, Announcements: a.Announcements,
+		Usage: a.Usage, Crashes: a.Crashes,
 	}
 }

@@ -111,6 +111,8 @@ var orgTableRules = map[string]OrgTable{
 	"job_runs": {Treatment: Platform}, "alerts": {Treatment: Platform},
 	// What each backup holds per organisation is the backups' record.
 	"backup_holdings": {Treatment: Platform},
+	// Anonymous statistics and crash reports (R37, R38): the platform's.
+	"usage_counts": {Treatment: Platform}, "crash_reports": {Treatment: Platform},
 	// The tamper-evident log keeps everything that happened since the
 	// backup; the chain continues with org.restore.
 	"audit_events":      {Treatment: Kept, Column: "chain", Prefix: "org:"},

@@ -91,6 +91,9 @@ var wantTables = map[string]backups.OrgTable{
 	"unlock_links":        {Treatment: backups.Replaced, Column: "org_id"},
 	"user_groups":         {Treatment: backups.Replaced, Column: "org_id"},
 	"users":               {Treatment: backups.Replaced, Column: "org_id"},
+	// Anonymous statistics and crash reports (R37, R38).
+	"usage_counts":  {Treatment: backups.Platform},
+	"crash_reports": {Treatment: backups.Platform},
 }
 
 // tableColumns lists a table's columns in the env's database.

@@ -26,11 +26,14 @@ import (
 // (everyone signs in again after a restore), work in progress (uploads,
 // collections, job leases), the outgoing mail and SMS queues (a restore
 // must not send old mail again), and the database's chunk blobs, which
-// travel as chunk objects of their own.
+// travel as chunk objects of their own. Crash reports neither: they are
+// deleted 30 days after the crash (R38), and a backup would keep them for
+// its retention.
 var skipTables = map[string]bool{
 	"sessions": true, "challenges": true, "passkey_ceremonies": true, "support_sessions": true,
 	"content_uploads": true, "content_collections": true, "content_blobs": true,
 	"job_leases": true, "mail_queue": true, "sms_queue": true,
+	"crash_reports": true,
 }
 
 // Pseudo-tables of the data and key streams.

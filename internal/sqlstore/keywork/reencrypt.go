@@ -29,7 +29,7 @@ const reencryptBatch = 100
 // sealedTable is a table with values sealed under an organisation's keys:
 // each row's values are sealed under the key of the user its owner column
 // names (the organisation's key when it is empty: mail to no user, or a
-// table of the organisation's own, whose owner is the expression ''), for
+// table of the organisation's own, whose owner is the expression ”), for
 // the field (organisation, table, field column, row id).
 type sealedTable struct {
 	name    string        // the table
