@@ -131,9 +131,9 @@ func New(core *sqlstore.Core, c Config) *Areas {
 	}
 	a.Backups = backups.New(core, bo)
 	a.Jobs = jobs.New(core, c.SecurityEmail)
-	a.Personal = personal.New(core, a.Users, a.Projects)
-	a.Retention = retention.New(core, a.Users, a.Projects, a.Audit, a.Jobs, retention.Options{Grace: c.LicenceGrace})
 	a.PrivacyRequests = privacy.New(core)
+	a.Personal = personal.New(core, a.Users, a.Projects, a.PrivacyRequests)
+	a.Retention = retention.New(core, a.Users, a.Projects, a.Audit, a.Jobs, retention.Options{Grace: c.LicenceGrace})
 	a.Announcements = announcements.New(core)
 	a.Usage, a.Crashes = usage.New(core), crashes.New(core)
 	return a

@@ -41,6 +41,7 @@ import (
 	"github.com/kluis/kluis/internal/keys"
 	"github.com/kluis/kluis/internal/sqlstore"
 	"github.com/kluis/kluis/internal/sqlstore/accounts"
+	"github.com/kluis/kluis/internal/sqlstore/privacy"
 	"github.com/kluis/kluis/internal/sqlstore/projects"
 	"github.com/kluis/kluis/internal/sqlstore/rights"
 	"github.com/kluis/kluis/internal/sqlstore/users"
@@ -51,12 +52,14 @@ type Service struct {
 	core     *sqlstore.Core
 	users    *users.Service
 	projects *projects.Service
+	requests *privacy.Service
 }
 
 // New returns the personal-data area over core and the areas whose data
-// and removal it uses.
-func New(core *sqlstore.Core, u *users.Service, p *projects.Service) *Service {
-	return &Service{core: core, users: u, projects: p}
+// and removal it uses: people, projects, and the register of data-subject
+// requests.
+func New(core *sqlstore.Core, u *users.Service, p *projects.Service, r *privacy.Service) *Service {
+	return &Service{core: core, users: u, projects: p, requests: r}
 }
 
 var _ kluis.PersonalDataService = (*Service)(nil)
@@ -512,11 +515,32 @@ func (x *exporter) writeGroups(ctx context.Context) error {
 	return addJSON(x.zw, "groups.json", map[string]any{"groups": out})
 }
 
-// writeRequests writes requests.json: the privacy requests the person
-// filed. It lists them once the request register holds any; until then
-// the list is empty.
-func (x *exporter) writeRequests(context.Context) error {
-	return addJSON(x.zw, "requests.json", map[string]any{"requests": []any{}})
+// writeRequests writes requests.json: the data-subject requests about the
+// person in the organisation's register — filed by them or by a manager on
+// their behalf — with the organisation's answer (the outcome), which was
+// written to them.
+func (x *exporter) writeRequests(ctx context.Context) error {
+	rs, err := x.s.requests.RequestsAbout(ctx, x.org.ID, x.u.ID)
+	if err != nil {
+		return err
+	}
+	type request struct {
+		ID         string    `json:"id"`
+		Type       string    `json:"type"`
+		ReceivedAt time.Time `json:"received_at"`
+		DueAt      time.Time `json:"due_at"`
+		Status     string    `json:"status"`
+		Outcome    *string   `json:"outcome"`
+	}
+	out := make([]request, 0, len(rs))
+	for _, r := range rs {
+		q := request{ID: string(r.ID), Type: string(r.Type), ReceivedAt: r.ReceivedAt.UTC(), DueAt: r.DueAt.UTC(), Status: string(r.Status)}
+		if r.Outcome != "" {
+			q.Outcome = &r.Outcome
+		}
+		out = append(out, q)
+	}
+	return addJSON(x.zw, "requests.json", map[string]any{"requests": out})
 }
 
 func timePtr(t time.Time) *time.Time {

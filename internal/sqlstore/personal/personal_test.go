@@ -170,6 +170,14 @@ func TestPersonalExportHoldsAllOfTheirsAndNobodyElses(t *testing.T) {
 			t.Fatal(err)
 		}
 		env.NewMember(t, o, boss, "carol@pex.example", kluis.RoleManager) // the boss's inbox names Carol
+		// Alice asked for a copy of her data; Bob objected.
+		asked, err := env.PrivacyRequests.FilePrivacyRequest(ctx, o.ID, alice, kluis.PrivacyRequestInput{Type: kluis.PrivacyRequestType("access")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := env.PrivacyRequests.FilePrivacyRequest(ctx, o.ID, bob, kluis.PrivacyRequestInput{Type: kluis.PrivacyRequestType("objection")}); err != nil {
+			t.Fatal(err)
+		}
 
 		others := []string{"Bob Zanzibar", "bob@pex.example", "+31633334444", "Bertha Bossington", "boss@pex.example", "+31699990000",
 			"carol@pex.example", "bob drew the lighthouse", "bob saved the lighthouse"}
@@ -249,8 +257,12 @@ func TestPersonalExportHoldsAllOfTheirsAndNobodyElses(t *testing.T) {
 			if !asActor || !asSubject {
 				t.Errorf("%s export: her events as actor %v, as subject %v", tc.name, asActor, asSubject)
 			}
-			if string(a["requests.json"]) != "{\n  \"requests\": []\n}\n" {
-				t.Errorf("%s export: requests.json %s", tc.name, a["requests.json"])
+			var requests struct {
+				Requests []struct{ ID, Type, Status string } `json:"requests"`
+			}
+			decode(t, a, "requests.json", &requests)
+			if len(requests.Requests) != 1 || requests.Requests[0].ID != string(asked.ID) || requests.Requests[0].Type != "access" || requests.Requests[0].Status != "open" {
+				t.Errorf("%s export: requests.json %s, want her one open access request and not Bob's", tc.name, a["requests.json"])
 			}
 		}
 

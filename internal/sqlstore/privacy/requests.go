@@ -231,6 +231,23 @@ func (s *Service) FindPrivacyRequests(ctx context.Context, org kluis.OrgID, acto
 	return out, nil
 }
 
+// RequestsAbout lists the requests about one person, newest first (at most
+// 1000), their outcomes opened: for that person's own export of their data
+// (R34 access and portability), which the caller records as user.export.
+func (s *Service) RequestsAbout(ctx context.Context, org kluis.OrgID, subject kluis.UserID) ([]kluis.PrivacyRequest, error) {
+	var out []kluis.PrivacyRequest
+	err := s.core.Read(ctx, func(t *sqlstore.Tx) error {
+		rows, err := queryRequests(ctx, t, `SELECT `+requestColumns+` FROM privacy_requests WHERE org_id = ? AND subject_id = ?
+			ORDER BY received_at DESC, id DESC LIMIT ?`, org, subject, maxListed)
+		if err != nil {
+			return err
+		}
+		out, err = s.open(ctx, t, org, rows)
+		return err
+	})
+	return out, err
+}
+
 // UpdatePrivacyRequest sets a request's status, handler or outcome, or
 // extends its due date by one or two further months (GDPR Art. 12(3): only
 // while it is open, within its first month, with the reasons in the
