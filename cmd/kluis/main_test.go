@@ -199,6 +199,13 @@ func waitReady(t testing.TB, base string) {
 // checks the command line cannot make, such as a login.
 func openStore(t testing.TB, dir, dsn string) *areas.Areas {
 	t.Helper()
+	return openStoreAt(t, dir, dsn, nil)
+}
+
+// openStoreAt is openStore on the clock now (nil: the real one), for tests
+// that move time.
+func openStoreAt(t testing.TB, dir, dsn string, now func() time.Time) *areas.Areas {
+	t.Helper()
 	ctx := context.Background()
 	db, err := sqlstore.Open(ctx, dir, dsn)
 	if err != nil {
@@ -222,12 +229,12 @@ func openStore(t testing.TB, dir, dsn string) *areas.Areas {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ks, err := keys.OpenStore(ctx, filepath.Join(dir, "keys", "keys.db"), root, nil, keys.Options{})
+	ks, err := keys.OpenStore(ctx, filepath.Join(dir, "keys", "keys.db"), root, now, keys.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ks.Close() })
-	core, err := sqlstore.New(db, sqlstore.Options{Keys: ks})
+	core, err := sqlstore.New(db, sqlstore.Options{Keys: ks, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,61 +2,14 @@ package main
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/kluis/kluis/internal/audit"
-	"github.com/kluis/kluis/internal/keys"
 	"github.com/kluis/kluis/internal/kluistest"
-	"github.com/kluis/kluis/internal/password"
 	"github.com/kluis/kluis/internal/sqlstore"
-	"github.com/kluis/kluis/internal/sqlstore/areas"
 	"github.com/kluis/kluis/internal/sqlstore/auditlog"
 )
-
-// openStoreAt is openStore with the store's clock at now.
-func openStoreAt(t *testing.T, dir, dsn string, now func() time.Time) *areas.Areas {
-	t.Helper()
-	ctx := context.Background()
-	db, err := sqlstore.Open(ctx, dir, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	signer, err := audit.LoadOrCreateSigner(filepath.Join(dir, "keys", "audit-signing.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	witness, err := audit.OpenWitness(filepath.Join(dir, "audit", "witness.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { witness.Close() })
-	hasher, err := password.NewHasher(kluistest.FastArgon2, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	root, err := keys.LoadOrCreateRoot(filepath.Join(dir, "keys", "root"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ks, err := keys.OpenStore(ctx, filepath.Join(dir, "keys", "keys.db"), root, now, keys.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ks.Close() })
-	core, err := sqlstore.New(db, sqlstore.Options{Keys: ks, Now: now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := areas.New(core, areas.Config{Hasher: hasher, Signer: signer, Witness: witness})
-	if err := st.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return st
-}
 
 // TestAuditVerifyStaysGreenAfterPruning (R25): after the retention job
 // pruned every organisation's events older than 730 days (two years on),

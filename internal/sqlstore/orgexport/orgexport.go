@@ -129,13 +129,13 @@ func (s *Service) ExportOrg(ctx context.Context, org kluis.OrgID, actor kluis.Ac
 
 // write fills the archive, in the order of docs/EXPORT.md.
 func (s *Service) write(ctx context.Context, zw *zip.Writer, o kluis.Org, pol kluis.Policy, readable []kluis.Project, others []withheld) error {
-	if err := addText(zw, "README.md", readmeFor(o, others)); err != nil {
+	if err := AddText(zw, "README.md", readmeFor(o, others)); err != nil {
 		return err
 	}
 	if others == nil {
 		others = []withheld{}
 	}
-	if err := addJSON(zw, "organisation.json", organisationFile{
+	if err := AddJSON(zw, "organisation.json", organisationFile{
 		ID: string(o.ID), Slug: o.Slug, Name: o.Name, Language: o.Language, CreatedAt: o.CreatedAt.UTC(),
 		Policy: pol, ExportedAt: s.core.Now().UTC(), Projects: len(readable), WithheldProjects: others,
 	}); err != nil {
@@ -160,10 +160,10 @@ func (s *Service) write(ctx context.Context, zw *zip.Writer, o kluis.Org, pol kl
 	if err != nil {
 		return err
 	}
-	if err := addJSON(zw, audit.ExportCheckpointsFile, cps); err != nil {
+	if err := AddJSON(zw, audit.ExportCheckpointsFile, cps); err != nil {
 		return err
 	}
-	return addText(zw, audit.ExportPublicKeyFile, string(pub))
+	return AddText(zw, audit.ExportPublicKeyFile, string(pub))
 }
 
 type organisationFile struct {
@@ -231,7 +231,7 @@ func (s *Service) writeUsers(ctx context.Context, zw *zip.Writer, org kluis.OrgI
 		}
 		out = append(out, f)
 	}
-	return addJSON(zw, "users.json", map[string]any{"users": out})
+	return AddJSON(zw, "users.json", map[string]any{"users": out})
 }
 
 type groupFile struct {
@@ -255,7 +255,7 @@ func (s *Service) writeGroups(ctx context.Context, zw *zip.Writer, org kluis.Org
 	if out == nil {
 		out = []groupFile{}
 	}
-	return addJSON(zw, "groups.json", map[string]any{"groups": out})
+	return AddJSON(zw, "groups.json", map[string]any{"groups": out})
 }
 
 type grantFile struct {
@@ -298,10 +298,12 @@ func (s *Service) writeProject(ctx context.Context, zw *zip.Writer, org kluis.Or
 	}); err != nil {
 		return err
 	}
-	return addJSON(zw, prefix+"project.json", pf)
+	return AddJSON(zw, prefix+"project.json", pf)
 }
 
-func addJSON(zw *zip.Writer, name string, v any) error {
+// AddJSON writes v as indented JSON, HTML left unescaped, to the archive
+// entry name. The personal export writes its files the same way.
+func AddJSON(zw *zip.Writer, name string, v any) error {
 	w, err := zw.Create(name)
 	if err != nil {
 		return err
@@ -312,7 +314,8 @@ func addJSON(zw *zip.Writer, name string, v any) error {
 	return enc.Encode(v)
 }
 
-func addText(zw *zip.Writer, name, text string) error {
+// AddText writes text to the archive entry name.
+func AddText(zw *zip.Writer, name, text string) error {
 	w, err := zw.Create(name)
 	if err != nil {
 		return err

@@ -30,7 +30,6 @@ import (
 	"context"
 	"database/sql"
 	"embed"
-	"encoding/json"
 	"errors"
 	"io"
 	"io/fs"
@@ -41,6 +40,7 @@ import (
 	"github.com/kluis/kluis/internal/keys"
 	"github.com/kluis/kluis/internal/sqlstore"
 	"github.com/kluis/kluis/internal/sqlstore/accounts"
+	"github.com/kluis/kluis/internal/sqlstore/orgexport"
 	"github.com/kluis/kluis/internal/sqlstore/privacy"
 	"github.com/kluis/kluis/internal/sqlstore/projects"
 	"github.com/kluis/kluis/internal/sqlstore/rights"
@@ -175,7 +175,7 @@ func (x *exporter) write(ctx context.Context) error {
 	case !errors.Is(err, keys.ErrNoKey):
 		return err
 	}
-	if err := addText(x.zw, "README.md", Readme()); err != nil {
+	if err := orgexport.AddText(x.zw, "README.md", Readme()); err != nil {
 		return err
 	}
 	schemas := Schemas()
@@ -185,7 +185,7 @@ func (x *exporter) write(ctx context.Context) error {
 	}
 	slices.Sort(names)
 	for _, n := range names {
-		if err := addText(x.zw, "schema/"+n, string(schemas[n])); err != nil {
+		if err := orgexport.AddText(x.zw, "schema/"+n, string(schemas[n])); err != nil {
 			return err
 		}
 	}
@@ -193,7 +193,7 @@ func (x *exporter) write(ctx context.Context) error {
 	if x.self {
 		takenBy = "self"
 	}
-	if err := addJSON(x.zw, "export.json", exportFile{Format: Format, ExportedAt: x.s.core.Now().UTC(), TakenBy: takenBy, Person: string(x.u.ID),
+	if err := orgexport.AddJSON(x.zw, "export.json", exportFile{Format: Format, ExportedAt: x.s.core.Now().UTC(), TakenBy: takenBy, Person: string(x.u.ID),
 		Organisation: orgRef{ID: string(x.org.ID), Slug: x.org.Slug, Name: x.org.Name}}); err != nil {
 		return err
 	}
@@ -259,7 +259,7 @@ func (x *exporter) writeProfile(ctx context.Context) error {
 	case !errors.Is(err, sql.ErrNoRows):
 		return err
 	}
-	return addJSON(x.zw, "profile.json", f)
+	return orgexport.AddJSON(x.zw, "profile.json", f)
 }
 
 type sessionRow struct {
@@ -286,7 +286,7 @@ func (x *exporter) writeSessions(ctx context.Context) error {
 		out = append(out, sessionRow{ID: string(si.ID), CreatedAt: si.CreatedAt.UTC(), LastSeenAt: si.LastSeenAt.UTC(), ExpiresAt: si.ExpiresAt.UTC(),
 			Client: si.Client, Device: si.Device, Current: si.Current})
 	}
-	return addJSON(x.zw, "sessions.json", map[string]any{"sessions": out})
+	return orgexport.AddJSON(x.zw, "sessions.json", map[string]any{"sessions": out})
 }
 
 type factorRow struct {
@@ -374,7 +374,7 @@ func (x *exporter) writeFactors(ctx context.Context) error {
 		r.p.Name = string(name)
 		f.Passkeys = append(f.Passkeys, r.p)
 	}
-	return addJSON(x.zw, "factors.json", f)
+	return orgexport.AddJSON(x.zw, "factors.json", f)
 }
 
 type tokenRow struct {
@@ -422,7 +422,7 @@ func (x *exporter) writeTokens(ctx context.Context) error {
 		r.r.Name = string(name)
 		out = append(out, r.r)
 	}
-	return addJSON(x.zw, "tokens.json", map[string]any{"tokens": out})
+	return orgexport.AddJSON(x.zw, "tokens.json", map[string]any{"tokens": out})
 }
 
 type noticeRow struct {
@@ -488,7 +488,7 @@ func (x *exporter) writeNotices(ctx context.Context) error {
 		}
 		out = append(out, r.r)
 	}
-	return addJSON(x.zw, "notices.json", map[string]any{"notices": out})
+	return orgexport.AddJSON(x.zw, "notices.json", map[string]any{"notices": out})
 }
 
 type groupRow struct {
@@ -512,7 +512,7 @@ func (x *exporter) writeGroups(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return addJSON(x.zw, "groups.json", map[string]any{"groups": out})
+	return orgexport.AddJSON(x.zw, "groups.json", map[string]any{"groups": out})
 }
 
 // writeRequests writes requests.json: the data-subject requests about the
@@ -540,7 +540,7 @@ func (x *exporter) writeRequests(ctx context.Context) error {
 		}
 		out = append(out, q)
 	}
-	return addJSON(x.zw, "requests.json", map[string]any{"requests": out})
+	return orgexport.AddJSON(x.zw, "requests.json", map[string]any{"requests": out})
 }
 
 func timePtr(t time.Time) *time.Time {
@@ -549,24 +549,4 @@ func timePtr(t time.Time) *time.Time {
 	}
 	u := t.UTC()
 	return &u
-}
-
-func addJSON(zw *zip.Writer, name string, v any) error {
-	w, err := zw.Create(name)
-	if err != nil {
-		return err
-	}
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
-
-func addText(zw *zip.Writer, name, text string) error {
-	w, err := zw.Create(name)
-	if err != nil {
-		return err
-	}
-	_, err = io.WriteString(w, text)
-	return err
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/kluis/kluis"
 	"github.com/kluis/kluis/internal/sqlstore"
+	"github.com/kluis/kluis/internal/sqlstore/orgexport"
 	"github.com/kluis/kluis/internal/sqlstore/projects"
 	"github.com/kluis/kluis/internal/sqlstore/rights"
 )
@@ -168,13 +169,13 @@ func (x *exporter) writeProjects(ctx context.Context) error {
 			}
 		}
 	}
-	if err := addJSON(x.zw, "projects.json", map[string]any{"projects": list}); err != nil {
+	if err := orgexport.AddJSON(x.zw, "projects.json", map[string]any{"projects": list}); err != nil {
 		return err
 	}
-	if err := addJSON(x.zw, "versions.json", map[string]any{"versions": versions}); err != nil {
+	if err := orgexport.AddJSON(x.zw, "versions.json", map[string]any{"versions": versions}); err != nil {
 		return err
 	}
-	return addJSON(x.zw, "files.json", map[string]any{"files": files})
+	return orgexport.AddJSON(x.zw, "files.json", map[string]any{"files": files})
 }
 
 func fileFrom(p kluis.ProjectID, prefix string, f projects.ExportedFile) fileRow {
