@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -299,27 +300,7 @@ func TestBrowserErasureInboxAndExport(t *testing.T) {
 	if got := filepath.Base(zipFile); !strings.HasPrefix(got, slug+"-export-") || !strings.HasSuffix(got, ".zip") {
 		t.Errorf("the download is named %s, want %s-export-DATE.zip", got, slug)
 	}
-	body, err := os.ReadFile(zipFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	zr, err := zip.NewReader(bytes.NewReader(body), int64(len(body)))
-	if err != nil {
-		t.Fatalf("the export is not a ZIP: %v", err)
-	}
-	files := map[string][]byte{}
-	for _, f := range zr.File {
-		rc, err := f.Open()
-		if err != nil {
-			t.Fatalf("open %s in the export: %v", f.Name, err)
-		}
-		var buf bytes.Buffer
-		if _, err := buf.ReadFrom(rc); err != nil {
-			t.Fatalf("read %s in the export: %v", f.Name, err)
-		}
-		rc.Close()
-		files[f.Name] = buf.Bytes()
-	}
+	files := readDownloadedZip(t, zipFile)
 	for _, want := range []string{"README.md", "users.json"} {
 		if _, ok := files[want]; !ok {
 			t.Errorf("the export holds no %s", want)
@@ -365,4 +346,32 @@ func pressExport(t *testing.T, p *person, slug, downloads string) string {
 	}
 	t.Fatalf("the export button led neither to a download in %s nor to the re-authentication page (at %s)", downloads, p.path())
 	return ""
+}
+
+// readDownloadedZip reads the ZIP archive a browser downloaded into a map
+// from entry name to content.
+func readDownloadedZip(t *testing.T, file string) map[string][]byte {
+	t.Helper()
+	body, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zr, err := zip.NewReader(bytes.NewReader(body), int64(len(body)))
+	if err != nil {
+		t.Fatalf("the download %s is not a ZIP: %v", filepath.Base(file), err)
+	}
+	files := map[string][]byte{}
+	for _, f := range zr.File {
+		rc, err := f.Open()
+		if err != nil {
+			t.Fatalf("open %s in the download: %v", f.Name, err)
+		}
+		b, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			t.Fatalf("read %s in the download: %v", f.Name, err)
+		}
+		files[f.Name] = b
+	}
+	return files
 }

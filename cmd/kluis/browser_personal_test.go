@@ -1,7 +1,6 @@
 package main
 
 import (
-	"archive/zip"
 	"bytes"
 	"context"
 	"net/http"
@@ -99,25 +98,7 @@ func TestBrowserPersonDownloadsTheirDataAndDeletesTheirAccount(t *testing.T) {
 	if got := filepath.Base(file); !strings.HasPrefix(got, slug+"-personal-export-") {
 		t.Errorf("the download is named %s, want %s-personal-export-DATE.zip", got, slug)
 	}
-	body, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	zr, err := zip.NewReader(bytes.NewReader(body), int64(len(body)))
-	if err != nil {
-		t.Fatalf("the download is no ZIP: %v", err)
-	}
-	files := map[string][]byte{}
-	for _, f := range zr.File {
-		rc, err := f.Open()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var buf bytes.Buffer
-		buf.ReadFrom(rc)
-		rc.Close()
-		files[f.Name] = buf.Bytes()
-	}
+	files := readDownloadedZip(t, file)
 	for _, name := range []string{"README.md", "profile.json", "audit_events.json", "requests.json"} {
 		if _, ok := files[name]; !ok {
 			t.Errorf("the download holds no %s", name)

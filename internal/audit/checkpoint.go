@@ -35,12 +35,19 @@ type Checkpoint struct {
 // integers as 8-byte big-endian. Only the chain id varies in length, so only
 // it needs a length prefix.
 func (c *Checkpoint) signedBytes() []byte {
-	b := make([]byte, 0, len(CheckpointLabel)+4+len(c.Chain)+8+len(c.Hash)+8)
-	b = append(b, CheckpointLabel...)
-	b = appendField(b, c.Chain)
-	b = binary.BigEndian.AppendUint64(b, uint64(c.Seq))
-	b = append(b, c.Hash[:]...)
-	b = binary.BigEndian.AppendUint64(b, uint64(c.At.UnixMicro()))
+	return signedStatement(CheckpointLabel, c.Chain, c.Seq, c.Hash, c.At)
+}
+
+// signedStatement is label ‖ uint32 length ‖ chain ‖ seq ‖ hash ‖
+// at.UnixMicro(): what a checkpoint and a prune record sign, each under its
+// own label.
+func signedStatement(label, chain string, seq int64, h Hash, at time.Time) []byte {
+	b := make([]byte, 0, len(label)+4+len(chain)+8+len(h)+8)
+	b = append(b, label...)
+	b = appendField(b, chain)
+	b = binary.BigEndian.AppendUint64(b, uint64(seq))
+	b = append(b, h[:]...)
+	b = binary.BigEndian.AppendUint64(b, uint64(at.UnixMicro()))
 	return b
 }
 

@@ -2,7 +2,6 @@ package audit
 
 import (
 	"crypto/ed25519"
-	"encoding/binary"
 	"iter"
 	"time"
 )
@@ -47,13 +46,7 @@ type Prune struct {
 // At.UnixMicro(), integers 8-byte big-endian (as a checkpoint's, with
 // another label).
 func (p *Prune) signedBytes() []byte {
-	b := make([]byte, 0, len(PruneLabel)+4+len(p.Chain)+8+len(p.Hash)+8)
-	b = append(b, PruneLabel...)
-	b = appendField(b, p.Chain)
-	b = binary.BigEndian.AppendUint64(b, uint64(p.Seq))
-	b = append(b, p.Hash[:]...)
-	b = binary.BigEndian.AppendUint64(b, uint64(p.At.UnixMicro()))
-	return b
+	return signedStatement(PruneLabel, p.Chain, p.Seq, p.Hash, p.At)
 }
 
 // SignPrune sets p.Signature.
