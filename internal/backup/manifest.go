@@ -116,11 +116,15 @@ func ChunkSum(name string) (string, bool) {
 // backup's time can be read from any of its objects' names.
 const idLayout = "20060102-150405"
 
-// NewID returns a new backup id for a backup started at t.
+// NewID returns a new backup id for a backup started at t: the time to
+// the second, then six hex digits — the millisecond (three digits, 000 to
+// 3e7) and three random ones — so that two backups of one second still
+// sort in the order they were made.
 func NewID(t time.Time) string {
-	var b [3]byte
+	var b [2]byte
 	rand.Read(b[:])
-	return t.UTC().Format(idLayout) + "-" + hex.EncodeToString(b[:])
+	t = t.UTC()
+	return fmt.Sprintf("%s-%03x%03x", t.Format(idLayout), t.Nanosecond()/int(time.Millisecond), int(b[0])<<4|int(b[1])>>4)
 }
 
 // IDTime returns the time a backup id was made at.
