@@ -399,6 +399,16 @@ func TestBrowserPeopleJoinWorkAndAreAuditedInBothLanguages(t *testing.T) {
 	mgr.checkPage("user")
 	mgr.open("/o/" + slug + "/policy")
 	mgr.checkPage("policy")
+	// The retention periods (R35, R25): a year of inactivity, three of
+	// audit events.
+	mgr.fill("form#policy [name=inactive_user_days]", "365")
+	mgr.fill("form#policy [name=audit_retention_days]", "1095")
+	if resp := mgr.submit("policy"); resp.Status != http.StatusOK {
+		t.Fatalf("save the retention periods: got %d", resp.Status)
+	}
+	if a, b := mgr.value("form#policy [name=inactive_user_days]"), mgr.value("form#policy [name=audit_retention_days]"); a != "365" || b != "1095" {
+		t.Errorf("after saving, the policy page shows %s and %s days, want 365 and 1095", a, b)
+	}
 	mgr.open("/o/" + slug + "/audit")
 	mgr.checkPage("audit")
 	var actions []string
