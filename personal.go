@@ -22,7 +22,8 @@ type PersonalDataService interface {
 	// ExportUser writes the same archive about one person of the
 	// organisation, for a manager who authenticated freshly: a recorded
 	// read (user.export) of that person. Errors before the first byte:
-	// forbidden, reauth_required, not_found.
+	// forbidden, reauth_required, not_found, processing_restricted (while
+	// the person's processing is restricted only they take their data).
 	ExportUser(ctx context.Context, org OrgID, actor Actor, id UserID, w io.Writer) error
 	// EraseMe deletes the signed-in person's account after a fresh
 	// authentication: their sessions end, their personal data goes and

@@ -7,8 +7,8 @@ import "context"
 const EProcessingRestricted = "processing_restricted"
 
 // ErrProcessingRestricted refuses a change to a restricted person's profile,
-// role, status, contact data, group memberships or grants. It never names
-// the person.
+// role, status or contact data, and a manager's export of their data (the
+// person takes their own). It never names the person.
 var ErrProcessingRestricted = &Error{Code: EProcessingRestricted, Message: "processing of this person's data is restricted; lift the restriction first"}
 
 // Restricted reports whether the person's processing is restricted.

@@ -2,6 +2,7 @@ package httpserver
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -153,16 +154,21 @@ func (p *pageData) Environment() string {
 // and sealed by the service. Only the report's id goes to the log.
 func (s *server) recordCrash(r *http.Request, st *reqState, p any, stack []byte) {
 	if s.crashes == nil {
+		st.log.Error("panic", "route", st.route, "panic", kluis.ScrubCrash(fmt.Sprint(p)))
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
 	defer cancel()
 	id, err := s.crashes.RecordCrash(ctx, kluis.CrashInput{Route: st.route, RequestID: st.id, Panic: p, Stack: stack})
 	if err != nil {
+		// Not stored: the log is the only trace of the fault, scrubbed.
+		st.log.Error("panic", "route", st.route, "panic", kluis.ScrubCrash(fmt.Sprint(p)))
 		st.log.Error("the crash report could not be stored", "err", err.Error())
 		return
 	}
-	st.log.Error("crash report stored", "crash_report", id)
+	// The message stays in the sealed report: scrubbing by pattern
+	// misses names, so the log gets the route and the report's id only.
+	st.log.Error("panic", "route", st.route, "crash_report", id)
 }
 
 // statisticsJSON is the answer of GET /api/v1/operator/statistics.

@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
@@ -68,7 +67,6 @@ func (s *server) begin(next http.Handler) http.Handler {
 				if p == http.ErrAbortHandler {
 					panic(p)
 				}
-				st.log.Error("panic", "route", st.route, "panic", kluis.ScrubCrash(fmt.Sprint(p)))
 				s.recordCrash(r, st, p, debug.Stack()) // R38
 				if sw.status == 0 {
 					writeError(sw, r, errors.New("panic"))

@@ -17,14 +17,21 @@ import (
 // organisation route (orgOrOperator): renewing the licence lifts it.
 
 // readOnlyExempt are the route patterns (their endings, after
-// "/api/v1/orgs/{org}" or "/o/{org}") of the writes a read-only
-// organisation still takes, on the API and the pages. Patterns, not paths:
-// a file whose path ends in "/export" is not the export.
+// "/api/v1/orgs/{org}" or "/o/{org}", with a method first where only that
+// method is exempt) of the writes a read-only organisation still takes, on
+// the API and the pages. Patterns, not paths: a file whose path ends in
+// "/export" is not the export.
 var readOnlyExempt = []string{
 	"/login", "/login/mfa", "/login/mfa/webauthn/options", "/login/mfa/sms", "/logout",
 	"/me/reauth", "/me/reauth/webauthn/options", "/me/reauth/sms", "/account/reauth", "/account/reauth/sms",
 	"/me/password", "/account/password", "/password-reset", "/password-reset/confirm", "/forgot", "/reset", "/unlock",
 	"/export", "/inbox/{id}/read",
+	// The data-subject rights outlive the licence (R34): a person takes
+	// their data, deletes their account, restricts processing and files a
+	// request; managers take a person's data and answer requests.
+	"/me/export", "/account/export", "/users/{id}/export", "DELETE /me", "/account/delete",
+	"/me/restriction", "/account/restriction", "/account/restriction/lift",
+	"/privacy-requests", "/privacy-requests/{id}", "/privacy/requests", "/privacy/register/{id}",
 }
 
 // mayChange reports whether r may change state and its route is not
@@ -37,7 +44,7 @@ func mayChange(r *http.Request) bool {
 	_, pattern, _ := strings.Cut(r.Pattern, " ")
 	pattern = strings.TrimPrefix(strings.TrimPrefix(pattern, "/api/v1/orgs/{org}"), "/o/{org}")
 	for _, end := range readOnlyExempt {
-		if pattern == end {
+		if pattern == end || r.Method+" "+pattern == end {
 			return false
 		}
 	}

@@ -1,6 +1,7 @@
 package httpserver_test
 
 import (
+	"encoding/json"
 	"net/url"
 	"strings"
 	"testing"
@@ -57,6 +58,19 @@ func TestEndedLicenceMakesTheOrganisationReadOnly(t *testing.T) {
 			wantStatus(t, "re-authenticate", r, 200)
 			o.Manager.Token = decodeStrict[loginAnswer](t, r).Token
 			wantStatus(t, "the export of everything", a.call(t, "GET", orgPath(o.Slug, "/export"), o.Manager.Token, nil), 200)
+			// The data-subject rights outlive the licence (R34): a request
+			// filed and answered, processing restricted and lifted; the
+			// profile itself stays frozen.
+			r = a.call(t, "POST", orgPath(o.Slug, "/privacy-requests"), member.Token, map[string]any{"type": "erasure"})
+			wantStatus(t, "filing a request", r, 201)
+			var filed struct{ Request struct{ ID string } }
+			if err := json.Unmarshal(r.body, &filed); err != nil {
+				t.Fatal(err)
+			}
+			wantStatus(t, "answering it", a.call(t, "PATCH", orgPath(o.Slug, "/privacy-requests/"+filed.Request.ID), o.Manager.Token, map[string]any{"status": "in_progress"}), 200)
+			wantStatus(t, "restricting", a.call(t, "POST", orgPath(o.Slug, "/me/restriction"), member.Token, nil), 204)
+			wantStatus(t, "lifting", a.call(t, "DELETE", orgPath(o.Slug, "/me/restriction"), member.Token, nil), 204)
+			wantError(t, "a name, still", a.call(t, "PATCH", orgPath(o.Slug, "/me"), member.Token, map[string]any{"name": "After"}), 409, "licence_limit")
 			wantStatus(t, "another organisation", a.call(t, "POST", orgPath(other.Slug, "/projects"), other.Manager.Token, map[string]any{"name": "Fine"}), 201)
 
 			wantStatus(t, "renewal", a.call(t, "PUT", lic, admin.Token, map[string]any{"ends_at": a.env.Clock.Now().Add(365 * 24 * time.Hour)}), 200)

@@ -88,10 +88,21 @@ func (s *Service) pruneStep(ctx context.Context, t *sqlstore.Tx, chain string, b
 	if err := t.QueryRow(ctx, `SELECT MIN(seq) FROM audit_events WHERE chain = ?`, chain).Scan(&first); err != nil || !first.Valid {
 		return 0, err
 	}
+	// Only a prefix of events all older than before goes: it ends before
+	// the first younger event, whatever order the times of events from
+	// several nodes came in.
+	var young sql.NullInt64
+	if err := t.QueryRow(ctx, `SELECT MIN(seq) FROM audit_events WHERE chain = ? AND at >= ?`, chain, sqlstore.Micros(before)).Scan(&young); err != nil {
+		return 0, err
+	}
+	limit := first.Int64 + PruneBatch - 1
+	if young.Valid && young.Int64-1 < limit {
+		limit = young.Int64 - 1
+	}
 	var last int64
 	var h []byte
-	err := t.QueryRow(ctx, `SELECT seq, hash FROM audit_events WHERE chain = ? AND at < ? AND seq < ? ORDER BY seq DESC LIMIT 1`,
-		chain, sqlstore.Micros(before), first.Int64+PruneBatch).Scan(&last, &h)
+	err := t.QueryRow(ctx, `SELECT seq, hash FROM audit_events WHERE chain = ? AND seq <= ? ORDER BY seq DESC LIMIT 1`,
+		chain, limit).Scan(&last, &h)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}

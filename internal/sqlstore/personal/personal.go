@@ -108,7 +108,8 @@ func (s *Service) ExportMe(ctx context.Context, org kluis.OrgID, actor kluis.Act
 // ExportUser writes one person's export for a manager of their
 // organisation (see kluis.PersonalDataService): a recorded read
 // (user.export). Errors before the first byte: forbidden, reauth_required,
-// not_found.
+// not_found, processing_restricted (the person's processing is
+// restricted: only they take their data now).
 func (s *Service) ExportUser(ctx context.Context, org kluis.OrgID, actor kluis.Actor, id kluis.UserID, w io.Writer) error {
 	if !kluis.CanExportPerson(actor, org, id) {
 		return s.core.Refuse(ctx, sqlstore.OrgChain(org), actor, "user.export", sqlstore.UserTarget(id))
@@ -140,6 +141,14 @@ func (s *Service) export(ctx context.Context, org kluis.OrgID, actor kluis.Actor
 		return err
 	}
 	self := actor.UserID == id
+	// A restricted person's data goes to nobody else (R34, GDPR Art. 18):
+	// they take their own export; a manager's is refused, and recorded.
+	if !self && u.Restricted() {
+		if err := s.core.RecordRefusal(ctx, chain, actor, "user.export", target, "denied", map[string]any{"reason": "processing_restricted"}); err != nil {
+			return err
+		}
+		return kluis.ErrProcessingRestricted
+	}
 	// Recorded before the first byte leaves, whatever the client does
 	// with the stream afterwards.
 	if err := s.core.Write(context.WithoutCancel(ctx), chain, func(t *sqlstore.Tx) error {

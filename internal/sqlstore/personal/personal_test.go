@@ -527,3 +527,37 @@ func TestPersonalExportOpensOnlyTheirOwnSealedValues(t *testing.T) {
 		}
 	})
 }
+
+// R34 (restriction): while a person's processing is restricted their data
+// goes to nobody else — a manager's export of them is refused with
+// processing_restricted, writes nothing and is recorded as denied — but
+// the person still takes their own; once lifted, the manager's works again.
+func TestRestrictedPersonsDataGoesOnlyToThemselves(t *testing.T) {
+	kluistest.ForEngines(t, func(t *testing.T, env *kluistest.Env) {
+		ctx := context.Background()
+		o, boss := env.NewOrg(t, "pex-restricted")
+		alice := env.NewMember(t, o, boss, "alice@pex-restricted.example", kluis.RoleMember)
+		if err := env.Users.RestrictProcessing(ctx, o.ID, alice, alice.UserID); err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		err := env.Personal.ExportUser(ctx, o.ID, boss, alice.UserID, &buf)
+		if kluis.ErrorCode(err) != kluis.EProcessingRestricted || buf.Len() != 0 {
+			t.Fatalf("a manager's export of a restricted person: %v and %d bytes, want processing_restricted and nothing", err, buf.Len())
+		}
+		denied := 0
+		for _, e := range env.Events(t, o.ID, boss) {
+			if e.Action == "user.export" && e.Outcome == "denied" {
+				denied++
+			}
+		}
+		if denied != 1 {
+			t.Errorf("%d denied user.export events, want 1", denied)
+		}
+		export(t, func(w io.Writer) error { return env.Personal.ExportMe(ctx, o.ID, alice, w) })
+		if err := env.Users.LiftRestriction(ctx, o.ID, boss, alice.UserID); err != nil {
+			t.Fatal(err)
+		}
+		export(t, func(w io.Writer) error { return env.Personal.ExportUser(ctx, o.ID, boss, alice.UserID, w) })
+	})
+}

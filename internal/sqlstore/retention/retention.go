@@ -93,7 +93,10 @@ func (s *Service) RunRetention(ctx context.Context) (kluis.RetentionReport, erro
 		if err != nil {
 			return r, err
 		}
-		n, err := s.audit.PruneOrgChain(ctx, org, s.core.Now().Add(-time.Duration(p.AuditRetentionDays)*day))
+		// Clamped like the inactivity period: a retention of 0 written into
+		// the database must not have the job sign away the whole chain.
+		keep := clamp(p.AuditRetentionDays, kluis.MinAuditRetentionDays, kluis.MaxAuditRetentionDays)
+		n, err := s.audit.PruneOrgChain(ctx, org, s.core.Now().Add(-time.Duration(keep)*day))
 		r.AuditPruned += n
 		if err != nil {
 			return r, fmt.Errorf("audit pruning: %w", err)
@@ -333,7 +336,9 @@ func (s *Service) inactivePeople(ctx context.Context, org kluis.OrgID, r *kluis.
 	if err != nil {
 		return err
 	}
-	period := time.Duration(pol.InactiveUserDays) * day
+	// The stored period is clamped to the policy's bounds: a value written
+	// into the database behind kluis's back erases nobody sooner.
+	period := time.Duration(clamp(pol.InactiveUserDays, kluis.MinInactiveUserDays, kluis.MaxInactiveUserDays)) * day
 	warn := time.Duration(kluis.InactivityNoticeDays) * day
 	people, err := s.people(ctx, org)
 	if err != nil {
@@ -418,18 +423,22 @@ func (s *Service) notify(ctx context.Context, org kluis.OrgID, p person, eraseOn
 }
 
 // stillInactive reads p's activity again in t and reports whether it is
-// what the list said (nobody signed in or used a token meanwhile).
+// what the list said (nobody signed in or used a token meanwhile) and p is
+// not restricted now (a restriction may have come meanwhile).
 func (s *Service) stillInactive(ctx context.Context, t *sqlstore.Tx, org kluis.OrgID, p person) (bool, error) {
-	var login, seen, used sql.NullInt64
+	var login, seen, used, restricted sql.NullInt64
 	err := t.QueryRow(ctx, `SELECT u.last_login_at,
 		(SELECT MAX(s.last_seen_at) FROM sessions s WHERE s.user_id = u.id),
-		(SELECT MAX(k.last_used_at) FROM api_tokens k WHERE k.user_id = u.id)
-		FROM users u WHERE u.org_id = ? AND u.id = ?`, org, p.id).Scan(&login, &seen, &used)
+		(SELECT MAX(k.last_used_at) FROM api_tokens k WHERE k.user_id = u.id), u.restricted_at
+		FROM users u WHERE u.org_id = ? AND u.id = ?`, org, p.id).Scan(&login, &seen, &used, &restricted)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}
 	if err != nil {
 		return false, err
+	}
+	if restricted.Valid {
+		return false, nil
 	}
 	for _, v := range []sql.NullInt64{login, seen, used} {
 		if v.Valid && sqlstore.FromMicros(v.Int64).After(p.last) {
@@ -508,3 +517,6 @@ func (s *Service) purgeExpired(ctx context.Context) (int64, error) {
 	}
 	return total, nil
 }
+
+// clamp bounds v to [lo, hi].
+func clamp(v, lo, hi int) int { return max(lo, min(hi, v)) }
